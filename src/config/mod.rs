@@ -1,0 +1,1 @@
+//! repmgr.conf: typed configuration (see `params.rs`), loading and validation.

@@ -1,0 +1,12 @@
+//! repmgr in Rust: a replication manager for PostgreSQL clusters.
+//!
+//! One executable, two personalities chosen by `argv[0]`: `repmgr` (the CLI,
+//! runs and exits) and `repmgrd` (the monitoring and failover daemon).
+//! No C extension and no `shared_preload_libraries` are needed: metadata is
+//! plain SQL in schema `repmgr`, compatible with repmgr 5.
+
+pub mod logging;
+
+pub mod config;
+pub mod conninfo;
+pub mod error;
