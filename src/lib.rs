@@ -7,6 +7,7 @@
 
 pub mod logging;
 
+pub mod cli;
 pub mod config;
 pub mod conninfo;
 pub mod error;
