@@ -9,5 +9,7 @@ pub mod logging;
 
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod conninfo;
 pub mod error;
+pub mod process;

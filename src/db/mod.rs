@@ -1,0 +1,32 @@
+//! Everything that speaks SQL. Queries use bound parameters only.
+
+pub mod events;
+pub mod nodes;
+pub mod schema;
+pub mod server;
+
+pub use schema::query_error;
+
+/// A driver error as text an operator can act on: the server's own message
+/// (with its DETAIL and HINT) or the whole cause chain of a client error,
+/// since `postgres::Error`'s Display alone hides the cause.
+pub fn pg_error_text(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("\nDETAIL: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("\nHINT: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}

@@ -1,0 +1,186 @@
+//! `repmgr.nodes`: the registered nodes of the cluster.
+
+use std::fmt;
+
+use postgres::{GenericClient, Row};
+
+use super::query_error;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeType {
+    Primary,
+    Standby,
+    Witness,
+    Bdr,
+}
+
+impl NodeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::Primary => "primary",
+            NodeType::Standby => "standby",
+            NodeType::Witness => "witness",
+            NodeType::Bdr => "bdr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NodeType> {
+        Some(match s {
+            "primary" => NodeType::Primary,
+            "standby" => NodeType::Standby,
+            "witness" => NodeType::Witness,
+            "bdr" => NodeType::Bdr,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for NodeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of `repmgr.nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node_id: i32,
+    pub upstream_node_id: Option<i32>,
+    pub active: bool,
+    pub node_name: String,
+    pub node_type: NodeType,
+    pub location: String,
+    pub priority: i32,
+    pub conninfo: String,
+    pub repluser: String,
+    pub slot_name: Option<String>,
+    pub config_file: String,
+}
+
+const COLUMNS: &str = "node_id, upstream_node_id, active, node_name, type, location, \
+                       priority, conninfo, repluser, slot_name, config_file";
+
+fn from_row(row: &Row) -> Result<NodeRecord> {
+    let t: String = row.get(4);
+    let node_type = NodeType::parse(&t)
+        .ok_or_else(|| Error::db_query(format!("unknown node type \"{t}\" in repmgr.nodes")))?;
+    Ok(NodeRecord {
+        node_id: row.get(0),
+        upstream_node_id: row.get(1),
+        active: row.get(2),
+        node_name: row.get(3),
+        node_type,
+        location: row.get(5),
+        priority: row.get(6),
+        conninfo: row.get(7),
+        repluser: row.get(8),
+        slot_name: row.get(9),
+        config_file: row.get(10),
+    })
+}
+
+pub fn get(c: &mut impl GenericClient, node_id: i32) -> Result<Option<NodeRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes WHERE node_id = $1");
+    let row = c
+        .query_opt(sql.as_str(), &[&node_id])
+        .map_err(|e| query_error(&format!("retrieving the record for node {node_id}"), &e))?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub fn get_by_name(c: &mut impl GenericClient, name: &str) -> Result<Option<NodeRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes WHERE node_name = $1");
+    let row = c
+        .query_opt(sql.as_str(), &[&name])
+        .map_err(|e| query_error(&format!("retrieving the record for node \"{name}\""), &e))?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// All nodes, ordered by node_id (the order `cluster show` prints).
+pub fn all(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes ORDER BY node_id");
+    let rows = c
+        .query(sql.as_str(), &[])
+        .map_err(|e| query_error("retrieving node records", &e))?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The active primaries registered (normally at most one).
+pub fn active_primaries(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM repmgr.nodes WHERE type = 'primary' AND active ORDER BY node_id"
+    );
+    let rows = c
+        .query(sql.as_str(), &[])
+        .map_err(|e| query_error("retrieving the primary node record", &e))?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Active nodes whose upstream is `node_id`.
+pub fn downstream_of(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<NodeRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM repmgr.nodes WHERE upstream_node_id = $1 AND active ORDER BY node_id"
+    );
+    let rows = c
+        .query(sql.as_str(), &[&node_id])
+        .map_err(|e| query_error(&format!("retrieving downstream nodes of node {node_id}"), &e))?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Inserts the record, or replaces the one with the same node_id.
+pub fn upsert(c: &mut impl GenericClient, n: &NodeRecord) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO repmgr.nodes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (node_id) DO UPDATE SET
+           upstream_node_id = EXCLUDED.upstream_node_id, active = EXCLUDED.active,
+           node_name = EXCLUDED.node_name, type = EXCLUDED.type, location = EXCLUDED.location,
+           priority = EXCLUDED.priority, conninfo = EXCLUDED.conninfo,
+           repluser = EXCLUDED.repluser, slot_name = EXCLUDED.slot_name,
+           config_file = EXCLUDED.config_file"
+    );
+    c.execute(
+        sql.as_str(),
+        &[
+            &n.node_id,
+            &n.upstream_node_id,
+            &n.active,
+            &n.node_name,
+            &n.node_type.as_str(),
+            &n.location,
+            &n.priority,
+            &n.conninfo,
+            &n.repluser,
+            &n.slot_name,
+            &n.config_file,
+        ],
+    )
+    .map_err(|e| query_error(&format!("writing the record for node {}", n.node_id), &e))?;
+    Ok(())
+}
+
+pub fn delete(c: &mut impl GenericClient, node_id: i32) -> Result<bool> {
+    let n = c
+        .execute("DELETE FROM repmgr.nodes WHERE node_id = $1", &[&node_id])
+        .map_err(|e| query_error(&format!("deleting the record for node {node_id}"), &e))?;
+    Ok(n > 0)
+}
+
+pub fn set_active(c: &mut impl GenericClient, node_id: i32, active: bool) -> Result<()> {
+    c.execute(
+        "UPDATE repmgr.nodes SET active = $2 WHERE node_id = $1",
+        &[&node_id, &active],
+    )
+    .map_err(|e| query_error(&format!("updating the record for node {node_id}"), &e))?;
+    Ok(())
+}
+
+/// Sets the voting term to 1 unless a term is already recorded.
+pub fn init_voting_term(c: &mut impl GenericClient) -> Result<()> {
+    c.execute(
+        "INSERT INTO repmgr.voting_term (term)
+         SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM repmgr.voting_term)",
+        &[],
+    )
+    .map_err(|e| query_error("initialising the voting term", &e))?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Facts about a running server: role, version, timeline, replication.
+
+use postgres::GenericClient;
+
+use super::query_error;
+use crate::error::Result;
+
+/// Whether the server is a standby (`pg_is_in_recovery()`).
+pub fn in_recovery(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .map_err(|e| query_error("checking the recovery state", &e))?;
+    Ok(row.get(0))
+}
+
+/// `server_version_num`, e.g. 150018.
+pub fn version_num(c: &mut impl GenericClient) -> Result<i32> {
+    let row = c
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::INT",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving the server version", &e))?;
+    Ok(row.get(0))
+}
+
+/// The server's data directory, if this role may read it (superuser or
+/// pg_read_all_settings); None otherwise.
+pub fn data_directory(c: &mut impl GenericClient) -> Result<Option<String>> {
+    let row = c
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
+                         THEN pg_catalog.current_setting('data_directory') END",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving the data directory", &e))?;
+    Ok(row.get(0))
+}
+
+/// The timeline the node is on: a primary's current WAL timeline, a
+/// standby's received timeline (or its last checkpoint's when not streaming).
+pub fn timeline(c: &mut impl GenericClient) -> Result<i64> {
+    let row = c
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.pg_is_in_recovery()
+                    THEN COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver),
+                                  (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))::BIGINT
+                    ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::BIT(32)::BIGINT
+                    END",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving the timeline", &e))?;
+    Ok(row.get(0))
+}
+
+/// Whether a standby called `application_name` streams from this node.
+pub fn has_attached_standby(c: &mut impl GenericClient, application_name: &str) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication
+                             WHERE application_name = $1
+                               AND state IN ('streaming', 'catchup', 'startup', 'backup'))",
+            &[&application_name],
+        )
+        .map_err(|e| query_error("checking pg_stat_replication", &e))?;
+    Ok(row.get(0))
+}
+
+/// Whether WAL replay is paused (standbys only; false on a primary).
+pub fn wal_replay_paused(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.pg_is_in_recovery()
+                    THEN pg_catalog.pg_is_wal_replay_paused() ELSE FALSE END",
+            &[],
+        )
+        .map_err(|e| query_error("checking whether WAL replay is paused", &e))?;
+    Ok(row.get(0))
+}
+
+/// The user this session runs as.
+pub fn current_user(c: &mut impl GenericClient) -> Result<String> {
+    let row = c
+        .query_one("SELECT current_user::TEXT", &[])
+        .map_err(|e| query_error("retrieving the current user", &e))?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,236 @@
+//! Child processes with deadlines and captured output.
+//!
+//! Everything repmgr runs (pg_ctl, pg_basebackup, rsync, ssh and the user's
+//! `*_command` hooks) goes through here: an argument vector (or `sh -c` for
+//! user-supplied command templates only), its own process group so a
+//! deadline kills the whole tree, stdout and stderr drained concurrently so
+//! a chatty child cannot block on a full pipe, and an error that names the
+//! command, its status and what it printed.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use wait_timeout::ChildExt;
+
+use crate::error::{Error, ExitCode, Result};
+
+/// What a finished child left behind.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Exit code, or 128 + signal number as a shell reports it.
+    pub fn code(&self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        self.status
+            .code()
+            .or_else(|| self.status.signal().map(|s| 128 + s))
+            .unwrap_or(-1)
+    }
+}
+
+/// How the outcome of a child is described in messages.
+pub fn describe_status(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => match Signal::try_from(s) {
+            Ok(sig) => format!("terminated by signal {s} ({sig})"),
+            Err(_) => format!("terminated by signal {s}"),
+        },
+        _ => "unknown status".into(),
+    }
+}
+
+/// Quotes a string for display (and for `sh`), only when needed.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A command line as it would be typed, for logs and error messages.
+pub fn display_command(cmd: &Command) -> String {
+    let mut parts = vec![shell_quote(&cmd.get_program().to_string_lossy())];
+    parts.extend(cmd.get_args().map(|a| shell_quote(&a.to_string_lossy())));
+    parts.join(" ")
+}
+
+/// `sh -c TEMPLATE`, for user-supplied commands (hooks, service commands).
+pub fn shell(command_line: &str) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(command_line);
+    c
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<String>> {
+    r.map(|mut r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    })
+}
+
+fn join(h: Option<JoinHandle<String>>) -> String {
+    h.and_then(|h| h.join().ok()).unwrap_or_default()
+}
+
+/// Kills the child's whole process group: TERM, a short grace, then KILL.
+fn kill_tree(child: &mut Child) {
+    let pgid = Pid::from_raw(child.id() as i32);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if let Ok(Some(_)) = child.wait_timeout(Duration::from_millis(500)) {
+        // Grandchildren may linger in the group; make sure they go too.
+        let _ = killpg(pgid, Signal::SIGKILL);
+        return;
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs `cmd` to completion within `limit`, capturing stdout and stderr.
+/// `what` names the step for messages ("pg_basebackup", "event notification").
+pub fn run(mut cmd: Command, limit: Duration, what: &str) -> Result<Output> {
+    let shown = display_command(&cmd);
+    crate::log_debug!("executing {what}: {shown}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(ExitCode::LocalCommand, format!("unable to execute {what}"))
+            .detail(format!("{shown}: {e}"))
+    })?;
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let status = match child.wait_timeout(limit) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            kill_tree(&mut child);
+            let stderr = join(err);
+            return Err(Error::new(
+                ExitCode::LocalCommand,
+                format!("{what} did not finish within {} s and was stopped", limit.as_secs()),
+            )
+            .detail(with_output(&shown, &stderr)));
+        }
+        Err(e) => {
+            kill_tree(&mut child);
+            return Err(Error::new(ExitCode::LocalCommand, format!("waiting for {what} failed"))
+                .detail(format!("{shown}: {e}")));
+        }
+    };
+    let output = Output {
+        status,
+        stdout: join(out),
+        stderr: join(err),
+        elapsed: start.elapsed(),
+    };
+    crate::log_debug!(
+        "{what} finished with {} after {} ms",
+        describe_status(&output.status),
+        output.elapsed.as_millis()
+    );
+    Ok(output)
+}
+
+/// Like [`run`], but a non-zero exit is an error carrying the child's output.
+pub fn run_checked(cmd: Command, limit: Duration, what: &str, code: ExitCode) -> Result<Output> {
+    let shown = display_command(&cmd);
+    let out = run(cmd, limit, what)?;
+    if out.success() {
+        Ok(out)
+    } else {
+        let text = if out.stderr.trim().is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
+        Err(Error::new(
+            code,
+            format!("{what} failed with {}", describe_status(&out.status)),
+        )
+        .detail(with_output(&shown, text)))
+    }
+}
+
+fn with_output(shown: &str, text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        shown.to_string()
+    } else {
+        format!("{shown}\n{text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_both_streams_and_status() {
+        let out = run(shell("echo out; echo err >&2; exit 3"), Duration::from_secs(5), "t").unwrap();
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr, "err\n");
+        assert_eq!(out.code(), 3);
+    }
+
+    #[test]
+    fn deadline_kills_the_whole_group() {
+        let start = Instant::now();
+        // The sleep is a grandchild: killing only sh would leave it holding the pipe.
+        let e = run(shell("sleep 30 & sleep 30; echo never"), Duration::from_millis(300), "sleeper")
+            .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(e.messages[0].contains("did not finish within"), "{e:?}");
+        assert_eq!(e.code, ExitCode::LocalCommand);
+    }
+
+    #[test]
+    fn checked_failure_carries_output() {
+        let e = run_checked(
+            shell("echo boom >&2; exit 2"),
+            Duration::from_secs(5),
+            "thing",
+            ExitCode::BadBasebackup,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ExitCode::BadBasebackup);
+        assert!(e.detail.unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn missing_program_is_an_error_not_a_panic() {
+        let e = run(Command::new("/nonexistent/prog"), Duration::from_secs(1), "prog").unwrap_err();
+        assert!(e.messages[0].contains("unable to execute prog"));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc"), "abc");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
