@@ -8,8 +8,12 @@
 pub mod logging;
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod conninfo;
+pub mod daemon;
 pub mod error;
+pub mod events;
+pub mod output;
 pub mod process;

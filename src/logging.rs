@@ -98,7 +98,7 @@ impl LogSink {
         *self.lock() = None;
     }
 
-    fn is_file(&self) -> bool {
+    pub fn is_file(&self) -> bool {
         self.lock().is_some()
     }
 }

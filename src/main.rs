@@ -1,1 +1,40 @@
-fn main() {}
+//! The multi-call entry point: `repmgr` or `repmgrd` by argv[0].
+//! This is the only place that ends the process.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let prog = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|s| s.to_str())
+        .unwrap_or("repmgr")
+        .to_string();
+
+    if nix::unistd::Uid::effective().is_root() {
+        eprintln!(
+            "{prog}: cannot be run as root\n\
+             Please log in (using, e.g., \"su\") as the (unprivileged) user that owns the data directory."
+        );
+        return ExitCode::from(1);
+    }
+
+    let rest = args.get(1..).unwrap_or(&[]);
+    let result = if prog.starts_with("repmgrd") {
+        repmgr::daemon::main(rest)
+    } else {
+        repmgr::commands::main(rest)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.silent {
+                repmgr::logging::init(repmgr::logging::RepmgrLevel::Info, false);
+                repmgr::logging::log_error_report(&e);
+            }
+            ExitCode::from(e.code.code() as u8)
+        }
+    }
+}

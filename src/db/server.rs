@@ -53,17 +53,16 @@ pub fn timeline(c: &mut impl GenericClient) -> Result<i64> {
     Ok(row.get(0))
 }
 
-/// Whether a standby called `application_name` streams from this node.
-pub fn has_attached_standby(c: &mut impl GenericClient, application_name: &str) -> Result<bool> {
-    let row = c
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication
-                             WHERE application_name = $1
-                               AND state IN ('streaming', 'catchup', 'startup', 'backup'))",
-            &[&application_name],
+/// application_names of the standbys streaming (or catching up) from here.
+pub fn attached_standbys(c: &mut impl GenericClient) -> Result<Vec<String>> {
+    let rows = c
+        .query(
+            "SELECT application_name FROM pg_catalog.pg_stat_replication
+              WHERE state IN ('streaming', 'catchup', 'startup', 'backup')",
+            &[],
         )
         .map_err(|e| query_error("checking pg_stat_replication", &e))?;
-    Ok(row.get(0))
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Whether WAL replay is paused (standbys only; false on a primary).

@@ -1,0 +1,357 @@
+//! `cluster show` and `cluster event` (matrix, crosscheck and cleanup come
+//! with the operations issue).
+
+use std::thread;
+
+use super::{parse_conninfo, Ctx, APP_NAME};
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType};
+use crate::error::{Error, ExitCode, Result};
+use crate::output;
+
+/// How a node answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Up,
+    /// The server answers but would not let us in (repmgr's REJECTED).
+    Rejected,
+    Down,
+}
+
+/// What one parallel probe of a node found.
+#[derive(Debug, Clone)]
+struct Probe {
+    reach: Reach,
+    error: Option<String>,
+    in_recovery: Option<bool>,
+    timeline: Option<i64>,
+    /// application_names streaming from this node.
+    attached: Vec<String>,
+    replay_paused: bool,
+}
+
+impl Probe {
+    fn down(reach: Reach, error: String) -> Probe {
+        Probe {
+            reach,
+            error: Some(error),
+            in_recovery: None,
+            timeline: None,
+            attached: Vec::new(),
+            replay_paused: false,
+        }
+    }
+}
+
+/// Probes one node: a connection bounded by its connect_timeout, then a few
+/// cheap queries. Never fails: what went wrong is part of the result.
+fn probe(n: &NodeRecord) -> Probe {
+    let ci = match parse_conninfo(&n.conninfo, "conninfo") {
+        Ok(ci) => ci,
+        Err(e) => return Probe::down(Reach::Down, e.detail.unwrap_or_default()),
+    };
+    let mut c = match db::connect::connect(&ci, APP_NAME) {
+        Ok(c) => c,
+        Err(e) => {
+            let reach = match db::connect::ping(&ci, APP_NAME) {
+                db::connect::Ping::Ok => Reach::Rejected,
+                _ => Reach::Down,
+            };
+            let text = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+            return Probe::down(reach, text);
+        }
+    };
+    let in_recovery = db::server::in_recovery(&mut c).ok();
+    let timeline = db::server::timeline(&mut c).ok();
+    let replay_paused = db::server::wal_replay_paused(&mut c).unwrap_or(false);
+    let attached = db::server::attached_standbys(&mut c).unwrap_or_default();
+    Probe {
+        reach: Reach::Up,
+        error: None,
+        in_recovery,
+        timeline,
+        attached,
+        replay_paused,
+    }
+}
+
+/// Probes every node at once, so one hung node costs one timeout in total.
+fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
+    let handles: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|n| thread::spawn(move || probe(&n)))
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Probe::down(Reach::Down, "internal error while probing".into()))
+        })
+        .collect()
+}
+
+/// The Status cell for a node, plus a warning when it is an issue.
+fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
+    let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
+    let kind = n.node_type;
+    if p.reach != Reach::Up {
+        if !n.active {
+            return ("- failed".into(), None);
+        }
+        let cell = if p.reach == Reach::Rejected {
+            "? running"
+        } else {
+            "? unreachable"
+        };
+        let article = if kind == NodeType::Primary { "an active primary" } else if kind == NodeType::Witness { "an active witness" } else { "an active standby" };
+        return (cell.into(), Some(format!("{who} is registered as {article} but is unreachable")));
+    }
+    match (kind, n.active, p.in_recovery) {
+        (_, _, None) => ("! unknown".into(), Some(format!("{who} has unknown replication status"))),
+        (NodeType::Primary, true, Some(false)) => ("* running".into(), None),
+        (NodeType::Primary, true, Some(true)) => (
+            "! running as standby".into(),
+            Some(format!("{who} is registered as primary but running as standby")),
+        ),
+        (NodeType::Primary, false, Some(false)) => (
+            "! running".into(),
+            Some(format!("{who} is running but the repmgr node record is inactive")),
+        ),
+        (NodeType::Primary, false, Some(true)) => (
+            "! running as standby".into(),
+            Some(format!("{who} is registered as an inactive primary but running as standby")),
+        ),
+        (NodeType::Witness, true, _) => ("* running".into(), None),
+        (NodeType::Witness, false, _) => (
+            "! running".into(),
+            Some(format!("{who} is running but the repmgr node record is inactive")),
+        ),
+        (_, true, Some(true)) => ("  running".into(), None),
+        (_, true, Some(false)) => (
+            "! running as primary".into(),
+            Some(format!("{who} is registered as standby but running as primary")),
+        ),
+        (_, false, Some(true)) => (
+            "! running".into(),
+            Some(format!("{who} is running but the repmgr node record is inactive")),
+        ),
+        (_, false, Some(false)) => (
+            "! running as primary".into(),
+            Some(format!("{who} is running as primary but the repmgr node record is inactive")),
+        ),
+    }
+}
+
+/// The Upstream cell: the name, marked `?` when the upstream cannot be
+/// asked and `!` when the node is not streaming from it.
+fn upstream_cell(
+    n: &NodeRecord,
+    p: &Probe,
+    nodes: &[NodeRecord],
+    probes: &[Probe],
+) -> (String, Option<String>) {
+    let Some(up_id) = n.upstream_node_id else {
+        return (String::new(), None);
+    };
+    let Some(idx) = nodes.iter().position(|x| x.node_id == up_id) else {
+        return (format!("? {up_id}"), None);
+    };
+    let up = &nodes[idx];
+    let up_probe = &probes[idx];
+    // Only a running standby is expected to stream; a witness connects by SQL.
+    if n.node_type != NodeType::Standby || p.reach != Reach::Up || p.in_recovery != Some(true) {
+        return (up.node_name.clone(), None);
+    }
+    if up_probe.reach != Reach::Up {
+        return (format!("? {}", up.node_name), None);
+    }
+    if up_probe.attached.iter().any(|a| a == &n.node_name) {
+        (up.node_name.clone(), None)
+    } else {
+        (
+            format!("! {}", up.node_name),
+            Some(format!(
+                "node \"{}\" (ID: {}) is not attached to its upstream node \"{}\" (ID: {})",
+                n.node_name, n.node_id, up.node_name, up.node_id
+            )),
+        )
+    }
+}
+
+/// `repmgr cluster show`.
+pub fn show(ctx: &Ctx) -> Result<()> {
+    let mut conn = ctx.connect_local()?;
+    if !db::schema::exists(&mut conn)? {
+        return Err(Error::config("the repmgr metadata schema was not found on this node")
+            .hint("run \"repmgr primary register\" on the primary first"));
+    }
+    let nodes = db::nodes::all(&mut conn)?;
+    drop(conn);
+    if nodes.is_empty() {
+        return Err(Error::config("no node records were found")
+            .hint("ensure \"repmgr primary register\" was run"));
+    }
+    let probes = probe_all(&nodes);
+
+    if ctx.opts.csv {
+        let mut out = String::new();
+        for (n, p) in nodes.iter().zip(&probes) {
+            let availability = if p.reach == Reach::Up { 0 } else { -1 };
+            let recovery = match p.in_recovery {
+                Some(false) => 0,
+                Some(true) => 1,
+                None => -1,
+            };
+            out.push_str(&format!("{},{availability},{recovery}\n", n.node_id));
+        }
+        print!("{out}");
+        return Ok(());
+    }
+
+    let mut warnings = Vec::new();
+    let mut connection_errors = false;
+    let mut rows = Vec::new();
+    for (n, p) in nodes.iter().zip(&probes) {
+        let (status, w1) = status_cell(n, p);
+        let (upstream, w2) = upstream_cell(n, p, &nodes, &probes);
+        warnings.extend(w1);
+        warnings.extend(w2);
+        if p.reach == Reach::Up && p.replay_paused {
+            warnings.push(format!(
+                "WAL replay is paused on node \"{}\" (ID: {}) with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed",
+                n.node_name, n.node_id
+            ));
+        }
+        if let Some(err) = &p.error {
+            if n.active {
+                connection_errors = true;
+                if ctx.opts.verbose {
+                    warnings.push(format!(
+                        "when attempting to connect to node \"{}\" (ID: {}), following error encountered :\n\"{}\"",
+                        n.node_name,
+                        n.node_id,
+                        err.trim()
+                    ));
+                }
+            }
+        }
+        let timeline = match (n.node_type, p.timeline) {
+            (NodeType::Witness, _) => "n/a".to_string(),
+            (_, Some(t)) if p.reach == Reach::Up => t.to_string(),
+            _ => "?".to_string(),
+        };
+        let mut row = vec![
+            n.node_id.to_string(),
+            n.node_name.clone(),
+            n.node_type.to_string(),
+            status,
+            upstream,
+            n.location.clone(),
+            n.priority.to_string(),
+            timeline,
+        ];
+        if !ctx.opts.compact {
+            row.push(n.conninfo.clone());
+        }
+        rows.push(row);
+    }
+    let headers: &[&str] = if ctx.opts.compact {
+        &["ID", "Name", "Role", "Status", "Upstream", "Location", "Prio.", "TLI"]
+    } else {
+        &[
+            "ID",
+            "Name",
+            "Role",
+            "Status",
+            "Upstream",
+            "Location",
+            "Priority",
+            "Timeline",
+            "Connection string",
+        ]
+    };
+    print!("{}", output::table(headers, &rows));
+
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    println!();
+    crate::log_warning!("following issues were detected");
+    let mut list = String::new();
+    for w in &warnings {
+        list.push_str(&format!("  - {w}\n"));
+    }
+    print!("{list}");
+    if connection_errors && !ctx.opts.verbose && !ctx.opts.terse {
+        println!();
+        crate::log_hint!("execute with --verbose option to see connection error messages");
+    }
+    Err(Error::silent(ExitCode::NodeStatus))
+}
+
+/// `repmgr cluster event`.
+pub fn event(ctx: &Ctx) -> Result<()> {
+    let limit = if ctx.opts.all {
+        None
+    } else {
+        let l = crate::cli::parse_int_option("limit", &ctx.opts.limit)?.unwrap_or(20);
+        if l < 1 {
+            return Err(Error::config(format!("--limit must be 1 or more (got {l})"))
+                .hint("use --all to show every event"));
+        }
+        Some(i64::from(l))
+    };
+    let filter = db::events::EventFilter {
+        node_id: crate::cli::parse_int_option("node-id", &ctx.opts.node_id)?,
+        node_name: ctx.opts.node_name.clone(),
+        event: ctx.opts.event.clone(),
+        limit,
+    };
+    let mut conn = ctx.connect_local()?;
+    if !db::schema::exists(&mut conn)? {
+        return Err(Error::config("the repmgr metadata schema was not found on this node")
+            .hint("run \"repmgr primary register\" on the primary first"));
+    }
+    let events = db::events::list(&mut conn, &filter)?;
+    if ctx.opts.csv {
+        let mut out = String::new();
+        for e in &events {
+            let mut f = vec![
+                e.node_id.to_string(),
+                e.node_name.clone(),
+                e.event.clone(),
+                if e.successful { "t" } else { "f" }.to_string(),
+                e.timestamp.clone(),
+            ];
+            if !ctx.opts.compact {
+                f.push(e.details.clone());
+            }
+            out.push_str(&output::csv_line(&f));
+        }
+        print!("{out}");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            let mut r = vec![
+                e.node_id.to_string(),
+                e.node_name.clone(),
+                e.event.clone(),
+                if e.successful { "t" } else { "f" }.to_string(),
+                e.timestamp.clone(),
+            ];
+            if !ctx.opts.compact {
+                r.push(e.details.clone());
+            }
+            r
+        })
+        .collect();
+    let headers: &[&str] = if ctx.opts.compact {
+        &["Node ID", "Name", "Event", "OK", "Timestamp"]
+    } else {
+        &["Node ID", "Name", "Event", "OK", "Timestamp", "Details"]
+    };
+    print!("{}", output::table(headers, &rows));
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The repmgr CLI: one module per command family, one function per action
+//! (repmgr's `do_<family>_<action>`), all returning `Result` to `main`.
+
+pub mod cluster;
+pub mod primary;
+pub mod standby;
+
+use postgres::Client;
+
+use crate::cli::{self, Action, Command, Opts};
+use crate::config::{self, Config, Loaded};
+use crate::conninfo::ConnInfo;
+use crate::db;
+use crate::error::{Error, ExitCode, Result};
+use crate::logging::{self, RepmgrLevel};
+
+/// The application name repmgr's connections use.
+pub const APP_NAME: &str = "repmgr";
+
+/// Everything an action needs: the parsed options and the configuration.
+pub struct Ctx {
+    pub opts: Opts,
+    pub action: Action,
+    /// The optional positional word (`standby clone HOST`).
+    pub arg: Option<String>,
+    pub loaded: Option<Loaded>,
+    /// Defaults stand in when no configuration file was found.
+    default_config: Config,
+}
+
+impl Ctx {
+    /// The configuration; defaults when running without a file (clone).
+    pub fn config(&self) -> &Config {
+        self.loaded
+            .as_ref()
+            .map(|l| &l.config)
+            .unwrap_or(&self.default_config)
+    }
+
+    /// The configuration, which this action cannot do without, checked for
+    /// the keys that identify the node.
+    pub fn node_config(&self, need_data_directory: bool) -> Result<&Config> {
+        let loaded = self.loaded.as_ref().ok_or_else(|| {
+            Error::config("no configuration file provided and none found")
+                .hint("provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf")
+        })?;
+        loaded.config.check_required(need_data_directory)?;
+        Ok(&loaded.config)
+    }
+
+    /// The local node's conninfo from repmgr.conf.
+    pub fn local_conninfo(&self) -> Result<ConnInfo> {
+        let cfg = self.node_config(false)?;
+        parse_conninfo(&cfg.conninfo, "conninfo in the configuration file")
+    }
+
+    pub fn connect_local(&self) -> Result<Client> {
+        let ci = self.local_conninfo()?;
+        let cfg = self.config();
+        connect_node(&ci, &cfg.node_name, cfg.node_id.unwrap_or(0))
+    }
+
+    /// The conninfo given with -d/-h/-p/-U, if any: `-d` may be a whole
+    /// conninfo string; the configured conninfo's other keys (user, dbname,
+    /// passfile…) are the base, as repmgr does.
+    pub fn conninfo_from_options(&self) -> Result<Option<ConnInfo>> {
+        let o = &self.opts;
+        if o.dbname.is_none() && o.host.is_none() && o.port.is_none() && o.username.is_none() {
+            return Ok(None);
+        }
+        let mut ci = match self.loaded.as_ref() {
+            Some(l) if !l.config.conninfo.is_empty() => {
+                let mut base = parse_conninfo(&l.config.conninfo, "conninfo in the configuration file")?;
+                for k in ["host", "hostaddr", "port", "application_name"] {
+                    base.remove(k);
+                }
+                base
+            }
+            _ => ConnInfo::default(),
+        };
+        if let Some(d) = &o.dbname {
+            if looks_like_conninfo(d) {
+                let given = parse_conninfo(d, "-d/--dbname")?;
+                for (k, v) in given.iter() {
+                    ci.set(k, v);
+                }
+            } else {
+                ci.set("dbname", d);
+            }
+        }
+        if let Some(h) = &o.host {
+            ci.remove("hostaddr");
+            ci.set("host", h);
+        }
+        if let Some(p) = &o.port {
+            ci.set("port", p);
+        }
+        if let Some(u) = &o.username {
+            ci.set("user", u);
+        }
+        Ok(Some(ci))
+    }
+}
+
+/// Whether a -d value is a conninfo string rather than a database name.
+pub fn looks_like_conninfo(s: &str) -> bool {
+    s.contains('=') || s.starts_with("postgresql://") || s.starts_with("postgres://")
+}
+
+pub fn parse_conninfo(s: &str, what: &str) -> Result<ConnInfo> {
+    ConnInfo::parse(s).map_err(|e| {
+        Error::config(format!("unable to parse the {what}"))
+            .detail(format!("{e}: \"{s}\""))
+    })
+}
+
+/// Connects to a node, with an error naming the node.
+pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Client> {
+    db::connect::connect(ci, APP_NAME).map_err(|e| {
+        let what = if node_name.is_empty() {
+            "unable to connect to the database".to_string()
+        } else {
+            format!("unable to connect to node \"{node_name}\" (ID: {node_id})")
+        };
+        let mut err = Error::new(e.code, what);
+        err.detail = Some(match e.detail {
+            Some(d) => format!("{}\n{d}", e.message()),
+            None => e.message().to_string(),
+        });
+        err.hint = e.hint.or_else(|| Some("check the node is running and its conninfo is correct".into()));
+        err
+    })
+}
+
+/// Connects to a registered node by its record.
+pub fn connect_record(n: &db::nodes::NodeRecord) -> Result<Client> {
+    let ci = parse_conninfo(&n.conninfo, &format!("conninfo of node \"{}\"", n.node_name))?;
+    connect_node(&ci, &n.node_name, n.node_id)
+}
+
+/// Finds the current primary from a node's metadata: the registered active
+/// primary if reachable and not in recovery, else any reachable registered
+/// node that is not in recovery. Returns its record and connection.
+pub fn find_primary(
+    meta: &mut Client,
+) -> Result<Option<(db::nodes::NodeRecord, Client)>> {
+    let nodes = db::nodes::all(meta)?;
+    let mut ordered: Vec<&db::nodes::NodeRecord> = nodes
+        .iter()
+        .filter(|n| n.node_type == db::nodes::NodeType::Primary && n.active)
+        .collect();
+    ordered.extend(
+        nodes
+            .iter()
+            .filter(|n| !(n.node_type == db::nodes::NodeType::Primary && n.active))
+            .filter(|n| n.node_type != db::nodes::NodeType::Witness),
+    );
+    for n in ordered {
+        let Ok(mut c) = connect_record(n) else { continue };
+        if let Ok(false) = db::server::in_recovery(&mut c) {
+            return Ok(Some((n.clone(), c)));
+        }
+    }
+    Ok(None)
+}
+
+/// Parses, checks and runs one repmgr command line. Only `main` exits.
+pub fn main(args: &[String]) -> Result<()> {
+    let command = cli::parse(args)?;
+    let (action, opts, arg) = match command {
+        Command::Help(topic) => {
+            print!("{}", cli::help::text(topic.as_ref()));
+            return Ok(());
+        }
+        Command::Version => {
+            println!("repmgr {}", cli::help::VERSION);
+            return Ok(());
+        }
+        Command::VersionNumber => {
+            println!("{}", cli::help::version_number());
+            return Ok(());
+        }
+        Command::Run(a, o, arg) => (a, *o, arg),
+    };
+
+    let cli_level = match &opts.log_level {
+        Some(l) => Some(RepmgrLevel::parse(l).ok_or_else(|| {
+            Error::config(format!("invalid log level \"{l}\" provided"))
+                .hint("valid log levels are DEBUG, INFO, NOTICE, WARNING, ERROR, ALERT, CRIT or EMERG")
+        })?),
+        None => None,
+    };
+    logging::init(effective_level(&opts, cli_level, RepmgrLevel::Info), false);
+    logging::set_terse(opts.terse);
+
+    let loaded = load_config(&opts, action)?;
+    if let Some(l) = &loaded {
+        logging::set_level(effective_level(&opts, cli_level, l.config.log_level));
+        for w in &l.warnings {
+            crate::log_warning!("{w}");
+        }
+        if opts.log_to_file && !l.config.log_file.is_empty() {
+            logging::sink().open(&l.config.log_file).map_err(|e| {
+                Error::config(format!("unable to open log file \"{}\"", l.config.log_file))
+                    .detail(e.to_string())
+            })?;
+        }
+    }
+
+    let ctx = Ctx {
+        opts,
+        action,
+        arg,
+        loaded,
+        default_config: Config::default(),
+    };
+    dispatch(&ctx)
+}
+
+fn effective_level(opts: &Opts, cli: Option<RepmgrLevel>, configured: RepmgrLevel) -> RepmgrLevel {
+    if opts.quiet {
+        return RepmgrLevel::Error;
+    }
+    let level = cli.unwrap_or(configured);
+    if opts.verbose && level > RepmgrLevel::Info {
+        RepmgrLevel::Info
+    } else {
+        level
+    }
+}
+
+/// Loads repmgr.conf in repmgr's search order. `standby clone` may run
+/// without one, as the seed says; other actions need it.
+fn load_config(opts: &Opts, action: Action) -> Result<Option<Loaded>> {
+    let path = config::locate(opts.config_file.as_deref())?;
+    match path {
+        Some(p) => {
+            crate::log_debug!("using configuration file \"{}\"", p.display());
+            Ok(Some(config::load_file(&p)?))
+        }
+        None if action == Action::StandbyClone => Ok(None),
+        None => Err(Error::config("no configuration file provided and none found")
+            .hint("provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf")),
+    }
+}
+
+fn dispatch(ctx: &Ctx) -> Result<()> {
+    use Action::*;
+    match ctx.action {
+        PrimaryRegister => primary::register(ctx),
+        PrimaryUnregister => primary::unregister(ctx),
+        StandbyRegister => standby::register(ctx),
+        StandbyUnregister => standby::unregister(ctx),
+        ClusterShow => cluster::show(ctx),
+        ClusterEvent => cluster::event(ctx),
+        other => Err(Error::new(
+            ExitCode::BadConfig,
+            format!("\"{}\" is not implemented in this release yet", other.name()),
+        )
+        .hint("see README.md for what this release provides")),
+    }
+}

@@ -1,0 +1,344 @@
+//! `standby register` and `standby unregister` (clone, promote, follow and
+//! switchover come with the lifecycle issue).
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::{connect_node, find_primary, Ctx};
+use crate::config::Config;
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType};
+use crate::error::{Error, ExitCode, Result};
+use crate::events::{self, Event};
+
+/// Default `--wait-sync` timeout when none is given (repmgr waits forever;
+/// we never do).
+const DEFAULT_WAIT_SYNC: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+/// The primary to write to: from -h/-p/-U/-d when given, else found from
+/// the local node's copy of the metadata.
+fn primary_connection(ctx: &Ctx, local: Option<&mut Client>) -> Result<(Option<NodeRecord>, Client)> {
+    if let Some(ci) = ctx.conninfo_from_options()? {
+        let mut c = connect_node(&ci, "", 0).map_err(|e| {
+            let mut e = e;
+            e.messages = vec!["unable to connect to the primary given with -h/-p/-U/-d".into()];
+            e
+        })?;
+        if db::server::in_recovery(&mut c)? {
+            return Err(Error::config("the server given with -h/-p/-U/-d is not a primary")
+                .hint("point -h/-d at the current primary"));
+        }
+        return Ok((None, c));
+    }
+    let Some(local) = local else {
+        return Err(Error::db_conn("unable to find the primary: the local node is not running")
+            .hint("provide the primary's connection parameters with -h/-p/-U/-d"));
+    };
+    if !db::schema::exists(local)? {
+        return Err(Error::config("the repmgr metadata schema was not found on this node")
+            .hint("register the primary first with \"repmgr primary register\"; if it is, check this standby replicates from it"));
+    }
+    match find_primary(local)? {
+        Some((rec, c)) => Ok((Some(rec), c)),
+        None => Err(Error::db_conn("unable to connect to the primary")
+            .detail("no registered node is reachable and out of recovery")
+            .hint("provide the primary's connection parameters with -h/-p/-U/-d")),
+    }
+}
+
+/// `repmgr standby register`.
+pub fn register(ctx: &Ctx) -> Result<()> {
+    let cfg = ctx.node_config(false)?;
+    let node_id = cfg.node_id.unwrap_or_default();
+    crate::log_info!("connecting to local node \"{}\" (ID: {node_id})", cfg.node_name);
+    let mut local = match ctx.connect_local() {
+        Ok(c) => Some(c),
+        Err(e) if ctx.opts.force => {
+            crate::log_warning!(
+                "unable to connect to local node \"{}\" (ID: {node_id}); registering it anyway (-F/--force)",
+                cfg.node_name
+            );
+            crate::log_detail!("{}", e.detail.as_deref().unwrap_or(e.message()));
+            None
+        }
+        Err(e) => {
+            return Err(e.hint(
+                "to register a standby which is not running, provide primary connection parameters and use option -F/--force",
+            ))
+        }
+    };
+    if let Some(c) = local.as_mut() {
+        if !db::server::in_recovery(c)? {
+            return Err(Error::config("this node should be a standby")
+                .detail(format!("node \"{}\" (ID: {node_id}) is not in recovery", cfg.node_name))
+                .hint("use \"repmgr primary register\" to register a primary"));
+        }
+    }
+
+    crate::log_info!("connecting to primary database");
+    let (primary_rec, mut primary) = primary_connection(ctx, local.as_mut())?;
+    if !db::schema::exists(&mut primary)? {
+        return Err(Error::config("the repmgr metadata schema was not found on the primary")
+            .hint("run \"repmgr primary register\" on the primary first"));
+    }
+    let primary_rec = match primary_rec {
+        Some(r) => r,
+        None => registered_primary(&mut primary)?,
+    };
+    if let Some(c) = local.as_mut() {
+        check_versions(c, &mut primary)?;
+    }
+
+    let upstream_id = crate::cli::parse_int_option("upstream-node-id", &ctx.opts.upstream_node_id)?
+        .unwrap_or(primary_rec.node_id);
+    if upstream_id == node_id {
+        return Err(Error::config("a node cannot be its own upstream")
+            .hint("check --upstream-node-id"));
+    }
+    let upstream = db::nodes::get(&mut primary, upstream_id)?.ok_or_else(|| {
+        Error::config(format!("upstream node {upstream_id} is not registered"))
+            .hint("register the upstream node first, or check --upstream-node-id")
+    })?;
+    if !upstream.active && !ctx.opts.force {
+        return Err(Error::config(format!(
+            "upstream node \"{}\" (ID: {upstream_id}) is marked inactive",
+            upstream.node_name
+        ))
+        .hint("use -F/--force to register this standby anyway"));
+    }
+
+    let existing = db::nodes::get(&mut primary, node_id)?;
+    if let Some(e) = &existing {
+        if e.node_type != NodeType::Standby {
+            return Err(Error::config(format!(
+                "node ID {node_id} is already registered as a {} (\"{}\")",
+                e.node_type, e.node_name
+            ))
+            .hint("node_id must be unique in the cluster"));
+        }
+        if !ctx.opts.force {
+            return Err(Error::config("this node is already registered")
+                .detail(format!("node \"{}\" (ID: {node_id}) is registered as standby", e.node_name))
+                .hint("use -F/--force to overwrite the existing node record"));
+        }
+    }
+    if let Some(other) = db::nodes::get_by_name(&mut primary, &cfg.node_name)? {
+        if other.node_id != node_id {
+            return Err(Error::config(format!(
+                "node name \"{}\" is already in use by node ID {}",
+                cfg.node_name, other.node_id
+            ))
+            .hint("node_name must be unique in the cluster: set another node_name in repmgr.conf"));
+        }
+    }
+
+    let record = standby_record(cfg, upstream_id, &mut primary)?;
+    if ctx.opts.dry_run {
+        crate::log_info!(
+            "would register standby \"{}\" (ID: {node_id}) with upstream node {upstream_id}",
+            cfg.node_name
+        );
+        crate::log_notice!("prerequisites for registering the standby are met");
+        return Ok(());
+    }
+
+    let mut tx = primary
+        .transaction()
+        .map_err(|e| db::query_error("starting a transaction", &e))?;
+    db::nodes::upsert(&mut tx, &record)?;
+    let details = format!("standby registration succeeded; upstream node ID is {upstream_id}");
+    let ev = Event {
+        primary_id: Some(primary_rec.node_id),
+        conninfo: Some(primary_rec.conninfo.clone()),
+        ..event(cfg, "standby_register", details)
+    };
+    let ts = events::write(&mut tx, &ev)?;
+    tx.commit()
+        .map_err(|e| db::query_error("committing the standby registration", &e))?;
+    events::notify(cfg, &ev, Some(&ts));
+    crate::log_notice!(
+        "standby node \"{}\" (ID: {node_id}) successfully registered",
+        cfg.node_name
+    );
+
+    if let Some(wait) = &ctx.opts.wait_sync {
+        wait_for_sync(ctx, cfg, &record, wait, &mut primary, &primary_rec)?;
+    }
+    Ok(())
+}
+
+fn event<'a>(cfg: &'a Config, name: &'a str, details: String) -> Event<'a> {
+    Event {
+        node_id: cfg.node_id.unwrap_or_default(),
+        node_name: &cfg.node_name,
+        event: name,
+        successful: true,
+        details,
+        primary_id: None,
+        conninfo: None,
+    }
+}
+
+/// The primary's own record, found when the primary was given with -h/-d.
+fn registered_primary(primary: &mut Client) -> Result<NodeRecord> {
+    let mut ps = db::nodes::active_primaries(primary)?;
+    match ps.len() {
+        1 => Ok(ps.remove(0)),
+        0 => Err(Error::config("no active primary is registered")
+            .hint("run \"repmgr primary register\" on the primary first")),
+        _ => Err(Error::config("more than one active primary is registered")
+            .hint("check \"repmgr cluster show\" and unregister or deactivate the stale primary")),
+    }
+}
+
+/// Standby and primary must run the same PostgreSQL major version.
+fn check_versions(local: &mut Client, primary: &mut Client) -> Result<()> {
+    let l = db::server::version_num(local)?;
+    let p = db::server::version_num(primary)?;
+    if l / 10000 != p / 10000 {
+        return Err(Error::config(format!(
+            "PostgreSQL versions differ: this standby is {}, the primary is {}",
+            l / 10000,
+            p / 10000
+        ))
+        .hint("a standby must run the same PostgreSQL major version as its primary"));
+    }
+    Ok(())
+}
+
+fn standby_record(cfg: &Config, upstream_id: i32, primary: &mut Client) -> Result<NodeRecord> {
+    let repluser = if cfg.replication_user.is_empty() {
+        match crate::conninfo::ConnInfo::parse(&cfg.conninfo)
+            .ok()
+            .and_then(|ci| ci.get("user").map(str::to_string))
+        {
+            Some(u) => u,
+            None => db::server::current_user(primary)?,
+        }
+    } else {
+        cfg.replication_user.clone()
+    };
+    Ok(NodeRecord {
+        node_id: cfg.node_id.unwrap_or_default(),
+        upstream_node_id: Some(upstream_id),
+        active: true,
+        node_name: cfg.node_name.clone(),
+        node_type: NodeType::Standby,
+        location: cfg.location.clone(),
+        priority: cfg.priority,
+        conninfo: cfg.conninfo.clone(),
+        repluser,
+        slot_name: super::primary::slot_name(cfg),
+        config_file: cfg.config_file.clone(),
+    })
+}
+
+/// `--wait-sync[=secs]`: wait until the record written on the primary is
+/// visible in this standby's copy of the metadata.
+fn wait_for_sync(
+    ctx: &Ctx,
+    cfg: &Config,
+    record: &NodeRecord,
+    wait: &str,
+    primary: &mut Client,
+    primary_rec: &NodeRecord,
+) -> Result<()> {
+    let limit = if wait.trim().is_empty() {
+        DEFAULT_WAIT_SYNC
+    } else {
+        let secs: u64 = wait.trim().parse().map_err(|_| {
+            Error::config(format!("invalid value provided for option \"--wait-sync\": \"{wait}\""))
+                .hint("provide a number of seconds")
+        })?;
+        Duration::from_secs(secs)
+    };
+    crate::log_info!("waiting up to {} s for the node record to appear on the standby", limit.as_secs());
+    let deadline = Instant::now() + limit;
+    let synced = loop {
+        let seen = ctx
+            .connect_local()
+            .ok()
+            .and_then(|mut c| db::nodes::get(&mut c, record.node_id).ok().flatten());
+        if seen.as_ref() == Some(record) {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    };
+    let details = if synced {
+        format!("node record for node {} synchronised to the standby", record.node_id)
+    } else {
+        format!(
+            "node record for node {} not synchronised to the standby within {} s",
+            record.node_id,
+            limit.as_secs()
+        )
+    };
+    let ev = Event {
+        successful: synced,
+        primary_id: Some(primary_rec.node_id),
+        conninfo: Some(primary_rec.conninfo.clone()),
+        ..event(cfg, "standby_register_sync", details)
+    };
+    events::record(Some(primary), cfg, &ev);
+    if synced {
+        crate::log_notice!("node record synchronised to the standby");
+        Ok(())
+    } else {
+        Err(Error::new(
+            ExitCode::RegistrationSync,
+            format!("node record was not synchronised to the standby within {} s", limit.as_secs()),
+        )
+        .hint("check the standby is streaming from the primary (\"repmgr cluster show\")"))
+    }
+}
+
+/// `repmgr standby unregister [--node-id]`.
+pub fn unregister(ctx: &Ctx) -> Result<()> {
+    let cfg = ctx.node_config(false)?;
+    let target_id = crate::cli::parse_int_option("node-id", &ctx.opts.node_id)?
+        .unwrap_or(cfg.node_id.unwrap_or_default());
+    let mut local = ctx.connect_local().ok();
+    let (_, mut primary) = primary_connection(ctx, local.as_mut())?;
+    let target = db::nodes::get(&mut primary, target_id)?.ok_or_else(|| {
+        Error::config(format!("node {target_id} is not registered"))
+            .hint("check the node ID with \"repmgr cluster show\"")
+    })?;
+    if target.node_type != NodeType::Standby {
+        return Err(Error::config(format!(
+            "node \"{}\" (ID: {target_id}) is a {}, not a standby",
+            target.node_name, target.node_type
+        ))
+        .hint(format!("use \"repmgr {} unregister\"", target.node_type)));
+    }
+    let downstream = db::nodes::downstream_of(&mut primary, target_id)?;
+    if !downstream.is_empty() && !ctx.opts.force {
+        return Err(Error::config(format!(
+            "node \"{}\" (ID: {target_id}) has downstream nodes registered",
+            target.node_name
+        ))
+        .hint("re-point them first, or use -F/--force"));
+    }
+    if ctx.opts.dry_run {
+        crate::log_info!("would unregister standby \"{}\" (ID: {target_id})", target.node_name);
+        return Ok(());
+    }
+    let mut tx = primary
+        .transaction()
+        .map_err(|e| db::query_error("starting a transaction", &e))?;
+    db::nodes::delete(&mut tx, target_id)?;
+    let ev = Event {
+        node_id: target_id,
+        node_name: &target.node_name,
+        ..event(cfg, "standby_unregister", format!("node {target_id} unregistered"))
+    };
+    let ts = events::write(&mut tx, &ev)?;
+    tx.commit()
+        .map_err(|e| db::query_error("committing the unregistration", &e))?;
+    events::notify(cfg, &ev, Some(&ts));
+    crate::log_notice!("standby node \"{}\" (ID: {target_id}) unregistered", target.node_name);
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! repmgrd's pid file: refuses a second daemon while the recorded process
+//! lives, replaces a stale file, and is removed when the daemon stops.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use crate::error::{Error, ExitCode, Result};
+
+/// Errors unless the pid file is absent, empty, stale or unreadable garbage.
+pub fn check_not_running(path: &Path) -> Result<()> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        crate::log_warning!("pid file \"{}\" does not contain a process ID; overwriting it", path.display());
+        return Ok(());
+    };
+    if pid > 0 && pid as u32 != std::process::id() && alive(pid) {
+        return Err(Error::new(
+            ExitCode::BadPidfile,
+            format!("pid file \"{}\" exists and seems to contain a valid PID ({pid})", path.display()),
+        )
+        .hint("if repmgrd is no longer alive, remove the file and restart repmgrd"));
+    }
+    Ok(())
+}
+
+fn alive(pid: i32) -> bool {
+    !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+}
+
+/// The written pid file; removed on drop if it still holds our pid.
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    pub fn create(path: &Path) -> Result<PidFile> {
+        check_not_running(path)?;
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(path)?;
+            writeln!(f, "{}", std::process::id())?;
+            f.sync_all()
+        };
+        write().map_err(|e| {
+            Error::new(ExitCode::BadPidfile, format!("unable to write pid file \"{}\"", path.display()))
+                .detail(e.to_string())
+        })?;
+        Ok(PidFile { path: path.to_path_buf() })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = fs::read_to_string(&self.path)
+            .map(|t| t.trim() == std::process::id().to_string())
+            .unwrap_or(false);
+        if ours {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_and_live_pid_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.pid");
+        check_not_running(&p).unwrap();
+        // pid 1 always exists: a "running" daemon.
+        fs::write(&p, "1\n").unwrap();
+        assert_eq!(check_not_running(&p).unwrap_err().code, ExitCode::BadPidfile);
+        fs::write(&p, "garbage").unwrap();
+        check_not_running(&p).unwrap();
+        {
+            let _g = PidFile::create(&p).unwrap();
+            assert_eq!(fs::read_to_string(&p).unwrap().trim(), std::process::id().to_string());
+        }
+        assert!(!p.exists());
+    }
+}
