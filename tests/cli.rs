@@ -1,0 +1,101 @@
+//! The command grammar through the real binary: no PostgreSQL needed.
+
+use crate::harness::{repmgr, repmgr_bin, user_tempdir, write_user_file, Repmgr};
+
+#[test]
+fn version_and_version_number() {
+    repmgr(&["--version"]).assert_success().assert_stdout_contains("repmgr 5.5.0");
+    repmgr(&["-V"]).assert_success().assert_stdout_contains("repmgr 5.5.0");
+    let r = repmgr(&["--version-number"]);
+    r.assert_success();
+    assert_eq!(r.stdout.trim(), "50500");
+}
+
+#[test]
+fn help_general_and_per_action() {
+    repmgr(&["--help"]).assert_success().assert_stdout_contains("repmgr [OPTIONS] primary");
+    repmgr(&["-?"]).assert_success().assert_stdout_contains("Usage:");
+    repmgr(&["standby", "clone", "--help"])
+        .assert_success()
+        .assert_stdout_contains("repmgr standby clone:");
+    repmgr(&["cluster", "show", "-?"])
+        .assert_success()
+        .assert_stdout_contains("--compact");
+    repmgr(&["help", "standby"]).assert_success().assert_stdout_contains("standby switchover");
+    // master is primary
+    repmgr(&["master", "register", "--help"])
+        .assert_success()
+        .assert_stdout_contains("repmgr primary register");
+}
+
+#[test]
+fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
+    for args in [
+        &["frob", "nicate"][..],
+        &["primary", "frobnicate"],
+        &["primary"],
+        &[],
+        &["cluster", "show", "extra"],
+        &["--no-such-option", "cluster", "show"],
+        &["-x", "cluster", "show"],
+        &["cluster", "show", "--csv=yes"],
+    ] {
+        let r = repmgr(args);
+        r.assert_code(1);
+        assert!(r.stdout.is_empty(), "stdout must stay clean: {r}");
+        let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("ERROR:")).collect();
+        assert_eq!(errors.len(), 1, "{r}");
+        assert!(r.stderr.contains("HINT:"), "{r}");
+        assert!(!r.stderr.contains("panicked"), "{r}");
+    }
+    repmgr(&["frob", "nicate"]).assert_stderr_contains("unknown command \"frob nicate\"");
+    repmgr(&["cluster", "show", "extra"]).assert_stderr_contains("first extra is \"extra\"");
+}
+
+#[test]
+fn options_anywhere_with_getopt_forms() {
+    // A missing config file is reported after the grammar accepted everything.
+    let r = repmgr(&[
+        "-Lerror", "cluster", "--config-file=/nonexistent/r.conf", "show", "--compact", "-vt",
+    ]);
+    r.assert_code(1).assert_stderr_contains("/nonexistent/r.conf");
+}
+
+#[test]
+fn terse_hides_hints() {
+    let r = repmgr(&["-t", "frob", "nicate"]);
+    r.assert_code(1);
+    assert!(!r.stderr.contains("HINT"), "{r}");
+}
+
+#[test]
+fn refuses_to_run_as_root() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return; // only testable as root (as CI runs)
+    }
+    let out = std::process::Command::new(repmgr_bin())
+        .args(["cluster", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be run as root"));
+}
+
+#[test]
+fn repmgrd_personality_by_argv0() {
+    let r = Repmgr::new(&["--version"]).daemon().run();
+    r.assert_success().assert_stdout_contains("repmgrd 5.5.0");
+    Repmgr::new(&["--help"]).daemon().run().assert_success().assert_stdout_contains("--daemonize");
+    Repmgr::new(&["--bogus"]).daemon().run().assert_code(1).assert_stderr_contains("--bogus");
+    Repmgr::new(&["extra"]).daemon().run().assert_code(1);
+    Repmgr::new(&["--daemonize=sometimes", "-f", "/x"]).daemon().run().assert_code(1);
+}
+
+#[test]
+fn config_search_order_uses_cwd_repmgr_conf() {
+    let dir = user_tempdir();
+    // A ./repmgr.conf with an error proves it was found and read.
+    write_user_file(&dir.path().join("repmgr.conf"), "node_id=abc\n");
+    let r = Repmgr::new(&["cluster", "show"]).cwd(dir.path()).run();
+    r.assert_code(1).assert_stderr_contains("node_id");
+}

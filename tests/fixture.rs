@@ -1,0 +1,71 @@
+//! Cluster fixtures for repmgr tests: nodes with their repmgr.conf.
+
+use crate::harness::{write_user_file, PgNode, Repmgr, RunResult};
+
+/// A PostgreSQL node with a repmgr.conf naming it.
+pub struct Node {
+    pub pg: PgNode,
+    pub id: i32,
+    pub conf: String,
+}
+
+impl Node {
+    /// Writes `<node dir>/repmgr.conf` for this node, plus `extra` lines.
+    pub fn configure(pg: PgNode, id: i32, extra: &str) -> Node {
+        let conf = write_conf(&pg, id, &pg.name.clone(), &pg.conninfo(), extra);
+        Node { pg, id, conf }
+    }
+
+    pub fn primary(name: &str, id: i32) -> Node {
+        Node::configure(PgNode::primary(name), id, "")
+    }
+
+    pub fn standby(primary: &Node, name: &str, id: i32) -> Node {
+        Node::configure(PgNode::standby_of(&primary.pg, name), id, "")
+    }
+
+    /// `repmgr -f <conf> ARGS`.
+    #[track_caller]
+    pub fn repmgr(&self, args: &[&str]) -> RunResult {
+        self.cmd(args).run()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Repmgr {
+        let mut all = vec!["-f", self.conf.as_str()];
+        all.extend_from_slice(args);
+        Repmgr::new(&all)
+    }
+
+    pub fn query(&self, sql: &str) -> String {
+        self.pg.query_one_string(sql)
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.query(sql).parse().unwrap_or_else(|_| panic!("not a count: {sql}"))
+    }
+}
+
+/// Writes a repmgr.conf into the node's dir and returns its path.
+pub fn write_conf(pg: &PgNode, id: i32, name: &str, conninfo: &str, extra: &str) -> String {
+    let text = format!(
+        "node_id={id}\nnode_name='{name}'\nconninfo='{conninfo}'\ndata_directory='{}'\n{extra}\n",
+        pg.datadir.display()
+    );
+    write_user_file(&pg.dir.join("repmgr.conf"), &text)
+        .display()
+        .to_string()
+}
+
+/// A primary (registered) and `n` standbys (registered), ids 1..=n+1.
+pub fn registered_cluster(n: usize) -> Vec<Node> {
+    let primary = Node::primary("node1", 1);
+    primary.repmgr(&["primary", "register"]).assert_success();
+    let mut nodes = vec![primary];
+    for i in 0..n {
+        let id = i as i32 + 2;
+        let s = Node::standby(&nodes[0], &format!("node{id}"), id);
+        s.repmgr(&["standby", "register"]).assert_success();
+        nodes.push(s);
+    }
+    nodes
+}
