@@ -24,6 +24,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, ExitCode, Result};
 use crate::logging::RepmgrLevel;
+#[cfg(test)]
+use params::Kind;
 use parse::{Entry, Reading};
 
 /// Beyond this many, errors are summarised as "and N more errors".
@@ -768,4 +770,496 @@ fn is_delay(text: &str) -> bool {
     !number.is_empty()
         && number.parse::<i64>().is_ok()
         && matches!(unit.trim_start(), "" | "ms" | "s" | "min" | "h" | "d")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Loaded> {
+        parse_str(text, Path::new("/x/repmgr.conf"))
+    }
+
+    fn messages(text: &str) -> Vec<String> {
+        match load(text) {
+            Ok(loaded) => panic!("loaded: {:?}", loaded.config),
+            Err(e) => {
+                assert_eq!(e.code, ExitCode::BadConfig);
+                e.messages
+            }
+        }
+    }
+
+    /// `key = value` alone, mapped onto the defaults.
+    fn only(key: &str, value: &str) -> Config {
+        match load(&format!("{key} = {value}\n")) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("{key} = {value}: {:?}", e.messages),
+        }
+    }
+
+    fn default_with_file() -> Config {
+        Config {
+            config_file: "/x/repmgr.conf".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let loaded = load("").unwrap();
+        assert_eq!(loaded.config, default_with_file());
+        assert!(loaded.warnings.is_empty());
+        assert_eq!(loaded.path, PathBuf::from("/x/repmgr.conf"));
+    }
+
+    #[test]
+    fn table_defaults_equal_config_default() {
+        for p in params::PARAMS.iter().filter(|p| !p.default.is_empty()) {
+            let quoted = format!("'{}'", p.default);
+            assert_eq!(only(p.name, &quoted), default_with_file(), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn every_table_key_is_a_config_field() {
+        // A value differing from the default must change the Config: proves
+        // serde maps the key (a typo in a field name would be ignored).
+        for p in params::PARAMS {
+            let value = match p.kind {
+                Kind::NodeId => "7".to_string(),
+                Kind::Int { min } => (min.max(0) + 1000).to_string(),
+                Kind::Bool => "on".into(),
+                Kind::Str | Kind::List => "'something'".into(),
+                Kind::Choice(words) => words.last().map(|w| w.to_string()).unwrap_or_default(),
+                Kind::TablespaceMapping => "'/a=/b'".into(),
+                Kind::Delay => "5min".into(),
+                Kind::LogLevel => "DEBUG".into(),
+            };
+            let same_as_default =
+                p.default == value || p.kind == Kind::Choice(params::REPLICATION_TYPES);
+            // Some keys are cross-checked: widen their partners first, and
+            // set the key under test last so it wins.
+            let text = format!(
+                "archive_ready_critical = 5000\nreplication_lag_critical = 5000\nstandby_reconnect_timeout = 5000\nbarman_host = h\nbarman_server = s\n{} = {value}\n",
+                p.name
+            );
+            let mut base = default_with_file();
+            base.archive_ready_critical = 5000;
+            base.replication_lag_critical = 5000;
+            base.standby_reconnect_timeout = 5000;
+            base.barman_host = "h".into();
+            base.barman_server = "s".into();
+            let config = match load(&text) {
+                Ok(l) => l.config,
+                Err(e) => panic!("{}: {:?}", p.name, e.messages),
+            };
+            assert_eq!(config == base, same_as_default, "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn int_minimums_match_the_table() {
+        for p in params::PARAMS {
+            let min = match p.kind {
+                Kind::Int { min } => min,
+                Kind::NodeId => 1,
+                _ => continue,
+            };
+            let below = format!("{} = {}\n", p.name, i64::from(min) - 1);
+            let errors = messages(&below);
+            assert_eq!(
+                errors,
+                vec![format!(
+                    "/x/repmgr.conf:1: invalid value for parameter \"{}\": \"{}\" (expected an integer >= {min})",
+                    p.name,
+                    i64::from(min) - 1
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn typical_file() {
+        let text = "\
+node_id=1
+node_name='node1'
+conninfo='host=node1 user=repmgr dbname=repmgr connect_timeout=2'
+data_directory='/var/lib/postgresql/15/main'
+failover=automatic
+connection_check_type = Query
+use_replication_slots = yes
+log_level = debug
+event_notifications='standby_promote, standby_follow'
+tablespace_mapping='/a=/b'
+tablespace_mapping='/c=/d'
+recovery_min_apply_delay = '5 min'
+priority = 0
+";
+        let loaded = load(text).unwrap();
+        let c = &loaded.config;
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(c.node_id, Some(1));
+        assert_eq!(c.node_name, "node1");
+        assert_eq!(
+            c.conninfo,
+            "host=node1 user=repmgr dbname=repmgr connect_timeout=2"
+        );
+        assert_eq!(c.failover, Failover::Automatic);
+        assert_eq!(c.connection_check_type, ConnectionCheckType::Query);
+        assert!(c.use_replication_slots);
+        assert_eq!(c.log_level, RepmgrLevel::Debug);
+        assert_eq!(c.event_notifications, ["standby_promote", "standby_follow"]);
+        assert_eq!(
+            c.tablespace_mapping,
+            [("/a".into(), "/b".into()), ("/c".into(), "/d".into())]
+        );
+        assert_eq!(c.recovery_min_apply_delay, "5 min");
+        assert_eq!(c.priority, 0);
+        assert!(c.check_required(true).is_ok());
+    }
+
+    #[test]
+    fn last_occurrence_wins() {
+        let c = load("priority = 5\npriority = 7\n").unwrap().config;
+        assert_eq!(c.priority, 7);
+    }
+
+    #[test]
+    fn booleans() {
+        for (word, value) in [
+            ("on", true),
+            ("ON", true),
+            ("true", true),
+            ("Yes", true),
+            ("1", true),
+            ("off", false),
+            ("False", false),
+            ("no", false),
+            ("0", false),
+        ] {
+            assert_eq!(
+                only("monitoring_history", word).monitoring_history,
+                value,
+                "{word}"
+            );
+        }
+        assert_eq!(
+            messages("monitoring_history = maybe\n"),
+            ["/x/repmgr.conf:1: invalid value for parameter \"monitoring_history\": \"maybe\" (expected a boolean: on, off, true, false, yes, no, 1 or 0)"]
+        );
+    }
+
+    #[test]
+    fn documented_error_texts() {
+        let text = "# header\n\n\nfailover = sometimes\n\n\nnode_id = abc\nnode_name = 'x\nconninfo = host=a junk\n";
+        assert_eq!(
+            messages(text),
+            [
+                "/x/repmgr.conf:8: unterminated quoted string",
+                "/x/repmgr.conf:9: syntax error near \"junk\"",
+                "/x/repmgr.conf:4: invalid value for parameter \"failover\": \"sometimes\" (expected \"manual\" or \"automatic\")",
+                "/x/repmgr.conf:7: invalid value for parameter \"node_id\": \"abc\" (expected an integer >= 1)",
+            ]
+        );
+        let error = load(text).unwrap_err();
+        assert!(error.hint.is_some());
+    }
+
+    #[test]
+    fn other_invalid_values() {
+        for (line, expected) in [
+            ("replication_type = logical", "\"physical\""),
+            (
+                "log_level = LOUD",
+                "\"DEBUG\", \"INFO\", \"NOTICE\", \"WARNING\" or \"ERROR\"",
+            ),
+            (
+                "recovery_min_apply_delay = '5 weeks'",
+                "an integer >= 0 with an optional unit: ms, s, min, h or d",
+            ),
+            (
+                "recovery_min_apply_delay = -5s",
+                "an integer >= 0 with an optional unit: ms, s, min, h or d",
+            ),
+            ("tablespace_mapping = '/a'", "'old_directory=new_directory'"),
+            (
+                "tablespace_mapping = '=/b'",
+                "'old_directory=new_directory'",
+            ),
+            ("priority = 99999999999", "an integer >= 0"),
+            ("node_id = ''", "an integer >= 1"),
+        ] {
+            let errors = messages(&format!("{line}\n"));
+            assert_eq!(errors.len(), 1, "{line}");
+            assert!(
+                errors[0].ends_with(&format!("(expected {expected})")),
+                "{line}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn delays_with_units() {
+        for value in ["0", "500ms", "'5 s'", "5min", "2h", "1d"] {
+            only("recovery_min_apply_delay", value);
+        }
+    }
+
+    #[test]
+    fn tablespace_mapping_escaped_equals() {
+        let c = only("tablespace_mapping", r"'/a\\=b=/c'");
+        assert_eq!(c.tablespace_mapping, [("/a=b".into(), "/c".into())]);
+    }
+
+    #[test]
+    fn cross_checks() {
+        let errors = messages(
+            "archive_ready_warning = 200\nreplication_lag_critical = 100\nnode_rejoin_timeout = 90\nbarman_host = b\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "/x/repmgr.conf:1: \"archive_ready_warning\" (200) must be less than \"archive_ready_critical\" (128)",
+                "/x/repmgr.conf:2: \"replication_lag_warning\" (300) must be less than \"replication_lag_critical\" (100)",
+                "/x/repmgr.conf:3: \"standby_reconnect_timeout\" (60) must be greater than or equal to \"node_rejoin_timeout\" (90)",
+                "/x/repmgr.conf:4: \"barman_host\" is set but \"barman_server\" is not; set both or neither",
+            ]
+        );
+        assert_eq!(
+            messages("barman_server = s\n"),
+            ["/x/repmgr.conf:1: \"barman_server\" is set but \"barman_host\" is not; set both or neither"]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_suggestion() {
+        let loaded = load("node_id = 1\n\n\nnode_nmae = 'a'\nfrobnicate = 1\n").unwrap();
+        assert_eq!(
+            loaded.warnings,
+            [
+                "/x/repmgr.conf:4: unknown parameter \"node_nmae\"; did you mean \"node_name\"?",
+                "/x/repmgr.conf:5: unknown parameter \"frobnicate\"; ignoring",
+            ]
+        );
+        assert_eq!(loaded.config.node_name, "");
+    }
+
+    #[test]
+    fn deprecated_names_map_with_a_warning() {
+        let loaded = load(
+            "loglevel = WARNING\nlogfacility = LOCAL0\nlogfile = '/tmp/r.log'\nmaster_response_timeout = 11\nretry_promote_interval_secs = 12\nupstream_node = 3\n",
+        )
+        .unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.log_level, RepmgrLevel::Warning);
+        assert_eq!(c.log_facility, "LOCAL0");
+        assert_eq!(c.log_file, "/tmp/r.log");
+        assert_eq!(c.async_query_timeout, 11);
+        assert_eq!(c.primary_notification_timeout, 12);
+        assert_eq!(loaded.warnings.len(), 6);
+        assert_eq!(
+            loaded.warnings[0],
+            "/x/repmgr.conf:1: parameter \"loglevel\" is deprecated; use \"log_level\" instead"
+        );
+        assert!(loaded.warnings[5].contains("\"upstream_node\" is deprecated and will be ignored"));
+        assert_eq!(only("master_reponse_timeout", "9").async_query_timeout, 9);
+    }
+
+    #[test]
+    fn seed_format_loads() {
+        let loaded = load("cluster=test\nnode=2\nconninfo='host=192.168.204.104'\n").unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.node_id, Some(2));
+        assert_eq!(c.node_name, "node2");
+        assert_eq!(c.conninfo, "host=192.168.204.104");
+        assert_eq!(
+            loaded.warnings,
+            [
+                "/x/repmgr.conf:1: parameter \"cluster\" is deprecated and will be ignored",
+                "/x/repmgr.conf:2: parameter \"node\" is deprecated; use \"node_id\" instead",
+                "/x/repmgr.conf: \"node_name\" not set in this repmgr 1.x style file; using \"node2\"",
+            ]
+        );
+        assert!(c.check_required(false).is_ok());
+        // A modern file is never given an invented name.
+        assert_eq!(only("node_id", "2").node_name, "");
+    }
+
+    #[test]
+    fn check_required_lists_every_missing_key() {
+        let error = Config {
+            config_file: "/etc/repmgr.conf".into(),
+            ..Config::default()
+        }
+        .check_required(true)
+        .unwrap_err();
+        assert_eq!(error.code, ExitCode::BadConfig);
+        assert_eq!(
+            error.messages,
+            [
+                "required parameter \"node_id\" not set in \"/etc/repmgr.conf\"",
+                "required parameter \"node_name\" not set in \"/etc/repmgr.conf\"",
+                "required parameter \"conninfo\" not set in \"/etc/repmgr.conf\"",
+                "required parameter \"data_directory\" not set in \"/etc/repmgr.conf\"",
+            ]
+        );
+        let partial = Config {
+            node_id: Some(1),
+            node_name: "n".into(),
+            conninfo: "host=x".into(),
+            ..Config::default()
+        };
+        assert!(partial.check_required(false).is_ok());
+        assert_eq!(partial.check_required(true).unwrap_err().messages.len(), 1);
+    }
+
+    #[test]
+    fn errors_are_capped() {
+        let text = "node_id = x\n".repeat(120);
+        let errors = messages(&text);
+        assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
+        assert_eq!(
+            errors.last().map(String::as_str),
+            Some("and 70 more errors")
+        );
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        let mut garbage: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        garbage.extend(std::iter::repeat_n(b'a', 1_000_000));
+        let text = String::from_utf8_lossy(&garbage);
+        assert!(load(&text).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin.conf");
+        fs::write(&path, &garbage).unwrap();
+        assert!(load_file(&path).is_err());
+        for odd in [
+            "=",
+            "'",
+            "\\",
+            "a",
+            "a=",
+            "a='",
+            "[x]",
+            "a=[x]",
+            ";x=1",
+            "a = '\\'",
+            "\u{feff}node_id=1",
+        ] {
+            let _ = load(odd);
+        }
+    }
+
+    #[test]
+    fn load_file_with_include_and_relative_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("common.conf"), "priority = 42\n").unwrap();
+        let main = dir.path().join("repmgr.conf");
+        fs::write(&main, "node_id = 3\ninclude 'common.conf'\n").unwrap();
+        let loaded = load_file(&main).unwrap();
+        assert_eq!(loaded.config.node_id, Some(3));
+        assert_eq!(loaded.config.priority, 42);
+        assert_eq!(loaded.path, main);
+        assert_eq!(loaded.config.config_file, main.display().to_string());
+    }
+
+    #[test]
+    fn errors_from_included_files_name_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("extra.conf");
+        fs::write(&extra, "\npriority = high\n").unwrap();
+        let main = dir.path().join("repmgr.conf");
+        fs::write(&main, "include 'extra.conf'\nnode_id = 0\n").unwrap();
+        let error = load_file(&main).unwrap_err();
+        assert_eq!(
+            error.messages,
+            [
+                format!(
+                    "{}:2: invalid value for parameter \"priority\": \"high\" (expected an integer >= 0)",
+                    extra.display()
+                ),
+                format!(
+                    "{}:2: invalid value for parameter \"node_id\": \"0\" (expected an integer >= 1)",
+                    main.display()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn locate_search_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first.conf");
+        let second = dir.path().join("second.conf");
+        fs::write(&second, "").unwrap();
+        let candidates = [first.clone(), second.clone()];
+        assert_eq!(
+            locate_among(None, &candidates).unwrap(),
+            Some(second.clone())
+        );
+        fs::write(&first, "").unwrap();
+        assert_eq!(
+            locate_among(None, &candidates).unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(
+            locate_among(None, &[dir.path().join("none")]).unwrap(),
+            None
+        );
+        let given = second.display().to_string();
+        assert_eq!(
+            locate_among(Some(&given), &candidates).unwrap(),
+            Some(second)
+        );
+    }
+
+    #[test]
+    fn locate_explicit_missing_is_an_error() {
+        let error = locate(Some("/nonexistent/dir/repmgr.conf")).unwrap_err();
+        assert_eq!(error.code, ExitCode::BadConfig);
+        assert!(error.message().contains("/nonexistent/dir/repmgr.conf"));
+        let dir = tempfile::tempdir().unwrap();
+        let as_dir = dir.path().display().to_string();
+        assert!(locate(Some(&as_dir)).is_err());
+    }
+
+    #[test]
+    fn reload_set() {
+        for key in [
+            "conninfo",
+            "failover",
+            "log_level",
+            "monitor_interval_secs",
+            "child_nodes_check_interval",
+            "event_notifications",
+        ] {
+            assert!(reloadable(key), "{key}");
+        }
+        for key in [
+            "node_id",
+            "node_name",
+            "data_directory",
+            "use_replication_slots",
+            "nonsense",
+        ] {
+            assert!(!reloadable(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn known_keys_come_from_the_table() {
+        let keys = known_keys();
+        assert_eq!(keys.len(), params::PARAMS.len());
+        for key in [
+            "node_id",
+            "barman_host",
+            "pg_backupapi_backup_id",
+            "connection_check_query",
+            "failover_delay",
+        ] {
+            assert!(keys.contains(&key), "{key}");
+        }
+    }
 }
