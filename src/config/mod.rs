@@ -1262,4 +1262,75 @@ priority = 0
             assert!(keys.contains(&key), "{key}");
         }
     }
+
+    const SAMPLE: &str = include_str!("../../repmgr.conf");
+    const MAN_PAGE: &str = include_str!("../../man/repmgr.conf.5");
+
+    /// `(key, value)` of the sample's commented-out `#key = value` lines.
+    fn sample_defaults() -> Vec<(&'static str, &'static str)> {
+        SAMPLE
+            .lines()
+            .filter_map(|line| line.strip_prefix('#'))
+            .filter_map(|rest| rest.split_once(" = "))
+            .filter(|(key, _)| params::find(key).is_some())
+            .collect()
+    }
+
+    #[test]
+    fn sample_parses_without_warnings() {
+        let loaded = parse_str(SAMPLE, Path::new("/etc/repmgr.conf")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = &loaded.config;
+        assert_eq!(c.node_id, Some(1));
+        assert_eq!(c.node_name, "node1");
+        assert_eq!(
+            c.conninfo,
+            "host=node1 user=repmgr dbname=repmgr connect_timeout=2"
+        );
+        assert_eq!(c.data_directory, "/var/lib/postgresql/15/main");
+        assert!(c.check_required(true).is_ok());
+    }
+
+    #[test]
+    fn sample_lists_every_key() {
+        for key in known_keys() {
+            let listed = SAMPLE.lines().any(|line| {
+                let line = line.strip_prefix('#').unwrap_or(line);
+                line.strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with([' ', '=']))
+            });
+            assert!(listed, "{key} missing from the sample repmgr.conf");
+        }
+    }
+
+    #[test]
+    fn sample_defaults_are_the_real_defaults() {
+        let shown = sample_defaults();
+        for p in params::PARAMS.iter().filter(|p| !p.default.is_empty()) {
+            let Some((_, value)) = shown.iter().find(|(key, _)| *key == p.name) else {
+                panic!("the sample shows no default for {}", p.name);
+            };
+            assert_eq!(only(p.name, value), default_with_file(), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn man_page_documents_every_key() {
+        for p in params::PARAMS {
+            let entry = format!(".TP\n.B {}\n", p.name);
+            assert!(
+                MAN_PAGE.contains(&entry),
+                "{} missing from repmgr.conf.5",
+                p.name
+            );
+            let reload = if p.reloadable {
+                "; reloadable)"
+            } else {
+                "; not reloadable)"
+            };
+            let after = MAN_PAGE.split(&entry).nth(1).unwrap_or_default();
+            let first_line = after.lines().next().unwrap_or_default();
+            assert!(first_line.ends_with(reload), "{}: {first_line}", p.name);
+        }
+    }
 }
