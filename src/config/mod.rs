@@ -507,7 +507,9 @@ fn ignored_warning(here: &str, key: &str) -> String {
 }
 
 fn unknown_warning(here: &str, key: &str) -> String {
-    match params::suggest(key) {
+    let suggestion = params::suggest(key);
+    let key = shorten(key);
+    match suggestion {
         Some(near) => format!("{here}: unknown parameter \"{key}\"; did you mean \"{near}\"?"),
         None => format!("{here}: unknown parameter \"{key}\"; ignoring"),
     }
@@ -1135,6 +1137,9 @@ priority = 0
         let path = dir.path().join("bin.conf");
         fs::write(&path, &garbage).unwrap();
         assert!(load_file(&path).is_err());
+        let huge_key = format!("{} = 1\n", "k".repeat(2_000_000));
+        let loaded = load(&huge_key).unwrap();
+        assert!(loaded.warnings[0].len() < 200);
         for odd in [
             "=",
             "'",

@@ -291,8 +291,16 @@ pub fn deprecated(name: &str) -> Option<Option<&'static str>> {
         .map(|(_, new)| *new)
 }
 
+/// Longer than every parameter name (the longest is 37 characters).
+const LONGEST_NAME: usize = 40;
+
 /// The known key closest to `unknown`, if it is close enough to be a typo.
 pub fn suggest(unknown: &str) -> Option<&'static str> {
+    // Far longer than any name: not a typo, and the distance table would
+    // grow with the length of whatever junk was written.
+    if unknown.len() > 2 * LONGEST_NAME {
+        return None;
+    }
     let (best, distance) = PARAMS
         .iter()
         .map(|p| (p.name, edit_distance(unknown, p.name)))
@@ -346,6 +354,7 @@ mod tests {
                 p.name
             );
             assert!(!p.doc.is_empty(), "{} has no doc", p.name);
+            assert!(p.name.len() <= LONGEST_NAME, "{}", p.name);
         }
     }
 
@@ -367,6 +376,7 @@ mod tests {
         assert_eq!(suggest("foo"), None);
         assert_eq!(suggest("completely_unrelated_words"), None);
         assert_eq!(suggest(""), None);
+        assert_eq!(suggest(&"node_name".repeat(100_000)), None);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const MAX_INCLUDE_DEPTH: usize = 10;
 /// Longest excerpt of the input quoted back in a syntax error.
 const EXCERPT_CHARS: usize = 40;
 
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// One `key = value` line, after unquoting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -70,6 +72,8 @@ pub fn read_file(path: &Path, reading: &mut Reading) {
 
 /// Reads the contents of `origin`, which sits `depth` includes deep.
 pub fn read_bytes(bytes: &[u8], origin: &Path, depth: usize, reading: &mut Reading) {
+    // Some editors start UTF-8 files with a byte order mark.
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_number = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -401,6 +405,19 @@ mod tests {
             reading.errors,
             vec!["/x.conf:2: invalid UTF-8 byte sequence in the line of parameter \"node_name\""]
         );
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let mut reading = Reading::default();
+        read_bytes(
+            b"\xef\xbb\xbfnode_id=1\n",
+            Path::new("/x.conf"),
+            0,
+            &mut reading,
+        );
+        assert!(reading.errors.is_empty(), "{:?}", reading.errors);
+        assert_eq!(reading.entries[0].key, "node_id");
     }
 
     #[test]
