@@ -599,31 +599,51 @@ fn name_seed_node(config: &mut Config, warnings: &mut Vec<String>) {
     }
 }
 
-/// Checks between parameters, as repmgr does after parsing.
+/// Checks between parameters, as repmgr does after parsing. Each message
+/// points at the line that last set one of the keys involved.
 fn cross_check(config: &Config, entries: &[Entry], errors: &mut Vec<String>) {
     let at = |keys: &[&str]| where_set(entries, keys, &config.config_file);
-    let ordered = [
+    check_warning_below_critical(config, &at, errors);
+    check_rejoin_fits_reconnect(config, &at, errors);
+    check_barman_pair(config, &at, errors);
+}
+
+/// `node check` would never reach "warning" if it were not below "critical".
+fn check_warning_below_critical(
+    config: &Config,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+) {
+    let thresholds = [
         (
-            "archive_ready_warning",
+            "archive_ready",
             config.archive_ready_warning,
-            "archive_ready_critical",
             config.archive_ready_critical,
         ),
         (
-            "replication_lag_warning",
+            "replication_lag",
             config.replication_lag_warning,
-            "replication_lag_critical",
             config.replication_lag_critical,
         ),
     ];
-    for (low_key, low, high_key, high) in ordered {
-        if low >= high {
+    for (prefix, warning, critical) in thresholds {
+        if warning >= critical {
+            let (low, high) = (format!("{prefix}_warning"), format!("{prefix}_critical"));
             errors.push(format!(
-                "{}: \"{low_key}\" ({low}) must be less than \"{high_key}\" ({high})",
-                at(&[low_key, high_key])
+                "{}: \"{low}\" ({warning}) must be less than \"{high}\" ({critical})",
+                at(&[&low, &high])
             ));
         }
     }
+}
+
+/// A switchover waits standby_reconnect_timeout for the demoted primary's
+/// rejoin, which may itself take up to node_rejoin_timeout.
+fn check_rejoin_fits_reconnect(
+    config: &Config,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+) {
     if config.standby_reconnect_timeout < config.node_rejoin_timeout {
         errors.push(format!(
             "{}: \"standby_reconnect_timeout\" ({}) must be greater than or equal to \"node_rejoin_timeout\" ({})",
@@ -632,19 +652,19 @@ fn cross_check(config: &Config, entries: &[Entry], errors: &mut Vec<String>) {
             config.node_rejoin_timeout
         ));
     }
-    let barman = [
-        ("barman_host", &config.barman_host, "barman_server"),
-        ("barman_server", &config.barman_server, "barman_host"),
+}
+
+/// Barman needs both the host to ssh to and the server name it knows.
+fn check_barman_pair(config: &Config, at: &dyn Fn(&[&str]) -> String, errors: &mut Vec<String>) {
+    let (host, server) = (&config.barman_host, &config.barman_server);
+    let half_set = [
+        ("barman_host", host, "barman_server", server),
+        ("barman_server", server, "barman_host", host),
     ];
-    for (set_key, set_value, other_key) in barman {
-        let other_empty = if other_key == "barman_host" {
-            config.barman_host.is_empty()
-        } else {
-            config.barman_server.is_empty()
-        };
-        if !set_value.is_empty() && other_empty {
+    for (set_key, set_value, unset_key, unset_value) in half_set {
+        if !set_value.is_empty() && unset_value.is_empty() {
             errors.push(format!(
-                "{}: \"{set_key}\" is set but \"{other_key}\" is not; set both or neither",
+                "{}: \"{set_key}\" is set but \"{unset_key}\" is not; set both or neither",
                 at(&[set_key])
             ));
         }
