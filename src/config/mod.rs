@@ -9,6 +9,9 @@
 //!    deserialized on its own so every bad value is reported with its key
 //!    and line; then the normalised, last-wins text is deserialized at once.
 //!
+//! serde_ini trims values, so leading or trailing blanks inside quotes are
+//! not kept (repmgr keeps them; no parameter has a use for them).
+//!
 //! Every error of every file is returned together in one
 //! `Error::many(ExitCode::BadConfig, ..)`.
 
