@@ -718,13 +718,17 @@ fn at_least<'de, const MIN: i32, D: Deserializer<'de>>(d: D) -> Result<i32, D::E
 }
 
 /// PostgreSQL's `parse_bool` words, case-insensitive.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "true" | "t" | "yes" | "y" => Some(true),
+        "0" | "off" | "false" | "f" | "no" | "n" => Some(false),
+        _ => None,
+    }
+}
+
 fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let text = String::deserialize(d)?;
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "on" | "true" | "t" | "yes" | "y" => Ok(true),
-        "0" | "off" | "false" | "f" | "no" | "n" => Ok(false),
-        _ => Err(D::Error::custom("expected a boolean")),
-    }
+    parse_bool(&text).ok_or_else(|| D::Error::custom("expected a boolean"))
 }
 
 /// A unit enum written in any case (`failover = Automatic`).
