@@ -194,3 +194,23 @@ fn write_file_is_owned_by_user() {
         .join("pg_ctl")
         .exists());
 }
+
+#[test]
+fn psql_runs_as_user() {
+    let p = PgNode::primary("psql");
+    p.psql("select current_user, 1 + 1")
+        .assert_success()
+        .assert_stdout_contains("postgres|2");
+    p.psql("select * from no_such_table")
+        .assert_code(1)
+        .assert_stderr_contains("no_such_table");
+}
+
+#[test]
+#[should_panic(expected = "did not finish within")]
+fn run_with_deadline_kills_on_expiry() {
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30").current_dir("/");
+    run_as_user(&mut cmd);
+    crate::harness::run_with_deadline(cmd, "sleep 30".into(), Duration::from_millis(300));
+}

@@ -15,7 +15,7 @@ pub mod pg;
 pub mod run;
 
 pub use pg::{PgNode, PgNodeBuilder};
-pub use run::{repmgr, repmgrd_cmd, Repmgr, RunResult};
+pub use run::{repmgr, repmgr_bin, repmgrd_bin, repmgrd_cmd, run_with_deadline, Repmgr, RunResult};
 
 use std::ffi::OsStr;
 use std::fs;

@@ -6,6 +6,7 @@
 //! of `postgresql.conf`, so they win over earlier lines and travel with
 //! pg_basebackup copies (a standby then rewrites its own).
 
+use super::run::{run_with_deadline, RunResult};
 use super::{
     chmod, chown_to_user, describe, make_owned_dir, pg_tool, pid_alive, pid_exists, poll_until,
     run_checked, try_poll_until, write_user_file,
@@ -496,6 +497,32 @@ impl PgNode {
         if let Err(e) = self.try_execute(sql) {
             panic!("node {}: statement failed: {sql}: {e}", self.name);
         }
+    }
+
+    /// Run `psql -X -A -t -v ON_ERROR_STOP=1 -c SQL` as the run user over the
+    /// unix socket (60 s deadline). Output is unaligned, tuples only.
+    #[track_caller]
+    pub fn psql(&self, sql: &str) -> RunResult {
+        let mut cmd = pg_tool("psql", &self.dir);
+        cmd.args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .arg("-h")
+        .arg(&self.sockdir)
+        .arg("-p")
+        .arg(self.port.to_string())
+        .arg("-c")
+        .arg(sql);
+        let label = format!("psql on node {}: {}", self.name, describe(&cmd));
+        run_with_deadline(cmd, label, SERVER_TIMEOUT)
     }
 
     /// Is the server in recovery (a standby)?

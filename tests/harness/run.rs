@@ -142,11 +142,7 @@ impl Repmgr {
             repmgr_bin()
         };
         let mut cmd = base_command(&program);
-        cmd.args(&self.args)
-            .current_dir(&cwd)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        cmd.args(&self.args).current_dir(&cwd);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -159,45 +155,59 @@ impl Repmgr {
                 .collect::<String>(),
             cwd.display()
         );
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {command}: {e}"));
-        let out = collect(child.stdout.take().expect("piped stdout"));
-        let err = collect(child.stderr.take().expect("piped stderr"));
-        let waited = child
-            .wait_timeout(self.timeout)
-            .unwrap_or_else(|e| panic!("waiting for {command}: {e}"));
-        let status = match waited {
-            Some(s) => s,
-            None => {
-                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.kill();
-                let _ = child.wait();
-                let (so, _) = out.finish(PIPE_GRACE);
-                let (se, _) = err.finish(PIPE_GRACE);
-                panic!(
+        run_with_deadline(cmd, command, self.timeout)
+    }
+}
+
+/// Run a prepared command (stdout/stderr are piped here, stdin null, own
+/// process group) until it exits or `timeout` passes; on expiry kill its
+/// process group and panic, showing what it printed. `label` names it in
+/// messages.
+#[track_caller]
+pub fn run_with_deadline(mut cmd: Command, label: String, timeout: Duration) -> RunResult {
+    let command = label;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {command}: {e}"));
+    let out = collect(child.stdout.take().expect("piped stdout"));
+    let err = collect(child.stderr.take().expect("piped stderr"));
+    let waited = child
+        .wait_timeout(timeout)
+        .unwrap_or_else(|e| panic!("waiting for {command}: {e}"));
+    let status = match waited {
+        Some(s) => s,
+        None => {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            let (so, _) = out.finish(PIPE_GRACE);
+            let (se, _) = err.finish(PIPE_GRACE);
+            panic!(
                     "{command} did not finish within {:?}; killed it\n--- stdout ---\n{so}\n--- stderr ---\n{se}",
-                    self.timeout
+                    timeout
                 );
-            }
-        };
-        let (stdout, out_closed) = out.finish(PIPE_GRACE);
-        let (mut stderr, err_closed) = err.finish(PIPE_GRACE);
-        if !out_closed || !err_closed {
-            stderr.push_str(
-                "\n[harness] note: stdout/stderr still held open by a descendant after exit\n",
-            );
         }
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        RunResult {
-            command,
-            status: code,
-            stdout,
-            stderr,
-        }
+    };
+    let (stdout, out_closed) = out.finish(PIPE_GRACE);
+    let (mut stderr, err_closed) = err.finish(PIPE_GRACE);
+    if !out_closed || !err_closed {
+        stderr.push_str(
+            "\n[harness] note: stdout/stderr still held open by a descendant after exit\n",
+        );
+    }
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    RunResult {
+        command,
+        status: code,
+        stdout,
+        stderr,
     }
 }
 
