@@ -214,3 +214,28 @@ fn run_with_deadline_kills_on_expiry() {
     run_as_user(&mut cmd);
     crate::harness::run_with_deadline(cmd, "sleep 30".into(), Duration::from_millis(300));
 }
+
+#[test]
+fn daemon_guard_captures_output_and_stops_process_group() {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "echo started; id -u; sleep 300 & wait"])
+        .current_dir("/");
+    run_as_user(&mut cmd);
+    let mut d = crate::harness::Daemon::spawn("sleeper", cmd);
+    d.wait_for_output("started", Duration::from_secs(10));
+    assert!(d.is_running());
+    let pid = d.pid();
+    // SIGTERM goes to the whole group: the shell and its sleep.
+    let code = d.stop(Duration::from_secs(10));
+    assert_eq!(code, 128 + 15, "{}", d.output());
+    assert!(d.output().contains(&run_user().uid.to_string()));
+    drop(d);
+    assert!(!crate::harness::pid_alive(pid));
+}
+
+#[test]
+fn repmgrd_personality_runs() {
+    let mut d = crate::harness::Daemon::repmgrd("repmgrd", &["--version"]);
+    // The stub exits at once; the real daemon prints its version and exits.
+    assert_eq!(d.wait_exit(Duration::from_secs(30)), 0, "{}", d.output());
+}

@@ -11,9 +11,11 @@
 // Not every test module uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod daemon;
 pub mod pg;
 pub mod run;
 
+pub use daemon::Daemon;
 pub use pg::{PgNode, PgNodeBuilder};
 pub use run::{repmgr, repmgr_bin, repmgrd_bin, repmgrd_cmd, run_with_deadline, Repmgr, RunResult};
 
