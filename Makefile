@@ -1,0 +1,52 @@
+# Build, test and install repmgr (Rust). See README.md.
+
+CARGO ?= cargo
+# Integration tests each run real PostgreSQL servers; 2 threads suit 2 cores.
+TEST_THREADS ?= 2
+
+PG_BINDIR := $(shell pg_config --bindir 2>/dev/null)
+PGDIR ?= $(if $(PG_BINDIR),$(patsubst %/,%,$(dir $(PG_BINDIR))),/usr/lib/postgresql/15)
+PREFIX ?= /usr
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+.PHONY: all build check fmt-check clippy test install demo demo-down clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Static checks only (no servers).
+check: fmt-check clippy
+
+# Static checks, then doc tests, then unit and integration tests against
+# real PostgreSQL (integration last, so its summary is the closing line).
+test: check
+	$(CARGO) test --doc
+	$(CARGO) test --lib --bins --tests -- --test-threads=$(TEST_THREADS)
+
+install: build
+	install -d $(DESTDIR)$(PGDIR)/bin
+	install -m 0755 target/release/repmgr $(DESTDIR)$(PGDIR)/bin/repmgr
+	ln -sf repmgr $(DESTDIR)$(PGDIR)/bin/repmgrd
+	$(if $(wildcard man/*.1),install -d $(DESTDIR)$(MANDIR)/man1 && install -m 0644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(wildcard man/*.5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 0644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/)
+	$(if $(wildcard man/*.8),install -d $(DESTDIR)$(MANDIR)/man8 && install -m 0644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8/)
+
+demo:
+	@if [ -f scripts/demo.sh ]; then bash scripts/demo.sh up; \
+	else echo "scripts/demo.sh not written yet"; fi
+
+demo-down:
+	@if [ -f scripts/demo.sh ]; then bash scripts/demo.sh down; \
+	else echo "scripts/demo.sh not written yet"; fi
+
+clean:
+	$(CARGO) clean

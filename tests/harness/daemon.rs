@@ -1,0 +1,157 @@
+//! A foreground `repmgrd` (or any long-running user command) owned by a
+//! test: output goes to a log file, and drop stops its process group.
+
+use super::run::repmgrd_cmd;
+use super::{poll_until, try_poll_until, user_tempdir, write_user_file};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Lines of daemon output printed when a test panics.
+const TAIL_ON_PANIC: usize = 80;
+
+/// A spawned long-running process in its own process group. On drop: SIGTERM
+/// to the group, up to 10 s to exit, then SIGKILL; when the test is
+/// panicking, its output tail is printed first.
+#[derive(Debug)]
+pub struct Daemon {
+    pub name: String,
+    pub child: Child,
+    /// Combined stdout and stderr.
+    pub logfile: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Spawn `repmgrd ARGS` (the daemon personality, as the run user). Run it
+    /// in the foreground (not daemonized) so the guard keeps track of it.
+    #[track_caller]
+    pub fn repmgrd(name: &str, args: &[&str]) -> Daemon {
+        let mut cmd = repmgrd_cmd();
+        cmd.args(args);
+        Self::spawn(name, cmd)
+    }
+
+    /// Spawn a prepared command (already set up with
+    /// [`run_as_user`](super::run_as_user) as needed; it is put in its own
+    /// process group here), output to a log file.
+    #[track_caller]
+    pub fn spawn(name: &str, mut cmd: Command) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let dir = user_tempdir();
+        let logfile = write_user_file(&dir.path().join("output.log"), "");
+        let out = fs::OpenOptions::new()
+            .append(true)
+            .open(&logfile)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", logfile.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("duplicating log fd: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {name} ({:?}): {e}", cmd.get_program()));
+        Daemon {
+            name: name.to_string(),
+            child,
+            logfile,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Has it not exited yet?
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.logfile).unwrap_or_default()).into_owned()
+    }
+
+    /// Last `n` lines of its output.
+    pub fn output_tail(&self, n: usize) -> String {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Wait (bounded) until its output contains `needle`.
+    #[track_caller]
+    pub fn wait_for_output(&self, needle: &str, timeout: Duration) {
+        if !try_poll_until(timeout, || self.output().contains(needle)) {
+            panic!(
+                "timed out after {timeout:?} waiting for {} to print {needle:?}\n--- output (last 40 lines) ---\n{}",
+                self.name,
+                self.output_tail(40)
+            );
+        }
+    }
+
+    /// Send a signal to its process group.
+    pub fn signal(&self, sig: Signal) {
+        let _ = killpg(Pid::from_raw(self.pid()), sig);
+    }
+
+    /// SIGTERM and wait (bounded) for exit; returns the exit code
+    /// (128+signal when killed by one).
+    #[track_caller]
+    pub fn stop(&mut self, timeout: Duration) -> i32 {
+        self.signal(Signal::SIGTERM);
+        self.wait_exit(timeout)
+    }
+
+    /// Wait (bounded) for it to exit by itself; returns the exit code.
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        let mut status = None;
+        poll_until(timeout, &format!("{} to exit", self.name), || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        let s = status.expect("exit status after poll");
+        s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== [harness] {} output, last {TAIL_ON_PANIC} lines =====\n{}\n===== end of {} output =====",
+                self.name,
+                self.output_tail(TAIL_ON_PANIC),
+                self.name
+            );
+        }
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            // Exited; still kill leftovers in its group.
+            self.signal(Signal::SIGKILL);
+            return;
+        }
+        self.signal(Signal::SIGTERM);
+        let exited = try_poll_until(Duration::from_secs(10), || {
+            !matches!(self.child.try_wait(), Ok(None))
+        });
+        if !exited {
+            eprintln!(
+                "[harness] {} ignored SIGTERM for 10 s; killing it",
+                self.name
+            );
+        }
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
