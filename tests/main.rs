@@ -4,3 +4,15 @@
 mod harness;
 // Tests proving the harness itself works (nodes, standbys, cleanup, user switch).
 mod harness_selftest;
+// Nodes with their repmgr.conf, and a registered cluster.
+mod fixture;
+// The command grammar through the real binary (no PostgreSQL).
+mod cli;
+// Bad input: config, conninfo, hung and closed servers, refusals.
+mod bad_input;
+// primary/standby register and unregister.
+mod register;
+// cluster show and cluster event.
+mod cluster;
+// repmgrd lifecycle.
+mod daemon;

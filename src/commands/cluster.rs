@@ -158,8 +158,16 @@ fn upstream_cell(
     };
     let up = &nodes[idx];
     let up_probe = &probes[idx];
-    // Only a running standby is expected to stream; a witness connects by SQL.
-    if n.node_type != NodeType::Standby || p.reach != Reach::Up || p.in_recovery != Some(true) {
+    if n.node_type != NodeType::Standby {
+        // A witness connects by SQL, not by streaming: nothing to verify.
+        return (up.node_name.clone(), None);
+    }
+    if p.reach != Reach::Up {
+        // Whether it streams cannot be verified while it does not answer.
+        let cell = if n.active { format!("? {}", up.node_name) } else { up.node_name.clone() };
+        return (cell, None);
+    }
+    if p.in_recovery != Some(true) {
         return (up.node_name.clone(), None);
     }
     if up_probe.reach != Reach::Up {

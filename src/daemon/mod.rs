@@ -224,15 +224,13 @@ fn daemonize_process() -> Result<Forked> {
 /// A detached daemon keeps no terminal: stdin and stdout go to /dev/null;
 /// stderr too when logging goes to a file.
 fn redirect_stdio() {
-    use std::os::fd::AsRawFd;
     let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
         return;
     };
-    let fd = null.as_raw_fd();
-    let _ = nix::unistd::dup2(fd, 0);
-    let _ = nix::unistd::dup2(fd, 1);
+    let _ = nix::unistd::dup2_stdin(&null);
+    let _ = nix::unistd::dup2_stdout(&null);
     if logging::sink().is_file() {
-        let _ = nix::unistd::dup2(fd, 2);
+        let _ = nix::unistd::dup2_stderr(&null);
     }
 }
 

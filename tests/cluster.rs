@@ -1,0 +1,116 @@
+//! cluster show and cluster event on real PostgreSQL.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::fixture::registered_cluster;
+
+#[test]
+fn cluster_show_text_csv_compact() {
+    let nodes = registered_cluster(2);
+    let r = nodes[1].repmgr(&["cluster", "show"]);
+    r.assert_success();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(" ID | Name  | Role    | Status    | Upstream | Location | Priority | Timeline | Connection string"),
+        "{r}"
+    );
+    assert!(lines[1].starts_with("----+-------+---------+-----------+----------+"), "{r}");
+    assert!(lines[2].starts_with(" 1  | node1 | primary | * running |          | default  | 100      | 1        | host=127.0.0.1"), "{r}");
+    assert!(lines[3].starts_with(" 2  | node2 | standby |   running | node1    | default  | 100      | 1        | host=127.0.0.1"), "{r}");
+    assert!(lines[4].starts_with(" 3  | node3 | standby |   running | node1    | default  | 100      | 1        |"), "{r}");
+    assert_eq!(lines.len(), 5, "{r}");
+
+    let r = nodes[0].repmgr(&["cluster", "show", "--csv"]);
+    r.assert_success();
+    assert_eq!(r.stdout, "1,0,0\n2,0,1\n3,0,1\n");
+
+    let r = nodes[0].repmgr(&["cluster", "show", "--compact"]);
+    r.assert_success();
+    assert!(r.stdout.lines().next().unwrap().ends_with("| Prio. | TLI"), "{r}");
+    assert!(!r.stdout.contains("host="), "{r}");
+}
+
+#[test]
+fn cluster_show_marks_unreachable_node_and_exits_25() {
+    let nodes = registered_cluster(2);
+    nodes[2].pg.stop();
+    let r = nodes[0].repmgr(&["cluster", "show"]);
+    r.assert_code(25);
+    assert!(r.stdout.contains(" 3  | node3 | standby | ? unreachable | ? node1"), "{r}");
+    r.assert_stdout_contains("node \"node3\" (ID: 3) is registered as an active standby but is unreachable");
+    r.assert_stderr_contains("WARNING: following issues were detected");
+    r.assert_stderr_contains("HINT: execute with --verbose option");
+    let r = nodes[0].repmgr(&["cluster", "show", "--csv"]);
+    assert_eq!(r.stdout, "1,0,0\n2,0,1\n3,-1,-1\n", "{r}");
+    // --verbose shows the connection error itself.
+    let r = nodes[0].repmgr(&["cluster", "show", "--verbose"]);
+    r.assert_code(25).assert_stdout_contains("following error encountered");
+    // An inactive unreachable node is "- failed", not an issue.
+    nodes[0].pg.execute("UPDATE repmgr.nodes SET active = false WHERE node_id = 3");
+    let r = nodes[0].repmgr(&["cluster", "show"]);
+    r.assert_success().assert_stdout_contains("- failed");
+}
+
+#[test]
+fn cluster_show_detects_a_standby_not_attached_and_a_stray_primary() {
+    let nodes = registered_cluster(1);
+    // Registered as standby, but promoted behind repmgr's back.
+    nodes[1].pg.execute("SELECT pg_promote()");
+    nodes[1].pg.wait_until(Duration::from_secs(30), "promotion", |n| !n.is_in_recovery());
+    let r = nodes[0].repmgr(&["cluster", "show"]);
+    r.assert_code(25).assert_stdout_contains("! running as primary");
+}
+
+#[test]
+fn cluster_show_is_not_slowed_by_a_hung_node() {
+    let nodes = registered_cluster(1);
+    // A "server" that accepts TCP connections and never answers.
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hung.local_addr().unwrap().port();
+    for id in [7, 8] {
+        nodes[0].pg.execute(&format!(
+            "INSERT INTO repmgr.nodes (node_id, upstream_node_id, node_name, type, conninfo, repluser, config_file)
+             VALUES ({id}, 1, 'hung{id}', 'standby', 'host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2', 'postgres', '/x')"
+        ));
+    }
+    let start = Instant::now();
+    let r = nodes[0].repmgr(&["cluster", "show"]);
+    let took = start.elapsed();
+    r.assert_code(25);
+    assert!(r.stdout.contains("hung7 | standby | ? unreachable"), "{r}");
+    assert!(r.stdout.contains("hung8 | standby | ? unreachable"), "{r}");
+    // Two hung nodes probed in parallel: one connect_timeout (2 s), not two.
+    assert!(took < Duration::from_secs(4), "cluster show took {took:?}\n{r}");
+    drop(hung);
+}
+
+#[test]
+fn cluster_event_filters() {
+    let nodes = registered_cluster(2);
+    let p = &nodes[0];
+    let r = p.repmgr(&["cluster", "event"]);
+    r.assert_success();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].starts_with(" Node ID | Name  | Event            | OK | Timestamp           | Details"), "{r}");
+    // newest first: node3's registration
+    assert!(lines[2].starts_with(" 3       | node3 | standby_register | t  |"), "{r}");
+    assert_eq!(lines.len(), 2 + 4, "{r}");
+
+    let r = p.repmgr(&["cluster", "event", "--limit=1"]);
+    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    let r = p.repmgr(&["cluster", "event", "--event", "primary_register"]);
+    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    r.assert_stdout_contains("primary_register");
+    let r = p.repmgr(&["cluster", "event", "--node-id=2"]);
+    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    let r = p.repmgr(&["cluster", "event", "--node-name", "node3", "--csv"]);
+    r.assert_success();
+    assert!(r.stdout.starts_with("3,node3,standby_register,t,"), "{r}");
+    assert_eq!(r.stdout.lines().count(), 1, "{r}");
+    let r = p.repmgr(&["cluster", "events", "--all", "--compact"]);
+    assert_eq!(r.stdout.lines().count(), 2 + 4, "{r}");
+    assert!(!r.stdout.contains("Details"), "{r}");
+    p.repmgr(&["cluster", "event", "--limit=0"]).assert_code(1);
+    p.repmgr(&["cluster", "event", "--limit=x"]).assert_code(1);
+}
