@@ -724,10 +724,11 @@ fn resolve(ci: &ConnInfo, env: EnvLookup) -> Result<ConnTarget> {
 /// The value from the string, else from `var`. Blank values count as absent
 /// because repmgr drops them before handing the string to libpq.
 fn setting(ci: &ConnInfo, env: EnvLookup, key: &str, var: Option<&str>) -> Option<String> {
+    let nonempty = |v: &String| !v.is_empty();
     ci.get(key)
         .map(str::to_string)
-        .or_else(|| var.and_then(env))
-        .filter(|v| !v.is_empty())
+        .filter(nonempty)
+        .or_else(|| var.and_then(env).filter(nonempty))
 }
 
 fn int_setting(ci: &ConnInfo, key: &str) -> Result<Option<u64>> {
@@ -1080,4 +1081,558 @@ fn unescape_passfile_password(field: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn parse(s: &str) -> ConnInfo {
+        ConnInfo::parse(s).unwrap()
+    }
+
+    fn pairs(ci: &ConnInfo) -> Vec<(&str, &str)> {
+        ci.iter().collect()
+    }
+
+    /// An injected environment: tests never touch the process environment.
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn resolve_in(ci: &str, vars: &[(&str, &str)]) -> Result<ConnTarget> {
+        parse(ci).resolve_with(&env_of(vars))
+    }
+
+    // --- key=value ---------------------------------------------------------
+
+    #[test]
+    fn key_values_with_spaces_quotes_and_escapes() {
+        let ci = parse("  host = db1 port=5433 password='it\\'s a \\\\ pw' dbname=x\\ y user=''  ");
+        assert_eq!(
+            pairs(&ci),
+            vec![
+                ("host", "db1"),
+                ("port", "5433"),
+                ("password", "it's a \\ pw"),
+                ("dbname", "x y"),
+                ("user", ""),
+            ]
+        );
+        assert!(parse("").is_empty());
+        assert_eq!(pairs(&parse("options=")), vec![("options", "")]);
+    }
+
+    #[test]
+    fn key_value_errors_use_libpq_wording() {
+        assert_eq!(
+            ConnInfo::parse("host=a foo").unwrap_err(),
+            "missing \"=\" after \"foo\" in connection info string"
+        );
+        assert_eq!(
+            ConnInfo::parse("password='abc").unwrap_err(),
+            "unterminated quoted string in connection info string"
+        );
+        assert_eq!(
+            ConnInfo::parse("host=a foo=bar").unwrap_err(),
+            "invalid connection option \"foo\""
+        );
+    }
+
+    #[test]
+    fn every_libpq_keyword_is_accepted() {
+        for k in LIBPQ_KEYWORDS {
+            assert!(ConnInfo::parse(&format!("{k}=1")).is_ok(), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_place_and_the_last_value() {
+        assert_eq!(
+            pairs(&parse("host=a port=1 host=b")),
+            vec![("host", "b"), ("port", "1")]
+        );
+    }
+
+    // --- URI -----------------------------------------------------------------
+
+    #[test]
+    fn uri_with_everything() {
+        let ci = parse("postgresql://us%40r:p%3Aw@db1:5433,[::1]:5434/my%20db?application_name=x&connect_timeout=5");
+        assert_eq!(
+            pairs(&ci),
+            vec![
+                ("user", "us@r"),
+                ("password", "p:w"),
+                ("host", "db1,::1"),
+                ("port", "5433,5434"),
+                ("dbname", "my db"),
+                ("application_name", "x"),
+                ("connect_timeout", "5"),
+            ]
+        );
+    }
+
+    #[test]
+    fn uri_minimal_forms() {
+        assert!(parse("postgresql://").is_empty());
+        assert_eq!(pairs(&parse("postgres:///db")), vec![("dbname", "db")]);
+        assert_eq!(
+            pairs(&parse("postgresql:///db?host=/tmp/sock&port=5999")),
+            vec![("dbname", "db"), ("host", "/tmp/sock"), ("port", "5999")]
+        );
+        assert_eq!(
+            pairs(&parse("postgresql://%2Fvar%2Frun%2Fpostgresql/db")),
+            vec![("host", "/var/run/postgresql"), ("dbname", "db")]
+        );
+        assert_eq!(
+            pairs(&parse("postgresql://u@h")),
+            vec![("user", "u"), ("host", "h")]
+        );
+        assert_eq!(
+            pairs(&parse("postgresql://h?ssl=true")),
+            vec![("host", "h"), ("sslmode", "require")]
+        );
+    }
+
+    #[test]
+    fn uri_errors() {
+        assert_eq!(
+            ConnInfo::parse("postgresql://h/db?foo=1").unwrap_err(),
+            "invalid URI query parameter: \"foo\""
+        );
+        assert!(ConnInfo::parse("postgresql://h/db?port")
+            .unwrap_err()
+            .starts_with("missing key/value separator"));
+        assert!(ConnInfo::parse("postgresql://h/d%zz")
+            .unwrap_err()
+            .starts_with("invalid percent-encoded token"));
+        assert!(ConnInfo::parse("postgresql://h/d%00")
+            .unwrap_err()
+            .starts_with("forbidden value %00"));
+        assert!(ConnInfo::parse("postgresql://[::1/db")
+            .unwrap_err()
+            .contains("IPv6"));
+        assert!(ConnInfo::parse("postgresql://[::1]x/db")
+            .unwrap_err()
+            .starts_with("unexpected character \"x\""));
+    }
+
+    // --- editing and display ------------------------------------------------
+
+    #[test]
+    fn get_set_remove_contains() {
+        let mut ci = parse("host=a port=1");
+        ci.set("port", "2");
+        ci.set("user", "u");
+        ci.set_if_absent("user", "other");
+        assert_eq!(ci.port(), Some("2"));
+        assert_eq!(ci.user(), Some("u"));
+        assert_eq!(ci.host(), Some("a"));
+        assert_eq!(ci.dbname(), None);
+        assert_eq!(ci.remove("host"), Some("a".into()));
+        assert!(!ci.contains("host"));
+        assert_eq!(ci.to_string(), "port=2 user=u");
+    }
+
+    #[test]
+    fn display_quotes_and_round_trips() {
+        let mut ci = ConnInfo::new();
+        for (k, v) in [
+            ("host", "db1"),
+            ("password", "it's"),
+            ("options", "-c a=b"),
+            ("dbname", "back\\slash"),
+            ("user", ""),
+        ] {
+            ci.set(k, v);
+        }
+        let s = ci.to_string();
+        assert_eq!(
+            s,
+            "host=db1 password='it\\'s' options='-c a=b' dbname='back\\\\slash' user=''"
+        );
+        assert_eq!(ConnInfo::parse(&s).unwrap(), ci);
+        assert_eq!(
+            parse("postgresql://x:y@h/d").to_string(),
+            "user=x password=y host=h dbname=d"
+        );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_and_log_strings() {
+        let ci = parse("host=h password=hunter2");
+        assert!(!format!("{ci:?}").contains("hunter2"));
+        assert_eq!(ci.to_string_without_password(), "host=h");
+        let t = ci.resolve_with(&env_of(&[("PGUSER", "u")])).unwrap();
+        assert!(!format!("{t:?}").contains("hunter2"));
+        assert!(!t.describe().contains("hunter2"));
+    }
+
+    // --- resolution ---------------------------------------------------------
+
+    #[test]
+    fn defaults_are_socket_5432_os_user() {
+        let t = resolve_in("", &[]).unwrap();
+        let me = os_user_name().unwrap();
+        assert_eq!(
+            t.endpoints,
+            vec![Endpoint::Socket {
+                dir: DEFAULT_SOCKET_DIR.into(),
+                port: 5432
+            }]
+        );
+        assert_eq!(t.user, me);
+        assert_eq!(t.dbname, me);
+        assert_eq!(t.password(), None);
+        assert_eq!(t.connect_timeout, Duration::from_secs(2));
+        assert_eq!(t.tcp_user_timeout, Duration::from_secs(2));
+        assert_eq!(t.application_name, None);
+    }
+
+    #[test]
+    fn environment_fills_what_the_string_lacks() {
+        let env = [
+            ("PGHOST", "envhost"),
+            ("PGPORT", "6000"),
+            ("PGUSER", "envuser"),
+            ("PGDATABASE", "envdb"),
+            ("PGPASSWORD", "envpw"),
+            ("PGCONNECT_TIMEOUT", "7"),
+            ("PGAPPNAME", "envapp"),
+            ("PGOPTIONS", "-c x=y"),
+        ];
+        let t = resolve_in("", &env).unwrap();
+        assert_eq!(
+            t.endpoints,
+            vec![Endpoint::Tcp {
+                host: Some("envhost".into()),
+                hostaddr: None,
+                port: 6000
+            }]
+        );
+        assert_eq!((t.user.as_str(), t.dbname.as_str()), ("envuser", "envdb"));
+        assert_eq!(t.password(), Some("envpw"));
+        assert_eq!(t.connect_timeout, Duration::from_secs(7));
+        assert_eq!(t.application_name.as_deref(), Some("envapp"));
+        assert_eq!(t.options.as_deref(), Some("-c x=y"));
+
+        let t = resolve_in(
+            "host=h port=1 user=u dbname=d password=p application_name=a",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(t.endpoints[0].port(), 1);
+        assert_eq!((t.user.as_str(), t.dbname.as_str()), ("u", "d"));
+        assert_eq!(t.password(), Some("p"));
+        assert_eq!(t.application_name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn blank_values_fall_back_like_repmgr() {
+        let t = resolve_in("host='' user=''", &[("PGHOST", "e"), ("PGUSER", "eu")]).unwrap();
+        assert_eq!(t.user, "eu");
+        assert_eq!(t.endpoints[0].passfile_host(), "e");
+    }
+
+    #[test]
+    fn hostaddr_from_env_and_dbname_defaults_to_user() {
+        let t = resolve_in("user=u", &[("PGHOSTADDR", "127.0.0.1")]).unwrap();
+        assert_eq!(
+            t.endpoints,
+            vec![Endpoint::Tcp {
+                host: None,
+                hostaddr: Some("127.0.0.1".parse().unwrap()),
+                port: 5432
+            }]
+        );
+        assert_eq!(t.dbname, "u");
+    }
+
+    #[test]
+    fn fallback_application_name_only_without_application_name() {
+        let t = resolve_in("user=u fallback_application_name=repmgr", &[]).unwrap();
+        assert_eq!(t.application_name.as_deref(), Some("repmgr"));
+        let t = resolve_in(
+            "user=u fallback_application_name=repmgr",
+            &[("PGAPPNAME", "x")],
+        )
+        .unwrap();
+        assert_eq!(t.application_name.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn connect_timeout_is_at_least_two_seconds() {
+        for (v, secs) in [
+            ("0", 2),
+            ("1", 2),
+            ("-5", 2),
+            ("junk", 2),
+            ("2", 2),
+            (" 10 ", 10),
+        ] {
+            let t = resolve_in(&format!("user=u connect_timeout='{v}'"), &[]).unwrap();
+            assert_eq!(t.connect_timeout, Duration::from_secs(secs), "{v}");
+        }
+        let t = resolve_in("user=u connect_timeout=3 tcp_user_timeout=500", &[]).unwrap();
+        assert_eq!(t.tcp_user_timeout, Duration::from_millis(500));
+        let t = resolve_in("user=u connect_timeout=3", &[]).unwrap();
+        assert_eq!(t.tcp_user_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn multiple_hosts_sockets_and_ports() {
+        let t = resolve_in("host=a,/tmp/s,,[::1] port=1,2,3,4 user=u", &[]);
+        // "[::1]" is not a valid host name for key=value; it stays a name.
+        assert!(t.is_ok());
+        let t = resolve_in("host=a,/tmp/s, port=7 user=u", &[]).unwrap();
+        assert_eq!(
+            t.endpoints,
+            vec![
+                Endpoint::Tcp {
+                    host: Some("a".into()),
+                    hostaddr: None,
+                    port: 7
+                },
+                Endpoint::Socket {
+                    dir: "/tmp/s".into(),
+                    port: 7
+                },
+                Endpoint::Socket {
+                    dir: DEFAULT_SOCKET_DIR.into(),
+                    port: 7
+                },
+            ]
+        );
+        assert_eq!(t.deadline(), Duration::from_secs(6));
+        let cfg = t.to_config();
+        assert_eq!(cfg.get_hosts().len(), 3);
+        assert_eq!(cfg.get_ports(), &[7, 7, 7]);
+    }
+
+    #[test]
+    fn host_list_errors() {
+        let err = |s: &str| resolve_in(s, &[]).unwrap_err().message().to_string();
+        assert_eq!(
+            err("user=u host=a,b port=1,2,3"),
+            "could not match 3 port numbers to 2 hosts"
+        );
+        assert_eq!(
+            err("user=u host=a,b hostaddr=127.0.0.1"),
+            "could not match 2 host names to 1 hostaddr values"
+        );
+        assert_eq!(err("user=u port=99999"), "invalid port number: \"99999\"");
+        assert_eq!(
+            err("user=u hostaddr=nope"),
+            "could not parse network address \"nope\""
+        );
+        assert!(err("user=u host=a,b hostaddr=127.0.0.1,").contains("not supported"));
+    }
+
+    #[test]
+    fn config_carries_every_setting() {
+        let t = resolve_in(
+            "host=db hostaddr=127.0.0.1 port=6 user=u dbname=d password=p application_name=a \
+             options='-c x=1' connect_timeout=4 keepalives=1 keepalives_idle=30 \
+             keepalives_interval=5 keepalives_count=3 target_session_attrs=read-write",
+            &[],
+        )
+        .unwrap();
+        let c = t.to_config();
+        assert_eq!(c.get_hosts(), &[postgres::config::Host::Tcp("db".into())]);
+        assert_eq!(c.get_hostaddrs(), &["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.get_ports(), &[6]);
+        assert_eq!(c.get_user(), Some("u"));
+        assert_eq!(c.get_dbname(), Some("d"));
+        assert_eq!(c.get_password(), Some(&b"p"[..]));
+        assert_eq!(c.get_application_name(), Some("a"));
+        assert_eq!(c.get_options(), Some("-c x=1"));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(4)));
+        assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(4)));
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(5)));
+        assert_eq!(c.get_keepalives_retries(), Some(3));
+        assert_eq!(c.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(
+            t.describe(),
+            "server at \"db:6\" (127.0.0.1) (dbname=d user=u)"
+        );
+        assert!(!resolve_in("user=u keepalives=0", &[])
+            .unwrap()
+            .to_config()
+            .get_keepalives());
+    }
+
+    #[test]
+    fn endpoint_descriptions() {
+        let sock = Endpoint::Socket {
+            dir: "/tmp".into(),
+            port: 5432,
+        };
+        assert_eq!(sock.to_string(), "socket \"/tmp/.s.PGSQL.5432\"");
+        let v6 = Endpoint::Tcp {
+            host: Some("::1".into()),
+            hostaddr: None,
+            port: 1,
+        };
+        assert_eq!(v6.to_string(), "server at \"[::1]:1\"");
+    }
+
+    #[test]
+    fn unsupported_keys_are_clear_errors() {
+        let err = |s: &str, env: &[(&str, &str)]| resolve_in(s, env).unwrap_err();
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let e = err(&format!("user=u sslmode={mode}"), &[]);
+            assert_eq!(e.code, crate::error::ExitCode::DbConn);
+            assert!(
+                e.message().contains("SSL is not supported by this build"),
+                "{mode}"
+            );
+        }
+        assert!(err("user=u", &[("PGSSLMODE", "require")])
+            .message()
+            .contains("SSL"));
+        assert!(err("user=u requiressl=1", &[]).message().contains("SSL"));
+        assert_eq!(
+            err("user=u sslmode=bogus", &[]).message(),
+            "invalid sslmode value: \"bogus\""
+        );
+        assert_eq!(
+            err("user=u service=x", &[]).message(),
+            "service files are not supported; put the parameters in the connection string"
+        );
+        assert!(err("user=u replication=1", &[])
+            .message()
+            .contains("replication connections are not supported"));
+        assert!(err("user=u keepalives_idle=x", &[])
+            .message()
+            .starts_with("invalid integer value"));
+    }
+
+    #[test]
+    fn harmless_libpq_keys_are_ignored() {
+        for s in [
+            "sslmode=disable",
+            "sslmode=allow",
+            "sslmode=prefer",
+            "sslrootcert=/x sslcert=/y sslkey=/z sslcrl=/w gssencmode=prefer",
+            "krbsrvname=postgres requirepeer=postgres client_encoding=UTF8 sslsni=1",
+            "client_encoding=LATIN1",
+        ] {
+            assert!(resolve_in(&format!("user=u {s}"), &[]).is_ok(), "{s}");
+        }
+    }
+
+    // --- password file --------------------------------------------------------
+
+    #[test]
+    fn passfile_matching_rules() {
+        let file = "# comment\n\
+                    other:5432:*:*:wrong\n\
+                    db1:5433:*:*:notthisport\n\
+                    db1:5432:app:u:first\n\
+                    db1:5432:app:u:second\n\
+                    *:*:*:special:p\\:w\\\\x:ignored\n\
+                    h\\:6:5432:*:*:escaped-host\n";
+        assert_eq!(
+            lookup_passfile(file, "db1", "5432", "app", "u").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            lookup_passfile(file, "any", "1", "d", "special").as_deref(),
+            Some("p:w\\x")
+        );
+        assert_eq!(
+            lookup_passfile(file, "h:6", "5432", "d", "v").as_deref(),
+            Some("escaped-host")
+        );
+        assert_eq!(lookup_passfile(file, "db1", "5432", "other", "u"), None);
+        // '*' is a wildcard only as a whole field.
+        assert_eq!(lookup_passfile("db*:*:*:*:x\n", "db1", "1", "d", "u"), None);
+        assert_eq!(
+            lookup_passfile("a:1:d:u:x\r\n", "a", "1", "d", "u").as_deref(),
+            Some("x")
+        );
+    }
+
+    fn write_passfile(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn password_comes_from_string_then_env_then_passfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = write_passfile(dir.path(), "pf", "h:5432:d:u:frompassfile\n", 0o600);
+        let pf = pf.to_str().unwrap();
+        let base = format!("host=h user=u dbname=d passfile={pf}");
+        let pw = |s: &str, env: &[(&str, &str)]| {
+            resolve_in(s, env).unwrap().password().map(str::to_string)
+        };
+        assert_eq!(pw(&base, &[]).as_deref(), Some("frompassfile"));
+        assert_eq!(pw(&base, &[("PGPASSWORD", "env")]).as_deref(), Some("env"));
+        assert_eq!(
+            pw(&format!("{base} password=str"), &[("PGPASSWORD", "env")]).as_deref(),
+            Some("str")
+        );
+        assert_eq!(
+            pw("host=h user=u dbname=d", &[("PGPASSFILE", pf)]).as_deref(),
+            Some("frompassfile")
+        );
+    }
+
+    #[test]
+    fn home_pgpass_is_the_last_resort() {
+        let home = tempfile::tempdir().unwrap();
+        write_passfile(home.path(), ".pgpass", "*:*:*:u:home\n", 0o600);
+        let home = home.path().to_str().unwrap();
+        let t = resolve_in("host=h user=u", &[("HOME", home)]).unwrap();
+        assert_eq!(t.password(), Some("home"));
+    }
+
+    #[test]
+    fn group_readable_passfile_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = write_passfile(dir.path(), "pf", "*:*:*:*:x\n", 0o640);
+        let t = resolve_in(&format!("host=h user=u passfile={}", pf.display()), &[]).unwrap();
+        assert_eq!(t.password(), None);
+        let t = resolve_in(
+            &format!("host=h user=u passfile={}", dir.path().display()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.password(), None, "a directory is not a password file");
+    }
+
+    #[test]
+    fn default_socket_matches_localhost_in_passfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = write_passfile(
+            dir.path(),
+            "pf",
+            "localhost:5432:*:u:local\n/tmp/s:5432:*:u:tmpsock\n",
+            0o600,
+        );
+        let pf = pf.to_str().unwrap();
+        let pw = |s: &str| {
+            resolve_in(&format!("{s} user=u passfile={pf}"), &[])
+                .unwrap()
+                .password()
+                .map(str::to_string)
+        };
+        assert_eq!(pw("").as_deref(), Some("local"));
+        assert_eq!(pw("host=localhost").as_deref(), Some("local"));
+        assert_eq!(pw("host=/tmp/s").as_deref(), Some("tmpsock"));
+    }
 }

@@ -9,4 +9,5 @@ pub mod logging;
 
 pub mod config;
 pub mod conninfo;
+pub mod db;
 pub mod error;
