@@ -1,5 +1,6 @@
 //! Everything that speaks SQL. Queries use bound parameters only.
 
+pub mod connect;
 pub mod events;
 pub mod nodes;
 pub mod schema;

@@ -1,0 +1,286 @@
+//! Opening database connections the way repmgr does (`dbutils.c`,
+//! `_establish_db_connection`): `connect_timeout=2` unless given,
+//! `fallback_application_name`, an empty `search_path`, and
+//! `synchronous_commit` set to `local` so repmgr's own writes never wait for
+//! a synchronous standby that may be the very node being repaired.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls};
+
+use crate::conninfo::{ConnInfo, ConnTarget};
+use crate::error::{Error, Result};
+
+/// Appended to any user `options`: later `-c` settings win, so repmgr's
+/// queries always run with an empty, safe search_path.
+const SEARCH_PATH_OPTION: &str = "-csearch_path=";
+
+/// Opens a connection for `app` ("repmgr" or "repmgrd", the fallback
+/// application_name). The whole attempt, from TCP connect to the final SET,
+/// is bounded by connect_timeout (per host), because the driver's own
+/// timeout covers only the TCP connect and a hung server would block forever.
+pub fn connect(ci: &ConnInfo, app: &str) -> Result<Client> {
+    let target = prepare(ci, app)?;
+    crate::log_debug!("connecting to: \"{}\"", ci.to_string_without_password());
+    let limit = target.deadline();
+    let described = target.describe();
+    match run_with_deadline(limit, move || open_session(&target))? {
+        Some(result) => result,
+        None => Err(connection_failed(format!(
+            "timeout expired after {} s connecting to {described}",
+            limit.as_secs()
+        ))),
+    }
+}
+
+/// What [`ping`] learned, like libpq's `PQping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// The server answered, even if it refused our credentials or database.
+    Ok,
+    /// The server answered that it is starting up or shutting down.
+    Reject,
+    /// Nothing answered: refused, unreachable, timed out, or unusable conninfo.
+    NoResponse,
+}
+
+/// Checks whether a server is there, within the same deadline as [`connect`].
+pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
+    let target = match prepare(ci, app) {
+        Ok(t) => t,
+        Err(e) => {
+            crate::log_debug!("ping: {}", e);
+            return Ping::NoResponse;
+        }
+    };
+    let config = target.to_config();
+    match run_with_deadline(target.deadline(), move || config.connect(NoTls)) {
+        Ok(Some(Ok(_client))) => Ping::Ok,
+        Ok(Some(Err(e))) => classify_ping_error(&e),
+        Ok(None) | Err(_) => Ping::NoResponse,
+    }
+}
+
+/// Applies repmgr's additions to the conninfo and resolves it.
+fn prepare(ci: &ConnInfo, app: &str) -> Result<ConnTarget> {
+    let mut ci = ci.clone();
+    ci.set_if_absent("connect_timeout", "2");
+    ci.set_if_absent("fallback_application_name", app);
+    let mut target = ci.resolve()?;
+    target.options = Some(with_empty_search_path(target.options.as_deref()));
+    Ok(target)
+}
+
+fn with_empty_search_path(user_options: Option<&str>) -> String {
+    match user_options.map(str::trim).filter(|o| !o.is_empty()) {
+        Some(o) => format!("{o} {SEARCH_PATH_OPTION}"),
+        None => SEARCH_PATH_OPTION.to_string(),
+    }
+}
+
+fn open_session(target: &ConnTarget) -> Result<Client> {
+    let mut client = target.to_config().connect(NoTls).map_err(|e| {
+        connection_failed(format!(
+            "could not connect to {}: {}",
+            target.describe(),
+            connect_cause(&e)
+        ))
+    })?;
+    client
+        .batch_execute("SET synchronous_commit TO 'local'")
+        .map_err(|e| {
+            connection_failed(format!(
+                "unable to set \"synchronous_commit\" to \"local\" on {}: {}",
+                target.describe(),
+                pg_err(&e)
+            ))
+        })?;
+    Ok(client)
+}
+
+fn connection_failed(detail: String) -> Error {
+    Error::db_conn("connection to database failed").detail(detail)
+}
+
+/// Runs `work` on a helper thread and waits at most `limit`. `Ok(None)` means
+/// the deadline passed: the thread is abandoned, and its socket is closed by
+/// the server or by tcp_user_timeout/keepalives, whichever comes first.
+fn run_with_deadline<T, F>(limit: Duration, work: F) -> Result<Option<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("pg-connect".into())
+        .spawn(move || {
+            // The receiver may have given up already; nothing to do then.
+            let _ = tx.send(work());
+        })
+        .map_err(|e| connection_failed(format!("could not start connection thread: {e}")))?;
+    match rx.recv_timeout(limit) {
+        Ok(v) => Ok(Some(v)),
+        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(connection_failed(
+            "connection thread ended without a result".into(),
+        )),
+    }
+}
+
+/// The whole cause chain, since the driver's Display alone says only
+/// "db error" or "error connecting to server".
+pub fn pg_err(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// [`pg_err`] without the driver's redundant prefix, and with a readable
+/// reason when the server wanted a password we do not have.
+fn connect_cause(e: &postgres::Error) -> String {
+    let full = pg_err(e);
+    if full == "invalid configuration: password missing" {
+        return "no password supplied (none in the conninfo, PGPASSWORD or the password file)"
+            .into();
+    }
+    match full.strip_prefix("error connecting to server: ") {
+        Some(rest) => rest.to_string(),
+        None => full,
+    }
+}
+
+/// A server that sent anything at all is up (PQping's rule): an error
+/// response, an authentication request we could not satisfy, or a protocol
+/// surprise. Only "starting up / shutting down" is a rejection.
+fn classify_ping_error(e: &postgres::Error) -> Ping {
+    if let Some(db) = e.as_db_error() {
+        return match *db.code() == SqlState::CANNOT_CONNECT_NOW {
+            true => Ping::Reject,
+            false => Ping::Ok,
+        };
+    }
+    let full = pg_err(e);
+    let server_spoke = full.ends_with("password missing")
+        || full.starts_with("authentication error")
+        || full.starts_with("unexpected message from server");
+    match server_spoke {
+        true => Ping::Ok,
+        false => Ping::NoResponse,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    fn conninfo(s: &str) -> ConnInfo {
+        ConnInfo::parse(s).unwrap()
+    }
+
+    /// `Client` has no Debug, so `unwrap_err` is not available.
+    fn connect_err(ci: &ConnInfo) -> Error {
+        match connect(ci, "repmgr") {
+            Ok(_) => panic!("connected unexpectedly"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn search_path_option_is_appended_to_user_options() {
+        assert_eq!(with_empty_search_path(None), "-csearch_path=");
+        assert_eq!(with_empty_search_path(Some(" ")), "-csearch_path=");
+        assert_eq!(
+            with_empty_search_path(Some("-c work_mem=64MB")),
+            "-c work_mem=64MB -csearch_path="
+        );
+    }
+
+    #[test]
+    fn prepare_adds_repmgr_defaults_without_overriding() {
+        let t = prepare(&conninfo("host=127.0.0.1 user=u dbname=d"), "repmgrd").unwrap();
+        assert_eq!(t.application_name.as_deref(), Some("repmgrd"));
+        assert_eq!(t.connect_timeout, Duration::from_secs(2));
+        let t = prepare(
+            &conninfo("host=127.0.0.1 user=u application_name=mine connect_timeout=5"),
+            "repmgr",
+        )
+        .unwrap();
+        assert_eq!(t.application_name.as_deref(), Some("mine"));
+        assert_eq!(t.connect_timeout, Duration::from_secs(5));
+    }
+
+    /// A port nobody listens on: bind, note the port, close the listener.
+    fn closed_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn closed_port_fails_fast_with_target_in_detail() {
+        let port = closed_port();
+        let ci = conninfo(&format!(
+            "host=127.0.0.1 port={port} user=repmgr dbname=repmgr password=secret"
+        ));
+        let started = Instant::now();
+        let err = connect_err(&ci);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(err.code, crate::error::ExitCode::DbConn);
+        assert_eq!(err.message(), "connection to database failed");
+        let detail = err.detail.unwrap();
+        assert!(
+            detail.starts_with(&format!(
+                "could not connect to server at \"127.0.0.1:{port}\" (dbname=repmgr user=repmgr): "
+            )),
+            "{detail}"
+        );
+        assert!(detail.contains("Connection refused"), "{detail}");
+        assert!(!detail.contains("secret"));
+        assert_eq!(ping(&ci, "repmgr"), Ping::NoResponse);
+    }
+
+    #[test]
+    fn hung_listener_gives_up_at_the_deadline() {
+        // Accepts TCP (the kernel completes the handshake) but never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ci = conninfo(&format!("host=127.0.0.1 port={port} user=u dbname=d"));
+        let started = Instant::now();
+        let err = connect_err(&ci);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(1900), "{took:?}");
+        assert!(took < Duration::from_millis(2800), "{took:?}");
+        let detail = err.detail.unwrap();
+        assert_eq!(
+            detail,
+            format!("timeout expired after 2 s connecting to server at \"127.0.0.1:{port}\" (dbname=d user=u)")
+        );
+        let started = Instant::now();
+        assert_eq!(ping(&ci, "repmgr"), Ping::NoResponse);
+        assert!(started.elapsed() < Duration::from_millis(2800));
+        drop(listener);
+    }
+
+    #[test]
+    fn unsupported_conninfo_is_a_connection_error() {
+        let err = connect_err(&conninfo("host=127.0.0.1 sslmode=require"));
+        assert_eq!(err.code, crate::error::ExitCode::DbConn);
+        assert!(err.message().contains("SSL is not supported"));
+        assert_eq!(
+            ping(&conninfo("host=127.0.0.1 service=x"), "repmgr"),
+            Ping::NoResponse
+        );
+    }
+}
