@@ -313,9 +313,10 @@ fn parse_uri(uri: &str) -> std::result::Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     let rest = &uri[uri_prefix_len(uri).unwrap_or(0)..];
 
-    // Credentials: everything before an '@' that comes before the path.
+    // Credentials: everything before the first '@' that precedes the path
+    // (libpq's rule: an '@' inside a password must be percent-encoded).
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (mut rest, credentials) = match rest[..authority_end].rfind('@') {
+    let (mut rest, credentials) = match rest[..authority_end].find('@') {
         Some(at) => (&rest[at + 1..], Some(&rest[..at])),
         None => (rest, None),
     };
@@ -669,8 +670,6 @@ const KEYS_USED: &[&str] = &[
     "tcp_user_timeout",
     "sslmode",
     "requiressl",
-    "gssencmode",
-    "client_encoding",
     "replication",
     "service",
     "target_session_attrs",
