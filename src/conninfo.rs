@@ -1388,9 +1388,13 @@ mod tests {
 
     #[test]
     fn multiple_hosts_sockets_and_ports() {
-        let t = resolve_in("host=a,/tmp/s,,[::1] port=1,2,3,4 user=u", &[]);
-        // "[::1]" is not a valid host name for key=value; it stays a name.
-        assert!(t.is_ok());
+        let t = parse("postgresql://u@a:1,[::1]:2/d")
+            .resolve_with(&env_of(&[]))
+            .unwrap();
+        assert_eq!(
+            t.describe(),
+            "server at \"a:1\", server at \"[::1]:2\" (dbname=d user=u)"
+        );
         let t = resolve_in("host=a,/tmp/s, port=7 user=u", &[]).unwrap();
         assert_eq!(
             t.endpoints,
