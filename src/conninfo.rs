@@ -313,9 +313,10 @@ fn parse_uri(uri: &str) -> std::result::Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     let rest = &uri[uri_prefix_len(uri).unwrap_or(0)..];
 
-    // Credentials: everything before an '@' that comes before the path.
+    // Credentials: everything before the first '@' that precedes the path
+    // (libpq's rule: an '@' inside a password must be percent-encoded).
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (mut rest, credentials) = match rest[..authority_end].rfind('@') {
+    let (mut rest, credentials) = match rest[..authority_end].find('@') {
         Some(at) => (&rest[at + 1..], Some(&rest[..at])),
         None => (rest, None),
     };
@@ -669,8 +670,6 @@ const KEYS_USED: &[&str] = &[
     "tcp_user_timeout",
     "sslmode",
     "requiressl",
-    "gssencmode",
-    "client_encoding",
     "replication",
     "service",
     "target_session_attrs",
@@ -1389,9 +1388,13 @@ mod tests {
 
     #[test]
     fn multiple_hosts_sockets_and_ports() {
-        let t = resolve_in("host=a,/tmp/s,,[::1] port=1,2,3,4 user=u", &[]);
-        // "[::1]" is not a valid host name for key=value; it stays a name.
-        assert!(t.is_ok());
+        let t = parse("postgresql://u@a:1,[::1]:2/d")
+            .resolve_with(&env_of(&[]))
+            .unwrap();
+        assert_eq!(
+            t.describe(),
+            "server at \"a:1\", server at \"[::1]:2\" (dbname=d user=u)"
+        );
         let t = resolve_in("host=a,/tmp/s, port=7 user=u", &[]).unwrap();
         assert_eq!(
             t.endpoints,

@@ -23,8 +23,9 @@ const SEARCH_PATH_OPTION: &str = "-csearch_path=";
 /// is bounded by connect_timeout (per host), because the driver's own
 /// timeout covers only the TCP connect and a hung server would block forever.
 pub fn connect(ci: &ConnInfo, app: &str) -> Result<Client> {
-    let target = prepare(ci, app)?;
+    let ci = with_repmgr_defaults(ci, app);
     crate::log_debug!("connecting to: \"{}\"", ci.to_string_without_password());
+    let target = resolve_target(&ci)?;
     let limit = target.deadline();
     let described = target.describe();
     match run_with_deadline(limit, move || open_session(&target))? {
@@ -66,9 +67,20 @@ pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
 
 /// Applies repmgr's additions to the conninfo and resolves it.
 fn prepare(ci: &ConnInfo, app: &str) -> Result<ConnTarget> {
+    resolve_target(&with_repmgr_defaults(ci, app))
+}
+
+/// repmgr's `param_set_ine` calls: they lose to values already present.
+fn with_repmgr_defaults(ci: &ConnInfo, app: &str) -> ConnInfo {
     let mut ci = ci.clone();
     ci.set_if_absent("connect_timeout", "2");
     ci.set_if_absent("fallback_application_name", app);
+    ci
+}
+
+/// Resolves and adds the empty search_path after the environment was
+/// applied, so it also follows any PGOPTIONS.
+fn resolve_target(ci: &ConnInfo) -> Result<ConnTarget> {
     let mut target = ci.resolve()?;
     target.options = Some(with_empty_search_path(target.options.as_deref()));
     Ok(target)
