@@ -80,7 +80,9 @@ pub fn notify(config: &Config, ev: &Event<'_>, timestamp: Option<&str>) {
             );
             crate::log_detail!("command: {command}\n{}", out.stderr.trim());
         }
-        Err(e) => crate::logging::log_error_report(&e.with_code(crate::error::ExitCode::LocalCommand)),
+        Err(e) => {
+            crate::logging::log_error_report(&e.with_code(crate::error::ExitCode::LocalCommand))
+        }
     }
 }
 

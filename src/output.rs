@@ -49,7 +49,11 @@ pub fn csv_field(s: &str) -> String {
 }
 
 pub fn csv_line(fields: &[String]) -> String {
-    let mut s = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    let mut s = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
     s.push('\n');
     s
 }

@@ -131,14 +131,19 @@ pub fn run(mut cmd: Command, limit: Duration, what: &str) -> Result<Output> {
             let stderr = join(err);
             return Err(Error::new(
                 ExitCode::LocalCommand,
-                format!("{what} did not finish within {} s and was stopped", limit.as_secs()),
+                format!(
+                    "{what} did not finish within {} s and was stopped",
+                    limit.as_secs()
+                ),
             )
             .detail(with_output(&shown, &stderr)));
         }
         Err(e) => {
             kill_tree(&mut child);
-            return Err(Error::new(ExitCode::LocalCommand, format!("waiting for {what} failed"))
-                .detail(format!("{shown}: {e}")));
+            return Err(
+                Error::new(ExitCode::LocalCommand, format!("waiting for {what} failed"))
+                    .detail(format!("{shown}: {e}")),
+            );
         }
     };
     let output = Output {
@@ -190,7 +195,12 @@ mod tests {
 
     #[test]
     fn captures_both_streams_and_status() {
-        let out = run(shell("echo out; echo err >&2; exit 3"), Duration::from_secs(5), "t").unwrap();
+        let out = run(
+            shell("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(5),
+            "t",
+        )
+        .unwrap();
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
         assert_eq!(out.code(), 3);
@@ -200,9 +210,17 @@ mod tests {
     fn deadline_kills_the_whole_group() {
         let start = Instant::now();
         // The sleep is a grandchild: killing only sh would leave it holding the pipe.
-        let e = run(shell("sleep 30 & sleep 30; echo never"), Duration::from_millis(300), "sleeper")
-            .unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        let e = run(
+            shell("sleep 30 & sleep 30; echo never"),
+            Duration::from_millis(300),
+            "sleeper",
+        )
+        .unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(e.messages[0].contains("did not finish within"), "{e:?}");
         assert_eq!(e.code, ExitCode::LocalCommand);
     }
@@ -222,7 +240,12 @@ mod tests {
 
     #[test]
     fn missing_program_is_an_error_not_a_panic() {
-        let e = run(Command::new("/nonexistent/prog"), Duration::from_secs(1), "prog").unwrap_err();
+        let e = run(
+            Command::new("/nonexistent/prog"),
+            Duration::from_secs(1),
+            "prog",
+        )
+        .unwrap_err();
         assert!(e.messages[0].contains("unable to execute prog"));
     }
 

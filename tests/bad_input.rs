@@ -30,7 +30,11 @@ fn missing_unreadable_empty_and_garbage_config() {
     let dir = user_tempdir();
     let unreadable = dir.path().join("secret.conf");
     std::fs::write(&unreadable, "node_id=1\n").unwrap();
-    std::fs::set_permissions(&unreadable, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(
+        &unreadable,
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
     if !nix::unistd::Uid::effective().is_root() || crate::harness::run_user().switch {
         let r = repmgr(&["-f", unreadable.to_str().unwrap(), "cluster", "show"]);
         assert_clean_failure(&r, 1);
@@ -44,7 +48,9 @@ fn missing_unreadable_empty_and_garbage_config() {
         r.assert_stderr_contains(&format!("\"{key}\""));
     }
 
-    let garbage: String = (0..400u32).map(|i| char::from_u32(1 + (i * 7919) % 0x2FF).unwrap()).collect();
+    let garbage: String = (0..400u32)
+        .map(|i| char::from_u32(1 + (i * 7919) % 0x2FF).unwrap())
+        .collect();
     let r = with_conf(&garbage, &["cluster", "show"]);
     assert_clean_failure(&r, 1);
     r.assert_stderr_contains("repmgr.conf:");
@@ -71,7 +77,8 @@ fn unknown_key_warns_with_suggestion() {
         "node_id=1\nnode_nmae='x'\nnode_name='x'\nconninfo='host=127.0.0.1 port=1 connect_timeout=2'\ndata_directory='/d'\n",
         &["cluster", "show"],
     );
-    r.assert_stderr_contains("node_nmae").assert_stderr_contains("did you mean \"node_name\"");
+    r.assert_stderr_contains("node_nmae")
+        .assert_stderr_contains("did you mean \"node_name\"");
 }
 
 #[test]
@@ -97,14 +104,22 @@ fn closed_port_fails_fast_with_db_conn_exit_code() {
     );
     assert_clean_failure(&r, 6);
     r.assert_stderr_contains("unable to connect to node \"x\" (ID: 1)");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn hung_server_fails_within_connect_timeout_plus_one_second() {
     let hung = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hung.local_addr().unwrap().port();
-    for args in [&["primary", "register"][..], &["cluster", "show"], &["standby", "register"]] {
+    for args in [
+        &["primary", "register"][..],
+        &["cluster", "show"],
+        &["standby", "register"],
+    ] {
         let start = Instant::now();
         let r = with_conf(
             &format!("node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={port} user=postgres connect_timeout=2'\ndata_directory='/d'\n"),
@@ -122,7 +137,9 @@ fn hung_server_fails_within_connect_timeout_plus_one_second() {
 fn failed_registration_leaves_no_partial_row() {
     let p = Node::primary("node1", 1);
     p.repmgr(&["primary", "register"]).assert_success();
-    let before = p.query("SELECT count(*)::text || '/' || (SELECT count(*) FROM repmgr.events) FROM repmgr.nodes");
+    let before = p.query(
+        "SELECT count(*)::text || '/' || (SELECT count(*) FROM repmgr.events) FROM repmgr.nodes",
+    );
     // Standby register on the primary: refused, nothing written.
     let conf = write_conf(&p.pg, 5, "node5", &p.pg.conninfo(), "");
     repmgr(&["-f", &conf, "standby", "register"]).assert_code(1);
@@ -132,7 +149,9 @@ fn failed_registration_leaves_no_partial_row() {
     repmgr(&["-f", &sconf, "standby", "register", "--upstream-node-id=42"])
         .assert_code(1)
         .assert_stderr_contains("upstream node 42 is not registered");
-    let after = p.query("SELECT count(*)::text || '/' || (SELECT count(*) FROM repmgr.events) FROM repmgr.nodes");
+    let after = p.query(
+        "SELECT count(*)::text || '/' || (SELECT count(*) FROM repmgr.events) FROM repmgr.nodes",
+    );
     assert_eq!(before, after);
 }
 

@@ -4,8 +4,12 @@ use crate::harness::{repmgr, repmgr_bin, user_tempdir, write_user_file, Repmgr};
 
 #[test]
 fn version_and_version_number() {
-    repmgr(&["--version"]).assert_success().assert_stdout_contains("repmgr 5.5.0");
-    repmgr(&["-V"]).assert_success().assert_stdout_contains("repmgr 5.5.0");
+    repmgr(&["--version"])
+        .assert_success()
+        .assert_stdout_contains("repmgr 5.5.0");
+    repmgr(&["-V"])
+        .assert_success()
+        .assert_stdout_contains("repmgr 5.5.0");
     let r = repmgr(&["--version-number"]);
     r.assert_success();
     assert_eq!(r.stdout.trim(), "50500");
@@ -13,15 +17,21 @@ fn version_and_version_number() {
 
 #[test]
 fn help_general_and_per_action() {
-    repmgr(&["--help"]).assert_success().assert_stdout_contains("repmgr [OPTIONS] primary");
-    repmgr(&["-?"]).assert_success().assert_stdout_contains("Usage:");
+    repmgr(&["--help"])
+        .assert_success()
+        .assert_stdout_contains("repmgr [OPTIONS] primary");
+    repmgr(&["-?"])
+        .assert_success()
+        .assert_stdout_contains("Usage:");
     repmgr(&["standby", "clone", "--help"])
         .assert_success()
         .assert_stdout_contains("repmgr standby clone:");
     repmgr(&["cluster", "show", "-?"])
         .assert_success()
         .assert_stdout_contains("--compact");
-    repmgr(&["help", "standby"]).assert_success().assert_stdout_contains("standby switchover");
+    repmgr(&["help", "standby"])
+        .assert_success()
+        .assert_stdout_contains("standby switchover");
     // master is primary
     repmgr(&["master", "register", "--help"])
         .assert_success()
@@ -43,7 +53,11 @@ fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
         let r = repmgr(args);
         r.assert_code(1);
         assert!(r.stdout.is_empty(), "stdout must stay clean: {r}");
-        let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("ERROR:")).collect();
+        let errors: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("ERROR:"))
+            .collect();
         assert_eq!(errors.len(), 1, "{r}");
         assert!(r.stderr.contains("HINT:"), "{r}");
         assert!(!r.stderr.contains("panicked"), "{r}");
@@ -56,9 +70,15 @@ fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
 fn options_anywhere_with_getopt_forms() {
     // A missing config file is reported after the grammar accepted everything.
     let r = repmgr(&[
-        "-Lerror", "cluster", "--config-file=/nonexistent/r.conf", "show", "--compact", "-vt",
+        "-Lerror",
+        "cluster",
+        "--config-file=/nonexistent/r.conf",
+        "show",
+        "--compact",
+        "-vt",
     ]);
-    r.assert_code(1).assert_stderr_contains("/nonexistent/r.conf");
+    r.assert_code(1)
+        .assert_stderr_contains("/nonexistent/r.conf");
 }
 
 #[test]
@@ -85,10 +105,21 @@ fn refuses_to_run_as_root() {
 fn repmgrd_personality_by_argv0() {
     let r = Repmgr::new(&["--version"]).daemon().run();
     r.assert_success().assert_stdout_contains("repmgrd 5.5.0");
-    Repmgr::new(&["--help"]).daemon().run().assert_success().assert_stdout_contains("--daemonize");
-    Repmgr::new(&["--bogus"]).daemon().run().assert_code(1).assert_stderr_contains("--bogus");
+    Repmgr::new(&["--help"])
+        .daemon()
+        .run()
+        .assert_success()
+        .assert_stdout_contains("--daemonize");
+    Repmgr::new(&["--bogus"])
+        .daemon()
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains("--bogus");
     Repmgr::new(&["extra"]).daemon().run().assert_code(1);
-    Repmgr::new(&["--daemonize=sometimes", "-f", "/x"]).daemon().run().assert_code(1);
+    Repmgr::new(&["--daemonize=sometimes", "-f", "/x"])
+        .daemon()
+        .run()
+        .assert_code(1);
 }
 
 #[test]

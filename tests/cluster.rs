@@ -15,10 +15,18 @@ fn cluster_show_text_csv_compact() {
         lines[0].starts_with(" ID | Name  | Role    | Status    | Upstream | Location | Priority | Timeline | Connection string"),
         "{r}"
     );
-    assert!(lines[1].starts_with("----+-------+---------+-----------+----------+"), "{r}");
+    assert!(
+        lines[1].starts_with("----+-------+---------+-----------+----------+"),
+        "{r}"
+    );
     assert!(lines[2].starts_with(" 1  | node1 | primary | * running |          | default  | 100      | 1        | host=127.0.0.1"), "{r}");
     assert!(lines[3].starts_with(" 2  | node2 | standby |   running | node1    | default  | 100      | 1        | host=127.0.0.1"), "{r}");
-    assert!(lines[4].starts_with(" 3  | node3 | standby |   running | node1    | default  | 100      | 1        |"), "{r}");
+    assert!(
+        lines[4].starts_with(
+            " 3  | node3 | standby |   running | node1    | default  | 100      | 1        |"
+        ),
+        "{r}"
+    );
     assert_eq!(lines.len(), 5, "{r}");
 
     let r = nodes[0].repmgr(&["cluster", "show", "--csv"]);
@@ -27,7 +35,10 @@ fn cluster_show_text_csv_compact() {
 
     let r = nodes[0].repmgr(&["cluster", "show", "--compact"]);
     r.assert_success();
-    assert!(r.stdout.lines().next().unwrap().ends_with("| Prio. | TLI"), "{r}");
+    assert!(
+        r.stdout.lines().next().unwrap().ends_with("| Prio. | TLI"),
+        "{r}"
+    );
     assert!(!r.stdout.contains("host="), "{r}");
 }
 
@@ -37,17 +48,27 @@ fn cluster_show_marks_unreachable_node_and_exits_25() {
     nodes[2].pg.stop();
     let r = nodes[0].repmgr(&["cluster", "show"]);
     r.assert_code(25);
-    assert!(r.stdout.contains(" 3  | node3 | standby | ? unreachable | ? node1"), "{r}");
-    r.assert_stdout_contains("node \"node3\" (ID: 3) is registered as an active standby but is unreachable");
+    assert!(
+        r.stdout
+            .contains(" 3  | node3 | standby | ? unreachable | ? node1"),
+        "{r}"
+    );
+    r.assert_stdout_contains(
+        "node \"node3\" (ID: 3) is registered as an active standby but is unreachable",
+    );
     r.assert_stderr_contains("WARNING: following issues were detected");
     r.assert_stderr_contains("HINT: execute with --verbose option");
     let r = nodes[0].repmgr(&["cluster", "show", "--csv"]);
+    r.assert_code(25);
     assert_eq!(r.stdout, "1,0,0\n2,0,1\n3,-1,-1\n", "{r}");
     // --verbose shows the connection error itself.
     let r = nodes[0].repmgr(&["cluster", "show", "--verbose"]);
-    r.assert_code(25).assert_stdout_contains("following error encountered");
+    r.assert_code(25)
+        .assert_stdout_contains("following error encountered");
     // An inactive unreachable node is "- failed", not an issue.
-    nodes[0].pg.execute("UPDATE repmgr.nodes SET active = false WHERE node_id = 3");
+    nodes[0]
+        .pg
+        .execute("UPDATE repmgr.nodes SET active = false WHERE node_id = 3");
     let r = nodes[0].repmgr(&["cluster", "show"]);
     r.assert_success().assert_stdout_contains("- failed");
 }
@@ -57,9 +78,14 @@ fn cluster_show_detects_a_standby_not_attached_and_a_stray_primary() {
     let nodes = registered_cluster(1);
     // Registered as standby, but promoted behind repmgr's back.
     nodes[1].pg.execute("SELECT pg_promote()");
-    nodes[1].pg.wait_until(Duration::from_secs(30), "promotion", |n| !n.is_in_recovery());
+    nodes[1]
+        .pg
+        .wait_until(Duration::from_secs(30), "promotion", |n| {
+            !n.is_in_recovery()
+        });
     let r = nodes[0].repmgr(&["cluster", "show"]);
-    r.assert_code(25).assert_stdout_contains("! running as primary");
+    r.assert_code(25)
+        .assert_stdout_contains("! running as primary");
 }
 
 #[test]
@@ -81,7 +107,10 @@ fn cluster_show_is_not_slowed_by_a_hung_node() {
     assert!(r.stdout.contains("hung7 | standby | ? unreachable"), "{r}");
     assert!(r.stdout.contains("hung8 | standby | ? unreachable"), "{r}");
     // Two hung nodes probed in parallel: one connect_timeout (2 s), not two.
-    assert!(took < Duration::from_secs(4), "cluster show took {took:?}\n{r}");
+    assert!(
+        took < Duration::from_secs(4),
+        "cluster show took {took:?}\n{r}"
+    );
     drop(hung);
 }
 
@@ -92,9 +121,17 @@ fn cluster_event_filters() {
     let r = p.repmgr(&["cluster", "event"]);
     r.assert_success();
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].starts_with(" Node ID | Name  | Event            | OK | Timestamp           | Details"), "{r}");
+    assert!(
+        lines[0].starts_with(
+            " Node ID | Name  | Event            | OK | Timestamp           | Details"
+        ),
+        "{r}"
+    );
     // newest first: node3's registration
-    assert!(lines[2].starts_with(" 3       | node3 | standby_register | t  |"), "{r}");
+    assert!(
+        lines[2].starts_with(" 3       | node3 | standby_register | t  |"),
+        "{r}"
+    );
     assert_eq!(lines.len(), 2 + 4, "{r}");
 
     let r = p.repmgr(&["cluster", "event", "--limit=1"]);

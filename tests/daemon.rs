@@ -14,14 +14,25 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
     let dir = user_tempdir();
     let pid_file = dir.path().join("repmgrd.pid");
     let pf = pid_file.to_str().unwrap();
-    let mut d = Daemon::repmgrd("repmgrd-node1", &["-f", &p.conf, "--daemonize=false", "-p", pf]);
-    d.wait_for_output("starting monitoring of node \"node1\" (ID: 1)", Duration::from_secs(15));
+    let mut d = Daemon::repmgrd(
+        "repmgrd-node1",
+        &["-f", &p.conf, "--daemonize=false", "-p", pf],
+    );
+    d.wait_for_output(
+        "starting monitoring of node \"node1\" (ID: 1)",
+        Duration::from_secs(15),
+    );
     assert!(d.output().contains("[NOTICE]"), "{}", d.output());
     poll_until(Duration::from_secs(5), "pid file", || pid_file.exists());
-    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), d.pid().to_string());
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        d.pid().to_string()
+    );
 
     // A second daemon with the same pid file is refused.
-    let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "-p", pf]).daemon().run();
+    let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "-p", pf])
+        .daemon()
+        .run();
     r.assert_code(3).assert_stderr_contains("PID");
 
     // SIGHUP reloads, SIGTERM stops; the pid file goes away.
@@ -29,7 +40,11 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
     d.wait_for_output("configuration file reloaded", Duration::from_secs(10));
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.output());
-    assert!(d.output().contains("SIGTERM received: terminating"), "{}", d.output());
+    assert!(
+        d.output().contains("SIGTERM received: terminating"),
+        "{}",
+        d.output()
+    );
     assert!(!pid_file.exists());
 }
 
@@ -40,35 +55,56 @@ fn repmgrd_daemonizes_by_default() {
     let dir = user_tempdir();
     let pid_file = dir.path().join("d.pid");
     let log = dir.path().join("repmgrd.log");
-    std::fs::write(&p.conf, format!(
-        "{}log_file='{}'\n",
-        std::fs::read_to_string(&p.conf).unwrap(),
-        log.display()
-    )).unwrap();
-    let r = Repmgr::new(&["-f", &p.conf, "-p", pid_file.to_str().unwrap()]).daemon().run();
+    std::fs::write(
+        &p.conf,
+        format!(
+            "{}log_file='{}'\n",
+            std::fs::read_to_string(&p.conf).unwrap(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let r = Repmgr::new(&["-f", &p.conf, "-p", pid_file.to_str().unwrap()])
+        .daemon()
+        .run();
     r.assert_success();
-    poll_until(Duration::from_secs(10), "daemon pid file", || pid_file.exists());
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    poll_until(Duration::from_secs(10), "daemon pid file", || {
+        pid_file.exists()
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     poll_until(Duration::from_secs(10), "monitoring started", || {
-        std::fs::read_to_string(&log).unwrap_or_default().contains("starting monitoring")
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("starting monitoring")
     });
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
     poll_until(Duration::from_secs(10), "daemon exit", || !pid_alive(pid));
-    assert!(std::fs::read_to_string(&log).unwrap().contains("terminating"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("terminating"));
 }
 
 #[test]
 fn repmgrd_without_a_running_node_exits_with_db_conn() {
     let p = Node::primary("node1", 1);
     p.pg.stop();
-    let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"]).daemon().run();
-    r.assert_code(6).assert_stderr_contains("unable to connect to local node");
+    let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
+        .daemon()
+        .run();
+    r.assert_code(6)
+        .assert_stderr_contains("unable to connect to local node");
 }
 
 #[test]
 fn repmgrd_config_errors_exit_1() {
     let dir = user_tempdir();
     let conf = crate::harness::write_user_file(&dir.path().join("r.conf"), "node_id=x\n");
-    let r = Repmgr::new(&["-f", conf.to_str().unwrap(), "--daemonize=false"]).daemon().run();
+    let r = Repmgr::new(&["-f", conf.to_str().unwrap(), "--daemonize=false"])
+        .daemon()
+        .run();
     r.assert_code(1).assert_stderr_contains("node_id");
 }

@@ -5,7 +5,6 @@ use crate::harness::{write_user_file, PgNode, Repmgr, RunResult};
 /// A PostgreSQL node with a repmgr.conf naming it.
 pub struct Node {
     pub pg: PgNode,
-    pub id: i32,
     pub conf: String,
 }
 
@@ -13,7 +12,7 @@ impl Node {
     /// Writes `<node dir>/repmgr.conf` for this node, plus `extra` lines.
     pub fn configure(pg: PgNode, id: i32, extra: &str) -> Node {
         let conf = write_conf(&pg, id, &pg.name.clone(), &pg.conninfo(), extra);
-        Node { pg, id, conf }
+        Node { pg, conf }
     }
 
     pub fn primary(name: &str, id: i32) -> Node {
@@ -41,7 +40,9 @@ impl Node {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.query(sql).parse().unwrap_or_else(|_| panic!("not a count: {sql}"))
+        self.query(sql)
+            .parse()
+            .unwrap_or_else(|_| panic!("not a count: {sql}"))
     }
 }
 

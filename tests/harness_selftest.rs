@@ -222,7 +222,9 @@ fn daemon_guard_captures_output_and_stops_process_group() {
         .current_dir("/");
     run_as_user(&mut cmd);
     let mut d = crate::harness::Daemon::spawn("sleeper", cmd);
+    // Wait for the uid line too: "started" alone may come before `id` ran.
     d.wait_for_output("started", Duration::from_secs(10));
+    d.wait_for_output(&format!("\n{}\n", run_user().uid), Duration::from_secs(10));
     assert!(d.is_running());
     let pid = d.pid();
     // SIGTERM goes to the whole group: the shell and its sleep.

@@ -7,7 +7,8 @@ use crate::harness::{user_tempdir, PgNode};
 fn primary_register_creates_schema_record_and_events() {
     let p = Node::primary("node1", 1);
     let r = p.repmgr(&["primary", "register"]);
-    r.assert_success().assert_stderr_contains("primary node record (ID: 1) registered");
+    r.assert_success()
+        .assert_stderr_contains("primary node record (ID: 1) registered");
     assert!(r.stdout.is_empty(), "logs belong on stderr: {r}");
     assert_eq!(
         p.query("SELECT node_id||'|'||node_name||'|'||type||'|'||active||'|'||coalesce(upstream_node_id::text,'NULL')||'|'||priority||'|'||location FROM repmgr.nodes"),
@@ -20,12 +21,23 @@ fn primary_register_creates_schema_record_and_events() {
         "cluster_created,primary_register"
     );
     // No extension needed or created; every repmgr 5 object exists.
-    assert_eq!(p.count("SELECT count(*) FROM pg_extension WHERE extname = 'repmgr'"), 0);
+    assert_eq!(
+        p.count("SELECT count(*) FROM pg_extension WHERE extname = 'repmgr'"),
+        0
+    );
     for obj in [
-        "repmgr.nodes", "repmgr.events", "repmgr.monitoring_history", "repmgr.voting_term",
-        "repmgr.show_nodes", "repmgr.replication_status",
+        "repmgr.nodes",
+        "repmgr.events",
+        "repmgr.monitoring_history",
+        "repmgr.voting_term",
+        "repmgr.show_nodes",
+        "repmgr.replication_status",
     ] {
-        assert_eq!(p.query(&format!("SELECT to_regclass('{obj}') IS NOT NULL")), "true", "{obj}");
+        assert_eq!(
+            p.query(&format!("SELECT (to_regclass('{obj}') IS NOT NULL)::text")),
+            "true",
+            "{obj}"
+        );
     }
     assert_eq!(
         p.query("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema='repmgr' AND table_name='nodes'"),
@@ -35,7 +47,10 @@ fn primary_register_creates_schema_record_and_events() {
         p.query("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema='repmgr' AND table_name='replication_status'"),
         "primary_node_id,standby_node_id,standby_name,node_type,active,last_monitor_time,last_wal_primary_location,last_wal_standby_location,replication_lag,replication_time_lag,apply_lag,communication_time_lag"
     );
-    assert_eq!(p.query("SELECT version::text FROM repmgr.schema_version"), "1");
+    assert_eq!(
+        p.query("SELECT version::text FROM repmgr.schema_version"),
+        "1"
+    );
 }
 
 #[test]
@@ -50,7 +65,10 @@ fn primary_register_twice_is_refused_without_force() {
         .assert_success()
         .assert_stderr_contains("updated");
     assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes"), 1);
-    assert_eq!(p.count("SELECT count(*) FROM repmgr.events WHERE event='cluster_created'"), 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM repmgr.events WHERE event='cluster_created'"),
+        1
+    );
 }
 
 #[test]
@@ -59,14 +77,20 @@ fn primary_register_dry_run_changes_nothing() {
     p.repmgr(&["primary", "register", "--dry-run"])
         .assert_success()
         .assert_stderr_contains("would");
-    assert_eq!(p.query("SELECT to_regnamespace('repmgr') IS NULL"), "true");
+    assert_eq!(
+        p.query("SELECT (to_regnamespace('repmgr') IS NULL)::text"),
+        "true"
+    );
 }
 
 #[test]
 fn master_register_is_primary_register() {
     let p = Node::primary("node1", 1);
     p.repmgr(&["master", "register"]).assert_success();
-    assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes WHERE type='primary'"), 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM repmgr.nodes WHERE type='primary'"),
+        1
+    );
 }
 
 #[test]
@@ -82,10 +106,15 @@ fn standby_register_finds_primary_from_local_metadata() {
         "standby registration succeeded; upstream node ID is 1"
     );
     // Registering again without -F is refused; with -F it overwrites.
-    s.repmgr(&["standby", "register"]).assert_code(1).assert_stderr_contains("already registered");
+    s.repmgr(&["standby", "register"])
+        .assert_code(1)
+        .assert_stderr_contains("already registered");
     s.repmgr(&["standby", "register", "-F"]).assert_success();
     // The show_nodes view names the upstream.
-    assert_eq!(p.query("SELECT upstream_node_name FROM repmgr.show_nodes WHERE node_id=2"), "node1");
+    assert_eq!(
+        p.query("SELECT upstream_node_name FROM repmgr.show_nodes WHERE node_id=2"),
+        "node1"
+    );
 }
 
 #[test]
@@ -94,10 +123,21 @@ fn standby_register_with_wait_sync_and_explicit_primary() {
     p.repmgr(&["primary", "register"]).assert_success();
     let s = Node::standby(&p, "node2", 2);
     let port = p.pg.port.to_string();
-    s.repmgr(&["standby", "register", "-h", "127.0.0.1", "-p", &port, "--wait-sync=20"])
-        .assert_success()
-        .assert_stderr_contains("synchronised");
-    assert_eq!(s.count("SELECT count(*) FROM repmgr.nodes WHERE node_id=2"), 1);
+    s.repmgr(&[
+        "standby",
+        "register",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--wait-sync=20",
+    ])
+    .assert_success()
+    .assert_stderr_contains("synchronised");
+    assert_eq!(
+        s.count("SELECT count(*) FROM repmgr.nodes WHERE node_id=2"),
+        1
+    );
     assert_eq!(
         p.query("SELECT successful::text FROM repmgr.events WHERE event='standby_register_sync'"),
         "true"
@@ -109,8 +149,12 @@ fn register_refuses_wrong_roles_and_duplicates() {
     let nodes = registered_cluster(1);
     let (p, s) = (&nodes[0], &nodes[1]);
     // primary register on a standby; standby register on a primary.
-    s.repmgr(&["primary", "register"]).assert_code(1).assert_stderr_contains("standby");
-    p.repmgr(&["standby", "register"]).assert_code(1).assert_stderr_contains("should be a standby");
+    s.repmgr(&["primary", "register"])
+        .assert_code(1)
+        .assert_stderr_contains("standby");
+    p.repmgr(&["standby", "register"])
+        .assert_code(1)
+        .assert_stderr_contains("should be a standby");
 
     // A third node reusing node_id 2 or node name "node1".
     let third = PgNode::standby_of(&p.pg, "node3");
@@ -123,7 +167,11 @@ fn register_refuses_wrong_roles_and_duplicates() {
     crate::harness::repmgr(&["-f", &dup_name, "standby", "register"])
         .assert_code(1)
         .assert_stderr_contains("node name \"node1\" is already in use");
-    assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes"), before, "no partial row");
+    assert_eq!(
+        p.count("SELECT count(*) FROM repmgr.nodes"),
+        before,
+        "no partial row"
+    );
 }
 
 #[test]
@@ -164,10 +212,18 @@ fn standby_unregister_and_primary_unregister_refusals() {
         .assert_code(1)
         .assert_stderr_contains("not a standby");
     s.repmgr(&["standby", "unregister"]).assert_success();
-    assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes WHERE node_id=2"), 0);
-    assert_eq!(p.count("SELECT count(*) FROM repmgr.events WHERE event='standby_unregister'"), 1);
+    assert_eq!(
+        p.count("SELECT count(*) FROM repmgr.nodes WHERE node_id=2"),
+        0
+    );
+    assert_eq!(
+        p.count("SELECT count(*) FROM repmgr.events WHERE event='standby_unregister'"),
+        1
+    );
     // An active primary without standbys: needs -F.
-    p.repmgr(&["primary", "unregister"]).assert_code(1).assert_stderr_contains("-F");
+    p.repmgr(&["primary", "unregister"])
+        .assert_code(1)
+        .assert_stderr_contains("-F");
     p.repmgr(&["primary", "unregister", "-F"]).assert_success();
     assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes"), 0);
 }
@@ -206,5 +262,8 @@ fn seed_format_config_registers_with_a_deprecation_warning() {
     );
     let r = crate::harness::repmgr(&["-f", conf.to_str().unwrap(), "master", "register"]);
     r.assert_success().assert_stderr_contains("deprecated");
-    assert_eq!(pg.query_one_string("SELECT node_name FROM repmgr.nodes"), "node1");
+    assert_eq!(
+        pg.query_one_string("SELECT node_name FROM repmgr.nodes"),
+        "node1"
+    );
 }

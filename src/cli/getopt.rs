@@ -66,11 +66,15 @@ pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String>
                 None => (body, None),
             };
             let name = name.replace('_', "-");
-            let spec = find_long(table, &name).ok_or_else(|| format!("unrecognized option '{a}'"))?;
+            let spec =
+                find_long(table, &name).ok_or_else(|| format!("unrecognized option '{a}'"))?;
             let mut t = vec![format!("--{}", spec.long)];
             match (spec.arg, inline) {
                 (Arg::No, Some(_)) => {
-                    return Err(format!("option '--{}' doesn't allow an argument", spec.long))
+                    return Err(format!(
+                        "option '--{}' doesn't allow an argument",
+                        spec.long
+                    ))
                 }
                 (Arg::No, None) => {}
                 (_, Some(v)) => t.push(v.to_string()),
@@ -176,11 +180,22 @@ mod tests {
 
     #[test]
     fn long_forms_short_forms_and_bundles() {
-        let n = prepass(T, &s(&["--host=node1", "-p5432", "-vF", "primary", "register"])).unwrap();
+        let n = prepass(
+            T,
+            &s(&["--host=node1", "-p5432", "-vF", "primary", "register"]),
+        )
+        .unwrap();
         assert_eq!(
             n.args,
             s(&[
-                "--host", "node1", "--port", "5432", "--verbose", "--force", "--", "primary",
+                "--host",
+                "node1",
+                "--port",
+                "5432",
+                "--verbose",
+                "--force",
+                "--",
+                "primary",
                 "register"
             ])
         );
@@ -189,15 +204,26 @@ mod tests {
 
     #[test]
     fn options_anywhere_and_last_wins() {
-        let n = prepass(T, &s(&["-p", "1", "standby", "--port=2", "clone", "-p3", "node1"])).unwrap();
-        assert_eq!(n.args, s(&["--port", "3", "--", "standby", "clone", "node1"]));
+        let n = prepass(
+            T,
+            &s(&["-p", "1", "standby", "--port=2", "clone", "-p3", "node1"]),
+        )
+        .unwrap();
+        assert_eq!(
+            n.args,
+            s(&["--port", "3", "--", "standby", "clone", "node1"])
+        );
     }
 
     #[test]
     fn optional_values_and_underscore_names() {
         let n = prepass(
             T,
-            &s(&["--pg_bindir=/x", "--copy-external-config-files", "--wait-sync=5"]),
+            &s(&[
+                "--pg_bindir=/x",
+                "--copy-external-config-files",
+                "--wait-sync=5",
+            ]),
         )
         .unwrap();
         assert_eq!(
@@ -223,7 +249,10 @@ mod tests {
 
     #[test]
     fn getopt_errors() {
-        assert_eq!(prepass(T, &s(&["-x"])).unwrap_err(), "invalid option -- 'x'");
+        assert_eq!(
+            prepass(T, &s(&["-x"])).unwrap_err(),
+            "invalid option -- 'x'"
+        );
         assert_eq!(
             prepass(T, &s(&["--bogus"])).unwrap_err(),
             "unrecognized option '--bogus'"

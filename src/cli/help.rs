@@ -53,7 +53,7 @@ Node-specific options:
 
 Logging options:
   --dry-run                           show what would happen for action, but don't execute it
-  -L, --log-level                     set log level (overrides configuration file; default: NOTICE)
+  -L, --log-level                     set log level (overrides configuration file; default: INFO)
   --log-to-file                       log to file (or logging facility) defined in repmgr.conf
   -q, --quiet                         suppress all log output apart from errors
   -t, --terse                         don't display detail, hints and other non-critical output
@@ -65,7 +65,8 @@ connection failed, 7 query failed, 25 node or cluster status issue; see repmgr(1
 
 fn family_help(family: &str) -> Option<&'static str> {
     Some(match family {
-        "primary" | "master" => "\
+        "primary" | "master" => {
+            "\
 repmgr primary: register or unregister the primary node
 
 Usage:
@@ -73,8 +74,10 @@ Usage:
     repmgr [OPTIONS] primary unregister
 
   Execute \"repmgr primary {register|unregister} --help\" for details.
-",
-        "standby" => "\
+"
+        }
+        "standby" => {
+            "\
 repmgr standby: manage standby nodes
 
 Usage:
@@ -86,15 +89,19 @@ Usage:
     repmgr [OPTIONS] standby switchover
 
   Execute \"repmgr standby ACTION --help\" for details.
-",
-        "witness" => "\
+"
+        }
+        "witness" => {
+            "\
 repmgr witness: manage a witness node
 
 Usage:
     repmgr [OPTIONS] witness register
     repmgr [OPTIONS] witness unregister
-",
-        "node" => "\
+"
+        }
+        "node" => {
+            "\
 repmgr node: operations on the local node
 
 Usage:
@@ -102,8 +109,10 @@ Usage:
     repmgr [OPTIONS] node check
     repmgr [OPTIONS] node rejoin
     repmgr [OPTIONS] node service
-",
-        "cluster" => "\
+"
+        }
+        "cluster" => {
+            "\
 repmgr cluster: cluster-wide information and maintenance
 
 Usage:
@@ -114,8 +123,10 @@ Usage:
     repmgr [OPTIONS] cluster cleanup
 
   Execute \"repmgr cluster ACTION --help\" for details.
-",
-        "service" | "daemon" => "\
+"
+        }
+        "service" | "daemon" => {
+            "\
 repmgr service / daemon: control repmgrd
 
 Usage:
@@ -124,7 +135,8 @@ Usage:
     repmgr [OPTIONS] service unpause
     repmgr [OPTIONS] daemon start
     repmgr [OPTIONS] daemon stop
-",
+"
+        }
         _ => return None,
     })
 }
@@ -132,7 +144,8 @@ Usage:
 fn action_help(action: Action) -> &'static str {
     use Action::*;
     match action {
-        PrimaryRegister => "\
+        PrimaryRegister => {
+            "\
 repmgr primary register: register the primary node
 
 Usage:
@@ -145,8 +158,10 @@ Usage:
 Options:
   --dry-run                 check prerequisites but don't make any changes
   -F, --force               overwrite an existing node record
-",
-        PrimaryUnregister => "\
+"
+        }
+        PrimaryUnregister => {
+            "\
 repmgr primary unregister: unregister an inactive primary node
 
 Usage:
@@ -156,8 +171,10 @@ Options:
   --dry-run                 check what would happen, but don't unregister
   --node-id                 ID of the inactive primary node to unregister
   -F, --force               force removal of an active record
-",
-        StandbyRegister => "\
+"
+        }
+        StandbyRegister => {
+            "\
 repmgr standby register: add a standby's information to the repmgr metadata
 
 Usage:
@@ -174,8 +191,10 @@ Options:
   --wait-start=VALUE        wait for the standby to start (timeout in seconds, default 30)
   --wait-sync[=VALUE]       wait for the node record to synchronise to the standby
                             (optional timeout in seconds)
-",
-        StandbyUnregister => "\
+"
+        }
+        StandbyUnregister => {
+            "\
 repmgr standby unregister: remove a standby's information from the repmgr metadata
 
 Usage:
@@ -183,8 +202,10 @@ Usage:
 
 Options:
   --node-id                 ID of the standby to unregister (default: this node)
-",
-        StandbyClone => "\
+"
+        }
+        StandbyClone => {
+            "\
 repmgr standby clone: clone a PostgreSQL standby server from another node
 
 Usage:
@@ -204,8 +225,10 @@ Options:
   --upstream-conninfo       \"primary_conninfo\" value to write
   --upstream-node-id        ID of the upstream node to replicate from (optional)
   -F, --force               overwrite an existing data directory
-",
-        StandbyPromote => "\
+"
+        }
+        StandbyPromote => {
+            "\
 repmgr standby promote: promote a standby to primary
 
 Usage:
@@ -217,8 +240,10 @@ Options:
   --siblings-follow         have other standbys follow the new primary
                             (not yet available: it needs remote execution, which
                             comes with \"standby switchover\")
-",
-        StandbyFollow => "\
+"
+        }
+        StandbyFollow => {
+            "\
 repmgr standby follow: have a standby follow the current primary
 
 Usage:
@@ -228,8 +253,10 @@ Options:
   --dry-run                 perform checks but don't actually follow the new primary
   --upstream-node-id        node ID of the new primary
   -w, --wait                wait for a primary to appear
-",
-        StandbySwitchover => "\
+"
+        }
+        StandbySwitchover => {
+            "\
 repmgr standby switchover: promote a standby and demote the current primary
 
 Usage:
@@ -244,8 +271,10 @@ Options:
   --repmgrd-no-pause        don't pause repmgrd
   --repmgrd-force-unpause   unpause all repmgrd instances after the switchover
   --siblings-follow         have other standbys follow the new primary
-",
-        WitnessRegister => "\
+"
+        }
+        WitnessRegister => {
+            "\
 repmgr witness register: register a witness node
 
 Usage:
@@ -255,8 +284,10 @@ Options:
   -h, --host                host of the primary node
   --dry-run                 perform checks but don't actually register the witness
   -F, --force               overwrite an existing node record
-",
-        WitnessUnregister => "\
+"
+        }
+        WitnessUnregister => {
+            "\
 repmgr witness unregister: unregister a witness node
 
 Usage:
@@ -265,8 +296,10 @@ Usage:
 Options:
   --dry-run                 perform checks but don't actually unregister the witness
   --node-id                 node ID of the witness node (default: this node)
-",
-        NodeStatus => "\
+"
+        }
+        NodeStatus => {
+            "\
 repmgr node status: show an overview of a node's status
 
 Usage:
@@ -275,8 +308,10 @@ Usage:
 Options:
   --csv                     emit output as CSV
   --is-shutdown-cleanly     print the node's shutdown state (used by switchover)
-",
-        NodeCheck => "\
+"
+        }
+        NodeCheck => {
+            "\
 repmgr node check: perform checks on a node (for monitoring, cron and Nagios)
 
 Usage:
@@ -299,8 +334,10 @@ Following options check an individual status:
   --missing-slots           check for missing replication slots
   --repmgrd                 check if repmgrd is running
   --data-directory-config   check repmgr's data directory configuration
-",
-        NodeRejoin => "\
+"
+        }
+        NodeRejoin => {
+            "\
 repmgr node rejoin: rejoin a node to a replication cluster
 
 Usage:
@@ -313,8 +350,10 @@ Options:
   --config-files            comma-separated list of configuration files to retain
   --config-archive-dir      directory to temporarily store retained configuration files
   -W, --no-wait             don't wait for the node to rejoin the cluster
-",
-        NodeService => "\
+"
+        }
+        NodeService => {
+            "\
 repmgr node service: stop, start, restart, reload or promote the local node
 
 Usage:
@@ -326,14 +365,18 @@ Options:
                             \"reload\" or \"promote\")
   --list-actions            show what command would be performed for each action
   --checkpoint              issue a CHECKPOINT before stopping or restarting the node
-",
-        NodeControl => "\
+"
+        }
+        NodeControl => {
+            "\
 repmgr node control: low-level node control (undocumented in repmgr)
 
 Usage:
     repmgr [OPTIONS] node control {--disable-wal-receiver|--enable-wal-receiver}
-",
-        ClusterShow => "\
+"
+        }
+        ClusterShow => {
+            "\
 repmgr cluster show: display information about each registered node
 
 Usage:
@@ -346,8 +389,10 @@ Options:
   --verbose                 display connection error messages
 
 Exit status: 0 if no issues were detected, 25 otherwise.
-",
-        ClusterEvent => "\
+"
+        }
+        ClusterEvent => {
+            "\
 repmgr cluster event: display event information for the registered nodes
 
 Usage:
@@ -361,8 +406,10 @@ Options:
   --node-id                 restrict entries to node with this ID
   --node-name               restrict entries to node with this name
   --compact                 omit the Details column
-",
-        ClusterMatrix => "\
+"
+        }
+        ClusterMatrix => {
+            "\
 repmgr cluster matrix: display each node's view of the cluster
 
 Usage:
@@ -370,8 +417,10 @@ Usage:
 
 Options:
   --csv                     emit output as CSV
-",
-        ClusterCrosscheck => "\
+"
+        }
+        ClusterCrosscheck => {
+            "\
 repmgr cluster crosscheck: cross-check connections between each combination of nodes
 
 Usage:
@@ -379,8 +428,10 @@ Usage:
 
 Options:
   --csv                     emit output as CSV
-",
-        ClusterCleanup => "\
+"
+        }
+        ClusterCleanup => {
+            "\
 repmgr cluster cleanup: purge monitoring history
 
 Usage:
@@ -389,8 +440,10 @@ Usage:
 Options:
   -k, --keep-history=VALUE  retain indicated number of days of history (default: 0)
   --node-id                 only delete monitoring records for the specified node
-",
-        ServiceStatus => "\
+"
+        }
+        ServiceStatus => {
+            "\
 repmgr service status: display the status of repmgrd on each node
 
 Usage:
@@ -400,8 +453,10 @@ Options:
   --csv                     emit output as CSV
   --detail                  show additional detail
   --verbose                 show text of database connection error messages
-",
-        ServicePause | ServiceUnpause => "\
+"
+        }
+        ServicePause | ServiceUnpause => {
+            "\
 repmgr service pause / unpause: instruct all repmgrd instances to pause or resume failover
 
 Usage:
@@ -410,8 +465,10 @@ Usage:
 
 Options:
   --dry-run                 check if nodes are reachable but don't pause or unpause
-",
-        DaemonStart | DaemonStop => "\
+"
+        }
+        DaemonStart | DaemonStop => {
+            "\
 repmgr daemon start / stop: start or stop repmgrd on the local node
 
 Usage:
@@ -422,7 +479,8 @@ Options:
   --dry-run                 check prerequisites but don't start or stop repmgrd
   -w, --wait                wait for repmgrd to start or stop (default)
   --no-wait                 don't wait
-",
+"
+        }
     }
 }
 
@@ -450,8 +508,9 @@ Options:
 General configuration options:
   -v, --verbose             output verbose activity information
   -f, --config-file=PATH    path to the configuration file
+  -L, --log-level=LEVEL     set log level (overrides configuration file)
 
-General configuration options:
+Daemon options:
   -d, --daemonize[=true|false]
                             detach process from foreground (default: true)
   -p, --pid-file=PATH       use the specified PID file

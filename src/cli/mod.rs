@@ -430,10 +430,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("witness", &["register", "unregister"]),
-    (
-        "node",
-        &["status", "check", "rejoin", "service", "control"],
-    ),
+    ("node", &["status", "check", "rejoin", "service", "control"]),
     (
         "cluster",
         &["show", "event", "matrix", "crosscheck", "cleanup"],
@@ -447,7 +444,11 @@ pub fn resolve_action(family: &str, action: &str) -> Option<Action> {
     use Action::*;
     let f = family.to_ascii_lowercase();
     let a = action.to_ascii_lowercase();
-    let f = if f == "master" { "primary".to_string() } else { f };
+    let f = if f == "master" {
+        "primary".to_string()
+    } else {
+        f
+    };
     Some(match (f.as_str(), a.as_str()) {
         ("primary", "register") => PrimaryRegister,
         ("primary", "unregister") => PrimaryUnregister,
@@ -507,7 +508,12 @@ pub fn parse(args: &[String]) -> Result<Command> {
     let norm = getopt::prepass(OPTIONS, &args).map_err(usage_error)?;
     let strs: Vec<&str> = norm.args.iter().map(String::as_str).collect();
     let opts = Opts::from_args(&["repmgr"], &strs).map_err(|e| {
-        let first = e.output.lines().next().unwrap_or("invalid arguments").to_string();
+        let first = e
+            .output
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .to_string();
         usage_error(first)
     })?;
 
@@ -519,7 +525,11 @@ pub fn parse(args: &[String]) -> Result<Command> {
     }
 
     let words = &norm.words;
-    if norm.help || words.first().is_some_and(|w| w.eq_ignore_ascii_case("help")) {
+    if norm.help
+        || words
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case("help"))
+    {
         let rest: &[String] = if norm.help { words } else { &words[1..] };
         return Ok(Command::Help(help_topic(rest)));
     }
@@ -528,7 +538,8 @@ pub fn parse(args: &[String]) -> Result<Command> {
         [] => Err(usage_error("no command provided".into())),
         [family] => Err(missing_action(family)),
         [family, action, rest @ ..] => {
-            let act = resolve_action(family, action).ok_or_else(|| unknown_command(family, action))?;
+            let act =
+                resolve_action(family, action).ok_or_else(|| unknown_command(family, action))?;
             let max_extra = usize::from(act.takes_host_argument());
             if rest.len() > max_extra {
                 return Err(usage_error(format!(
@@ -581,13 +592,14 @@ fn missing_action(family: &str) -> Error {
 fn unknown_command(family: &str, action: &str) -> Error {
     let cmd = format!("{family} {action}").trim().to_string();
     let hint = match family_actions(family) {
-        Some(actions) => format!(
-            "valid actions for \"{family}\" are: {}",
-            actions.join(", ")
-        ),
+        Some(actions) => format!("valid actions for \"{family}\" are: {}", actions.join(", ")),
         None => format!(
             "valid command families are: {}; try \"repmgr --help\"",
-            FAMILIES.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+            FAMILIES
+                .iter()
+                .map(|(f, _)| *f)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     Error::new(ExitCode::BadConfig, format!("unknown command \"{cmd}\"")).hint(hint)
@@ -602,6 +614,31 @@ fn help_topic(words: &[String]) -> Option<HelpTopic> {
             None => Some(HelpTopic::Family(family.to_ascii_lowercase())),
         },
     }
+}
+
+/// Whether `-t/--terse` was given, read without a full parse, so that even
+/// a usage error is reported tersely.
+pub fn wants_terse(args: &[String]) -> bool {
+    for a in args {
+        if a == "--" {
+            break;
+        }
+        if a == "--terse" {
+            return true;
+        }
+        if let Some(bundle) = a.strip_prefix('-').filter(|b| !b.starts_with('-')) {
+            for c in bundle.chars() {
+                if c == 't' {
+                    return true;
+                }
+                match OPTIONS.iter().find(|o| o.short == Some(c)) {
+                    Some(o) if o.arg == Arg::No => continue,
+                    _ => break, // the rest of the word is this option's value
+                }
+            }
+        }
+    }
+    false
 }
 
 /// Parses a numeric option value, naming the option on error.
@@ -648,7 +685,9 @@ mod tests {
                 spec.long
             );
         }
-        let help = Opts::from_args(&["repmgr"], &["--argh-help"]).unwrap_err().output;
+        let help = Opts::from_args(&["repmgr"], &["--argh-help"])
+            .unwrap_err()
+            .output;
         let mut seen = 0;
         for line in help.lines().filter(|l| l.trim_start().starts_with('-')) {
             if let Some(pos) = line.find("--") {
@@ -666,7 +705,11 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, OPTIONS.len(), "argh help lists a different option count");
+        assert_eq!(
+            seen,
+            OPTIONS.len(),
+            "argh help lists a different option count"
+        );
     }
 
     #[test]
@@ -678,7 +721,10 @@ mod tests {
                 args.push("1".into());
             }
             let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-            assert!(Opts::from_args(&["repmgr"], &strs).is_ok(), "argh rejects -{c}");
+            assert!(
+                Opts::from_args(&["repmgr"], &strs).is_ok(),
+                "argh rejects -{c}"
+            );
         }
     }
 
@@ -772,8 +818,21 @@ mod tests {
     }
 
     #[test]
+    fn terse_detected_before_parsing() {
+        let v = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert!(wants_terse(&v("-t frob")));
+        assert!(wants_terse(&v("-vt frob")));
+        assert!(wants_terse(&v("--terse")));
+        assert!(!wants_terse(&v("-Lt frob")));
+        assert!(!wants_terse(&v("-hterse x")));
+    }
+
+    #[test]
     fn int_options() {
-        assert_eq!(parse_int_option("node-id", &Some("3".into())).unwrap(), Some(3));
+        assert_eq!(
+            parse_int_option("node-id", &Some("3".into())).unwrap(),
+            Some(3)
+        );
         assert!(parse_int_option("node-id", &Some("x".into())).is_err());
     }
 }

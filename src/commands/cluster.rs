@@ -49,10 +49,10 @@ fn probe(n: &NodeRecord) -> Probe {
         Ok(ci) => ci,
         Err(e) => return Probe::down(Reach::Down, e.detail.unwrap_or_default()),
     };
-    let mut c = match db::connect::connect(&ci, APP_NAME) {
+    let mut c = match db::connect::probe(&ci, APP_NAME) {
         Ok(c) => c,
-        Err(e) => {
-            let reach = match db::connect::ping(&ci, APP_NAME) {
+        Err((e, ping)) => {
+            let reach = match ping {
                 db::connect::Ping::Ok => Reach::Rejected,
                 _ => Reach::Down,
             };
@@ -103,41 +103,69 @@ fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
         } else {
             "? unreachable"
         };
-        let article = if kind == NodeType::Primary { "an active primary" } else if kind == NodeType::Witness { "an active witness" } else { "an active standby" };
-        return (cell.into(), Some(format!("{who} is registered as {article} but is unreachable")));
+        let article = if kind == NodeType::Primary {
+            "an active primary"
+        } else if kind == NodeType::Witness {
+            "an active witness"
+        } else {
+            "an active standby"
+        };
+        return (
+            cell.into(),
+            Some(format!(
+                "{who} is registered as {article} but is unreachable"
+            )),
+        );
     }
     match (kind, n.active, p.in_recovery) {
-        (_, _, None) => ("! unknown".into(), Some(format!("{who} has unknown replication status"))),
+        (_, _, None) => (
+            "! unknown".into(),
+            Some(format!("{who} has unknown replication status")),
+        ),
         (NodeType::Primary, true, Some(false)) => ("* running".into(), None),
         (NodeType::Primary, true, Some(true)) => (
             "! running as standby".into(),
-            Some(format!("{who} is registered as primary but running as standby")),
+            Some(format!(
+                "{who} is registered as primary but running as standby"
+            )),
         ),
         (NodeType::Primary, false, Some(false)) => (
             "! running".into(),
-            Some(format!("{who} is running but the repmgr node record is inactive")),
+            Some(format!(
+                "{who} is running but the repmgr node record is inactive"
+            )),
         ),
         (NodeType::Primary, false, Some(true)) => (
             "! running as standby".into(),
-            Some(format!("{who} is registered as an inactive primary but running as standby")),
+            Some(format!(
+                "{who} is registered as an inactive primary but running as standby"
+            )),
         ),
         (NodeType::Witness, true, _) => ("* running".into(), None),
         (NodeType::Witness, false, _) => (
             "! running".into(),
-            Some(format!("{who} is running but the repmgr node record is inactive")),
+            Some(format!(
+                "{who} is running but the repmgr node record is inactive"
+            )),
         ),
         (_, true, Some(true)) => ("  running".into(), None),
         (_, true, Some(false)) => (
             "! running as primary".into(),
-            Some(format!("{who} is registered as standby but running as primary")),
+            Some(format!(
+                "{who} is registered as standby but running as primary"
+            )),
         ),
         (_, false, Some(true)) => (
             "! running".into(),
-            Some(format!("{who} is running but the repmgr node record is inactive")),
+            Some(format!(
+                "{who} is running but the repmgr node record is inactive"
+            )),
         ),
         (_, false, Some(false)) => (
             "! running as primary".into(),
-            Some(format!("{who} is running as primary but the repmgr node record is inactive")),
+            Some(format!(
+                "{who} is running as primary but the repmgr node record is inactive"
+            )),
         ),
     }
 }
@@ -164,7 +192,11 @@ fn upstream_cell(
     }
     if p.reach != Reach::Up {
         // Whether it streams cannot be verified while it does not answer.
-        let cell = if n.active { format!("? {}", up.node_name) } else { up.node_name.clone() };
+        let cell = if n.active {
+            format!("? {}", up.node_name)
+        } else {
+            up.node_name.clone()
+        };
         return (cell, None);
     }
     if p.in_recovery != Some(true) {
@@ -190,8 +222,10 @@ fn upstream_cell(
 pub fn show(ctx: &Ctx) -> Result<()> {
     let mut conn = ctx.connect_local()?;
     if !db::schema::exists(&mut conn)? {
-        return Err(Error::config("the repmgr metadata schema was not found on this node")
-            .hint("run \"repmgr primary register\" on the primary first"));
+        return Err(
+            Error::config("the repmgr metadata schema was not found on this node")
+                .hint("run \"repmgr primary register\" on the primary first"),
+        );
     }
     let nodes = db::nodes::all(&mut conn)?;
     drop(conn);
@@ -202,6 +236,9 @@ pub fn show(ctx: &Ctx) -> Result<()> {
     let probes = probe_all(&nodes);
 
     if ctx.opts.csv {
+        let issues = nodes.iter().zip(&probes).any(|(n, p)| {
+            status_cell(n, p).1.is_some() || upstream_cell(n, p, &nodes, &probes).1.is_some()
+        });
         let mut out = String::new();
         for (n, p) in nodes.iter().zip(&probes) {
             let availability = if p.reach == Reach::Up { 0 } else { -1 };
@@ -213,7 +250,12 @@ pub fn show(ctx: &Ctx) -> Result<()> {
             out.push_str(&format!("{},{availability},{recovery}\n", n.node_id));
         }
         print!("{out}");
-        return Ok(());
+        // The same exit status as the table: scripts test it.
+        return if issues {
+            Err(Error::silent(ExitCode::NodeStatus))
+        } else {
+            Ok(())
+        };
     }
 
     let mut warnings = Vec::new();
@@ -264,7 +306,9 @@ pub fn show(ctx: &Ctx) -> Result<()> {
         rows.push(row);
     }
     let headers: &[&str] = if ctx.opts.compact {
-        &["ID", "Name", "Role", "Status", "Upstream", "Location", "Prio.", "TLI"]
+        &[
+            "ID", "Name", "Role", "Status", "Upstream", "Location", "Prio.", "TLI",
+        ]
     } else {
         &[
             "ID",
@@ -304,8 +348,10 @@ pub fn event(ctx: &Ctx) -> Result<()> {
     } else {
         let l = crate::cli::parse_int_option("limit", &ctx.opts.limit)?.unwrap_or(20);
         if l < 1 {
-            return Err(Error::config(format!("--limit must be 1 or more (got {l})"))
-                .hint("use --all to show every event"));
+            return Err(
+                Error::config(format!("--limit must be 1 or more (got {l})"))
+                    .hint("use --all to show every event"),
+            );
         }
         Some(i64::from(l))
     };
@@ -317,8 +363,10 @@ pub fn event(ctx: &Ctx) -> Result<()> {
     };
     let mut conn = ctx.connect_local()?;
     if !db::schema::exists(&mut conn)? {
-        return Err(Error::config("the repmgr metadata schema was not found on this node")
-            .hint("run \"repmgr primary register\" on the primary first"));
+        return Err(
+            Error::config("the repmgr metadata schema was not found on this node")
+                .hint("run \"repmgr primary register\" on the primary first"),
+        );
     }
     let events = db::events::list(&mut conn, &filter)?;
     if ctx.opts.csv {

@@ -41,8 +41,9 @@ impl Ctx {
     /// the keys that identify the node.
     pub fn node_config(&self, need_data_directory: bool) -> Result<&Config> {
         let loaded = self.loaded.as_ref().ok_or_else(|| {
-            Error::config("no configuration file provided and none found")
-                .hint("provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf")
+            Error::config("no configuration file provided and none found").hint(
+                "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
+            )
         })?;
         loaded.config.check_required(need_data_directory)?;
         Ok(&loaded.config)
@@ -70,7 +71,8 @@ impl Ctx {
         }
         let mut ci = match self.loaded.as_ref() {
             Some(l) if !l.config.conninfo.is_empty() => {
-                let mut base = parse_conninfo(&l.config.conninfo, "conninfo in the configuration file")?;
+                let mut base =
+                    parse_conninfo(&l.config.conninfo, "conninfo in the configuration file")?;
                 for k in ["host", "hostaddr", "port", "application_name"] {
                     base.remove(k);
                 }
@@ -109,8 +111,7 @@ pub fn looks_like_conninfo(s: &str) -> bool {
 
 pub fn parse_conninfo(s: &str, what: &str) -> Result<ConnInfo> {
     ConnInfo::parse(s).map_err(|e| {
-        Error::config(format!("unable to parse the {what}"))
-            .detail(format!("{e}: \"{s}\""))
+        Error::config(format!("unable to parse the {what}")).detail(format!("{e}: \"{s}\""))
     })
 }
 
@@ -122,28 +123,27 @@ pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Clie
         } else {
             format!("unable to connect to node \"{node_name}\" (ID: {node_id})")
         };
-        let mut err = Error::new(e.code, what);
-        err.detail = Some(match e.detail {
-            Some(d) => format!("{}\n{d}", e.message()),
-            None => e.message().to_string(),
-        });
-        err.hint = e.hint.or_else(|| Some("check the node is running and its conninfo is correct".into()));
-        err
+        let detail = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+        let hint = e
+            .hint
+            .unwrap_or_else(|| "check the node is running and its conninfo is correct".into());
+        Error::new(e.code, what).detail(detail).hint(hint)
     })
 }
 
 /// Connects to a registered node by its record.
 pub fn connect_record(n: &db::nodes::NodeRecord) -> Result<Client> {
-    let ci = parse_conninfo(&n.conninfo, &format!("conninfo of node \"{}\"", n.node_name))?;
+    let ci = parse_conninfo(
+        &n.conninfo,
+        &format!("conninfo of node \"{}\"", n.node_name),
+    )?;
     connect_node(&ci, &n.node_name, n.node_id)
 }
 
 /// Finds the current primary from a node's metadata: the registered active
 /// primary if reachable and not in recovery, else any reachable registered
 /// node that is not in recovery. Returns its record and connection.
-pub fn find_primary(
-    meta: &mut Client,
-) -> Result<Option<(db::nodes::NodeRecord, Client)>> {
+pub fn find_primary(meta: &mut Client) -> Result<Option<(db::nodes::NodeRecord, Client)>> {
     let nodes = db::nodes::all(meta)?;
     let mut ordered: Vec<&db::nodes::NodeRecord> = nodes
         .iter()
@@ -156,7 +156,9 @@ pub fn find_primary(
             .filter(|n| n.node_type != db::nodes::NodeType::Witness),
     );
     for n in ordered {
-        let Ok(mut c) = connect_record(n) else { continue };
+        let Ok(mut c) = connect_record(n) else {
+            continue;
+        };
         if let Ok(false) = db::server::in_recovery(&mut c) {
             return Ok(Some((n.clone(), c)));
         }
@@ -166,6 +168,7 @@ pub fn find_primary(
 
 /// Parses, checks and runs one repmgr command line. Only `main` exits.
 pub fn main(args: &[String]) -> Result<()> {
+    logging::set_terse(cli::wants_terse(args));
     let command = cli::parse(args)?;
     let (action, opts, arg) = match command {
         Command::Help(topic) => {
@@ -185,8 +188,9 @@ pub fn main(args: &[String]) -> Result<()> {
 
     let cli_level = match &opts.log_level {
         Some(l) => Some(RepmgrLevel::parse(l).ok_or_else(|| {
-            Error::config(format!("invalid log level \"{l}\" provided"))
-                .hint("valid log levels are DEBUG, INFO, NOTICE, WARNING, ERROR, ALERT, CRIT or EMERG")
+            Error::config(format!("invalid log level \"{l}\" provided")).hint(
+                "valid log levels are DEBUG, INFO, NOTICE, WARNING, ERROR, ALERT, CRIT or EMERG",
+            )
         })?),
         None => None,
     };
@@ -239,8 +243,11 @@ fn load_config(opts: &Opts, action: Action) -> Result<Option<Loaded>> {
             Ok(Some(config::load_file(&p)?))
         }
         None if action == Action::StandbyClone => Ok(None),
-        None => Err(Error::config("no configuration file provided and none found")
-            .hint("provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf")),
+        None => Err(
+            Error::config("no configuration file provided and none found").hint(
+                "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
+            ),
+        ),
     }
 }
 
@@ -255,7 +262,10 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         ClusterEvent => cluster::event(ctx),
         other => Err(Error::new(
             ExitCode::BadConfig,
-            format!("\"{}\" is not implemented in this release yet", other.name()),
+            format!(
+                "\"{}\" is not implemented in this release yet",
+                other.name()
+            ),
         )
         .hint("see README.md for what this release provides")),
     }

@@ -17,9 +17,14 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     let mut conn = ctx.connect_local()?;
 
     if db::server::in_recovery(&mut conn)? {
-        return Err(Error::config("server is in standby mode and cannot be registered as a primary")
-            .detail(format!("node \"{}\" (ID: {node_id}) is in recovery", cfg.node_name))
-            .hint("use \"repmgr standby register\" to register a standby"));
+        return Err(Error::config(
+            "server is in standby mode and cannot be registered as a primary",
+        )
+        .detail(format!(
+            "node \"{}\" (ID: {node_id}) is in recovery",
+            cfg.node_name
+        ))
+        .hint("use \"repmgr standby register\" to register a standby"));
     }
 
     let schema_version = db::schema::installed_version(&mut conn)?;
@@ -130,7 +135,9 @@ fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Client) -> Res
                 "node name \"{}\" is already in use by node ID {}",
                 cfg.node_name, other.node_id
             ))
-            .hint("node_name must be unique in the cluster: set another node_name in repmgr.conf"));
+            .hint(
+                "node_name must be unique in the cluster: set another node_name in repmgr.conf",
+            ));
         }
     }
     for p in db::nodes::active_primaries(conn)? {
@@ -155,7 +162,9 @@ fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Client) -> Res
                 p.node_name, p.node_id
             ))
             .detail("that node is not reachable as a primary")
-            .hint("use -F/--force to register this node as primary and mark that record inactive"));
+            .hint(
+                "use -F/--force to register this node as primary and mark that record inactive",
+            ));
         }
         crate::log_warning!(
             "node \"{}\" (ID: {}) is registered as active primary but is not reachable; it will be marked inactive",
@@ -203,17 +212,18 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
         .unwrap_or(cfg.node_id.unwrap_or_default());
 
     if !db::schema::exists(&mut local)? {
-        return Err(Error::config("the repmgr metadata schema is not installed on this node")
-            .hint("run \"repmgr primary register\" on the primary first"));
+        return Err(
+            Error::config("the repmgr metadata schema is not installed on this node")
+                .hint("run \"repmgr primary register\" on the primary first"),
+        );
     }
     let (primary, mut pconn) = super::find_primary(&mut local)?.ok_or_else(|| {
         Error::db_conn("unable to find a reachable primary to write the change to")
             .hint("the primary must be running to change the metadata")
     })?;
 
-    let target = db::nodes::get(&mut pconn, target_id)?.ok_or_else(|| {
-        Error::config(format!("node {target_id} is not registered"))
-    })?;
+    let target = db::nodes::get(&mut pconn, target_id)?
+        .ok_or_else(|| Error::config(format!("node {target_id} is not registered")))?;
     if target.node_type != NodeType::Primary {
         return Err(Error::config(format!(
             "node \"{}\" (ID: {target_id}) is a {}, not a primary",
@@ -256,12 +266,18 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
     let ev = event(
         cfg,
         "primary_unregister",
-        format!("primary node \"{}\" (ID: {target_id}) unregistered", target.node_name),
+        format!(
+            "primary node \"{}\" (ID: {target_id}) unregistered",
+            target.node_name
+        ),
     );
     let ts = events::write(&mut tx, &ev)?;
     tx.commit()
         .map_err(|e| db::query_error("committing the unregistration", &e))?;
     events::notify(cfg, &ev, Some(&ts));
-    crate::log_notice!("node \"{}\" (ID: {target_id}) was successfully unregistered", target.node_name);
+    crate::log_notice!(
+        "node \"{}\" (ID: {target_id}) was successfully unregistered",
+        target.node_name
+    );
     Ok(())
 }

@@ -18,7 +18,10 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// The primary to write to: from -h/-p/-U/-d when given, else found from
 /// the local node's copy of the metadata.
-fn primary_connection(ctx: &Ctx, local: Option<&mut Client>) -> Result<(Option<NodeRecord>, Client)> {
+fn primary_connection(
+    ctx: &Ctx,
+    local: Option<&mut Client>,
+) -> Result<(Option<NodeRecord>, Client)> {
     if let Some(ci) = ctx.conninfo_from_options()? {
         let mut c = connect_node(&ci, "", 0).map_err(|e| {
             let mut e = e;
@@ -26,14 +29,18 @@ fn primary_connection(ctx: &Ctx, local: Option<&mut Client>) -> Result<(Option<N
             e
         })?;
         if db::server::in_recovery(&mut c)? {
-            return Err(Error::config("the server given with -h/-p/-U/-d is not a primary")
-                .hint("point -h/-d at the current primary"));
+            return Err(
+                Error::config("the server given with -h/-p/-U/-d is not a primary")
+                    .hint("point -h/-d at the current primary"),
+            );
         }
         return Ok((None, c));
     }
     let Some(local) = local else {
-        return Err(Error::db_conn("unable to find the primary: the local node is not running")
-            .hint("provide the primary's connection parameters with -h/-p/-U/-d"));
+        return Err(
+            Error::db_conn("unable to find the primary: the local node is not running")
+                .hint("provide the primary's connection parameters with -h/-p/-U/-d"),
+        );
     };
     if !db::schema::exists(local)? {
         return Err(Error::config("the repmgr metadata schema was not found on this node")
@@ -51,8 +58,19 @@ fn primary_connection(ctx: &Ctx, local: Option<&mut Client>) -> Result<(Option<N
 pub fn register(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(false)?;
     let node_id = cfg.node_id.unwrap_or_default();
-    crate::log_info!("connecting to local node \"{}\" (ID: {node_id})", cfg.node_name);
-    let mut local = match ctx.connect_local() {
+    // Options are checked before anything is written.
+    let wait_sync = ctx
+        .opts
+        .wait_sync
+        .as_deref()
+        .map(wait_sync_limit)
+        .transpose()?;
+    let wait_start = crate::cli::parse_int_option("wait-start", &ctx.opts.wait_start)?;
+    crate::log_info!(
+        "connecting to local node \"{}\" (ID: {node_id})",
+        cfg.node_name
+    );
+    let mut local = match connect_local_waiting(ctx, wait_start) {
         Ok(c) => Some(c),
         Err(e) if ctx.opts.force => {
             crate::log_warning!(
@@ -71,7 +89,10 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     if let Some(c) = local.as_mut() {
         if !db::server::in_recovery(c)? {
             return Err(Error::config("this node should be a standby")
-                .detail(format!("node \"{}\" (ID: {node_id}) is not in recovery", cfg.node_name))
+                .detail(format!(
+                    "node \"{}\" (ID: {node_id}) is not in recovery",
+                    cfg.node_name
+                ))
                 .hint("use \"repmgr primary register\" to register a primary"));
         }
     }
@@ -79,8 +100,10 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     crate::log_info!("connecting to primary database");
     let (primary_rec, mut primary) = primary_connection(ctx, local.as_mut())?;
     if !db::schema::exists(&mut primary)? {
-        return Err(Error::config("the repmgr metadata schema was not found on the primary")
-            .hint("run \"repmgr primary register\" on the primary first"));
+        return Err(
+            Error::config("the repmgr metadata schema was not found on the primary")
+                .hint("run \"repmgr primary register\" on the primary first"),
+        );
     }
     let primary_rec = match primary_rec {
         Some(r) => r,
@@ -93,8 +116,9 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     let upstream_id = crate::cli::parse_int_option("upstream-node-id", &ctx.opts.upstream_node_id)?
         .unwrap_or(primary_rec.node_id);
     if upstream_id == node_id {
-        return Err(Error::config("a node cannot be its own upstream")
-            .hint("check --upstream-node-id"));
+        return Err(
+            Error::config("a node cannot be its own upstream").hint("check --upstream-node-id")
+        );
     }
     let upstream = db::nodes::get(&mut primary, upstream_id)?.ok_or_else(|| {
         Error::config(format!("upstream node {upstream_id} is not registered"))
@@ -119,7 +143,10 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         }
         if !ctx.opts.force {
             return Err(Error::config("this node is already registered")
-                .detail(format!("node \"{}\" (ID: {node_id}) is registered as standby", e.node_name))
+                .detail(format!(
+                    "node \"{}\" (ID: {node_id}) is registered as standby",
+                    e.node_name
+                ))
                 .hint("use -F/--force to overwrite the existing node record"));
         }
     }
@@ -129,7 +156,9 @@ pub fn register(ctx: &Ctx) -> Result<()> {
                 "node name \"{}\" is already in use by node ID {}",
                 cfg.node_name, other.node_id
             ))
-            .hint("node_name must be unique in the cluster: set another node_name in repmgr.conf"));
+            .hint(
+                "node_name must be unique in the cluster: set another node_name in repmgr.conf",
+            ));
         }
     }
 
@@ -162,10 +191,40 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         cfg.node_name
     );
 
-    if let Some(wait) = &ctx.opts.wait_sync {
-        wait_for_sync(ctx, cfg, &record, wait, &mut primary, &primary_rec)?;
+    if let Some(limit) = wait_sync {
+        wait_for_sync(ctx, cfg, &record, limit, &mut primary, &primary_rec)?;
     }
     Ok(())
+}
+
+/// `--wait-start=N`: give a standby that is starting up N seconds to accept
+/// connections before giving up.
+fn connect_local_waiting(ctx: &Ctx, wait_start: Option<i32>) -> Result<Client> {
+    let secs = wait_start.unwrap_or(0).max(0) as u64;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match ctx.connect_local() {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {
+                std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())))
+            }
+        }
+    }
+}
+
+/// `--wait-sync` with no value waits [`DEFAULT_WAIT_SYNC`].
+fn wait_sync_limit(value: &str) -> Result<Duration> {
+    if value.trim().is_empty() {
+        return Ok(DEFAULT_WAIT_SYNC);
+    }
+    let secs: u64 = value.trim().parse().map_err(|_| {
+        Error::config(format!(
+            "invalid value provided for option \"--wait-sync\": \"{value}\""
+        ))
+        .hint("provide a number of seconds, e.g. --wait-sync=30")
+    })?;
+    Ok(Duration::from_secs(secs))
 }
 
 fn event<'a>(cfg: &'a Config, name: &'a str, details: String) -> Event<'a> {
@@ -240,20 +299,14 @@ fn wait_for_sync(
     ctx: &Ctx,
     cfg: &Config,
     record: &NodeRecord,
-    wait: &str,
+    limit: Duration,
     primary: &mut Client,
     primary_rec: &NodeRecord,
 ) -> Result<()> {
-    let limit = if wait.trim().is_empty() {
-        DEFAULT_WAIT_SYNC
-    } else {
-        let secs: u64 = wait.trim().parse().map_err(|_| {
-            Error::config(format!("invalid value provided for option \"--wait-sync\": \"{wait}\""))
-                .hint("provide a number of seconds")
-        })?;
-        Duration::from_secs(secs)
-    };
-    crate::log_info!("waiting up to {} s for the node record to appear on the standby", limit.as_secs());
+    crate::log_info!(
+        "waiting up to {} s for the node record to appear on the standby",
+        limit.as_secs()
+    );
     let deadline = Instant::now() + limit;
     let synced = loop {
         let seen = ctx
@@ -269,7 +322,10 @@ fn wait_for_sync(
         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     };
     let details = if synced {
-        format!("node record for node {} synchronised to the standby", record.node_id)
+        format!(
+            "node record for node {} synchronised to the standby",
+            record.node_id
+        )
     } else {
         format!(
             "node record for node {} not synchronised to the standby within {} s",
@@ -290,7 +346,10 @@ fn wait_for_sync(
     } else {
         Err(Error::new(
             ExitCode::RegistrationSync,
-            format!("node record was not synchronised to the standby within {} s", limit.as_secs()),
+            format!(
+                "node record was not synchronised to the standby within {} s",
+                limit.as_secs()
+            ),
         )
         .hint("check the standby is streaming from the primary (\"repmgr cluster show\")"))
     }
@@ -323,7 +382,10 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
         .hint("re-point them first, or use -F/--force"));
     }
     if ctx.opts.dry_run {
-        crate::log_info!("would unregister standby \"{}\" (ID: {target_id})", target.node_name);
+        crate::log_info!(
+            "would unregister standby \"{}\" (ID: {target_id})",
+            target.node_name
+        );
         return Ok(());
     }
     let mut tx = primary
@@ -333,12 +395,19 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
     let ev = Event {
         node_id: target_id,
         node_name: &target.node_name,
-        ..event(cfg, "standby_unregister", format!("node {target_id} unregistered"))
+        ..event(
+            cfg,
+            "standby_unregister",
+            format!("node {target_id} unregistered"),
+        )
     };
     let ts = events::write(&mut tx, &ev)?;
     tx.commit()
         .map_err(|e| db::query_error("committing the unregistration", &e))?;
     events::notify(cfg, &ev, Some(&ts));
-    crate::log_notice!("standby node \"{}\" (ID: {target_id}) unregistered", target.node_name);
+    crate::log_notice!(
+        "standby node \"{}\" (ID: {target_id}) unregistered",
+        target.node_name
+    );
     Ok(())
 }

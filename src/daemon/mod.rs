@@ -90,7 +90,13 @@ fn parse(args: &[String]) -> Result<Plan> {
     }
     let strs: Vec<&str> = norm.args.iter().map(String::as_str).collect();
     let opts = DaemonOpts::from_args(&["repmgrd"], &strs).map_err(|e| {
-        usage_error(e.output.lines().next().unwrap_or("invalid arguments").to_string())
+        usage_error(
+            e.output
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .to_string(),
+        )
     })?;
     if opts.version {
         return Ok(Plan::Print(format!("repmgrd {}\n", help::VERSION)));
@@ -137,9 +143,10 @@ pub fn main(args: &[String]) -> Result<()> {
         Plan::Run(o, d) => (*o, d),
     };
     let cli_level = match &opts.log_level {
-        Some(l) => Some(RepmgrLevel::parse(l).ok_or_else(|| {
-            usage_error(format!("invalid log level \"{l}\" provided"))
-        })?),
+        Some(l) => Some(
+            RepmgrLevel::parse(l)
+                .ok_or_else(|| usage_error(format!("invalid log level \"{l}\" provided")))?,
+        ),
         None => None,
     };
     logging::init(cli_level.unwrap_or(RepmgrLevel::Info), true);
@@ -148,7 +155,11 @@ pub fn main(args: &[String]) -> Result<()> {
     let cfg = &loaded.config;
     cfg.check_required(false)?;
     let level = cli_level.unwrap_or(cfg.log_level);
-    logging::set_level(if opts.verbose { level.min(RepmgrLevel::Info) } else { level });
+    logging::set_level(if opts.verbose {
+        level.min(RepmgrLevel::Info)
+    } else {
+        level
+    });
     for w in &loaded.warnings {
         crate::log_warning!("{w}");
     }
@@ -191,8 +202,11 @@ pub fn main(args: &[String]) -> Result<()> {
 fn load_config(opts: &DaemonOpts) -> Result<Loaded> {
     match config::locate(opts.config_file.as_deref())? {
         Some(p) => config::load_file(&p),
-        None => Err(Error::config("no configuration file provided and none found")
-            .hint("provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf")),
+        None => Err(
+            Error::config("no configuration file provided and none found").hint(
+                "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
+            ),
+        ),
     }
 }
 
@@ -210,7 +224,8 @@ fn daemonize_process() -> Result<Forked> {
     match unsafe { fork() } {
         Ok(ForkResult::Parent { .. }) => Ok(Forked::Parent),
         Ok(ForkResult::Child) => {
-            setsid().map_err(|e| Error::new(ExitCode::SysFailure, format!("setsid failed: {e}")))?;
+            setsid()
+                .map_err(|e| Error::new(ExitCode::SysFailure, format!("setsid failed: {e}")))?;
             redirect_stdio();
             Ok(Forked::Child)
         }
@@ -224,7 +239,11 @@ fn daemonize_process() -> Result<Forked> {
 /// A detached daemon keeps no terminal: stdin and stdout go to /dev/null;
 /// stderr too when logging goes to a file.
 fn redirect_stdio() {
-    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
         return;
     };
     let _ = nix::unistd::dup2_stdin(&null);
@@ -236,7 +255,11 @@ fn redirect_stdio() {
 
 /// The daemon loop: keep a connection to the local node, check it every
 /// `monitor_interval_secs`, and react to signals at once.
-fn run(mut loaded: Loaded, mut conninfo: ConnInfo, events: std::sync::mpsc::Receiver<Signal>) -> Result<()> {
+fn run(
+    mut loaded: Loaded,
+    mut conninfo: ConnInfo,
+    events: std::sync::mpsc::Receiver<Signal>,
+) -> Result<()> {
     let node_name = loaded.config.node_name.clone();
     let node_id = loaded.config.node_id.unwrap_or_default();
     crate::log_info!("connecting to database \"{}\"", conninfo);
@@ -245,7 +268,7 @@ fn run(mut loaded: Loaded, mut conninfo: ConnInfo, events: std::sync::mpsc::Rece
             e.code,
             format!("unable to connect to local node \"{node_name}\" (ID: {node_id})"),
         )
-        .detail(e.detail.unwrap_or_else(|| e.message().to_string()))
+        .detail(e.detail.clone().unwrap_or_else(|| e.message().to_string()))
         .hint("check the node is running and the conninfo in repmgr.conf is correct")
     })?;
     let role = match db::server::in_recovery(&mut conn) {
@@ -253,7 +276,9 @@ fn run(mut loaded: Loaded, mut conninfo: ConnInfo, events: std::sync::mpsc::Rece
         Ok(false) => "primary",
         Err(_) => "unknown",
     };
-    crate::log_notice!("starting monitoring of node \"{node_name}\" (ID: {node_id}), running as {role}");
+    crate::log_notice!(
+        "starting monitoring of node \"{node_name}\" (ID: {node_id}), running as {role}"
+    );
 
     let mut connected = true;
     let mut last_status = Instant::now();
@@ -273,7 +298,9 @@ fn run(mut loaded: Loaded, mut conninfo: ConnInfo, events: std::sync::mpsc::Rece
         let healthy = conn.is_valid(Duration::from_secs(2)).is_ok();
         if !healthy {
             if connected {
-                crate::log_warning!("unable to connect to local node \"{node_name}\" (ID: {node_id})");
+                crate::log_warning!(
+                    "unable to connect to local node \"{node_name}\" (ID: {node_id})"
+                );
             }
             connected = false;
             if let Ok(c) = db::connect::connect(&conninfo, APP_NAME) {
@@ -285,7 +312,11 @@ fn run(mut loaded: Loaded, mut conninfo: ConnInfo, events: std::sync::mpsc::Rece
         let status_every = Duration::from_secs(loaded.config.log_status_interval.max(1) as u64);
         if last_status.elapsed() >= status_every {
             last_status = Instant::now();
-            let state = if connected { "available" } else { "unreachable" };
+            let state = if connected {
+                "available"
+            } else {
+                "unreachable"
+            };
             crate::log_info!("monitoring node \"{node_name}\" (ID: {node_id}): local node {state}");
         }
     }

@@ -17,13 +17,19 @@ pub fn check_not_running(path: &Path) -> Result<()> {
         return Ok(());
     };
     let Ok(pid) = text.trim().parse::<i32>() else {
-        crate::log_warning!("pid file \"{}\" does not contain a process ID; overwriting it", path.display());
+        crate::log_warning!(
+            "pid file \"{}\" does not contain a process ID; overwriting it",
+            path.display()
+        );
         return Ok(());
     };
     if pid > 0 && pid as u32 != std::process::id() && alive(pid) {
         return Err(Error::new(
             ExitCode::BadPidfile,
-            format!("pid file \"{}\" exists and seems to contain a valid PID ({pid})", path.display()),
+            format!(
+                "pid file \"{}\" exists and seems to contain a valid PID ({pid})",
+                path.display()
+            ),
         )
         .hint("if repmgrd is no longer alive, remove the file and restart repmgrd"));
     }
@@ -48,10 +54,15 @@ impl PidFile {
             f.sync_all()
         };
         write().map_err(|e| {
-            Error::new(ExitCode::BadPidfile, format!("unable to write pid file \"{}\"", path.display()))
-                .detail(e.to_string())
+            Error::new(
+                ExitCode::BadPidfile,
+                format!("unable to write pid file \"{}\"", path.display()),
+            )
+            .detail(e.to_string())
         })?;
-        Ok(PidFile { path: path.to_path_buf() })
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -77,12 +88,18 @@ mod tests {
         check_not_running(&p).unwrap();
         // pid 1 always exists: a "running" daemon.
         fs::write(&p, "1\n").unwrap();
-        assert_eq!(check_not_running(&p).unwrap_err().code, ExitCode::BadPidfile);
+        assert_eq!(
+            check_not_running(&p).unwrap_err().code,
+            ExitCode::BadPidfile
+        );
         fs::write(&p, "garbage").unwrap();
         check_not_running(&p).unwrap();
         {
             let _g = PidFile::create(&p).unwrap();
-            assert_eq!(fs::read_to_string(&p).unwrap().trim(), std::process::id().to_string());
+            assert_eq!(
+                fs::read_to_string(&p).unwrap().trim(),
+                std::process::id().to_string()
+            );
         }
         assert!(!p.exists());
     }

@@ -20,22 +20,39 @@ pub fn install() -> Result<Receiver<Signal>> {
     ctrlc::set_handler(move || {
         let _ = int_tx.send(Signal::Stop("SIGINT"));
     })
-    .map_err(|e| Error::new(ExitCode::SysFailure, format!("unable to install the SIGINT handler: {e}")))?;
+    .map_err(|e| {
+        Error::new(
+            ExitCode::SysFailure,
+            format!("unable to install the SIGINT handler: {e}"),
+        )
+    })?;
     use signal_hook::consts::{SIGHUP, SIGTERM};
     let mut sigs = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]).map_err(|e| {
-        Error::new(ExitCode::SysFailure, format!("unable to install signal handlers: {e}"))
+        Error::new(
+            ExitCode::SysFailure,
+            format!("unable to install signal handlers: {e}"),
+        )
     })?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for s in sigs.forever() {
-                let ev = if s == SIGHUP { Signal::Reload } else { Signal::Stop("SIGTERM") };
+                let ev = if s == SIGHUP {
+                    Signal::Reload
+                } else {
+                    Signal::Stop("SIGTERM")
+                };
                 if tx.send(ev).is_err() {
                     break;
                 }
             }
         })
-        .map_err(|e| Error::new(ExitCode::SysFailure, format!("unable to start the signal thread: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ExitCode::SysFailure,
+                format!("unable to start the signal thread: {e}"),
+            )
+        })?;
     Ok(rx)
 }
 

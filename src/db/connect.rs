@@ -23,17 +23,28 @@ const SEARCH_PATH_OPTION: &str = "-csearch_path=";
 /// is bounded by connect_timeout (per host), because the driver's own
 /// timeout covers only the TCP connect and a hung server would block forever.
 pub fn connect(ci: &ConnInfo, app: &str) -> Result<Client> {
+    probe(ci, app).map_err(|(e, _)| e)
+}
+
+/// One connection attempt that also tells, on failure, whether the server
+/// answered at all (as [`ping`] would), so callers that need both (`cluster
+/// show`) never pay two timeouts for one unreachable node.
+pub fn probe(ci: &ConnInfo, app: &str) -> std::result::Result<Client, (Error, Ping)> {
     let ci = with_repmgr_defaults(ci, app);
     crate::log_debug!("connecting to: \"{}\"", ci.to_string_without_password());
-    let target = resolve_target(&ci)?;
+    let target = resolve_target(&ci).map_err(|e| (e, Ping::NoResponse))?;
     let limit = target.deadline();
     let described = target.describe();
-    match run_with_deadline(limit, move || open_session(&target))? {
-        Some(result) => result,
-        None => Err(connection_failed(format!(
-            "timeout expired after {} s connecting to {described}",
-            limit.as_secs()
-        ))),
+    match run_with_deadline(limit, move || open_session(&target)) {
+        Ok(Some(result)) => result,
+        Ok(None) => Err((
+            connection_failed(format!(
+                "timeout expired after {} s connecting to {described}",
+                limit.as_secs()
+            )),
+            Ping::NoResponse,
+        )),
+        Err(e) => Err((e, Ping::NoResponse)),
     }
 }
 
@@ -93,22 +104,24 @@ fn with_empty_search_path(user_options: Option<&str>) -> String {
     }
 }
 
-fn open_session(target: &ConnTarget) -> Result<Client> {
+fn open_session(target: &ConnTarget) -> std::result::Result<Client, (Error, Ping)> {
     let mut client = target.to_config().connect(NoTls).map_err(|e| {
-        connection_failed(format!(
+        let err = connection_failed(format!(
             "could not connect to {}: {}",
             target.describe(),
             connect_cause(&e)
-        ))
+        ));
+        (err, classify_ping_error(&e))
     })?;
     client
         .batch_execute("SET synchronous_commit TO 'local'")
         .map_err(|e| {
-            connection_failed(format!(
+            let err = connection_failed(format!(
                 "unable to set \"synchronous_commit\" to \"local\" on {}: {}",
                 target.describe(),
                 pg_err(&e)
-            ))
+            ));
+            (err, Ping::Ok)
         })?;
     Ok(client)
 }

@@ -121,9 +121,12 @@ pub fn downstream_of(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<Nod
     let sql = format!(
         "SELECT {COLUMNS} FROM repmgr.nodes WHERE upstream_node_id = $1 AND active ORDER BY node_id"
     );
-    let rows = c
-        .query(sql.as_str(), &[&node_id])
-        .map_err(|e| query_error(&format!("retrieving downstream nodes of node {node_id}"), &e))?;
+    let rows = c.query(sql.as_str(), &[&node_id]).map_err(|e| {
+        query_error(
+            &format!("retrieving downstream nodes of node {node_id}"),
+            &e,
+        )
+    })?;
     rows.iter().map(from_row).collect()
 }
 

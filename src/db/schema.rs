@@ -151,8 +151,11 @@ pub fn ensure_schema(client: &mut Client) -> Result<SchemaChange> {
     let mut tx = client
         .transaction()
         .map_err(|e| query_error("starting a transaction", &e))?;
-    tx.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[&INSTALL_LOCK_KEY])
-        .map_err(|e| query_error("locking the repmgr schema installation", &e))?;
+    tx.execute(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[&INSTALL_LOCK_KEY],
+    )
+    .map_err(|e| query_error("locking the repmgr schema installation", &e))?;
     let current = installed_version(&mut tx)?;
     let from = current.unwrap_or(0);
     if from > SCHEMA_VERSION {
