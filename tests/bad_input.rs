@@ -133,6 +133,72 @@ fn hung_server_fails_within_connect_timeout_plus_one_second() {
     drop(hung);
 }
 
+/// A loopback port whose SYNs are dropped, as a blackholed host's are: a
+/// listener with a zero backlog whose one queue slot is already taken.
+struct Blackhole {
+    _listener: std::os::fd::OwnedFd,
+    _filler: Option<std::net::TcpStream>,
+    port: u16,
+}
+
+fn blackhole() -> Blackhole {
+    use nix::sys::socket::{
+        bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let port = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .unwrap()
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let filler = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok();
+    // Now nothing more is accepted into the queue: a new SYN goes unanswered.
+    let probe = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300));
+    assert!(probe.is_err(), "the blackhole answered");
+    Blackhole {
+        _listener: fd,
+        _filler: filler,
+        port,
+    }
+}
+
+#[test]
+fn blackholed_host_fails_within_connect_timeout_plus_one_second() {
+    let hole = blackhole();
+    let start = Instant::now();
+    let r = with_conf(
+        &format!(
+            "node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={} user=postgres connect_timeout=2'\ndata_directory='/d'\n",
+            hole.port
+        ),
+        &["primary", "register"],
+    );
+    let took = start.elapsed();
+    assert_clean_failure(&r, 6);
+    assert!(took < Duration::from_secs(3), "took {took:?}\n{r}");
+}
+
+#[test]
+fn missing_data_directory_is_named() {
+    let r = with_conf(
+        "node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port=1'\n",
+        &["primary", "register"],
+    );
+    assert_clean_failure(&r, 1);
+    r.assert_stderr_contains("\"data_directory\"");
+}
+
 #[test]
 fn failed_registration_leaves_no_partial_row() {
     let p = Node::primary("node1", 1);

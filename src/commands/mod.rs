@@ -45,7 +45,10 @@ impl Ctx {
                 "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
             )
         })?;
-        loaded.config.check_required(need_data_directory)?;
+        // Seed-era files (cluster/node/conninfo) never had data_directory.
+        loaded
+            .config
+            .check_required(need_data_directory && !loaded.seed_format)?;
         Ok(&loaded.config)
     }
 

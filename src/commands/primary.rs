@@ -11,7 +11,7 @@ use crate::events::{self, Event};
 /// `repmgr primary register`: creates the metadata schema if needed and
 /// registers this node as the primary, all in one transaction.
 pub fn register(ctx: &Ctx) -> Result<()> {
-    let cfg = ctx.node_config(false)?;
+    let cfg = ctx.node_config(true)?;
     let node_id = cfg.node_id.unwrap_or_default();
     crate::log_info!("connecting to primary database...");
     let mut conn = ctx.connect_local()?;

@@ -56,7 +56,7 @@ fn primary_connection(
 
 /// `repmgr standby register`.
 pub fn register(ctx: &Ctx) -> Result<()> {
-    let cfg = ctx.node_config(false)?;
+    let cfg = ctx.node_config(true)?;
     let node_id = cfg.node_id.unwrap_or_default();
     // Options are checked before anything is written.
     let wait_sync = ctx

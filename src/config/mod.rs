@@ -335,6 +335,9 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Unknown or deprecated keys, each naming `file:line`.
     pub warnings: Vec<String>,
+    /// The file uses the seed's (repmgr 1.x) names, `node` and `cluster`;
+    /// such files have no `data_directory`.
+    pub seed_format: bool,
 }
 
 impl Config {
@@ -463,6 +466,7 @@ fn build(reading: Reading, path: PathBuf) -> Result<Loaded> {
         config,
         path,
         warnings: resolved.warnings,
+        seed_format: resolved.seed_format,
     })
 }
 
