@@ -108,3 +108,20 @@ fn repmgrd_config_errors_exit_1() {
         .run();
     r.assert_code(1).assert_stderr_contains("node_id");
 }
+
+#[test]
+fn repmgrd_stops_on_sigint() {
+    let p = Node::primary("node1", 1);
+    let mut d = Daemon::repmgrd(
+        "repmgrd-int",
+        &["-f", &p.conf, "--daemonize=false", "--no-pid-file"],
+    );
+    d.wait_for_output("starting monitoring", Duration::from_secs(15));
+    d.signal(Signal::SIGINT);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.output());
+    assert!(
+        d.output().contains("SIGINT received: terminating"),
+        "{}",
+        d.output()
+    );
+}

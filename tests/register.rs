@@ -267,3 +267,48 @@ fn seed_format_config_registers_with_a_deprecation_warning() {
         "node1"
     );
 }
+
+#[test]
+fn log_to_file_sends_logs_to_log_file() {
+    let dir = user_tempdir();
+    let log = dir.path().join("repmgr.log");
+    let p = Node::configure(
+        PgNode::primary("node1"),
+        1,
+        &format!("log_file='{}'", log.display()),
+    );
+    let r = p.repmgr(&["primary", "register", "--log-to-file"]);
+    r.assert_success();
+    assert!(!r.stderr.contains("registered"), "{r}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("] [NOTICE] primary node record (ID: 1) registered"),
+        "{text}"
+    );
+}
+
+#[test]
+fn password_from_passfile() {
+    let pg = PgNode::builder("node1")
+        .hba("host all all 127.0.0.1/32 scram-sha-256")
+        .start();
+    pg.execute("ALTER USER postgres PASSWORD 'it''s:secret'");
+    let p = Node::configure(pg, 1, "");
+    // No password anywhere: a clear connection error.
+    p.repmgr(&["primary", "register"])
+        .assert_code(6)
+        .assert_stderr_contains("password");
+    let dir = user_tempdir();
+    let passfile = crate::harness::write_user_file(
+        &dir.path().join("pgpass"),
+        &format!("127.0.0.1:{}:*:postgres:it's\\:secret\n", p.pg.port),
+    );
+    p.cmd(&["primary", "register"])
+        .env("PGPASSFILE", passfile.to_str().unwrap())
+        .run()
+        .assert_success();
+    p.cmd(&["cluster", "show"])
+        .env("PGPASSWORD", "it's:secret")
+        .run()
+        .assert_success();
+}
