@@ -30,6 +30,21 @@ pub struct Event<'a> {
     pub conninfo: Option<String>,
 }
 
+impl<'a> Event<'a> {
+    /// A successful event about the node this repmgr.conf describes.
+    pub fn for_node(cfg: &'a Config, event: &'a str, details: String) -> Event<'a> {
+        Event {
+            node_id: cfg.node_id.unwrap_or_default(),
+            node_name: &cfg.node_name,
+            event,
+            successful: true,
+            details,
+            primary_id: None,
+            conninfo: None,
+        }
+    }
+}
+
 /// Records the event on `conn` (if given) and runs the notification hook.
 /// Failures to record are logged, not fatal: the action itself is done.
 pub fn record<C: GenericClient>(conn: Option<&mut C>, config: &Config, ev: &Event<'_>) {

@@ -369,24 +369,6 @@ pub fn event(ctx: &Ctx) -> Result<()> {
         );
     }
     let events = db::events::list(&mut conn, &filter)?;
-    if ctx.opts.csv {
-        let mut out = String::new();
-        for e in &events {
-            let mut f = vec![
-                e.node_id.to_string(),
-                e.node_name.clone(),
-                e.event.clone(),
-                if e.successful { "t" } else { "f" }.to_string(),
-                e.timestamp.clone(),
-            ];
-            if !ctx.opts.compact {
-                f.push(e.details.clone());
-            }
-            out.push_str(&output::csv_line(&f));
-        }
-        print!("{out}");
-        return Ok(());
-    }
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -403,6 +385,11 @@ pub fn event(ctx: &Ctx) -> Result<()> {
             r
         })
         .collect();
+    if ctx.opts.csv {
+        let out: String = rows.iter().map(|r| output::csv_line(r)).collect();
+        print!("{out}");
+        return Ok(());
+    }
     let headers: &[&str] = if ctx.opts.compact {
         &["Node ID", "Name", "Event", "OK", "Timestamp"]
     } else {

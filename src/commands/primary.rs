@@ -77,14 +77,14 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     db::nodes::upsert(&mut tx, &record)?;
     let mut written = Vec::new();
     if change == SchemaChange::Created {
-        let ev = event(cfg, "cluster_created", String::new());
+        let ev = Event::for_node(cfg, "cluster_created", String::new());
         written.push((events::write(&mut tx, &ev)?, ev));
     }
     let verb = if existed { "updated" } else { "registered" };
     let ev = Event {
         primary_id: Some(node_id),
         conninfo: Some(cfg.conninfo.clone()),
-        ..event(cfg, "primary_register", String::new())
+        ..Event::for_node(cfg, "primary_register", String::new())
     };
     written.push((events::write(&mut tx, &ev)?, ev));
     tx.commit()
@@ -94,18 +94,6 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         events::notify(cfg, ev, Some(ts));
     }
     Ok(())
-}
-
-fn event<'a>(cfg: &'a Config, name: &'a str, details: String) -> Event<'a> {
-    Event {
-        node_id: cfg.node_id.unwrap_or_default(),
-        node_name: &cfg.node_name,
-        event: name,
-        successful: true,
-        details,
-        primary_id: None,
-        conninfo: None,
-    }
 }
 
 /// repmgr's refusals: this node registered already (without -F), its name
@@ -263,7 +251,7 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
         .transaction()
         .map_err(|e| db::query_error("starting a transaction", &e))?;
     db::nodes::delete(&mut tx, target_id)?;
-    let ev = event(
+    let ev = Event::for_node(
         cfg,
         "primary_unregister",
         format!(

@@ -180,7 +180,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     let ev = Event {
         primary_id: Some(primary_rec.node_id),
         conninfo: Some(primary_rec.conninfo.clone()),
-        ..event(cfg, "standby_register", details)
+        ..Event::for_node(cfg, "standby_register", details)
     };
     let ts = events::write(&mut tx, &ev)?;
     tx.commit()
@@ -225,18 +225,6 @@ fn wait_sync_limit(value: &str) -> Result<Duration> {
         .hint("provide a number of seconds, e.g. --wait-sync=30")
     })?;
     Ok(Duration::from_secs(secs))
-}
-
-fn event<'a>(cfg: &'a Config, name: &'a str, details: String) -> Event<'a> {
-    Event {
-        node_id: cfg.node_id.unwrap_or_default(),
-        node_name: &cfg.node_name,
-        event: name,
-        successful: true,
-        details,
-        primary_id: None,
-        conninfo: None,
-    }
 }
 
 /// The primary's own record, found when the primary was given with -h/-d.
@@ -337,7 +325,7 @@ fn wait_for_sync(
         successful: synced,
         primary_id: Some(primary_rec.node_id),
         conninfo: Some(primary_rec.conninfo.clone()),
-        ..event(cfg, "standby_register_sync", details)
+        ..Event::for_node(cfg, "standby_register_sync", details)
     };
     events::record(Some(primary), cfg, &ev);
     if synced {
@@ -395,7 +383,7 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
     let ev = Event {
         node_id: target_id,
         node_name: &target.node_name,
-        ..event(
+        ..Event::for_node(
             cfg,
             "standby_unregister",
             format!("node {target_id} unregistered"),

@@ -119,7 +119,7 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Client, (Error, Ping
             let err = connection_failed(format!(
                 "unable to set \"synchronous_commit\" to \"local\" on {}: {}",
                 target.describe(),
-                pg_err(&e)
+                super::pg_error_text(&e)
             ));
             (err, Ping::Ok)
         })?;
@@ -155,26 +155,10 @@ where
     }
 }
 
-/// The whole cause chain, since the driver's Display alone says only
-/// "db error" or "error connecting to server".
-pub fn pg_err(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{}: {}", db.severity(), db.message());
-    }
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// [`pg_err`] without the driver's redundant prefix, and with a readable
+/// [`pg_err`](super::pg_error_text) without the driver's redundant prefix, and with a readable
 /// reason when the server wanted a password we do not have.
 fn connect_cause(e: &postgres::Error) -> String {
-    let full = pg_err(e);
+    let full = super::pg_error_text(e);
     if full == "invalid configuration: password missing" {
         return "no password supplied (none in the conninfo, PGPASSWORD or the password file)"
             .into();
@@ -195,7 +179,7 @@ fn classify_ping_error(e: &postgres::Error) -> Ping {
             false => Ping::Ok,
         };
     }
-    let full = pg_err(e);
+    let full = super::pg_error_text(e);
     let server_spoke = full.ends_with("password missing")
         || full.starts_with("authentication error")
         || full.starts_with("unexpected message from server");
