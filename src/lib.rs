@@ -16,4 +16,6 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod output;
+pub mod pgtools;
 pub mod process;
+pub mod replconf;

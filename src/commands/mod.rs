@@ -261,6 +261,9 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         PrimaryUnregister => primary::unregister(ctx),
         StandbyRegister => standby::register(ctx),
         StandbyUnregister => standby::unregister(ctx),
+        StandbyClone => standby::clone(ctx),
+        StandbyPromote => standby::promote(ctx),
+        StandbyFollow => standby::follow(ctx),
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
         other => Err(Error::new(

@@ -1,5 +1,13 @@
-//! `standby register` and `standby unregister` (clone, promote, follow and
-//! switchover come with the lifecycle issue).
+//! The `standby` family: register and unregister here; clone, promote and
+//! follow in their own files.
+
+mod clone;
+mod follow;
+mod promote;
+
+pub use clone::clone;
+pub use follow::follow;
+pub use promote::promote;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,14 @@
+//! `repmgr standby clone [HOST]`.
+
+use crate::commands::Ctx;
+use crate::error::{Error, ExitCode, Result};
+
+pub fn clone(ctx: &Ctx) -> Result<()> {
+    Err(Error::new(
+        ExitCode::BadConfig,
+        format!(
+            "\"{}\" is not implemented in this release yet",
+            ctx.action.name()
+        ),
+    ))
+}

@@ -1,0 +1,262 @@
+//! PostgreSQL's own tools and the local data directory: where the binaries
+//! are (`-b/--pg_bindir`, `pg_bindir`, else PATH), the service actions
+//! (`service_*_command` or the pg_ctl fallback repmgr documents), what
+//! `pg_controldata` says, and whether a server runs on a data directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::error::{Error, ExitCode, Result};
+use crate::process;
+
+/// How long a pg_ctl action may take before it is given up on.
+pub const PG_CTL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where PostgreSQL's binaries are, from -b (wins) or `pg_bindir`.
+#[derive(Debug, Clone, Default)]
+pub struct PgBin {
+    dir: Option<PathBuf>,
+}
+
+impl PgBin {
+    pub fn new(cli_bindir: Option<&str>, cfg: &Config) -> PgBin {
+        let dir = cli_bindir
+            .filter(|d| !d.is_empty())
+            .or((!cfg.pg_bindir.is_empty()).then_some(cfg.pg_bindir.as_str()))
+            .map(PathBuf::from);
+        PgBin { dir }
+    }
+
+    /// The path of a tool (`pg_ctl`, `pg_basebackup`, …): in the configured
+    /// directory, else the bare name for a PATH lookup.
+    pub fn path(&self, tool: &str) -> PathBuf {
+        match &self.dir {
+            Some(d) => d.join(tool),
+            None => PathBuf::from(tool),
+        }
+    }
+
+    pub fn command(&self, tool: &str) -> Command {
+        Command::new(self.path(tool))
+    }
+}
+
+/// The actions of `node service` and the commands behind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Restart,
+    Reload,
+    Promote,
+}
+
+impl ServiceAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceAction::Start => "start",
+            ServiceAction::Stop => "stop",
+            ServiceAction::Restart => "restart",
+            ServiceAction::Reload => "reload",
+            ServiceAction::Promote => "promote",
+        }
+    }
+
+    fn configured(self, cfg: &Config) -> &str {
+        match self {
+            ServiceAction::Start => &cfg.service_start_command,
+            ServiceAction::Stop => &cfg.service_stop_command,
+            ServiceAction::Restart => &cfg.service_restart_command,
+            ServiceAction::Reload => &cfg.service_reload_command,
+            ServiceAction::Promote => &cfg.service_promote_command,
+        }
+    }
+}
+
+/// The command line an action runs: the configured `service_*_command`, or
+/// repmgr's pg_ctl fallback (`pg_ctl <pg_ctl_options> -w -D '<datadir>' …`).
+pub fn service_command_line(
+    action: ServiceAction,
+    cfg: &Config,
+    bin: &PgBin,
+    datadir: &str,
+) -> String {
+    let configured = action.configured(cfg).trim();
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let pg_ctl = process::shell_quote(&bin.path("pg_ctl").to_string_lossy());
+    let opts = if cfg.pg_ctl_options.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{} ", cfg.pg_ctl_options.trim())
+    };
+    let dir = process::shell_quote(datadir);
+    match action {
+        // pg_ctl start keeps the server's stdout; send it to the server log
+        // inside the data directory so our pipe is not held open.
+        ServiceAction::Start => {
+            format!("{pg_ctl} {opts}-w -D {dir} -l {dir}/log/repmgr-start.log start")
+        }
+        ServiceAction::Stop => format!("{pg_ctl} {opts}-D {dir} -m fast -W stop"),
+        ServiceAction::Restart => {
+            format!("{pg_ctl} {opts}-w -D {dir} -m fast -l {dir}/log/repmgr-start.log restart")
+        }
+        ServiceAction::Reload => format!("{pg_ctl} {opts}-w -D {dir} reload"),
+        ServiceAction::Promote => format!("{pg_ctl} {opts}-w -D {dir} promote"),
+    }
+}
+
+/// Runs a service action with a deadline; exit 5 (ERR_LOCAL_COMMAND) on
+/// failure, carrying the command's output.
+pub fn run_service_action(
+    action: ServiceAction,
+    cfg: &Config,
+    bin: &PgBin,
+    datadir: &str,
+) -> Result<()> {
+    if matches!(action, ServiceAction::Start | ServiceAction::Restart)
+        && action.configured(cfg).trim().is_empty()
+    {
+        // pg_ctl's -l needs the directory to exist.
+        let _ = fs::create_dir_all(Path::new(datadir).join("log"));
+    }
+    let line = service_command_line(action, cfg, bin, datadir);
+    crate::log_info!("executing: \"{line}\"");
+    process::run_checked(
+        process::shell(&line),
+        PG_CTL_TIMEOUT,
+        &format!("{} command", action.name()),
+        ExitCode::LocalCommand,
+    )?;
+    Ok(())
+}
+
+/// The pid of the postmaster running on `datadir`, if any: postmaster.pid
+/// names it and the process exists.
+pub fn running_postmaster(datadir: &Path) -> Option<i32> {
+    let text = fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    if pid <= 0 {
+        return None;
+    }
+    match kill(Pid::from_raw(pid), None) {
+        Err(Errno::ESRCH) => None,
+        _ => Some(pid),
+    }
+}
+
+/// What `pg_controldata` reports that repmgr cares about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlData {
+    pub system_identifier: String,
+    /// "shut down", "shut down in recovery", "in production", …
+    pub state: String,
+    pub timeline: u32,
+    pub checkpoint_lsn: String,
+    /// "Minimum recovery ending location" and its timeline (standbys).
+    pub min_recovery_lsn: String,
+    pub min_recovery_timeline: u32,
+}
+
+pub fn control_data(bin: &PgBin, datadir: &Path) -> Result<ControlData> {
+    let mut cmd = bin.command("pg_controldata");
+    cmd.arg("-D").arg(datadir).env("LC_ALL", "C");
+    let out = process::run_checked(
+        cmd,
+        Duration::from_secs(30),
+        "pg_controldata",
+        ExitCode::LocalCommand,
+    )?;
+    Ok(parse_control_data(&out.stdout))
+}
+
+fn parse_control_data(text: &str) -> ControlData {
+    let mut cd = ControlData::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim() {
+            "Database system identifier" => cd.system_identifier = v.to_string(),
+            "Database cluster state" => cd.state = v.to_string(),
+            "Latest checkpoint's TimeLineID" => cd.timeline = v.parse().unwrap_or(0),
+            "Latest checkpoint location" => cd.checkpoint_lsn = v.to_string(),
+            "Minimum recovery ending location" => cd.min_recovery_lsn = v.to_string(),
+            "Min recovery ending loc's timeline" => {
+                cd.min_recovery_timeline = v.parse().unwrap_or(0)
+            }
+            _ => {}
+        }
+    }
+    cd
+}
+
+/// Refuses to go on when the data directory belongs to a running server.
+pub fn ensure_not_running(datadir: &Path, what: &str) -> Result<()> {
+    if let Some(pid) = running_postmaster(datadir) {
+        return Err(Error::config(format!(
+            "a PostgreSQL server (PID {pid}) is running on data directory \"{}\"",
+            datadir.display()
+        ))
+        .hint(format!("stop that server before {what}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controldata_parsing() {
+        let cd = parse_control_data(
+            "pg_control version number:            1300\n\
+             Database system identifier:           7312345678901234567\n\
+             Database cluster state:               shut down in recovery\n\
+             Latest checkpoint location:           0/3000060\n\
+             Latest checkpoint's TimeLineID:       2\n\
+             Minimum recovery ending location:     0/3000108\n\
+             Min recovery ending loc's timeline:   2\n",
+        );
+        assert_eq!(cd.system_identifier, "7312345678901234567");
+        assert_eq!(cd.state, "shut down in recovery");
+        assert_eq!(cd.timeline, 2);
+        assert_eq!(cd.checkpoint_lsn, "0/3000060");
+        assert_eq!(cd.min_recovery_timeline, 2);
+    }
+
+    #[test]
+    fn pg_ctl_fallback_lines() {
+        let cfg = Config::default();
+        let bin = PgBin::new(Some("/usr/lib/postgresql/15/bin"), &cfg);
+        assert_eq!(
+            service_command_line(ServiceAction::Reload, &cfg, &bin, "/data/x"),
+            "/usr/lib/postgresql/15/bin/pg_ctl -w -D /data/x reload"
+        );
+        let cfg = Config {
+            service_promote_command: "sudo systemctl promote".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            service_command_line(ServiceAction::Promote, &cfg, &bin, "/d"),
+            "sudo systemctl promote"
+        );
+    }
+
+    #[test]
+    fn no_server_on_an_empty_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(running_postmaster(dir.path()), None);
+        fs::write(dir.path().join("postmaster.pid"), "1\n/x\n").unwrap();
+        assert_eq!(running_postmaster(dir.path()), Some(1));
+    }
+}
