@@ -7,6 +7,7 @@
 
 pub mod logging;
 
+pub mod attach;
 pub mod cli;
 pub mod commands;
 pub mod config;

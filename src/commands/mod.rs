@@ -68,7 +68,12 @@ impl Ctx {
     /// conninfo string; the configured conninfo's other keys (user, dbname,
     /// passfile…) are the base, as repmgr does.
     pub fn conninfo_from_options(&self) -> Result<Option<ConnInfo>> {
-        let o = &self.opts;
+        self.conninfo_for(&self.opts)
+    }
+
+    /// [`Ctx::conninfo_from_options`] for options other than the parsed ones
+    /// (e.g. with the positional HOST folded into -h).
+    pub fn conninfo_for(&self, o: &Opts) -> Result<Option<ConnInfo>> {
         if o.dbname.is_none() && o.host.is_none() && o.port.is_none() && o.username.is_none() {
             return Ok(None);
         }
@@ -167,6 +172,45 @@ pub fn find_primary(meta: &mut Client) -> Result<Option<(db::nodes::NodeRecord, 
         }
     }
     Ok(None)
+}
+
+/// A registered node, connected to if it answered within its deadline.
+pub struct Reached {
+    pub node: db::nodes::NodeRecord,
+    pub conn: Option<Client>,
+    /// Some(false) for a node running as primary.
+    pub in_recovery: Option<bool>,
+}
+
+/// Connects to every node at once (one deadline in total, not one per
+/// node) and asks each whether it is in recovery.
+pub fn reach_all(nodes: &[db::nodes::NodeRecord]) -> Vec<Reached> {
+    let handles: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            std::thread::spawn(move || {
+                let mut conn = connect_record(&node).ok();
+                let in_recovery = conn.as_mut().and_then(|c| db::server::in_recovery(c).ok());
+                Reached {
+                    node,
+                    conn,
+                    in_recovery,
+                }
+            })
+        })
+        .collect();
+    nodes
+        .iter()
+        .zip(handles)
+        .map(|(n, h)| {
+            h.join().unwrap_or_else(|_| Reached {
+                node: n.clone(),
+                conn: None,
+                in_recovery: None,
+            })
+        })
+        .collect()
 }
 
 /// Parses, checks and runs one repmgr command line. Only `main` exits.

@@ -5,6 +5,7 @@ pub mod events;
 pub mod nodes;
 pub mod schema;
 pub mod server;
+pub mod timeline;
 
 pub use schema::query_error;
 

@@ -187,3 +187,50 @@ pub fn init_voting_term(c: &mut impl GenericClient) -> Result<()> {
     .map_err(|e| query_error("initialising the voting term", &e))?;
     Ok(())
 }
+
+/// After a promotion: the former primary's record becomes inactive and
+/// this node's record says primary, with no upstream (repmgr's
+/// `update_node_record_set_primary`). Run inside the caller's transaction.
+pub fn set_primary(c: &mut impl GenericClient, node_id: i32) -> Result<()> {
+    c.execute(
+        "UPDATE repmgr.nodes SET active = FALSE
+          WHERE type = 'primary' AND active AND node_id <> $1",
+        &[&node_id],
+    )
+    .map_err(|e| query_error("marking the former primary inactive", &e))?;
+    c.execute(
+        "UPDATE repmgr.nodes SET type = 'primary', upstream_node_id = NULL, active = TRUE
+          WHERE node_id = $1",
+        &[&node_id],
+    )
+    .map_err(|e| query_error(&format!("marking node {node_id} as primary"), &e))?;
+    Ok(())
+}
+
+/// A standby now streams from `upstream_id`.
+pub fn set_upstream(c: &mut impl GenericClient, node_id: i32, upstream_id: i32) -> Result<()> {
+    c.execute(
+        "UPDATE repmgr.nodes SET upstream_node_id = $2, type = 'standby', active = TRUE
+          WHERE node_id = $1",
+        &[&node_id, &upstream_id],
+    )
+    .map_err(|e| query_error(&format!("updating the upstream of node {node_id}"), &e))?;
+    Ok(())
+}
+
+/// Bumps the voting term; returns the new term.
+pub fn increment_voting_term(c: &mut impl GenericClient) -> Result<i32> {
+    let row = c
+        .query_opt(
+            "UPDATE repmgr.voting_term SET term = term + 1 RETURNING term",
+            &[],
+        )
+        .map_err(|e| query_error("incrementing the voting term", &e))?;
+    match row {
+        Some(r) => Ok(r.get(0)),
+        None => {
+            init_voting_term(c)?;
+            Ok(1)
+        }
+    }
+}

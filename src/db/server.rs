@@ -84,3 +84,16 @@ pub fn current_user(c: &mut impl GenericClient) -> Result<String> {
         .map_err(|e| query_error("retrieving the current user", &e))?;
     Ok(row.get(0))
 }
+
+/// Asks the server to promote (`pg_promote`, PostgreSQL 12+) without
+/// waiting; the caller polls `pg_is_in_recovery()` with its own deadline.
+pub fn promote(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+    c.execute("SELECT pg_catalog.pg_promote(false)", &[])
+        .map(|_| ())
+}
+
+/// Asks the server to re-read its configuration (`pg_reload_conf`).
+pub fn reload_conf(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+    c.execute("SELECT pg_catalog.pg_reload_conf()", &[])
+        .map(|_| ())
+}

@@ -1,14 +1,234 @@
-//! `repmgr standby promote`.
+//! `repmgr standby promote`: make this standby the primary.
+//!
+//! Refuses while another registered node runs as primary (unless -F), since
+//! two writable primaries lose data. Promotes with `service_promote_command`
+//! if set, else `pg_promote()`, else `pg_ctl promote`, then polls finely
+//! (not repmgr's fixed 1 s) until the server leaves recovery, and records the
+//! new roles and the next voting term in one transaction.
 
-use crate::commands::Ctx;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use crate::commands::{reach_all, Ctx};
+use crate::config::Config;
+use crate::db;
 use crate::error::{Error, ExitCode, Result};
+use crate::events::{self, Event};
+use crate::pgtools::{self, PgBin, ServiceAction};
+
+/// How often promotion progress is checked: the server is usually writable
+/// within ~100 ms of the request.
+const PROMOTE_POLL: Duration = Duration::from_millis(10);
 
 pub fn promote(ctx: &Ctx) -> Result<()> {
-    Err(Error::new(
-        ExitCode::BadConfig,
-        format!(
-            "\"{}\" is not implemented in this release yet",
-            ctx.action.name()
-        ),
-    ))
+    let cfg = ctx.node_config(false)?;
+    let node_id = cfg.node_id.unwrap_or_default();
+    let mut local = ctx.connect_local()?;
+
+    if !db::server::in_recovery(&mut local)? {
+        return Err(Error::new(
+            ExitCode::PromotionFail,
+            "STANDBY PROMOTE can only be executed on a standby node",
+        )
+        .detail(format!(
+            "node \"{}\" (ID: {node_id}) is not in recovery",
+            cfg.node_name
+        )));
+    }
+    if db::server::wal_replay_paused(&mut local)? {
+        return Err(
+            Error::new(ExitCode::PromotionFail, "WAL replay is paused on this node")
+                .detail("promoting now would discard the WAL received but not yet replayed")
+                .hint("resume replay with \"SELECT pg_wal_replay_resume()\" and retry"),
+        );
+    }
+    if ctx.opts.siblings_follow {
+        crate::log_warning!(
+            "--siblings-follow is not available yet; run \"repmgr standby follow\" on each sibling"
+        );
+    }
+
+    refuse_if_primary_reachable(ctx, cfg, &mut local)?;
+
+    if ctx.opts.dry_run {
+        crate::log_info!("node is a standby and no other primary is reachable");
+        crate::log_notice!(
+            "prerequisites for promoting node \"{}\" (ID: {node_id}) are met",
+            cfg.node_name
+        );
+        crate::log_info!("would promote with: {}", promote_method(ctx, cfg));
+        return Ok(());
+    }
+
+    crate::log_notice!("promoting standby to primary");
+    let started = Instant::now();
+    request_promotion(ctx, cfg, &mut local)?;
+    let timeout = Duration::from_secs(cfg.promote_check_timeout.max(1) as u64);
+    crate::log_notice!(
+        "waiting up to {} seconds for promotion to complete",
+        timeout.as_secs()
+    );
+    let mut local = wait_until_primary(ctx, local, timeout).map_err(|e| {
+        e.hint("check the PostgreSQL log of this node; the promotion may still complete later")
+    })?;
+    crate::log_info!(
+        "promotion completed after {} ms",
+        started.elapsed().as_millis()
+    );
+
+    if db::schema::exists(&mut local)? {
+        let (term, ev, ts) = record_promotion(cfg, &mut local)?;
+        events::notify(cfg, &ev, Some(&ts));
+        crate::log_info!("voting term is now {term}");
+    } else {
+        crate::log_warning!("no repmgr metadata on this node: roles not recorded");
+    }
+    crate::log_notice!("STANDBY PROMOTE successful");
+    crate::log_detail!(
+        "server \"{}\" (ID: {node_id}) was successfully promoted to primary",
+        cfg.node_name
+    );
+    Ok(())
+}
+
+/// Refuses when any other registered node answers as a primary: promoting
+/// now would make two writable primaries. -F overrides, loudly.
+fn refuse_if_primary_reachable(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<()> {
+    if !db::schema::exists(local)? {
+        crate::log_warning!(
+            "no repmgr metadata found on this node; cannot check for another primary"
+        );
+        return Ok(());
+    }
+    let node_id = cfg.node_id.unwrap_or_default();
+    let others: Vec<_> = db::nodes::all(local)?
+        .into_iter()
+        .filter(|n| n.node_id != node_id && n.node_type != db::nodes::NodeType::Witness)
+        .collect();
+    let primaries: Vec<_> = reach_all(&others)
+        .into_iter()
+        .filter(|r| r.in_recovery == Some(false))
+        .map(|r| r.node)
+        .collect();
+    if let Some(p) = primaries.first() {
+        if !ctx.opts.force {
+            return Err(Error::new(
+                ExitCode::PromotionFail,
+                "this replication cluster already has an active primary server",
+            )
+            .detail(format!(
+                "current primary is \"{}\" (ID: {}), which is reachable and not in recovery",
+                p.node_name, p.node_id
+            ))
+            .hint("promoting now would leave two writable primaries; use \"repmgr standby switchover\", or stop that server first (-F overrides this check)"));
+        }
+        crate::log_warning!(
+            "node \"{}\" (ID: {}) is running as primary; promoting anyway because of -F/--force",
+            p.node_name,
+            p.node_id
+        );
+    }
+    Ok(())
+}
+
+fn promote_method(ctx: &Ctx, cfg: &Config) -> String {
+    if !cfg.service_promote_command.trim().is_empty() {
+        return format!(
+            "service_promote_command \"{}\"",
+            cfg.service_promote_command
+        );
+    }
+    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+    format!(
+        "pg_promote(), or if not permitted: {}",
+        pgtools::service_command_line(ServiceAction::Promote, cfg, &bin, &cfg.data_directory)
+    )
+}
+
+/// service_promote_command > pg_promote() > pg_ctl promote, as repmgr.
+fn request_promotion(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<()> {
+    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+    let fail = |e: Error| e.with_code(ExitCode::PromotionFail);
+    if !cfg.service_promote_command.trim().is_empty() {
+        return pgtools::run_service_action(ServiceAction::Promote, cfg, &bin, &cfg.data_directory)
+            .map_err(fail);
+    }
+    match db::server::promote(local) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            crate::log_info!(
+                "pg_promote() not available ({}); using pg_ctl",
+                db::pg_error_text(&e)
+            );
+            if cfg.data_directory.is_empty() {
+                return Err(Error::new(
+                    ExitCode::PromotionFail,
+                    "unable to promote: pg_promote() failed and data_directory is not set",
+                )
+                .detail(db::pg_error_text(&e))
+                .hint("set data_directory in repmgr.conf, or grant EXECUTE on pg_promote to the repmgr user"));
+            }
+            pgtools::run_service_action(ServiceAction::Promote, cfg, &bin, &cfg.data_directory)
+                .map_err(fail)
+        }
+    }
+}
+
+/// Polls until the server leaves recovery, reconnecting if the promote
+/// command restarted it. Returns a usable connection to the new primary.
+fn wait_until_primary(ctx: &Ctx, mut conn: Client, timeout: Duration) -> Result<Client> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match db::server::in_recovery(&mut conn) {
+            Ok(false) => return Ok(conn),
+            Ok(true) => {}
+            Err(_) => {
+                if let Ok(c) = ctx.connect_local() {
+                    conn = c;
+                    continue;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ExitCode::PromotionFail,
+                format!(
+                    "promotion did not complete within {} seconds",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(PROMOTE_POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// In one transaction on the new primary: roles, voting term, event.
+fn record_promotion<'a>(cfg: &'a Config, conn: &mut Client) -> Result<(i32, Event<'a>, String)> {
+    let node_id = cfg.node_id.unwrap_or_default();
+    let mut tx = conn
+        .transaction()
+        .map_err(|e| db::query_error("starting a transaction", &e))?;
+    let former = db::nodes::active_primaries(&mut tx)?
+        .into_iter()
+        .find(|p| p.node_id != node_id);
+    db::nodes::set_primary(&mut tx, node_id)?;
+    let term = db::nodes::increment_voting_term(&mut tx)?;
+    let ev = Event {
+        primary_id: former.as_ref().map(|p| p.node_id),
+        conninfo: Some(cfg.conninfo.clone()),
+        ..Event::for_node(
+            cfg,
+            "standby_promote",
+            format!(
+                "server \"{}\" (ID: {node_id}) was successfully promoted to primary",
+                cfg.node_name
+            ),
+        )
+    };
+    let ts = events::write(&mut tx, &ev)?;
+    tx.commit()
+        .map_err(|e| db::query_error("committing the promotion metadata", &e))
+        .map_err(|e| e.with_code(ExitCode::PromotionFail))?;
+    Ok((term, ev, ts))
 }

@@ -1,0 +1,181 @@
+//! Timelines, WAL positions and timeline history: what decides whether a
+//! node can follow another without losing or mixing up data.
+
+use postgres::types::PgLsn;
+use postgres::GenericClient;
+
+use super::query_error;
+use crate::error::Result;
+
+/// Where a node stands in the WAL history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub system_identifier: i64,
+    pub in_recovery: bool,
+    /// The timeline of the position below.
+    pub timeline: u32,
+    /// A primary's current insert position; a standby's furthest received
+    /// or replayed position (what it would bring along when it follows).
+    pub lsn: u64,
+}
+
+/// Reads the node's position in one round trip.
+pub fn position(c: &mut impl GenericClient) -> Result<Position> {
+    let row = c
+        .query_one(
+            "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system()),
+                    pg_catalog.pg_is_in_recovery(),
+                    CASE WHEN pg_catalog.pg_is_in_recovery()
+                      THEN GREATEST(
+                             (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
+                             (SELECT min_recovery_end_timeline FROM pg_catalog.pg_control_recovery()),
+                             COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), 0))::BIGINT
+                      ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::BIT(32)::BIGINT
+                    END,
+                    CASE WHEN pg_catalog.pg_is_in_recovery()
+                      THEN GREATEST(COALESCE(pg_catalog.pg_last_wal_receive_lsn(), '0/0'),
+                                    COALESCE(pg_catalog.pg_last_wal_replay_lsn(), '0/0'))
+                      ELSE pg_catalog.pg_current_wal_lsn()
+                    END",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving the node's WAL position", &e))?;
+    let tli: i64 = row.get(2);
+    let lsn: PgLsn = row.get(3);
+    Ok(Position {
+        system_identifier: row.get(0),
+        in_recovery: row.get(1),
+        timeline: tli as u32,
+        lsn: u64::from(lsn),
+    })
+}
+
+/// The history file of `timeline` on this node, if it can be read (needs
+/// superuser or pg_read_server_files). Timeline 1 has none.
+pub fn history_file(c: &mut impl GenericClient, timeline: u32) -> Result<Option<String>> {
+    if timeline <= 1 {
+        return Ok(Some(String::new()));
+    }
+    let path = format!("pg_wal/{timeline:08X}.history");
+    let allowed: bool = c
+        .query_one(
+            "SELECT pg_catalog.pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')",
+            &[],
+        )
+        .map_err(|e| query_error("checking file read permission", &e))?
+        .get(0);
+    if !allowed {
+        return Ok(None);
+    }
+    let row = c
+        .query_one(
+            "SELECT pg_catalog.pg_read_file($1, 0, 1048576, true)",
+            &[&path],
+        )
+        .map_err(|e| query_error(&format!("reading {path}"), &e))?;
+    Ok(row.get(0))
+}
+
+/// One line of a timeline history file: `parent_tli  switchpoint  reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub timeline: u32,
+    /// Where the history left `timeline` for the next one.
+    pub switchpoint: u64,
+}
+
+pub fn parse_history(text: &str) -> Vec<HistoryEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                return None;
+            }
+            let mut f = l.split_whitespace();
+            let tli = f.next()?.parse().ok()?;
+            let lsn: PgLsn = f.next()?.parse().ok()?;
+            Some(HistoryEntry {
+                timeline: tli,
+                switchpoint: u64::from(lsn),
+            })
+        })
+        .collect()
+}
+
+/// Formats an LSN as PostgreSQL does (`0/3000060`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Whether the physical slot exists on this node.
+pub fn slot_exists(c: &mut impl GenericClient, name: &str) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)",
+            &[&name],
+        )
+        .map_err(|e| query_error("checking replication slots", &e))?;
+    Ok(row.get(0))
+}
+
+/// Creates a physical slot that reserves WAL at once, unless it exists.
+pub fn create_slot_if_missing(c: &mut impl GenericClient, name: &str) -> Result<bool> {
+    if slot_exists(c, name)? {
+        return Ok(false);
+    }
+    c.execute(
+        "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
+        &[&name],
+    )
+    .map_err(|e| query_error(&format!("creating replication slot \"{name}\""), &e))?;
+    Ok(true)
+}
+
+/// Drops an inactive slot; an active one is left alone (something uses it).
+pub fn drop_slot_if_inactive(c: &mut impl GenericClient, name: &str) -> Result<bool> {
+    let n = c
+        .execute(
+            "SELECT pg_catalog.pg_drop_replication_slot(slot_name)
+               FROM pg_catalog.pg_replication_slots
+              WHERE slot_name = $1 AND NOT active",
+            &[&name],
+        )
+        .map_err(|e| query_error(&format!("dropping replication slot \"{name}\""), &e))?;
+    Ok(n > 0)
+}
+
+/// Whether a standby named `application_name` streams from this node.
+pub fn is_streaming_to(c: &mut impl GenericClient, application_name: &str) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication
+                             WHERE application_name = $1 AND state = 'streaming')",
+            &[&application_name],
+        )
+        .map_err(|e| query_error("checking pg_stat_replication", &e))?;
+    Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_parsing_and_lsn_format() {
+        let h = parse_history("1\t0/3000108\tno recovery target specified\n\n2\t0/5000000\tx\n");
+        assert_eq!(
+            h,
+            vec![
+                HistoryEntry {
+                    timeline: 1,
+                    switchpoint: 0x3000108
+                },
+                HistoryEntry {
+                    timeline: 2,
+                    switchpoint: 0x5000000
+                },
+            ]
+        );
+        assert_eq!(format_lsn(0x1_0300_0108), "1/3000108");
+    }
+}
