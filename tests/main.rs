@@ -16,3 +16,5 @@ mod register;
 mod cluster;
 // repmgrd lifecycle.
 mod daemon;
+// standby promote and standby follow.
+mod promote_follow;

@@ -26,7 +26,7 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
     let node_id = cfg.node_id.unwrap_or_default();
     let mut local = ctx.connect_local()?;
     if !db::server::in_recovery(&mut local)? {
-        return Err(Error::new(ExitCode::FollowFail, "this node is not a standby")
+        return Err(Error::config("this node is not a standby")
             .detail(format!(
                 "node \"{}\" (ID: {node_id}) is running as a primary",
                 cfg.node_name
