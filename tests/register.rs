@@ -49,8 +49,25 @@ fn primary_register_creates_schema_record_and_events() {
     );
     assert_eq!(
         p.query("SELECT version::text FROM repmgr.schema_version"),
-        "1"
+        "2"
     );
+}
+
+#[test]
+fn an_older_schema_is_upgraded_by_primary_register_force() {
+    let p = Node::primary("node1", 1);
+    p.repmgr(&["primary", "register"]).assert_success();
+    // Back to version 1, as an older release left it.
+    p.pg.execute("DROP TABLE repmgr.repmgrd_status");
+    p.pg.execute("UPDATE repmgr.schema_version SET version = 1");
+    p.repmgr(&["primary", "register", "-F"])
+        .assert_success()
+        .assert_stderr_contains("upgraded from version 1 to 2");
+    assert_eq!(
+        p.query("SELECT (to_regclass('repmgr.repmgrd_status') IS NOT NULL)::text"),
+        "true"
+    );
+    assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes"), 1);
 }
 
 #[test]

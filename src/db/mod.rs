@@ -1,6 +1,7 @@
 //! Everything that speaks SQL. Queries use bound parameters only.
 
 pub mod connect;
+pub mod daemon_status;
 pub mod events;
 pub mod nodes;
 pub mod schema;

@@ -99,6 +99,24 @@ CREATE VIEW repmgr.replication_status AS
                FROM repmgr.monitoring_history m1 GROUP BY 1
             );
 "#,
+    // Version 2: what repmgr keeps in the C extension's shared memory, as a
+    // plain table written on the primary and read from any node's replicated
+    // copy: each repmgrd's pid and heartbeat, the pause flag, and when it
+    // last saw its upstream.
+    r#"
+CREATE TABLE repmgr.repmgrd_status (
+  node_id                INTEGER     PRIMARY KEY,
+  pid                    INTEGER     NULL,
+  pid_file               TEXT        NULL,
+  hostname               TEXT        NULL,
+  paused                 BOOLEAN     NOT NULL DEFAULT FALSE,
+  upstream_node_id       INTEGER     NULL,
+  upstream_last_seen     TIMESTAMP WITH TIME ZONE NULL,
+  monitor_interval_secs  INTEGER     NOT NULL DEFAULT 2,
+  started_at             TIMESTAMP WITH TIME ZONE NULL,
+  last_updated           TIMESTAMP WITH TIME ZONE NULL
+);
+"#,
 ];
 
 /// The version this binary installs and expects.
