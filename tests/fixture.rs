@@ -70,3 +70,49 @@ pub fn registered_cluster(n: usize) -> Vec<Node> {
     }
     nodes
 }
+
+/// Like [`registered_cluster`], with extra repmgr.conf lines per node id.
+pub fn registered_cluster_with(n: usize, extra: impl Fn(i32) -> String) -> Vec<Node> {
+    let primary = Node::configure(PgNode::primary("node1"), 1, &extra(1));
+    primary.repmgr(&["primary", "register"]).assert_success();
+    let mut nodes = vec![primary];
+    for i in 0..n {
+        let id = i as i32 + 2;
+        let s = Node::configure(
+            PgNode::standby_of(&nodes[0].pg, &format!("node{id}")),
+            id,
+            &extra(id),
+        );
+        s.repmgr(&["standby", "register"]).assert_success();
+        nodes.push(s);
+    }
+    nodes
+}
+
+impl Node {
+    /// Starts repmgrd for this node in the foreground (stopped on drop).
+    pub fn repmgrd(&self) -> crate::harness::Daemon {
+        let pid_file = self.pg.dir.join("repmgrd.pid");
+        let d = crate::harness::Daemon::repmgrd(
+            &format!("repmgrd-{}", self.pg.name),
+            &[
+                "-f",
+                &self.conf,
+                "--daemonize=false",
+                "-p",
+                pid_file.to_str().unwrap(),
+            ],
+        );
+        d.wait_for_output("starting monitoring", std::time::Duration::from_secs(20));
+        d
+    }
+
+    /// Appends lines to this node's repmgr.conf.
+    pub fn append_conf(&self, lines: &str) {
+        let old = std::fs::read_to_string(&self.conf).unwrap();
+        crate::harness::write_user_file(
+            std::path::Path::new(&self.conf),
+            &format!("{old}{lines}\n"),
+        );
+    }
+}

@@ -18,3 +18,5 @@ mod cluster;
 mod daemon;
 // standby promote and standby follow.
 mod promote_follow;
+// repmgrd monitoring and automatic failover.
+mod failover;

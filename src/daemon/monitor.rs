@@ -680,6 +680,9 @@ impl Monitor {
             }
             return;
         }
+        if self.local.is_none() {
+            self.local = db::connect::connect(&self.conninfo, APP_NAME).ok();
+        }
         let Some(local) = self.local.as_mut() else {
             return;
         };
@@ -1233,7 +1236,9 @@ impl Monitor {
             conn: None,
         });
         self.degraded = None;
-        self.writer = None;
+        self.writer = crate::commands::connect_record(&target)
+            .ok()
+            .map(|c| (new_id, c));
         self.start_watcher();
         let details = format!(
             "node \"{name}\" (ID: {id}) now following new upstream node \"{}\" (ID: {new_id})",
@@ -1295,6 +1300,9 @@ impl Monitor {
     /// Records an event on the primary when one is reachable, and runs the
     /// notification hook in the background in every case.
     fn event(&mut self, name: &str, successful: bool, details: String, primary_id: Option<i32>) {
+        if self.role != Role::Primary && self.writer.is_none() {
+            self.ensure_writer();
+        }
         let ev = Event {
             successful,
             primary_id,

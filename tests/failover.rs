@@ -1,0 +1,280 @@
+//! repmgrd monitoring and automatic failover on real PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::{poll_until, try_poll_until, Daemon};
+
+/// Fast settings: the upstream is declared failed ~2 s after it goes.
+fn fast(id: i32) -> String {
+    let priority = if id == 2 { 0 } else { 100 };
+    format!(
+        "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1\npriority={priority}\nlog_level=INFO"
+    )
+}
+
+fn writable(n: &Node) -> bool {
+    n.pg.try_query_one_string("SELECT NOT pg_is_in_recovery()")
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("t")
+}
+
+fn streams_from(upstream: &Node, standby: &str) -> bool {
+    upstream
+        .pg
+        .try_query_one_string(&format!(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
+        ))
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("1")
+}
+
+fn start_all(nodes: &[Node]) -> Vec<Daemon> {
+    nodes.iter().map(|n| n.repmgrd()).collect()
+}
+
+#[test]
+fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
+    let nodes = registered_cluster_with(2, fast);
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n1.pg.execute("CREATE TABLE t (id int primary key)");
+    n1.pg
+        .execute("INSERT INTO t SELECT generate_series(1, 100)");
+    for s in [n2, n3] {
+        poll_until(Duration::from_secs(20), "rows replicated", || {
+            s.pg.try_query_one_string("SELECT count(*) FROM t")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("100")
+        });
+    }
+    let daemons = start_all(&nodes);
+
+    let killed = Instant::now();
+    n1.pg.kill9();
+    // node2 has priority 0: node3 must win.
+    poll_until(Duration::from_secs(20), "node3 promoted", || writable(n3));
+    let promoted_after = killed.elapsed();
+    poll_until(Duration::from_secs(20), "node2 follows node3", || {
+        streams_from(n3, "node2")
+    });
+    assert!(n2.pg.is_in_recovery(), "priority 0 is never promoted");
+    assert!(
+        promoted_after < Duration::from_secs(8),
+        "promotion took {promoted_after:?}"
+    );
+
+    n3.pg.execute("INSERT INTO t VALUES (101)");
+    poll_until(Duration::from_secs(20), "node2 has the new row", || {
+        n2.pg
+            .try_query_one_string("SELECT count(*) FROM t")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("101")
+    });
+    // The story is in the metadata.
+    poll_until(Duration::from_secs(10), "events recorded", || {
+        n3.pg
+            .try_query_one_string(
+                "SELECT string_agg(DISTINCT event, ',' ORDER BY event) FROM repmgr.events
+                  WHERE event IN ('repmgrd_failover_promote', 'repmgrd_failover_follow')",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("repmgrd_failover_follow,repmgrd_failover_promote")
+    });
+    let r = n3.repmgr(&["cluster", "show"]);
+    assert!(r.stdout.contains("| node1 | primary | - failed "), "{r}");
+    assert!(r.stdout.contains("| node3 | primary | * running "), "{r}");
+    assert!(
+        r.stdout.contains("| node2 | standby |   running | node3 "),
+        "{r}"
+    );
+    let r = n3.repmgr(&["cluster", "event", "--event=repmgrd_failover_promote"]);
+    r.assert_success().assert_stdout_contains("node3");
+    drop(daemons);
+}
+
+#[test]
+fn manual_failover_never_promotes() {
+    let nodes = registered_cluster_with(1, |id| {
+        fast(id)
+            .replace("failover=automatic", "failover=manual")
+            .replace("priority=0", "priority=100")
+    });
+    let _d = start_all(&nodes);
+    nodes[0].pg.kill9();
+    let promoted = try_poll_until(Duration::from_secs(6), || writable(&nodes[1]));
+    assert!(!promoted, "failover=manual promoted a standby");
+    assert!(nodes[1].pg.is_in_recovery());
+}
+
+#[test]
+fn primary_back_within_the_window_means_no_failover() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=automatic\nreconnect_attempts=6\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let d = start_all(&nodes);
+    nodes[0].pg.stop();
+    d[1].wait_for_output("checking state of node", Duration::from_secs(10));
+    nodes[0].pg.start();
+    d[1].wait_for_output("has recovered, reconnecting", Duration::from_secs(15));
+    assert!(nodes[1].pg.is_in_recovery());
+    assert_eq!(
+        nodes[0].query("SELECT timeline_id::text FROM pg_control_checkpoint()"),
+        "1"
+    );
+    poll_until(Duration::from_secs(20), "standby streams again", || {
+        streams_from(&nodes[0], "node2")
+    });
+}
+
+#[test]
+fn a_hung_primary_is_detected_in_time() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=automatic\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let _d = start_all(&nodes);
+    let pm = nodes[0].pg.postmaster_pid().expect("postmaster pid");
+    kill(Pid::from_raw(pm), Signal::SIGSTOP).unwrap();
+    let stopped = Instant::now();
+    let promoted = try_poll_until(Duration::from_secs(20), || writable(&nodes[1]));
+    let took = stopped.elapsed();
+    kill(Pid::from_raw(pm), Signal::SIGCONT).unwrap();
+    assert!(promoted, "no failover after SIGSTOP of the primary");
+    // window: 1 s tick + 2 s connect deadline + 2 attempts x (2 s deadline) + 1 s interval
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+}
+
+#[test]
+fn paused_repmgrd_does_not_fail_over_and_resumes_when_unpaused() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=automatic\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let d = start_all(&nodes);
+    nodes[0]
+        .pg
+        .execute("UPDATE repmgr.repmgrd_status SET paused = true");
+    poll_until(Duration::from_secs(10), "pause flag replicated", || {
+        nodes[1]
+            .pg
+            .try_query_one_string("SELECT bool_and(paused)::text FROM repmgr.repmgrd_status")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("true")
+    });
+    nodes[0].pg.stop();
+    d[1].wait_for_output("repmgrd is paused", Duration::from_secs(15));
+    assert!(nodes[1].pg.is_in_recovery());
+    nodes[0].pg.start();
+    nodes[0]
+        .pg
+        .execute("UPDATE repmgr.repmgrd_status SET paused = false");
+    d[1].wait_for_output("reconnected to upstream node", Duration::from_secs(15));
+    assert!(nodes[1].pg.is_in_recovery());
+}
+
+#[test]
+fn sighup_changes_reconnect_attempts() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=automatic\nreconnect_attempts=1\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let d = start_all(&nodes);
+    nodes[1].append_conf("reconnect_attempts=7");
+    d[1].signal(Signal::SIGHUP);
+    d[1].wait_for_output("configuration file reloaded", Duration::from_secs(10));
+    nodes[0].pg.stop();
+    d[1].wait_for_output("1 of 7 attempts", Duration::from_secs(10));
+    assert!(nodes[1].pg.is_in_recovery());
+}
+
+#[test]
+fn a_second_repmgrd_for_the_same_node_is_refused() {
+    let nodes = registered_cluster_with(0, |_| "monitor_interval_secs=1".to_string());
+    let _d = nodes[0].repmgrd();
+    // A different pid file: only the metadata tells them apart.
+    let other_pid = nodes[0].pg.dir.join("other.pid");
+    let r = crate::harness::Repmgr::new(&[
+        "-f",
+        &nodes[0].conf,
+        "--daemonize=false",
+        "-p",
+        other_pid.to_str().unwrap(),
+    ])
+    .daemon()
+    .run();
+    r.assert_code(3).assert_stderr_contains("already running");
+}
+
+#[test]
+fn monitoring_history_grows_linearly() {
+    let nodes = registered_cluster_with(1, |_| {
+        "monitoring_history=true\nmonitor_interval_secs=1".to_string()
+    });
+    let _d = start_all(&nodes);
+    let count = || {
+        nodes[0].count("SELECT count(*) FROM repmgr.monitoring_history WHERE standby_node_id = 2")
+    };
+    poll_until(Duration::from_secs(10), "first history row", || count() > 0);
+    let (c1, t1) = (count(), Instant::now());
+    poll_until(Duration::from_secs(15), "more history rows", || {
+        t1.elapsed() > Duration::from_secs(5)
+    });
+    let (c2, elapsed) = (count(), t1.elapsed().as_secs_f64());
+    let rate = (c2 - c1) as f64 / elapsed;
+    assert!((0.6..=1.4).contains(&rate), "{rate} rows/s, expected ~1");
+    assert_eq!(
+        nodes[0].query("SELECT standby_name FROM repmgr.replication_status"),
+        "node2"
+    );
+}
+
+#[test]
+fn a_cascaded_standby_reattaches_to_the_primary() {
+    let extra =
+        "failover=automatic\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1";
+    let nodes = registered_cluster_with(1, |_| extra.to_string());
+    let n3 = Node::configure(
+        crate::harness::PgNode::standby_of(&nodes[1].pg, "node3"),
+        3,
+        extra,
+    );
+    n3.repmgr(&["standby", "register", "--upstream-node-id=2"])
+        .assert_success();
+    let _d1 = nodes[0].repmgrd();
+    let _d3 = n3.repmgrd();
+    nodes[1].pg.kill9();
+    poll_until(Duration::from_secs(20), "node3 streams from node1", || {
+        streams_from(&nodes[0], "node3")
+    });
+    poll_until(
+        Duration::from_secs(10),
+        "node3's record points at node1",
+        || {
+            nodes[0]
+                .pg
+                .try_query_one_string(
+                    "SELECT upstream_node_id::text FROM repmgr.nodes WHERE node_id = 3",
+                )
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("1")
+        },
+    );
+}
