@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod events;
 pub mod nodes;
+pub mod replication;
 pub mod schema;
 pub mod server;
 
