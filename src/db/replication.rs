@@ -159,7 +159,8 @@ pub fn tablespaces(c: &mut impl GenericClient) -> Result<Vec<Tablespace>> {
 /// Session settings for a backup session that may sit idle for hours while
 /// files are copied: no statement or idle-session timeout may abort it.
 pub fn prepare_backup_session(c: &mut impl GenericClient, version_num: i32) -> Result<()> {
-    let mut sql = String::from("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;");
+    let mut sql =
+        String::from("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;");
     if version_num >= 140000 {
         sql.push_str(" SET idle_session_timeout = 0;");
     }
@@ -175,7 +176,10 @@ pub fn backup_start(
     fast: bool,
 ) -> Result<String> {
     let row = if version_num >= 150000 {
-        c.query_one("SELECT pg_catalog.pg_backup_start($1, $2)::TEXT", &[&label, &fast])
+        c.query_one(
+            "SELECT pg_catalog.pg_backup_start($1, $2)::TEXT",
+            &[&label, &fast],
+        )
     } else {
         c.query_one(
             "SELECT pg_catalog.pg_start_backup($1, $2, FALSE)::TEXT",
