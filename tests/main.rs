@@ -16,3 +16,5 @@ mod register;
 mod cluster;
 // repmgrd lifecycle.
 mod daemon;
+// standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
+mod clone;
