@@ -357,3 +357,27 @@ fn replication_slot_is_created_and_used() {
             == Some("true")
     });
 }
+
+#[test]
+fn failed_basebackup_cleans_up_and_exits_14() {
+    let p = registered_primary();
+    let s = clone_target(
+        "node2",
+        2,
+        "use_replication_slots=true\npg_basebackup_options='--no-such-option'",
+    );
+    clone_from(&p.pg, &s, &[])
+        .assert_code(14)
+        .assert_stderr_contains("pg_basebackup failed")
+        .assert_stderr_contains("no-such-option")
+        .assert_stderr_contains("removing the partially written data directory")
+        .assert_stderr_contains("replication slot \"repmgr_slot_2\" dropped again");
+    assert!(!s.pg.datadir.exists());
+    assert_eq!(p.query("SELECT count(*) FROM pg_replication_slots"), "0");
+    // An empty directory given beforehand stays, empty.
+    fs::create_dir(&s.pg.datadir).unwrap();
+    chown_to_user(&s.pg.datadir);
+    clone_from(&p.pg, &s, &[]).assert_code(14);
+    assert!(s.pg.datadir.is_dir());
+    assert!(entries(&s.pg.datadir).is_empty());
+}

@@ -651,7 +651,7 @@ struct Prepared {
 
 impl Prepared {
     /// Removes what a failed copy left: the whole directory if we created
-    /// it; its new contents if -F had emptied it. An rsync over an existing
+    /// it; its new contents if it was empty or -F had emptied it. An rsync over an existing
     /// copy is left as it is (it was there before).
     fn undo(&self, target: &Path) {
         if self.created {
@@ -690,11 +690,12 @@ fn prepare_target(target: &Path, state: TargetState, method: Method) -> Result<P
                 emptied: false,
             })
         }
+        // It was empty: emptying it again after a failure loses nothing.
         TargetState::Empty => {
             set_mode_0700(target)?;
             Ok(Prepared {
                 created: false,
-                emptied: false,
+                emptied: true,
             })
         }
         TargetState::NonEmpty if method == Method::Basebackup => {

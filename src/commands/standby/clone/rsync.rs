@@ -376,7 +376,7 @@ mod tests {
         let shown =
             process::display_command(&local.command("/src/", Path::new("/dst"), true, false));
         assert!(
-            shown.starts_with("rsync --archive --checksum --delete --exclude='pg_wal/*'"),
+            shown.starts_with("rsync --archive --checksum --delete '--exclude=pg_wal/*'"),
             "{shown}"
         );
         assert!(shown.ends_with("--bwlimit=1000 /src/ /dst/"), "{shown}");
