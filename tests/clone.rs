@@ -381,3 +381,84 @@ fn failed_basebackup_cleans_up_and_exits_14() {
     assert!(s.pg.datadir.is_dir());
     assert!(entries(&s.pg.datadir).is_empty());
 }
+
+#[test]
+fn replication_conf_only_rewrites_a_stopped_standby() {
+    let p = registered_primary();
+    let s = clone_target("node2", 2, "");
+    clone_from(&p.pg, &s, &["-c"]).assert_success();
+    start_clone(&s.pg);
+    let conninfo = format!("host=127.0.0.1 port={} user=postgres", p.pg.port);
+    let upstream = format!("--upstream-conninfo={conninfo}");
+    // Refused while the standby runs.
+    s.repmgr(&[
+        "standby",
+        "clone",
+        "--recovery-conf-only",
+        "--no-upstream-connection",
+        &upstream,
+    ])
+    .assert_code(1)
+    .assert_stderr_contains("is running on data directory");
+    s.pg.stop();
+    // Without a connection it needs --upstream-conninfo.
+    s.repmgr(&[
+        "standby",
+        "clone",
+        "--replication-conf-only",
+        "--no-upstream-connection",
+    ])
+    .assert_code(1)
+    .assert_stderr_contains("needs --upstream-conninfo");
+    fs::remove_file(s.pg.datadir.join("standby.signal")).unwrap();
+    s.repmgr(&[
+        "standby",
+        "clone",
+        "--recovery-conf-only",
+        "--no-upstream-connection",
+        &upstream,
+        "--recovery-min-apply-delay=1s",
+    ])
+    .assert_success();
+    let auto = auto_conf(&s.pg);
+    assert!(
+        auto.contains(&format!(
+            "primary_conninfo = '{conninfo} application_name=node2'"
+        )),
+        "{auto}"
+    );
+    assert!(auto.contains("recovery_min_apply_delay = '1s'"), "{auto}");
+    assert!(s.pg.datadir.join("standby.signal").exists());
+    // With a connection: the upstream's system identifier must match.
+    let port = p.pg.port.to_string();
+    s.repmgr(&[
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "standby",
+        "clone",
+        "--replication-conf-only",
+    ])
+    .assert_success();
+    let other = PgNode::primary("other");
+    let oport = other.port.to_string();
+    s.repmgr(&[
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &oport,
+        "-U",
+        "postgres",
+        "standby",
+        "clone",
+        "--replication-conf-only",
+    ])
+    .assert_code(1)
+    .assert_stderr_contains("not a copy of the upstream");
+    s.pg.start();
+    s.pg.wait_streaming(WAIT);
+    replicates(&p.pg, &s.pg, "t_conf_only");
+}
