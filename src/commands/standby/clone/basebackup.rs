@@ -84,7 +84,7 @@ pub fn run(cmd: std::process::Command, target: &Path, progress: bool) -> Result<
     let shown = process::display_command(&cmd);
     crate::log_notice!("starting backup (using pg_basebackup)...");
     crate::log_info!("executing: {shown}");
-    let mut tick = progress_logger("pg_basebackup", target);
+    let mut tick = progress_logger("pg_basebackup", target, progress);
     let out = process::run_logged(
         cmd,
         COPY_TIMEOUT,

@@ -776,10 +776,14 @@ fn drop_slot_after_failure(conn: &mut Client, created: bool, slot: Option<&str>)
     }
 }
 
-/// A plain progress line while a copy runs (when not on a terminal).
-pub fn progress_logger(what: &'static str, target: &Path) -> impl FnMut(Duration) {
+/// A plain progress line while a copy runs; silent when the tool's own
+/// progress display goes to a terminal.
+pub fn progress_logger(what: &'static str, target: &Path, tty: bool) -> impl FnMut(Duration) {
     let target = target.to_path_buf();
     move |elapsed| {
+        if tty {
+            return;
+        }
         crate::log_info!(
             "{what} running for {} s, {} MB in \"{}\" so far",
             elapsed.as_secs(),

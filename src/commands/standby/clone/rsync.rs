@@ -104,7 +104,7 @@ impl RsyncSource {
         let cmd = self.command(from, to, delete, progress);
         let shown = process::display_command(&cmd);
         crate::log_info!("executing: {shown}");
-        let mut tick = progress_logger("rsync", to);
+        let mut tick = progress_logger("rsync", to, progress);
         let out = process::run_logged(
             cmd,
             COPY_TIMEOUT,
