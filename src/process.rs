@@ -180,6 +180,150 @@ pub fn run_checked(cmd: Command, limit: Duration, what: &str, code: ExitCode) ->
     }
 }
 
+/// How many of a long-running child's last output lines an error keeps.
+const KEPT_LINES: usize = 40;
+
+/// Runs a long copy (pg_basebackup, rsync) within `limit`. Every line the
+/// child prints is logged at debug level as it comes (a `\r`-terminated
+/// progress line included); with `echo` the raw output also goes to our
+/// stderr, for progress on a terminal. `tick` is called about every
+/// `tick_every` while the child runs, for plain progress log lines. A
+/// non-zero exit is an error with `code` whose DETAIL holds the last lines.
+pub fn run_logged(
+    mut cmd: Command,
+    limit: Duration,
+    what: &str,
+    code: ExitCode,
+    echo: bool,
+    tick_every: Duration,
+    tick: &mut dyn FnMut(Duration),
+) -> Result<Output> {
+    let shown = display_command(&cmd);
+    crate::log_debug!("executing {what}: {shown}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(code, format!("unable to execute {what}"))
+            .detail(format!("{shown}: {e}"))
+            .hint("check the program is installed and in PATH (or set pg_bindir / -b)")
+    })?;
+    let out = stream(child.stdout.take(), what.to_string(), echo);
+    let err = stream(child.stderr.take(), what.to_string(), echo);
+    let deadline = start + limit;
+    let mut next_tick = start + tick_every;
+    let status = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            kill_tree(&mut child);
+            let text = format!("{}{}", join(out), join(err));
+            return Err(Error::new(
+                code,
+                format!(
+                    "{what} did not finish within {} s and was stopped",
+                    limit.as_secs()
+                ),
+            )
+            .detail(with_output(&shown, &text)));
+        }
+        let step = deadline
+            .min(next_tick)
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(10));
+        match child.wait_timeout(step) {
+            Ok(Some(s)) => break s,
+            Ok(None) => {
+                if Instant::now() >= next_tick {
+                    tick(start.elapsed());
+                    next_tick += tick_every;
+                }
+            }
+            Err(e) => {
+                kill_tree(&mut child);
+                return Err(Error::new(code, format!("waiting for {what} failed"))
+                    .detail(format!("{shown}: {e}")));
+            }
+        }
+    };
+    let output = Output {
+        status,
+        stdout: join(out),
+        stderr: join(err),
+        elapsed: start.elapsed(),
+    };
+    crate::log_debug!(
+        "{what} finished with {} after {} ms",
+        describe_status(&output.status),
+        output.elapsed.as_millis()
+    );
+    Ok(output)
+}
+
+/// Reads a child's stream: logs each line (split at `\n` or `\r`), echoes
+/// the raw bytes to stderr when asked, and keeps the last [`KEPT_LINES`].
+fn stream<R: Read + Send + 'static>(
+    r: Option<R>,
+    what: String,
+    echo: bool,
+) -> Option<JoinHandle<String>> {
+    r.map(|mut r| {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut kept: std::collections::VecDeque<String> = Default::default();
+            let mut line = Vec::new();
+            let mut buf = [0u8; 8192];
+            let keep = |l: &[u8], kept: &mut std::collections::VecDeque<String>| {
+                let text = String::from_utf8_lossy(l).trim_end().to_string();
+                if text.is_empty() {
+                    return;
+                }
+                crate::log_debug!("{what}: {text}");
+                if kept.len() == KEPT_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(text);
+            };
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if echo {
+                    let mut e = std::io::stderr().lock();
+                    let _ = e.write_all(&buf[..n]);
+                    let _ = e.flush();
+                }
+                for &b in &buf[..n] {
+                    if b == b'\n' || b == b'\r' {
+                        keep(&line, &mut kept);
+                        line.clear();
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+            keep(&line, &mut kept);
+            let mut s = kept.into_iter().collect::<Vec<_>>().join("\n");
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s
+        })
+    })
+}
+
+/// The error for a finished child that failed: its last output in the DETAIL.
+pub fn failure(out: &Output, shown: &str, what: &str, code: ExitCode) -> Error {
+    let text = format!("{}{}", out.stdout, out.stderr);
+    Error::new(
+        code,
+        format!("{what} failed with {}", describe_status(&out.status)),
+    )
+    .detail(with_output(shown, &text))
+}
+
 fn with_output(shown: &str, text: &str) -> String {
     let text = text.trim();
     if text.is_empty() {
@@ -247,6 +391,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.messages[0].contains("unable to execute prog"));
+    }
+
+    #[test]
+    fn logged_run_keeps_last_lines_and_ticks() {
+        let mut ticks = 0;
+        let out = run_logged(
+            shell("printf 'a\\rb\\n'; echo err >&2; sleep 0.3; exit 4"),
+            Duration::from_secs(5),
+            "t",
+            ExitCode::BadRsync,
+            false,
+            Duration::from_millis(100),
+            &mut |_| ticks += 1,
+        )
+        .unwrap();
+        assert_eq!(out.code(), 4);
+        assert_eq!(out.stdout, "a\nb\n");
+        assert_eq!(out.stderr, "err\n");
+        assert!(ticks >= 1, "{ticks}");
+        let e = run_logged(
+            shell("sleep 30"),
+            Duration::from_millis(200),
+            "s",
+            ExitCode::BadRsync,
+            false,
+            Duration::from_secs(10),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ExitCode::BadRsync);
     }
 
     #[test]

@@ -20,3 +20,5 @@ mod daemon;
 mod promote_follow;
 // repmgrd monitoring and automatic failover.
 mod failover;
+// standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
+mod clone;

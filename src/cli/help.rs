@@ -211,20 +211,35 @@ repmgr standby clone: clone a PostgreSQL standby server from another node
 Usage:
     repmgr [OPTIONS] standby clone [HOST]
 
+Copies the upstream's data directory and writes the replication
+configuration; the server is not started. No repmgr.conf is needed:
+    repmgr -D /var/lib/postgresql/15/main standby clone node1
+
 Options:
+  -D, --pgdata=DIR          target data directory (default: data_directory)
+  -h, --host=HOST           upstream host (or give HOST as the last argument)
+  -p, --port=PORT           upstream port
+  -U, --username=USER       upstream database user
   -d, --dbname=conninfo     conninfo of the upstream node to use for cloning
   -c, --fast-checkpoint     force fast checkpoint
   --copy-external-config-files[={samepath|pgdata}]
                             copy configuration files located outside the data directory
   --dry-run                 perform checks but don't actually clone the standby
-  --no-upstream-connection  when using Barman, do not connect to upstream node
+  -F, --force               use a non-empty data directory (pg_basebackup: its
+                            contents are removed first; --rsync-only: it is
+                            brought up to date); never a running server's
+  --no-upstream-connection  with --replication-conf-only: do not connect to the
+                            upstream (needs --upstream-conninfo)
   -R, --remote-user=USERNAME database server username for SSH operations
   -r, --rsync-only          clone with rsync instead of pg_basebackup
+  --recovery-min-apply-delay=DELAY
+                            set recovery_min_apply_delay (overrides repmgr.conf)
   --replication-user        user to make replication connections with
-  --recovery-conf-only      create the replication configuration only
+  --replication-conf-only   create the replication configuration only
+                            (alias: --recovery-conf-only)
   --upstream-conninfo       \"primary_conninfo\" value to write
   --upstream-node-id        ID of the upstream node to replicate from (optional)
-  -F, --force               overwrite an existing data directory
+  --verify-backup           check the copy with pg_verifybackup (pg_basebackup only)
 "
         }
         StandbyPromote => {

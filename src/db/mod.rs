@@ -5,6 +5,7 @@ pub mod daemon_status;
 pub mod events;
 pub mod monitoring;
 pub mod nodes;
+pub mod replication;
 pub mod schema;
 pub mod server;
 pub mod timeline;
