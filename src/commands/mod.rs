@@ -149,29 +149,31 @@ pub fn connect_record(n: &db::nodes::NodeRecord) -> Result<Client> {
 }
 
 /// Finds the current primary from a node's metadata: the registered active
-/// primary if reachable and not in recovery, else any reachable registered
-/// node that is not in recovery. Returns its record and connection.
+/// primary if it answers and is not in recovery, else any registered node
+/// that answers out of recovery. All nodes are asked at once, so a hung
+/// node costs one connect deadline in total. Returns its record and
+/// connection.
 pub fn find_primary(meta: &mut Client) -> Result<Option<(db::nodes::NodeRecord, Client)>> {
-    let nodes = db::nodes::all(meta)?;
-    let mut ordered: Vec<&db::nodes::NodeRecord> = nodes
-        .iter()
-        .filter(|n| n.node_type == db::nodes::NodeType::Primary && n.active)
+    use db::nodes::NodeType;
+    let nodes: Vec<_> = db::nodes::all(meta)?
+        .into_iter()
+        .filter(|n| n.node_type != NodeType::Witness)
         .collect();
-    ordered.extend(
-        nodes
-            .iter()
-            .filter(|n| !(n.node_type == db::nodes::NodeType::Primary && n.active))
-            .filter(|n| n.node_type != db::nodes::NodeType::Witness),
-    );
-    for n in ordered {
-        let Ok(mut c) = connect_record(n) else {
-            continue;
-        };
-        if let Ok(false) = db::server::in_recovery(&mut c) {
-            return Ok(Some((n.clone(), c)));
-        }
-    }
-    Ok(None)
+    let mut primaries: Vec<Reached> = reach_all(&nodes)
+        .into_iter()
+        .filter(|r| r.in_recovery == Some(false) && r.conn.is_some())
+        .collect();
+    // The registered active primary first, then by node_id.
+    primaries.sort_by_key(|r| {
+        (
+            !(r.node.node_type == NodeType::Primary && r.node.active),
+            r.node.node_id,
+        )
+    });
+    Ok(primaries
+        .into_iter()
+        .next()
+        .and_then(|r| r.conn.map(|c| (r.node, c))))
 }
 
 /// A registered node, connected to if it answered within its deadline.

@@ -217,7 +217,7 @@ impl Monitor {
                 }
                 Some(Wake::UpstreamLost(g)) if g == self.watch_gen && self.link.is_some() => {
                     crate::log_warning!("connection to the upstream node was lost");
-                    if self.handle_upstream_loss() == Flow::Stop {
+                    if self.handle_upstream_loss(None) == Flow::Stop {
                         break;
                     }
                     next_tick = Instant::now();
@@ -546,6 +546,7 @@ impl Monitor {
         if self.link.is_none() && self.degraded.is_none() {
             self.attach_link();
         }
+        let check_started = Instant::now();
         let up_ok = match self.link.as_ref() {
             Some(_) => self.check_upstream(),
             None => false,
@@ -586,7 +587,7 @@ impl Monitor {
             });
             return Flow::Continue;
         }
-        self.handle_upstream_loss()
+        self.handle_upstream_loss(Some(check_started))
     }
 
     /// Finds this standby's upstream from its own (replicated) metadata.
@@ -727,7 +728,10 @@ impl Monitor {
 
     /// The upstream stopped answering: retry, then fail over (a primary) or
     /// re-attach to the primary (an upstream standby).
-    fn handle_upstream_loss(&mut self) -> Flow {
+    /// `failed_check_started`: when the check that just failed began (it
+    /// counts as the first attempt); None when the watcher saw the
+    /// connection close.
+    fn handle_upstream_loss(&mut self, failed_check_started: Option<Instant>) -> Flow {
         let Some(up) = self.link.as_ref().map(|l| l.rec.clone()) else {
             return Flow::Continue;
         };
@@ -753,9 +757,18 @@ impl Monitor {
             ),
             None,
         );
+        // Attempts are scheduled by the clock, `reconnect_interval` apart
+        // from the first failure, so a hung upstream (each attempt waiting
+        // out its connect deadline) does not stretch the window further.
         let attempts = self.cfg().reconnect_attempts.max(0);
         let interval = Duration::from_secs(self.cfg().reconnect_interval.max(0) as u64);
-        for attempt in 1..=attempts {
+        let start = failed_check_started.unwrap_or_else(Instant::now);
+        let first = if failed_check_started.is_some() { 2 } else { 1 };
+        for attempt in first..=attempts {
+            let due = start + interval * (attempt - 1) as u32;
+            if self.sleep(due.saturating_duration_since(Instant::now())) == Flow::Stop {
+                return Flow::Stop;
+            }
             crate::log_info!(
                 "checking state of node \"{}\" (ID: {}), {attempt} of {attempts} attempts",
                 up.node_name,
@@ -778,9 +791,6 @@ impl Monitor {
                     None,
                 );
                 return Flow::Continue;
-            }
-            if attempt < attempts && self.sleep(interval) == Flow::Stop {
-                return Flow::Stop;
             }
         }
         crate::log_warning!(
@@ -982,25 +992,6 @@ impl Monitor {
     /// validate, promote, record.
     fn promote_self(&mut self, failed: &NodeRecord, input: &ElectionInput) -> Flow {
         let (id, name) = (self.node_id(), self.node_name());
-        if self.upstream_alive(failed) {
-            crate::log_notice!(
-                "original primary \"{}\" (ID: {}) reappeared; not promoting",
-                failed.node_name,
-                failed.node_id
-            );
-            self.event(
-                "repmgrd_failover_abort",
-                true,
-                format!(
-                    "original primary \"{}\" (ID: {}) reappeared before promotion",
-                    failed.node_name, failed.node_id
-                ),
-                None,
-            );
-            self.degraded = None;
-            self.start_watcher();
-            return Flow::Continue;
-        }
         if !self.validate_failover(input) {
             self.enter_degraded(Some(failed.clone()), true);
             return Flow::Continue;
@@ -1300,9 +1291,6 @@ impl Monitor {
     /// Records an event on the primary when one is reachable, and runs the
     /// notification hook in the background in every case.
     fn event(&mut self, name: &str, successful: bool, details: String, primary_id: Option<i32>) {
-        if self.role != Role::Primary && self.writer.is_none() {
-            self.ensure_writer();
-        }
         let ev = Event {
             successful,
             primary_id,
