@@ -18,3 +18,5 @@ mod cluster;
 mod daemon;
 // standby promote and standby follow.
 mod promote_follow;
+// repmgrd control: service status/pause/unpause, daemon start/stop.
+mod service;

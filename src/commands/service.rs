@@ -35,6 +35,13 @@ const START_HINT: &str =
 const STOP_HINT: &str =
     "use \"repmgr service status\" to confirm that repmgrd was successfully stopped";
 
+/// repmgr's `log_verbose(LOG_INFO, …)`: shown with -v/--verbose only.
+fn verbose(ctx: &Ctx, msg: &str) {
+    if ctx.opts.verbose {
+        crate::log_info!("{msg}");
+    }
+}
+
 /// The local node's metadata: the node records, or repmgr's refusals.
 fn read_nodes(conn: &mut Client) -> Result<Vec<NodeRecord>> {
     if !db::schema::exists(conn)? {
@@ -153,7 +160,7 @@ pub(crate) fn repmgrd_cells(s: &StatusLine, compact: bool) -> [String; 4] {
 /// `repmgr service status`: every node's PostgreSQL and repmgrd state.
 /// Exits 0 whatever it finds; only unreadable metadata is an error.
 pub fn status(ctx: &Ctx) -> Result<()> {
-    crate::log_info!("connecting to database");
+    verbose(ctx, "connecting to database");
     let mut conn = ctx.connect_local()?;
     let nodes = read_nodes(&mut conn)?;
     let local_rows = db::daemon_status::all(&mut conn)?;
@@ -283,7 +290,7 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
     let done = if pause { "paused" } else { "unpaused" };
     let fail = |msg: String| Error::new(ExitCode::RepmgrdPause, msg);
 
-    crate::log_info!("connecting to database");
+    verbose(ctx, "connecting to database");
     let mut local = ctx.connect_local()?;
     let nodes = read_nodes(&mut local)?;
     let Some((primary, mut pconn)) = super::find_primary(&mut local)? else {
@@ -551,7 +558,7 @@ fn run_direct_start(mut cmd: Command) -> Result<()> {
 pub fn start(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(false)?;
     let limit = wait_limit(ctx)?;
-    crate::log_info!("connecting to local node");
+    verbose(ctx, "connecting to local node");
     let mut conn = ctx.connect_local().map_err(|e| {
         Error::db_conn("unable to connect to local node")
             .detail(format!(
@@ -634,7 +641,7 @@ pub fn start(ctx: &Ctx) -> Result<()> {
 pub fn stop(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(false)?;
     let limit = wait_limit(ctx)?;
-    crate::log_info!("connecting to local node");
+    verbose(ctx, "connecting to local node");
     let mut conn = match ctx.connect_local() {
         Ok(c) => Some(c),
         Err(_) => {
