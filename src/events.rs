@@ -101,6 +101,46 @@ pub fn notify(config: &Config, ev: &Event<'_>, timestamp: Option<&str>) {
     }
 }
 
+/// Like [`notify`], on a thread of its own: repmgrd never waits for a hook
+/// (which may be slow or hang until its deadline) in the middle of a failover.
+pub fn notify_in_background(config: &Config, ev: &Event<'_>, timestamp: Option<&str>) {
+    if config.event_notification_command.trim().is_empty()
+        || !wanted(&config.event_notifications, ev.event)
+    {
+        return;
+    }
+    let config = config.clone();
+    let (node_name, event, details) = (
+        ev.node_name.to_string(),
+        ev.event.to_string(),
+        ev.details.clone(),
+    );
+    let (node_id, successful, primary_id, conninfo) = (
+        ev.node_id,
+        ev.successful,
+        ev.primary_id,
+        ev.conninfo.clone(),
+    );
+    let timestamp = timestamp.map(str::to_string);
+    let spawned = std::thread::Builder::new()
+        .name("event-notify".into())
+        .spawn(move || {
+            let ev = Event {
+                node_id,
+                node_name: &node_name,
+                event: &event,
+                successful,
+                details,
+                primary_id,
+                conninfo,
+            };
+            notify(&config, &ev, timestamp.as_deref());
+        });
+    if let Err(e) = spawned {
+        crate::log_warning!("unable to run the notification command: {e}");
+    }
+}
+
 /// `event_notifications` empty means every event.
 fn wanted(filter: &[String], event: &str) -> bool {
     filter.is_empty() || filter.iter().any(|f| f == event)

@@ -112,6 +112,7 @@ fn repmgrd_config_errors_exit_1() {
 #[test]
 fn repmgrd_stops_on_sigint() {
     let p = Node::primary("node1", 1);
+    p.repmgr(&["primary", "register"]).assert_success();
     let mut d = Daemon::repmgrd(
         "repmgrd-int",
         &["-f", &p.conf, "--daemonize=false", "--no-pid-file"],
@@ -124,4 +125,15 @@ fn repmgrd_stops_on_sigint() {
         "{}",
         d.output()
     );
+}
+
+#[test]
+fn repmgrd_refuses_an_unregistered_node() {
+    let p = Node::primary("node1", 1);
+    let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
+        .daemon()
+        .run();
+    r.assert_code(1)
+        .assert_stderr_contains("no metadata record found for this node")
+        .assert_stderr_contains("primary register");
 }

@@ -5,11 +5,13 @@
 //! on SIGINT/SIGTERM (SIGHUP reloads the log settings and reopens the log
 //! file). Monitoring and failover build on this loop.
 
+pub mod election;
+mod monitor;
 pub mod pidfile;
 pub mod signals;
+mod watch;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
@@ -17,10 +19,9 @@ use crate::cli::getopt::{self, opt, Arg, OptSpec};
 use crate::cli::help;
 use crate::config::{self, Config, Loaded};
 use crate::conninfo::ConnInfo;
-use crate::db;
+
 use crate::error::{Error, ExitCode, Result};
 use crate::logging::{self, RepmgrLevel};
-use signals::Signal;
 
 pub const APP_NAME: &str = "repmgrd";
 
@@ -195,8 +196,10 @@ pub fn main(args: &[String]) -> Result<()> {
         Some(p) => Some(pidfile::PidFile::create(p)?),
         None => None,
     };
-    let events = signals::install()?;
-    run(loaded, conninfo, events)
+    let channel = signals::install()?;
+    let bin = crate::pgtools::PgBin::new(None, &loaded.config);
+    let pid_file = pid_path.as_ref().map(|p| p.display().to_string());
+    monitor::Monitor::new(loaded, conninfo, bin, pid_file, channel).run()
 }
 
 fn load_config(opts: &DaemonOpts) -> Result<Loaded> {
@@ -251,118 +254,4 @@ fn redirect_stdio() {
     if logging::sink().is_file() {
         let _ = nix::unistd::dup2_stderr(&null);
     }
-}
-
-/// The daemon loop: keep a connection to the local node, check it every
-/// `monitor_interval_secs`, and react to signals at once.
-fn run(
-    mut loaded: Loaded,
-    mut conninfo: ConnInfo,
-    events: std::sync::mpsc::Receiver<Signal>,
-) -> Result<()> {
-    let node_name = loaded.config.node_name.clone();
-    let node_id = loaded.config.node_id.unwrap_or_default();
-    crate::log_info!("connecting to database \"{}\"", conninfo);
-    let mut conn = db::connect::connect(&conninfo, APP_NAME).map_err(|e| {
-        Error::new(
-            e.code,
-            format!("unable to connect to local node \"{node_name}\" (ID: {node_id})"),
-        )
-        .detail(e.detail.clone().unwrap_or_else(|| e.message().to_string()))
-        .hint("check the node is running and the conninfo in repmgr.conf is correct")
-    })?;
-    let role = match db::server::in_recovery(&mut conn) {
-        Ok(true) => "standby",
-        Ok(false) => "primary",
-        Err(_) => "unknown",
-    };
-    crate::log_notice!(
-        "starting monitoring of node \"{node_name}\" (ID: {node_id}), running as {role}"
-    );
-
-    let mut connected = true;
-    let mut last_status = Instant::now();
-    loop {
-        let interval = Duration::from_secs(loaded.config.monitor_interval_secs.max(1) as u64);
-        match signals::wait(&events, interval) {
-            Some(Signal::Stop(name)) => {
-                crate::log_notice!("{name} received: terminating");
-                break;
-            }
-            Some(Signal::Reload) => {
-                reload(&mut loaded, &mut conninfo);
-                continue;
-            }
-            None => {}
-        }
-        let healthy = conn.is_valid(Duration::from_secs(2)).is_ok();
-        if !healthy {
-            if connected {
-                crate::log_warning!(
-                    "unable to connect to local node \"{node_name}\" (ID: {node_id})"
-                );
-            }
-            connected = false;
-            if let Ok(c) = db::connect::connect(&conninfo, APP_NAME) {
-                conn = c;
-                connected = true;
-                crate::log_notice!("reconnected to local node \"{node_name}\" (ID: {node_id})");
-            }
-        }
-        let status_every = Duration::from_secs(loaded.config.log_status_interval.max(1) as u64);
-        if last_status.elapsed() >= status_every {
-            last_status = Instant::now();
-            let state = if connected {
-                "available"
-            } else {
-                "unreachable"
-            };
-            crate::log_info!("monitoring node \"{node_name}\" (ID: {node_id}): local node {state}");
-        }
-    }
-    crate::log_notice!("repmgrd terminating");
-    Ok(())
-}
-
-/// SIGHUP: re-read the configuration, apply what may change at run time,
-/// and reopen the log file (logrotate).
-fn reload(loaded: &mut Loaded, conninfo: &mut ConnInfo) {
-    crate::log_notice!("received SIGHUP: reloading configuration and reopening log file");
-    let _ = logging::sink().reopen();
-    let fresh = match config::load_file(&loaded.path) {
-        Ok(l) => l,
-        Err(e) => {
-            crate::log_warning!("configuration file not reloaded: it contains errors");
-            for m in &e.messages {
-                crate::log_detail!("{m}");
-            }
-            return;
-        }
-    };
-    let (old, new) = (&loaded.config, &fresh.config);
-    if old.node_id != new.node_id || old.node_name != new.node_name {
-        crate::log_warning!("\"node_id\" and \"node_name\" cannot be changed at run time; configuration not reloaded");
-        return;
-    }
-    match ConnInfo::parse(&new.conninfo) {
-        Ok(ci) => *conninfo = ci,
-        Err(e) => {
-            crate::log_warning!("new \"conninfo\" is invalid ({e}); configuration not reloaded");
-            return;
-        }
-    }
-    logging::set_level(new.log_level);
-    if new.log_file != old.log_file {
-        let res = if new.log_file.is_empty() {
-            logging::sink().to_stderr();
-            Ok(())
-        } else {
-            logging::sink().open(&new.log_file)
-        };
-        if let Err(e) = res {
-            crate::log_warning!("unable to open log file \"{}\": {e}", new.log_file);
-        }
-    }
-    *loaded = fresh;
-    crate::log_notice!("configuration file reloaded");
 }

@@ -1,24 +1,27 @@
-//! Signals as events on a channel: SIGINT (ctrlc) and SIGTERM stop, SIGHUP
-//! reloads. ctrlc alone cannot tell SIGHUP from SIGTERM, hence signal-hook
-//! for those two; ctrlc is used without its `termination` feature so the
-//! two never both handle one signal.
+//! Everything that wakes the daemon arrives on one channel: SIGINT (ctrlc)
+//! and SIGTERM stop, SIGHUP reloads, and the upstream watcher reports a lost
+//! connection. ctrlc alone cannot tell SIGHUP from SIGTERM, hence
+//! signal-hook for those two; ctrlc is used without its `termination`
+//! feature so the two never both handle one signal.
 
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use crate::error::{Error, ExitCode, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub enum Wake {
     Stop(&'static str),
     Reload,
+    /// The watcher's connection to the upstream broke (generation number).
+    UpstreamLost(u64),
 }
 
-pub fn install() -> Result<Receiver<Signal>> {
+pub fn install() -> Result<(Sender<Wake>, Receiver<Wake>)> {
     let (tx, rx) = channel();
     let int_tx = tx.clone();
     ctrlc::set_handler(move || {
-        let _ = int_tx.send(Signal::Stop("SIGINT"));
+        let _ = int_tx.send(Wake::Stop("SIGINT"));
     })
     .map_err(|e| {
         Error::new(
@@ -33,16 +36,17 @@ pub fn install() -> Result<Receiver<Signal>> {
             format!("unable to install signal handlers: {e}"),
         )
     })?;
+    let sig_tx = tx.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for s in sigs.forever() {
                 let ev = if s == SIGHUP {
-                    Signal::Reload
+                    Wake::Reload
                 } else {
-                    Signal::Stop("SIGTERM")
+                    Wake::Stop("SIGTERM")
                 };
-                if tx.send(ev).is_err() {
+                if sig_tx.send(ev).is_err() {
                     break;
                 }
             }
@@ -53,15 +57,15 @@ pub fn install() -> Result<Receiver<Signal>> {
                 format!("unable to start the signal thread: {e}"),
             )
         })?;
-    Ok(rx)
+    Ok((tx, rx))
 }
 
-/// Waits up to `timeout` for a signal; None when the time is up. A closed
-/// channel (cannot happen while the signal thread lives) counts as a stop.
-pub fn wait(rx: &Receiver<Signal>, timeout: Duration) -> Option<Signal> {
+/// Waits up to `timeout` for something to happen; None when the time is up.
+/// A closed channel (cannot happen while the signal thread lives) is a stop.
+pub fn wait(rx: &Receiver<Wake>, timeout: Duration) -> Option<Wake> {
     match rx.recv_timeout(timeout) {
         Ok(s) => Some(s),
         Err(RecvTimeoutError::Timeout) => None,
-        Err(RecvTimeoutError::Disconnected) => Some(Signal::Stop("shutdown")),
+        Err(RecvTimeoutError::Disconnected) => Some(Wake::Stop("shutdown")),
     }
 }

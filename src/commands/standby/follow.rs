@@ -55,7 +55,6 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
 
     check_can_follow(&mut local, &mut tconn, &target)?;
 
-    let slot = crate::commands::primary::slot_name(cfg);
     if ctx.opts.dry_run {
         crate::log_info!(
             "this node's WAL history is compatible with node \"{}\"",
@@ -69,9 +68,34 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
 
+    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+    let (ev, ts) = follow_node(cfg, &bin, local, &target, &mut tconn)?;
+    events::notify(cfg, &ev, Some(&ts));
+    crate::log_notice!("STANDBY FOLLOW successful");
+    crate::log_detail!(
+        "standby attached to upstream node \"{}\" (ID: {})",
+        target.node_name,
+        target.node_id
+    );
+    Ok(())
+}
+
+/// Re-points the local standby at `target` (already checked with
+/// [`check_can_follow`]): slot on the target, replication configuration,
+/// reload (or restart), wait until streaming, record. Shared by `standby
+/// follow` and repmgrd. Returns the event to notify.
+pub fn follow_node<'a>(
+    cfg: &'a Config,
+    bin: &PgBin,
+    mut local: Client,
+    target: &NodeRecord,
+    tconn: &mut Client,
+) -> Result<(Event<'a>, String)> {
+    let node_id = cfg.node_id.unwrap_or_default();
+    let slot = crate::commands::primary::slot_name(cfg);
     let old_upstream = current_upstream(&mut local, node_id)?;
     if let Some(s) = &slot {
-        if db::timeline::create_slot_if_missing(&mut tconn, s)? {
+        if db::timeline::create_slot_if_missing(tconn, s)? {
             crate::log_info!(
                 "replication slot \"{s}\" created on node \"{}\"",
                 target.node_name
@@ -79,12 +103,12 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
         }
     }
     let version = db::server::version_num(&mut local)?;
-    write_replication_config(cfg, &target, slot.clone(), version)?;
-    apply_config(ctx, cfg, &mut local, version)?;
+    write_replication_config(cfg, target, slot.clone(), version)?;
+    apply_config(bin, cfg, &mut local, version)?;
     drop(local);
 
     let timeout = Duration::from_secs(cfg.standby_follow_timeout.max(1) as u64);
-    wait_attached(&mut tconn, &cfg.node_name, timeout).map_err(|e| {
+    wait_attached(tconn, &cfg.node_name, timeout).map_err(|e| {
         e.hint(format!(
             "check the PostgreSQL log of this node and that node \"{}\" accepts replication connections",
             target.node_name
@@ -96,15 +120,7 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
             drop_stale_slot(old, s);
         }
     }
-    let (ev, ts) = record_follow(cfg, &target, &mut tconn)?;
-    events::notify(cfg, &ev, Some(&ts));
-    crate::log_notice!("STANDBY FOLLOW successful");
-    crate::log_detail!(
-        "standby attached to upstream node \"{}\" (ID: {})",
-        target.node_name,
-        target.node_id
-    );
-    Ok(())
+    record_follow(cfg, target, tconn)
 }
 
 /// The node to follow: `--upstream-node-id`, a host given with -h/-d or as
@@ -212,7 +228,7 @@ fn explicit_target(ctx: &Ctx) -> Result<Option<Result<(NodeRecord, Client)>>> {
 }
 
 /// repmgr's check_node_can_attach: same system, history compatible.
-fn check_can_follow(local: &mut Client, target: &mut Client, rec: &NodeRecord) -> Result<()> {
+pub fn check_can_follow(local: &mut Client, target: &mut Client, rec: &NodeRecord) -> Result<()> {
     let mine = db::timeline::position(local)?;
     let theirs = db::timeline::position(target)?;
     let history = if theirs.timeline > mine.timeline {
@@ -286,16 +302,15 @@ fn write_replication_config(
 
 /// PostgreSQL 13+ re-reads primary_conninfo on reload; older servers, and
 /// `standby_follow_restart`, need a restart.
-fn apply_config(ctx: &Ctx, cfg: &Config, local: &mut Client, version: i32) -> Result<()> {
-    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Client, version: i32) -> Result<()> {
     let fail = |e: Error| e.with_code(ExitCode::FollowFail);
     if version < 130000 || cfg.standby_follow_restart {
         crate::log_notice!("restarting server to apply the new upstream");
-        return pgtools::run_service_action(ServiceAction::Restart, cfg, &bin, &cfg.data_directory)
+        return pgtools::run_service_action(ServiceAction::Restart, cfg, bin, &cfg.data_directory)
             .map_err(fail);
     }
     if !cfg.service_reload_command.trim().is_empty() {
-        return pgtools::run_service_action(ServiceAction::Reload, cfg, &bin, &cfg.data_directory)
+        return pgtools::run_service_action(ServiceAction::Reload, cfg, bin, &cfg.data_directory)
             .map_err(fail);
     }
     match db::server::reload_conf(local) {
@@ -305,7 +320,7 @@ fn apply_config(ctx: &Ctx, cfg: &Config, local: &mut Client, version: i32) -> Re
                 "pg_reload_conf() not available ({}); using pg_ctl",
                 db::pg_error_text(&e)
             );
-            pgtools::run_service_action(ServiceAction::Reload, cfg, &bin, &cfg.data_directory)
+            pgtools::run_service_action(ServiceAction::Reload, cfg, bin, &cfg.data_directory)
                 .map_err(fail)
         }
     }

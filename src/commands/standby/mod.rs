@@ -2,8 +2,8 @@
 //! follow in their own files.
 
 mod clone;
-mod follow;
-mod promote;
+pub mod follow;
+pub mod promote;
 
 pub use clone::clone;
 pub use follow::follow;

@@ -61,21 +61,9 @@ pub fn promote(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
 
-    crate::log_notice!("promoting standby to primary");
-    let started = Instant::now();
-    request_promotion(ctx, cfg, &mut local)?;
-    let timeout = Duration::from_secs(cfg.promote_check_timeout.max(1) as u64);
-    crate::log_notice!(
-        "waiting up to {} seconds for promotion to complete",
-        timeout.as_secs()
-    );
-    let mut local = wait_until_primary(ctx, local, timeout).map_err(|e| {
-        e.hint("check the PostgreSQL log of this node; the promotion may still complete later")
-    })?;
-    crate::log_info!(
-        "promotion completed after {} ms",
-        started.elapsed().as_millis()
-    );
+    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+    let reconnect = || ctx.connect_local();
+    let mut local = promote_local(cfg, &bin, local, &reconnect)?;
 
     if db::schema::exists(&mut local)? {
         let (term, ev, ts) = record_promotion(cfg, &mut local)?;
@@ -146,12 +134,39 @@ fn promote_method(ctx: &Ctx, cfg: &Config) -> String {
     )
 }
 
+/// Promotes the local standby and waits until it accepts writes (at most
+/// `promote_check_timeout`). Shared by `standby promote` and repmgrd.
+/// `reconnect` opens a new local connection (a promote command may restart
+/// the server). Returns a connection to the new primary.
+pub fn promote_local(
+    cfg: &Config,
+    bin: &PgBin,
+    mut local: Client,
+    reconnect: &dyn Fn() -> Result<Client>,
+) -> Result<Client> {
+    crate::log_notice!("promoting standby to primary");
+    let started = Instant::now();
+    request_promotion(cfg, bin, &mut local)?;
+    let timeout = Duration::from_secs(cfg.promote_check_timeout.max(1) as u64);
+    crate::log_notice!(
+        "waiting up to {} seconds for promotion to complete",
+        timeout.as_secs()
+    );
+    let local = wait_until_primary(local, reconnect, timeout).map_err(|e| {
+        e.hint("check the PostgreSQL log of this node; the promotion may still complete later")
+    })?;
+    crate::log_info!(
+        "promotion completed after {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(local)
+}
+
 /// service_promote_command > pg_promote() > pg_ctl promote, as repmgr.
-fn request_promotion(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<()> {
-    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+fn request_promotion(cfg: &Config, bin: &PgBin, local: &mut Client) -> Result<()> {
     let fail = |e: Error| e.with_code(ExitCode::PromotionFail);
     if !cfg.service_promote_command.trim().is_empty() {
-        return pgtools::run_service_action(ServiceAction::Promote, cfg, &bin, &cfg.data_directory)
+        return pgtools::run_service_action(ServiceAction::Promote, cfg, bin, &cfg.data_directory)
             .map_err(fail);
     }
     match db::server::promote(local) {
@@ -169,7 +184,7 @@ fn request_promotion(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<()> 
                 .detail(db::pg_error_text(&e))
                 .hint("set data_directory in repmgr.conf, or grant EXECUTE on pg_promote to the repmgr user"));
             }
-            pgtools::run_service_action(ServiceAction::Promote, cfg, &bin, &cfg.data_directory)
+            pgtools::run_service_action(ServiceAction::Promote, cfg, bin, &cfg.data_directory)
                 .map_err(fail)
         }
     }
@@ -177,14 +192,18 @@ fn request_promotion(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<()> 
 
 /// Polls until the server leaves recovery, reconnecting if the promote
 /// command restarted it. Returns a usable connection to the new primary.
-fn wait_until_primary(ctx: &Ctx, mut conn: Client, timeout: Duration) -> Result<Client> {
+fn wait_until_primary(
+    mut conn: Client,
+    reconnect: &dyn Fn() -> Result<Client>,
+    timeout: Duration,
+) -> Result<Client> {
     let deadline = Instant::now() + timeout;
     loop {
         match db::server::in_recovery(&mut conn) {
             Ok(false) => return Ok(conn),
             Ok(true) => {}
             Err(_) => {
-                if let Ok(c) = ctx.connect_local() {
+                if let Ok(c) = reconnect() {
                     conn = c;
                     continue;
                 }
@@ -204,7 +223,10 @@ fn wait_until_primary(ctx: &Ctx, mut conn: Client, timeout: Duration) -> Result<
 }
 
 /// In one transaction on the new primary: roles, voting term, event.
-fn record_promotion<'a>(cfg: &'a Config, conn: &mut Client) -> Result<(i32, Event<'a>, String)> {
+pub fn record_promotion<'a>(
+    cfg: &'a Config,
+    conn: &mut Client,
+) -> Result<(i32, Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();
     let mut tx = conn
         .transaction()

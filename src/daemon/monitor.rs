@@ -1,0 +1,1375 @@
+//! repmgrd's monitoring loop and failover, one thread owning all state.
+//!
+//! Each cycle (`monitor_interval_secs`) reads the local node in one query
+//! and, on a standby, checks the upstream with a hard deadline. A watcher
+//! thread holds an idle connection to the upstream, so a dead primary is
+//! noticed the moment its socket closes; a hung one at the next check.
+//! Losing the upstream starts `reconnect_attempts` × `reconnect_interval`
+//! of retries, then an election (`election.rs`): the winner promotes, the
+//! others find it by asking their siblings and follow it. Every wait is
+//! bounded and reacts to SIGTERM/SIGINT at once.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::election::{self, ElectionInput, NodeView, Outcome};
+use super::signals::{self, Wake};
+use super::watch::{self, Watcher};
+use super::APP_NAME;
+use crate::commands::standby::{follow as cli_follow, promote as cli_promote};
+use crate::config::{self, Config, ConnectionCheckType, Failover, Loaded};
+use crate::conninfo::ConnInfo;
+use crate::db::{self, connect::Ping, nodes::NodeRecord, nodes::NodeType};
+use crate::error::{Error, ExitCode, Result};
+use crate::events::{self, Event};
+use crate::logging;
+use crate::pgtools::PgBin;
+use crate::process;
+
+/// How often a waiting loser checks whether the winner is primary yet.
+const WINNER_POLL: Duration = Duration::from_millis(50);
+/// How often a waiting loser rescans every sibling.
+const SIBLING_SCAN: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Unknown,
+    Primary,
+    Standby,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The upstream a standby streams from.
+struct Link {
+    rec: NodeRecord,
+    ci: ConnInfo,
+    /// For `connection_check_type=query`.
+    conn: Option<Client>,
+}
+
+/// Monitoring goes on, but something is wrong and no action is possible now.
+struct Degraded {
+    since: Instant,
+    /// The upstream that was lost, if that is why.
+    lost_upstream: Option<NodeRecord>,
+    next_election: Option<Instant>,
+}
+
+pub struct Monitor {
+    loaded: Loaded,
+    conninfo: ConnInfo,
+    bin: PgBin,
+    pid: i32,
+    pid_file: Option<String>,
+    tx: Sender<Wake>,
+    rx: Receiver<Wake>,
+    local: Option<Client>,
+    local_down: bool,
+    role: Role,
+    link: Option<Link>,
+    watch_gen: u64,
+    watcher: Option<Watcher>,
+    /// A connection to the primary, for heartbeats, history and events.
+    writer: Option<(i32, Client)>,
+    degraded: Option<Degraded>,
+    last_status_log: Instant,
+    last_child_check: Instant,
+    children: HashMap<i32, bool>,
+    children_missing_since: Option<Instant>,
+    pending_reload: bool,
+}
+
+impl Monitor {
+    pub fn new(
+        loaded: Loaded,
+        conninfo: ConnInfo,
+        bin: PgBin,
+        pid_file: Option<String>,
+        channel: (Sender<Wake>, Receiver<Wake>),
+    ) -> Monitor {
+        Monitor {
+            loaded,
+            conninfo,
+            bin,
+            pid: std::process::id() as i32,
+            pid_file,
+            tx: channel.0,
+            rx: channel.1,
+            local: None,
+            local_down: false,
+            role: Role::Unknown,
+            link: None,
+            watch_gen: 0,
+            watcher: None,
+            writer: None,
+            degraded: None,
+            last_status_log: Instant::now(),
+            last_child_check: Instant::now(),
+            children: HashMap::new(),
+            children_missing_since: None,
+            pending_reload: false,
+        }
+    }
+
+    fn cfg(&self) -> &Config {
+        &self.loaded.config
+    }
+    fn node_id(&self) -> i32 {
+        self.cfg().node_id.unwrap_or_default()
+    }
+    fn node_name(&self) -> String {
+        self.cfg().node_name.clone()
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.cfg().monitor_interval_secs.max(1) as u64)
+    }
+
+    /// Connects, announces itself, and runs until stopped.
+    pub fn run(&mut self) -> Result<()> {
+        let (id, name) = (self.node_id(), self.node_name());
+        let mut local = db::connect::connect(&self.conninfo, APP_NAME).map_err(|e| {
+            Error::new(
+                e.code,
+                format!("unable to connect to local node \"{name}\" (ID: {id})"),
+            )
+            .detail(e.detail.clone().unwrap_or_else(|| e.message().to_string()))
+            .hint("check the node is running and the conninfo in repmgr.conf is correct")
+        })?;
+        let me = if db::schema::exists(&mut local)? {
+            db::nodes::get(&mut local, id)?
+        } else {
+            None
+        };
+        let Some(me) = me else {
+            return Err(Error::config(format!("no metadata record found for this node (ID: {id})"))
+                .hint("check that \"repmgr primary register\" or \"repmgr standby register\" was executed for this node"));
+        };
+        self.refuse_second_daemon(&mut local)?;
+        let in_recovery = db::server::in_recovery(&mut local)?;
+        self.role = if in_recovery {
+            Role::Standby
+        } else {
+            Role::Primary
+        };
+        self.local = Some(local);
+        crate::log_notice!(
+            "starting monitoring of node \"{name}\" (ID: {id}), running as {}",
+            if in_recovery { "standby" } else { "primary" }
+        );
+        if me.node_type == NodeType::Witness {
+            crate::log_notice!("this node is a witness: it is monitored, and never promoted");
+        }
+        if self.cfg().failover == Failover::Automatic && in_recovery {
+            crate::log_info!(
+                "failover is automatic: the upstream is declared failed after {} reconnection attempt(s) {} s apart",
+                self.cfg().reconnect_attempts,
+                self.cfg().reconnect_interval
+            );
+        }
+        self.ensure_writer();
+        if let Some((_, w)) = self.writer.as_mut() {
+            if db::daemon_status::table_exists(w).unwrap_or(false) {
+                let host = nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let interval = self.loaded.config.monitor_interval_secs;
+                if let Err(e) = db::daemon_status::register_start(
+                    w,
+                    id,
+                    self.pid,
+                    self.pid_file.as_deref(),
+                    &host,
+                    interval,
+                ) {
+                    crate::log_warning!(
+                        "unable to record repmgrd's status: {}",
+                        e.detail.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        self.event(
+            "repmgrd_start",
+            true,
+            format!("monitoring connection to node \"{name}\" (ID: {id}) established"),
+            None,
+        );
+
+        let mut next_tick = Instant::now();
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match signals::wait(&self.rx, wait) {
+                Some(Wake::Stop(sig)) => {
+                    crate::log_notice!("{sig} received: terminating");
+                    break;
+                }
+                Some(Wake::Reload) => {
+                    self.reload();
+                    continue;
+                }
+                Some(Wake::UpstreamLost(g)) if g == self.watch_gen && self.link.is_some() => {
+                    crate::log_warning!("connection to the upstream node was lost");
+                    if self.handle_upstream_loss() == Flow::Stop {
+                        break;
+                    }
+                    next_tick = Instant::now();
+                    continue;
+                }
+                Some(Wake::UpstreamLost(_)) => continue,
+                None => {}
+            }
+            next_tick = Instant::now() + self.interval();
+            if self.tick() == Flow::Stop {
+                break;
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Another live repmgrd on this host already monitors this node.
+    fn refuse_second_daemon(&mut self, local: &mut Client) -> Result<()> {
+        let id = self.node_id();
+        let rows = db::daemon_status::all(local).unwrap_or_default();
+        let Some(row) = rows.into_iter().find(|r| r.node_id == id) else {
+            return Ok(());
+        };
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(pid) = row.pid {
+            let same_host = row.hostname.as_deref() == Some(host.as_str());
+            let alive = pid != self.pid
+                && !matches!(
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                    Err(nix::errno::Errno::ESRCH)
+                );
+            if same_host && alive && row.is_running() {
+                return Err(Error::new(
+                    ExitCode::BadPidfile,
+                    format!(
+                        "repmgrd (PID {pid}) is already running for node \"{}\" (ID: {id})",
+                        self.node_name()
+                    ),
+                )
+                .hint("stop that repmgrd first; only one repmgrd may monitor a node"));
+            }
+        }
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        self.watcher = None;
+        let (id, name) = (self.node_id(), self.node_name());
+        self.ensure_writer();
+        if let Some((_, w)) = self.writer.as_mut() {
+            let _ = db::daemon_status::register_stop(w, id);
+        }
+        self.event(
+            "repmgrd_shutdown",
+            true,
+            format!("repmgrd on node \"{name}\" (ID: {id}) terminating"),
+            None,
+        );
+        crate::log_notice!("repmgrd terminating");
+    }
+
+    /// Sleeps while staying responsive: a stop ends the wait at once, a
+    /// reload is applied at the next cycle.
+    fn sleep(&mut self, d: Duration) -> Flow {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Flow::Continue;
+            }
+            match signals::wait(&self.rx, left) {
+                Some(Wake::Stop(sig)) => {
+                    crate::log_notice!("{sig} received: terminating");
+                    return Flow::Stop;
+                }
+                Some(Wake::Reload) => self.pending_reload = true,
+                Some(Wake::UpstreamLost(_)) | None => {}
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- cycle
+
+    fn tick(&mut self) -> Flow {
+        if self.pending_reload {
+            self.pending_reload = false;
+            self.reload();
+        }
+        if !self.ensure_local() {
+            return Flow::Continue;
+        }
+        let id = self.node_id();
+        let state = match self
+            .local
+            .as_mut()
+            .map(|c| db::monitoring::local_state(c, id))
+        {
+            Some(Ok(s)) => s,
+            _ => {
+                self.local = None;
+                return Flow::Continue;
+            }
+        };
+        let flow = if state.in_recovery {
+            self.standby_tick(&state)
+        } else {
+            self.primary_tick();
+            Flow::Continue
+        };
+        if self.last_status_log.elapsed()
+            >= Duration::from_secs(self.cfg().log_status_interval.max(1) as u64)
+        {
+            self.last_status_log = Instant::now();
+            self.log_status(&state);
+        }
+        flow
+    }
+
+    fn log_status(&self, state: &db::monitoring::LocalState) {
+        let (id, name) = (self.node_id(), self.node_name());
+        match (&self.link, &self.degraded) {
+            (_, Some(_)) => crate::log_info!("node \"{name}\" (ID: {id}) monitoring in degraded state"),
+            (Some(l), None) if state.in_recovery => crate::log_info!(
+                "node \"{name}\" (ID: {id}) monitoring upstream node \"{}\" (ID: {}) in normal state",
+                l.rec.node_name,
+                l.rec.node_id
+            ),
+            _ => crate::log_info!("monitoring primary node \"{name}\" (ID: {id}) in normal state"),
+        }
+    }
+
+    /// Keeps a working local connection; reports the local server going
+    /// away and coming back.
+    fn ensure_local(&mut self) -> bool {
+        let healthy = self
+            .local
+            .as_mut()
+            .is_some_and(|c| c.is_valid(Duration::from_secs(2)).is_ok());
+        if healthy {
+            return true;
+        }
+        self.local = db::connect::connect(&self.conninfo, APP_NAME).ok();
+        let (id, name) = (self.node_id(), self.node_name());
+        match (self.local.is_some(), self.local_down) {
+            (true, true) => {
+                self.local_down = false;
+                crate::log_notice!("reconnected to local node \"{name}\" (ID: {id})");
+                if self.role == Role::Standby {
+                    self.set_own_active(true);
+                    self.event(
+                        "standby_recovery",
+                        true,
+                        format!("local standby \"{name}\" (ID: {id}) has recovered"),
+                        None,
+                    );
+                } else {
+                    self.event(
+                        "repmgrd_local_reconnect",
+                        true,
+                        format!("reconnected to local node \"{name}\" (ID: {id})"),
+                        None,
+                    );
+                }
+                true
+            }
+            (true, false) => true,
+            (false, false) => {
+                self.local_down = true;
+                crate::log_warning!("unable to connect to local node \"{name}\" (ID: {id})");
+                if self.role == Role::Standby {
+                    self.set_own_active(false);
+                    self.event(
+                        "standby_failure",
+                        false,
+                        format!("unable to connect to local standby \"{name}\" (ID: {id})"),
+                        None,
+                    );
+                } else {
+                    self.event(
+                        "repmgrd_local_disconnect",
+                        false,
+                        format!("unable to connect to local node \"{name}\" (ID: {id})"),
+                        None,
+                    );
+                }
+                false
+            }
+            (false, true) => false,
+        }
+    }
+
+    fn set_own_active(&mut self, active: bool) {
+        let id = self.node_id();
+        self.ensure_writer();
+        if let Some((_, w)) = self.writer.as_mut() {
+            if let Err(e) = db::nodes::set_active(w, id, active) {
+                crate::log_warning!(
+                    "unable to update this node's record: {}",
+                    e.detail.unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- primary
+
+    fn primary_tick(&mut self) {
+        if self.role == Role::Standby {
+            crate::log_notice!("local node is now a primary; monitoring it as such");
+        }
+        self.role = Role::Primary;
+        self.link = None;
+        self.watcher = None;
+        self.degraded = None;
+        let id = self.node_id();
+        if let Some(local) = self.local.as_mut() {
+            let _ = db::daemon_status::heartbeat(local, id, self.pid, None, false);
+        }
+        self.writer = None; // the local connection is the writer on a primary
+        let every = self.cfg().child_nodes_check_interval;
+        if every > 0 && self.last_child_check.elapsed() >= Duration::from_secs(every as u64) {
+            self.last_child_check = Instant::now();
+            self.check_children();
+        }
+    }
+
+    /// The primary watches its registered downstream nodes (child_nodes_*).
+    fn check_children(&mut self) {
+        let id = self.node_id();
+        let Some(local) = self.local.as_mut() else {
+            return;
+        };
+        let Ok(children) = db::nodes::downstream_of(local, id) else {
+            return;
+        };
+        let Ok(attached) = db::server::attached_standbys(local) else {
+            return;
+        };
+        let include_witness = self.loaded.config.child_nodes_connected_include_witness;
+        let mut events_to_send = Vec::new();
+        let mut missing = 0;
+        let mut connected = 0;
+        for c in &children {
+            if c.node_type == NodeType::Witness && !include_witness {
+                continue;
+            }
+            // A witness connects by SQL, not by streaming: count it as attached.
+            let now_attached = c.node_type == NodeType::Witness || attached.contains(&c.node_name);
+            match (self.children.get(&c.node_id).copied(), now_attached) {
+                (Some(true), false) => {
+                    events_to_send.push(("child_node_disconnect", c.clone(), "has disconnected"))
+                }
+                (Some(false), true) => {
+                    events_to_send.push(("child_node_reconnect", c.clone(), "has reconnected"))
+                }
+                (None, true) => {
+                    events_to_send.push(("child_node_new_connect", c.clone(), "has connected"))
+                }
+                _ => {}
+            }
+            self.children.insert(c.node_id, now_attached);
+            if now_attached {
+                connected += 1;
+            } else {
+                missing += 1;
+            }
+        }
+        for (ev, c, what) in events_to_send {
+            let details = format!("node \"{}\" (ID: {}) {what}", c.node_name, c.node_id);
+            crate::log_notice!("{details}");
+            self.event(ev, true, details, Some(id));
+        }
+        self.check_children_threshold(missing, connected);
+    }
+
+    /// `child_nodes_disconnect_command` when too many children are gone for
+    /// longer than `child_nodes_disconnect_timeout`.
+    fn check_children_threshold(&mut self, missing: i32, connected: i32) {
+        let cfg = self.cfg().clone();
+        let too_many_missing = cfg.child_nodes_disconnect_min_count >= 0
+            && missing >= cfg.child_nodes_disconnect_min_count
+            && missing > 0;
+        let too_few_connected = cfg.child_nodes_connected_min_count >= 0
+            && connected < cfg.child_nodes_connected_min_count;
+        if !(too_many_missing || too_few_connected) {
+            self.children_missing_since = None;
+            return;
+        }
+        let since = *self.children_missing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < Duration::from_secs(cfg.child_nodes_disconnect_timeout.max(0) as u64) {
+            return;
+        }
+        self.children_missing_since = None;
+        let details = format!("{missing} child node(s) disconnected, {connected} connected");
+        crate::log_warning!("{details}");
+        if !cfg.child_nodes_disconnect_command.trim().is_empty() {
+            let cmd = cfg
+                .child_nodes_disconnect_command
+                .replace("%p", &self.node_id().to_string());
+            match process::run(
+                process::shell(&cmd),
+                Duration::from_secs(60),
+                "child_nodes_disconnect_command",
+            ) {
+                Ok(o) if o.success() => {}
+                Ok(o) => crate::log_warning!(
+                    "child_nodes_disconnect_command returned {}",
+                    process::describe_status(&o.status)
+                ),
+                Err(e) => logging::log_error_report(&e),
+            }
+        }
+        self.event("child_nodes_disconnect_command", true, details, None);
+    }
+
+    // -------------------------------------------------------------- standby
+
+    fn standby_tick(&mut self, state: &db::monitoring::LocalState) -> Flow {
+        if self.role == Role::Primary {
+            crate::log_notice!("local node is now a standby; monitoring its upstream");
+        }
+        self.role = Role::Standby;
+        if self.link.is_none() && self.degraded.is_none() {
+            self.attach_link();
+        }
+        let up_ok = match self.link.as_ref() {
+            Some(_) => self.check_upstream(),
+            None => false,
+        };
+        if up_ok {
+            if let Some(d) = self.degraded.take() {
+                let (uid, uname) = self
+                    .link
+                    .as_ref()
+                    .map(|l| (l.rec.node_id, l.rec.node_name.clone()))
+                    .unwrap_or_default();
+                crate::log_notice!(
+                    "reconnected to upstream node \"{uname}\" (ID: {uid}) after {} seconds",
+                    d.since.elapsed().as_secs()
+                );
+                self.event(
+                    "repmgrd_upstream_reconnect",
+                    true,
+                    format!("reconnected to upstream node \"{uname}\" (ID: {uid})"),
+                    None,
+                );
+            }
+            if self.watcher.is_none() {
+                self.start_watcher();
+            }
+            self.heartbeat_and_history(state);
+            return Flow::Continue;
+        }
+        if self.degraded.is_some() {
+            return self.degraded_tick();
+        }
+        if self.link.is_none() {
+            crate::log_warning!("no upstream node found for this standby");
+            self.degraded = Some(Degraded {
+                since: Instant::now(),
+                lost_upstream: None,
+                next_election: None,
+            });
+            return Flow::Continue;
+        }
+        self.handle_upstream_loss()
+    }
+
+    /// Finds this standby's upstream from its own (replicated) metadata.
+    fn attach_link(&mut self) {
+        let id = self.node_id();
+        let Some(local) = self.local.as_mut() else {
+            return;
+        };
+        let Ok(nodes) = db::nodes::all(local) else {
+            return;
+        };
+        let upstream = nodes
+            .iter()
+            .find(|n| n.node_id == id)
+            .and_then(|me| me.upstream_node_id)
+            .and_then(|u| nodes.iter().find(|n| n.node_id == u))
+            .or_else(|| {
+                nodes
+                    .iter()
+                    .find(|n| n.node_type == NodeType::Primary && n.active)
+            })
+            .cloned();
+        if let Some(rec) = upstream {
+            if let Ok(ci) = ConnInfo::parse(&rec.conninfo) {
+                crate::log_info!(
+                    "monitoring upstream node \"{}\" (ID: {})",
+                    rec.node_name,
+                    rec.node_id
+                );
+                self.link = Some(Link {
+                    rec,
+                    ci,
+                    conn: None,
+                });
+                self.writer = None;
+                self.start_watcher();
+            }
+        }
+    }
+
+    fn start_watcher(&mut self) {
+        self.watch_gen += 1;
+        self.watcher = self
+            .link
+            .as_ref()
+            .and_then(|l| watch::start(&l.ci, self.watch_gen, self.tx.clone()));
+    }
+
+    /// One check of the upstream, by `connection_check_type`, bounded by
+    /// the conninfo's connect_timeout.
+    fn check_upstream(&mut self) -> bool {
+        let kind = self.cfg().connection_check_type;
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        match kind {
+            ConnectionCheckType::Ping => db::connect::ping(&link.ci, APP_NAME) == Ping::Ok,
+            ConnectionCheckType::Connection => db::connect::connect(&link.ci, APP_NAME).is_ok(),
+            ConnectionCheckType::Query => {
+                let ok = link
+                    .conn
+                    .as_mut()
+                    .is_some_and(|c| c.is_valid(Duration::from_secs(2)).is_ok());
+                if ok {
+                    return true;
+                }
+                link.conn = db::connect::connect(&link.ci, APP_NAME).ok();
+                link.conn.is_some()
+            }
+        }
+    }
+
+    /// Whether the upstream answers at all (used while retrying).
+    fn upstream_alive(&self, rec: &NodeRecord) -> bool {
+        ConnInfo::parse(&rec.conninfo)
+            .map(|ci| db::connect::ping(&ci, APP_NAME) == Ping::Ok)
+            .unwrap_or(false)
+    }
+
+    /// A connection to the current primary for writes.
+    fn ensure_writer(&mut self) {
+        if let Some((_, w)) = self.writer.as_mut() {
+            if w.is_valid(Duration::from_secs(2)).is_ok() {
+                return;
+            }
+        }
+        self.writer = None;
+        if self.role == Role::Primary {
+            if let Ok(c) = db::connect::connect(&self.conninfo, APP_NAME) {
+                self.writer = Some((self.node_id(), c));
+            }
+            return;
+        }
+        let Some(local) = self.local.as_mut() else {
+            return;
+        };
+        if let Ok(Some((rec, c))) = crate::commands::find_primary(local) {
+            self.writer = Some((rec.node_id, c));
+        }
+    }
+
+    fn heartbeat_and_history(&mut self, state: &db::monitoring::LocalState) {
+        let (id, pid) = (self.node_id(), self.pid);
+        let upstream = self.link.as_ref().map(|l| l.rec.node_id);
+        let history = self.cfg().monitoring_history;
+        self.ensure_writer();
+        let Some((primary_id, w)) = self.writer.as_mut() else {
+            return;
+        };
+        if db::daemon_status::heartbeat(w, id, pid, upstream, true).is_err() {
+            self.writer = None;
+            return;
+        }
+        if history {
+            if let (Some(recv), Some(replay)) = (state.receive_lsn, state.replay_lsn) {
+                let primary_id = *primary_id;
+                if let Err(e) = db::monitoring::insert_history(
+                    w,
+                    primary_id,
+                    id,
+                    recv,
+                    replay,
+                    state.last_replay.as_deref(),
+                ) {
+                    crate::log_warning!(
+                        "unable to write monitoring history: {}",
+                        e.detail.unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- failover
+
+    /// The upstream stopped answering: retry, then fail over (a primary) or
+    /// re-attach to the primary (an upstream standby).
+    fn handle_upstream_loss(&mut self) -> Flow {
+        let Some(up) = self.link.as_ref().map(|l| l.rec.clone()) else {
+            return Flow::Continue;
+        };
+        self.watcher = None;
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|(wid, _)| *wid == up.node_id)
+        {
+            self.writer = None;
+        }
+        crate::log_warning!(
+            "unable to connect to upstream node \"{}\" (ID: {})",
+            up.node_name,
+            up.node_id
+        );
+        self.event(
+            "repmgrd_upstream_disconnect",
+            false,
+            format!(
+                "lost connection to upstream node \"{}\" (ID: {})",
+                up.node_name, up.node_id
+            ),
+            None,
+        );
+        let attempts = self.cfg().reconnect_attempts.max(0);
+        let interval = Duration::from_secs(self.cfg().reconnect_interval.max(0) as u64);
+        for attempt in 1..=attempts {
+            crate::log_info!(
+                "checking state of node \"{}\" (ID: {}), {attempt} of {attempts} attempts",
+                up.node_name,
+                up.node_id
+            );
+            if self.upstream_alive(&up) {
+                crate::log_notice!(
+                    "node \"{}\" (ID: {}) has recovered, reconnecting",
+                    up.node_name,
+                    up.node_id
+                );
+                self.start_watcher();
+                self.event(
+                    "repmgrd_upstream_reconnect",
+                    true,
+                    format!(
+                        "reconnected to upstream node \"{}\" (ID: {})",
+                        up.node_name, up.node_id
+                    ),
+                    None,
+                );
+                return Flow::Continue;
+            }
+            if attempt < attempts && self.sleep(interval) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        crate::log_warning!(
+            "unable to reconnect to node \"{}\" (ID: {}) after {attempts} attempts",
+            up.node_name,
+            up.node_id
+        );
+        if up.node_type == NodeType::Primary {
+            self.failover(&up)
+        } else {
+            self.reattach_to_primary(&up)
+        }
+    }
+
+    fn local_paused(&mut self) -> bool {
+        let id = self.node_id();
+        self.local
+            .as_mut()
+            .and_then(|c| db::daemon_status::is_paused(c, id).ok())
+            .unwrap_or(false)
+    }
+
+    /// Everything the election needs, gathered in parallel.
+    fn gather(&mut self, failed: &NodeRecord) -> Option<(ElectionInput, Vec<NodeRecord>)> {
+        let id = self.node_id();
+        let paused = self.local_paused();
+        let local = self.local.as_mut()?;
+        let nodes = db::nodes::all(local).ok()?;
+        let me_rec = nodes.iter().find(|n| n.node_id == id)?.clone();
+        let my_pos = db::timeline::position(local).ok()?;
+        let siblings: Vec<NodeRecord> = nodes
+            .iter()
+            .filter(|n| n.active && n.node_id != id && n.node_id != failed.node_id)
+            .filter(|n| n.upstream_node_id == Some(failed.node_id))
+            .cloned()
+            .collect();
+        let window = 2.0 * self.interval().as_secs_f64();
+        let views = crate::commands::reach_all(&siblings)
+            .into_iter()
+            .map(|mut r| {
+                let (lsn, sees) = match r.conn.as_mut() {
+                    Some(c) => (
+                        db::timeline::position(c).map(|p| p.lsn).unwrap_or(0),
+                        r.in_recovery == Some(true)
+                            && db::monitoring::receiver_recently_active(c, window).unwrap_or(false),
+                    ),
+                    None => (0, false),
+                };
+                NodeView {
+                    node_id: r.node.node_id,
+                    node_type: r.node.node_type,
+                    priority: r.node.priority,
+                    location: r.node.location.clone(),
+                    visible: r.conn.is_some(),
+                    in_recovery: r.in_recovery,
+                    lsn,
+                    sees_primary: sees,
+                }
+            })
+            .collect();
+        let input = ElectionInput {
+            me: NodeView {
+                node_id: id,
+                node_type: me_rec.node_type,
+                priority: me_rec.priority,
+                location: me_rec.location.clone(),
+                visible: true,
+                in_recovery: Some(true),
+                lsn: my_pos.lsn,
+                sees_primary: false,
+            },
+            primary_location: failed.location.clone(),
+            siblings: views,
+            failover: self.cfg().failover,
+            paused,
+            primary_visibility_consensus: self.cfg().primary_visibility_consensus,
+        };
+        Some((input, nodes))
+    }
+
+    fn failover(&mut self, failed: &NodeRecord) -> Flow {
+        let Some((input, nodes)) = self.gather(failed) else {
+            crate::log_warning!("unable to gather the cluster state for an election");
+            self.enter_degraded(Some(failed.clone()), true);
+            return Flow::Continue;
+        };
+        let outcome = election::decide(&input);
+        let visible = input.siblings.iter().filter(|s| s.visible).count() + 1;
+        crate::log_info!(
+            "election: {visible} of {} node(s) visible, outcome {outcome:?}",
+            input.siblings.len() + 1
+        );
+        match outcome {
+            Outcome::NotCandidate(why) => {
+                crate::log_notice!("not taking action: {why}");
+                if self.cfg().failover == Failover::Manual {
+                    let (id, name) = (self.node_id(), self.node_name());
+                    self.event(
+                        "standby_disconnect_manual",
+                        true,
+                        format!("node \"{name}\" (ID: {id}) lost its upstream \"{}\" (ID: {}); failover is manual", failed.node_name, failed.node_id),
+                        None,
+                    );
+                }
+                self.enter_degraded(Some(failed.clone()), false);
+                Flow::Continue
+            }
+            Outcome::Cancelled(why) => {
+                crate::log_warning!("failover cancelled: {why}");
+                self.enter_degraded(Some(failed.clone()), true);
+                Flow::Continue
+            }
+            Outcome::FollowExisting { new_primary } => {
+                self.follow_new_primary(new_primary, &nodes, failed)
+            }
+            Outcome::Won => self.promote_self(failed, &input),
+            Outcome::Lost { winner } => {
+                crate::log_notice!(
+                    "node {winner} is the promotion candidate; waiting for it to become primary"
+                );
+                self.wait_for_new_primary(failed, Some(winner), &nodes)
+            }
+            Outcome::NoCandidate => {
+                crate::log_warning!("no node is eligible for promotion");
+                self.wait_for_new_primary(failed, None, &nodes)
+            }
+        }
+    }
+
+    fn enter_degraded(&mut self, lost: Option<NodeRecord>, rerun: bool) {
+        let rerun_at = rerun.then(|| {
+            Instant::now() + Duration::from_secs(self.cfg().election_rerun_interval.max(1) as u64)
+        });
+        match self.degraded.as_mut() {
+            Some(d) => d.next_election = rerun_at,
+            None => {
+                self.degraded = Some(Degraded {
+                    since: Instant::now(),
+                    lost_upstream: lost,
+                    next_election: rerun_at,
+                })
+            }
+        }
+    }
+
+    /// In degraded state: a primary may have appeared (follow it), the
+    /// election may be due again, or repmgrd gives up after
+    /// `degraded_monitoring_timeout`.
+    fn degraded_tick(&mut self) -> Flow {
+        let timeout = self.cfg().degraded_monitoring_timeout;
+        let Some(d) = self.degraded.as_ref() else {
+            return Flow::Continue;
+        };
+        if timeout > 0 && d.since.elapsed() >= Duration::from_secs(timeout as u64) {
+            crate::log_warning!(
+                "degraded monitoring timeout ({timeout} seconds) exceeded, terminating"
+            );
+            return Flow::Stop;
+        }
+        let lost = d.lost_upstream.clone();
+        let due = d.next_election.is_some_and(|t| Instant::now() >= t);
+        let can_act = self.cfg().failover == Failover::Automatic && !self.local_paused();
+        if !can_act {
+            return Flow::Continue;
+        }
+        let id = self.node_id();
+        let nodes = match self.local.as_mut().map(db::nodes::all) {
+            Some(Ok(n)) => n,
+            _ => return Flow::Continue,
+        };
+        let others: Vec<NodeRecord> = nodes
+            .iter()
+            .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
+            .cloned()
+            .collect();
+        let lost_id = lost.as_ref().map(|l| l.node_id);
+        let primary = crate::commands::reach_all(&others)
+            .into_iter()
+            .find(|r| r.in_recovery == Some(false) && Some(r.node.node_id) != lost_id);
+        if let Some(p) = primary {
+            crate::log_notice!(
+                "found new primary \"{}\" (ID: {})",
+                p.node.node_name,
+                p.node.node_id
+            );
+            let failed = lost.unwrap_or_else(|| p.node.clone());
+            return self.follow_new_primary(p.node.node_id, &nodes, &failed);
+        }
+        if due {
+            if let Some(l) = lost.filter(|l| l.node_type == NodeType::Primary) {
+                crate::log_notice!("rerunning the election");
+                return self.failover(&l);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The winner: check once more that the old primary is really gone,
+    /// validate, promote, record.
+    fn promote_self(&mut self, failed: &NodeRecord, input: &ElectionInput) -> Flow {
+        let (id, name) = (self.node_id(), self.node_name());
+        if self.upstream_alive(failed) {
+            crate::log_notice!(
+                "original primary \"{}\" (ID: {}) reappeared; not promoting",
+                failed.node_name,
+                failed.node_id
+            );
+            self.event(
+                "repmgrd_failover_abort",
+                true,
+                format!(
+                    "original primary \"{}\" (ID: {}) reappeared before promotion",
+                    failed.node_name, failed.node_id
+                ),
+                None,
+            );
+            self.degraded = None;
+            self.start_watcher();
+            return Flow::Continue;
+        }
+        if !self.validate_failover(input) {
+            self.enter_degraded(Some(failed.clone()), true);
+            return Flow::Continue;
+        }
+        crate::log_notice!(
+            "this node is the winner, will now promote itself and inform other nodes"
+        );
+        let command = self.cfg().promote_command.trim().to_string();
+        let result = if command.is_empty() {
+            self.builtin_promote()
+        } else {
+            self.run_hook(&command, "promote_command")
+        };
+        if let Err(e) = result {
+            logging::log_error_report(&e);
+            if self.upstream_alive(failed) {
+                self.event(
+                    "repmgrd_failover_abort",
+                    false,
+                    format!(
+                        "promotion failed and original primary \"{}\" (ID: {}) reappeared",
+                        failed.node_name, failed.node_id
+                    ),
+                    None,
+                );
+                self.degraded = None;
+                self.start_watcher();
+            } else {
+                self.event(
+                    "repmgrd_promote_error",
+                    false,
+                    format!(
+                        "promotion of node \"{name}\" (ID: {id}) failed: {}",
+                        e.message()
+                    ),
+                    None,
+                );
+                self.enter_degraded(Some(failed.clone()), true);
+            }
+            return Flow::Continue;
+        }
+        self.role = Role::Primary;
+        self.link = None;
+        self.watcher = None;
+        self.degraded = None;
+        self.writer = None;
+        let details = format!(
+            "node \"{name}\" (ID: {id}) promoted to primary; old primary \"{}\" (ID: {}) marked as failed",
+            failed.node_name, failed.node_id
+        );
+        crate::log_notice!("{details}");
+        self.event(
+            "repmgrd_failover_promote",
+            true,
+            details,
+            Some(failed.node_id),
+        );
+        Flow::Continue
+    }
+
+    /// `failover_validation_command` (%n %a %v %u %t): exit 0 lets the
+    /// promotion go ahead.
+    fn validate_failover(&self, input: &ElectionInput) -> bool {
+        let cmd = self.cfg().failover_validation_command.trim();
+        if cmd.is_empty() {
+            return true;
+        }
+        let visible = input.siblings.iter().filter(|s| s.visible).count() + 1;
+        let line = cmd
+            .replace("%n", &self.node_id().to_string())
+            .replace("%a", &self.node_name())
+            .replace("%v", &visible.to_string())
+            .replace("%u", &(input.siblings.len() + 1).to_string())
+            .replace("%t", &(input.siblings.len() + 2).to_string());
+        match process::run(
+            process::shell(&line),
+            Duration::from_secs(60),
+            "failover_validation_command",
+        ) {
+            Ok(o) if o.success() => true,
+            Ok(o) => {
+                crate::log_notice!(
+                    "failover_validation_command returned {}: not promoting now",
+                    process::describe_status(&o.status)
+                );
+                false
+            }
+            Err(e) => {
+                logging::log_error_report(&e);
+                false
+            }
+        }
+    }
+
+    fn builtin_promote(&mut self) -> Result<()> {
+        let local = match self.local.take() {
+            Some(c) => c,
+            None => db::connect::connect(&self.conninfo, APP_NAME)?,
+        };
+        let ci = self.conninfo.clone();
+        let reconnect = move || db::connect::connect(&ci, APP_NAME);
+        let mut conn =
+            cli_promote::promote_local(&self.loaded.config, &self.bin, local, &reconnect)?;
+        if db::schema::exists(&mut conn)? {
+            let (term, _ev, _ts) = cli_promote::record_promotion(&self.loaded.config, &mut conn)?;
+            crate::log_info!("voting term is now {term}");
+        }
+        self.local = Some(conn);
+        Ok(())
+    }
+
+    /// Runs a user command (promote_command, follow_command) with a deadline.
+    fn run_hook(&mut self, line: &str, what: &str) -> Result<()> {
+        let limit = Duration::from_secs((self.cfg().promote_check_timeout.max(1) + 60) as u64);
+        process::run_checked(process::shell(line), limit, what, ExitCode::LocalCommand)?;
+        self.local = None;
+        Ok(())
+    }
+
+    /// A loser waits for the winner (polled finely) or any sibling (polled
+    /// every second) to run as primary, at most primary_notification_timeout.
+    fn wait_for_new_primary(
+        &mut self,
+        failed: &NodeRecord,
+        winner: Option<i32>,
+        nodes: &[NodeRecord],
+    ) -> Flow {
+        let timeout = Duration::from_secs(self.cfg().primary_notification_timeout.max(1) as u64);
+        let deadline = Instant::now() + timeout;
+        let id = self.node_id();
+        let mut winner_conn = winner
+            .and_then(|w| nodes.iter().find(|n| n.node_id == w))
+            .and_then(|rec| crate::commands::connect_record(rec).ok());
+        let others: Vec<NodeRecord> = nodes
+            .iter()
+            .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
+            .cloned()
+            .collect();
+        let mut next_scan = Instant::now();
+        while Instant::now() < deadline {
+            if let (Some(w), Some(c)) = (winner, winner_conn.as_mut()) {
+                if let Ok(false) = db::server::in_recovery(c) {
+                    return self.follow_new_primary(w, nodes, failed);
+                }
+            }
+            if Instant::now() >= next_scan {
+                next_scan = Instant::now() + SIBLING_SCAN;
+                for r in crate::commands::reach_all(&others) {
+                    if r.in_recovery != Some(false) {
+                        continue;
+                    }
+                    if r.node.node_id == failed.node_id {
+                        crate::log_notice!(
+                            "original primary \"{}\" (ID: {}) reappeared",
+                            failed.node_name,
+                            failed.node_id
+                        );
+                        self.event(
+                            "repmgrd_failover_aborted",
+                            true,
+                            format!(
+                                "original primary \"{}\" (ID: {}) reappeared",
+                                failed.node_name, failed.node_id
+                            ),
+                            None,
+                        );
+                        self.degraded = None;
+                        self.start_watcher();
+                        return Flow::Continue;
+                    }
+                    return self.follow_new_primary(r.node.node_id, nodes, failed);
+                }
+                if winner_conn.is_none() {
+                    winner_conn = winner
+                        .and_then(|w| nodes.iter().find(|n| n.node_id == w))
+                        .and_then(|rec| crate::commands::connect_record(rec).ok());
+                }
+            }
+            if self.sleep(WINNER_POLL) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        crate::log_warning!(
+            "no new primary appeared within {} seconds",
+            timeout.as_secs()
+        );
+        self.enter_degraded(Some(failed.clone()), true);
+        Flow::Continue
+    }
+
+    /// Follows `new_id` with follow_command or the built-in follow.
+    fn follow_new_primary(
+        &mut self,
+        new_id: i32,
+        nodes: &[NodeRecord],
+        failed: &NodeRecord,
+    ) -> Flow {
+        let (id, name) = (self.node_id(), self.node_name());
+        if self.local_paused() {
+            crate::log_notice!("repmgrd is paused; not following the new primary");
+            self.enter_degraded(Some(failed.clone()), false);
+            return Flow::Continue;
+        }
+        let Some(target) = nodes.iter().find(|n| n.node_id == new_id).cloned() else {
+            crate::log_warning!("new primary {new_id} has no record in the local metadata");
+            self.enter_degraded(Some(failed.clone()), true);
+            return Flow::Continue;
+        };
+        crate::log_notice!(
+            "attempting to follow new primary \"{}\" (ID: {new_id})",
+            target.node_name
+        );
+        let command = self.cfg().follow_command.trim().to_string();
+        let result = if command.is_empty() {
+            self.builtin_follow(&target)
+        } else {
+            self.run_hook(
+                &command.replace("%n", &new_id.to_string()),
+                "follow_command",
+            )
+        };
+        if let Err(e) = result {
+            logging::log_error_report(&e);
+            if self.upstream_alive(failed) && failed.node_id != new_id {
+                self.event("repmgrd_failover_aborted", false, format!("following node {new_id} failed and original primary \"{}\" (ID: {}) reappeared", failed.node_name, failed.node_id), None);
+            }
+            self.enter_degraded(Some(failed.clone()), true);
+            return Flow::Continue;
+        }
+        self.link = ConnInfo::parse(&target.conninfo).ok().map(|ci| Link {
+            rec: target.clone(),
+            ci,
+            conn: None,
+        });
+        self.degraded = None;
+        self.writer = None;
+        self.start_watcher();
+        let details = format!(
+            "node \"{name}\" (ID: {id}) now following new upstream node \"{}\" (ID: {new_id})",
+            target.node_name
+        );
+        crate::log_notice!("{details}");
+        self.event("repmgrd_failover_follow", true, details, Some(new_id));
+        Flow::Continue
+    }
+
+    fn builtin_follow(&mut self, target: &NodeRecord) -> Result<()> {
+        let mut local = match self.local.take() {
+            Some(c) => c,
+            None => db::connect::connect(&self.conninfo, APP_NAME)?,
+        };
+        let mut tconn = crate::commands::connect_record(target)?;
+        cli_follow::check_can_follow(&mut local, &mut tconn, target)?;
+        cli_follow::follow_node(&self.loaded.config, &self.bin, local, target, &mut tconn)?;
+        Ok(())
+    }
+
+    /// A cascaded standby whose upstream standby died re-attaches to the
+    /// primary.
+    fn reattach_to_primary(&mut self, lost: &NodeRecord) -> Flow {
+        if self.cfg().failover != Failover::Automatic || self.local_paused() {
+            crate::log_notice!(
+                "upstream standby lost; not re-attaching (failover is manual or repmgrd is paused)"
+            );
+            self.enter_degraded(Some(lost.clone()), false);
+            return Flow::Continue;
+        }
+        let id = self.node_id();
+        let nodes = match self.local.as_mut().map(db::nodes::all) {
+            Some(Ok(n)) => n,
+            _ => return Flow::Continue,
+        };
+        let others: Vec<NodeRecord> = nodes
+            .iter()
+            .filter(|n| {
+                n.node_id != id && n.node_id != lost.node_id && n.node_type != NodeType::Witness
+            })
+            .cloned()
+            .collect();
+        match crate::commands::reach_all(&others)
+            .into_iter()
+            .find(|r| r.in_recovery == Some(false))
+        {
+            Some(p) => self.follow_new_primary(p.node.node_id, &nodes, lost),
+            None => {
+                crate::log_warning!("no primary found to re-attach to");
+                self.enter_degraded(Some(lost.clone()), false);
+                Flow::Continue
+            }
+        }
+    }
+
+    // --------------------------------------------------------------- events
+
+    /// Records an event on the primary when one is reachable, and runs the
+    /// notification hook in the background in every case.
+    fn event(&mut self, name: &str, successful: bool, details: String, primary_id: Option<i32>) {
+        let ev = Event {
+            successful,
+            primary_id,
+            ..Event::for_node(&self.loaded.config, name, details)
+        };
+        let mut ts = None;
+        let writer = match self.role {
+            Role::Primary => self.local.as_mut(),
+            _ => self.writer.as_mut().map(|(_, c)| c),
+        };
+        if let Some(w) = writer {
+            match events::write(w, &ev) {
+                Ok(t) => ts = Some(t),
+                Err(e) => crate::log_debug!("event \"{name}\" not recorded: {}", e.message()),
+            }
+        }
+        events::notify_in_background(&self.loaded.config, &ev, ts.as_deref());
+    }
+
+    // --------------------------------------------------------------- reload
+
+    /// SIGHUP: re-read repmgr.conf, apply what may change at run time, and
+    /// reopen the log file (logrotate).
+    fn reload(&mut self) {
+        crate::log_notice!("received SIGHUP: reloading configuration and reopening log file");
+        let _ = logging::sink().reopen();
+        let fresh = match config::load_file(&self.loaded.path) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::log_warning!("configuration file not reloaded: it contains errors");
+                for m in &e.messages {
+                    crate::log_detail!("{m}");
+                }
+                return;
+            }
+        };
+        let (old, new) = (&self.loaded.config, &fresh.config);
+        if old.node_id != new.node_id || old.node_name != new.node_name {
+            crate::log_warning!("\"node_id\" and \"node_name\" cannot be changed at run time; configuration not reloaded");
+            return;
+        }
+        let conninfo = match ConnInfo::parse(&new.conninfo) {
+            Ok(ci) => ci,
+            Err(e) => {
+                crate::log_warning!(
+                    "new \"conninfo\" is invalid ({e}); configuration not reloaded"
+                );
+                return;
+            }
+        };
+
+        logging::set_level(new.log_level);
+        if new.log_file != old.log_file {
+            let res = if new.log_file.is_empty() {
+                logging::sink().to_stderr();
+                Ok(())
+            } else {
+                logging::sink().open(&new.log_file)
+            };
+            if let Err(e) = res {
+                crate::log_warning!("unable to open log file \"{}\": {e}", new.log_file);
+            }
+        }
+        if conninfo != self.conninfo {
+            self.local = None;
+        }
+        self.conninfo = conninfo;
+        self.loaded = fresh;
+        crate::log_notice!("configuration file reloaded");
+        let (id, name) = (self.node_id(), self.node_name());
+        self.event(
+            "repmgrd_reload",
+            true,
+            format!("repmgrd on node \"{name}\" (ID: {id}) reloaded its configuration"),
+            None,
+        );
+    }
+}
