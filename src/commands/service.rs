@@ -274,7 +274,8 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         for w in &warnings {
             text.push_str(&format!("\n  - {w}"));
         }
-        crate::log_warning!("{text}");
+        // repmgr logs the list as one message ending in a newline.
+        crate::log_warning!("{text}\n");
         if connection_errors && !ctx.opts.verbose {
             crate::log_hint!("execute with --verbose option to see connection error messages");
         }
