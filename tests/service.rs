@@ -381,3 +381,41 @@ fn daemon_start_with_a_failing_start_command_exits_27() {
     r.assert_code(27);
     r.assert_stderr_contains("repmgrd does not appear to have started after 2 seconds");
 }
+
+#[test]
+fn daemon_start_after_a_killed_repmgrd() {
+    let p = Node::primary("node1", 1);
+    p.repmgr(&["primary", "register"]).assert_success();
+    let dir = user_tempdir();
+    let pid_file = dir.path().join("repmgrd.pid");
+    let log = dir.path().join("repmgrd.log");
+    append_conf(
+        &p,
+        &format!(
+            "repmgrd_pid_file='{}'\nlog_file='{}'",
+            pid_file.display(),
+            log.display()
+        ),
+    );
+    let _guard = KillOnDrop(pid_file.clone());
+
+    // A foreground repmgrd (reaped by this test) killed without a clean
+    // stop: its heartbeat is still fresh, its pid file names a dead pid.
+    let mut d = Daemon::repmgrd("repmgrd-killed", &["-f", &p.conf, "--daemonize=false"]);
+    poll_until(Duration::from_secs(20), "heartbeat", || {
+        p.count("SELECT count(*) FROM repmgr.repmgrd_status WHERE pid IS NOT NULL") == 1
+    });
+    assert_eq!(read_pid(&pid_file), Some(d.pid()));
+    d.signal(Signal::SIGKILL);
+    d.wait_exit(Duration::from_secs(10));
+
+    let r = p.repmgr(&["daemon", "start"]);
+    r.assert_success();
+    r.assert_stderr_contains("repmgrd was successfully started");
+    let pid = read_pid(&pid_file).expect("pid file rewritten");
+    assert_ne!(pid, d.pid());
+    assert!(pid_alive(pid));
+    let r = p.repmgr(&["daemon", "stop"]);
+    r.assert_success();
+    assert!(!pid_alive(pid));
+}

@@ -445,17 +445,22 @@ struct LocalDaemon {
     file_pid: Option<i32>,
     /// The pid file exists but names no live repmgrd.
     stale_file: bool,
+    /// The pid the pid file holds, live or not.
+    recorded: Option<i32>,
     /// This node's row, as the local node's copy of the table has it.
     row: Option<DaemonStatus>,
 }
 
 impl LocalDaemon {
     fn running_pid(&self) -> Option<i32> {
+        // A fresh heartbeat from the very pid the pid file shows dead is
+        // a repmgrd that just died: the process table is the better witness.
         self.file_pid.or_else(|| {
             self.row
                 .as_ref()
                 .filter(|r| r.is_running())
                 .and_then(|r| r.pid)
+                .filter(|p| Some(*p) != self.recorded)
         })
     }
 }
@@ -477,6 +482,7 @@ fn local_daemon(ctx: &Ctx, conn: Option<&mut Client>) -> LocalDaemon {
         pid_file,
         file_pid,
         stale_file,
+        recorded,
         row,
     }
 }
@@ -590,7 +596,13 @@ pub fn start(ctx: &Ctx) -> Result<()> {
 
     crate::log_notice!("executing: \"{shown}\"");
     if custom.is_empty() {
-        run_direct_start(direct_start_command(ctx)?)?;
+        run_direct_start(direct_start_command(ctx)?).map_err(|e| {
+            if cfg.log_file.is_empty() {
+                e
+            } else {
+                e.hint(format!("see the repmgrd log file \"{}\"", cfg.log_file))
+            }
+        })?;
     } else {
         crate::process::run_checked(
             crate::process::shell(custom),
