@@ -10,6 +10,7 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,18 +81,51 @@ pub fn shell(command_line: &str) -> Command {
     c
 }
 
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<String>> {
+/// A stream being read to its end by a thread, into a shared buffer.
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    thread: JoinHandle<()>,
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<Drain> {
     r.map(|mut r| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        Drain { buf, thread }
     })
 }
 
-fn join(h: Option<JoinHandle<String>>) -> String {
-    h.and_then(|h| h.join().ok()).unwrap_or_default()
+/// How long, after the child exited, its streams may stay open: a process
+/// it left running in the background (a daemon started by a service
+/// command) can hold them forever, and must not hold us.
+const STREAM_GRACE: Duration = Duration::from_secs(2);
+
+/// What the child wrote, once its stream closed or the grace ran out.
+fn join(d: Option<Drain>) -> String {
+    let Some(d) = d else {
+        return String::new();
+    };
+    let start = Instant::now();
+    while !d.thread.is_finished() && start.elapsed() < STREAM_GRACE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if d.thread.is_finished() {
+        let _ = d.thread.join();
+    }
+    let bytes = d.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Kills the child's whole process group: TERM, a short grace, then KILL.
@@ -421,6 +455,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, ExitCode::BadRsync);
+    }
+
+    #[test]
+    fn a_background_process_holding_the_pipes_does_not_block() {
+        let start = Instant::now();
+        let out = run(
+            shell("echo started; sleep 6 & exit 0"),
+            Duration::from_secs(10),
+            "starter",
+        )
+        .unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout, "started\n");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn a_hung_primary_is_detected_in_time() {
     let took = stopped.elapsed();
     kill(Pid::from_raw(pm), Signal::SIGCONT).unwrap();
     assert!(promoted, "no failover after SIGSTOP of the primary");
-        // At most: a 1 s tick, the failing check's 2 s connect deadline (the
+    // At most: a 1 s tick, the failing check's 2 s connect deadline (the
     // first attempt), the second attempt's 2 s deadline, and the promotion.
     assert!(took < Duration::from_secs(7), "took {took:?}");
 }

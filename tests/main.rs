@@ -22,3 +22,5 @@ mod promote_follow;
 mod failover;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
+// repmgrd control: service status/pause/unpause, daemon start/stop.
+mod service;

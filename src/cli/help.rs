@@ -463,10 +463,20 @@ repmgr service status: display the status of repmgrd on each node
 
 Usage:
     repmgr [OPTIONS] service status
+    repmgr [OPTIONS] daemon status
+
+  Shows, for every registered node, whether PostgreSQL answers and whether
+  its repmgrd is running (its heartbeat in repmgr.repmgrd_status is fresher
+  than three monitoring intervals), with its PID, whether it is paused, and
+  when it last saw its upstream. Exits 0 unless the metadata cannot be read.
 
 Options:
-  --csv                     emit output as CSV
-  --detail                  show additional detail
+  --csv                     emit output as CSV:
+                            id,name,type,pg_running,repmgrd_running,pid,paused,
+                            priority,upstream_last_seen_secs,location
+                            (-1 where unknown)
+  --detail                  show additional detail (location and priority)
+  --compact                 shorter column headers
   --verbose                 show text of database connection error messages
 "
         }
@@ -478,8 +488,14 @@ Usage:
     repmgr [OPTIONS] service pause
     repmgr [OPTIONS] service unpause
 
+  Sets the pause flag of every registered node on the primary (found from
+  the local node's metadata); each repmgrd obeys its own node's replicated
+  copy. Upgrades a version 1 metadata schema on the primary first.
+  Exits 26 if the flag cannot be written on the primary.
+
 Options:
-  --dry-run                 check if nodes are reachable but don't pause or unpause
+  --dry-run                 check if the primary and nodes are reachable but
+                            don't pause or unpause
 "
         }
         DaemonStart | DaemonStop => {
@@ -490,10 +506,19 @@ Usage:
     repmgr [OPTIONS] daemon start
     repmgr [OPTIONS] daemon stop
 
+  Runs \"repmgrd_service_start_command\" / \"repmgrd_service_stop_command\"
+  when set; otherwise \"daemon start\" runs \"repmgrd -f <config file>\"
+  (which detaches itself) and \"daemon stop\" sends SIGTERM to the PID in
+  repmgrd's pid file (\"repmgrd_pid_file\", default $TMPDIR/repmgrd.pid).
+  Exits 0 with a notice if repmgrd is already running / stopped, 27 if the
+  command fails or repmgrd does not start / stop in time.
+
 Options:
-  --dry-run                 check prerequisites but don't start or stop repmgrd
-  -w, --wait                wait for repmgrd to start or stop (default)
-  --no-wait                 don't wait
+  --dry-run                 check prerequisites and show the command, but
+                            don't start or stop repmgrd
+  -w, --wait[=VALUE]        wait for repmgrd to start or stop (default: 15
+                            seconds; this is the default behaviour)
+  -W, --no-wait             don't wait
 "
         }
     }

@@ -10,7 +10,7 @@ use crate::output;
 
 /// How a node answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
+pub(crate) enum Reach {
     Up,
     /// The server answers but would not let us in (repmgr's REJECTED).
     Rejected,
@@ -19,14 +19,14 @@ enum Reach {
 
 /// What one parallel probe of a node found.
 #[derive(Debug, Clone)]
-struct Probe {
-    reach: Reach,
-    error: Option<String>,
-    in_recovery: Option<bool>,
-    timeline: Option<i64>,
+pub(crate) struct Probe {
+    pub reach: Reach,
+    pub error: Option<String>,
+    pub in_recovery: Option<bool>,
+    pub timeline: Option<i64>,
     /// application_names streaming from this node.
-    attached: Vec<String>,
-    replay_paused: bool,
+    pub attached: Vec<String>,
+    pub replay_paused: bool,
 }
 
 impl Probe {
@@ -45,9 +45,14 @@ impl Probe {
 /// Probes one node: a connection bounded by its connect_timeout, then a few
 /// cheap queries. Never fails: what went wrong is part of the result.
 fn probe(n: &NodeRecord) -> Probe {
+    probe_keep(n).0
+}
+
+/// [`probe`], keeping the connection for further questions.
+fn probe_keep(n: &NodeRecord) -> (Probe, Option<postgres::Client>) {
     let ci = match parse_conninfo(&n.conninfo, "conninfo") {
         Ok(ci) => ci,
-        Err(e) => return Probe::down(Reach::Down, e.detail.unwrap_or_default()),
+        Err(e) => return (Probe::down(Reach::Down, e.detail.unwrap_or_default()), None),
     };
     let mut c = match db::connect::probe(&ci, APP_NAME) {
         Ok(c) => c,
@@ -57,21 +62,55 @@ fn probe(n: &NodeRecord) -> Probe {
                 _ => Reach::Down,
             };
             let text = e.detail.clone().unwrap_or_else(|| e.message().to_string());
-            return Probe::down(reach, text);
+            return (Probe::down(reach, text), None);
         }
     };
     let in_recovery = db::server::in_recovery(&mut c).ok();
     let timeline = db::server::timeline(&mut c).ok();
     let replay_paused = db::server::wal_replay_paused(&mut c).unwrap_or(false);
     let attached = db::server::attached_standbys(&mut c).unwrap_or_default();
-    Probe {
+    let p = Probe {
         reach: Reach::Up,
         error: None,
         in_recovery,
         timeline,
         attached,
         replay_paused,
-    }
+    };
+    (p, Some(c))
+}
+
+/// Probes every node at once like [`probe_all`], then asks each reachable
+/// node `ask` on the same connection (still in that node's thread).
+pub(crate) fn probe_all_with<T, F>(nodes: &[NodeRecord], ask: F) -> Vec<(Probe, Option<T>)>
+where
+    T: Send + 'static,
+    F: Fn(&NodeRecord, &mut postgres::Client) -> T + Send + Sync + 'static,
+{
+    let ask = std::sync::Arc::new(ask);
+    let handles: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|n| {
+            let ask = ask.clone();
+            thread::spawn(move || {
+                let (p, c) = probe_keep(&n);
+                let answer = c.map(|mut c| ask(&n, &mut c));
+                (p, answer)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join().unwrap_or_else(|_| {
+                (
+                    Probe::down(Reach::Down, "internal error while probing".into()),
+                    None,
+                )
+            })
+        })
+        .collect()
 }
 
 /// Probes every node at once, so one hung node costs one timeout in total.
@@ -91,7 +130,7 @@ fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
 }
 
 /// The Status cell for a node, plus a warning when it is an issue.
-fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
+pub(crate) fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
     let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
     let kind = n.node_type;
     if p.reach != Reach::Up {
@@ -172,7 +211,7 @@ fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
 
 /// The Upstream cell: the name, marked `?` when the upstream cannot be
 /// asked and `!` when the node is not streaming from it.
-fn upstream_cell(
+pub(crate) fn upstream_cell(
     n: &NodeRecord,
     p: &Probe,
     nodes: &[NodeRecord],

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod primary;
+pub mod service;
 pub mod standby;
 
 use postgres::Client;
@@ -312,6 +313,11 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         StandbyFollow => standby::follow(ctx),
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
+        ServiceStatus => service::status(ctx),
+        ServicePause => service::pause(ctx, true),
+        ServiceUnpause => service::pause(ctx, false),
+        DaemonStart => service::start(ctx),
+        DaemonStop => service::stop(ctx),
         other => Err(Error::new(
             ExitCode::BadConfig,
             format!(

@@ -123,7 +123,7 @@ fn parse(args: &[String]) -> Result<Plan> {
 
 /// The pid file repmgrd uses: -p, else `repmgrd_pid_file`, else
 /// `$TMPDIR/repmgrd.pid` as repmgr does.
-fn pid_file_path(opts: &DaemonOpts, cfg: &Config) -> Option<PathBuf> {
+pub fn pid_file_path(opts: &DaemonOpts, cfg: &Config) -> Option<PathBuf> {
     if opts.no_pid_file {
         return None;
     }
