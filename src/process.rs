@@ -252,7 +252,7 @@ pub fn run_logged(
         let now = Instant::now();
         if now >= deadline {
             kill_tree(&mut child);
-            let text = format!("{}{}", join(out), join(err));
+            let text = format!("{}{}", join_stream(out), join_stream(err));
             return Err(Error::new(
                 code,
                 format!(
@@ -283,8 +283,8 @@ pub fn run_logged(
     };
     let output = Output {
         status,
-        stdout: join(out),
-        stderr: join(err),
+        stdout: join_stream(out),
+        stderr: join_stream(err),
         elapsed: start.elapsed(),
     };
     crate::log_debug!(
@@ -293,6 +293,11 @@ pub fn run_logged(
         output.elapsed.as_millis()
     );
     Ok(output)
+}
+
+/// What a [`stream`] thread kept, once the stream closed.
+fn join_stream(h: Option<JoinHandle<String>>) -> String {
+    h.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
 /// Reads a child's stream: logs each line (split at `\n` or `\r`), echoes

@@ -36,8 +36,20 @@ pub fn check_not_running(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A process that exists and is not a zombie (a killed daemon whose parent
+/// has not reaped it yet is gone for our purposes).
 fn alive(pid: i32) -> bool {
-    !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+    if matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH)) {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z"),
+        Err(_) => true,
+    }
 }
 
 /// The written pid file; removed on drop if it still holds our pid.
