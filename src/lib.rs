@@ -19,4 +19,5 @@ pub mod events;
 pub mod output;
 pub mod pgtools;
 pub mod process;
+pub mod remote;
 pub mod replconf;

@@ -194,6 +194,35 @@ pub fn run(mut cmd: Command, limit: Duration, what: &str) -> Result<Output> {
     Ok(output)
 }
 
+/// Runs `cmd` with no input or output at all (for a process that leaves a
+/// background child behind, such as an ssh control master), within `limit`.
+pub fn run_quiet(mut cmd: Command, limit: Duration, what: &str) -> Result<ExitStatus> {
+    let shown = display_command(&cmd);
+    crate::log_debug!("executing {what}: {shown}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(ExitCode::LocalCommand, format!("unable to execute {what}"))
+            .detail(format!("{shown}: {e}"))
+    })?;
+    match child.wait_timeout(limit) {
+        Ok(Some(s)) => Ok(s),
+        _ => {
+            kill_tree(&mut child);
+            Err(Error::new(
+                ExitCode::LocalCommand,
+                format!(
+                    "{what} did not finish within {} s and was stopped",
+                    limit.as_secs()
+                ),
+            )
+            .detail(shown))
+        }
+    }
+}
+
 /// Like [`run`], but a non-zero exit is an error carrying the child's output.
 pub fn run_checked(cmd: Command, limit: Duration, what: &str, code: ExitCode) -> Result<Output> {
     let shown = display_command(&cmd);

@@ -49,8 +49,9 @@ impl Node {
 /// Writes a repmgr.conf into the node's dir and returns its path.
 pub fn write_conf(pg: &PgNode, id: i32, name: &str, conninfo: &str, extra: &str) -> String {
     let text = format!(
-        "node_id={id}\nnode_name='{name}'\nconninfo='{conninfo}'\ndata_directory='{}'\n{extra}\n",
-        pg.datadir.display()
+                "node_id={id}\nnode_name='{name}'\nconninfo='{conninfo}'\ndata_directory='{}'\npg_bindir='{}'\n{extra}\n",
+        pg.datadir.display(),
+        crate::harness::pg_bindir().display()
     );
     write_user_file(&pg.dir.join("repmgr.conf"), &text)
         .display()

@@ -24,3 +24,5 @@ mod failover;
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.
 mod service;
+// standby switchover through a real sshd on loopback.
+mod switchover;

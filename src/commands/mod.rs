@@ -311,6 +311,7 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         StandbyClone => standby::clone(ctx),
         StandbyPromote => standby::promote(ctx),
         StandbyFollow => standby::follow(ctx),
+        StandbySwitchover => standby::switchover(ctx),
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
         ServiceStatus => service::status(ctx),

@@ -97,3 +97,21 @@ pub fn reload_conf(c: &mut impl GenericClient) -> std::result::Result<(), postgr
     c.execute("SELECT pg_catalog.pg_reload_conf()", &[])
         .map(|_| ())
 }
+
+/// Whether pg_rewind could rewind a node against this one's history:
+/// `wal_log_hints` on, or data checksums enabled.
+pub fn rewind_possible(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT pg_catalog.current_setting('wal_log_hints')::BOOL
+                 OR pg_catalog.current_setting('data_checksums')::BOOL",
+            &[],
+        )
+        .map_err(|e| query_error("checking wal_log_hints and data_checksums", &e))?;
+    Ok(row.get(0))
+}
+
+/// `CHECKPOINT` (superuser or pg_checkpoint role).
+pub fn checkpoint(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+    c.batch_execute("CHECKPOINT")
+}

@@ -14,10 +14,12 @@
 pub mod daemon;
 pub mod pg;
 pub mod run;
+pub mod sshd;
 
 pub use daemon::Daemon;
 pub use pg::{PgNode, PgNodeBuilder};
 pub use run::{repmgr, repmgr_bin, repmgrd_bin, repmgrd_cmd, run_with_deadline, Repmgr, RunResult};
+pub use sshd::Sshd;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -4,10 +4,12 @@
 mod clone;
 pub mod follow;
 pub mod promote;
+mod switchover;
 
 pub use clone::clone;
 pub use follow::follow;
 pub use promote::promote;
+pub use switchover::switchover;
 
 use std::time::{Duration, Instant};
 
