@@ -142,8 +142,9 @@ fn primary_back_within_the_window_means_no_failover() {
 
 #[test]
 fn a_hung_primary_is_detected_in_time() {
+    // Two nodes: only repmgr's quorum rule (the documented opt-in) promotes.
     let nodes = registered_cluster_with(1, |_| {
-        "failover=automatic\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1"
+        "failover=automatic\nfailover_quorum=repmgr\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1"
             .to_string()
     });
     let _d = start_all(&nodes);

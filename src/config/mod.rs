@@ -59,6 +59,32 @@ pub enum ConnectionCheckType {
     Query,
 }
 
+/// Which nodes must be visible before repmgrd promotes (see repmgrd(8)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailoverQuorum {
+    /// A strict majority of all registered voters, the failed primary
+    /// included: no split brain, and no automatic failover in a two-node
+    /// cluster without a witness.
+    #[default]
+    Majority,
+    /// repmgr's rule: more than half of the failed primary's other
+    /// followers (a two-node cluster always promotes).
+    Repmgr,
+}
+
+/// How a primary that must not take writes is fenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum FenceMode {
+    /// default_transaction_read_only on, client sessions ended: reversible.
+    #[default]
+    #[serde(rename = "read-only")]
+    ReadOnly,
+    /// Stop the server (immediate shutdown).
+    #[serde(rename = "stop")]
+    Stop,
+}
+
 /// Only physical replication exists in repmgr 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,6 +220,15 @@ pub struct Config {
     pub failover_validation_command: String,
     #[serde(deserialize_with = "at_least::<1, _>")]
     pub election_rerun_interval: i32,
+    #[serde(deserialize_with = "word")]
+    pub failover_quorum: FailoverQuorum,
+    #[serde(deserialize_with = "at_least::<-1, _>")]
+    pub primary_isolation_timeout: i32,
+    #[serde(deserialize_with = "word")]
+    pub fence_mode: FenceMode,
+    pub fence_command: String,
+    #[serde(deserialize_with = "boolean")]
+    pub auto_rejoin: bool,
     #[serde(deserialize_with = "at_least::<0, _>")]
     pub child_nodes_check_interval: i32,
     #[serde(deserialize_with = "at_least::<-1, _>")]
@@ -303,6 +338,11 @@ impl Default for Config {
             always_promote: false,
             failover_validation_command: String::new(),
             election_rerun_interval: 15,
+            failover_quorum: FailoverQuorum::Majority,
+            primary_isolation_timeout: -1,
+            fence_mode: FenceMode::ReadOnly,
+            fence_command: String::new(),
+            auto_rejoin: false,
             child_nodes_check_interval: 5,
             child_nodes_disconnect_min_count: -1,
             child_nodes_connected_min_count: -1,

@@ -3,7 +3,7 @@
 //! and reaches the same answer, so exactly one of them promotes; the others
 //! wait for it and follow.
 
-use crate::config::Failover;
+use crate::config::{Failover, FailoverQuorum};
 use crate::db::nodes::NodeType;
 
 /// What this node knows about one node taking part (itself or a sibling).
@@ -34,6 +34,15 @@ pub struct ElectionInput {
     pub failover: Failover,
     pub paused: bool,
     pub primary_visibility_consensus: bool,
+    pub quorum: FailoverQuorum,
+    /// Every registered voter: the failed primary, all standbys (priority 0
+    /// included) and the witness.
+    pub voters: usize,
+    /// Voters visible from here, this node included.
+    pub visible_voters: usize,
+    /// A visible node whose timeline or voting term is newer than this
+    /// node's: a promotion already happened somewhere.
+    pub newer_history: Option<i32>,
 }
 
 /// Why no promotion happens now.
@@ -45,6 +54,8 @@ pub enum Cancel {
     PrimaryStillVisible { by: i32 },
     /// Too few nodes visible to be sure the primary is really gone.
     NoQuorum { visible: usize, voters: usize },
+    /// A node with a newer timeline or term is visible.
+    NewerHistory { by: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +91,15 @@ impl std::fmt::Display for Cancel {
                 )
             }
             Cancel::NoQuorum { visible, voters } => {
-                write!(f, "only {visible} of {voters} nodes are visible: no quorum")
+                write!(
+                    f,
+                    "only {visible} of {voters} voters are visible: no quorum"
+                )
             }
+            Cancel::NewerHistory { by } => write!(
+                f,
+                "node {by} has a newer timeline or voting term: a promotion already happened"
+            ),
         }
     }
 }
@@ -124,6 +142,10 @@ pub fn decide(input: &ElectionInput) -> Outcome {
         };
     }
 
+    if let Some(by) = input.newer_history {
+        return Outcome::Cancelled(Cancel::NewerHistory { by });
+    }
+
     let location_seen = input.me.location == input.primary_location
         || visible.iter().any(|s| s.location == input.primary_location);
     if !location_seen {
@@ -136,15 +158,29 @@ pub fn decide(input: &ElectionInput) -> Outcome {
         }
     }
 
-    // repmgr's rule (§5.3 step 9): more than half of the nodes that shared
-    // the failed upstream, this node included, must be visible.
-    let voters = input.siblings.len() + 1;
-    let seen = visible.len() + 1;
-    if (seen as f64) <= voters as f64 / 2.0 {
-        return Outcome::Cancelled(Cancel::NoQuorum {
-            visible: seen,
-            voters,
-        });
+    match input.quorum {
+        // A strict majority of every voter, the failed primary included: the
+        // nodes on the other side of a partition can then never also have one.
+        FailoverQuorum::Majority => {
+            if input.visible_voters * 2 <= input.voters {
+                return Outcome::Cancelled(Cancel::NoQuorum {
+                    visible: input.visible_voters,
+                    voters: input.voters,
+                });
+            }
+        }
+        // repmgr's rule (§5.3 step 9): more than half of the nodes that
+        // shared the failed upstream, this node included, must be visible.
+        FailoverQuorum::Repmgr => {
+            let voters = input.siblings.len() + 1;
+            let seen = visible.len() + 1;
+            if (seen as f64) <= voters as f64 / 2.0 {
+                return Outcome::Cancelled(Cancel::NoQuorum {
+                    visible: seen,
+                    voters,
+                });
+            }
+        }
     }
 
     let all = std::iter::once(&input.me).chain(visible.iter().copied());
@@ -172,15 +208,26 @@ mod tests {
         }
     }
 
+    /// Every node visible, voters = siblings + me + the failed primary.
     fn input(me: NodeView, siblings: Vec<NodeView>) -> ElectionInput {
+        let visible = 1 + siblings.iter().filter(|s| s.visible).count();
         ElectionInput {
             me,
             primary_location: "default".into(),
+            voters: siblings.len() + 2,
+            visible_voters: visible,
             siblings,
             failover: Failover::Automatic,
             paused: false,
             primary_visibility_consensus: false,
+            quorum: FailoverQuorum::Majority,
+            newer_history: None,
         }
+    }
+
+    fn repmgr_rule(mut i: ElectionInput) -> ElectionInput {
+        i.quorum = FailoverQuorum::Repmgr;
+        i
     }
 
     #[test]
@@ -225,7 +272,7 @@ mod tests {
     fn priority_zero_is_never_promoted() {
         let i = input(standby(2, 900, 0), vec![standby(3, 100, 100)]);
         assert_eq!(decide(&i), Outcome::Lost { winner: 3 });
-        let i = input(standby(2, 900, 0), vec![]);
+        let i = repmgr_rule(input(standby(2, 900, 0), vec![]));
         assert_eq!(decide(&i), Outcome::NoCandidate);
     }
 
@@ -282,7 +329,7 @@ mod tests {
         for h in &mut hidden {
             h.visible = false;
         }
-        let i = input(standby(2, 1, 100), hidden.clone());
+        let i = repmgr_rule(input(standby(2, 1, 100), hidden.clone()));
         assert_eq!(
             decide(&i),
             Outcome::Cancelled(Cancel::NoQuorum {
@@ -292,16 +339,19 @@ mod tests {
         );
         // Two of four visible: still not more than half.
         hidden[0].visible = true;
-        let i = input(standby(2, 1, 100), hidden.clone());
+        let i = repmgr_rule(input(standby(2, 1, 100), hidden.clone()));
         assert!(matches!(
             decide(&i),
             Outcome::Cancelled(Cancel::NoQuorum { .. })
         ));
         hidden[1].visible = true;
-        let i = input(standby(2, 9, 100), hidden);
+        let i = repmgr_rule(input(standby(2, 9, 100), hidden));
         assert_eq!(decide(&i), Outcome::Won);
         // Alone with no siblings: repmgr promotes (the split-brain issue tightens this).
-        assert_eq!(decide(&input(standby(2, 1, 100), vec![])), Outcome::Won);
+        assert_eq!(
+            decide(&repmgr_rule(input(standby(2, 1, 100), vec![]))),
+            Outcome::Won
+        );
     }
 
     #[test]
@@ -311,5 +361,47 @@ mod tests {
         w.in_recovery = Some(false);
         let i = input(standby(2, 1, 100), vec![w]);
         assert_eq!(decide(&i), Outcome::Won);
+    }
+
+    #[test]
+    fn majority_counts_the_failed_primary() {
+        // Two nodes, no witness: the standby sees 1 of 2 voters.
+        assert_eq!(
+            decide(&input(standby(2, 1, 100), vec![])),
+            Outcome::Cancelled(Cancel::NoQuorum {
+                visible: 1,
+                voters: 2
+            })
+        );
+        // Three nodes, primary gone, both standbys see each other: 2 of 3.
+        assert_eq!(
+            decide(&input(standby(2, 9, 100), vec![standby(3, 1, 100)])),
+            Outcome::Won
+        );
+        // Three nodes, this standby isolated: 1 of 3.
+        let mut hidden = standby(3, 1, 100);
+        hidden.visible = false;
+        assert!(matches!(
+            decide(&input(standby(2, 9, 100), vec![hidden])),
+            Outcome::Cancelled(Cancel::NoQuorum {
+                visible: 1,
+                voters: 3
+            })
+        ));
+        // Primary, standby and witness: the witness's vote makes 2 of 3.
+        let mut w = standby(9, 0, 0);
+        w.node_type = NodeType::Witness;
+        w.in_recovery = Some(false);
+        assert_eq!(decide(&input(standby(2, 1, 100), vec![w])), Outcome::Won);
+    }
+
+    #[test]
+    fn newer_history_means_no_promotion() {
+        let mut i = input(standby(2, 9, 100), vec![standby(3, 1, 100)]);
+        i.newer_history = Some(3);
+        assert_eq!(
+            decide(&i),
+            Outcome::Cancelled(Cancel::NewerHistory { by: 3 })
+        );
     }
 }

@@ -814,6 +814,10 @@ impl Monitor {
     }
 
     /// Everything the election needs, gathered in parallel.
+    /// Everything the election needs, gathered in parallel: every other
+    /// voter is contacted (visibility, WAL position, timeline and term);
+    /// the siblings (nodes that shared the failed upstream) are the
+    /// candidates.
     fn gather(&mut self, failed: &NodeRecord) -> Option<(ElectionInput, Vec<NodeRecord>)> {
         let id = self.node_id();
         let paused = self.local_paused();
@@ -821,36 +825,54 @@ impl Monitor {
         let nodes = db::nodes::all(local).ok()?;
         let me_rec = nodes.iter().find(|n| n.node_id == id)?.clone();
         let my_pos = db::timeline::position(local).ok()?;
-        let siblings: Vec<NodeRecord> = nodes
+        let my_term = db::fence::voting_term(local).unwrap_or(0);
+        let is_voter = |n: &&NodeRecord| n.active && n.node_type != NodeType::Bdr;
+        let others: Vec<NodeRecord> = nodes
             .iter()
-            .filter(|n| n.active && n.node_id != id && n.node_id != failed.node_id)
-            .filter(|n| n.upstream_node_id == Some(failed.node_id))
+            .filter(is_voter)
+            .filter(|n| n.node_id != id && n.node_id != failed.node_id)
             .cloned()
             .collect();
+        // The failed primary counts as a voter even though it cannot answer.
+        let voters = others.len() + 2;
         let window = 2.0 * self.interval().as_secs_f64();
-        let views = crate::commands::reach_all(&siblings)
-            .into_iter()
-            .map(|mut r| {
-                let (lsn, sees) = match r.conn.as_mut() {
-                    Some(c) => (
-                        db::timeline::position(c).map(|p| p.lsn).unwrap_or(0),
-                        r.in_recovery == Some(true)
-                            && db::monitoring::receiver_recently_active(c, window).unwrap_or(false),
-                    ),
-                    None => (0, false),
-                };
-                NodeView {
-                    node_id: r.node.node_id,
-                    node_type: r.node.node_type,
-                    priority: r.node.priority,
-                    location: r.node.location.clone(),
-                    visible: r.conn.is_some(),
-                    in_recovery: r.in_recovery,
-                    lsn,
-                    sees_primary: sees,
+        let mut visible_voters = 1;
+        let mut newer_history = None;
+        let mut views = Vec::new();
+        for mut r in crate::commands::reach_all(&others) {
+            let visible = r.conn.is_some();
+            let mut lsn = 0;
+            let mut sees = false;
+            if let Some(c) = r.conn.as_mut() {
+                visible_voters += 1;
+                if let Ok(pos) = db::timeline::position(c) {
+                    lsn = pos.lsn;
+                    let term = db::fence::voting_term(c).unwrap_or(0);
+                    let data_node = r.node.node_type != NodeType::Witness;
+                    if data_node
+                        && (pos.timeline > my_pos.timeline || term > my_term)
+                        && newer_history.is_none()
+                    {
+                        newer_history = Some(r.node.node_id);
+                    }
                 }
-            })
-            .collect();
+                sees = r.in_recovery == Some(true)
+                    && db::monitoring::receiver_recently_active(c, window).unwrap_or(false);
+            }
+            if r.node.upstream_node_id != Some(failed.node_id) {
+                continue;
+            }
+            views.push(NodeView {
+                node_id: r.node.node_id,
+                node_type: r.node.node_type,
+                priority: r.node.priority,
+                location: r.node.location.clone(),
+                visible,
+                in_recovery: r.in_recovery,
+                lsn,
+                sees_primary: sees,
+            });
+        }
         let input = ElectionInput {
             me: NodeView {
                 node_id: id,
@@ -867,8 +889,64 @@ impl Monitor {
             failover: self.cfg().failover,
             paused,
             primary_visibility_consensus: self.cfg().primary_visibility_consensus,
+            quorum: self.cfg().failover_quorum,
+            voters,
+            visible_voters,
+            newer_history,
         };
         Some((input, nodes))
+    }
+
+    /// Claims the next voting term before promoting: an advisory lock for
+    /// that term on the server of every voter that answers, in node_id
+    /// order. A lock is a vote; a voter grants one per term. Two candidates
+    /// (who disagree about the ranking) can then never both collect a
+    /// majority. The locks are held (returned connections) until the
+    /// promotion is recorded.
+    fn claim_term(
+        &mut self,
+        nodes: &[NodeRecord],
+        failed: &NodeRecord,
+        input: &ElectionInput,
+    ) -> Option<Vec<Client>> {
+        let id = self.node_id();
+        let term = self
+            .local
+            .as_mut()
+            .and_then(|c| db::fence::voting_term(c).ok())?
+            + 1;
+        let mut voters: Vec<&NodeRecord> = nodes
+            .iter()
+            .filter(|n| n.active && n.node_id != failed.node_id && n.node_type != NodeType::Bdr)
+            .collect();
+        voters.sort_by_key(|n| n.node_id);
+        let mut held = Vec::new();
+        for n in voters {
+            let conn = if n.node_id == id {
+                db::connect::connect(&self.conninfo, APP_NAME).ok()
+            } else {
+                crate::commands::connect_record(n).ok()
+            };
+            let Some(mut c) = conn else { continue };
+            match db::fence::try_claim(&mut c, term) {
+                Ok(true) => held.push(c),
+                Ok(false) => crate::log_info!(
+                    "node {} has already granted term {term} to another candidate",
+                    n.node_id
+                ),
+                Err(e) => crate::log_info!("node {} cannot vote: {}", n.node_id, e.message()),
+            }
+        }
+        let granted = held.len();
+        let enough = match input.quorum {
+            crate::config::FailoverQuorum::Majority => granted * 2 > input.voters,
+            crate::config::FailoverQuorum::Repmgr => granted >= input.visible_voters,
+        };
+        crate::log_info!(
+            "claim of voting term {term}: {granted} of {} voters granted",
+            input.voters
+        );
+        enough.then_some(held)
     }
 
     fn failover(&mut self, failed: &NodeRecord) -> Flow {
@@ -878,10 +956,10 @@ impl Monitor {
             return Flow::Continue;
         };
         let outcome = election::decide(&input);
-        let visible = input.siblings.iter().filter(|s| s.visible).count() + 1;
         crate::log_info!(
-            "election: {visible} of {} node(s) visible, outcome {outcome:?}",
-            input.siblings.len() + 1
+            "election: {} of {} voter(s) visible, outcome {outcome:?}",
+            input.visible_voters,
+            input.voters
         );
         match outcome {
             Outcome::NotCandidate(why) => {
@@ -906,7 +984,16 @@ impl Monitor {
             Outcome::FollowExisting { new_primary } => {
                 self.follow_new_primary(new_primary, &nodes, failed)
             }
-            Outcome::Won => self.promote_self(failed, &input),
+            Outcome::Won => {
+                match self.claim_term(&nodes, failed, &input) {
+                    Some(_votes) => self.promote_self(failed, &input),
+                    None => {
+                        crate::log_warning!("this node won the election but could not claim the term; not promoting");
+                        self.enter_degraded(Some(failed.clone()), true);
+                        Flow::Continue
+                    }
+                }
+            }
             Outcome::Lost { winner } => {
                 crate::log_notice!(
                     "node {winner} is the promotion candidate; waiting for it to become primary"

@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod daemon_status;
 pub mod events;
+pub mod fence;
 pub mod monitoring;
 pub mod nodes;
 pub mod replication;

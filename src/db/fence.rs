@@ -1,0 +1,133 @@
+//! Fencing a primary that must not take writes, reversibly: the server's
+//! default becomes read-only (ALTER SYSTEM + reload, so it holds for every
+//! new session and survives a restart) and every client session is ended.
+//! A client could still override the default per session; operators who
+//! need a hard stop use `fence_mode = stop`. Needs a superuser.
+
+use std::time::{Duration, Instant};
+
+use postgres::{Client, GenericClient};
+
+use super::query_error;
+use crate::error::Result;
+
+/// Whether this node is fenced: a primary whose configured default is
+/// read-only (`default_transaction_read_only` from postgresql.auto.conf).
+pub fn is_fenced(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT NOT pg_catalog.pg_is_in_recovery()
+                AND setting = 'on'
+                AND source = 'configuration file'
+               FROM pg_catalog.pg_settings WHERE name = 'default_transaction_read_only'",
+            &[],
+        )
+        .map_err(|e| query_error("checking whether the node is fenced", &e))?;
+    Ok(row.get(0))
+}
+
+/// Makes the server read-only for new sessions and ends the existing ones.
+/// `fresh` opens a new session, to see when the reloaded setting is live
+/// before the sessions are ended (none may slip through in between).
+pub fn fence_read_only(c: &mut Client, fresh: &dyn Fn() -> Option<Client>) -> Result<u64> {
+    c.batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        .map_err(|e| query_error("fencing the node (ALTER SYSTEM)", &e))?;
+    c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
+        .map_err(|e| query_error("reloading the configuration", &e))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let live = fresh().and_then(|mut f| {
+            f.query_one(
+                "SELECT pg_catalog.current_setting('default_transaction_read_only')",
+                &[],
+            )
+            .ok()
+            .map(|r| r.get::<_, String>(0) == "on")
+        });
+        if live == Some(true) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    end_client_sessions(c)
+}
+
+/// Ends every client session but our own.
+pub fn end_client_sessions(c: &mut impl GenericClient) -> Result<u64> {
+    c.execute(
+        "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+          WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
+        &[],
+    )
+    .map_err(|e| query_error("ending client sessions", &e))
+}
+
+/// Lifts a read-only fence.
+pub fn unfence(c: &mut impl GenericClient) -> Result<()> {
+    c.batch_execute(
+        "ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_catalog.pg_reload_conf();",
+    )
+    .map_err(|e| query_error("lifting the fence", &e))
+}
+
+/// Registered voters (active nodes other than `me`) and whether each was
+/// seen recently from this primary: its repmgrd heartbeat, or its WAL
+/// receiver's replies, within `window_secs`.
+pub fn voter_visibility(
+    c: &mut impl GenericClient,
+    me: i32,
+    window_secs: f64,
+) -> Result<Vec<(i32, bool)>> {
+    let has_status: bool = c
+        .query_one(
+            "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?
+        .get(0);
+    let heartbeat = if has_status {
+        "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
+                  WHERE s.node_id = n.node_id AND s.pid IS NOT NULL
+                    AND s.last_updated > pg_catalog.now() - pg_catalog.make_interval(secs => $2))"
+    } else {
+        "FALSE"
+    };
+    let sql = format!(
+        "SELECT n.node_id,
+                {heartbeat}
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication r
+                         WHERE r.application_name = n.node_name AND r.state = 'streaming'
+                           AND r.reply_time > pg_catalog.now() - pg_catalog.make_interval(secs => $2))
+           FROM repmgr.nodes n
+          WHERE n.active AND n.node_id <> $1 AND n.type IN ('primary', 'standby', 'witness')
+          ORDER BY n.node_id"
+    );
+    let rows = c
+        .query(sql.as_str(), &[&me, &window_secs])
+        .map_err(|e| query_error("checking which nodes this primary can see", &e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The voting term as this node's metadata copy has it.
+pub fn voting_term(c: &mut impl GenericClient) -> Result<i32> {
+    let row = c
+        .query_opt("SELECT term FROM repmgr.voting_term", &[])
+        .map_err(|e| query_error("reading the voting term", &e))?;
+    Ok(row.map(|r| r.get(0)).unwrap_or(0))
+}
+
+/// Namespace of the advisory locks a candidate takes on each voter to claim
+/// a term ("repm").
+const CLAIM_NAMESPACE: i32 = 0x7265_706d;
+
+/// Takes the claim lock for `term` on this server (session-level: released
+/// when the session ends). False when another candidate holds it.
+pub fn try_claim(c: &mut impl GenericClient, term: i32) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+            &[&CLAIM_NAMESPACE, &term],
+        )
+        .map_err(|e| query_error("claiming the voting term", &e))?;
+    Ok(row.get(0))
+}
