@@ -67,6 +67,7 @@ pub fn registered_cluster(n: usize) -> Vec<Node> {
         let id = i as i32 + 2;
         let s = Node::standby(&nodes[0], &format!("node{id}"), id);
         s.repmgr(&["standby", "register"]).assert_success();
+        wait_attached(&nodes[0], &s);
         nodes.push(s);
     }
     nodes
@@ -85,6 +86,7 @@ pub fn registered_cluster_with(n: usize, extra: impl Fn(i32) -> String) -> Vec<N
             &extra(id),
         );
         s.repmgr(&["standby", "register"]).assert_success();
+        wait_attached(&nodes[0], &s);
         nodes.push(s);
     }
     nodes
@@ -116,4 +118,26 @@ impl Node {
             &format!("{old}{lines}\n"),
         );
     }
+}
+
+/// Waits until the upstream lists the standby as streaming, so tests start
+/// from a settled cluster even on a loaded machine.
+pub fn wait_attached(upstream: &Node, standby: &Node) {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{}' AND state = 'streaming'",
+        standby.pg.name
+    );
+    crate::harness::poll_until(
+        std::time::Duration::from_secs(30),
+        "standby attached",
+        || {
+            upstream
+                .pg
+                .try_query_one_string(&sql)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("1")
+        },
+    );
 }

@@ -85,7 +85,22 @@ pub struct Monitor {
     children: HashMap<i32, bool>,
     children_missing_since: Option<Instant>,
     pending_reload: bool,
+    // Split-brain protection (fencing.rs).
+    fenced: Option<fencing::Fence>,
+    isolated_since: Option<Instant>,
+    /// Check the other nodes for a newer primary at the next cycle (set at
+    /// start and whenever the local server comes back).
+    suspect_supersession: bool,
+    /// The data directory was prepared to come back as a standby of this node.
+    prepared_for: Option<i32>,
+    /// What the local server last said, for when it is down.
+    last_timeline: Option<u32>,
+    last_term: Option<i32>,
+    last_version: Option<i32>,
+    known_nodes: Vec<NodeRecord>,
 }
+
+mod fencing;
 
 impl Monitor {
     pub fn new(
@@ -116,6 +131,14 @@ impl Monitor {
             children: HashMap::new(),
             children_missing_since: None,
             pending_reload: false,
+            fenced: None,
+            isolated_since: None,
+            suspect_supersession: true,
+            prepared_for: None,
+            last_timeline: None,
+            last_term: None,
+            last_version: None,
+            known_nodes: Vec::new(),
         }
     }
 
@@ -174,6 +197,8 @@ impl Monitor {
                 self.cfg().reconnect_interval
             );
         }
+        let nodes = local_nodes_of(self.local.as_mut());
+        self.explain_split_brain_protection(&nodes)?;
         self.ensure_writer();
         if let Some((_, w)) = self.writer.as_mut() {
             if db::daemon_status::table_exists(w).unwrap_or(false) {
@@ -232,6 +257,49 @@ impl Monitor {
             }
         }
         self.shutdown();
+        Ok(())
+    }
+
+    /// Says at start what protects this cluster from split brain, and
+    /// refuses timing settings under which an isolated primary could still
+    /// take writes after a standby was promoted.
+    fn explain_split_brain_protection(&mut self, nodes: &[NodeRecord]) -> Result<()> {
+        let cfg = self.cfg().clone();
+        if cfg.failover_quorum == crate::config::FailoverQuorum::Repmgr {
+            crate::log_warning!(
+                "failover_quorum=repmgr: repmgr's quorum rule is in force; a network partition can leave two primaries"
+            );
+            return Ok(());
+        }
+        let voters = nodes
+            .iter()
+            .filter(|n| n.active && n.node_type != NodeType::Bdr)
+            .count();
+        if voters == 2 && cfg.failover == Failover::Automatic {
+            crate::log_notice!(
+                "this cluster has two voters and no witness: automatic failover needs a majority and will not happen"
+            );
+            crate::log_hint!("register a witness, or set failover_quorum=repmgr to accept repmgr's split-brain risk");
+        }
+        if let Err(why) = fencing::check_fencing_timing(&cfg) {
+            if cfg.primary_isolation_timeout >= 0 {
+                return Err(Error::config("primary_isolation_timeout is too long to fence an isolated primary in time")
+                    .detail(why)
+                    .hint("lower primary_isolation_timeout, or raise reconnect_attempts or reconnect_interval"));
+            }
+            crate::log_warning!(
+                "an isolated primary may not be fenced before a standby is promoted"
+            );
+            crate::log_detail!("{why}");
+            crate::log_hint!(
+                "raise reconnect_attempts or reconnect_interval, or lower monitor_interval_secs"
+            );
+        } else {
+            crate::log_info!(
+                "an isolated primary fences itself after {} s without a majority",
+                fencing::isolation_timeout(&cfg).as_secs()
+            );
+        }
         Ok(())
     }
 
@@ -310,6 +378,7 @@ impl Monitor {
             self.reload();
         }
         if !self.ensure_local() {
+            self.prepare_while_down();
             return Flow::Continue;
         }
         let id = self.node_id();
@@ -367,6 +436,7 @@ impl Monitor {
         match (self.local.is_some(), self.local_down) {
             (true, true) => {
                 self.local_down = false;
+                self.suspect_supersession = true;
                 crate::log_notice!("reconnected to local node \"{name}\" (ID: {id})");
                 if self.role == Role::Standby {
                     self.set_own_active(true);
@@ -440,10 +510,28 @@ impl Monitor {
             let _ = db::daemon_status::heartbeat(local, id, self.pid, None, false);
         }
         self.writer = None; // the local connection is the writer on a primary
+        self.remember_local_facts();
+        if self.protect_primary() {
+            return;
+        }
         let every = self.cfg().child_nodes_check_interval;
         if every > 0 && self.last_child_check.elapsed() >= Duration::from_secs(every as u64) {
             self.last_child_check = Instant::now();
             self.check_children();
+        }
+    }
+
+    /// Facts needed to recognise a promotion elsewhere while the local
+    /// server is down.
+    fn remember_local_facts(&mut self) {
+        let Some(c) = self.local.as_mut() else { return };
+        if let Ok(p) = db::timeline::position(c) {
+            self.last_timeline = Some(p.timeline);
+        }
+        self.last_term = db::fence::voting_term(c).ok();
+        self.last_version = db::server::version_num(c).ok();
+        if let Ok(n) = db::nodes::all(c) {
+            self.known_nodes = n;
         }
     }
 
@@ -599,17 +687,29 @@ impl Monitor {
         let Ok(nodes) = db::nodes::all(local) else {
             return;
         };
-        let upstream = nodes
-            .iter()
-            .find(|n| n.node_id == id)
+        let me = nodes.iter().find(|n| n.node_id == id);
+        let mut upstream = me
             .and_then(|me| me.upstream_node_id)
             .and_then(|u| nodes.iter().find(|n| n.node_id == u))
             .or_else(|| {
                 nodes
                     .iter()
-                    .find(|n| n.node_type == NodeType::Primary && n.active)
+                    .find(|n| n.node_type == NodeType::Primary && n.active && n.node_id != id)
             })
             .cloned();
+        if upstream.is_none() {
+            // A stale copy (say, a former primary restarted as a standby):
+            // ask the other nodes which of them is the primary.
+            let others: Vec<NodeRecord> = nodes
+                .iter()
+                .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
+                .cloned()
+                .collect();
+            upstream = crate::commands::reach_all(&others)
+                .into_iter()
+                .find(|r| r.in_recovery == Some(false))
+                .map(|r| r.node);
+        }
         if let Some(rec) = upstream {
             if let Ok(ci) = ConnInfo::parse(&rec.conninfo) {
                 crate::log_info!(
@@ -1455,4 +1555,11 @@ impl Monitor {
             None,
         );
     }
+}
+
+/// The registered nodes as the local node knows them (empty if unknown).
+fn local_nodes_of(local: Option<&mut Client>) -> Vec<NodeRecord> {
+    local
+        .and_then(|c| db::nodes::all(c).ok())
+        .unwrap_or_default()
 }

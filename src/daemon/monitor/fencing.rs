@@ -1,0 +1,408 @@
+//! The primary's side of "no split brain".
+//!
+//! - An isolated primary stops taking writes before the other side can
+//!   promote: when the voters it cannot see could form a majority without
+//!   it, for longer than `primary_isolation_timeout` (shorter than the
+//!   standbys' detection window), it fences itself; when the majority
+//!   returns and nobody was promoted meanwhile, the fence is lifted.
+//! - A superseded primary never resumes: when some node shows a newer
+//!   timeline or voting term, this node is fenced (and, with `auto_rejoin`,
+//!   rejoins the new primary as a standby).
+//! - If the local server is down while a promotion happens elsewhere, the
+//!   data directory is prepared (standby.signal + primary_conninfo to the
+//!   new primary) so that a restart by hand or by systemd comes up as a
+//!   standby and accepts no write.
+
+use std::time::{Duration, Instant};
+
+use super::{Monitor, Role};
+use crate::config::{Config, FailoverQuorum, FenceMode};
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType};
+use crate::logging;
+use crate::pgtools::{self, ServiceAction};
+use crate::process;
+
+/// Why this node is fenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fence {
+    Isolated,
+    Superseded { by: i32 },
+}
+
+/// The earliest a standby can declare the primary failed after losing it:
+/// its reconnection attempts span (reconnect_attempts − 1) ×
+/// reconnect_interval (the first attempt can fail at once).
+pub fn standby_earliest_secs(cfg: &Config) -> u64 {
+    (cfg.reconnect_attempts.max(1) as u64 - 1) * cfg.reconnect_interval.max(0) as u64
+}
+
+/// The latest this primary notices that it is isolated: a voter's
+/// heartbeat counts as fresh for two monitoring intervals, and the check
+/// runs once per interval.
+pub fn primary_notice_secs(cfg: &Config) -> u64 {
+    3 * cfg.monitor_interval_secs.max(1) as u64
+}
+
+/// The isolation timeout in force: the configured one, or by default half
+/// of the margin between noticing isolation and the earliest promotion.
+pub fn isolation_timeout(cfg: &Config) -> Duration {
+    let secs = if cfg.primary_isolation_timeout >= 0 {
+        cfg.primary_isolation_timeout as u64
+    } else {
+        standby_earliest_secs(cfg).saturating_sub(primary_notice_secs(cfg)) / 2
+    };
+    Duration::from_secs(secs)
+}
+
+/// Whether an isolated primary is sure to be fenced before any standby can
+/// be promoted, with the timing settings of this node (which every node is
+/// expected to share). The error explains the numbers.
+pub fn check_fencing_timing(cfg: &Config) -> Result<(), String> {
+    let fence_by = primary_notice_secs(cfg) + isolation_timeout(cfg).as_secs();
+    let earliest = standby_earliest_secs(cfg);
+    if fence_by < earliest {
+        return Ok(());
+    }
+    Err(format!(
+        "an isolated primary is fenced after up to {fence_by} s (3 × monitor_interval_secs + primary_isolation_timeout), \
+         but a standby may be promoted after {earliest} s ((reconnect_attempts − 1) × reconnect_interval)"
+    ))
+}
+
+/// Whether the voters this primary cannot see could elect a new primary
+/// without it: then it must stop taking writes.
+pub fn other_side_has_majority(voters: usize, visible: usize) -> bool {
+    let invisible = voters.saturating_sub(visible);
+    invisible * 2 > voters
+}
+
+impl Monitor {
+    /// Runs every primary cycle. Returns true while the node is fenced.
+    pub(super) fn protect_primary(&mut self) -> bool {
+        if self.suspect_supersession || self.fenced.is_some() || self.isolated_since.is_some() {
+            self.suspect_supersession = false;
+            if let Some(newer) = self.find_newer_primary() {
+                self.fence(Fence::Superseded { by: newer.node_id }, &newer);
+                if self.cfg().auto_rejoin {
+                    self.rejoin_new_primary(&newer);
+                }
+                return true;
+            }
+        }
+        if self.cfg().failover_quorum != FailoverQuorum::Majority {
+            return self.fenced.is_some();
+        }
+        let id = self.node_id();
+        let window = 2.0 * self.interval().as_secs_f64() + 0.5;
+        let seen = match self
+            .local
+            .as_mut()
+            .map(|c| db::fence::voter_visibility(c, id, window))
+        {
+            Some(Ok(v)) => v,
+            _ => return self.fenced.is_some(),
+        };
+        let voters = seen.len() + 1;
+        let visible = 1 + seen.iter().filter(|(_, v)| *v).count();
+        if other_side_has_majority(voters, visible) {
+            let since = *self.isolated_since.get_or_insert_with(|| {
+                crate::log_warning!("this primary sees only {visible} of {voters} voters");
+                Instant::now()
+            });
+            if self.fenced.is_none() && since.elapsed() >= isolation_timeout(self.cfg()) {
+                let me = self.own_record();
+                crate::log_warning!(
+                    "isolated for {} s: fencing this primary before another node can be promoted",
+                    since.elapsed().as_secs()
+                );
+                if let Some(me) = me {
+                    self.fence(Fence::Isolated, &me);
+                }
+            }
+        } else {
+            if self.isolated_since.take().is_some() {
+                crate::log_notice!("this primary sees {visible} of {voters} voters again");
+            }
+            if self.fenced == Some(Fence::Isolated) {
+                // Lift the fence only if nobody was promoted meanwhile.
+                match self.find_newer_primary() {
+                    Some(newer) => {
+                        self.fence(Fence::Superseded { by: newer.node_id }, &newer);
+                        if self.cfg().auto_rejoin {
+                            self.rejoin_new_primary(&newer);
+                        }
+                    }
+                    None => self.unfence(),
+                }
+            }
+        }
+        self.fenced.is_some()
+    }
+
+    fn own_record(&mut self) -> Option<NodeRecord> {
+        let id = self.node_id();
+        self.local
+            .as_mut()
+            .and_then(|c| db::nodes::get(c, id).ok().flatten())
+    }
+
+    /// A node whose timeline or voting term is newer than ours means a
+    /// promotion happened elsewhere. Returns the node running as primary
+    /// on that history (or the newer node itself if no primary answers).
+    pub(super) fn find_newer_primary(&mut self) -> Option<NodeRecord> {
+        let id = self.node_id();
+        let (my_tli, my_term, nodes) = match self.local.as_mut() {
+            Some(c) => (
+                db::timeline::position(c).ok().map(|p| p.timeline),
+                db::fence::voting_term(c).ok(),
+                db::nodes::all(c).ok()?,
+            ),
+            None => (self.last_timeline, self.last_term, self.known_nodes.clone()),
+        };
+        let (my_tli, my_term) = (my_tli?, my_term.unwrap_or(0));
+        let others: Vec<NodeRecord> = nodes
+            .into_iter()
+            .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
+            .collect();
+        let mut newer_standby = None;
+        for mut r in crate::commands::reach_all(&others) {
+            let Some(c) = r.conn.as_mut() else { continue };
+            let Ok(pos) = db::timeline::position(c) else {
+                continue;
+            };
+            let term = db::fence::voting_term(c).unwrap_or(0);
+            if pos.timeline <= my_tli && term <= my_term {
+                continue;
+            }
+            if r.in_recovery == Some(false) {
+                return Some(r.node);
+            }
+            newer_standby.get_or_insert(r.node);
+        }
+        newer_standby
+    }
+
+    /// Fences the local server as `fence_mode` says; records the event on
+    /// the new primary when there is one.
+    pub(super) fn fence(&mut self, why: Fence, reference: &NodeRecord) {
+        if self.fenced == Some(why) {
+            return;
+        }
+        let first = self.fenced.is_none();
+        self.fenced = Some(why);
+        let (id, name) = (self.node_id(), self.node_name());
+        let reason = match why {
+            Fence::Isolated => "it cannot see a majority of the voters".to_string(),
+            Fence::Superseded { by } => format!(
+                "node \"{}\" (ID: {by}) was promoted on a newer timeline",
+                reference.node_name
+            ),
+        };
+        if first {
+            match self.cfg().fence_mode {
+                FenceMode::ReadOnly => {
+                    let ci = self.conninfo.clone();
+                    let fresh = move || db::connect::connect(&ci, super::APP_NAME).ok();
+                    match self.local.as_mut().map(|c| db::fence::fence_read_only(c, &fresh)) {
+                        Some(Ok(n)) => crate::log_warning!(
+                            "node \"{name}\" (ID: {id}) fenced: read-only, {n} client session(s) ended"
+                        ),
+                        Some(Err(e)) => {
+                            logging::log_error_report(&e);
+                            crate::log_hint!("fencing needs a superuser connection; set fence_mode=stop otherwise");
+                        }
+                        None => {}
+                    }
+                }
+                FenceMode::Stop => {
+                    let cfg = self.cfg().clone();
+                    let bin = self.bin.clone();
+                    let dir = cfg.data_directory.clone();
+                    let mut cmd = bin.command("pg_ctl");
+                    cmd.args(["-D", &dir, "-m", "immediate", "-W", "stop"]);
+                    match process::run_checked(
+                        cmd,
+                        Duration::from_secs(30),
+                        "pg_ctl stop",
+                        crate::error::ExitCode::LocalCommand,
+                    ) {
+                        Ok(_) => {
+                            crate::log_warning!("node \"{name}\" (ID: {id}) fenced: server stopped")
+                        }
+                        Err(e) => logging::log_error_report(&e),
+                    }
+
+                    self.local = None;
+                }
+            }
+        }
+        self.run_fence_command("repmgrd_fence");
+        let details = format!("node \"{name}\" (ID: {id}) fenced: {reason}");
+        self.event_on(reference, "repmgrd_fence", true, details);
+    }
+
+    pub(super) fn unfence(&mut self) {
+        let (id, name) = (self.node_id(), self.node_name());
+        if self.cfg().fence_mode == FenceMode::ReadOnly {
+            if let Some(Err(e)) = self.local.as_mut().map(db::fence::unfence) {
+                logging::log_error_report(&e);
+                return;
+            }
+        }
+        self.fenced = None;
+        crate::log_notice!("node \"{name}\" (ID: {id}) unfenced: the majority is back and no other node was promoted");
+        self.run_fence_command("repmgrd_unfence");
+        self.event(
+            "repmgrd_unfence",
+            true,
+            format!("node \"{name}\" (ID: {id}) unfenced"),
+            None,
+        );
+    }
+
+    fn run_fence_command(&self, event: &str) {
+        let template = self.cfg().fence_command.trim();
+        if template.is_empty() {
+            return;
+        }
+        let line = template
+            .replace("%n", &self.node_id().to_string())
+            .replace("%a", &self.node_name())
+            .replace("%e", event);
+        match process::run(
+            process::shell(&line),
+            Duration::from_secs(60),
+            "fence_command",
+        ) {
+            Ok(o) if o.success() => {}
+            Ok(o) => crate::log_warning!(
+                "fence_command returned {}",
+                process::describe_status(&o.status)
+            ),
+            Err(e) => logging::log_error_report(&e),
+        }
+    }
+
+    /// Records an event on `node` (a new primary) if it answers, and runs
+    /// the notification hook.
+    fn event_on(&mut self, node: &NodeRecord, name: &str, successful: bool, details: String) {
+        let ev = crate::events::Event {
+            successful,
+            primary_id: Some(node.node_id),
+            ..crate::events::Event::for_node(&self.loaded.config, name, details)
+        };
+        let mut ts = None;
+        if let Ok(mut c) = crate::commands::connect_record(node) {
+            if !db::server::in_recovery(&mut c).unwrap_or(true) {
+                ts = crate::events::write(&mut c, &ev).ok();
+            }
+        }
+        crate::events::notify_in_background(&self.loaded.config, &ev, ts.as_deref());
+    }
+
+    /// While the local server is down: if a promotion happened elsewhere,
+    /// write standby.signal and primary_conninfo so that whoever restarts
+    /// this server gets a standby, never a second primary.
+    pub(super) fn prepare_while_down(&mut self) {
+        if self.role != Role::Primary || self.prepared_for.is_some() {
+            return;
+        }
+        let Some(newer) = self.find_newer_primary() else {
+            return;
+        };
+        let cfg = self.cfg().clone();
+        if cfg.data_directory.is_empty() {
+            return;
+        }
+        let datadir = std::path::Path::new(&cfg.data_directory);
+        if pgtools::running_postmaster(datadir).is_some() {
+            return;
+        }
+        let upstream = match crate::conninfo::ConnInfo::parse(&newer.conninfo) {
+            Ok(ci) => ci,
+            Err(_) => return,
+        };
+        let pci = crate::replconf::primary_conninfo(
+            &upstream,
+            &cfg.node_name,
+            (!newer.repluser.is_empty()).then_some(newer.repluser.as_str()),
+            &cfg.passfile,
+            cfg.use_primary_conninfo_password,
+        );
+        let rc = crate::replconf::ReplicationConfig {
+            primary_conninfo: pci.to_string(),
+            ..Default::default()
+        };
+        let version = self.last_version.unwrap_or(150000);
+        match crate::replconf::write(datadir, version, &rc) {
+            Ok(()) => {
+                self.prepared_for = Some(newer.node_id);
+                let (id, name) = (self.node_id(), self.node_name());
+                let details = format!(
+                    "node \"{name}\" (ID: {id}) was superseded by \"{}\" (ID: {}) while down; it will restart as a standby",
+                    newer.node_name, newer.node_id
+                );
+                crate::log_warning!("{details}");
+                self.event_on(&newer, "repmgrd_fence", true, details);
+            }
+            Err(e) => logging::log_error_report(&e),
+        }
+    }
+
+    /// auto_rejoin: stop the superseded server and rejoin the new primary
+    /// as a standby (with pg_rewind when needed).
+    fn rejoin_new_primary(&mut self, newer: &NodeRecord) {
+        let _ = (newer, ServiceAction::Stop);
+        crate::log_notice!("auto_rejoin: this release cannot rejoin automatically yet; run \"repmgr node rejoin --force-rewind\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_other_side_needs_a_majority_of_all_voters() {
+        // Three voters, the primary sees nobody: the two others can elect.
+        assert!(other_side_has_majority(3, 1));
+        // It still sees one standby: the other one alone cannot.
+        assert!(!other_side_has_majority(3, 2));
+        // Two nodes: the lone standby can never have a majority.
+        assert!(!other_side_has_majority(2, 1));
+        // Five voters, two visible: three invisible could elect.
+        assert!(other_side_has_majority(5, 2));
+        assert!(!other_side_has_majority(5, 3));
+    }
+
+    #[test]
+    fn isolation_timeout_stays_inside_the_detection_window() {
+        // repmgr's defaults: 6 attempts 10 s apart, 2 s cycles.
+        let defaults = Config::default();
+        assert_eq!(standby_earliest_secs(&defaults), 50);
+        assert_eq!(primary_notice_secs(&defaults), 6);
+        assert_eq!(isolation_timeout(&defaults), Duration::from_secs(22));
+        assert!(check_fencing_timing(&defaults).is_ok());
+        // Fast settings: 5 attempts 1 s apart, 1 s cycles: fence at once.
+        let fast = Config {
+            reconnect_attempts: 5,
+            reconnect_interval: 1,
+            monitor_interval_secs: 1,
+            ..Config::default()
+        };
+        assert_eq!(isolation_timeout(&fast), Duration::ZERO);
+        assert!(check_fencing_timing(&fast).is_ok());
+        // Too fast to guarantee the order: refused with the numbers.
+        let tight = Config {
+            reconnect_attempts: 3,
+            ..fast.clone()
+        };
+        assert!(check_fencing_timing(&tight)
+            .unwrap_err()
+            .contains("after 2 s"));
+        let too_long = Config {
+            primary_isolation_timeout: 60,
+            ..Config::default()
+        };
+        assert!(check_fencing_timing(&too_long).is_err());
+    }
+}
