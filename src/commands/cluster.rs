@@ -27,6 +27,8 @@ pub(crate) struct Probe {
     /// application_names streaming from this node.
     pub attached: Vec<String>,
     pub replay_paused: bool,
+    /// Running as primary but fenced (read-only) by repmgrd.
+    pub fenced: bool,
 }
 
 impl Probe {
@@ -38,6 +40,7 @@ impl Probe {
             timeline: None,
             attached: Vec::new(),
             replay_paused: false,
+            fenced: false,
         }
     }
 }
@@ -69,6 +72,7 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<postgres::Client>) {
     let timeline = db::server::timeline(&mut c).ok();
     let replay_paused = db::server::wal_replay_paused(&mut c).unwrap_or(false);
     let attached = db::server::attached_standbys(&mut c).unwrap_or_default();
+    let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
     let p = Probe {
         reach: Reach::Up,
         error: None,
@@ -76,6 +80,7 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<postgres::Client>) {
         timeline,
         attached,
         replay_paused,
+        fenced,
     };
     (p, Some(c))
 }
@@ -133,6 +138,15 @@ fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
 pub(crate) fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
     let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
     let kind = n.node_type;
+    if p.reach == Reach::Up && p.fenced && kind != NodeType::Witness {
+        // Plainly: this server refuses writes because repmgrd fenced it.
+        return (
+            "! fenced".into(),
+            Some(format!(
+                "{who} is fenced: it runs as a primary but is read-only"
+            )),
+        );
+    }
     if p.reach != Reach::Up {
         if !n.active {
             return ("- failed".into(), None);

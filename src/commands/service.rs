@@ -793,6 +793,7 @@ mod tests {
             timeline: Some(1),
             attached: Vec::new(),
             replay_paused: false,
+            fenced: false,
         }
     }
 
@@ -876,6 +877,7 @@ mod tests {
             timeline: None,
             attached: Vec::new(),
             replay_paused: false,
+            fenced: false,
         };
         let l = status_line(&s, &down, Some(&row(2, Some(200), 0.1, Some(0.1))), None);
         assert_eq!(repmgrd_cells(&l, false), ["n/a", "n/a", "n/a", "n/a"]);

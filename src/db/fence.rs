@@ -70,14 +70,25 @@ pub fn unfence(c: &mut impl GenericClient) -> Result<()> {
     .map_err(|e| query_error("lifting the fence", &e))
 }
 
-/// Registered voters (active nodes other than `me`) and whether each was
-/// seen recently from this primary: its repmgrd heartbeat, or its WAL
-/// receiver's replies, within `window_secs`.
+/// What this primary knows about one voter without contacting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterSeen {
+    pub node: crate::db::nodes::NodeRecord,
+    /// Its repmgrd heartbeat (or its WAL receiver's replies) arrived within
+    /// the window.
+    pub fresh: bool,
+    /// A repmgrd stamped its row in the last minute: judge it by its
+    /// heartbeat. Otherwise it has to be asked directly.
+    pub has_daemon: bool,
+}
+
+/// Registered voters (active nodes other than `me`) and what their
+/// heartbeats say, within `window_secs`.
 pub fn voter_visibility(
     c: &mut impl GenericClient,
     me: i32,
     window_secs: f64,
-) -> Result<Vec<(i32, bool)>> {
+) -> Result<Vec<VoterSeen>> {
     let has_status: bool = c
         .query_one(
             "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
@@ -85,27 +96,47 @@ pub fn voter_visibility(
         )
         .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?
         .get(0);
-    let heartbeat = if has_status {
-        "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
-                  WHERE s.node_id = n.node_id AND s.pid IS NOT NULL
-                    AND s.last_updated > pg_catalog.now() - pg_catalog.make_interval(secs => $2))"
+    let (heartbeat, daemon) = if has_status {
+        (
+            "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
+                      WHERE s.node_id = n.node_id AND s.pid IS NOT NULL
+                        AND s.last_updated > pg_catalog.now() - pg_catalog.make_interval(secs => $2))",
+            "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
+                      WHERE s.node_id = n.node_id AND s.pid IS NOT NULL
+                        AND s.last_updated > pg_catalog.now() - INTERVAL '60 seconds')",
+        )
     } else {
-        "FALSE"
+        ("FALSE", "FALSE")
     };
+    let wanted = crate::db::nodes::all(c)?
+        .into_iter()
+        .filter(|n| n.active && n.node_id != me && n.node_type != crate::db::nodes::NodeType::Bdr)
+        .collect::<Vec<_>>();
     let sql = format!(
         "SELECT n.node_id,
                 {heartbeat}
              OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication r
                          WHERE r.application_name = n.node_name AND r.state = 'streaming'
-                           AND r.reply_time > pg_catalog.now() - pg_catalog.make_interval(secs => $2))
+                           AND r.reply_time > pg_catalog.now() - pg_catalog.make_interval(secs => $2)),
+                {daemon}
            FROM repmgr.nodes n
-          WHERE n.active AND n.node_id <> $1 AND n.type IN ('primary', 'standby', 'witness')
+          WHERE n.active AND n.node_id <> $1
           ORDER BY n.node_id"
     );
     let rows = c
         .query(sql.as_str(), &[&me, &window_secs])
         .map_err(|e| query_error("checking which nodes this primary can see", &e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(wanted
+        .into_iter()
+        .map(|node| {
+            let row = rows.iter().find(|r| r.get::<_, i32>(0) == node.node_id);
+            VoterSeen {
+                fresh: row.is_some_and(|r| r.get(1)),
+                has_daemon: row.is_some_and(|r| r.get(2)),
+                node,
+            }
+        })
+        .collect())
 }
 
 /// The voting term as this node's metadata copy has it.

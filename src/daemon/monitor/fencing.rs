@@ -102,8 +102,18 @@ impl Monitor {
             Some(Ok(v)) => v,
             _ => return self.fenced.is_some(),
         };
+        // Nodes without a repmgrd send no heartbeat: ask them directly.
+        let unknown: Vec<NodeRecord> = seen
+            .iter()
+            .filter(|v| !v.fresh && !v.has_daemon)
+            .map(|v| v.node.clone())
+            .collect();
+        let answered = crate::commands::reach_all(&unknown)
+            .into_iter()
+            .filter(|r| r.conn.is_some())
+            .count();
         let voters = seen.len() + 1;
-        let visible = 1 + seen.iter().filter(|(_, v)| *v).count();
+        let visible = 1 + seen.iter().filter(|v| v.fresh).count() + answered;
         if other_side_has_majority(voters, visible) {
             let since = *self.isolated_since.get_or_insert_with(|| {
                 crate::log_warning!("this primary sees only {visible} of {voters} voters");
