@@ -26,3 +26,5 @@ mod clone;
 mod service;
 // standby switchover through a real sshd on loopback.
 mod switchover;
+// No split brain: fencing and old primaries that never come back as primaries.
+mod split_brain;

@@ -36,11 +36,15 @@ pub fn standby_earliest_secs(cfg: &Config) -> u64 {
     (cfg.reconnect_attempts.max(1) as u64 - 1) * cfg.reconnect_interval.max(0) as u64
 }
 
+/// How long the primary's direct check of a silent voter may take (the
+/// default connect_timeout).
+const PROBE_SECS: u64 = 2;
+
 /// The latest this primary notices that it is isolated: a voter's
-/// heartbeat counts as fresh for two monitoring intervals, and the check
-/// runs once per interval.
+/// heartbeat counts as fresh for two monitoring intervals, the check runs
+/// once per interval, and a silent voter is then asked directly.
 pub fn primary_notice_secs(cfg: &Config) -> u64 {
-    3 * cfg.monitor_interval_secs.max(1) as u64
+    3 * cfg.monitor_interval_secs.max(1) as u64 + PROBE_SECS
 }
 
 /// The isolation timeout in force: the configured one, or by default half
@@ -64,7 +68,7 @@ pub fn check_fencing_timing(cfg: &Config) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "an isolated primary is fenced after up to {fence_by} s (3 × monitor_interval_secs + primary_isolation_timeout), \
+        "an isolated primary is fenced after up to {fence_by} s (3 × monitor_interval_secs + {PROBE_SECS} s + primary_isolation_timeout), \
          but a standby may be promoted after {earliest} s ((reconnect_attempts − 1) × reconnect_interval)"
     ))
 }
@@ -100,12 +104,21 @@ impl Monitor {
             .map(|c| db::fence::voter_visibility(c, id, window))
         {
             Some(Ok(v)) => v,
-            _ => return self.fenced.is_some(),
+            Some(Err(e)) => {
+                crate::log_warning!(
+                    "unable to check which voters this primary sees: {}",
+                    e.detail.unwrap_or_default()
+                );
+                return self.fenced.is_some();
+            }
+            None => return self.fenced.is_some(),
         };
-        // Nodes without a repmgrd send no heartbeat: ask them directly.
+        // A voter without a fresh heartbeat (no repmgrd, or its repmgrd
+        // cannot reach us) is asked directly, all at once, within one
+        // connect deadline: a crashed repmgrd must not fence the primary.
         let unknown: Vec<NodeRecord> = seen
             .iter()
-            .filter(|v| !v.fresh && !v.has_daemon)
+            .filter(|v| !v.fresh)
             .map(|v| v.node.clone())
             .collect();
         let answered = crate::commands::reach_all(&unknown)
@@ -389,12 +402,12 @@ mod tests {
         // repmgr's defaults: 6 attempts 10 s apart, 2 s cycles.
         let defaults = Config::default();
         assert_eq!(standby_earliest_secs(&defaults), 50);
-        assert_eq!(primary_notice_secs(&defaults), 6);
-        assert_eq!(isolation_timeout(&defaults), Duration::from_secs(22));
+        assert_eq!(primary_notice_secs(&defaults), 8);
+        assert_eq!(isolation_timeout(&defaults), Duration::from_secs(21));
         assert!(check_fencing_timing(&defaults).is_ok());
-        // Fast settings: 5 attempts 1 s apart, 1 s cycles: fence at once.
+        // Fast settings: 7 attempts 1 s apart, 1 s cycles: fence at once.
         let fast = Config {
-            reconnect_attempts: 5,
+            reconnect_attempts: 7,
             reconnect_interval: 1,
             monitor_interval_secs: 1,
             ..Config::default()

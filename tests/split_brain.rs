@@ -1,0 +1,112 @@
+//! No split brain: fencing of an isolated primary, and an old primary that
+//! never comes back as a primary. (Partition tests on separate network
+//! namespaces live in their own file.)
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::{poll_until, try_poll_until};
+
+/// Timings under which fencing is guaranteed to come first: standbys need
+/// (7 − 1) × 1 s, the primary notices within 3 × 1 s + a 2 s probe.
+fn safe(_: i32) -> String {
+    "failover=automatic\nreconnect_attempts=7\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=DEBUG".to_string()
+}
+
+/// Freezes (or thaws) a node as a partition would look from the others:
+/// its server's processes and its repmgrd stop answering, nothing closes.
+fn freeze(n: &Node, d: &crate::harness::Daemon, sig: Signal) {
+    let pm = n.pg.postmaster_pid().expect("postmaster pid");
+    // The postmaster leads the process group of all its children.
+    nix::sys::signal::killpg(Pid::from_raw(pm), sig).unwrap();
+    d.signal(sig);
+}
+
+fn read_only(n: &Node) -> bool {
+    n.pg.try_query_one_string("SHOW default_transaction_read_only")
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("on")
+}
+
+#[test]
+fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() {
+    let nodes = registered_cluster_with(2, safe);
+    let daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
+    nodes[0].pg.execute("CREATE TABLE t (i int)");
+    // Both standbys stop answering, as behind a partition: the primary is 1
+    // of 3 voters, and the two of them could elect a new primary.
+    freeze(&nodes[1], &daemons[1], Signal::SIGSTOP);
+    freeze(&nodes[2], &daemons[2], Signal::SIGSTOP);
+    let gone = Instant::now();
+    poll_until(Duration::from_secs(15), "primary fenced", || {
+        read_only(&nodes[0])
+    });
+    // Within 3 monitoring intervals + the 2 s probe (+ slack for a loaded machine).
+    assert!(
+        gone.elapsed() < Duration::from_secs(8),
+        "fenced after {:?}",
+        gone.elapsed()
+    );
+    // No client write is accepted now.
+    assert!(nodes[0].pg.try_execute("INSERT INTO t VALUES (1)").is_err());
+    let r = nodes[0].repmgr(&["cluster", "show"]);
+    assert!(r.stdout.contains("| node1 | primary | ! fenced "), "{r}");
+    // They come back, nobody was promoted: the fence is lifted.
+    freeze(&nodes[1], &daemons[1], Signal::SIGCONT);
+    freeze(&nodes[2], &daemons[2], Signal::SIGCONT);
+    poll_until(Duration::from_secs(30), "primary unfenced", || {
+        !read_only(&nodes[0])
+    });
+    nodes[0].pg.execute("INSERT INTO t VALUES (2)");
+    daemons[0].wait_for_output("unfenced", Duration::from_secs(5));
+    assert_eq!(
+        nodes[0].query("SELECT string_agg(event, ',' ORDER BY event_timestamp) FROM repmgr.events WHERE event LIKE 'repmgrd_%fence'"),
+        "repmgrd_fence,repmgrd_unfence"
+    );
+}
+
+#[test]
+fn an_old_primary_restarted_after_a_failover_accepts_no_write() {
+    let nodes = registered_cluster_with(2, safe);
+    let _daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
+    nodes[0].pg.execute("CREATE TABLE t (i int)");
+    nodes[0].pg.kill9();
+    poll_until(Duration::from_secs(30), "a standby promoted", || {
+        nodes[1..].iter().any(|n| !n.pg.is_in_recovery())
+    });
+    // node1's repmgrd outlived its server: it prepares the data directory.
+    poll_until(Duration::from_secs(10), "data directory prepared", || {
+        nodes[0].pg.path("data/standby.signal").exists()
+    });
+    // Restarted by hand: it comes up as a standby, not as a second primary.
+    nodes[0].pg.start();
+    assert!(
+        nodes[0].pg.is_in_recovery(),
+        "the old primary came back as a primary"
+    );
+    assert!(nodes[0].pg.try_execute("INSERT INTO t VALUES (1)").is_err());
+    let promoted = if nodes[1].pg.is_in_recovery() {
+        &nodes[2]
+    } else {
+        &nodes[1]
+    };
+    assert!(
+        try_poll_until(Duration::from_secs(10), || {
+            promoted
+                .pg
+                .try_query_one_string(
+                    "SELECT count(*) FROM repmgr.events WHERE event = 'repmgrd_fence'",
+                )
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("1")
+        }),
+        "the fence event is recorded on the new primary"
+    );
+}
