@@ -387,7 +387,12 @@ fn node_status_service_and_cleanup() {
     assert_eq!(r.stdout, "--state=UP\n", "{r}");
     s.repmgr(&["node", "service", "--action=stop", "--checkpoint"])
         .assert_success();
-    assert!(!s.pg.is_running());
+    // repmgr's pg_ctl stop does not wait (-W): switchover polls, so do we.
+    crate::harness::poll_until(
+        std::time::Duration::from_secs(30),
+        "standby to stop",
+        || !s.pg.is_running(),
+    );
     let r = s.repmgr(&["node", "status", "--is-shutdown-cleanly"]);
     r.assert_success();
     assert!(
