@@ -704,7 +704,15 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let node_id = cfg.node_id.unwrap_or(0);
     let node = db::nodes::get(&mut c, node_id)?
         .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
-    let stats = db::checks::stats(&mut c)?;
+    // --role needs only the recovery state: skip the snapshot's planning.
+    let stats = if single == Some(Single::Role) {
+        NodeStats {
+            in_recovery: db::checks::in_recovery(&mut c)?,
+            ..NodeStats::default()
+        }
+    } else {
+        db::checks::stats(&mut c)?
+    };
     let mut env = Env {
         node,
         stats,

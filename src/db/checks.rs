@@ -91,6 +91,14 @@ pub fn stats(c: &mut impl GenericClient) -> Result<NodeStats> {
     })
 }
 
+/// Just `pg_is_in_recovery()`, in one round trip (`node check --role`).
+pub fn in_recovery(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_typed_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .map_err(|e| query_error("checking the recovery state", &e))?;
+    Ok(row.get(0))
+}
+
 /// A node registered with this node as its upstream, as the checks see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downstream {
