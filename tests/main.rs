@@ -28,3 +28,5 @@ mod service;
 mod switchover;
 // No split brain: fencing and old primaries that never come back as primaries.
 mod split_brain;
+// node status/check/service and cluster cleanup.
+mod node_check;

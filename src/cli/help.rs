@@ -322,7 +322,13 @@ Usage:
 
 Options:
   --csv                     emit output as CSV
-  --is-shutdown-cleanly     print the node's shutdown state (used by switchover)
+  --verbose                 also show the system identifier
+  --is-shutdown-cleanly     print the node's shutdown state without connecting:
+                            --state=UP|DOWN|SHUTTING_DOWN|UNCLEAN_SHUTDOWN|UNKNOWN
+                            (DOWN adds --last-checkpoint-lsn=X/Y; used by switchover)
+
+Exit status: 0, or 25 if issues were detected (role mismatch, downstream nodes
+not attached, missing or inactive replication slots).
 "
         }
         NodeCheck => {
@@ -347,8 +353,20 @@ Following options check an individual status:
   --role                    check node has expected role
   --slots                   check for inactive replication slots
   --missing-slots           check for missing replication slots
-  --repmgrd                 check if repmgrd is running
+  --repmgrd                 check if repmgrd is running (paused: WARNING)
   --data-directory-config   check repmgr's data directory configuration
+
+Diagnostics (used by standby switchover, with --optformat):
+  --optformat               emit \"--status=OK --files=0\" style output
+  --db-connection           check the database connection (also without --optformat)
+  --replication-config-owner  check the owner of the replication configuration file
+  --replication-connection  with --remote-node-id=ID: can this node open a
+                            replication connection to that node?
+  --has-passfile            exit 0 if a password file is present, 1 otherwise
+
+Exit status: a full run exits 0, or 25 if any check is not OK; an individual
+check exits 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN), with or
+without --nagios. With --nagios, an unreachable server gives a CRITICAL line.
 "
         }
         NodeRejoin => {
@@ -380,6 +398,10 @@ Options:
                             \"reload\" or \"promote\")
   --list-actions            show what command would be performed for each action
   --checkpoint              issue a CHECKPOINT before stopping or restarting the node
+  -S, --superuser=USERNAME  superuser to issue the CHECKPOINT as
+
+Commands are the service_*_command settings, else pg_ctl on the data directory
+(or config_directory). Exit status: 0, or 5 if the command failed.
 "
         }
         NodeControl => {
@@ -455,6 +477,10 @@ Usage:
 Options:
   -k, --keep-history=VALUE  retain indicated number of days of history (default: 0)
   --node-id                 only delete monitoring records for the specified node
+
+Runs on the primary (found from this node's metadata) and records the event
+\"cluster_cleanup\". Exit status: 0, 6 if the primary cannot be reached,
+7 if the records cannot be deleted.
 "
         }
         ServiceStatus => {

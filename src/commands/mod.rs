@@ -2,6 +2,7 @@
 //! (repmgr's `do_<family>_<action>`), all returning `Result` to `main`.
 
 pub mod cluster;
+pub mod node;
 pub mod primary;
 pub mod service;
 pub mod standby;
@@ -314,6 +315,10 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         StandbySwitchover => standby::switchover(ctx),
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
+        ClusterCleanup => cluster::cleanup(ctx),
+        NodeStatus => node::status(ctx),
+        NodeCheck => node::check(ctx),
+        NodeService => node::service(ctx),
         ServiceStatus => service::status(ctx),
         ServicePause => service::pause(ctx, true),
         ServiceUnpause => service::pause(ctx, false),

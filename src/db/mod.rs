@@ -1,5 +1,6 @@
 //! Everything that speaks SQL. Queries use bound parameters only.
 
+pub mod checks;
 pub mod connect;
 pub mod daemon_status;
 pub mod events;

@@ -82,8 +82,9 @@ fn from_row(row: &Row) -> Result<NodeRecord> {
 
 pub fn get(c: &mut impl GenericClient, node_id: i32) -> Result<Option<NodeRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes WHERE node_id = $1");
+    // One round trip (no prepare): `node check` runs every minute.
     let row = c
-        .query_opt(sql.as_str(), &[&node_id])
+        .query_typed_opt(sql.as_str(), &[(&node_id, postgres::types::Type::INT4)])
         .map_err(|e| query_error(&format!("retrieving the record for node {node_id}"), &e))?;
     row.as_ref().map(from_row).transpose()
 }

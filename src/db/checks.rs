@@ -1,0 +1,221 @@
+//! The queries behind `node status`, `node check` and `cluster cleanup`.
+//!
+//! `node check` runs from cron and Nagios every minute, so the local facts
+//! come from one statement (one round trip, no prepare) instead of repmgr's
+//! dozen small queries.
+
+use postgres::types::Type;
+use postgres::GenericClient;
+
+use super::query_error;
+use crate::error::Result;
+
+/// What one query tells about the local server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeStats {
+    pub in_recovery: bool,
+    /// `server_version` cut at the first space ("15.4", not "15.4 (Debian…)").
+    pub server_version: String,
+    pub max_wal_senders: i32,
+    /// Rows in pg_stat_replication.
+    pub attached_wal_receivers: i32,
+    pub max_replication_slots: i32,
+    pub total_slots: i32,
+    pub active_slots: i32,
+    pub inactive_slots: i32,
+    /// repmgr's get_replication_lag_seconds: 0 when everything received is
+    /// replayed, else seconds since the last replayed transaction; None
+    /// when unknown (or on a primary).
+    pub lag_seconds: Option<i32>,
+    /// The `data_directory` setting, when this role may read it (superuser,
+    /// pg_read_all_settings or pg_monitor).
+    pub data_directory: Option<String>,
+    pub archive_mode: String,
+    pub archive_command: String,
+    /// Last received / replayed LSN (standby), as text.
+    pub receive_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+    /// repmgr's replication_lag_time for `node status` (0 when unknown).
+    pub status_lag_seconds: i32,
+}
+
+/// One statement, one round trip.
+pub fn stats(c: &mut impl GenericClient) -> Result<NodeStats> {
+    let row = c
+        .query_typed_one(
+            "SELECT pg_catalog.pg_is_in_recovery(),
+                    pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),
+                    pg_catalog.current_setting('max_wal_senders')::INT4,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication)::INT4,
+                    pg_catalog.current_setting('max_replication_slots')::INT4,
+                    s.total::INT4, s.active::INT4, s.inactive::INT4,
+                    CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL
+                         WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
+                         ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
+                                                  - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
+                    END,
+                    CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
+                         THEN pg_catalog.current_setting('data_directory') END,
+                    pg_catalog.current_setting('archive_mode'),
+                    pg_catalog.current_setting('archive_command'),
+                    pg_catalog.pg_last_wal_receive_lsn()::TEXT,
+                    pg_catalog.pg_last_wal_replay_lsn()::TEXT,
+                    CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
+                         WHEN pg_catalog.pg_last_xact_replay_timestamp() IS NULL THEN 0
+                         ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
+                                                  - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
+                    END
+               FROM (SELECT pg_catalog.count(*) AS total,
+                            pg_catalog.count(*) FILTER (WHERE active) AS active,
+                            pg_catalog.count(*) FILTER (WHERE NOT active) AS inactive
+                       FROM pg_catalog.pg_replication_slots WHERE slot_type = 'physical') s",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving replication statistics", &e))?;
+    Ok(NodeStats {
+        in_recovery: row.get(0),
+        server_version: row.get(1),
+        max_wal_senders: row.get(2),
+        attached_wal_receivers: row.get(3),
+        max_replication_slots: row.get(4),
+        total_slots: row.get(5),
+        active_slots: row.get(6),
+        inactive_slots: row.get(7),
+        lag_seconds: row.get(8),
+        data_directory: row.get(9),
+        archive_mode: row.get(10),
+        archive_command: row.get(11),
+        receive_lsn: row.get(12),
+        replay_lsn: row.get(13),
+        status_lag_seconds: row.get::<_, Option<i32>>(14).unwrap_or(0),
+    })
+}
+
+/// Just `pg_is_in_recovery()`, in one round trip (`node check --role`).
+pub fn in_recovery(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_typed_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .map_err(|e| query_error("checking the recovery state", &e))?;
+    Ok(row.get(0))
+}
+
+/// A node registered with this node as its upstream, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downstream {
+    pub node_id: i32,
+    pub node_name: String,
+    pub is_witness: bool,
+    /// Streaming from this node (pg_stat_replication state "streaming").
+    pub attached: bool,
+    /// A standby whose registered slot does not exist on this node.
+    pub slot_missing: bool,
+    pub slot_name: Option<String>,
+}
+
+/// Every node registered downstream of `node_id`, by node_id, with whether
+/// it is attached here and whether its slot is missing (one round trip).
+pub fn downstream(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<Downstream>> {
+    let rows = c
+        .query_typed(
+            "SELECT n.node_id, n.node_name, n.type = 'witness',
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication r
+                             WHERE r.application_name = n.node_name AND r.state = 'streaming'),
+                    (n.type = 'standby' AND n.slot_name IS NOT NULL AND n.slot_name <> ''
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s
+                                      WHERE s.slot_name = n.slot_name)),
+                    n.slot_name
+               FROM repmgr.nodes n
+              WHERE n.upstream_node_id = $1
+              ORDER BY n.node_id",
+            &[(&node_id, Type::INT4)],
+        )
+        .map_err(|e| query_error("retrieving downstream node records", &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Downstream {
+            node_id: r.get(0),
+            node_name: r.get(1),
+            is_witness: r.get(2),
+            attached: r.get(3),
+            slot_missing: r.get(4),
+            slot_name: r.get(5),
+        })
+        .collect())
+}
+
+/// Names of the inactive physical replication slots.
+pub fn inactive_slots(c: &mut impl GenericClient) -> Result<Vec<String>> {
+    let rows = c
+        .query_typed(
+            "SELECT slot_name::TEXT FROM pg_catalog.pg_replication_slots
+              WHERE NOT active AND slot_type = 'physical' ORDER BY slot_name",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving inactive replication slots", &e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The size of all databases, pretty-printed as repmgr's get_cluster_size.
+pub fn cluster_size(c: &mut impl GenericClient) -> Result<String> {
+    let row = c
+        .query_typed_one(
+            "SELECT pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_database_size(oid))::BIGINT)
+               FROM pg_catalog.pg_database",
+            &[],
+        )
+        .map_err(|e| query_error("retrieving the cluster size", &e))?;
+    Ok(row.get(0))
+}
+
+/// Whether this session is a superuser (CHECKPOINT needs one before 15's
+/// pg_checkpoint role).
+pub fn is_superuser(c: &mut impl GenericClient) -> Result<bool> {
+    let row = c
+        .query_typed_one(
+            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .map_err(|e| query_error("checking for superuser", &e))?;
+    Ok(row.get(0))
+}
+
+pub fn checkpoint(c: &mut impl GenericClient) -> Result<()> {
+    c.batch_execute("CHECKPOINT")
+        .map_err(|e| query_error("issuing CHECKPOINT", &e))
+}
+
+/// monitoring_history rows at least `days` old (all with 0), optionally for
+/// one standby only.
+pub fn monitoring_rows_to_delete(
+    c: &mut impl GenericClient,
+    days: i32,
+    node_id: Option<i32>,
+) -> Result<i64> {
+    let row = c
+        .query_typed_one(
+            "SELECT pg_catalog.count(*) FROM repmgr.monitoring_history
+              WHERE pg_catalog.age(pg_catalog.now(), last_monitor_time) >= pg_catalog.make_interval(days => $1)
+                AND ($2::INT4 IS NULL OR standby_node_id = $2)",
+            &[(&days, Type::INT4), (&node_id, Type::INT4)],
+        )
+        .map_err(|e| query_error("counting monitoring records to clean up", &e))?;
+    Ok(row.get(0))
+}
+
+/// Deletes what [`monitoring_rows_to_delete`] counts.
+pub fn delete_monitoring_rows(
+    c: &mut impl GenericClient,
+    days: i32,
+    node_id: Option<i32>,
+) -> std::result::Result<u64, postgres::Error> {
+    c.execute_typed(
+        "DELETE FROM repmgr.monitoring_history
+          WHERE pg_catalog.age(pg_catalog.now(), last_monitor_time) >= pg_catalog.make_interval(days => $1)
+            AND ($2::INT4 IS NULL OR standby_node_id = $2)",
+        &[(&days, Type::INT4), (&node_id, Type::INT4)],
+    )
+}
+
+pub fn vacuum_monitoring(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+    c.batch_execute("VACUUM repmgr.monitoring_history")
+}
