@@ -265,7 +265,9 @@ fn current_upstream(local: &mut Client, node_id: i32) -> Result<Option<NodeRecor
     }
 }
 
-fn write_replication_config(
+/// Writes the replication configuration pointing at `target` into the
+/// local data directory (exit 23 on failure; callers may re-code it).
+pub fn write_replication_config(
     cfg: &Config,
     target: &NodeRecord,
     slot: Option<String>,
@@ -327,7 +329,7 @@ fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Client, version: i32) -> 
 }
 
 /// Waits until the target lists this node as a streaming standby.
-fn wait_attached(target: &mut Client, node_name: &str, timeout: Duration) -> Result<()> {
+pub fn wait_attached(target: &mut Client, node_name: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if db::timeline::is_streaming_to(target, node_name)? {
