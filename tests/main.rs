@@ -24,3 +24,5 @@ mod failover;
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.
 mod service;
+// node rejoin and the witness.
+mod rejoin_witness;

@@ -401,7 +401,18 @@ pub fn rejoin_node<'a>(
             .pg_rewind
             .as_ref()
             .ok_or_else(|| Error::internal("pg_rewind planned without --force-rewind"))?;
-        rewind(cfg, pg_rewind, opts, primary, datadir)?;
+        ensure_source_checkpoint(primary, pconn)?;
+        let said = rewind(cfg, pg_rewind, opts, primary, datadir)?;
+        if said.contains("no rewind required")
+            && matches!(plan.rewind, Some(Refusal::Diverged { .. }))
+        {
+            return Err(Error::new(
+                ExitCode::RejoinFail,
+                "pg_rewind found nothing to rewind, but this node diverged from the primary",
+            )
+            .detail(said.trim().to_string())
+            .hint("run CHECKPOINT on the primary and retry; the data directory was not changed"));
+        }
         for s in remove_replication_slots(datadir)? {
             crate::log_info!("removed replication slot \"{s}\" copied by pg_rewind");
         }
@@ -458,6 +469,27 @@ pub fn rejoin_node<'a>(
     record_rejoin(cfg, primary, pconn, details)
 }
 
+/// pg_rewind reads the source's timeline from its last checkpoint: right
+/// after a promotion that is still the old timeline, pg_rewind would find
+/// "no rewind required" and the node would stay diverged. A CHECKPOINT on
+/// the primary settles it.
+fn ensure_source_checkpoint(primary: &NodeRecord, pconn: &mut Client) -> Result<()> {
+    let current = db::timeline::position(pconn)?.timeline;
+    if db::timeline::checkpoint_timeline(pconn)? >= current {
+        return Ok(());
+    }
+    crate::log_notice!(
+        "issuing CHECKPOINT on node \"{}\" (ID: {}) so that pg_rewind sees its timeline {current}",
+        primary.node_name,
+        primary.node_id
+    );
+    db::timeline::checkpoint(pconn).map_err(|e| {
+        e.with_code(ExitCode::RejoinFail).hint(
+            "the user in the primary's conninfo needs superuser or pg_checkpoint; or run CHECKPOINT on the primary and retry",
+        )
+    })
+}
+
 /// The node record says standby of `primary`; the event tells it.
 fn record_rejoin<'a>(
     cfg: &'a Config,
@@ -508,15 +540,15 @@ fn kept_files(datadir: &Path, extra: &[String]) -> Vec<String> {
 /// crash recovery refuses standby mode).
 const SIGNAL_FILES: &[&str] = &["standby.signal", "recovery.signal"];
 
-/// Archives the kept files, runs pg_rewind, restores them. On failure the
-/// kept files and signal files are put back.
+/// Archives the kept files, runs pg_rewind, restores them; returns what
+/// pg_rewind printed. On failure the kept files and signal files are put back.
 fn rewind(
     cfg: &Config,
     pg_rewind: &Path,
     opts: &RejoinOptions,
     primary: &NodeRecord,
     datadir: &Path,
-) -> Result<()> {
+) -> Result<String> {
     let archive = opts
         .config_archive_dir
         .join(format!("repmgr-config-archive-{}", cfg.node_name));
@@ -585,18 +617,21 @@ fn rewind(
             ))
         }
     });
-    if let Err(e) = result {
-        if let Err(r) = restore(&files, &moved_signals) {
-            crate::log_warning!(
-                "unable to restore the archived configuration files from \"{}\": {}",
-                archive.display(),
-                r.message()
-            );
-        }
-        return Err(e.hint(
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            if let Err(r) = restore(&files, &moved_signals) {
+                crate::log_warning!(
+                    "unable to restore the archived configuration files from \"{}\": {}",
+                    archive.display(),
+                    r.message()
+                );
+            }
+            return Err(e.hint(
             "check the pg_rewind output above; the source conninfo needs a user allowed to run pg_rewind (superuser or the documented grants)",
         ));
-    }
+        }
+    };
     crate::log_notice!("pg_rewind completed");
     restore(&files, &[])?;
     for f in &files {
@@ -608,7 +643,7 @@ fn rewind(
             archive.display()
         );
     }
-    Ok(())
+    Ok(format!("{}{}", out.stdout, out.stderr))
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
