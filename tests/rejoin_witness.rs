@@ -71,7 +71,17 @@ fn rejoin_without_divergence_needs_no_rewind() {
         .assert_code(24)
         .assert_stderr_contains("still running")
         .assert_stderr_contains("cannot be executed on a running node");
-    // No -d: a usage error.
+    // Crashed: not shut down cleanly, refused without --force-rewind.
+    n1.pg.kill9();
+    n1.repmgr(&["node", "rejoin", "-d", &seed])
+        .assert_code(24)
+        .assert_stderr_contains("not shut down cleanly")
+        .assert_stderr_contains("in production");
+    // No -d: refused before anything else.
+    n2.pg.stop();
+    n2.repmgr(&["node", "rejoin"])
+        .assert_code(1)
+        .assert_stderr_contains("must be provided");
     drop(nodes);
 
     let nodes = failed_over_cluster();
@@ -358,4 +368,36 @@ fn witness_registers_copies_records_votes_and_follows_the_new_primary() {
         1
     );
     drop(d2);
+}
+
+#[test]
+fn a_crashed_diverged_old_primary_is_rewound() {
+    let nodes = failed_over_cluster();
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    n1.pg.start();
+    n1.pg.execute("INSERT INTO t VALUES (3, 'diverged')");
+    n1.pg.kill9();
+    let archive = n1.pg.path("archive");
+    std::fs::create_dir(&archive).unwrap();
+    crate::harness::chown_to_user(&archive);
+    n1.repmgr(&[
+        "node",
+        "rejoin",
+        "-d",
+        &n2.pg.conninfo(),
+        "--force-rewind",
+        "--config-files=harness.conf",
+        &format!("--config-archive-dir={}", archive.display()),
+    ])
+    .assert_success()
+    .assert_stderr_contains("not shut down cleanly");
+    assert!(n1.pg.is_in_recovery());
+    poll_until(
+        Duration::from_secs(20),
+        "node1 has node2's rows only",
+        || {
+            answer(n1, "SELECT string_agg(id::text, ',' ORDER BY id) FROM t").as_deref()
+                == Some("1,2")
+        },
+    );
 }

@@ -62,6 +62,10 @@ pub struct RejoinPlan {
     pub primary: Position,
     /// Some: the node diverged from the primary and pg_rewind will run.
     pub rewind: Option<Refusal>,
+    /// The node was not shut down cleanly: its WAL may go past the last
+    /// checkpoint pg_control knows of, so the comparison above cannot be
+    /// trusted and pg_rewind (allowed, or the checks had refused) runs.
+    pub unclean: bool,
     /// The local server's version (from PG_VERSION), server_version_num style.
     pub version_num: i32,
 }
@@ -107,6 +111,10 @@ pub fn rejoin(ctx: &Ctx) -> Result<()> {
     let plan = check_rejoin(cfg, &opts, control, &primary, &mut pconn)?;
     if ctx.opts.dry_run {
         match &plan.rewind {
+            _ if plan.unclean => crate::log_info!(
+                "pg_rewind would be executed with source node \"{}\" (unclean shutdown)",
+                primary.node_name
+            ),
             Some(_) => crate::log_info!(
                 "pg_rewind would be executed with source node \"{}\"",
                 primary.node_name
@@ -289,13 +297,31 @@ pub fn check_rejoin(
         theirs.timeline,
         db::timeline::format_lsn(theirs.lsn)
     );
+    let unclean = !control.shut_down_cleanly();
     let why = match attach::can_follow(&local, &theirs, history.as_deref()) {
+        Ok(()) if unclean => {
+            crate::log_notice!(
+                "this node was not shut down cleanly: pg_rewind will check and repair its history"
+            );
+            if let Some(pg_rewind) = opts.pg_rewind.as_ref() {
+                check_rewind_prerequisites(&control, pg_rewind, opts)?;
+            }
+            return Ok(RejoinPlan {
+                control,
+                local,
+                primary: theirs,
+                rewind: None,
+                unclean,
+                version_num,
+            });
+        }
         Ok(()) => {
             return Ok(RejoinPlan {
                 control,
                 local,
                 primary: theirs,
                 rewind: None,
+                unclean,
                 version_num,
             })
         }
@@ -336,6 +362,7 @@ pub fn check_rejoin(
         local,
         primary: theirs,
         rewind: Some(why),
+        unclean,
         version_num,
     })
 }
@@ -396,7 +423,7 @@ pub fn rejoin_node<'a>(
 ) -> Result<(Event<'a>, String)> {
     let fail = |e: Error| e.with_code(ExitCode::RejoinFail);
     let datadir = Path::new(&cfg.data_directory);
-    if plan.rewind.is_some() {
+    if plan.rewind.is_some() || plan.unclean {
         let pg_rewind = opts
             .pg_rewind
             .as_ref()
@@ -461,7 +488,7 @@ pub fn rejoin_node<'a>(
     } else {
         crate::log_info!("not waiting for the node to attach (-W/--no-wait)");
     }
-    let details = if plan.rewind.is_some() {
+    let details = if plan.rewind.is_some() || plan.unclean {
         format!("{details} (after pg_rewind)")
     } else {
         details
