@@ -164,6 +164,18 @@ pub struct ControlData {
     /// "Minimum recovery ending location" and its timeline (standbys).
     pub min_recovery_lsn: String,
     pub min_recovery_timeline: u32,
+    /// "wal_log_hints setting: on" (pg_rewind needs it or checksums).
+    pub wal_log_hints: bool,
+    /// "Data page checksum version": 0 when checksums are off.
+    pub data_checksum_version: u32,
+}
+
+impl ControlData {
+    /// Whether the server was shut down cleanly ("shut down", or "shut down
+    /// in recovery" for a standby).
+    pub fn shut_down_cleanly(&self) -> bool {
+        self.state == "shut down" || self.state == "shut down in recovery"
+    }
 }
 
 pub fn control_data(bin: &PgBin, datadir: &Path) -> Result<ControlData> {
@@ -194,10 +206,57 @@ fn parse_control_data(text: &str) -> ControlData {
             "Min recovery ending loc's timeline" => {
                 cd.min_recovery_timeline = v.parse().unwrap_or(0)
             }
+            "wal_log_hints setting" => cd.wal_log_hints = v == "on",
+            "Data page checksum version" => cd.data_checksum_version = v.parse().unwrap_or(0),
             _ => {}
         }
     }
     cd
+}
+
+/// The PostgreSQL version of a data directory (its `PG_VERSION` file) as a
+/// `server_version_num`-style number: "15" gives 150000, "9.6" 90600.
+pub fn data_directory_version(datadir: &Path) -> Result<i32> {
+    let path = datadir.join("PG_VERSION");
+    let text = fs::read_to_string(&path).map_err(|e| {
+        Error::config(format!("unable to read \"{}\"", path.display()))
+            .detail(e.to_string())
+            .hint("check data_directory in repmgr.conf names a PostgreSQL data directory")
+    })?;
+    parse_pg_version(text.trim()).ok_or_else(|| {
+        Error::config(format!(
+            "unexpected contents in \"{}\": \"{}\"",
+            path.display(),
+            text.trim()
+        ))
+    })
+}
+
+fn parse_pg_version(v: &str) -> Option<i32> {
+    let mut parts = v.split('.');
+    let major: i32 = parts.next()?.trim().parse().ok()?;
+    if major >= 10 {
+        return Some(major * 10000);
+    }
+    let minor: i32 = parts.next()?.trim().parse().ok()?;
+    Some(major * 10000 + minor * 100)
+}
+
+/// Whether a program can be run: an existing file when a path is given,
+/// else found in PATH.
+pub fn program_exists(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.components().count() > 1 || program.is_absolute() {
+        return executable(program);
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| executable(&d.join(program))))
+        .unwrap_or(false)
 }
 
 /// Refuses to go on when the data directory belongs to a running server.
@@ -225,8 +284,13 @@ mod tests {
              Latest checkpoint location:           0/3000060\n\
              Latest checkpoint's TimeLineID:       2\n\
              Minimum recovery ending location:     0/3000108\n\
-             Min recovery ending loc's timeline:   2\n",
+             Min recovery ending loc's timeline:   2\n\
+             wal_log_hints setting:                on\n\
+             Data page checksum version:           0\n",
         );
+        assert!(cd.wal_log_hints);
+        assert_eq!(cd.data_checksum_version, 0);
+        assert!(cd.shut_down_cleanly());
         assert_eq!(cd.system_identifier, "7312345678901234567");
         assert_eq!(cd.state, "shut down in recovery");
         assert_eq!(cd.timeline, 2);
@@ -250,6 +314,15 @@ mod tests {
             service_command_line(ServiceAction::Promote, &cfg, &bin, "/d"),
             "sudo systemctl promote"
         );
+    }
+
+    #[test]
+    fn pg_version_numbers() {
+        assert_eq!(parse_pg_version("15"), Some(150000));
+        assert_eq!(parse_pg_version("9.6"), Some(90600));
+        assert_eq!(parse_pg_version("x"), None);
+        assert!(program_exists(Path::new("sh")));
+        assert!(!program_exists(Path::new("/nonexistent/pg_rewind")));
     }
 
     #[test]

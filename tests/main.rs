@@ -30,3 +30,5 @@ mod switchover;
 mod split_brain;
 // node status/check/service and cluster cleanup.
 mod node_check;
+// node rejoin and the witness.
+mod rejoin_witness;

@@ -297,6 +297,9 @@ Usage:
 
 Options:
   -h, --host                host of the primary node
+  -p, --port                port of the primary node
+  -U, --username            user to connect to the primary as
+  -d, --dbname              database (or conninfo) of the primary
   --dry-run                 perform checks but don't actually register the witness
   -F, --force               overwrite an existing node record
 "
@@ -311,6 +314,7 @@ Usage:
 Options:
   --dry-run                 perform checks but don't actually unregister the witness
   --node-id                 node ID of the witness node (default: this node)
+  -h, --host                host of the primary node (needed when the witness is down)
 "
         }
         NodeStatus => {
@@ -379,9 +383,12 @@ Usage:
 Options:
   --dry-run                 check that the prerequisites are met
   -d, --dbname=conninfo     conninfo of any node in the cluster
-  --force-rewind[=VALUE]    execute pg_rewind if necessary
+  --force-rewind[=VALUE]    execute pg_rewind if necessary (VALUE: path to pg_rewind)
   --config-files            comma-separated list of configuration files to retain
+                            (postgresql.conf, postgresql.auto.conf, pg_hba.conf and
+                            pg_ident.conf are always retained)
   --config-archive-dir      directory to temporarily store retained configuration files
+                            (default: /tmp)
   -W, --no-wait             don't wait for the node to rejoin the cluster
 "
         }

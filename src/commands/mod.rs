@@ -4,8 +4,10 @@
 pub mod cluster;
 pub mod node;
 pub mod primary;
+pub mod rejoin;
 pub mod service;
 pub mod standby;
+pub mod witness;
 
 use postgres::Client;
 
@@ -324,6 +326,9 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         ServiceUnpause => service::pause(ctx, false),
         DaemonStart => service::start(ctx),
         DaemonStop => service::stop(ctx),
+        NodeRejoin => rejoin::rejoin(ctx),
+        WitnessRegister => witness::register(ctx),
+        WitnessUnregister => witness::unregister(ctx),
         other => Err(Error::new(
             ExitCode::BadConfig,
             format!(

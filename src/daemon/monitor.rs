@@ -39,6 +39,9 @@ enum Role {
     Unknown,
     Primary,
     Standby,
+    /// A witness: watches the primary, keeps a copy of the node records,
+    /// never promotes or follows.
+    Witness,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +101,18 @@ pub struct Monitor {
     last_term: Option<i32>,
     last_version: Option<i32>,
     known_nodes: Vec<NodeRecord>,
+    witness: WitnessState,
+}
+
+/// What repmgrd in witness mode remembers between cycles.
+#[derive(Default)]
+struct WitnessState {
+    /// The primary this witness's record points at.
+    upstream: Option<i32>,
+    /// When the node records were last copied from the primary.
+    last_sync: Option<Instant>,
+    /// Since when no primary has been reachable.
+    lost_since: Option<Instant>,
 }
 
 mod fencing;
@@ -139,6 +154,7 @@ impl Monitor {
             last_term: None,
             last_version: None,
             known_nodes: Vec::new(),
+            witness: WitnessState::default(),
         }
     }
 
@@ -177,7 +193,10 @@ impl Monitor {
         };
         self.refuse_second_daemon(&mut local)?;
         let in_recovery = db::server::in_recovery(&mut local)?;
-        self.role = if in_recovery {
+        self.role = if me.node_type == NodeType::Witness {
+            self.witness.upstream = me.upstream_node_id;
+            Role::Witness
+        } else if in_recovery {
             Role::Standby
         } else {
             Role::Primary
@@ -185,7 +204,11 @@ impl Monitor {
         self.local = Some(local);
         crate::log_notice!(
             "starting monitoring of node \"{name}\" (ID: {id}), running as {}",
-            if in_recovery { "standby" } else { "primary" }
+            match self.role {
+                Role::Witness => "witness",
+                _ if in_recovery => "standby",
+                _ => "primary",
+            }
         );
         if me.node_type == NodeType::Witness {
             crate::log_notice!("this node is a witness: it is monitored, and never promoted");
@@ -393,7 +416,9 @@ impl Monitor {
                 return Flow::Continue;
             }
         };
-        let flow = if state.in_recovery {
+        let flow = if self.role == Role::Witness {
+            self.witness_tick()
+        } else if state.in_recovery {
             self.standby_tick(&state)
         } else {
             self.primary_tick();
@@ -410,6 +435,17 @@ impl Monitor {
 
     fn log_status(&self, state: &db::monitoring::LocalState) {
         let (id, name) = (self.node_id(), self.node_name());
+        if self.role == Role::Witness {
+            match self.witness.upstream.filter(|_| self.witness.lost_since.is_none()) {
+                Some(p) => crate::log_info!(
+                    "witness node \"{name}\" (ID: {id}) monitoring primary node {p} in normal state"
+                ),
+                None => crate::log_info!(
+                    "witness node \"{name}\" (ID: {id}) monitoring in degraded state: no primary reachable"
+                ),
+            }
+            return;
+        }
         match (&self.link, &self.degraded) {
             (_, Some(_)) => crate::log_info!("node \"{name}\" (ID: {id}) monitoring in degraded state"),
             (Some(l), None) if state.in_recovery => crate::log_info!(
@@ -622,6 +658,124 @@ impl Monitor {
             }
         }
         self.event("child_nodes_disconnect_command", true, details, None);
+    }
+
+    // -------------------------------------------------------------- witness
+
+    /// Witness mode (repmgr's `monitor_streaming_witness`): keep a
+    /// connection to whichever node is primary, point this witness's record
+    /// at it, heartbeat, and copy its node records every
+    /// `witness_sync_interval`. A witness never promotes or follows; it
+    /// only has to stay visible to the standbys' elections.
+    fn witness_tick(&mut self) -> Flow {
+        let id = self.node_id();
+        // A writer that fell into recovery (switchover) is no primary.
+        if let Some((_, w)) = self.writer.as_mut() {
+            if !matches!(db::server::in_recovery(w), Ok(false)) {
+                self.writer = None;
+            }
+        }
+        self.ensure_writer();
+        let Some(primary_id) = self.writer.as_ref().map(|(p, _)| *p) else {
+            if self.witness.lost_since.is_none() {
+                self.witness.lost_since = Some(Instant::now());
+                let up = self.witness.upstream.unwrap_or_default();
+                crate::log_warning!("unable to connect to the primary (node {up})");
+                self.event(
+                    "repmgrd_upstream_disconnect",
+                    false,
+                    format!("witness lost connection to primary node {up}"),
+                    None,
+                );
+            }
+            return Flow::Continue;
+        };
+        let lost_since = self.witness.lost_since.take();
+        if self.witness.upstream != Some(primary_id) {
+            self.witness_repoint(primary_id);
+        } else if let Some(since) = lost_since {
+            crate::log_notice!(
+                "reconnected to primary node {primary_id} after {} seconds",
+                since.elapsed().as_secs()
+            );
+            self.event(
+                "repmgrd_upstream_reconnect",
+                true,
+                format!("witness reconnected to primary node {primary_id}"),
+                None,
+            );
+        }
+        let pid = self.pid;
+        if let Some((_, w)) = self.writer.as_mut() {
+            if db::daemon_status::heartbeat(w, id, pid, Some(primary_id), true).is_err() {
+                self.writer = None;
+                return Flow::Continue;
+            }
+        }
+        let every = Duration::from_secs(self.cfg().witness_sync_interval.max(1) as u64);
+        if self.witness.last_sync.is_none_or(|t| t.elapsed() >= every) {
+            self.witness_sync();
+        }
+        Flow::Continue
+    }
+
+    /// After a failover: the witness's record on the new primary points at
+    /// it, and the copy is refreshed at once.
+    fn witness_repoint(&mut self, primary_id: i32) {
+        let (id, name) = (self.node_id(), self.node_name());
+        let Some((_, w)) = self.writer.as_mut() else {
+            return;
+        };
+        let primary_name = db::nodes::get(w, primary_id)
+            .ok()
+            .flatten()
+            .map(|n| n.node_name)
+            .unwrap_or_default();
+        match db::nodes::set_witness_upstream(w, id, primary_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                crate::log_warning!(
+                    "this witness (ID: {id}) has no witness record on node {primary_id}"
+                );
+                return;
+            }
+            Err(e) => {
+                crate::log_warning!(
+                    "unable to update this witness's record: {}",
+                    e.detail.unwrap_or_default()
+                );
+                self.writer = None;
+                return;
+            }
+        }
+        let first = self.witness.upstream.is_none();
+        self.witness.upstream = Some(primary_id);
+        self.witness.last_sync = None;
+        if first {
+            return;
+        }
+        let details = format!(
+            "witness node \"{name}\" (ID: {id}) now monitoring new primary \"{primary_name}\" (ID: {primary_id})"
+        );
+        crate::log_notice!("{details}");
+        self.event("repmgrd_failover_follow", true, details, Some(primary_id));
+    }
+
+    /// Copies the primary's node records into the witness's own metadata.
+    fn witness_sync(&mut self) {
+        let (Some((_, w)), Some(l)) = (self.writer.as_mut(), self.local.as_mut()) else {
+            return;
+        };
+        match crate::commands::witness::copy_node_records(w, l) {
+            Ok(n) => {
+                crate::log_debug!("copied {n} node record(s) from the primary");
+                self.witness.last_sync = Some(Instant::now());
+            }
+            Err(e) => crate::log_warning!(
+                "unable to copy the node records from the primary: {}",
+                e.detail.as_deref().unwrap_or(e.message())
+            ),
+        }
     }
 
     // -------------------------------------------------------------- standby

@@ -235,3 +235,31 @@ pub fn increment_voting_term(c: &mut impl GenericClient) -> Result<i32> {
         }
     }
 }
+
+/// Replaces every row of `repmgr.nodes` with `nodes` (a witness's copy of
+/// the primary's records). Run inside the caller's transaction, so readers
+/// never see a half-copied table.
+pub fn replace_all(c: &mut impl GenericClient, nodes: &[NodeRecord]) -> Result<()> {
+    c.batch_execute("SET CONSTRAINTS ALL DEFERRED; DELETE FROM repmgr.nodes")
+        .map_err(|e| query_error("clearing the copy of the node records", &e))?;
+    for n in nodes {
+        upsert(c, n)?;
+    }
+    Ok(())
+}
+
+/// A witness now watches `upstream_id` (its type stays witness).
+pub fn set_witness_upstream(
+    c: &mut impl GenericClient,
+    node_id: i32,
+    upstream_id: i32,
+) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE repmgr.nodes SET upstream_node_id = $2, active = TRUE
+              WHERE node_id = $1 AND type = 'witness'",
+            &[&node_id, &upstream_id],
+        )
+        .map_err(|e| query_error(&format!("updating the upstream of witness {node_id}"), &e))?;
+    Ok(n > 0)
+}

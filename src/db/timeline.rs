@@ -146,14 +146,44 @@ pub fn drop_slot_if_inactive(c: &mut impl GenericClient, name: &str) -> Result<b
 
 /// Whether a standby named `application_name` streams from this node.
 pub fn is_streaming_to(c: &mut impl GenericClient, application_name: &str) -> Result<bool> {
+    Ok(streaming_pid(c, application_name)?.is_some())
+}
+
+/// The pid of the walsender streaming to the standby named
+/// `application_name`, if one is in state `streaming`. A standby that
+/// cannot follow this node's timeline connects, "streams" for a moment and
+/// is cut off, again and again: callers that must know it really streams
+/// check that the same walsender is still there a little later.
+pub fn streaming_pid(c: &mut impl GenericClient, application_name: &str) -> Result<Option<i32>> {
     let row = c
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication
-                             WHERE application_name = $1 AND state = 'streaming')",
+        .query_opt(
+            "SELECT pid FROM pg_catalog.pg_stat_replication
+              WHERE application_name = $1 AND state = 'streaming'
+              ORDER BY backend_start LIMIT 1",
             &[&application_name],
         )
         .map_err(|e| query_error("checking pg_stat_replication", &e))?;
-    Ok(row.get(0))
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The timeline of this node's last checkpoint. Right after a promotion it
+/// is still the old one until the first checkpoint completes, and pg_rewind
+/// (which reads it) would see no divergence.
+pub fn checkpoint_timeline(c: &mut impl GenericClient) -> Result<u32> {
+    let row = c
+        .query_one(
+            "SELECT timeline_id::BIGINT FROM pg_catalog.pg_control_checkpoint()",
+            &[],
+        )
+        .map_err(|e| query_error("reading the checkpoint timeline", &e))?;
+    let t: i64 = row.get(0);
+    Ok(t as u32)
+}
+
+/// `CHECKPOINT` (superuser, or pg_checkpoint from PostgreSQL 15).
+pub fn checkpoint(c: &mut impl GenericClient) -> Result<()> {
+    c.batch_execute("CHECKPOINT")
+        .map_err(|e| query_error("issuing CHECKPOINT", &e))
 }
 
 #[cfg(test)]

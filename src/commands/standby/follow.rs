@@ -265,7 +265,9 @@ fn current_upstream(local: &mut Client, node_id: i32) -> Result<Option<NodeRecor
     }
 }
 
-fn write_replication_config(
+/// Writes the replication configuration pointing at `target` into the
+/// local data directory (exit 23 on failure; callers may re-code it).
+pub fn write_replication_config(
     cfg: &Config,
     target: &NodeRecord,
     slot: Option<String>,
@@ -326,12 +328,25 @@ fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Client, version: i32) -> 
     }
 }
 
-/// Waits until the target lists this node as a streaming standby.
-fn wait_attached(target: &mut Client, node_name: &str, timeout: Duration) -> Result<()> {
+/// How long the same walsender must stay `streaming` to count: a standby
+/// on an incompatible timeline shows `streaming` for a few milliseconds
+/// before each disconnect.
+const STABLE_STREAMING: Duration = Duration::from_millis(500);
+
+/// Waits until the target lists this node as a streaming standby, with the
+/// same walsender still streaming [`STABLE_STREAMING`] later.
+pub fn wait_attached(target: &mut Client, node_name: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
+    let mut seen: Option<(i32, Instant)> = None;
     loop {
-        if db::timeline::is_streaming_to(target, node_name)? {
-            return Ok(());
+        match (db::timeline::streaming_pid(target, node_name)?, seen) {
+            (Some(pid), Some((p, since))) if pid == p => {
+                if since.elapsed() >= STABLE_STREAMING {
+                    return Ok(());
+                }
+            }
+            (Some(pid), _) => seen = Some((pid, Instant::now())),
+            (None, _) => seen = None,
         }
         if Instant::now() >= deadline {
             return Err(Error::new(

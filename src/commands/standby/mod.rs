@@ -238,7 +238,7 @@ fn wait_sync_limit(value: &str) -> Result<Duration> {
 }
 
 /// The primary's own record, found when the primary was given with -h/-d.
-fn registered_primary(primary: &mut Client) -> Result<NodeRecord> {
+pub(crate) fn registered_primary(primary: &mut Client) -> Result<NodeRecord> {
     let mut ps = db::nodes::active_primaries(primary)?;
     match ps.len() {
         1 => Ok(ps.remove(0)),
