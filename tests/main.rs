@@ -6,6 +6,8 @@ mod harness;
 mod harness_selftest;
 // Nodes with their repmgr.conf, and a registered cluster.
 mod fixture;
+// Tests of the hosts-and-partitions harness (network namespaces, cut/heal).
+mod net_selftest;
 // The command grammar through the real binary (no PostgreSQL).
 mod cli;
 // Bad input: config, conninfo, hung and closed servers, refusals.
