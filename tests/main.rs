@@ -22,6 +22,8 @@ mod daemon;
 mod promote_follow;
 // repmgrd monitoring and automatic failover.
 mod failover;
+// Network partitions with nodes on separate hosts (network namespaces).
+mod partition_demo;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.

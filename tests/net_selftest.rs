@@ -172,6 +172,8 @@ fn repmgr_and_repmgrd_run_inside_hosts() {
     let conf = std::fs::read_to_string(&n2.conf).unwrap();
     assert!(conf.contains(&format!("host={} ", c.hosts[1].ip)), "{conf}");
     assert!(conf.contains("pg_bindir="), "{conf}");
+    assert!(c.hosts.iter().all(|h| h.subnet() == c.net.subnet()));
+    assert_eq!(n1.host().ns, c.hosts[0].ns);
     // The CLI on node2's host reaches node1's host.
     let r = n2.repmgr(&["cluster", "show"]);
     r.assert_success();
@@ -207,7 +209,6 @@ fn repmgr_and_repmgrd_run_inside_hosts() {
         d.host.as_ref().map(|h| h.ns.as_str()),
         Some(c.hosts[1].ns.as_str())
     );
-    let _ = n1;
 }
 
 #[test]
