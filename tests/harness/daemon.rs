@@ -77,8 +77,7 @@ impl Daemon {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        let child = cmd
-            .spawn()
+        let child = super::spawn_retrying(&mut cmd)
             .unwrap_or_else(|e| panic!("could not start {name} ({:?}): {e}", cmd.get_program()));
         Daemon {
             name: name.to_string(),

@@ -251,6 +251,22 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Spawn `cmd`, retrying (bounded, 10 s) while exec fails with ETXTBSY:
+/// the copy of the binary under test is written once per test process, and
+/// a child another thread forked meanwhile holds the written file open until
+/// it execs (longer for children that enter a network namespace first).
+pub fn spawn_retrying(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Human-readable command line (program and args).
 pub fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();

@@ -199,8 +199,7 @@ pub fn run_with_deadline(mut cmd: Command, label: String, timeout: Duration) -> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = cmd
-        .spawn()
+    let mut child = super::spawn_retrying(&mut cmd)
         .unwrap_or_else(|e| panic!("could not start {command}: {e}"));
     let out = collect(child.stdout.take().expect("piped stdout"));
     let err = collect(child.stderr.take().expect("piped stderr"));
