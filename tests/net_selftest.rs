@@ -174,14 +174,14 @@ fn repmgr_and_repmgrd_run_inside_hosts() {
     assert!(conf.contains("pg_bindir="), "{conf}");
     assert!(c.hosts.iter().all(|h| h.subnet() == c.net.subnet()));
     assert_eq!(n1.host().ns, c.hosts[0].ns);
-    // The CLI on node2's host reaches node1's host.
-    let r = n2.repmgr(&["cluster", "show"]);
-    r.assert_success();
-    assert!(r.stdout.contains("| node1 | primary | * running"), "{r}");
-    assert!(
-        r.stdout.contains("| node2 | standby |   running | node1"),
-        "{r}"
-    );
+    // The CLI on node2's host reaches node1's host (node2's own copy of
+    // the metadata may lag the registration by a moment).
+    poll_until(Duration::from_secs(20), "cluster show from node2", || {
+        let r = n2.repmgr(&["cluster", "show"]);
+        r.success()
+            && r.stdout.contains("| node1 | primary | * running")
+            && r.stdout.contains("| node2 | standby |   running | node1")
+    });
     // Commands in a host run as the run user in that namespace.
     let out = run_with_deadline(
         c.hosts[1].command("sh", &["-c", "id -u; ip -o -4 addr show dev eth0"]),
