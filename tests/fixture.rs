@@ -1,6 +1,6 @@
 //! Cluster fixtures for repmgr tests: nodes with their repmgr.conf.
 
-use crate::harness::{write_user_file, PgNode, Repmgr, RunResult};
+use crate::harness::{write_user_file, Host, Net, PgNode, Repmgr, RunResult};
 
 /// A PostgreSQL node with a repmgr.conf naming it.
 pub struct Node {
@@ -29,10 +29,20 @@ impl Node {
         self.cmd(args).run()
     }
 
+    /// `repmgr -f <conf> ARGS`, run inside the node's host when it has one.
     pub fn cmd(&self, args: &[&str]) -> Repmgr {
         let mut all = vec!["-f", self.conf.as_str()];
         all.extend_from_slice(args);
-        Repmgr::new(&all)
+        Repmgr::new(&all).on_host_opt(self.pg.host.as_ref())
+    }
+
+    /// The host the node runs on (panics for nodes off hosts).
+    #[track_caller]
+    pub fn host(&self) -> &Host {
+        self.pg
+            .host
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {} is not on a host", self.pg.name))
     }
 
     pub fn query(&self, sql: &str) -> String {
@@ -93,19 +103,22 @@ pub fn registered_cluster_with(n: usize, extra: impl Fn(i32) -> String) -> Vec<N
 }
 
 impl Node {
-    /// Starts repmgrd for this node in the foreground (stopped on drop).
+    /// Starts repmgrd for this node in the foreground (stopped on drop),
+    /// inside the node's host when it has one.
     pub fn repmgrd(&self) -> crate::harness::Daemon {
         let pid_file = self.pg.dir.join("repmgrd.pid");
-        let d = crate::harness::Daemon::repmgrd(
-            &format!("repmgrd-{}", self.pg.name),
-            &[
-                "-f",
-                &self.conf,
-                "--daemonize=false",
-                "-p",
-                pid_file.to_str().unwrap(),
-            ],
-        );
+        let name = format!("repmgrd-{}", self.pg.name);
+        let args = [
+            "-f",
+            &self.conf,
+            "--daemonize=false",
+            "-p",
+            pid_file.to_str().unwrap(),
+        ];
+        let d = match &self.pg.host {
+            Some(h) => crate::harness::Daemon::repmgrd_on(h, &name, &args),
+            None => crate::harness::Daemon::repmgrd(&name, &args),
+        };
         d.wait_for_output("starting monitoring", std::time::Duration::from_secs(20));
         d
     }
@@ -140,4 +153,42 @@ pub fn wait_attached(upstream: &Node, standby: &Node) {
                 == Some("1")
         },
     );
+}
+
+/// A cluster whose nodes each run on their own [`Host`] of one [`Net`].
+/// Fields drop in order: nodes (servers stopped), hosts, then the network
+/// (nodes and daemons also hold their host, so the network outlives them
+/// whatever the order). Declare daemons after the cluster so they stop
+/// first.
+pub struct HostCluster {
+    pub nodes: Vec<Node>,
+    pub hosts: Vec<Host>,
+    pub net: Net,
+}
+
+/// A primary (registered, id 1, host `node1`) and `n` standbys (registered,
+/// ids 2..=n+1, hosts `node<id>`), each on its own host of a new [`Net`],
+/// streaming from the primary's address across the bridge. Each repmgr.conf
+/// names the host address in its conninfo, has pg_bindir and `extra(id)`.
+pub fn registered_cluster_on_hosts(n: usize, extra: impl Fn(i32) -> String) -> HostCluster {
+    let net = Net::new();
+    let mut hosts = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..=n {
+        let id = i as i32 + 1;
+        let name = format!("node{id}");
+        let host = net.host(&name);
+        let builder = PgNode::builder(&name).on_host(&host);
+        let pg = if i == 0 {
+            builder.start()
+        } else {
+            builder.standby_of(&nodes[0].pg)
+        };
+        let node = Node::configure(pg, id, &extra(id));
+        let what = if i == 0 { "primary" } else { "standby" };
+        node.repmgr(&[what, "register"]).assert_success();
+        hosts.push(host);
+        nodes.push(node);
+    }
+    HostCluster { nodes, hosts, net }
 }

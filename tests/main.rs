@@ -6,6 +6,8 @@ mod harness;
 mod harness_selftest;
 // Nodes with their repmgr.conf, and a registered cluster.
 mod fixture;
+// Tests of the hosts-and-partitions harness (network namespaces, cut/heal).
+mod net_selftest;
 // The command grammar through the real binary (no PostgreSQL).
 mod cli;
 // Bad input: config, conninfo, hung and closed servers, refusals.
@@ -20,6 +22,8 @@ mod daemon;
 mod promote_follow;
 // repmgrd monitoring and automatic failover.
 mod failover;
+// Network partitions with nodes on separate hosts (network namespaces).
+mod partition_demo;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.

@@ -1,7 +1,8 @@
 //! A foreground `repmgrd` (or any long-running user command) owned by a
 //! test: output goes to a log file, and drop stops its process group.
 
-use super::run::repmgrd_cmd;
+use super::net::Host;
+use super::run::{repmgrd_cmd, repmgrd_cmd_on};
 use super::{poll_until, try_poll_until, user_tempdir, write_user_file};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -23,6 +24,8 @@ pub struct Daemon {
     /// Combined stdout and stderr.
     pub logfile: PathBuf,
     _dir: tempfile::TempDir,
+    /// The host it runs on (kept so the namespace outlives the process).
+    pub host: Option<Host>,
 }
 
 impl Daemon {
@@ -33,6 +36,26 @@ impl Daemon {
         let mut cmd = repmgrd_cmd();
         cmd.args(args);
         Self::spawn(name, cmd)
+    }
+
+    /// Spawn `repmgrd ARGS` inside the network namespace of `host`, as the
+    /// run user: its connections to nodes on other hosts cross the bridge
+    /// and are cut by [`Host::cut`].
+    #[track_caller]
+    pub fn repmgrd_on(host: &Host, name: &str, args: &[&str]) -> Daemon {
+        let mut cmd = repmgrd_cmd_on(Some(host));
+        cmd.args(args);
+        Self::spawn_on(host, name, cmd)
+    }
+
+    /// [`spawn`](Self::spawn) a command prepared for `host` (with
+    /// [`Host::command`] or [`run_as_user_on`](super::run_as_user_on)); the
+    /// guard keeps the host alive until the process is stopped.
+    #[track_caller]
+    pub fn spawn_on(host: &Host, name: &str, cmd: Command) -> Daemon {
+        let mut d = Self::spawn(name, cmd);
+        d.host = Some(host.clone());
+        d
     }
 
     /// Spawn a prepared command (already set up with
@@ -54,14 +77,14 @@ impl Daemon {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        let child = cmd
-            .spawn()
+        let child = super::spawn_retrying(&mut cmd)
             .unwrap_or_else(|e| panic!("could not start {name} ({:?}): {e}", cmd.get_program()));
         Daemon {
             name: name.to_string(),
             child,
             logfile,
             _dir: dir,
+            host: None,
         }
     }
 

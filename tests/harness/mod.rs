@@ -12,11 +12,13 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod daemon;
+pub mod net;
 pub mod pg;
 pub mod run;
 pub mod sshd;
 
 pub use daemon::Daemon;
+pub use net::{Host, Net};
 pub use pg::{PgNode, PgNodeBuilder};
 pub use run::{repmgr, repmgr_bin, repmgrd_bin, repmgrd_cmd, run_with_deadline, Repmgr, RunResult};
 pub use sshd::Sshd;
@@ -167,17 +169,67 @@ pub fn run_as_user(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// A command for one of the PostgreSQL tools (`initdb`, `pg_ctl`, `psql`,
-/// ...) from [`pg_bindir`], run as the user, with the PG* variables removed,
-/// a C locale and `cwd` as working directory.
-pub fn pg_tool(tool: &str, cwd: &Path) -> Command {
+/// Like [`run_as_user`], but the process also enters the network namespace
+/// of `host` (a bind-mounted netns file, see [`net::Host`]). Needs root: the
+/// child enters the namespace first and only then drops to the run user, so
+/// this replaces `run_as_user` (do not call both on one command). Same
+/// environment as `run_as_user`.
+pub fn run_as_user_on<'a>(cmd: &'a mut Command, host: &net::Host) -> &'a mut Command {
+    let u = run_user();
+    assert!(
+        u.switch,
+        "running a command inside a network namespace needs the tests to run as root"
+    );
+    let path = host.netns_path();
+    let fd: std::os::fd::OwnedFd = fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("opening network namespace {}: {e}", path.display()))
+        .into();
+    let (uid, gid) = (u.uid, u.gid);
+    cmd.env("PATH", harness_path())
+        .env("HOME", &u.home)
+        .env("USER", &u.name)
+        .env("LOGNAME", &u.name);
+    // SAFETY: the closure only makes raw system calls (no allocation, no
+    // locks), which is what may run between fork and exec. std applies its
+    // own uid/gid before pre_exec closures, so the switch is done here,
+    // after setns, which needs root.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            setgroups(&[])?;
+            setgid(Gid::from_raw(gid))?;
+            setuid(Uid::from_raw(uid))?;
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// [`run_as_user`], or [`run_as_user_on`] when `host` is given.
+pub fn run_as_user_maybe_on<'a>(cmd: &'a mut Command, host: Option<&net::Host>) -> &'a mut Command {
+    match host {
+        Some(h) => run_as_user_on(cmd, h),
+        None => run_as_user(cmd),
+    }
+}
+
+/// [`pg_tool`], run inside the network namespace of `host` when given.
+pub fn pg_tool_on(tool: &str, cwd: &Path, host: Option<&net::Host>) -> Command {
     let mut cmd = Command::new(pg_bindir().join(tool));
     for v in PG_ENV_VARS {
         cmd.env_remove(v);
     }
     cmd.env("LC_ALL", "C").env("LANG", "C").current_dir(cwd);
-    run_as_user(&mut cmd);
+    run_as_user_maybe_on(&mut cmd, host);
     cmd
+}
+
+/// A command for one of the PostgreSQL tools (`initdb`, `pg_ctl`, `psql`,
+/// ...) from [`pg_bindir`], run as the user, with the PG* variables removed,
+/// a C locale and `cwd` as working directory.
+pub fn pg_tool(tool: &str, cwd: &Path) -> Command {
+    pg_tool_on(tool, cwd, None)
 }
 
 /// Run a prepared command to completion, panicking with its full output when
@@ -197,6 +249,22 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Spawn `cmd`, retrying (bounded, 10 s) while exec fails with ETXTBSY:
+/// the copy of the binary under test is written once per test process, and
+/// a child another thread forked meanwhile holds the written file open until
+/// it execs (longer for children that enter a network namespace first).
+pub fn spawn_retrying(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Human-readable command line (program and args).

@@ -6,15 +6,17 @@
 //! of `postgresql.conf`, so they win over earlier lines and travel with
 //! pg_basebackup copies (a standby then rewrites its own).
 
+use super::net::Host;
 use super::run::{run_with_deadline, RunResult};
 use super::{
-    chmod, chown_to_user, describe, make_owned_dir, pg_tool, pid_alive, pid_exists, poll_until,
-    run_checked, try_poll_until, write_user_file,
+    chmod, chown_to_user, describe, make_owned_dir, pg_tool, pg_tool_on, pid_alive, pid_exists,
+    poll_until, run_checked, try_poll_until, write_user_file,
 };
 use std::collections::HashSet;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,6 +40,25 @@ pub const DEFAULT_HBA: &[&str] = &[
     "host    replication  all   ::1/128       trust",
 ];
 
+/// Settings for nodes on a [`Host`] (before a builder's extra lines, so
+/// those win): a partition is noticed by the WAL sender and receiver within
+/// 2 s, and a receiver retries every second after the link heals.
+pub const HOST_CONF: &[&str] = &[
+    "wal_receiver_timeout = '2s'",
+    "wal_sender_timeout = '2s'",
+    "wal_receiver_status_interval = '1s'",
+    "wal_retrieve_retry_interval = '1s'",
+];
+
+/// pg_hba.conf lines for a node on a host: trust from the whole /24.
+fn host_hba(host: &Host) -> Vec<String> {
+    let subnet = host.subnet();
+    vec![
+        format!("host    all          all   {subnet}  trust"),
+        format!("host    replication  all   {subnet}  trust"),
+    ]
+}
+
 /// A PostgreSQL server in its own temp dir. Stopped (immediate) and removed
 /// on drop; when the test is panicking, the drop prints the server log tail.
 #[derive(Debug)]
@@ -49,6 +70,9 @@ pub struct PgNode {
     pub sockdir: PathBuf,
     pub port: u16,
     pub logfile: PathBuf,
+    /// The host (network namespace) the server runs on; None: the root
+    /// namespace, listening on 127.0.0.1.
+    pub host: Option<Host>,
     extra_conf: Vec<String>,
 }
 
@@ -59,6 +83,7 @@ pub struct PgNodeBuilder {
     conf: Vec<String>,
     hba: Vec<String>,
     start: bool,
+    host: Option<Host>,
 }
 
 impl PgNodeBuilder {
@@ -76,6 +101,17 @@ impl PgNodeBuilder {
         self
     }
 
+    /// Run the server on `host`: the postmaster starts inside its network
+    /// namespace, listens on the host's address (and its unix socket dir),
+    /// [`PgNode::conninfo`] names that address, pg_hba trusts the host's
+    /// /24, and [`HOST_CONF`] is applied. A standby on a host streams from
+    /// its primary's address, so it needs its primary on a host of the same
+    /// [`Net`](super::Net).
+    pub fn on_host(mut self, host: &Host) -> Self {
+        self.host = Some(host.clone());
+        self
+    }
+
     /// initdb but leave the server stopped.
     pub fn no_start(mut self) -> Self {
         self.start = false;
@@ -85,10 +121,13 @@ impl PgNodeBuilder {
     /// initdb, configure and (unless [`no_start`](Self::no_start)) start a
     /// primary.
     pub fn start(self) -> PgNode {
-        let node = PgNode::allocate(&self.name, self.conf);
+        let node = PgNode::allocate(&self.name, self.conf, self.host);
         node.initdb();
         let mut hba: Vec<String> = self.hba;
         hba.extend(DEFAULT_HBA.iter().map(|s| s.to_string()));
+        if let Some(h) = &node.host {
+            hba.extend(host_hba(h));
+        }
         write_user_file(&node.datadir.join("pg_hba.conf"), &(hba.join("\n") + "\n"));
         node.apply_harness_conf();
         if self.start {
@@ -101,8 +140,9 @@ impl PgNodeBuilder {
     /// pg_basebackup from `primary`, configure (with the extra conf lines)
     /// and start a standby, waiting until it streams.
     pub fn standby_of(self, primary: &PgNode) -> PgNode {
-        let node = PgNode::allocate(&self.name, self.conf);
+        let node = PgNode::allocate(&self.name, self.conf, self.host);
         node.basebackup_from(primary);
+        node.ensure_host_hba();
         if !self.hba.is_empty() {
             let hba_path = node.datadir.join("pg_hba.conf");
             let old = fs::read_to_string(&hba_path)
@@ -161,6 +201,7 @@ impl PgNode {
             conf: Vec::new(),
             hba: Vec::new(),
             start: true,
+            host: None,
         }
     }
 
@@ -180,10 +221,45 @@ impl PgNode {
     /// Afterwards call [`apply_harness_conf`](Self::apply_harness_conf) and
     /// [`start`](Self::start).
     pub fn empty(name: &str) -> PgNode {
-        Self::allocate(name, Vec::new())
+        Self::allocate(name, Vec::new(), None)
     }
 
-    fn allocate(name: &str, extra_conf: Vec<String>) -> PgNode {
+    /// [`empty`](Self::empty) for a server that will run on `host` (see
+    /// [`PgNodeBuilder::on_host`]). After the data directory exists, call
+    /// [`ensure_host_hba`](Self::ensure_host_hba) when it came from a
+    /// server off the host's net, then `apply_harness_conf` and `start`.
+    pub fn empty_on(name: &str, host: &Host) -> PgNode {
+        Self::allocate(name, Vec::new(), Some(host.clone()))
+    }
+
+    /// A command for a PostgreSQL tool, run inside this node's host when it
+    /// has one (else like [`pg_tool`](super::pg_tool)), cwd the node dir.
+    pub fn tool(&self, tool: &str) -> Command {
+        pg_tool_on(tool, &self.dir, self.host.as_ref())
+    }
+
+    /// The address clients use: the host's, else 127.0.0.1.
+    pub fn tcp_host(&self) -> &str {
+        self.host.as_ref().map_or("127.0.0.1", |h| h.ip.as_str())
+    }
+
+    /// On a host: make sure pg_hba.conf trusts the host's /24 (a copy of a
+    /// primary on another net would not). No-op off hosts.
+    pub fn ensure_host_hba(&self) {
+        let Some(h) = &self.host else { return };
+        let path = self.datadir.join("pg_hba.conf");
+        let old =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let missing: Vec<String> = host_hba(h)
+            .into_iter()
+            .filter(|l| !old.lines().any(|o| o.trim() == l.trim()))
+            .collect();
+        if !missing.is_empty() {
+            write_user_file(&path, &format!("{old}\n{}\n", missing.join("\n")));
+        }
+    }
+
+    fn allocate(name: &str, extra_conf: Vec<String>, host: Option<Host>) -> PgNode {
         let dir = make_owned_dir("rt-");
         let sockdir = dir.join("sock");
         fs::create_dir(&sockdir)
@@ -197,39 +273,54 @@ impl PgNode {
             sockdir,
             dir,
             port: free_port(),
+            host,
             extra_conf,
         }
     }
 
     fn initdb(&self) {
         run_checked(
-            pg_tool("initdb", &self.dir)
-                .arg("-D")
-                .arg(&self.datadir)
-                .args([
-                    "-A",
-                    "trust",
-                    "--username=postgres",
-                    "-N",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "--no-instructions",
-                ]),
+            self.tool("initdb").arg("-D").arg(&self.datadir).args([
+                "-A",
+                "trust",
+                "--username=postgres",
+                "-N",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]),
             &format!("initdb for node {}", self.name),
         );
     }
 
     fn basebackup_from(&self, primary: &PgNode) {
+        let mut cmd = self.tool("pg_basebackup");
+        cmd.arg("-D").arg(&self.datadir);
+        match (&self.host, &primary.host) {
+            (None, _) => {
+                cmd.arg("-h")
+                    .arg(&primary.sockdir)
+                    .arg("-p")
+                    .arg(primary.port.to_string())
+                    .args(["-U", "postgres"]);
+            }
+            (Some(mine), Some(theirs)) if mine.same_net(theirs) => {
+                // Over the bridge, so primary_conninfo (-R) names the
+                // primary's address and a cut stops streaming.
+                cmd.arg("-d").arg(format!(
+                    "host={} port={} user=postgres connect_timeout=2",
+                    theirs.ip, primary.port
+                ));
+            }
+            (Some(_), _) => panic!(
+                "standby {} is on a host: its primary {} must be on a host of the same Net",
+                self.name, primary.name
+            ),
+        }
+        cmd.args(["-R", "-X", "stream", "-c", "fast", "-N"]);
         run_checked(
-            pg_tool("pg_basebackup", &self.dir)
-                .arg("-D")
-                .arg(&self.datadir)
-                .arg("-h")
-                .arg(&primary.sockdir)
-                .arg("-p")
-                .arg(primary.port.to_string())
-                .args(["-U", "postgres", "-R", "-X", "stream", "-c", "fast", "-N"]),
+            &mut cmd,
             &format!("pg_basebackup of node {} from {}", self.name, primary.name),
         );
     }
@@ -240,7 +331,7 @@ impl PgNode {
         let mut lines = vec![
             "# written by the test harness".to_string(),
             format!("port = {}", self.port),
-            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("listen_addresses = '{}'", self.tcp_host()),
             format!("unix_socket_directories = '{}'", self.sockdir.display()),
             "wal_level = replica".to_string(),
             "max_wal_senders = 10".to_string(),
@@ -256,6 +347,9 @@ impl PgNode {
             "log_line_prefix = '%m [%p] '".to_string(),
             format!("cluster_name = '{}'", self.name.replace('\'', "")),
         ];
+        if self.host.is_some() {
+            lines.extend(HOST_CONF.iter().map(|s| s.to_string()));
+        }
         lines.extend(self.extra_conf.iter().cloned());
         write_user_file(
             &self.datadir.join("harness.conf"),
@@ -295,7 +389,7 @@ impl PgNode {
     }
 
     fn try_start(&self) -> Result<(), String> {
-        let mut cmd = pg_tool("pg_ctl", &self.dir);
+        let mut cmd = self.tool("pg_ctl");
         cmd.arg("-D")
             .arg(&self.datadir)
             .arg("-l")
@@ -353,7 +447,7 @@ impl PgNode {
     #[track_caller]
     pub fn stop_mode(&self, mode: &str) {
         run_checked(
-            pg_tool("pg_ctl", &self.dir)
+            self.tool("pg_ctl")
                 .arg("-D")
                 .arg(&self.datadir)
                 .args(["-m", mode, "-w", "-t", "60", "stop"]),
@@ -405,14 +499,16 @@ impl PgNode {
         poll_until(
             Duration::from_secs(10),
             &format!("node {} to refuse connections after SIGKILL", self.name),
-            || self.try_client().is_err(),
+            || self.try_client().is_err() && self.try_socket_client().is_err(),
         );
     }
 
     /// `host=127.0.0.1 port=N user=postgres dbname=postgres connect_timeout=2`
+    /// (on a host: `host=<host ip> ...`).
     pub fn conninfo(&self) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=2",
+            "host={} port={} user=postgres dbname=postgres connect_timeout=2",
+            self.tcp_host(),
             self.port
         )
     }
@@ -426,7 +522,8 @@ impl PgNode {
         )
     }
 
-    /// A connection over TCP 127.0.0.1 as `postgres` to db `postgres`.
+    /// A connection over TCP (127.0.0.1, or the host's address) as
+    /// `postgres` to db `postgres`.
     #[track_caller]
     pub fn client(&self) -> postgres::Client {
         self.try_client().unwrap_or_else(|e| {
@@ -441,7 +538,7 @@ impl PgNode {
     /// [`client`](Self::client) without panicking.
     pub fn try_client(&self) -> Result<postgres::Client, postgres::Error> {
         postgres::Config::new()
-            .host("127.0.0.1")
+            .host(self.tcp_host())
             .port(self.port)
             .user("postgres")
             .dbname("postgres")
@@ -503,7 +600,7 @@ impl PgNode {
     /// unix socket (60 s deadline). Output is unaligned, tuples only.
     #[track_caller]
     pub fn psql(&self, sql: &str) -> RunResult {
-        let mut cmd = pg_tool("psql", &self.dir);
+        let mut cmd = self.tool("psql");
         cmd.args([
             "-X",
             "-A",

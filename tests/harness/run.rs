@@ -1,6 +1,9 @@
 //! Running the repmgr binary under test, as the run user, with a deadline.
 
-use super::{chmod, chown_to_user, make_owned_dir, run_as_user, user_tempdir, PG_ENV_VARS};
+use super::net::Host;
+use super::{
+    chmod, chown_to_user, make_owned_dir, run_as_user_maybe_on, user_tempdir, PG_ENV_VARS,
+};
 use std::fmt;
 use std::fs;
 use std::io::Read;
@@ -47,13 +50,13 @@ pub fn repmgrd_bin() -> PathBuf {
     bin_dir().join("repmgrd")
 }
 
-fn base_command(program: &Path) -> Command {
+fn base_command(program: &Path, host: Option<&Host>) -> Command {
     let mut cmd = Command::new(program);
     for v in PG_ENV_VARS {
         cmd.env_remove(v);
     }
     cmd.env("LC_ALL", "C").env("LANG", "C").stdin(Stdio::null());
-    run_as_user(&mut cmd);
+    run_as_user_maybe_on(&mut cmd, host);
     cmd
 }
 
@@ -62,7 +65,12 @@ fn base_command(program: &Path) -> Command {
 /// process group. The caller spawns it and owns the child (kill it at the
 /// end of the test).
 pub fn repmgrd_cmd() -> Command {
-    let mut cmd = base_command(&repmgrd_bin());
+    repmgrd_cmd_on(None)
+}
+
+/// [`repmgrd_cmd`], run inside the network namespace of `host` when given.
+pub fn repmgrd_cmd_on(host: Option<&Host>) -> Command {
+    let mut cmd = base_command(&repmgrd_bin(), host);
     cmd.current_dir("/").process_group(0);
     cmd
 }
@@ -82,6 +90,7 @@ pub struct Repmgr {
     env: Vec<(String, String)>,
     timeout: Duration,
     daemon: bool,
+    host: Option<Host>,
 }
 
 impl Repmgr {
@@ -92,6 +101,7 @@ impl Repmgr {
             env: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             daemon: false,
+            host: None,
         }
     }
 
@@ -125,6 +135,21 @@ impl Repmgr {
         self
     }
 
+    /// Run inside the network namespace of `host` (still as the run user),
+    /// so its connections to other hosts cross the bridge.
+    pub fn on_host(mut self, host: &Host) -> Self {
+        self.host = Some(host.clone());
+        self
+    }
+
+    /// [`on_host`](Self::on_host) when `host` is given.
+    pub fn on_host_opt(self, host: Option<&Host>) -> Self {
+        match host {
+            Some(h) => self.on_host(h),
+            None => self,
+        }
+    }
+
     /// Run to completion (or deadline) and collect stdout, stderr, status.
     #[track_caller]
     pub fn run(self) -> RunResult {
@@ -141,19 +166,23 @@ impl Repmgr {
         } else {
             repmgr_bin()
         };
-        let mut cmd = base_command(&program);
+        let mut cmd = base_command(&program, self.host.as_ref());
         cmd.args(&self.args).current_dir(&cwd);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
         let command = format!(
-            "{}{} (cwd {})",
+            "{}{} (cwd {}{})",
             if self.daemon { "repmgrd" } else { "repmgr" },
             self.args
                 .iter()
                 .map(|a| format!(" {a}"))
                 .collect::<String>(),
-            cwd.display()
+            cwd.display(),
+            self.host
+                .as_ref()
+                .map(|h| format!(", on host {} {}", h.name, h.ip))
+                .unwrap_or_default()
         );
         run_with_deadline(cmd, command, self.timeout)
     }
@@ -170,8 +199,7 @@ pub fn run_with_deadline(mut cmd: Command, label: String, timeout: Duration) -> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = cmd
-        .spawn()
+    let mut child = super::spawn_retrying(&mut cmd)
         .unwrap_or_else(|e| panic!("could not start {command}: {e}"));
     let out = collect(child.stdout.take().expect("piped stdout"));
     let err = collect(child.stderr.take().expect("piped stderr"));
