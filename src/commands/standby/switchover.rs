@@ -320,7 +320,8 @@ fn run_switchover(
     }
     let timeout = Duration::from_secs(cfg.shutdown_check_timeout.max(1) as u64);
     let deadline = Instant::now() + timeout;
-    while db::connect::ping(&pci, crate::commands::APP_NAME) == Ping::Ok {
+        // Until nothing answers at all: "shutting down" (Reject) is not down yet.
+    while db::connect::ping(&pci, crate::commands::APP_NAME) != Ping::NoResponse {
         if Instant::now() >= deadline {
             return Err(fail(format!(
                 "the primary \"{}\" did not shut down within {} seconds",
