@@ -24,3 +24,5 @@ mod failover;
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.
 mod service;
+// The seed README's EXAMPLES end to end: clone, promote, follow, clone from the new primary.
+mod seed_examples;
