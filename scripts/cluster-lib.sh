@@ -267,3 +267,12 @@ cl_since() {
     local ms=$(($(cl_now_ms) - $1))
     printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
 }
+
+# Run a shell function defined in the caller as the cluster user (in one
+# process, so tight polling loops do not pay for runuser on every probe):
+# cl_as_user_fn FUNCTION ARGS...
+cl_as_user_fn() {
+    local fn=$1
+    shift
+    cl_as_user bash -c "$(declare -f "$fn"); $fn \"\$@\"" "$fn" "$@"
+}
