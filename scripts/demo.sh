@@ -186,9 +186,9 @@ failover() {
             grep -Ei 'unable to connect|unreachable|reconnect|election|elected|candidate|promot|follow|primary|voting' || true
     done
 
-    say "writes on the new primary reach the standby"
     cl_psql "$new" -c "INSERT INTO demo (written_on) VALUES ('$new')"
     if [[ -n $survivor ]]; then
+        say "a row written on $new is read on $survivor"
         local want
         want=$(cl_psql "$new" -c "SELECT count(*) FROM demo")
         cl_wait 10 "the new row on $survivor" \
