@@ -126,7 +126,7 @@ $(cl_psql node1 -c "SELECT count(*) FROM demo") (table demo).
 
 Next:
     make demo-failover   kill -9 the primary; watch repmgrd promote a standby
-                         and repoint the other one (takes ~3 s)
+                         and repoint the other one (about 2 s)
     make demo-down       stop everything and remove $DEMO_DIR
 
 Look around yourself (as $CL_USER):
