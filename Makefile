@@ -10,7 +10,7 @@ PREFIX ?= /usr
 MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
-.PHONY: all build check fmt-check clippy test install demo demo-down clean
+.PHONY: all build check fmt-check clippy test install demo demo-failover demo-down clean
 
 all: build
 
@@ -40,13 +40,16 @@ install: build
 	$(if $(wildcard man/*.5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 0644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/)
 	$(if $(wildcard man/*.8),install -d $(DESTDIR)$(MANDIR)/man8 && install -m 0644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8/)
 
+# The seed README's three-node example with repmgrd, under /tmp/repmgr-demo.
 demo:
-	@if [ -f scripts/demo.sh ]; then bash scripts/demo.sh up; \
-	else echo "scripts/demo.sh not written yet"; fi
+	@bash scripts/demo.sh up
+
+# kill -9 the demo's primary and watch repmgrd fail over.
+demo-failover:
+	@bash scripts/demo.sh failover
 
 demo-down:
-	@if [ -f scripts/demo.sh ]; then bash scripts/demo.sh down; \
-	else echo "scripts/demo.sh not written yet"; fi
+	@bash scripts/demo.sh down
 
 clean:
 	$(CARGO) clean

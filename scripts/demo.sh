@@ -1,44 +1,209 @@
 #!/usr/bin/env bash
-# make demo / make demo-down: a real local cluster managed by repmgr.
+# make demo / make demo-failover / make demo-down: the seed README's
+# three-node example, managed by repmgr and repmgrd, under $DEMO_DIR.
 #
-#   up    build repmgr, start a primary (node1) and a standby (node2) under
-#         $DEMO_DIR as an unprivileged user, register both, show the cluster
-#   down  stop both servers and remove $DEMO_DIR
+#   up        build repmgr; node1 primary; node2 cloned with `repmgr standby
+#             clone` (pg_basebackup), node3 with `--rsync-only`; all
+#             registered; repmgrd (failover=automatic) on every node; shows
+#             `repmgr cluster show` and `repmgr service status`
+#   failover  kill -9 the primary's postmaster, wait until a standby has
+#             taken over and the other streams from it, show the repmgrd log
+#             lines of the failover and `repmgr cluster show`
+#   down      stop the repmgrd daemons and the servers, remove $DEMO_DIR
 #
-# As root the servers and repmgr run as $DEMO_USER (default postgres), since
-# PostgreSQL and repmgr refuse to run as root. Traffic stays on 127.0.0.1.
+# As root everything runs as $DEMO_USER (default postgres). Traffic stays on
+# 127.0.0.1 and unix sockets in $DEMO_DIR.
 set -euo pipefail
 
 DEMO_DIR=${DEMO_DIR:-/tmp/repmgr-demo}
-DEMO_USER=${DEMO_USER:-postgres}
+CL_DIR=$DEMO_DIR
+CL_USER=${DEMO_USER:-postgres}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/cluster-lib.sh
+. "$ROOT/scripts/cluster-lib.sh"
 
-pg_bindir() {
-    if command -v pg_config >/dev/null 2>&1 && [[ -x "$(pg_config --bindir)/initdb" ]]; then
-        pg_config --bindir
-    else
-        ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
-    fi
-}
-PGBIN=$(pg_bindir)
-[[ -x "$PGBIN/initdb" ]] || { echo "demo: PostgreSQL server binaries not found (install postgresql-15)" >&2; exit 1; }
-
-# Run a command as the demo user (directly when not root).
-as_user() {
-    if [[ $(id -u) -eq 0 ]]; then
-        runuser -u "$DEMO_USER" -- env HOME="$DEMO_DIR" PATH="$DEMO_DIR/bin:$PGBIN:$PATH" "$@"
-    else
-        env PATH="$DEMO_DIR/bin:$PGBIN:$PATH" "$@"
-    fi
-}
-
-# Files written by this script belong to the demo user.
-own() { if [[ $(id -u) -eq 0 ]]; then chown -R "$DEMO_USER:" "$@"; fi; }
+NODES=(node1 node2 node3)
+# How long demo-failover waits for the new primary and its standby.
+FAILOVER_WAIT=30
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# Show a command as the user would type it, then run it.
+show() {
+    local a line="\$"
+    for a in "$@"; do
+        if [[ $a =~ [[:space:]\'\$\*] ]]; then line+=" \"$a\""; else line+=" $a"; fi
+    done
+    printf '%s\n' "$line"
+    cl_as_user "$@"
+}
+
+demo_conf() { # id name port
+    cl_repmgr_conf "$1" "$2" "$3" \
+        "log_level='INFO'" \
+        "failover='automatic'" \
+        "reconnect_attempts=3" \
+        "reconnect_interval=1" \
+        "monitor_interval_secs=1"
+}
+
+# Does `service status` show a running repmgrd on every node?
+all_repmgrds_running() {
+    [[ $(cl_repmgr node1 service status --csv 2>/dev/null | awk -F, '$5 == 1' | wc -l) -eq ${#NODES[@]} ]]
+}
+
+# The node that answers as a primary, if any.
+current_primary() {
+    local n
+    for n in "${NODES[@]}"; do
+        if cl_is_primary "$n"; then
+            echo "$n"
+            return 0
+        fi
+    done
+    return 1
+}
+
+up() {
+    if [[ -d $DEMO_DIR ]]; then
+        cl_die "$DEMO_DIR exists; run 'make demo-down' first"
+    fi
+    cl_check_tools
+
+    say "building repmgr (release)"
+    (cd "$ROOT" && cargo build --release --quiet)
+    cl_setup_dir "$ROOT"
+
+    local id=1 n
+    for n in "${NODES[@]}"; do
+        demo_conf "$id" "$n" "$(cl_free_port)"
+        id=$((id + 1))
+    done
+
+    say "node1: initdb, start the primary on 127.0.0.1:$(sed -n 's/.*port=\([0-9]*\) .*/\1/p' "$DEMO_DIR/node1/repmgr.conf")"
+    cl_init_primary node1
+    show repmgr -f "$DEMO_DIR/node1/repmgr.conf" primary register
+    cl_psql node1 -c "CREATE TABLE demo (id serial PRIMARY KEY, written_on text, at timestamptz DEFAULT now())"
+    cl_psql node1 -c "INSERT INTO demo (written_on) SELECT 'node1' FROM generate_series(1, 3)"
+
+    say "node2: clone node1 with pg_basebackup, start, register"
+    show repmgr -f "$DEMO_DIR/node2/repmgr.conf" -h 127.0.0.1 -p "$(cl_port node1)" \
+        -U postgres -d postgres standby clone -c
+    cl_local_conf node2 "$(sed -n 's/.*port=\([0-9]*\) .*/\1/p' "$DEMO_DIR/node2/repmgr.conf")"
+    cl_start node2
+    show repmgr -f "$DEMO_DIR/node2/repmgr.conf" standby register --wait-sync=30
+
+    say "node3: clone node1 with rsync (--rsync-only), start, register"
+    show repmgr -f "$DEMO_DIR/node3/repmgr.conf" -h 127.0.0.1 -p "$(cl_port node1)" \
+        -U postgres -d postgres standby clone -c --rsync-only
+    cl_local_conf node3 "$(sed -n 's/.*port=\([0-9]*\) .*/\1/p' "$DEMO_DIR/node3/repmgr.conf")"
+    cl_start node3
+    show repmgr -f "$DEMO_DIR/node3/repmgr.conf" standby register --wait-sync=30
+
+    cl_wait 30 "node2 and node3 to stream from node1" \
+        eval 'cl_streams_from node1 node2 && cl_streams_from node1 node3'
+
+    say "starting repmgrd on every node (failover=automatic, 3 reconnect attempts 1 s apart)"
+    for n in "${NODES[@]}"; do
+        cl_start_repmgrd "$n"
+        echo "repmgrd for $n: pid $(cl_repmgrd_pid "$n"), log $DEMO_DIR/$n/repmgrd.log"
+    done
+
+    say "repmgr cluster show"
+    show repmgr -f "$DEMO_DIR/node1/repmgr.conf" cluster show || true
+
+    say "repmgr service status"
+    # Each daemon records itself within a monitoring interval.
+    cl_wait 10 "every repmgrd to report running" \
+        all_repmgrds_running || true
+    show repmgr -f "$DEMO_DIR/node1/repmgr.conf" service status || true
+
+    cat <<EOF
+
+The cluster runs under $DEMO_DIR: node1 is the primary, node2 and node3 stream
+from it, and a repmgrd watches each node. Rows written so far on node1:
+$(cl_psql node1 -c "SELECT count(*) FROM demo") (table demo).
+
+Next:
+    make demo-failover   kill -9 the primary; watch repmgrd promote a standby
+                         and repoint the other one (about 2 s)
+    make demo-down       stop everything and remove $DEMO_DIR
+
+Look around yourself (as $CL_USER):
+    PATH=$CL_BIN:\$PATH repmgr -f $DEMO_DIR/node2/repmgr.conf cluster show
+    tail -f $DEMO_DIR/node2/repmgrd.log
+EOF
+}
+
+failover() {
+    [[ -d $DEMO_DIR ]] || cl_die "no demo cluster under $DEMO_DIR: run 'make demo' first"
+    local old new="" survivor="" n pid
+    old=$(current_primary) || cl_die "no node answers as a primary"
+    local standbys=()
+    for n in "${NODES[@]}"; do
+        [[ $n == "$old" ]] && continue
+        if cl_psql "$n" -c 'SELECT 1' >/dev/null 2>&1; then standbys+=("$n"); fi
+    done
+    ((${#standbys[@]} > 0)) || cl_die "no standby is running: nothing could take over"
+    cl_psql "$old" -c "INSERT INTO demo (written_on) VALUES ('$old')"
+    # The repmgrd log lines of this failover are the ones after this mark.
+    declare -A mark
+    for n in "${NODES[@]}"; do
+        mark[$n]=$(wc -l <"$DEMO_DIR/$n/repmgrd.log" 2>/dev/null || echo 0)
+    done
+
+    pid=$(cl_postmaster_pid "$old")
+    say "kill -9 $pid: the postmaster of the primary, $old"
+    kill -9 "$pid"
+    local start
+    start=$(cl_now_ms)
+
+    echo "waiting (at most ${FAILOVER_WAIT}s) for a standby to be promoted..."
+    local end=$((SECONDS + FAILOVER_WAIT))
+    while ((SECONDS < end)); do
+        for n in "${standbys[@]}"; do
+            if cl_is_primary "$n"; then new=$n; fi
+        done
+        [[ -n $new ]] && break
+        sleep 0.1
+    done
+    [[ -n $new ]] || cl_die "no standby was promoted within ${FAILOVER_WAIT}s; see $DEMO_DIR/*/repmgrd.log"
+    printf '%s is the primary now, %s s after the kill\n' "$new" "$(cl_since "$start")"
+    for n in "${standbys[@]}"; do
+        [[ $n == "$new" ]] || survivor=$n
+    done
+    if [[ -n $survivor ]]; then
+        while ((SECONDS < end)) && ! cl_streams_from "$new" "$survivor"; do sleep 0.1; done
+        cl_streams_from "$new" "$survivor" ||
+            cl_die "$survivor does not stream from $new after ${FAILOVER_WAIT}s; see $DEMO_DIR/$survivor/repmgrd.log"
+        printf '%s streams from %s, %s s after the kill\n' "$survivor" "$new" "$(cl_since "$start")"
+    fi
+
+    say "what the repmgrd daemons logged"
+    for n in "${NODES[@]}"; do
+        echo "--- $n ($DEMO_DIR/$n/repmgrd.log)"
+        tail -n +"$((mark[$n] + 1))" "$DEMO_DIR/$n/repmgrd.log" |
+            grep -Ei 'unable to connect|unreachable|reconnect|election|elected|candidate|promot|follow|primary|voting' || true
+    done
+
+    cl_psql "$new" -c "INSERT INTO demo (written_on) VALUES ('$new')"
+    if [[ -n $survivor ]]; then
+        say "a row written on $new is read on $survivor"
+        local want
+        want=$(cl_psql "$new" -c "SELECT count(*) FROM demo")
+        cl_wait 10 "the new row on $survivor" \
+            eval '[[ $(cl_psql "$survivor" -c "SELECT count(*) FROM demo") == "$want" ]]' || true
+        show psql -X -h "$DEMO_DIR/$survivor" -p "$(cl_port "$survivor")" -U postgres -d postgres \
+            -c "SELECT written_on, count(*) FROM demo GROUP BY 1 ORDER BY min(id)"
+    fi
+
+    say "repmgr cluster show"
+    show repmgr -f "$DEMO_DIR/$new/repmgr.conf" cluster show || true
+    cat <<EOF
+
+$old is marked failed: it is down. 'make demo-down' stops everything and
+removes $DEMO_DIR.
+EOF
 }
 
 down() {
@@ -46,105 +211,20 @@ down() {
         echo "demo: nothing to tear down ($DEMO_DIR does not exist)"
         return
     fi
-    for n in node2 node1; do
-        if [[ -f $DEMO_DIR/$n/data/postmaster.pid ]]; then
-            as_user "$PGBIN/pg_ctl" -D "$DEMO_DIR/$n/data" -m fast -w -t 60 stop || true
-        fi
-    done
+    echo "stopping the repmgrd daemons..."
+    cl_stop_repmgrds
+    echo "stopping the servers..."
+    cl_stop_servers fast
     rm -rf "$DEMO_DIR"
     echo "demo: stopped and removed $DEMO_DIR"
 }
 
-write_conf() { # id name port
-    local id=$1 name=$2 port=$3
-    cat >"$DEMO_DIR/$name/repmgr.conf" <<EOF
-node_id=$id
-node_name='$name'
-conninfo='host=127.0.0.1 port=$port user=$DEMO_USER dbname=postgres connect_timeout=2'
-data_directory='$DEMO_DIR/$name/data'
-log_level='INFO'
-EOF
-}
-
-node_conf() { # name port
-    cat >>"$DEMO_DIR/$1/data/postgresql.conf" <<EOF
-# demo settings
-port = $2
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$DEMO_DIR/$1'
-cluster_name = '$1'
-wal_level = replica
-max_wal_senders = 10
-max_replication_slots = 10
-hot_standby = on
-wal_keep_size = '128MB'
-wal_log_hints = on
-EOF
-}
-
-up() {
-    if [[ -d $DEMO_DIR ]]; then
-        echo "demo: $DEMO_DIR exists; run 'make demo-down' first" >&2
-        exit 1
-    fi
-    id "$DEMO_USER" >/dev/null 2>&1 || { echo "demo: user $DEMO_USER does not exist" >&2; exit 1; }
-
-    say "building repmgr (release)"
-    (cd "$ROOT" && cargo build --release --quiet)
-
-    mkdir -p "$DEMO_DIR/bin" "$DEMO_DIR/node1" "$DEMO_DIR/node2"
-    install -m 0755 "$ROOT/target/release/repmgr" "$DEMO_DIR/bin/repmgr"
-    ln -sf repmgr "$DEMO_DIR/bin/repmgrd"
-    own "$DEMO_DIR"
-    chmod 0700 "$DEMO_DIR"
-
-    local p1 p2
-    p1=$(free_port)
-    p2=$(free_port)
-
-    say "node1: initdb and start the primary on 127.0.0.1:$p1"
-    as_user "$PGBIN/initdb" -D "$DEMO_DIR/node1/data" -A trust -U "$DEMO_USER" -N >/dev/null
-    node_conf node1 "$p1"
-    as_user "$PGBIN/pg_ctl" -D "$DEMO_DIR/node1/data" -l "$DEMO_DIR/node1/server.log" -w -t 60 start >/dev/null
-    write_conf 1 node1 "$p1"
-    own "$DEMO_DIR/node1"
-
-    say "node1: repmgr primary register"
-    as_user repmgr -f "$DEMO_DIR/node1/repmgr.conf" primary register
-
-    say "node2: pg_basebackup from node1 and start the standby on 127.0.0.1:$p2"
-    as_user "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$p1" -U "$DEMO_USER" -D "$DEMO_DIR/node2/data" -R -X stream -c fast
-    node_conf node2 "$p2"
-    as_user "$PGBIN/pg_ctl" -D "$DEMO_DIR/node2/data" -l "$DEMO_DIR/node2/server.log" -w -t 60 start >/dev/null
-    write_conf 2 node2 "$p2"
-    own "$DEMO_DIR/node2"
-
-    say "node2: repmgr standby register --wait-sync=30"
-    as_user repmgr -f "$DEMO_DIR/node2/repmgr.conf" standby register --wait-sync=30
-
-    say "repmgr cluster show"
-    # The standby's walreceiver may need a moment to report as attached.
-    for _ in $(seq 1 50); do
-        as_user repmgr -f "$DEMO_DIR/node1/repmgr.conf" cluster show --csv >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    as_user repmgr -f "$DEMO_DIR/node1/repmgr.conf" cluster show || true
-
-    say "repmgr cluster event"
-    as_user repmgr -f "$DEMO_DIR/node1/repmgr.conf" cluster event
-
-    cat <<EOF
-
-The cluster is running under $DEMO_DIR (node1 primary on port $p1, node2 standby on port $p2).
-Try, as $DEMO_USER:
-    PATH=$DEMO_DIR/bin:\$PATH repmgr -f $DEMO_DIR/node2/repmgr.conf cluster show --compact
-Tear it down with:
-    make demo-down
-EOF
-}
-
 case ${1:-up} in
     up) up ;;
+    failover) failover ;;
     down) down ;;
-    *) echo "usage: $0 up|down" >&2; exit 1 ;;
+    *)
+        echo "usage: $0 up|failover|down" >&2
+        exit 1
+        ;;
 esac

@@ -280,3 +280,27 @@ fn a_cascaded_standby_reattaches_to_the_primary() {
         },
     );
 }
+
+#[test]
+fn a_standby_that_followed_under_repmgrd_fails_over_again() {
+    // All priority 100: node2 wins the first election (lowest id on a tie).
+    let nodes = registered_cluster_with(2, |_| {
+        "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    let _d = start_all(&nodes);
+    n1.pg.kill9();
+    poll_until(Duration::from_secs(20), "node2 promoted", || writable(n2));
+    poll_until(Duration::from_secs(20), "node3 follows node2", || {
+        streams_from(n2, "node3")
+    });
+    // node3's repmgrd now watches node2, the new primary: losing it is a
+    // failover, not a lost upstream standby to re-attach from.
+    n2.pg.kill9();
+    poll_until(Duration::from_secs(20), "node3 promoted", || writable(n3));
+    assert_eq!(
+        n3.query("SELECT string_agg(node_id||':'||type||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes"),
+        "1:primary:false,2:primary:false,3:primary:true"
+    );
+}

@@ -36,3 +36,5 @@ mod split_brain;
 mod node_check;
 // node rejoin and the witness.
 mod rejoin_witness;
+// The seed README's EXAMPLES end to end: clone, promote, follow, clone from the new primary.
+mod seed_examples;

@@ -1562,8 +1562,14 @@ impl Monitor {
             self.enter_degraded(Some(failed.clone()), true);
             return Flow::Continue;
         }
+        // The record was read before the winner promoted: it still says
+        // standby. The node we now follow is the primary, and losing it
+        // later is a failover, not a lost upstream standby.
+        let mut rec = target.clone();
+        rec.node_type = NodeType::Primary;
+        rec.upstream_node_id = None;
         self.link = ConnInfo::parse(&target.conninfo).ok().map(|ci| Link {
-            rec: target.clone(),
+            rec,
             ci,
             conn: None,
         });
