@@ -13,16 +13,7 @@ use crate::harness::{poll_until, try_poll_until};
 /// Timings under which fencing is guaranteed to come first: standbys need
 /// (7 − 1) × 1 s, the primary notices within 3 × 1 s + a 2 s probe.
 fn safe(_: i32) -> String {
-    "failover=automatic\nreconnect_attempts=7\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=DEBUG".to_string()
-}
-
-/// Freezes (or thaws) a node as a partition would look from the others:
-/// its server's processes and its repmgrd stop answering, nothing closes.
-fn freeze(n: &Node, d: &crate::harness::Daemon, sig: Signal) {
-    let pm = n.pg.postmaster_pid().expect("postmaster pid");
-    // The postmaster leads the process group of all its children.
-    nix::sys::signal::killpg(Pid::from_raw(pm), sig).unwrap();
-    d.signal(sig);
+    "failover=automatic\nreconnect_attempts=7\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO".to_string()
 }
 
 fn read_only(n: &Node) -> bool {
@@ -33,6 +24,47 @@ fn read_only(n: &Node) -> bool {
         == Some("on")
 }
 
+/// A node frozen as a partition would make it look from the others: every
+/// process of its server (PostgreSQL's children are session leaders of
+/// their own, so the postmaster's group is not enough) and its repmgrd stop
+/// answering, and no connection closes. Thawed on drop, also on panic.
+struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    fn new(n: &Node, d: &crate::harness::Daemon) -> Frozen {
+        let pm = n.pg.postmaster_pid().expect("postmaster pid");
+        let mut pids = vec![pm, d.pid()];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // ppid is the second field after the parenthesised command name.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(pm) {
+                pids.push(pid);
+            }
+        }
+        for p in &pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGSTOP);
+        }
+        Frozen { pids }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for p in &self.pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGCONT);
+        }
+    }
+}
+
 #[test]
 fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() {
     let nodes = registered_cluster_with(2, safe);
@@ -40,8 +72,10 @@ fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() 
     nodes[0].pg.execute("CREATE TABLE t (i int)");
     // Both standbys stop answering, as behind a partition: the primary is 1
     // of 3 voters, and the two of them could elect a new primary.
-    freeze(&nodes[1], &daemons[1], Signal::SIGSTOP);
-    freeze(&nodes[2], &daemons[2], Signal::SIGSTOP);
+    let frozen = [
+        Frozen::new(&nodes[1], &daemons[1]),
+        Frozen::new(&nodes[2], &daemons[2]),
+    ];
     let gone = Instant::now();
     poll_until(Duration::from_secs(15), "primary fenced", || {
         read_only(&nodes[0])
@@ -57,8 +91,7 @@ fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() 
     let r = nodes[0].repmgr(&["cluster", "show"]);
     assert!(r.stdout.contains("| node1 | primary | ! fenced "), "{r}");
     // They come back, nobody was promoted: the fence is lifted.
-    freeze(&nodes[1], &daemons[1], Signal::SIGCONT);
-    freeze(&nodes[2], &daemons[2], Signal::SIGCONT);
+    drop(frozen);
     poll_until(Duration::from_secs(30), "primary unfenced", || {
         !read_only(&nodes[0])
     });

@@ -52,6 +52,13 @@ pub fn fence_read_only(c: &mut Client, fresh: &dyn Fn() -> Option<Client>) -> Re
     end_client_sessions(c)
 }
 
+/// repmgrd's own session keeps writing its metadata (heartbeat, events)
+/// on a fenced node: a session setting overrides the configured default.
+pub fn exempt_session(c: &mut impl GenericClient) -> Result<()> {
+    c.batch_execute("SET default_transaction_read_only = off")
+        .map_err(|e| query_error("exempting repmgrd's session from the fence", &e))
+}
+
 /// Ends every client session but our own.
 pub fn end_client_sessions(c: &mut impl GenericClient) -> Result<u64> {
     c.execute(
@@ -64,10 +71,12 @@ pub fn end_client_sessions(c: &mut impl GenericClient) -> Result<u64> {
 
 /// Lifts a read-only fence.
 pub fn unfence(c: &mut impl GenericClient) -> Result<()> {
-    c.batch_execute(
-        "ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_catalog.pg_reload_conf();",
-    )
-    .map_err(|e| query_error("lifting the fence", &e))
+    // Two statements: ALTER SYSTEM cannot run inside a multi-statement
+    // (implicitly transactional) query.
+    c.batch_execute("ALTER SYSTEM RESET default_transaction_read_only")
+        .map_err(|e| query_error("lifting the fence", &e))?;
+    c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
+        .map_err(|e| query_error("reloading the configuration", &e))
 }
 
 /// What this primary knows about one voter without contacting it.

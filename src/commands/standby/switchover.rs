@@ -320,7 +320,7 @@ fn run_switchover(
     }
     let timeout = Duration::from_secs(cfg.shutdown_check_timeout.max(1) as u64);
     let deadline = Instant::now() + timeout;
-        // Until nothing answers at all: "shutting down" (Reject) is not down yet.
+    // Until nothing answers at all: "shutting down" (Reject) is not down yet.
     while db::connect::ping(&pci, crate::commands::APP_NAME) != Ping::NoResponse {
         if Instant::now() >= deadline {
             return Err(fail(format!(

@@ -226,10 +226,19 @@ impl Monitor {
                 FenceMode::ReadOnly => {
                     let ci = self.conninfo.clone();
                     let fresh = move || db::connect::connect(&ci, super::APP_NAME).ok();
-                    match self.local.as_mut().map(|c| db::fence::fence_read_only(c, &fresh)) {
-                        Some(Ok(n)) => crate::log_warning!(
-                            "node \"{name}\" (ID: {id}) fenced: read-only, {n} client session(s) ended"
-                        ),
+                    match self
+                        .local
+                        .as_mut()
+                        .map(|c| db::fence::fence_read_only(c, &fresh))
+                    {
+                        Some(Ok(n)) => {
+                            crate::log_warning!(
+                                "node \"{name}\" (ID: {id}) fenced: read-only, {n} client session(s) ended"
+                            );
+                            if let Some(c) = self.local.as_mut() {
+                                let _ = db::fence::exempt_session(c);
+                            }
+                        }
                         Some(Err(e)) => {
                             logging::log_error_report(&e);
                             crate::log_hint!("fencing needs a superuser connection; set fence_mode=stop otherwise");
@@ -261,7 +270,11 @@ impl Monitor {
         }
         self.run_fence_command("repmgrd_fence");
         let details = format!("node \"{name}\" (ID: {id}) fenced: {reason}");
-        self.event_on(reference, "repmgrd_fence", true, details);
+        if reference.node_id == id {
+            self.event("repmgrd_fence", true, details, None);
+        } else {
+            self.event_on(reference, "repmgrd_fence", true, details);
+        }
     }
 
     pub(super) fn unfence(&mut self) {
