@@ -314,7 +314,8 @@ fn witness_registers_copies_records_votes_and_follows_the_new_primary() {
     poll_until(Duration::from_secs(20), "node2 promoted", || {
         answer(n2, "SELECT NOT pg_is_in_recovery()").as_deref() == Some("t")
     });
-    d2.wait_for_output("election: 2 of 2 node(s) visible", Duration::from_secs(5));
+    // Primary, standby and witness: the witness's vote makes 2 of the 3 voters.
+    d2.wait_for_output("election: 2 of 3 voter(s) visible", Duration::from_secs(5));
     poll_until(
         Duration::from_secs(15),
         "witness record points at node2",

@@ -143,3 +143,128 @@ fn an_old_primary_restarted_after_a_failover_accepts_no_write() {
         "the fence event is recorded on the new primary"
     );
 }
+
+#[test]
+fn with_auto_rejoin_an_old_primary_comes_back_as_a_streaming_standby() {
+    let nodes = registered_cluster_with(2, |id| format!("{}\nauto_rejoin=on", safe(id)));
+    let _daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
+    nodes[0].pg.execute("CREATE TABLE t (i int)");
+    nodes[0].pg.execute("INSERT INTO t VALUES (1)");
+    nodes[0].pg.kill9();
+    poll_until(Duration::from_secs(30), "a standby promoted", || {
+        nodes[1..].iter().any(|n| !n.pg.is_in_recovery())
+    });
+    let new = if nodes[1].pg.is_in_recovery() {
+        &nodes[2]
+    } else {
+        &nodes[1]
+    };
+    new.pg.execute("INSERT INTO t VALUES (2)");
+    poll_until(Duration::from_secs(10), "data directory prepared", || {
+        nodes[0].pg.path("data/standby.signal").exists()
+    });
+    nodes[0].pg.start();
+    // repmgrd rejoins it (pg_rewind: it crashed, so its WAL may go past
+    // the fork) and it streams from the new primary.
+    poll_until(
+        Duration::from_secs(60),
+        "old primary streams from the new one",
+        || {
+            new.pg
+            .try_query_one_string(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'node1' AND state = 'streaming'",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+        },
+    );
+    poll_until(
+        Duration::from_secs(20),
+        "old primary has the new row",
+        || {
+            nodes[0]
+                .pg
+                .try_query_one_string("SELECT count(*) FROM t")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("2")
+        },
+    );
+    assert!(nodes[0].pg.is_in_recovery());
+    poll_until(
+        Duration::from_secs(20),
+        "node1 recorded as a standby",
+        || {
+            new.pg
+                .try_query_one_string(
+                    "SELECT type || ':' || active FROM repmgr.nodes WHERE node_id = 1",
+                )
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("standby:true")
+        },
+    );
+}
+
+#[test]
+fn with_auto_rejoin_a_diverged_old_primary_is_rewound() {
+    let nodes = registered_cluster_with(2, |id| format!("{}\nauto_rejoin=on", safe(id)));
+    let mut daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
+    nodes[0].pg.execute("CREATE TABLE t (i int)");
+    // The old primary's repmgrd is stopped, so nothing prepares its data
+    // directory: it comes back as a primary and takes diverging writes.
+    daemons.remove(0);
+    nodes[0].pg.stop();
+    poll_until(Duration::from_secs(30), "a standby promoted", || {
+        nodes[1..].iter().any(|n| !n.pg.is_in_recovery())
+    });
+    let new = if nodes[1].pg.is_in_recovery() {
+        &nodes[2]
+    } else {
+        &nodes[1]
+    };
+    new.pg.execute("INSERT INTO t VALUES (2)");
+    nodes[0].pg.start();
+    nodes[0]
+        .pg
+        .execute("CREATE TABLE diverged AS SELECT generate_series(1, 1000) AS x");
+    // Its repmgrd starts, finds itself superseded, fences and rejoins it.
+    let _d1 = nodes[0].repmgrd();
+    poll_until(
+        Duration::from_secs(60),
+        "old primary streams from the new one",
+        || {
+            new.pg
+            .try_query_one_string(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'node1' AND state = 'streaming'",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+        },
+    );
+    assert!(nodes[0].pg.is_in_recovery());
+    poll_until(
+        Duration::from_secs(20),
+        "the new primary's row arrived",
+        || {
+            nodes[0]
+                .pg
+                .try_query_one_string("SELECT count(*) FROM t")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("1")
+        },
+    );
+    assert_eq!(
+        nodes[0].query("SELECT (to_regclass('diverged') IS NULL)::text"),
+        "true",
+        "the diverged writes were rewound away"
+    );
+}

@@ -540,13 +540,27 @@ fn record_rejoin<'a>(
     Ok((ev, ts))
 }
 
-/// Files pg_rewind would overwrite that this node keeps: the defaults that
-/// exist plus `--config-files`.
+/// Files pg_rewind would overwrite that this node keeps: the defaults,
+/// every other `*.conf` file at the top of the data directory (files
+/// included from postgresql.conf belong to this node, not to the source),
+/// plus `--config-files`.
 fn kept_files(datadir: &Path, extra: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let mut local_confs: Vec<String> = fs::read_dir(datadir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".conf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    local_confs.sort();
     for f in DEFAULT_KEPT_FILES
         .iter()
         .map(|s| s.to_string())
+        .chain(local_confs)
         .chain(extra.iter().cloned())
     {
         if out.contains(&f) {

@@ -238,7 +238,7 @@ pub const PARAMS: &[Param] = &[
     param("failover_validation_command", Str, "", RELOAD, G::Repmgrd, "Command that must succeed before a promotion (%n %a %v %u %t)."),
     param("election_rerun_interval", int(1), "15", FIXED, G::Repmgrd, "Seconds before an election is rerun after failover validation failed."),
         param("failover_quorum", Kind::Choice(&["majority", "repmgr"]), "majority", RELOAD, G::Repmgrd, "Promote only when a strict majority of all voters (failed primary included) is visible; \"repmgr\" restores repmgr's weaker rule."),
-    param("primary_isolation_timeout", int(-1), "-1", RELOAD, G::Repmgrd, "Seconds a primary that sees no majority waits before fencing itself; -1: half the standbys' detection window."),
+    param("primary_isolation_timeout", int(-1), "-1", RELOAD, G::Repmgrd, "Seconds a primary that sees no majority waits before fencing itself; -1: half the margin to the earliest promotion (see repmgrd(8))."),
     param("fence_mode", Kind::Choice(&["read-only", "stop"]), "read-only", RELOAD, G::Repmgrd, "How a primary is fenced: read-only (reversible) or stop."),
     param("fence_command", Str, "", RELOAD, G::Repmgrd, "Command run when this node is fenced or unfenced (%n %a %e)."),
     param("auto_rejoin", Bool, "off", RELOAD, G::Repmgrd, "A superseded old primary rejoins the new primary as a standby by itself."),

@@ -101,6 +101,10 @@ pub struct Monitor {
     last_term: Option<i32>,
     last_version: Option<i32>,
     known_nodes: Vec<NodeRecord>,
+    /// auto_rejoin is not retried before this instant.
+    rejoin_after: Option<Instant>,
+    /// When the prepared server was first seen back as a standby.
+    prepared_back_since: Option<Instant>,
     witness: WitnessState,
 }
 
@@ -154,6 +158,8 @@ impl Monitor {
             last_term: None,
             last_version: None,
             known_nodes: Vec::new(),
+            rejoin_after: None,
+            prepared_back_since: None,
             witness: WitnessState::default(),
         }
     }
@@ -785,6 +791,9 @@ impl Monitor {
             crate::log_notice!("local node is now a standby; monitoring its upstream");
         }
         self.role = Role::Standby;
+        if self.after_preparation() {
+            return Flow::Continue;
+        }
         if self.link.is_none() && self.degraded.is_none() {
             self.attach_link();
         }
@@ -1174,21 +1183,30 @@ impl Monitor {
             .filter(|n| n.active && n.node_id != failed.node_id && n.node_type != NodeType::Bdr)
             .collect();
         voters.sort_by_key(|n| n.node_id);
+        // Connect to every voter at once (one connect deadline in total),
+        // then ask for the votes in node_id order, so two candidates never
+        // each hold a part of the voters waiting for the rest.
+        let others: Vec<NodeRecord> = voters
+            .iter()
+            .filter(|n| n.node_id != id)
+            .map(|n| (*n).clone())
+            .collect();
+        let mut conns: Vec<(i32, Client)> = crate::commands::reach_all(&others)
+            .into_iter()
+            .filter_map(|r| r.conn.map(|c| (r.node.node_id, c)))
+            .collect();
+        if let Ok(c) = db::connect::connect(&self.conninfo, APP_NAME) {
+            conns.push((id, c));
+        }
+        conns.sort_by_key(|(nid, _)| *nid);
         let mut held = Vec::new();
-        for n in voters {
-            let conn = if n.node_id == id {
-                db::connect::connect(&self.conninfo, APP_NAME).ok()
-            } else {
-                crate::commands::connect_record(n).ok()
-            };
-            let Some(mut c) = conn else { continue };
+        for (nid, mut c) in conns {
             match db::fence::try_claim(&mut c, term) {
                 Ok(true) => held.push(c),
                 Ok(false) => crate::log_info!(
-                    "node {} has already granted term {term} to another candidate",
-                    n.node_id
+                    "node {nid} has already granted term {term} to another candidate"
                 ),
-                Err(e) => crate::log_info!("node {} cannot vote: {}", n.node_id, e.message()),
+                Err(e) => crate::log_info!("node {nid} cannot vote: {}", e.message()),
             }
         }
         let granted = held.len();

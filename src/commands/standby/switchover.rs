@@ -328,12 +328,24 @@ fn run_switchover(
                 p.node_name,
                 timeout.as_secs()
             ))
-            .hint("nothing was changed on this node; check the primary, which may still be shutting down"));
+                        .hint("nothing was changed on this node; a start of the old primary was requested in case it stops later"))
+            .map_err(|e| {
+                restart_old_primary(ssh, host, &old_repmgr, p);
+                e
+            });
         }
         std::thread::sleep(SHUTDOWN_POLL);
     }
 
-    let (state, checkpoint) = shutdown_state(ssh, host, &old_repmgr)?;
+    // From here until the promotion, any failure starts the old primary
+    // again: the cluster must never be left without its one primary.
+    let undo = |e: Error| {
+        restart_old_primary(ssh, host, &old_repmgr, p);
+        fail(format!("switchover aborted: {}", e.message()))
+            .detail(e.detail.clone().unwrap_or_default())
+            .hint("the old primary was started again; nothing else changed")
+    };
+    let (state, checkpoint) = shutdown_state(ssh, host, &old_repmgr).map_err(undo)?;
     if state != "DOWN" && !ctx.opts.force {
         restart_old_primary(ssh, host, &old_repmgr, p);
         return Err(fail(format!(
@@ -346,7 +358,7 @@ fn run_switchover(
 
     let mut local = local;
     if let Some(lsn) = checkpoint {
-        if !received_up_to(cfg, &mut local, lsn)? && !ctx.opts.always_promote {
+        if !received_up_to(cfg, &mut local, lsn).map_err(undo)? && !ctx.opts.always_promote {
             restart_old_primary(ssh, host, &old_repmgr, p);
             return Err(fail("this standby has not received all WAL of the old primary")
                 .detail(format!("its shutdown checkpoint is at {}", db::timeline::format_lsn(lsn)))

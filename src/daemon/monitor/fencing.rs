@@ -212,7 +212,7 @@ impl Monitor {
             return;
         }
         let first = self.fenced.is_none();
-        self.fenced = Some(why);
+        let mut applied = true;
         let (id, name) = (self.node_id(), self.node_name());
         let reason = match why {
             Fence::Isolated => "it cannot see a majority of the voters".to_string(),
@@ -240,10 +240,11 @@ impl Monitor {
                             }
                         }
                         Some(Err(e)) => {
+                            applied = false;
                             logging::log_error_report(&e);
                             crate::log_hint!("fencing needs a superuser connection; set fence_mode=stop otherwise");
                         }
-                        None => {}
+                        None => applied = false,
                     }
                 }
                 FenceMode::Stop => {
@@ -261,13 +262,22 @@ impl Monitor {
                         Ok(_) => {
                             crate::log_warning!("node \"{name}\" (ID: {id}) fenced: server stopped")
                         }
-                        Err(e) => logging::log_error_report(&e),
+                        Err(e) => {
+                            applied = false;
+                            logging::log_error_report(&e);
+                        }
                     }
-
                     self.local = None;
                 }
             }
         }
+        if !applied {
+            // Not fenced: the next cycle tries again.
+            let details = format!("fencing node \"{name}\" (ID: {id}) failed: {reason}");
+            self.event("repmgrd_fence", false, details, None);
+            return;
+        }
+        self.fenced = Some(why);
         self.run_fence_command("repmgrd_fence");
         let details = format!("node \"{name}\" (ID: {id}) fenced: {reason}");
         if reference.node_id == id {
@@ -385,11 +395,140 @@ impl Monitor {
         }
     }
 
+    /// The server came back as the standby we prepared while it was down.
+    /// If it streams from the new primary, its record says so from now on;
+    /// if it cannot (its old timeline went past the fork), auto_rejoin
+    /// rewinds it, else the operator is told what to run. Returns true when
+    /// this cycle was spent on it.
+    pub(super) fn after_preparation(&mut self) -> bool {
+        let Some(new_id) = self.prepared_for else {
+            return false;
+        };
+        let Some(newer) = self
+            .known_nodes
+            .iter()
+            .find(|n| n.node_id == new_id)
+            .cloned()
+        else {
+            self.prepared_for = None;
+            return false;
+        };
+        let since = *self.prepared_back_since.get_or_insert_with(Instant::now);
+        let window = 2.0 * self.interval().as_secs_f64() + 1.0;
+        let streaming = self
+            .local
+            .as_mut()
+            .and_then(|c| db::monitoring::receiver_recently_active(c, window).ok())
+            .unwrap_or(false);
+        let (id, name) = (self.node_id(), self.node_name());
+        if streaming {
+            self.prepared_for = None;
+            self.prepared_back_since = None;
+            if let Ok(mut c) = crate::commands::connect_record(&newer) {
+                if let Err(e) = db::nodes::set_upstream(&mut c, id, new_id) {
+                    logging::log_error_report(&e);
+                }
+            }
+            let details = format!(
+                "former primary \"{name}\" (ID: {id}) now streams from node \"{}\" (ID: {new_id})",
+                newer.node_name
+            );
+            crate::log_notice!("{details}");
+            self.event_on(&newer, "repmgrd_standby_reconnect", true, details);
+            return false;
+        }
+        if since.elapsed() < Duration::from_secs_f64(window) {
+            return true; // give the WAL receiver a moment to connect
+        }
+        self.prepared_for = None;
+        self.prepared_back_since = None;
+        if self.cfg().auto_rejoin {
+            self.rejoin_new_primary(&newer);
+        } else {
+            crate::log_warning!(
+                "this former primary runs as a standby but cannot stream from node \"{}\"; run \"repmgr node rejoin --force-rewind\"",
+                newer.node_name
+            );
+        }
+        true
+    }
+
     /// auto_rejoin: stop the superseded server and rejoin the new primary
-    /// as a standby (with pg_rewind when needed).
+    /// as a standby, with pg_rewind when its timeline diverged — the same
+    /// steps as `repmgr node rejoin --force-rewind`. Tried once per
+    /// election_rerun_interval; until it succeeds the node stays fenced.
     fn rejoin_new_primary(&mut self, newer: &NodeRecord) {
-        let _ = (newer, ServiceAction::Stop);
-        crate::log_notice!("auto_rejoin: this release cannot rejoin automatically yet; run \"repmgr node rejoin --force-rewind\"");
+        if self.rejoin_after.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.rejoin_after = Some(
+            Instant::now() + Duration::from_secs(self.cfg().election_rerun_interval.max(1) as u64),
+        );
+        let (id, name) = (self.node_id(), self.node_name());
+        crate::log_notice!(
+            "auto_rejoin: rejoining node \"{name}\" (ID: {id}) as a standby of the new primary"
+        );
+        match self.try_rejoin(newer) {
+            Ok(details) => {
+                crate::log_notice!("{details}");
+                self.fenced = None;
+                self.isolated_since = None;
+                self.local = None;
+                self.role = Role::Standby;
+                self.link = None;
+            }
+            Err(e) => {
+                crate::log_error!("auto_rejoin failed; this node stays fenced");
+                logging::log_error_report(&e);
+            }
+        }
+    }
+
+    fn try_rejoin(&mut self, newer: &NodeRecord) -> crate::error::Result<String> {
+        use crate::commands::rejoin;
+        let cfg = self.cfg().clone();
+        let bin = self.bin.clone();
+        // The node with the newer history may itself be a standby: find the
+        // primary through it.
+        let mut conn = crate::commands::connect_record(newer)?;
+        let (primary, mut pconn) = if db::server::in_recovery(&mut conn)? {
+            crate::commands::find_primary(&mut conn)?.ok_or_else(|| {
+                crate::error::Error::new(
+                    crate::error::ExitCode::RejoinFail,
+                    "no primary is reachable to rejoin",
+                )
+            })?
+        } else {
+            (newer.clone(), conn)
+        };
+        // Stop the local server (it is fenced and superseded) and wait.
+        self.local = None;
+        let datadir = std::path::PathBuf::from(&cfg.data_directory);
+        if pgtools::running_postmaster(&datadir).is_some() {
+            pgtools::run_service_action(ServiceAction::Stop, &cfg, &bin, &cfg.data_directory)?;
+            let deadline =
+                Instant::now() + Duration::from_secs(cfg.shutdown_check_timeout.max(1) as u64);
+            while pgtools::running_postmaster(&datadir).is_some() {
+                if Instant::now() >= deadline {
+                    return Err(crate::error::Error::new(
+                        crate::error::ExitCode::RejoinFail,
+                        "the local server did not stop within shutdown_check_timeout",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let opts = rejoin::RejoinOptions {
+            pg_rewind: Some(bin.path("pg_rewind")),
+            config_files: Vec::new(),
+            config_archive_dir: std::env::temp_dir(),
+            wait: true,
+        };
+        let control = rejoin::check_local_stopped(&cfg, &bin, true)?;
+        let plan = rejoin::check_rejoin(&cfg, &opts, control, &primary, &mut pconn)?;
+        let (ev, ts) = rejoin::rejoin_node(&cfg, &bin, &opts, &plan, &primary, &mut pconn)?;
+        crate::events::notify_in_background(&cfg, &ev, Some(&ts));
+        Ok(ev.details.clone())
     }
 }
 
