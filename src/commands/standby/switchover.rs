@@ -323,16 +323,15 @@ fn run_switchover(
     // Until nothing answers at all: "shutting down" (Reject) is not down yet.
     while db::connect::ping(&pci, crate::commands::APP_NAME) != Ping::NoResponse {
         if Instant::now() >= deadline {
+            // It may still finish shutting down: ask for a start so the
+            // cluster is not left without its primary.
+            restart_old_primary(ssh, host, &old_repmgr, p);
             return Err(fail(format!(
                 "the primary \"{}\" did not shut down within {} seconds",
                 p.node_name,
                 timeout.as_secs()
             ))
-                        .hint("nothing was changed on this node; a start of the old primary was requested in case it stops later"))
-            .map_err(|e| {
-                restart_old_primary(ssh, host, &old_repmgr, p);
-                e
-            });
+            .hint("nothing was changed on this node; a start of the old primary was requested in case it stops later"));
         }
         std::thread::sleep(SHUTDOWN_POLL);
     }
