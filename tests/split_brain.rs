@@ -90,6 +90,10 @@ fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() 
     assert!(nodes[0].pg.try_execute("INSERT INTO t VALUES (1)").is_err());
     let r = nodes[0].repmgr(&["cluster", "show"]);
     assert!(r.stdout.contains("| node1 | primary | ! fenced "), "{r}");
+    nodes[0]
+        .repmgr(&["node", "check", "--role", "--nagios"])
+        .assert_code(2)
+        .assert_stdout_contains("REPMGR_SERVER_ROLE CRITICAL: node is fenced");
     // They come back, nobody was promoted: the fence is lifted.
     drop(frozen);
     poll_until(Duration::from_secs(30), "primary unfenced", || {

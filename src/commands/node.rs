@@ -225,6 +225,28 @@ pub fn check_role(node: &NodeRecord, in_recovery: bool, mode: Mode) -> Check {
     )
 }
 
+/// The role check, where a primary fenced by repmgrd (read-only: writes
+/// are refused) is CRITICAL, plainly: monitoring must alert on it.
+pub fn check_role_or_fenced(
+    node: &NodeRecord,
+    in_recovery: bool,
+    fenced: bool,
+    mode: Mode,
+) -> Check {
+    if !fenced || in_recovery {
+        return check_role(node, in_recovery, mode);
+    }
+    let status = CheckStatus::Critical;
+    Check::new(
+        "Server role",
+        status,
+        "node is fenced: running as primary but read-only".to_string(),
+        mode,
+        |d| format!("REPMGR_SERVER_ROLE {}: {d}", status.as_str()),
+        None,
+    )
+}
+
 pub fn check_replication_lag(
     cfg: &Config,
     node: &NodeRecord,
@@ -639,6 +661,34 @@ fn connect_local(ctx: &Ctx) -> Result<Client> {
 }
 
 /// `repmgr node check`.
+/// Warnings (on stderr, so the report's format is unchanged) about how this
+/// cluster is protected from split brain.
+fn warn_split_brain_risks(cfg: &Config, c: &mut Client) {
+    use crate::config::{Failover, FailoverQuorum};
+    if cfg.failover != Failover::Automatic {
+        return;
+    }
+    if cfg.failover_quorum == FailoverQuorum::Repmgr {
+        crate::log_warning!("failover_quorum=repmgr: a network partition can leave two primaries");
+        return;
+    }
+    let voters = db::nodes::all(c)
+        .map(|n| {
+            n.iter()
+                .filter(|n| n.active && n.node_type != NodeType::Bdr)
+                .count()
+        })
+        .unwrap_or(0);
+    if voters == 2 {
+        crate::log_warning!(
+            "this cluster has two voters and no witness: automatic failover will not happen"
+        );
+        crate::log_hint!(
+            "register a witness, or set failover_quorum=repmgr to accept the split-brain risk"
+        );
+    }
+}
+
 pub fn check(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(false)?;
     let mode = Mode::of(ctx);
@@ -736,7 +786,10 @@ pub fn check(ctx: &Ctx) -> Result<()> {
                 env.stats.lag_seconds,
                 mode,
             ),
-            Single::Role => check_role(&env.node, env.stats.in_recovery, mode),
+            Single::Role => {
+                let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
+                check_role_or_fenced(&env.node, env.stats.in_recovery, fenced, mode)
+            }
             Single::Slots => check_slots(&env.stats, mode),
             Single::MissingSlots => {
                 let ds = env.downstream(&mut c)?.to_vec();
@@ -768,8 +821,9 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     // The full run, in repmgr's order.
     let ds = env.downstream(&mut c)?.to_vec();
     let upstream = check_upstream(ctx, &mut c, &env, mode)?;
+    let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
     let mut rows = vec![
-        check_role(&env.node, env.stats.in_recovery, mode),
+        check_role_or_fenced(&env.node, env.stats.in_recovery, fenced, mode),
         check_replication_lag(
             cfg,
             &env.node,
@@ -794,6 +848,7 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     ));
     superuser_hint(ctx, &env, mode);
     print!("{}", full_report(&env.node, &rows, mode));
+    warn_split_brain_risks(cfg, &mut c);
     if issue_upstream || rows.iter().any(|r| r.status != CheckStatus::Ok) {
         return Err(Error::silent(ExitCode::NodeStatus));
     }
