@@ -94,3 +94,18 @@ fn switchover_without_ssh_access_changes_nothing() {
     assert!(nodes[1].pg.is_in_recovery());
     assert!(!nodes[0].pg.is_in_recovery());
 }
+
+#[test]
+fn promote_with_siblings_follow_repoints_the_other_standbys() {
+    let sshd = Sshd::start();
+    let opts = sshd.ssh_options();
+    let nodes = registered_cluster_with(2, |_| format!("ssh_options='{opts}'"));
+    nodes[0].pg.stop();
+    nodes[1]
+        .repmgr(&["standby", "promote", "--siblings-follow"])
+        .assert_success()
+        .assert_stderr_contains("sibling \"node3\" now follows this node");
+    poll_until(Duration::from_secs(30), "node3 streams from node2", || {
+        streams_from(&nodes[1], "node3")
+    });
+}

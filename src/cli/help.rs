@@ -252,9 +252,7 @@ Usage:
 Options:
   --dry-run                 perform checks but don't actually promote the standby
   -F, --force               promote even though a primary appears reachable
-  --siblings-follow         have other standbys follow the new primary
-                            (not yet available: it needs remote execution, which
-                            comes with \"standby switchover\")
+  --siblings-follow         have other standbys follow the new primary (over ssh)
 "
         }
         StandbyFollow => {

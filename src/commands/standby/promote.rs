@@ -43,13 +43,14 @@ pub fn promote(ctx: &Ctx) -> Result<()> {
                 .hint("resume replay with \"SELECT pg_wal_replay_resume()\" and retry"),
         );
     }
-    if ctx.opts.siblings_follow {
-        crate::log_warning!(
-            "--siblings-follow is not available yet; run \"repmgr standby follow\" on each sibling"
-        );
-    }
-
     refuse_if_primary_reachable(ctx, cfg, &mut local)?;
+    // The siblings as this node's metadata knows them before the promotion:
+    // active standbys that shared its upstream.
+    let siblings = if ctx.opts.siblings_follow {
+        siblings_of(cfg, &mut local)?
+    } else {
+        Vec::new()
+    };
 
     if ctx.opts.dry_run {
         crate::log_info!("node is a standby and no other primary is reachable");
@@ -77,7 +78,73 @@ pub fn promote(ctx: &Ctx) -> Result<()> {
         "server \"{}\" (ID: {node_id}) was successfully promoted to primary",
         cfg.node_name
     );
+    if !siblings.is_empty() {
+        siblings_follow(ctx, cfg, &siblings);
+    }
     Ok(())
+}
+
+fn siblings_of(cfg: &Config, local: &mut Client) -> Result<Vec<crate::db::nodes::NodeRecord>> {
+    let id = cfg.node_id.unwrap_or_default();
+    if !db::schema::exists(local)? {
+        return Ok(Vec::new());
+    }
+    let nodes = db::nodes::all(local)?;
+    let upstream = nodes
+        .iter()
+        .find(|n| n.node_id == id)
+        .and_then(|n| n.upstream_node_id);
+    Ok(nodes
+        .into_iter()
+        .filter(|n| n.active && n.node_id != id && n.node_type == db::nodes::NodeType::Standby)
+        .filter(|n| upstream.is_some() && n.upstream_node_id == upstream)
+        .collect())
+}
+
+/// `--siblings-follow`: `repmgr standby follow` on every sibling over ssh
+/// (as switchover does), all at once. A sibling that fails is reported;
+/// the promotion itself stands.
+fn siblings_follow(ctx: &Ctx, cfg: &Config, siblings: &[crate::db::nodes::NodeRecord]) {
+    use crate::remote::{self, Ssh};
+    let me = cfg.node_id.unwrap_or_default();
+    let ssh = Ssh::new(cfg, ctx.opts.remote_user.as_deref()).multiplexed();
+    let ssh = &ssh;
+    let results: Vec<(String, std::result::Result<(), String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = siblings
+            .iter()
+            .map(|sib| {
+                s.spawn(move || {
+                    let outcome = (|| -> std::result::Result<(), String> {
+                        let host = remote::node_host(sib).map_err(|e| e.message().to_string())?;
+                        let cmd = format!(
+                            "{} standby follow --upstream-node-id={me}",
+                            remote::remote_repmgr(cfg, sib)
+                        );
+                        let out = ssh
+                            .run(&host, &cmd, std::time::Duration::from_secs(120))
+                            .map_err(|e| e.message().to_string())?;
+                        if out.success() {
+                            Ok(())
+                        } else {
+                            Err(format!("{}{}", out.stdout, out.stderr).trim().to_string())
+                        }
+                    })();
+                    (sib.node_name.clone(), outcome)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    for (name, r) in results {
+        match r {
+            Ok(()) => crate::log_notice!("sibling \"{name}\" now follows this node"),
+            Err(why) => {
+                crate::log_warning!("sibling \"{name}\" could not follow this node");
+                crate::log_detail!("{why}");
+                crate::log_hint!("run \"repmgr standby follow\" on it");
+            }
+        }
+    }
 }
 
 /// Refuses when any other registered node answers as a primary: promoting
