@@ -188,6 +188,12 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     crate::log_notice!("repmgrd ({}) starting up", help::VERSION);
 
+    // One malloc arena: the daemon's short-lived helper threads (connection
+    // deadlines) would otherwise each grow an arena of their own and keep
+    // its memory. SAFETY: called before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
     // Fork before any thread exists (signal handlers, connection deadlines).
     if daemonize && daemonize_process()? == Forked::Parent {
         return Ok(());

@@ -959,7 +959,11 @@ impl Monitor {
         let (id, pid) = (self.node_id(), self.pid);
         let upstream = self.link.as_ref().map(|l| l.rec.node_id);
         let history = self.cfg().monitoring_history;
-        self.ensure_writer();
+        // The heartbeat itself tells whether the writer still works (a
+        // failure drops it); no separate validity round trip per cycle.
+        if self.writer.is_none() {
+            self.ensure_writer();
+        }
         let Some((primary_id, w)) = self.writer.as_mut() else {
             return;
         };

@@ -25,8 +25,11 @@ impl Drop for Watcher {
     }
 }
 
-/// How long one blocking wait lasts before the stop flag is checked.
-const STEP: Duration = Duration::from_millis(250);
+/// How long one blocking wait lasts before the stop flag is checked. A
+/// closed connection wakes the wait at once whatever this is; it only
+/// bounds how long a dropped watcher lingers (with its idle connection),
+/// so it is long enough to cost nothing while idle.
+const STEP: Duration = Duration::from_secs(5);
 
 /// Starts watching `ci`; a lost connection sends `Wake::UpstreamLost(generation)`.
 pub fn start(ci: &ConnInfo, generation: u64, tx: Sender<Wake>) -> Option<Watcher> {
