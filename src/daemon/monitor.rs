@@ -105,6 +105,8 @@ pub struct Monitor {
     rejoin_after: Option<Instant>,
     /// When the prepared server was first seen back as a standby.
     prepared_back_since: Option<Instant>,
+    /// When the local facts above were last read.
+    facts_at: Option<Instant>,
     witness: WitnessState,
 }
 
@@ -160,6 +162,7 @@ impl Monitor {
             known_nodes: Vec::new(),
             rejoin_after: None,
             prepared_back_since: None,
+            facts_at: None,
             witness: WitnessState::default(),
         }
     }
@@ -566,6 +569,14 @@ impl Monitor {
     /// Facts needed to recognise a promotion elsewhere while the local
     /// server is down.
     fn remember_local_facts(&mut self) {
+        // A promotion elsewhere changes none of these faster than this.
+        if self
+            .facts_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        self.facts_at = Some(Instant::now());
         let Some(c) = self.local.as_mut() else { return };
         if let Ok(p) = db::timeline::position(c) {
             self.last_timeline = Some(p.timeline);
