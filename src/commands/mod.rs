@@ -180,6 +180,48 @@ pub fn find_primary(meta: &mut Client) -> Result<Option<(db::nodes::NodeRecord, 
         .and_then(|r| r.conn.map(|c| (r.node, c))))
 }
 
+/// repmgr's refusals when registering this node as `as_type`: its node_id
+/// taken by a node of another type, its record already there (without
+/// -F), or its node_name used by another node. Returns the existing record.
+pub fn check_registration(
+    c: &mut impl postgres::GenericClient,
+    cfg: &Config,
+    as_type: db::nodes::NodeType,
+    force: bool,
+) -> Result<Option<db::nodes::NodeRecord>> {
+    let node_id = cfg.node_id.unwrap_or_default();
+    let existing = db::nodes::get(c, node_id)?;
+    if let Some(e) = &existing {
+        if e.node_type != as_type {
+            return Err(Error::config(format!(
+                "node ID {node_id} is already registered as a {} (\"{}\")",
+                e.node_type, e.node_name
+            ))
+            .hint("node_id must be unique in the cluster; unregister that node first"));
+        }
+        if !force {
+            return Err(Error::config("this node is already registered")
+                .detail(format!(
+                    "node \"{}\" (ID: {node_id}) is registered as {as_type}",
+                    e.node_name
+                ))
+                .hint("use -F/--force to overwrite the existing node record"));
+        }
+    }
+    if let Some(other) = db::nodes::get_by_name(c, &cfg.node_name)? {
+        if other.node_id != node_id {
+            return Err(Error::config(format!(
+                "node name \"{}\" is already in use by node ID {}",
+                cfg.node_name, other.node_id
+            ))
+            .hint(
+                "node_name must be unique in the cluster: set another node_name in repmgr.conf",
+            ));
+        }
+    }
+    Ok(existing)
+}
+
 /// A registered node, connected to if it answered within its deadline.
 pub struct Reached {
     pub node: db::nodes::NodeRecord,

@@ -100,34 +100,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
 /// taken by another node, or another active primary that is reachable.
 fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Client) -> Result<()> {
     let node_id = cfg.node_id.unwrap_or_default();
-    if let Some(existing) = db::nodes::get(conn, node_id)? {
-        if existing.node_type != NodeType::Primary {
-            return Err(Error::config(format!(
-                "node ID {node_id} is already registered as a {} (\"{}\")",
-                existing.node_type, existing.node_name
-            ))
-            .hint("node_id must be unique in the cluster; unregister that node first"));
-        }
-        if !ctx.opts.force {
-            return Err(Error::config("this node is already registered")
-                .detail(format!(
-                    "node \"{}\" (ID: {node_id}) is registered as primary",
-                    existing.node_name
-                ))
-                .hint("use -F/--force to overwrite the existing node record"));
-        }
-    }
-    if let Some(other) = db::nodes::get_by_name(conn, &cfg.node_name)? {
-        if other.node_id != node_id {
-            return Err(Error::config(format!(
-                "node name \"{}\" is already in use by node ID {}",
-                cfg.node_name, other.node_id
-            ))
-            .hint(
-                "node_name must be unique in the cluster: set another node_name in repmgr.conf",
-            ));
-        }
-    }
+    super::check_registration(conn, cfg, NodeType::Primary, ctx.opts.force)?;
     for p in db::nodes::active_primaries(conn)? {
         if p.node_id == node_id {
             continue;

@@ -87,34 +87,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         .hint("a witness runs on its own PostgreSQL instance, created with initdb, not cloned"));
     }
 
-    if let Some(e) = db::nodes::get(&mut primary, node_id)? {
-        if e.node_type != NodeType::Witness {
-            return Err(Error::config(format!(
-                "node ID {node_id} is already registered as a {} (\"{}\")",
-                e.node_type, e.node_name
-            ))
-            .hint("node_id must be unique in the cluster"));
-        }
-        if !ctx.opts.force {
-            return Err(Error::config("this node is already registered")
-                .detail(format!(
-                    "node \"{}\" (ID: {node_id}) is registered as witness",
-                    e.node_name
-                ))
-                .hint("use -F/--force to overwrite the existing node record"));
-        }
-    }
-    if let Some(other) = db::nodes::get_by_name(&mut primary, &cfg.node_name)? {
-        if other.node_id != node_id {
-            return Err(Error::config(format!(
-                "node name \"{}\" is already in use by node ID {}",
-                cfg.node_name, other.node_id
-            ))
-            .hint(
-                "node_name must be unique in the cluster: set another node_name in repmgr.conf",
-            ));
-        }
-    }
+    crate::commands::check_registration(&mut primary, cfg, NodeType::Witness, ctx.opts.force)?;
     let record = witness_record(cfg, primary_rec.node_id, &mut local)?;
 
     if ctx.opts.dry_run {

@@ -142,35 +142,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         .hint("use -F/--force to register this standby anyway"));
     }
 
-    let existing = db::nodes::get(&mut primary, node_id)?;
-    if let Some(e) = &existing {
-        if e.node_type != NodeType::Standby {
-            return Err(Error::config(format!(
-                "node ID {node_id} is already registered as a {} (\"{}\")",
-                e.node_type, e.node_name
-            ))
-            .hint("node_id must be unique in the cluster"));
-        }
-        if !ctx.opts.force {
-            return Err(Error::config("this node is already registered")
-                .detail(format!(
-                    "node \"{}\" (ID: {node_id}) is registered as standby",
-                    e.node_name
-                ))
-                .hint("use -F/--force to overwrite the existing node record"));
-        }
-    }
-    if let Some(other) = db::nodes::get_by_name(&mut primary, &cfg.node_name)? {
-        if other.node_id != node_id {
-            return Err(Error::config(format!(
-                "node name \"{}\" is already in use by node ID {}",
-                cfg.node_name, other.node_id
-            ))
-            .hint(
-                "node_name must be unique in the cluster: set another node_name in repmgr.conf",
-            ));
-        }
-    }
+    crate::commands::check_registration(&mut primary, cfg, NodeType::Standby, ctx.opts.force)?;
 
     let record = standby_record(cfg, upstream_id, &mut primary)?;
     if ctx.opts.dry_run {
