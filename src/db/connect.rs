@@ -68,6 +68,10 @@ pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
             return Ping::NoResponse;
         }
     };
+    // Cheap path first: a startup packet and the first answer, no thread.
+    if let Some(answer) = super::ping::raw_ping(&target, app) {
+        return answer;
+    }
     let config = target.to_config();
     match run_with_deadline(target.deadline(), move || config.connect(NoTls)) {
         Ok(Some(Ok(_client))) => Ping::Ok,

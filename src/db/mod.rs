@@ -7,6 +7,7 @@ pub mod events;
 pub mod fence;
 pub mod monitoring;
 pub mod nodes;
+pub mod ping;
 pub mod replication;
 pub mod schema;
 pub mod server;
