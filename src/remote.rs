@@ -7,10 +7,10 @@
 //! accepts writes; one multiplexed connection per host (ssh ControlMaster)
 //! makes each of them cost milliseconds instead of a new handshake.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -27,7 +27,9 @@ pub struct Ssh {
     user: Option<String>,
     /// Directory of the control sockets, when multiplexing.
     control_dir: Option<PathBuf>,
-    masters: Mutex<HashSet<String>>,
+    /// Per host: whether its shared connection is open. Each host has its
+    /// own lock, so connections to different hosts open in parallel.
+    masters: Mutex<HashMap<String, Arc<Mutex<bool>>>>,
 }
 
 impl Ssh {
@@ -41,7 +43,7 @@ impl Ssh {
                 .collect(),
             user: remote_user.filter(|u| !u.is_empty()).map(str::to_string),
             control_dir: None,
-            masters: Mutex::new(HashSet::new()),
+            masters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -75,8 +77,12 @@ impl Ssh {
         let Some(_) = &self.control_dir else {
             return Ok(());
         };
-        let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
-        if masters.contains(host) {
+        let slot = {
+            let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+            masters.entry(host.to_string()).or_default().clone()
+        };
+        let mut open = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if *open {
             return Ok(());
         }
         let mut c = Command::new("ssh");
@@ -100,7 +106,7 @@ impl Ssh {
         if !status.success() {
             return Err(ssh_error(host, &process::describe_status(&status), ""));
         }
-        masters.insert(host.to_string());
+        *open = true;
         Ok(())
     }
 
@@ -139,7 +145,16 @@ impl Drop for Ssh {
         let Some(dir) = self.control_dir.take() else {
             return;
         };
-        let masters = self.masters.lock().map(|m| m.clone()).unwrap_or_default();
+        let masters: Vec<String> = self
+            .masters
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, open)| open.lock().map(|o| *o).unwrap_or(false))
+                    .map(|(h, _)| h.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         for host in masters {
             let mut c = Command::new("ssh");
             c.args(&self.options);

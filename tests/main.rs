@@ -30,6 +30,8 @@ mod clone;
 mod service;
 // standby switchover through a real sshd on loopback.
 mod switchover;
+// cluster matrix and crosscheck through a real sshd on loopback.
+mod matrix;
 // No split brain: fencing and old primaries that never come back as primaries.
 mod split_brain;
 // node status/check/service and cluster cleanup.

@@ -109,3 +109,129 @@ fn promote_with_siblings_follow_repoints_the_other_standbys() {
         streams_from(&nodes[1], "node3")
     });
 }
+
+/// One row per transaction into `w` on the old primary over TCP while the
+/// switchover runs; every id whose COMMIT was acknowledged must be on the
+/// new primary afterwards.
+#[test]
+fn switchover_under_write_load_loses_no_acknowledged_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let sshd = Sshd::start();
+    let opts = sshd.ssh_options();
+    let nodes = registered_cluster_with(1, |_| format!("ssh_options='{opts}'"));
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    n1.pg
+        .execute("CREATE TABLE w (id bigint primary key, at timestamptz default now())");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let conninfo = n1.pg.conninfo();
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut c = postgres::Client::connect(&conninfo, postgres::NoTls)
+                .expect("writer connects to the old primary");
+            let mut id: i64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                id += 1;
+                // Autocommit: Ok means the COMMIT was acknowledged.
+                match c.execute("INSERT INTO w (id) VALUES ($1)", &[&id]) {
+                    Ok(_) => acked.push(id),
+                    Err(_) => break,
+                }
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let r = n2.repmgr(&["standby", "switchover"]);
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.join().expect("writer thread");
+    r.assert_success();
+    assert!(!n2.pg.is_in_recovery(), "node2 is the primary");
+    assert!(acked.len() > 10, "the writer wrote ({} rows)", acked.len());
+    eprintln!(
+        "writer: {} commits acknowledged by the old primary",
+        acked.len()
+    );
+
+    let present: std::collections::HashSet<i64> = n2
+        .pg
+        .client()
+        .query("SELECT id FROM w", &[])
+        .expect("reading w on the new primary")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let lost: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged commits missing on the new primary (of {}): {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(20)]
+    );
+    // And the old primary, now a standby, has them too.
+    poll_until(Duration::from_secs(30), "node1 streams from node2", || {
+        streams_from(n2, "node1")
+    });
+    let max = acked.last().copied().unwrap_or(0);
+    poll_until(Duration::from_secs(20), "rows on node1", || {
+        n1.pg
+            .try_query_one_string(&format!("SELECT count(*) FROM w WHERE id <= {max}"))
+            .ok()
+            .flatten()
+            == Some(acked.len().to_string())
+    });
+}
+
+/// The standby to promote does not stream from the primary: refused with 18
+/// before anything changes.
+#[test]
+fn switchover_of_a_detached_standby_is_refused() {
+    let sshd = Sshd::start();
+    let opts = sshd.ssh_options();
+    let nodes = registered_cluster_with(1, |_| format!("ssh_options='{opts}'"));
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let before = n1.query(
+        "SELECT string_agg(node_id||':'||type||':'||coalesce(upstream_node_id::text,'-')||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes",
+    );
+    n2.pg.execute(
+        "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 user=postgres connect_timeout=2'",
+    );
+    n2.pg.execute("SELECT pg_reload_conf()");
+    poll_until(Duration::from_secs(30), "node2 detached", || {
+        n1.pg
+            .try_query_one_string(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'node2'",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("0")
+    });
+
+    n2.repmgr(&["standby", "switchover"])
+        .assert_code(18)
+        .assert_stderr_contains("not streaming from the primary");
+    assert!(!n1.pg.is_in_recovery(), "node1 is still the primary");
+    assert!(n2.pg.is_in_recovery(), "node2 is still a standby");
+    assert_eq!(
+        n1.query("SELECT string_agg(node_id||':'||type||':'||coalesce(upstream_node_id::text,'-')||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes"),
+        before
+    );
+    assert_eq!(
+        n1.count("SELECT count(*) FROM repmgr.events WHERE event = 'standby_switchover'"),
+        0
+    );
+    assert_eq!(
+        n1.count("SELECT count(*) FROM repmgr.repmgrd_status WHERE paused"),
+        0
+    );
+}

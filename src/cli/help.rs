@@ -452,24 +452,49 @@ Options:
         }
         ClusterMatrix => {
             "\
-repmgr cluster matrix: display each node's view of the cluster
+repmgr cluster matrix: display a matrix showing connectivity between nodes, seen from this node
 
 Usage:
     repmgr [OPTIONS] cluster matrix
 
+  This node's row: whether this node can connect to each node. Every other
+  node's row: \"repmgr cluster show --csv --terse\" run on that node over ssh
+  (ssh_options, -R/--remote-user; the remote repmgr.conf from
+  repmgr.nodes.config_file). \"*\" connected, \"x\" failed, \"?\" unknown (the
+  node's PostgreSQL or ssh did not answer). Passwordless ssh between all
+  nodes is required.
+
 Options:
-  --csv                     emit output as CSV
+  --csv                     emit output as CSV: from_id,to_id,status
+                            (0 connected, -1 failed, -2 unknown)
+  -t, --terse               omit the list of problems
+  -R, --remote-user=USER    ssh user on the other nodes
+
+Exit status: 0 if every connection works; 25 if a connection failed (with
+--csv also when a cell is unknown); 12 if a node could not be reached over
+ssh (25 takes precedence); 15 if a node's output could not be parsed.
 "
         }
         ClusterCrosscheck => {
             "\
-repmgr cluster crosscheck: cross-check connections between each combination of nodes
+repmgr cluster crosscheck: display a matrix showing connectivity between nodes, seen from all nodes
 
 Usage:
     repmgr [OPTIONS] cluster crosscheck
 
+  Runs \"repmgr cluster matrix --csv --terse\" on every node (over ssh; this
+  node's in-process) and merges the views: a cell is \"*\" if any view saw
+  the connection work, else \"x\" if any saw it fail, else \"?\".
+
 Options:
-  --csv                     emit output as CSV
+  --csv                     emit output as CSV: from_id,to_id,status
+                            (0 connected, -1 failed, -2 unknown)
+  -t, --terse               omit the list of problems
+  -R, --remote-user=USER    ssh user on the other nodes
+
+Exit status: 0 if every connection works; 25 if a connection failed; 12 if
+a node could not be reached over ssh (25 takes precedence); 15 if a node's
+output could not be parsed.
 "
         }
         ClusterCleanup => {

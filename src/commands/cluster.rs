@@ -1,5 +1,5 @@
 //! `cluster show`, `cluster event` and `cluster cleanup` (matrix and
-//! crosscheck come with the operations issue).
+//! crosscheck are in `matrix.rs`).
 
 use std::thread;
 

@@ -2,6 +2,7 @@
 //! (repmgr's `do_<family>_<action>`), all returning `Result` to `main`.
 
 pub mod cluster;
+pub mod matrix;
 pub mod node;
 pub mod primary;
 pub mod rejoin;
@@ -360,6 +361,8 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
         ClusterCleanup => cluster::cleanup(ctx),
+        ClusterMatrix => matrix::matrix(ctx),
+        ClusterCrosscheck => matrix::crosscheck(ctx),
         NodeStatus => node::status(ctx),
         NodeCheck => node::check(ctx),
         NodeService => node::service(ctx),
