@@ -129,3 +129,30 @@ fn follow_refuses_a_diverged_timeline_and_changes_nothing() {
         "nothing changed on disk"
     );
 }
+
+#[test]
+fn node_control_disables_and_enables_the_wal_receiver() {
+    let nodes = registered_cluster(1);
+    let streaming = || {
+        nodes[0]
+            .pg
+            .try_query_one_string(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'node2'",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+    };
+    nodes[0]
+        .repmgr(&["node", "control", "--disable-wal-receiver"])
+        .assert_code(1);
+    nodes[1]
+        .repmgr(&["node", "control", "--disable-wal-receiver"])
+        .assert_success();
+    poll_until(Duration::from_secs(10), "receiver gone", || !streaming());
+    nodes[1]
+        .repmgr(&["node", "control", "--enable-wal-receiver"])
+        .assert_success();
+    poll_until(Duration::from_secs(20), "receiver back", streaming);
+}

@@ -16,7 +16,7 @@ use crate::cli::{self, Action, Command, Opts};
 use crate::config::{self, Config, Loaded};
 use crate::conninfo::ConnInfo;
 use crate::db;
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, Result};
 use crate::logging::{self, RepmgrLevel};
 
 /// The application name repmgr's connections use.
@@ -374,13 +374,6 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         NodeRejoin => rejoin::rejoin(ctx),
         WitnessRegister => witness::register(ctx),
         WitnessUnregister => witness::unregister(ctx),
-        other => Err(Error::new(
-            ExitCode::BadConfig,
-            format!(
-                "\"{}\" is not implemented in this release yet",
-                other.name()
-            ),
-        )
-        .hint("see README.md for what this release provides")),
+        NodeControl => node::control(ctx),
     }
 }

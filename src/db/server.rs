@@ -115,3 +115,27 @@ pub fn rewind_possible(c: &mut impl GenericClient) -> Result<bool> {
 pub fn checkpoint(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
     c.batch_execute("CHECKPOINT")
 }
+
+/// The WAL receiver's pid, if one runs (standbys only).
+pub fn wal_receiver_pid(c: &mut impl GenericClient) -> Result<Option<i32>> {
+    let row = c
+        .query_opt("SELECT pid FROM pg_catalog.pg_stat_wal_receiver", &[])
+        .map_err(|e| query_error("reading pg_stat_wal_receiver", &e))?;
+    Ok(row.and_then(|r| r.get(0)))
+}
+
+/// Stops the WAL receiver from reconnecting (repmgr's way: a very long
+/// `wal_retrieve_retry_interval`), or undoes it. Ending the running
+/// receiver is the caller's (a signal from its host).
+pub fn set_wal_receiver_enabled(c: &mut impl GenericClient, enabled: bool) -> Result<()> {
+    let set = if enabled {
+        "ALTER SYSTEM RESET wal_retrieve_retry_interval"
+    } else {
+        "ALTER SYSTEM SET wal_retrieve_retry_interval = 86400000"
+    };
+    c.batch_execute(set)
+        .map_err(|e| query_error("changing wal_retrieve_retry_interval", &e))?;
+    c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
+        .map_err(|e| query_error("reloading the configuration", &e))?;
+    Ok(())
+}
