@@ -729,6 +729,17 @@ fn an_old_primary_started_by_hand_after_a_failover_accepts_no_write() {
 /// one failover, and exactly one writable primary at the end.
 #[test]
 fn a_flapping_link_causes_at_most_one_failover() {
+    flapping(Duration::from_secs(1), Duration::from_secs(1));
+}
+
+/// Test 6, harsher: cut 4 s (long enough for the primary to fence itself),
+/// up 1 s, for 20 s.
+#[test]
+fn a_slowly_flapping_link_causes_at_most_one_failover() {
+    flapping(Duration::from_secs(4), Duration::from_secs(1));
+}
+
+fn flapping(down: Duration, up: Duration) {
     let (c, daemons) = cluster(2, safe);
     let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     let checker = Checker::start(n1, &[n1, n2, n3]);
@@ -736,9 +747,9 @@ fn a_flapping_link_causes_at_most_one_failover() {
     let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
         h.cut();
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(down);
         h.heal();
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(up);
     }
     assert!(!h.is_cut());
     // Settle: exactly one node accepts writes (a fenced node refuses them).
@@ -771,10 +782,13 @@ fn a_flapping_link_causes_at_most_one_failover() {
             }
         }
     }
+    let fences = |what: &str| daemons[0].output().matches(what).count();
     eprintln!(
-        "[partition] flapping: {} promotion(s) logged, {} promote event(s), writable at the end: {names:?}",
+        "[partition] flapping ({down:?} down, {up:?} up): {} promotion(s) logged, {} promote event(s), node1 fenced {} / unfenced {} time(s), writable at the end: {names:?}",
         promotions.len(),
-        events.len()
+        events.len(),
+        fences(") fenced: "),
+        fences(") unfenced: ")
     );
     assert!(
         promotions.len() <= 1 && events.len() <= 1,
