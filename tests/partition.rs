@@ -423,7 +423,16 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
         secs(first_new.saturating_duration_since(cut)),
         tails(&daemons)
     );
-    assert!(probe_old.is_none_or(|t| t < first_new));
+    assert!(
+        probe_old.is_none_or(|t| t < first_new),
+        "the checker saw node1 accept a write after {} became writable",
+        new.pg.name
+    );
+    assert!(
+        daemons[0].output().contains("fenced: read-only"),
+        "node1 stopped taking writes, but not by its repmgrd's fence:\n{}",
+        daemons[0].output_tail(40)
+    );
     drop(daemons);
 }
 
@@ -505,7 +514,7 @@ fn two_nodes_without_a_witness_never_fail_over_on_a_partition() {
     let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
     daemons[1].wait_for_output(
         "automatic failover needs a majority",
-        Duration::from_secs(1),
+        Duration::from_secs(5),
     );
     let checker = Checker::start(n1, &[n1, n2]);
 
