@@ -464,6 +464,49 @@ fn an_isolated_primary_rejoins_the_new_primary_after_the_heal_with_auto_rejoin()
     drop(daemons);
 }
 
+/// Test 1 with `fence_mode=stop`: the isolated primary's server is shut
+/// down before a standby is promoted; once the link is back its repmgrd
+/// prepares the data directory, so a restart by hand gives a standby.
+#[test]
+fn an_isolated_primary_with_fence_mode_stop_is_stopped_and_restarts_as_a_standby() {
+    let (c, daemons) = cluster(2, |id| format!("{}\nfence_mode=stop", safe(id)));
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let checker = Checker::start(n1, &[n1, n2, n3]);
+    n1.host().cut();
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
+        is_primary(n2) || is_primary(n3)
+    });
+    let new = if is_primary(n2) { n2 } else { n3 };
+    assert!(
+        !n1.pg.is_running(),
+        "fence_mode=stop: node1's server still runs after the promotion of {}\n{}",
+        new.pg.name,
+        tails(&daemons)
+    );
+    n1.host().heal();
+    poll_until(
+        Duration::from_secs(30),
+        "node1's repmgrd prepares the data directory (standby.signal) once it sees the new primary",
+        || n1.pg.datadir.join("standby.signal").exists(),
+    );
+    n1.pg.start();
+    assert!(
+        n1.pg.is_in_recovery(),
+        "node1 restarted by hand as a primary\n{}",
+        tails(&daemons)
+    );
+    // Whether it can stream depends on how far its WAL got past the fork
+    // (that is node rejoin's business); it must only never take a write.
+    assert!(
+        n1.pg
+            .try_execute("INSERT INTO t (at) VALUES (now())")
+            .is_err(),
+        "node1 restarted as a standby but accepted a write"
+    );
+    checker.finish();
+    drop(daemons);
+}
+
 /// Test 2: one standby's host is cut: the others still form a majority, the
 /// lone standby cannot; nobody is promoted or fenced.
 #[test]
