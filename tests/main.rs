@@ -24,6 +24,8 @@ mod promote_follow;
 mod failover;
 // Network partitions with nodes on separate hosts (network namespaces).
 mod partition_demo;
+// No split brain under network partitions: fencing, quorum, witness, flapping (issue 6).
+mod partition;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.

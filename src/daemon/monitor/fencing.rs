@@ -93,11 +93,24 @@ impl Monitor {
                 return true;
             }
         }
-        if self.cfg().failover_quorum != FailoverQuorum::Majority {
-            return self.fenced.is_some();
-        }
         let id = self.node_id();
         let window = 2.0 * self.interval().as_secs_f64() + 0.5;
+        if self.cfg().failover_quorum != FailoverQuorum::Majority {
+            // No isolation fencing under repmgr's rule, and a standby may
+            // then be promoted behind a partition: while any voter is
+            // silent (and once more when it is back), look for a newer
+            // primary at the next cycle. The check is a local query; the
+            // other nodes are contacted only while one is silent.
+            let silent = self
+                .local
+                .as_mut()
+                .map(|c| db::fence::voter_visibility(c, id, window))
+                .is_some_and(|seen| seen.map_or(true, |s| s.iter().any(|v| !v.fresh)));
+            if silent {
+                self.suspect_supersession = true;
+            }
+            return self.fenced.is_some();
+        }
         let seen = match self
             .local
             .as_mut()
