@@ -437,13 +437,8 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
 }
 
 /// Test 1, second half: with `auto_rejoin`, the old primary rejoins the new
-/// primary as a standby after the heal.
-///
-/// Ignored: `auto_rejoin` is not wired yet (`rejoin_new_primary` in
-/// src/daemon/monitor/fencing.rs only logs "this release cannot rejoin
-/// automatically yet"). Run with `--ignored` once it is.
+/// primary as a standby after the heal (pg_rewind when it diverged).
 #[test]
-#[ignore = "auto_rejoin is not implemented in repmgrd yet (rejoin_new_primary only logs)"]
 fn an_isolated_primary_rejoins_the_new_primary_after_the_heal_with_auto_rejoin() {
     let (c, daemons) = cluster(2, |id| format!("{}\nauto_rejoin=true", safe(id)));
     let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
