@@ -308,3 +308,146 @@ fn a_standby_that_followed_under_repmgrd_fails_over_again() {
         "1:primary:false,2:primary:false,3:primary:true"
     );
 }
+
+/// Issue 6, test 7: three failovers in a row. Five nodes: each failure
+/// leaves a strict majority of the voters (the failed primary counted,
+/// earlier failed nodes no longer active), so the survivors keep going.
+#[test]
+fn three_failovers_in_a_row() {
+    let nodes = registered_cluster_with(4, |_| {
+        "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let _d = start_all(&nodes);
+    nodes[0].pg.execute("CREATE TABLE t (round int)");
+    let mut primary = 0usize;
+    for round in 1..=3 {
+        let current = &nodes[primary];
+        current
+            .pg
+            .execute(&format!("INSERT INTO t VALUES ({round})"));
+        // Every survivor has the row before the primary goes.
+        for (i, n) in nodes.iter().enumerate() {
+            if i != primary && n.pg.is_running() {
+                poll_until(Duration::from_secs(20), "row replicated", || {
+                    n.pg.try_query_one_string(&format!(
+                        "SELECT count(*) FROM t WHERE round = {round}"
+                    ))
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                        == Some("1")
+                });
+            }
+        }
+        current.pg.kill9();
+        let mut next = None;
+        poll_until(
+            Duration::from_secs(30),
+            &format!("promotion in round {round}"),
+            || {
+                next = nodes
+                    .iter()
+                    .enumerate()
+                    .find(|(i, n)| *i != primary && n.pg.is_running() && writable(n))
+                    .map(|(i, _)| i);
+                next.is_some()
+            },
+        );
+        primary = next.unwrap();
+        // Every other survivor follows the new primary.
+        for (i, n) in nodes.iter().enumerate() {
+            if i != primary && n.pg.is_running() {
+                poll_until(Duration::from_secs(30), "survivor follows", || {
+                    streams_from(&nodes[primary], &n.pg.name)
+                });
+            }
+        }
+    }
+    let last = &nodes[primary];
+    last.pg.execute("INSERT INTO t VALUES (4)");
+    assert_eq!(
+        last.query("SELECT string_agg(round::text, ',' ORDER BY round) FROM t"),
+        "1,2,3,4"
+    );
+    assert_eq!(
+        last.count("SELECT count(*) FROM repmgr.events WHERE event = 'repmgrd_failover_promote'"),
+        3
+    );
+    assert_eq!(
+        last.count("SELECT count(*) FROM repmgr.nodes WHERE active AND type = 'primary'"),
+        1
+    );
+}
+
+/// Issue 6, test 9: synchronous replication, the primary killed under a
+/// write load: every transaction whose COMMIT was acknowledged is on the
+/// new primary.
+#[test]
+fn synchronous_commits_survive_a_failover() {
+    let nodes = registered_cluster_with(2, |_| {
+        "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1"
+            .to_string()
+    });
+    let _d = start_all(&nodes);
+    let p = &nodes[0];
+    p.pg.execute("CREATE TABLE w (id int primary key)");
+    p.pg.execute("ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (node2, node3)'");
+    p.pg.execute("SELECT pg_reload_conf()");
+    poll_until(Duration::from_secs(20), "synchronous standbys", || {
+        p.pg.try_query_one_string(
+            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'",
+        )
+        .ok()
+        .flatten()
+        .as_deref()
+            == Some("2")
+    });
+    // A writer: one row per transaction, recording each acknowledged id.
+    let conninfo = p.pg.conninfo();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let Ok(mut c) = postgres::Client::connect(&conninfo, postgres::NoTls) else {
+            return acked;
+        };
+        let mut id = 0;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            id += 1;
+            match c.execute("INSERT INTO w VALUES ($1)", &[&id]) {
+                Ok(_) => acked.push(id),
+                Err(_) => break,
+            }
+        }
+        acked
+    });
+    poll_until(Duration::from_secs(10), "some commits", || {
+        p.pg.try_query_one_string("SELECT count(*) > 100 FROM w")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("t")
+    });
+    p.pg.kill9();
+    let mut new = None;
+    poll_until(Duration::from_secs(30), "a standby promoted", || {
+        new = nodes[1..].iter().find(|n| writable(n));
+        new.is_some()
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 100,
+        "only {} commits acknowledged",
+        acked.len()
+    );
+    let new = new.unwrap();
+    let last = *acked.last().unwrap();
+    let present = new.count(&format!("SELECT count(*) FROM w WHERE id <= {last}"));
+    assert_eq!(
+        present as usize,
+        acked.len(),
+        "acknowledged commits missing on the new primary (last acknowledged id {last})"
+    );
+}

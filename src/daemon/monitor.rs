@@ -1083,6 +1083,19 @@ impl Monitor {
         }
     }
 
+    /// Whether the local WAL receiver streams (got a message within two
+    /// cycles).
+    fn local_streams(&mut self) -> bool {
+        if self.local.is_none() {
+            self.local = db::connect::connect(&self.conninfo, APP_NAME).ok();
+        }
+        let window = 2.0 * self.interval().as_secs_f64() + 1.0;
+        self.local
+            .as_mut()
+            .and_then(|c| db::monitoring::receiver_recently_active(c, window).ok())
+            .unwrap_or(false)
+    }
+
     fn local_paused(&mut self) -> bool {
         let id = self.node_id();
         self.local
@@ -1137,7 +1150,12 @@ impl Monitor {
                 sees = r.in_recovery == Some(true)
                     && db::monitoring::receiver_recently_active(c, window).unwrap_or(false);
             }
-            if r.node.upstream_node_id != Some(failed.node_id) {
+            // Candidates: every active standby (and the witness, a voter
+            // but never a candidate), not only those whose record names the
+            // failed node as upstream: records can lag behind a failover
+            // that happened moments ago, and the ranking by WAL position is
+            // what keeps the best one.
+            if r.node.node_type == NodeType::Primary {
                 continue;
             }
             views.push(NodeView {
@@ -1354,7 +1372,15 @@ impl Monitor {
             return self.follow_new_primary(p.node.node_id, &nodes, &failed);
         }
         if due {
-            if let Some(l) = lost.filter(|l| l.node_type == NodeType::Primary) {
+            // The primary may have changed since the upstream was lost (a
+            // node was promoted, then failed too): elect against the one the
+            // metadata names now, if it does not answer.
+            let current = nodes
+                .iter()
+                .find(|n| n.node_type == NodeType::Primary && n.active && n.node_id != id)
+                .cloned()
+                .filter(|p| Some(p.node_id) != lost_id && !self.upstream_alive(p));
+            if let Some(l) = current.or(lost.filter(|l| l.node_type == NodeType::Primary)) {
                 crate::log_notice!("rerunning the election");
                 return self.failover(&l);
             }
@@ -1589,11 +1615,24 @@ impl Monitor {
         };
         if let Err(e) = result {
             logging::log_error_report(&e);
-            if self.upstream_alive(failed) && failed.node_id != new_id {
-                self.event("repmgrd_failover_aborted", false, format!("following node {new_id} failed and original primary \"{}\" (ID: {}) reappeared", failed.node_name, failed.node_id), None);
+            // The configuration may be in place and the WAL receiver
+            // streaming, with only the confirmation lost (the new primary
+            // went away in the meantime): then this node does follow it.
+            if self.local_streams() {
+                crate::log_notice!(
+                    "the WAL receiver streams from node \"{}\" (ID: {new_id}) all the same; following it",
+                    target.node_name
+                );
+                if let Ok(mut c) = crate::commands::connect_record(&target) {
+                    let _ = db::nodes::set_upstream(&mut c, id, new_id);
+                }
+            } else {
+                if self.upstream_alive(failed) && failed.node_id != new_id {
+                    self.event("repmgrd_failover_aborted", false, format!("following node {new_id} failed and original primary \"{}\" (ID: {}) reappeared", failed.node_name, failed.node_id), None);
+                }
+                self.enter_degraded(Some(failed.clone()), true);
+                return Flow::Continue;
             }
-            self.enter_degraded(Some(failed.clone()), true);
-            return Flow::Continue;
         }
         // The record was read before the winner promoted: it still says
         // standby. The node we now follow is the primary, and losing it

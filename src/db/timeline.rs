@@ -42,12 +42,68 @@ pub fn position(c: &mut impl GenericClient) -> Result<Position> {
         .map_err(|e| query_error("retrieving the node's WAL position", &e))?;
     let tli: i64 = row.get(2);
     let lsn: PgLsn = row.get(3);
-    Ok(Position {
+    let mut pos = Position {
         system_identifier: row.get(0),
         in_recovery: row.get(1),
         timeline: tli as u32,
         lsn: u64::from(lsn),
-    })
+    };
+    if pos.in_recovery {
+        pos.timeline = standby_timeline(c, pos.timeline, pos.lsn)?;
+    }
+    Ok(pos)
+}
+
+/// A standby's timeline at its WAL position. pg_control's timelines lag
+/// until the next restartpoint, and `received_tli` is gone with the WAL
+/// receiver; a standby that streamed a new timeline and then lost its
+/// upstream would look as if it were still on the old one. The history
+/// files in its pg_wal tell: the newest one lists where each ancestor
+/// timeline ended. Needs pg_monitor (listing pg_wal) and
+/// pg_read_server_files (reading it); without them, `base` stands.
+fn standby_timeline(c: &mut impl GenericClient, base: u32, lsn: u64) -> Result<u32> {
+    let allowed: bool = c
+        .query_one(
+            "SELECT pg_catalog.pg_has_role(current_user, 'pg_monitor', 'MEMBER')
+                AND pg_catalog.pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')",
+            &[],
+        )
+        .map_err(|e| query_error("checking permissions", &e))?
+        .get(0);
+    if !allowed {
+        return Ok(base);
+    }
+    let newest: Option<String> = c
+        .query_one(
+            "SELECT pg_catalog.max(name) FROM pg_catalog.pg_ls_waldir()
+              WHERE name ~ '^[0-9A-F]{8}\\.history$'",
+            &[],
+        )
+        .map_err(|e| query_error("listing timeline history files", &e))?
+        .get(0);
+    let Some(newest) = newest else {
+        return Ok(base);
+    };
+    let Ok(top) = u32::from_str_radix(&newest[..8], 16) else {
+        return Ok(base);
+    };
+    if top <= base {
+        return Ok(base);
+    }
+    let Some(text) = history_file(c, top)? else {
+        return Ok(base);
+    };
+    Ok(timeline_at(&parse_history(&text), top, lsn).max(base))
+}
+
+/// The timeline holding `lsn`, given the history of timeline `top`: the
+/// first ancestor that ended at or after it, else `top` itself.
+pub fn timeline_at(history: &[HistoryEntry], top: u32, lsn: u64) -> u32 {
+    history
+        .iter()
+        .find(|e| lsn <= e.switchpoint)
+        .map(|e| e.timeline)
+        .unwrap_or(top)
 }
 
 /// The history file of `timeline` on this node, if it can be read (needs
@@ -189,6 +245,15 @@ pub fn checkpoint(c: &mut impl GenericClient) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeline_at_a_position() {
+        let h = parse_history("1\t0/3000000\tx\n2\t0/5000000\ty\n");
+        assert_eq!(timeline_at(&h, 3, 0x2000000), 1);
+        assert_eq!(timeline_at(&h, 3, 0x3000000), 1);
+        assert_eq!(timeline_at(&h, 3, 0x3000001), 2);
+        assert_eq!(timeline_at(&h, 3, 0x6000000), 3);
+    }
 
     #[test]
     fn history_parsing_and_lsn_format() {
