@@ -302,7 +302,9 @@ fn a_standby_that_followed_under_repmgrd_fails_over_again() {
     // node3's repmgrd now watches node2, the new primary: losing it is a
     // failover, not a lost upstream standby to re-attach from.
     n2.pg.kill9();
-    poll_until(Duration::from_secs(20), "node3 promoted", || writable(n3));
+    // Normally ~2 s; if node3 had not confirmed following node2 yet, it
+    // re-runs the election after election_rerun_interval (15 s).
+    poll_until(Duration::from_secs(40), "node3 promoted", || writable(n3));
     assert_eq!(
         n3.query("SELECT string_agg(node_id||':'||type||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes"),
         "1:primary:false,2:primary:false,3:primary:true"
