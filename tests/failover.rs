@@ -6,6 +6,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::fixture::{registered_cluster_with, Node};
+use crate::fixture::{streams_from, writable};
 use crate::harness::{poll_until, try_poll_until, Daemon};
 
 /// Fast settings: the upstream is declared failed ~2 s after it goes.
@@ -14,26 +15,6 @@ fn fast(id: i32) -> String {
     format!(
         "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1\npriority={priority}\nlog_level=INFO"
     )
-}
-
-fn writable(n: &Node) -> bool {
-    n.pg.try_query_one_string("SELECT NOT pg_is_in_recovery()")
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("t")
-}
-
-fn streams_from(upstream: &Node, standby: &str) -> bool {
-    upstream
-        .pg
-        .try_query_one_string(&format!(
-            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
-        ))
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("1")
 }
 
 fn start_all(nodes: &[Node]) -> Vec<Daemon> {

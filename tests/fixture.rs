@@ -192,3 +192,25 @@ pub fn registered_cluster_on_hosts(n: usize, extra: impl Fn(i32) -> String) -> H
     }
     HostCluster { nodes, hosts, net }
 }
+
+/// Whether `n` accepts writes (runs as a primary and answers).
+pub fn writable(n: &Node) -> bool {
+    n.pg.try_query_one_string("SELECT NOT pg_is_in_recovery()")
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("t")
+}
+
+/// Whether `upstream` lists a standby called `standby` as streaming.
+pub fn streams_from(upstream: &Node, standby: &str) -> bool {
+    upstream
+        .pg
+        .try_query_one_string(&format!(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
+        ))
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("1")
+}

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster_on_hosts, HostCluster, Node};
 use crate::harness::{poll_until, try_poll_until, Daemon, PgNode};
 
@@ -47,17 +48,6 @@ fn fenced_or_down(n: &Node) -> bool {
         Ok(v) => v.as_deref() == Some("on"),
         Err(_) => !n.pg.is_running(),
     }
-}
-
-fn streams_from(upstream: &Node, standby: &str) -> bool {
-    answer(
-        upstream,
-        &format!(
-            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
-        ),
-    )
-    .as_deref()
-        == Some("1")
 }
 
 /// Waits until every node's repmgrd has a fresh heartbeat on the primary,

@@ -3,28 +3,9 @@
 
 use std::time::Duration;
 
-use crate::fixture::{registered_cluster_on_hosts, Node};
+use crate::fixture::registered_cluster_on_hosts;
+use crate::fixture::{streams_from, writable};
 use crate::harness::{poll_until, Daemon};
-
-fn writable(n: &Node) -> bool {
-    n.pg.try_query_one_string("SELECT NOT pg_is_in_recovery()")
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("t")
-}
-
-fn streams_from(upstream: &Node, standby: &str) -> bool {
-    upstream
-        .pg
-        .try_query_one_string(&format!(
-            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
-        ))
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("1")
-}
 
 /// The primary's host loses its link to both standbys: the standbys (two of
 /// three voters) promote one of them and the other follows it.

@@ -5,20 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster, registered_cluster_with, Node};
 use crate::harness::{poll_until, PgNode};
-
-fn streams_from(upstream: &Node, standby: &str) -> bool {
-    upstream
-        .pg
-        .try_query_one_string(&format!(
-            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
-        ))
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("1")
-}
 
 fn answer(n: &Node, sql: &str) -> Option<String> {
     n.pg.try_query_one_string(sql).ok().flatten()

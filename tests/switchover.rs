@@ -2,20 +2,9 @@
 
 use std::time::Duration;
 
+use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster_with, Node};
 use crate::harness::{poll_until, Sshd};
-
-fn streams_from(upstream: &Node, standby: &str) -> bool {
-    upstream
-        .pg
-        .try_query_one_string(&format!(
-            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
-        ))
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("1")
-}
 
 fn count(n: &Node) -> Option<String> {
     n.pg.try_query_one_string("SELECT count(*) FROM t")
