@@ -604,22 +604,7 @@ pub fn start(ctx: &Ctx) -> Result<()> {
             }
         })?;
     } else {
-        crate::process::run_checked(
-            crate::process::shell(custom),
-            SERVICE_COMMAND_LIMIT,
-            "repmgrd_service_start_command",
-            ExitCode::RepmgrdService,
-        )
-        .map_err(|e| {
-            let mut err = Error::new(ExitCode::RepmgrdService, "unable to start repmgrd");
-            err.detail = Some(
-                e.detail
-                    .clone()
-                    .map(|d| format!("{}\n{d}", e.message()))
-                    .unwrap_or_else(|| e.message().to_string()),
-            );
-            err
-        })?;
+        run_service_command(custom, "repmgrd_service_start_command", "start")?;
     }
 
     let Some(limit) = limit else {
@@ -721,22 +706,7 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
                 .detail(format!("sending SIGTERM to PID {pid}: {e}"))
         })?;
     } else {
-        crate::process::run_checked(
-            crate::process::shell(custom),
-            SERVICE_COMMAND_LIMIT,
-            "repmgrd_service_stop_command",
-            ExitCode::RepmgrdService,
-        )
-        .map_err(|e| {
-            let mut err = Error::new(ExitCode::RepmgrdService, "unable to stop repmgrd");
-            err.detail = Some(
-                e.detail
-                    .clone()
-                    .map(|d| format!("{}\n{d}", e.message()))
-                    .unwrap_or_else(|| e.message().to_string()),
-            );
-            err
-        })?;
+        run_service_command(custom, "repmgrd_service_stop_command", "stop")?;
     }
 
     let Some(limit) = limit else {
@@ -763,6 +733,29 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
     }
     crate::log_notice!("repmgrd was successfully stopped");
     Ok(())
+}
+
+/// Runs a configured `repmgrd_service_*_command` with a deadline; a
+/// failure is exit 27 with the command's own error in the DETAIL.
+fn run_service_command(command: &str, key: &str, verb: &str) -> Result<()> {
+    crate::process::run_checked(
+        crate::process::shell(command),
+        SERVICE_COMMAND_LIMIT,
+        key,
+        ExitCode::RepmgrdService,
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        let detail = match &e.detail {
+            Some(d) => format!("{}\n{d}", e.message()),
+            None => e.message().to_string(),
+        };
+        Error::new(
+            ExitCode::RepmgrdService,
+            format!("unable to {verb} repmgrd"),
+        )
+        .detail(detail)
+    })
 }
 
 #[cfg(test)]
