@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use postgres::GenericClient;
+use crate::db::Sql;
 
 use crate::config::Config;
 use crate::db;
@@ -47,7 +47,7 @@ impl<'a> Event<'a> {
 
 /// Records the event on `conn` (if given) and runs the notification hook.
 /// Failures to record are logged, not fatal: the action itself is done.
-pub fn record<C: GenericClient>(conn: Option<&mut C>, config: &Config, ev: &Event<'_>) {
+pub fn record<C: Sql>(conn: Option<&mut C>, config: &Config, ev: &Event<'_>) {
     let mut timestamp = None;
     if let Some(c) = conn {
         match write(c, ev) {
@@ -64,7 +64,7 @@ pub fn record<C: GenericClient>(conn: Option<&mut C>, config: &Config, ev: &Even
 
 /// Writes the event row (inside the caller's transaction, if any); run
 /// [`notify`] after the commit so a hook never reports a rolled-back change.
-pub fn write<C: GenericClient>(conn: &mut C, ev: &Event<'_>) -> crate::error::Result<String> {
+pub fn write<C: Sql>(conn: &mut C, ev: &Event<'_>) -> crate::error::Result<String> {
     db::events::insert(conn, ev.node_id, ev.event, ev.successful, &ev.details)
 }
 

@@ -21,3 +21,4 @@ pub mod pgtools;
 pub mod process;
 pub mod remote;
 pub mod replconf;
+pub mod shutdown;

@@ -52,7 +52,7 @@ fn probe(n: &NodeRecord) -> Probe {
 }
 
 /// [`probe`], keeping the connection for further questions.
-fn probe_keep(n: &NodeRecord) -> (Probe, Option<postgres::Client>) {
+fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
     let ci = match parse_conninfo(&n.conninfo, "conninfo") {
         Ok(ci) => ci,
         Err(e) => return (Probe::down(Reach::Down, e.detail.unwrap_or_default()), None),
@@ -90,7 +90,7 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<postgres::Client>) {
 pub(crate) fn probe_all_with<T, F>(nodes: &[NodeRecord], ask: F) -> Vec<(Probe, Option<T>)>
 where
     T: Send + 'static,
-    F: Fn(&NodeRecord, &mut postgres::Client) -> T + Send + Sync + 'static,
+    F: Fn(&NodeRecord, &mut crate::db::Session) -> T + Send + Sync + 'static,
 {
     let ask = std::sync::Arc::new(ask);
     let handles: Vec<_> = nodes

@@ -10,7 +10,7 @@ pub mod service;
 pub mod standby;
 pub mod witness;
 
-use postgres::Client;
+use crate::db::Session;
 
 use crate::cli::{self, Action, Command, Opts};
 use crate::config::{self, Config, Loaded};
@@ -63,7 +63,7 @@ impl Ctx {
         parse_conninfo(&cfg.conninfo, "conninfo in the configuration file")
     }
 
-    pub fn connect_local(&self) -> Result<Client> {
+    pub fn connect_local(&self) -> Result<Session> {
         let ci = self.local_conninfo()?;
         let cfg = self.config();
         connect_node(&ci, &cfg.node_name, cfg.node_id.unwrap_or(0))
@@ -129,7 +129,7 @@ pub fn parse_conninfo(s: &str, what: &str) -> Result<ConnInfo> {
 }
 
 /// Connects to a node, with an error naming the node.
-pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Client> {
+pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Session> {
     db::connect::connect(ci, APP_NAME).map_err(|e| {
         let what = if node_name.is_empty() {
             "unable to connect to the database".to_string()
@@ -145,7 +145,7 @@ pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Clie
 }
 
 /// Connects to a registered node by its record.
-pub fn connect_record(n: &db::nodes::NodeRecord) -> Result<Client> {
+pub fn connect_record(n: &db::nodes::NodeRecord) -> Result<Session> {
     let ci = parse_conninfo(
         &n.conninfo,
         &format!("conninfo of node \"{}\"", n.node_name),
@@ -158,7 +158,7 @@ pub fn connect_record(n: &db::nodes::NodeRecord) -> Result<Client> {
 /// that answers out of recovery. All nodes are asked at once, so a hung
 /// node costs one connect deadline in total. Returns its record and
 /// connection.
-pub fn find_primary(meta: &mut Client) -> Result<Option<(db::nodes::NodeRecord, Client)>> {
+pub fn find_primary(meta: &mut Session) -> Result<Option<(db::nodes::NodeRecord, Session)>> {
     use db::nodes::NodeType;
     let nodes: Vec<_> = db::nodes::all(meta)?
         .into_iter()
@@ -185,7 +185,7 @@ pub fn find_primary(meta: &mut Client) -> Result<Option<(db::nodes::NodeRecord, 
 /// taken by a node of another type, its record already there (without
 /// -F), or its node_name used by another node. Returns the existing record.
 pub fn check_registration(
-    c: &mut impl postgres::GenericClient,
+    c: &mut impl crate::db::Sql,
     cfg: &Config,
     as_type: db::nodes::NodeType,
     force: bool,
@@ -226,7 +226,7 @@ pub fn check_registration(
 /// A registered node, connected to if it answered within its deadline.
 pub struct Reached {
     pub node: db::nodes::NodeRecord,
-    pub conn: Option<Client>,
+    pub conn: Option<Session>,
     /// Some(false) for a node running as primary.
     pub in_recovery: Option<bool>,
 }
@@ -306,6 +306,15 @@ pub fn main(args: &[String]) -> Result<()> {
             })?;
         }
     }
+
+    // Every query of this command waits at most this long for its answer
+    // (a frozen server never answers; see db::session).
+    let bound = loaded
+        .as_ref()
+        .map_or(Config::default().async_query_timeout, |l| {
+            l.config.async_query_timeout
+        });
+    db::connect::set_query_bound(std::time::Duration::from_secs(bound.max(1) as u64));
 
     let ctx = Ctx {
         opts,

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::{connect_node, parse_conninfo, Ctx, APP_NAME};
 use crate::config::Config;
@@ -187,7 +187,7 @@ struct Env {
 }
 
 impl Env {
-    fn downstream(&mut self, c: &mut Client) -> Result<&[Downstream]> {
+    fn downstream(&mut self, c: &mut Session) -> Result<&[Downstream]> {
         if self.downstream.is_none() {
             self.downstream = Some(db::checks::downstream(c, self.node.node_id)?);
         }
@@ -566,7 +566,7 @@ fn repmgrd_text(status: CheckStatus) -> &'static str {
     }
 }
 
-fn check_repmgrd(c: &mut Client, node_id: i32, mode: Mode) -> Result<Check> {
+fn check_repmgrd(c: &mut Session, node_id: i32, mode: Mode) -> Result<Check> {
     let status = if !db::daemon_status::table_exists(c)? {
         CheckStatus::Unknown
     } else {
@@ -596,7 +596,7 @@ fn check_repmgrd(c: &mut Client, node_id: i32, mode: Mode) -> Result<Check> {
 /// The upstream check: this node must stream from its registered upstream.
 /// Connecting to the upstream fails the command (exit 6) as in repmgr,
 /// except under --nagios, where it is a CRITICAL line.
-fn check_upstream(ctx: &Ctx, c: &mut Client, env: &Env, mode: Mode) -> Result<Check> {
+fn check_upstream(ctx: &Ctx, c: &mut Session, env: &Env, mode: Mode) -> Result<Check> {
     let node = &env.node;
     let mut status = CheckStatus::Ok;
     let upstream = match node.upstream_node_id {
@@ -654,7 +654,7 @@ fn local_conninfo(ctx: &Ctx) -> Result<ConnInfo> {
     Ok(ci)
 }
 
-fn connect_local(ctx: &Ctx) -> Result<Client> {
+fn connect_local(ctx: &Ctx) -> Result<Session> {
     let ci = local_conninfo(ctx)?;
     let cfg = ctx.config();
     connect_node(&ci, &cfg.node_name, cfg.node_id.unwrap_or(0))
@@ -663,7 +663,7 @@ fn connect_local(ctx: &Ctx) -> Result<Client> {
 /// `repmgr node check`.
 /// Warnings (on stderr, so the report's format is unchanged) about how this
 /// cluster is protected from split brain.
-fn warn_split_brain_risks(cfg: &Config, c: &mut Client) {
+fn warn_split_brain_risks(cfg: &Config, c: &mut Session) {
     use crate::config::{Failover, FailoverQuorum};
     if cfg.failover != Failover::Automatic {
         return;

@@ -1,6 +1,6 @@
 //! `primary register` and `primary unregister`.
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::{connect_record, Ctx};
 use crate::config::Config;
@@ -98,7 +98,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
 
 /// repmgr's refusals: this node registered already (without -F), its name
 /// taken by another node, or another active primary that is reachable.
-fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Client) -> Result<()> {
+fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Session) -> Result<()> {
     let node_id = cfg.node_id.unwrap_or_default();
     super::check_registration(conn, cfg, NodeType::Primary, ctx.opts.force)?;
     for p in db::nodes::active_primaries(conn)? {
@@ -136,7 +136,7 @@ fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Client) -> Res
     Ok(())
 }
 
-fn build_record(cfg: &Config, conn: &mut Client) -> Result<NodeRecord> {
+fn build_record(cfg: &Config, conn: &mut Session) -> Result<NodeRecord> {
     let repluser = if cfg.replication_user.is_empty() {
         db::server::current_user(conn)?
     } else {

@@ -16,8 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use postgres::types::PgLsn;
-use postgres::Client;
+use crate::db::Session;
+use tokio_postgres::types::PgLsn;
 
 use crate::attach::{self, Refusal};
 use crate::commands::standby::follow;
@@ -263,7 +263,7 @@ pub fn check_rejoin(
     opts: &RejoinOptions,
     control: ControlData,
     primary: &NodeRecord,
-    pconn: &mut Client,
+    pconn: &mut Session,
 ) -> Result<RejoinPlan> {
     let node_id = cfg.node_id.unwrap_or_default();
     let datadir = Path::new(&cfg.data_directory);
@@ -419,7 +419,7 @@ pub fn rejoin_node<'a>(
     opts: &RejoinOptions,
     plan: &RejoinPlan,
     primary: &NodeRecord,
-    pconn: &mut Client,
+    pconn: &mut Session,
 ) -> Result<(Event<'a>, String)> {
     let fail = |e: Error| e.with_code(ExitCode::RejoinFail);
     let datadir = Path::new(&cfg.data_directory);
@@ -500,7 +500,7 @@ pub fn rejoin_node<'a>(
 /// after a promotion that is still the old timeline, pg_rewind would find
 /// "no rewind required" and the node would stay diverged. A CHECKPOINT on
 /// the primary settles it.
-fn ensure_source_checkpoint(primary: &NodeRecord, pconn: &mut Client) -> Result<()> {
+fn ensure_source_checkpoint(primary: &NodeRecord, pconn: &mut Session) -> Result<()> {
     let current = db::timeline::position(pconn)?.timeline;
     if db::timeline::checkpoint_timeline(pconn)? >= current {
         return Ok(());
@@ -521,7 +521,7 @@ fn ensure_source_checkpoint(primary: &NodeRecord, pconn: &mut Client) -> Result<
 fn record_rejoin<'a>(
     cfg: &'a Config,
     primary: &NodeRecord,
-    pconn: &mut Client,
+    pconn: &mut Session,
     details: String,
 ) -> Result<(Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();

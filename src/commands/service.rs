@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::cluster::{self, Probe, Reach};
 use super::Ctx;
@@ -43,7 +43,7 @@ fn verbose(ctx: &Ctx, msg: &str) {
 }
 
 /// The local node's metadata: the node records, or repmgr's refusals.
-fn read_nodes(conn: &mut Client) -> Result<Vec<NodeRecord>> {
+fn read_nodes(conn: &mut Session) -> Result<Vec<NodeRecord>> {
     if !db::schema::exists(conn)? {
         return Err(
             Error::config("the repmgr metadata schema was not found on this node")
@@ -363,7 +363,7 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
     }
 
     // Reachable standbys should have replayed the flag within moments.
-    let mut pending: Vec<(NodeRecord, Client)> = reached
+    let mut pending: Vec<(NodeRecord, Session)> = reached
         .into_iter()
         .filter(|r| r.node.node_id != primary.node_id)
         .filter_map(|r| r.conn.map(|c| (r.node, c)))
@@ -465,7 +465,7 @@ impl LocalDaemon {
     }
 }
 
-fn local_daemon(ctx: &Ctx, conn: Option<&mut Client>) -> LocalDaemon {
+fn local_daemon(ctx: &Ctx, conn: Option<&mut Session>) -> LocalDaemon {
     let cfg = ctx.config();
     let pid_file = crate::daemon::pid_file_path(&Default::default(), cfg);
     let recorded = pid_file.as_deref().and_then(read_pid_file);

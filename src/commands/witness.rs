@@ -5,7 +5,7 @@
 //! elections and find the new primary after a failover. Its record lives on
 //! the primary like every other node's.
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::{connect_node, find_primary, Ctx};
 use crate::config::Config;
@@ -15,7 +15,7 @@ use crate::events::{self, Event};
 
 /// Copies the primary's node records into the witness's metadata, in one
 /// transaction on the witness. Shared with repmgrd's witness mode.
-pub fn copy_node_records(primary: &mut Client, witness: &mut Client) -> Result<usize> {
+pub fn copy_node_records(primary: &mut Session, witness: &mut Session) -> Result<usize> {
     let nodes = db::nodes::all(primary)?;
     let mut tx = witness
         .transaction()
@@ -28,7 +28,7 @@ pub fn copy_node_records(primary: &mut Client, witness: &mut Client) -> Result<u
 
 /// The primary given with -h/-p/-U/-d: reachable, not in recovery, with
 /// the metadata installed.
-fn given_primary(ctx: &Ctx) -> Result<Option<Client>> {
+fn given_primary(ctx: &Ctx) -> Result<Option<Session>> {
     let Some(ci) = ctx.conninfo_from_options()? else {
         return Ok(None);
     };
@@ -147,7 +147,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn witness_record(cfg: &Config, upstream: i32, local: &mut Client) -> Result<NodeRecord> {
+fn witness_record(cfg: &Config, upstream: i32, local: &mut Session) -> Result<NodeRecord> {
     let repluser = if cfg.replication_user.is_empty() {
         db::server::current_user(local)?
     } else {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::election::{self, ElectionInput, NodeView, Outcome};
 use super::signals::{self, Wake};
@@ -55,7 +55,7 @@ struct Link {
     rec: NodeRecord,
     ci: ConnInfo,
     /// For `connection_check_type=query`.
-    conn: Option<Client>,
+    conn: Option<Session>,
 }
 
 /// Monitoring goes on, but something is wrong and no action is possible now.
@@ -74,14 +74,14 @@ pub struct Monitor {
     pid_file: Option<String>,
     tx: Sender<Wake>,
     rx: Receiver<Wake>,
-    local: Option<Client>,
+    local: Option<Session>,
     local_down: bool,
     role: Role,
     link: Option<Link>,
     watch_gen: u64,
     watcher: Option<Watcher>,
     /// A connection to the primary, for heartbeats, history and events.
-    writer: Option<(i32, Client)>,
+    writer: Option<(i32, Session)>,
     degraded: Option<Degraded>,
     last_status_log: Instant,
     last_child_check: Instant,
@@ -336,7 +336,7 @@ impl Monitor {
     }
 
     /// Another live repmgrd on this host already monitors this node.
-    fn refuse_second_daemon(&mut self, local: &mut Client) -> Result<()> {
+    fn refuse_second_daemon(&mut self, local: &mut Session) -> Result<()> {
         let id = self.node_id();
         let rows = db::daemon_status::all(local).unwrap_or_default();
         let Some(row) = rows.into_iter().find(|r| r.node_id == id) else {
@@ -1204,7 +1204,7 @@ impl Monitor {
         nodes: &[NodeRecord],
         failed: &NodeRecord,
         input: &ElectionInput,
-    ) -> Option<Vec<Client>> {
+    ) -> Option<Vec<Session>> {
         let id = self.node_id();
         let term = self
             .local
@@ -1224,7 +1224,7 @@ impl Monitor {
             .filter(|n| n.node_id != id)
             .map(|n| (*n).clone())
             .collect();
-        let mut conns: Vec<(i32, Client)> = crate::commands::reach_all(&others)
+        let mut conns: Vec<(i32, Session)> = crate::commands::reach_all(&others)
             .into_iter()
             .filter_map(|r| r.conn.map(|c| (r.node.node_id, c)))
             .collect();
@@ -1790,7 +1790,7 @@ impl Monitor {
 }
 
 /// The registered nodes as the local node knows them (empty if unknown).
-fn local_nodes_of(local: Option<&mut Client>) -> Vec<NodeRecord> {
+fn local_nodes_of(local: Option<&mut Session>) -> Vec<NodeRecord> {
     local
         .and_then(|c| db::nodes::all(c).ok())
         .unwrap_or_default()

@@ -9,8 +9,6 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::fallible_iterator::FallibleIterator;
-
 use super::signals::Wake;
 use crate::conninfo::ConnInfo;
 
@@ -42,11 +40,7 @@ pub fn start(ci: &ConnInfo, generation: u64, tx: Sender<Wake>) -> Option<Watcher
             if flag.load(Ordering::Relaxed) {
                 return;
             }
-            let lost = {
-                let mut n = client.notifications();
-                let mut it = n.timeout_iter(STEP);
-                it.next().is_err()
-            } || client.is_closed();
+            let lost = client.wait_closed(STEP);
             if lost {
                 if !flag.load(Ordering::Relaxed) {
                     let _ = tx.send(Wake::UpstreamLost(generation));

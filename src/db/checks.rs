@@ -4,8 +4,8 @@
 //! come from one statement (one round trip, no prepare) instead of repmgr's
 //! dozen small queries.
 
-use postgres::types::Type;
-use postgres::GenericClient;
+use super::session::Sql;
+use tokio_postgres::types::Type;
 
 use super::query_error;
 use crate::error::Result;
@@ -40,7 +40,7 @@ pub struct NodeStats {
 }
 
 /// One statement, one round trip.
-pub fn stats(c: &mut impl GenericClient) -> Result<NodeStats> {
+pub fn stats(c: &mut impl Sql) -> Result<NodeStats> {
     let row = c
         .query_typed_one(
             "SELECT pg_catalog.pg_is_in_recovery(),
@@ -92,7 +92,7 @@ pub fn stats(c: &mut impl GenericClient) -> Result<NodeStats> {
 }
 
 /// Just `pg_is_in_recovery()`, in one round trip (`node check --role`).
-pub fn in_recovery(c: &mut impl GenericClient) -> Result<bool> {
+pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_typed_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
         .map_err(|e| query_error("checking the recovery state", &e))?;
@@ -114,7 +114,7 @@ pub struct Downstream {
 
 /// Every node registered downstream of `node_id`, by node_id, with whether
 /// it is attached here and whether its slot is missing (one round trip).
-pub fn downstream(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<Downstream>> {
+pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
     let rows = c
         .query_typed(
             "SELECT n.node_id, n.node_name, n.type = 'witness',
@@ -144,7 +144,7 @@ pub fn downstream(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<Downst
 }
 
 /// Names of the inactive physical replication slots.
-pub fn inactive_slots(c: &mut impl GenericClient) -> Result<Vec<String>> {
+pub fn inactive_slots(c: &mut impl Sql) -> Result<Vec<String>> {
     let rows = c
         .query_typed(
             "SELECT slot_name::TEXT FROM pg_catalog.pg_replication_slots
@@ -156,7 +156,7 @@ pub fn inactive_slots(c: &mut impl GenericClient) -> Result<Vec<String>> {
 }
 
 /// The size of all databases, pretty-printed as repmgr's get_cluster_size.
-pub fn cluster_size(c: &mut impl GenericClient) -> Result<String> {
+pub fn cluster_size(c: &mut impl Sql) -> Result<String> {
     let row = c
         .query_typed_one(
             "SELECT pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_database_size(oid))::BIGINT)
@@ -169,7 +169,7 @@ pub fn cluster_size(c: &mut impl GenericClient) -> Result<String> {
 
 /// Whether this session is a superuser (CHECKPOINT needs one before 15's
 /// pg_checkpoint role).
-pub fn is_superuser(c: &mut impl GenericClient) -> Result<bool> {
+pub fn is_superuser(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_typed_one(
             "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
@@ -179,18 +179,16 @@ pub fn is_superuser(c: &mut impl GenericClient) -> Result<bool> {
     Ok(row.get(0))
 }
 
-pub fn checkpoint(c: &mut impl GenericClient) -> Result<()> {
-    c.batch_execute("CHECKPOINT")
-        .map_err(|e| query_error("issuing CHECKPOINT", &e))
+pub fn checkpoint(c: &mut impl Sql) -> Result<()> {
+    super::session::with_bound(c, super::session::CHECKPOINT_BOUND, |c| {
+        c.batch_execute("CHECKPOINT")
+    })
+    .map_err(|e| query_error("issuing CHECKPOINT", &e))
 }
 
 /// monitoring_history rows at least `days` old (all with 0), optionally for
 /// one standby only.
-pub fn monitoring_rows_to_delete(
-    c: &mut impl GenericClient,
-    days: i32,
-    node_id: Option<i32>,
-) -> Result<i64> {
+pub fn monitoring_rows_to_delete(c: &mut impl Sql, days: i32, node_id: Option<i32>) -> Result<i64> {
     let row = c
         .query_typed_one(
             "SELECT pg_catalog.count(*) FROM repmgr.monitoring_history
@@ -204,10 +202,10 @@ pub fn monitoring_rows_to_delete(
 
 /// Deletes what [`monitoring_rows_to_delete`] counts.
 pub fn delete_monitoring_rows(
-    c: &mut impl GenericClient,
+    c: &mut impl Sql,
     days: i32,
     node_id: Option<i32>,
-) -> std::result::Result<u64, postgres::Error> {
+) -> std::result::Result<u64, super::SqlError> {
     c.execute_typed(
         "DELETE FROM repmgr.monitoring_history
           WHERE pg_catalog.age(pg_catalog.now(), last_monitor_time) >= pg_catalog.make_interval(days => $1)
@@ -216,6 +214,6 @@ pub fn delete_monitoring_rows(
     )
 }
 
-pub fn vacuum_monitoring(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+pub fn vacuum_monitoring(c: &mut impl Sql) -> std::result::Result<(), super::SqlError> {
     c.batch_execute("VACUUM repmgr.monitoring_history")
 }

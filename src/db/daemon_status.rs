@@ -5,7 +5,7 @@
 //! every repmgrd reads its flag from its own node's replicated copy, so a
 //! standby knows it is paused even while the primary is down.
 
-use postgres::GenericClient;
+use super::session::Sql;
 
 use super::query_error;
 use crate::error::Result;
@@ -35,7 +35,7 @@ impl DaemonStatus {
 }
 
 /// The table exists from schema version 2 on.
-pub fn table_exists(c: &mut impl GenericClient) -> Result<bool> {
+pub fn table_exists(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
@@ -47,7 +47,7 @@ pub fn table_exists(c: &mut impl GenericClient) -> Result<bool> {
 
 /// Records that a repmgrd started on `node_id` (keeps the pause flag).
 pub fn register_start(
-    c: &mut impl GenericClient,
+    c: &mut impl Sql,
     node_id: i32,
     pid: i32,
     pid_file: Option<&str>,
@@ -70,7 +70,7 @@ pub fn register_start(
 
 /// The per-cycle heartbeat; `upstream_seen` stamps the upstream as seen now.
 pub fn heartbeat(
-    c: &mut impl GenericClient,
+    c: &mut impl Sql,
     node_id: i32,
     pid: i32,
     upstream_node_id: Option<i32>,
@@ -88,7 +88,7 @@ pub fn heartbeat(
 }
 
 /// Records a clean stop: no pid, so the node shows as not running at once.
-pub fn register_stop(c: &mut impl GenericClient, node_id: i32) -> Result<()> {
+pub fn register_stop(c: &mut impl Sql, node_id: i32) -> Result<()> {
     c.execute(
         "UPDATE repmgr.repmgrd_status SET pid = NULL, last_updated = now() WHERE node_id = $1",
         &[&node_id],
@@ -98,7 +98,7 @@ pub fn register_stop(c: &mut impl GenericClient, node_id: i32) -> Result<()> {
 }
 
 /// Sets the pause flag for the given nodes (rows created as needed).
-pub fn set_paused(c: &mut impl GenericClient, node_ids: &[i32], paused: bool) -> Result<u64> {
+pub fn set_paused(c: &mut impl Sql, node_ids: &[i32], paused: bool) -> Result<u64> {
     c.execute(
         "INSERT INTO repmgr.repmgrd_status (node_id, paused)
          SELECT unnest($1::INT[]), $2
@@ -109,7 +109,7 @@ pub fn set_paused(c: &mut impl GenericClient, node_ids: &[i32], paused: bool) ->
 }
 
 /// Whether repmgrd on `node_id` is paused (this node's copy of the flag).
-pub fn is_paused(c: &mut impl GenericClient, node_id: i32) -> Result<bool> {
+pub fn is_paused(c: &mut impl Sql, node_id: i32) -> Result<bool> {
     if !table_exists(c)? {
         return Ok(false);
     }
@@ -123,7 +123,7 @@ pub fn is_paused(c: &mut impl GenericClient, node_id: i32) -> Result<bool> {
 }
 
 /// Every row, by node_id.
-pub fn all(c: &mut impl GenericClient) -> Result<Vec<DaemonStatus>> {
+pub fn all(c: &mut impl Sql) -> Result<Vec<DaemonStatus>> {
     if !table_exists(c)? {
         return Ok(Vec::new());
     }

@@ -1,13 +1,13 @@
 //! `repmgr.events`: the cluster's event log.
 
-use postgres::GenericClient;
+use super::session::Sql;
 
 use super::query_error;
 use crate::error::Result;
 
 /// Inserts an event row; returns the timestamp as text (for `%t`).
 pub fn insert(
-    c: &mut impl GenericClient,
+    c: &mut impl Sql,
     node_id: i32,
     event: &str,
     successful: bool,
@@ -46,7 +46,7 @@ pub struct EventFilter {
 }
 
 /// Events newest first, filtered.
-pub fn list(c: &mut impl GenericClient, f: &EventFilter) -> Result<Vec<EventRow>> {
+pub fn list(c: &mut impl Sql, f: &EventFilter) -> Result<Vec<EventRow>> {
     let rows = c
         .query(
             "SELECT e.node_id, COALESCE(n.node_name, ''), e.event, e.successful,

@@ -6,14 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::{Client, GenericClient};
+use super::session::{Session, Sql};
 
 use super::query_error;
 use crate::error::Result;
 
 /// Whether this node is fenced: a primary whose configured default is
 /// read-only (`default_transaction_read_only` from postgresql.auto.conf).
-pub fn is_fenced(c: &mut impl GenericClient) -> Result<bool> {
+pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT NOT pg_catalog.pg_is_in_recovery()
@@ -29,7 +29,7 @@ pub fn is_fenced(c: &mut impl GenericClient) -> Result<bool> {
 /// Makes the server read-only for new sessions and ends the existing ones.
 /// `fresh` opens a new session, to see when the reloaded setting is live
 /// before the sessions are ended (none may slip through in between).
-pub fn fence_read_only(c: &mut Client, fresh: &dyn Fn() -> Option<Client>) -> Result<u64> {
+pub fn fence_read_only(c: &mut Session, fresh: &dyn Fn() -> Option<Session>) -> Result<u64> {
     c.batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
         .map_err(|e| query_error("fencing the node (ALTER SYSTEM)", &e))?;
     c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
@@ -54,13 +54,13 @@ pub fn fence_read_only(c: &mut Client, fresh: &dyn Fn() -> Option<Client>) -> Re
 
 /// repmgrd's own session keeps writing its metadata (heartbeat, events)
 /// on a fenced node: a session setting overrides the configured default.
-pub fn exempt_session(c: &mut impl GenericClient) -> Result<()> {
+pub fn exempt_session(c: &mut impl Sql) -> Result<()> {
     c.batch_execute("SET default_transaction_read_only = off")
         .map_err(|e| query_error("exempting repmgrd's session from the fence", &e))
 }
 
 /// Ends every client session but our own.
-pub fn end_client_sessions(c: &mut impl GenericClient) -> Result<u64> {
+pub fn end_client_sessions(c: &mut impl Sql) -> Result<u64> {
     c.execute(
         "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
           WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
@@ -70,7 +70,7 @@ pub fn end_client_sessions(c: &mut impl GenericClient) -> Result<u64> {
 }
 
 /// Lifts a read-only fence.
-pub fn unfence(c: &mut impl GenericClient) -> Result<()> {
+pub fn unfence(c: &mut impl Sql) -> Result<()> {
     // Two statements: ALTER SYSTEM cannot run inside a multi-statement
     // (implicitly transactional) query.
     c.batch_execute("ALTER SYSTEM RESET default_transaction_read_only")
@@ -93,11 +93,7 @@ pub struct VoterSeen {
 
 /// Registered voters (active nodes other than `me`) and what their
 /// heartbeats say, within `window_secs`.
-pub fn voter_visibility(
-    c: &mut impl GenericClient,
-    me: i32,
-    window_secs: f64,
-) -> Result<Vec<VoterSeen>> {
+pub fn voter_visibility(c: &mut impl Sql, me: i32, window_secs: f64) -> Result<Vec<VoterSeen>> {
     let has_status: bool = c
         .query_one(
             "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
@@ -149,7 +145,7 @@ pub fn voter_visibility(
 }
 
 /// The voting term as this node's metadata copy has it.
-pub fn voting_term(c: &mut impl GenericClient) -> Result<i32> {
+pub fn voting_term(c: &mut impl Sql) -> Result<i32> {
     let row = c
         .query_opt("SELECT term FROM repmgr.voting_term", &[])
         .map_err(|e| query_error("reading the voting term", &e))?;
@@ -162,7 +158,7 @@ const CLAIM_NAMESPACE: i32 = 0x7265_706d;
 
 /// Takes the claim lock for `term` on this server (session-level: released
 /// when the session ends). False when another candidate holds it.
-pub fn try_claim(c: &mut impl GenericClient, term: i32) -> Result<bool> {
+pub fn try_claim(c: &mut impl Sql, term: i32) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",

@@ -1,8 +1,8 @@
 //! The queries repmgrd runs every cycle. A fixed, small number per cycle:
 //! one on the local node, one or two on the primary.
 
-use postgres::types::PgLsn;
-use postgres::GenericClient;
+use super::session::Sql;
+use tokio_postgres::types::PgLsn;
 
 use super::query_error;
 use crate::error::Result;
@@ -19,7 +19,7 @@ pub struct LocalState {
     pub paused: bool,
 }
 
-pub fn local_state(c: &mut impl GenericClient, node_id: i32) -> Result<LocalState> {
+pub fn local_state(c: &mut impl Sql, node_id: i32) -> Result<LocalState> {
     let has_status: bool = c
         .query_one(
             "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
@@ -54,7 +54,7 @@ pub fn local_state(c: &mut impl GenericClient, node_id: i32) -> Result<LocalStat
 /// One `repmgr.monitoring_history` row, computed and written on the primary
 /// in a single statement.
 pub fn insert_history(
-    primary: &mut impl GenericClient,
+    primary: &mut impl Sql,
     primary_id: i32,
     standby_id: i32,
     receive: PgLsn,
@@ -78,7 +78,7 @@ pub fn insert_history(
 
 /// Whether this node's WAL receiver got a message from its upstream within
 /// `within_secs` (a sibling that still sees the primary).
-pub fn receiver_recently_active(c: &mut impl GenericClient, within_secs: f64) -> Result<bool> {
+pub fn receiver_recently_active(c: &mut impl Sql, within_secs: f64) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_wal_receiver

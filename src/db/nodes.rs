@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use postgres::{GenericClient, Row};
+use super::session::{Row, Sql};
 
 use super::query_error;
 use crate::error::{Error, Result};
@@ -80,16 +80,19 @@ fn from_row(row: &Row) -> Result<NodeRecord> {
     })
 }
 
-pub fn get(c: &mut impl GenericClient, node_id: i32) -> Result<Option<NodeRecord>> {
+pub fn get(c: &mut impl Sql, node_id: i32) -> Result<Option<NodeRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes WHERE node_id = $1");
     // One round trip (no prepare): `node check` runs every minute.
     let row = c
-        .query_typed_opt(sql.as_str(), &[(&node_id, postgres::types::Type::INT4)])
+        .query_typed_opt(
+            sql.as_str(),
+            &[(&node_id, tokio_postgres::types::Type::INT4)],
+        )
         .map_err(|e| query_error(&format!("retrieving the record for node {node_id}"), &e))?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub fn get_by_name(c: &mut impl GenericClient, name: &str) -> Result<Option<NodeRecord>> {
+pub fn get_by_name(c: &mut impl Sql, name: &str) -> Result<Option<NodeRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes WHERE node_name = $1");
     let row = c
         .query_opt(sql.as_str(), &[&name])
@@ -98,7 +101,7 @@ pub fn get_by_name(c: &mut impl GenericClient, name: &str) -> Result<Option<Node
 }
 
 /// All nodes, ordered by node_id (the order `cluster show` prints).
-pub fn all(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>> {
+pub fn all(c: &mut impl Sql) -> Result<Vec<NodeRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes ORDER BY node_id");
     let rows = c
         .query(sql.as_str(), &[])
@@ -107,7 +110,7 @@ pub fn all(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>> {
 }
 
 /// The active primaries registered (normally at most one).
-pub fn active_primaries(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>> {
+pub fn active_primaries(c: &mut impl Sql) -> Result<Vec<NodeRecord>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM repmgr.nodes WHERE type = 'primary' AND active ORDER BY node_id"
     );
@@ -118,7 +121,7 @@ pub fn active_primaries(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>> {
 }
 
 /// Active nodes whose upstream is `node_id`.
-pub fn downstream_of(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<NodeRecord>> {
+pub fn downstream_of(c: &mut impl Sql, node_id: i32) -> Result<Vec<NodeRecord>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM repmgr.nodes WHERE upstream_node_id = $1 AND active ORDER BY node_id"
     );
@@ -132,7 +135,7 @@ pub fn downstream_of(c: &mut impl GenericClient, node_id: i32) -> Result<Vec<Nod
 }
 
 /// Inserts the record, or replaces the one with the same node_id.
-pub fn upsert(c: &mut impl GenericClient, n: &NodeRecord) -> Result<()> {
+pub fn upsert(c: &mut impl Sql, n: &NodeRecord) -> Result<()> {
     let sql = format!(
         "INSERT INTO repmgr.nodes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (node_id) DO UPDATE SET
@@ -162,14 +165,14 @@ pub fn upsert(c: &mut impl GenericClient, n: &NodeRecord) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(c: &mut impl GenericClient, node_id: i32) -> Result<bool> {
+pub fn delete(c: &mut impl Sql, node_id: i32) -> Result<bool> {
     let n = c
         .execute("DELETE FROM repmgr.nodes WHERE node_id = $1", &[&node_id])
         .map_err(|e| query_error(&format!("deleting the record for node {node_id}"), &e))?;
     Ok(n > 0)
 }
 
-pub fn set_active(c: &mut impl GenericClient, node_id: i32, active: bool) -> Result<()> {
+pub fn set_active(c: &mut impl Sql, node_id: i32, active: bool) -> Result<()> {
     c.execute(
         "UPDATE repmgr.nodes SET active = $2 WHERE node_id = $1",
         &[&node_id, &active],
@@ -179,7 +182,7 @@ pub fn set_active(c: &mut impl GenericClient, node_id: i32, active: bool) -> Res
 }
 
 /// Sets the voting term to 1 unless a term is already recorded.
-pub fn init_voting_term(c: &mut impl GenericClient) -> Result<()> {
+pub fn init_voting_term(c: &mut impl Sql) -> Result<()> {
     c.execute(
         "INSERT INTO repmgr.voting_term (term)
          SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM repmgr.voting_term)",
@@ -192,7 +195,7 @@ pub fn init_voting_term(c: &mut impl GenericClient) -> Result<()> {
 /// After a promotion: the former primary's record becomes inactive and
 /// this node's record says primary, with no upstream (repmgr's
 /// `update_node_record_set_primary`). Run inside the caller's transaction.
-pub fn set_primary(c: &mut impl GenericClient, node_id: i32) -> Result<()> {
+pub fn set_primary(c: &mut impl Sql, node_id: i32) -> Result<()> {
     c.execute(
         "UPDATE repmgr.nodes SET active = FALSE
           WHERE type = 'primary' AND active AND node_id <> $1",
@@ -209,7 +212,7 @@ pub fn set_primary(c: &mut impl GenericClient, node_id: i32) -> Result<()> {
 }
 
 /// A standby now streams from `upstream_id`.
-pub fn set_upstream(c: &mut impl GenericClient, node_id: i32, upstream_id: i32) -> Result<()> {
+pub fn set_upstream(c: &mut impl Sql, node_id: i32, upstream_id: i32) -> Result<()> {
     c.execute(
         "UPDATE repmgr.nodes SET upstream_node_id = $2, type = 'standby', active = TRUE
           WHERE node_id = $1",
@@ -220,7 +223,7 @@ pub fn set_upstream(c: &mut impl GenericClient, node_id: i32, upstream_id: i32) 
 }
 
 /// Bumps the voting term; returns the new term.
-pub fn increment_voting_term(c: &mut impl GenericClient) -> Result<i32> {
+pub fn increment_voting_term(c: &mut impl Sql) -> Result<i32> {
     let row = c
         .query_opt(
             "UPDATE repmgr.voting_term SET term = term + 1 RETURNING term",
@@ -239,7 +242,7 @@ pub fn increment_voting_term(c: &mut impl GenericClient) -> Result<i32> {
 /// Replaces every row of `repmgr.nodes` with `nodes` (a witness's copy of
 /// the primary's records). Run inside the caller's transaction, so readers
 /// never see a half-copied table.
-pub fn replace_all(c: &mut impl GenericClient, nodes: &[NodeRecord]) -> Result<()> {
+pub fn replace_all(c: &mut impl Sql, nodes: &[NodeRecord]) -> Result<()> {
     c.batch_execute("SET CONSTRAINTS ALL DEFERRED; DELETE FROM repmgr.nodes")
         .map_err(|e| query_error("clearing the copy of the node records", &e))?;
     for n in nodes {
@@ -249,11 +252,7 @@ pub fn replace_all(c: &mut impl GenericClient, nodes: &[NodeRecord]) -> Result<(
 }
 
 /// A witness now watches `upstream_id` (its type stays witness).
-pub fn set_witness_upstream(
-    c: &mut impl GenericClient,
-    node_id: i32,
-    upstream_id: i32,
-) -> Result<bool> {
+pub fn set_witness_upstream(c: &mut impl Sql, node_id: i32, upstream_id: i32) -> Result<bool> {
     let n = c
         .execute(
             "UPDATE repmgr.nodes SET upstream_node_id = $2, active = TRUE

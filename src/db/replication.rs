@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use postgres::GenericClient;
+use super::session::Sql;
 
 use super::query_error;
 use crate::error::Result;
@@ -26,7 +26,7 @@ pub struct UpstreamSettings {
     pub archive_command: String,
 }
 
-pub fn settings(c: &mut impl GenericClient, version_num: i32) -> Result<UpstreamSettings> {
+pub fn settings(c: &mut impl Sql, version_num: i32) -> Result<UpstreamSettings> {
     let wal_keep_name = if version_num >= 130000 {
         "wal_keep_size"
     } else {
@@ -79,7 +79,7 @@ pub fn settings(c: &mut impl GenericClient, version_num: i32) -> Result<Upstream
 
 /// `data_directory`, `config_file`, `hba_file`, `ident_file` as far as this
 /// role may read them (superuser or pg_read_all_settings).
-pub fn file_settings(c: &mut impl GenericClient) -> Result<HashMap<String, String>> {
+pub fn file_settings(c: &mut impl Sql) -> Result<HashMap<String, String>> {
     let rows = c
         .query(
             "SELECT name::TEXT, setting::TEXT FROM pg_catalog.pg_settings
@@ -91,7 +91,7 @@ pub fn file_settings(c: &mut impl GenericClient) -> Result<HashMap<String, Strin
 }
 
 /// The server's system identifier.
-pub fn system_identifier(c: &mut impl GenericClient) -> Result<String> {
+pub fn system_identifier(c: &mut impl Sql) -> Result<String> {
     let row = c
         .query_one(
             "SELECT system_identifier::TEXT FROM pg_catalog.pg_control_system()",
@@ -102,7 +102,7 @@ pub fn system_identifier(c: &mut impl GenericClient) -> Result<String> {
 }
 
 /// A physical slot's `active` flag; None when it does not exist.
-pub fn slot_active(c: &mut impl GenericClient, name: &str) -> Result<Option<bool>> {
+pub fn slot_active(c: &mut impl Sql, name: &str) -> Result<Option<bool>> {
     let rows = c
         .query(
             "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
@@ -113,7 +113,7 @@ pub fn slot_active(c: &mut impl GenericClient, name: &str) -> Result<Option<bool
 }
 
 /// Creates a physical slot that reserves WAL from now on.
-pub fn create_physical_slot(c: &mut impl GenericClient, name: &str) -> Result<()> {
+pub fn create_physical_slot(c: &mut impl Sql, name: &str) -> Result<()> {
     c.query_one(
         "SELECT pg_catalog.pg_create_physical_replication_slot($1, TRUE)",
         &[&name],
@@ -122,7 +122,7 @@ pub fn create_physical_slot(c: &mut impl GenericClient, name: &str) -> Result<()
     Ok(())
 }
 
-pub fn drop_slot(c: &mut impl GenericClient, name: &str) -> Result<()> {
+pub fn drop_slot(c: &mut impl Sql, name: &str) -> Result<()> {
     c.query_one("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
         .map_err(|e| query_error(&format!("dropping replication slot \"{name}\""), &e))?;
     Ok(())
@@ -136,7 +136,7 @@ pub struct Tablespace {
     pub location: String,
 }
 
-pub fn tablespaces(c: &mut impl GenericClient) -> Result<Vec<Tablespace>> {
+pub fn tablespaces(c: &mut impl Sql) -> Result<Vec<Tablespace>> {
     let rows = c
         .query(
             "SELECT oid::INT8, spcname::TEXT, pg_catalog.pg_tablespace_location(oid)
@@ -158,7 +158,7 @@ pub fn tablespaces(c: &mut impl GenericClient) -> Result<Vec<Tablespace>> {
 
 /// Session settings for a backup session that may sit idle for hours while
 /// files are copied: no statement or idle-session timeout may abort it.
-pub fn prepare_backup_session(c: &mut impl GenericClient, version_num: i32) -> Result<()> {
+pub fn prepare_backup_session(c: &mut impl Sql, version_num: i32) -> Result<()> {
     let mut sql =
         String::from("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;");
     if version_num >= 140000 {
@@ -169,23 +169,16 @@ pub fn prepare_backup_session(c: &mut impl GenericClient, version_num: i32) -> R
 }
 
 /// Starts a non-exclusive backup on this session; returns its start LSN.
-pub fn backup_start(
-    c: &mut impl GenericClient,
-    version_num: i32,
-    label: &str,
-    fast: bool,
-) -> Result<String> {
-    let row = if version_num >= 150000 {
-        c.query_one(
-            "SELECT pg_catalog.pg_backup_start($1, $2)::TEXT",
-            &[&label, &fast],
-        )
+pub fn backup_start(c: &mut impl Sql, version_num: i32, label: &str, fast: bool) -> Result<String> {
+    let sql = if version_num >= 150000 {
+        "SELECT pg_catalog.pg_backup_start($1, $2)::TEXT"
     } else {
-        c.query_one(
-            "SELECT pg_catalog.pg_start_backup($1, $2, FALSE)::TEXT",
-            &[&label, &fast],
-        )
-    }
+        "SELECT pg_catalog.pg_start_backup($1, $2, FALSE)::TEXT"
+    };
+    // A backup starts with a checkpoint, spread unless `fast`.
+    let row = super::session::with_bound(c, super::session::CHECKPOINT_BOUND, |c| {
+        c.query_one(sql, &[&label, &fast])
+    })
     .map_err(|e| query_error("starting the backup", &e))?;
     Ok(row.get(0))
 }
@@ -201,7 +194,7 @@ pub struct BackupStop {
 /// Ends the backup started on this session. It does not wait for WAL
 /// archiving (that wait has no bound); the standby gets its WAL by
 /// streaming, a slot, wal_keep_size or restore_command.
-pub fn backup_stop(c: &mut impl GenericClient, version_num: i32) -> Result<BackupStop> {
+pub fn backup_stop(c: &mut impl Sql, version_num: i32) -> Result<BackupStop> {
     let row = if version_num >= 150000 {
         c.query_one(
             "SELECT lsn::TEXT, labelfile, spcmapfile FROM pg_catalog.pg_backup_stop(FALSE)",

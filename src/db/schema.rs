@@ -9,7 +9,7 @@
 //! pause flag, upstream last seen) will live in plain tables added by a later
 //! migration; the version makes that a routine upgrade.
 
-use postgres::{Client, GenericClient};
+use super::session::{Session, Sql};
 
 use crate::error::{Error, Result};
 
@@ -131,7 +131,7 @@ pub enum SchemaChange {
 }
 
 /// Whether the `repmgr` schema (with its nodes table) exists on this node.
-pub fn exists(client: &mut impl GenericClient) -> Result<bool> {
+pub fn exists(client: &mut impl Sql) -> Result<bool> {
     let row = client
         .query_one(
             "SELECT pg_catalog.to_regclass('repmgr.nodes') IS NOT NULL",
@@ -143,7 +143,7 @@ pub fn exists(client: &mut impl GenericClient) -> Result<bool> {
 
 /// The installed schema version; None when the schema is absent. A schema
 /// created by repmgr's C extension (no version table) counts as version 1.
-pub fn installed_version(client: &mut impl GenericClient) -> Result<Option<i32>> {
+pub fn installed_version(client: &mut impl Sql) -> Result<Option<i32>> {
     if !exists(client)? {
         return Ok(None);
     }
@@ -165,7 +165,7 @@ pub fn installed_version(client: &mut impl GenericClient) -> Result<Option<i32>>
 
 /// Creates or upgrades the schema. Runs in one transaction: either the whole
 /// schema is there afterwards, or nothing changed.
-pub fn ensure_schema(client: &mut Client) -> Result<SchemaChange> {
+pub fn ensure_schema(client: &mut Session) -> Result<SchemaChange> {
     let mut tx = client
         .transaction()
         .map_err(|e| query_error("starting a transaction", &e))?;
@@ -218,7 +218,7 @@ pub fn ensure_schema(client: &mut Client) -> Result<SchemaChange> {
     })
 }
 
-fn schema_error(e: &postgres::Error) -> Error {
+fn schema_error(e: &super::SqlError) -> Error {
     query_error("creating the repmgr metadata schema", e).hint(
         "the repmgr user needs the CREATE privilege on the database (e.g. be its owner), \
          or a superuser must run \"repmgr primary register\" once",
@@ -226,7 +226,7 @@ fn schema_error(e: &postgres::Error) -> Error {
 }
 
 /// Describes a failed query: what we were doing, and the server's words.
-pub fn query_error(what: &str, e: &postgres::Error) -> Error {
+pub fn query_error(what: &str, e: &super::SqlError) -> Error {
     Error::db_query(format!("error {what}")).detail(super::pg_error_text(e))
 }
 

@@ -1,12 +1,12 @@
 //! Facts about a running server: role, version, timeline, replication.
 
-use postgres::GenericClient;
+use super::session::Sql;
 
 use super::query_error;
 use crate::error::Result;
 
 /// Whether the server is a standby (`pg_is_in_recovery()`).
-pub fn in_recovery(c: &mut impl GenericClient) -> Result<bool> {
+pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
         .map_err(|e| query_error("checking the recovery state", &e))?;
@@ -14,7 +14,7 @@ pub fn in_recovery(c: &mut impl GenericClient) -> Result<bool> {
 }
 
 /// `server_version_num`, e.g. 150018.
-pub fn version_num(c: &mut impl GenericClient) -> Result<i32> {
+pub fn version_num(c: &mut impl Sql) -> Result<i32> {
     let row = c
         .query_one(
             "SELECT pg_catalog.current_setting('server_version_num')::INT",
@@ -26,7 +26,7 @@ pub fn version_num(c: &mut impl GenericClient) -> Result<i32> {
 
 /// The server's data directory, if this role may read it (superuser or
 /// pg_read_all_settings); None otherwise.
-pub fn data_directory(c: &mut impl GenericClient) -> Result<Option<String>> {
+pub fn data_directory(c: &mut impl Sql) -> Result<Option<String>> {
     let row = c
         .query_one(
             "SELECT CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
@@ -39,7 +39,7 @@ pub fn data_directory(c: &mut impl GenericClient) -> Result<Option<String>> {
 
 /// The timeline the node is on: a primary's current WAL timeline, a
 /// standby's received timeline (or its last checkpoint's when not streaming).
-pub fn timeline(c: &mut impl GenericClient) -> Result<i64> {
+pub fn timeline(c: &mut impl Sql) -> Result<i64> {
     let row = c
         .query_one(
             "SELECT CASE WHEN pg_catalog.pg_is_in_recovery()
@@ -54,7 +54,7 @@ pub fn timeline(c: &mut impl GenericClient) -> Result<i64> {
 }
 
 /// application_names of the standbys streaming (or catching up) from here.
-pub fn attached_standbys(c: &mut impl GenericClient) -> Result<Vec<String>> {
+pub fn attached_standbys(c: &mut impl Sql) -> Result<Vec<String>> {
     let rows = c
         .query(
             "SELECT application_name FROM pg_catalog.pg_stat_replication
@@ -66,7 +66,7 @@ pub fn attached_standbys(c: &mut impl GenericClient) -> Result<Vec<String>> {
 }
 
 /// Whether WAL replay is paused (standbys only; false on a primary).
-pub fn wal_replay_paused(c: &mut impl GenericClient) -> Result<bool> {
+pub fn wal_replay_paused(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT CASE WHEN pg_catalog.pg_is_in_recovery()
@@ -78,7 +78,7 @@ pub fn wal_replay_paused(c: &mut impl GenericClient) -> Result<bool> {
 }
 
 /// The user this session runs as.
-pub fn current_user(c: &mut impl GenericClient) -> Result<String> {
+pub fn current_user(c: &mut impl Sql) -> Result<String> {
     let row = c
         .query_one("SELECT current_user::TEXT", &[])
         .map_err(|e| query_error("retrieving the current user", &e))?;
@@ -87,20 +87,20 @@ pub fn current_user(c: &mut impl GenericClient) -> Result<String> {
 
 /// Asks the server to promote (`pg_promote`, PostgreSQL 12+) without
 /// waiting; the caller polls `pg_is_in_recovery()` with its own deadline.
-pub fn promote(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+pub fn promote(c: &mut impl Sql) -> std::result::Result<(), super::SqlError> {
     c.execute("SELECT pg_catalog.pg_promote(false)", &[])
         .map(|_| ())
 }
 
 /// Asks the server to re-read its configuration (`pg_reload_conf`).
-pub fn reload_conf(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
+pub fn reload_conf(c: &mut impl Sql) -> std::result::Result<(), super::SqlError> {
     c.execute("SELECT pg_catalog.pg_reload_conf()", &[])
         .map(|_| ())
 }
 
 /// Whether pg_rewind could rewind a node against this one's history:
 /// `wal_log_hints` on, or data checksums enabled.
-pub fn rewind_possible(c: &mut impl GenericClient) -> Result<bool> {
+pub fn rewind_possible(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT pg_catalog.current_setting('wal_log_hints')::BOOL
@@ -112,12 +112,14 @@ pub fn rewind_possible(c: &mut impl GenericClient) -> Result<bool> {
 }
 
 /// `CHECKPOINT` (superuser or pg_checkpoint role).
-pub fn checkpoint(c: &mut impl GenericClient) -> std::result::Result<(), postgres::Error> {
-    c.batch_execute("CHECKPOINT")
+pub fn checkpoint(c: &mut impl Sql) -> std::result::Result<(), super::SqlError> {
+    super::session::with_bound(c, super::session::CHECKPOINT_BOUND, |c| {
+        c.batch_execute("CHECKPOINT")
+    })
 }
 
 /// The WAL receiver's pid, if one runs (standbys only).
-pub fn wal_receiver_pid(c: &mut impl GenericClient) -> Result<Option<i32>> {
+pub fn wal_receiver_pid(c: &mut impl Sql) -> Result<Option<i32>> {
     let row = c
         .query_opt("SELECT pid FROM pg_catalog.pg_stat_wal_receiver", &[])
         .map_err(|e| query_error("reading pg_stat_wal_receiver", &e))?;
@@ -127,7 +129,7 @@ pub fn wal_receiver_pid(c: &mut impl GenericClient) -> Result<Option<i32>> {
 /// Stops the WAL receiver from reconnecting (repmgr's way: a very long
 /// `wal_retrieve_retry_interval`), or undoes it. Ending the running
 /// receiver is the caller's (a signal from its host).
-pub fn set_wal_receiver_enabled(c: &mut impl GenericClient, enabled: bool) -> Result<()> {
+pub fn set_wal_receiver_enabled(c: &mut impl Sql, enabled: bool) -> Result<()> {
     let set = if enabled {
         "ALTER SYSTEM RESET wal_retrieve_retry_interval"
     } else {

@@ -1,8 +1,8 @@
 //! Timelines, WAL positions and timeline history: what decides whether a
 //! node can follow another without losing or mixing up data.
 
-use postgres::types::PgLsn;
-use postgres::GenericClient;
+use super::session::Sql;
+use tokio_postgres::types::PgLsn;
 
 use super::query_error;
 use crate::error::Result;
@@ -20,7 +20,7 @@ pub struct Position {
 }
 
 /// Reads the node's position in one round trip.
-pub fn position(c: &mut impl GenericClient) -> Result<Position> {
+pub fn position(c: &mut impl Sql) -> Result<Position> {
     let row = c
         .query_one(
             "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system()),
@@ -61,7 +61,7 @@ pub fn position(c: &mut impl GenericClient) -> Result<Position> {
 /// files in its pg_wal tell: the newest one lists where each ancestor
 /// timeline ended. Needs pg_monitor (listing pg_wal) and
 /// pg_read_server_files (reading it); without them, `base` stands.
-fn standby_timeline(c: &mut impl GenericClient, base: u32, lsn: u64) -> Result<u32> {
+fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64) -> Result<u32> {
     let allowed: bool = c
         .query_one(
             "SELECT pg_catalog.pg_has_role(current_user, 'pg_monitor', 'MEMBER')
@@ -108,7 +108,7 @@ pub fn timeline_at(history: &[HistoryEntry], top: u32, lsn: u64) -> u32 {
 
 /// The history file of `timeline` on this node, if it can be read (needs
 /// superuser or pg_read_server_files). Timeline 1 has none.
-pub fn history_file(c: &mut impl GenericClient, timeline: u32) -> Result<Option<String>> {
+pub fn history_file(c: &mut impl Sql, timeline: u32) -> Result<Option<String>> {
     if timeline <= 1 {
         return Ok(Some(String::new()));
     }
@@ -164,7 +164,7 @@ pub fn format_lsn(lsn: u64) -> String {
 }
 
 /// Whether the physical slot exists on this node.
-pub fn slot_exists(c: &mut impl GenericClient, name: &str) -> Result<bool> {
+pub fn slot_exists(c: &mut impl Sql, name: &str) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)",
@@ -175,7 +175,7 @@ pub fn slot_exists(c: &mut impl GenericClient, name: &str) -> Result<bool> {
 }
 
 /// Creates a physical slot that reserves WAL at once, unless it exists.
-pub fn create_slot_if_missing(c: &mut impl GenericClient, name: &str) -> Result<bool> {
+pub fn create_slot_if_missing(c: &mut impl Sql, name: &str) -> Result<bool> {
     if slot_exists(c, name)? {
         return Ok(false);
     }
@@ -188,7 +188,7 @@ pub fn create_slot_if_missing(c: &mut impl GenericClient, name: &str) -> Result<
 }
 
 /// Drops an inactive slot; an active one is left alone (something uses it).
-pub fn drop_slot_if_inactive(c: &mut impl GenericClient, name: &str) -> Result<bool> {
+pub fn drop_slot_if_inactive(c: &mut impl Sql, name: &str) -> Result<bool> {
     let n = c
         .execute(
             "SELECT pg_catalog.pg_drop_replication_slot(slot_name)
@@ -201,7 +201,7 @@ pub fn drop_slot_if_inactive(c: &mut impl GenericClient, name: &str) -> Result<b
 }
 
 /// Whether a standby named `application_name` streams from this node.
-pub fn is_streaming_to(c: &mut impl GenericClient, application_name: &str) -> Result<bool> {
+pub fn is_streaming_to(c: &mut impl Sql, application_name: &str) -> Result<bool> {
     Ok(streaming_pid(c, application_name)?.is_some())
 }
 
@@ -210,7 +210,7 @@ pub fn is_streaming_to(c: &mut impl GenericClient, application_name: &str) -> Re
 /// cannot follow this node's timeline connects, "streams" for a moment and
 /// is cut off, again and again: callers that must know it really streams
 /// check that the same walsender is still there a little later.
-pub fn streaming_pid(c: &mut impl GenericClient, application_name: &str) -> Result<Option<i32>> {
+pub fn streaming_pid(c: &mut impl Sql, application_name: &str) -> Result<Option<i32>> {
     let row = c
         .query_opt(
             "SELECT pid FROM pg_catalog.pg_stat_replication
@@ -225,7 +225,7 @@ pub fn streaming_pid(c: &mut impl GenericClient, application_name: &str) -> Resu
 /// The timeline of this node's last checkpoint. Right after a promotion it
 /// is still the old one until the first checkpoint completes, and pg_rewind
 /// (which reads it) would see no divergence.
-pub fn checkpoint_timeline(c: &mut impl GenericClient) -> Result<u32> {
+pub fn checkpoint_timeline(c: &mut impl Sql) -> Result<u32> {
     let row = c
         .query_one(
             "SELECT timeline_id::BIGINT FROM pg_catalog.pg_control_checkpoint()",
@@ -237,9 +237,11 @@ pub fn checkpoint_timeline(c: &mut impl GenericClient) -> Result<u32> {
 }
 
 /// `CHECKPOINT` (superuser, or pg_checkpoint from PostgreSQL 15).
-pub fn checkpoint(c: &mut impl GenericClient) -> Result<()> {
-    c.batch_execute("CHECKPOINT")
-        .map_err(|e| query_error("issuing CHECKPOINT", &e))
+pub fn checkpoint(c: &mut impl Sql) -> Result<()> {
+    super::session::with_bound(c, super::session::CHECKPOINT_BOUND, |c| {
+        c.batch_execute("CHECKPOINT")
+    })
+    .map_err(|e| query_error("issuing CHECKPOINT", &e))
 }
 
 #[cfg(test)]

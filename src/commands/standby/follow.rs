@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use crate::db::Session;
 
 use crate::attach;
 use crate::commands::{parse_conninfo, reach_all, Ctx, Reached};
@@ -87,9 +87,9 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
 pub fn follow_node<'a>(
     cfg: &'a Config,
     bin: &PgBin,
-    mut local: Client,
+    mut local: Session,
     target: &NodeRecord,
-    tconn: &mut Client,
+    tconn: &mut Session,
 ) -> Result<(Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();
     let slot = crate::commands::primary::slot_name(cfg);
@@ -125,7 +125,7 @@ pub fn follow_node<'a>(
 
 /// The node to follow: `--upstream-node-id`, a host given with -h/-d or as
 /// the positional word, else the one primary that answers.
-fn find_target(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<(NodeRecord, Client)> {
+fn find_target(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<(NodeRecord, Session)> {
     let nodes = db::nodes::all(local)?;
     if let Some(id) = crate::cli::parse_int_option("upstream-node-id", &ctx.opts.upstream_node_id)?
     {
@@ -193,7 +193,7 @@ fn find_target(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<(NodeRecor
 
 /// `standby follow HOST` / `-h HOST` (the seed's form): the node whose
 /// registered conninfo names that host and port.
-fn explicit_target(ctx: &Ctx) -> Result<Option<Result<(NodeRecord, Client)>>> {
+fn explicit_target(ctx: &Ctx) -> Result<Option<Result<(NodeRecord, Session)>>> {
     let mut opts = ctx.opts.clone();
     if let Some(h) = &ctx.arg {
         opts.host = Some(h.clone());
@@ -228,7 +228,7 @@ fn explicit_target(ctx: &Ctx) -> Result<Option<Result<(NodeRecord, Client)>>> {
 }
 
 /// repmgr's check_node_can_attach: same system, history compatible.
-pub fn check_can_follow(local: &mut Client, target: &mut Client, rec: &NodeRecord) -> Result<()> {
+pub fn check_can_follow(local: &mut Session, target: &mut Session, rec: &NodeRecord) -> Result<()> {
     let mine = db::timeline::position(local)?;
     let theirs = db::timeline::position(target)?;
     let history = if theirs.timeline > mine.timeline {
@@ -257,7 +257,7 @@ pub fn check_can_follow(local: &mut Client, target: &mut Client, rec: &NodeRecor
     })
 }
 
-fn current_upstream(local: &mut Client, node_id: i32) -> Result<Option<NodeRecord>> {
+fn current_upstream(local: &mut Session, node_id: i32) -> Result<Option<NodeRecord>> {
     let me = db::nodes::get(local, node_id)?;
     match me.and_then(|m| m.upstream_node_id) {
         Some(up) => db::nodes::get(local, up),
@@ -304,7 +304,7 @@ pub fn write_replication_config(
 
 /// PostgreSQL 13+ re-reads primary_conninfo on reload; older servers, and
 /// `standby_follow_restart`, need a restart.
-fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Client, version: i32) -> Result<()> {
+fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Session, version: i32) -> Result<()> {
     let fail = |e: Error| e.with_code(ExitCode::FollowFail);
     if version < 130000 || cfg.standby_follow_restart {
         crate::log_notice!("restarting server to apply the new upstream");
@@ -335,7 +335,7 @@ const STABLE_STREAMING: Duration = Duration::from_millis(500);
 
 /// Waits until the target lists this node as a streaming standby, with the
 /// same walsender still streaming [`STABLE_STREAMING`] later.
-pub fn wait_attached(target: &mut Client, node_name: &str, timeout: Duration) -> Result<()> {
+pub fn wait_attached(target: &mut Session, node_name: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut seen: Option<(i32, Instant)> = None;
     loop {
@@ -386,7 +386,7 @@ fn drop_stale_slot(old: &NodeRecord, slot: &str) {
 fn record_follow<'a>(
     cfg: &'a Config,
     target: &NodeRecord,
-    tconn: &mut Client,
+    tconn: &mut Session,
 ) -> Result<(Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();
     let (mut primary_rec, mut pconn) = if db::server::in_recovery(tconn)? {
@@ -397,7 +397,7 @@ fn record_follow<'a>(
     } else {
         (Some(target.clone()), None)
     };
-    let conn: &mut Client = match pconn.as_mut() {
+    let conn: &mut Session = match pconn.as_mut() {
         Some(c) => c,
         None => tconn,
     };

@@ -13,7 +13,7 @@ pub use switchover::switchover;
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::{connect_node, find_primary, Ctx};
 use crate::config::Config;
@@ -30,8 +30,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// the local node's copy of the metadata.
 fn primary_connection(
     ctx: &Ctx,
-    local: Option<&mut Client>,
-) -> Result<(Option<NodeRecord>, Client)> {
+    local: Option<&mut Session>,
+) -> Result<(Option<NodeRecord>, Session)> {
     if let Some(ci) = ctx.conninfo_from_options()? {
         let mut c = connect_node(&ci, "", 0).map_err(|e| {
             let mut e = e;
@@ -181,7 +181,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
 
 /// `--wait-start=N`: give a standby that is starting up N seconds to accept
 /// connections before giving up.
-fn connect_local_waiting(ctx: &Ctx, wait_start: Option<i32>) -> Result<Client> {
+fn connect_local_waiting(ctx: &Ctx, wait_start: Option<i32>) -> Result<Session> {
     let secs = wait_start.unwrap_or(0).max(0) as u64;
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -210,7 +210,7 @@ fn wait_sync_limit(value: &str) -> Result<Duration> {
 }
 
 /// The primary's own record, found when the primary was given with -h/-d.
-pub(crate) fn registered_primary(primary: &mut Client) -> Result<NodeRecord> {
+pub(crate) fn registered_primary(primary: &mut Session) -> Result<NodeRecord> {
     let mut ps = db::nodes::active_primaries(primary)?;
     match ps.len() {
         1 => Ok(ps.remove(0)),
@@ -222,7 +222,7 @@ pub(crate) fn registered_primary(primary: &mut Client) -> Result<NodeRecord> {
 }
 
 /// Standby and primary must run the same PostgreSQL major version.
-fn check_versions(local: &mut Client, primary: &mut Client) -> Result<()> {
+fn check_versions(local: &mut Session, primary: &mut Session) -> Result<()> {
     let l = db::server::version_num(local)?;
     let p = db::server::version_num(primary)?;
     if l / 10000 != p / 10000 {
@@ -236,7 +236,7 @@ fn check_versions(local: &mut Client, primary: &mut Client) -> Result<()> {
     Ok(())
 }
 
-fn standby_record(cfg: &Config, upstream_id: i32, primary: &mut Client) -> Result<NodeRecord> {
+fn standby_record(cfg: &Config, upstream_id: i32, primary: &mut Session) -> Result<NodeRecord> {
     let repluser = if cfg.replication_user.is_empty() {
         match crate::conninfo::ConnInfo::parse(&cfg.conninfo)
             .ok()
@@ -270,7 +270,7 @@ fn wait_for_sync(
     cfg: &Config,
     record: &NodeRecord,
     limit: Duration,
-    primary: &mut Client,
+    primary: &mut Session,
     primary_rec: &NodeRecord,
 ) -> Result<()> {
     crate::log_info!(

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use crate::db::Session;
 
 use crate::commands::{reach_all, Ctx};
 use crate::config::Config;
@@ -84,7 +84,7 @@ pub fn promote(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn siblings_of(cfg: &Config, local: &mut Client) -> Result<Vec<crate::db::nodes::NodeRecord>> {
+fn siblings_of(cfg: &Config, local: &mut Session) -> Result<Vec<crate::db::nodes::NodeRecord>> {
     let id = cfg.node_id.unwrap_or_default();
     if !db::schema::exists(local)? {
         return Ok(Vec::new());
@@ -149,7 +149,7 @@ fn siblings_follow(ctx: &Ctx, cfg: &Config, siblings: &[crate::db::nodes::NodeRe
 
 /// Refuses when any other registered node answers as a primary: promoting
 /// now would make two writable primaries. -F overrides, loudly.
-fn refuse_if_primary_reachable(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<()> {
+fn refuse_if_primary_reachable(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<()> {
     if !db::schema::exists(local)? {
         crate::log_warning!(
             "no repmgr metadata found on this node; cannot check for another primary"
@@ -208,9 +208,9 @@ fn promote_method(ctx: &Ctx, cfg: &Config) -> String {
 pub fn promote_local(
     cfg: &Config,
     bin: &PgBin,
-    mut local: Client,
-    reconnect: &dyn Fn() -> Result<Client>,
-) -> Result<Client> {
+    mut local: Session,
+    reconnect: &dyn Fn() -> Result<Session>,
+) -> Result<Session> {
     crate::log_notice!("promoting standby to primary");
     let started = Instant::now();
     request_promotion(cfg, bin, &mut local)?;
@@ -230,7 +230,7 @@ pub fn promote_local(
 }
 
 /// service_promote_command > pg_promote() > pg_ctl promote, as repmgr.
-fn request_promotion(cfg: &Config, bin: &PgBin, local: &mut Client) -> Result<()> {
+fn request_promotion(cfg: &Config, bin: &PgBin, local: &mut Session) -> Result<()> {
     let fail = |e: Error| e.with_code(ExitCode::PromotionFail);
     if !cfg.service_promote_command.trim().is_empty() {
         return pgtools::run_service_action(ServiceAction::Promote, cfg, bin, &cfg.data_directory)
@@ -260,10 +260,10 @@ fn request_promotion(cfg: &Config, bin: &PgBin, local: &mut Client) -> Result<()
 /// Polls until the server leaves recovery, reconnecting if the promote
 /// command restarted it. Returns a usable connection to the new primary.
 fn wait_until_primary(
-    mut conn: Client,
-    reconnect: &dyn Fn() -> Result<Client>,
+    mut conn: Session,
+    reconnect: &dyn Fn() -> Result<Session>,
     timeout: Duration,
-) -> Result<Client> {
+) -> Result<Session> {
     let deadline = Instant::now() + timeout;
     loop {
         match db::server::in_recovery(&mut conn) {
@@ -292,7 +292,7 @@ fn wait_until_primary(
 /// In one transaction on the new primary: roles, voting term, event.
 pub fn record_promotion<'a>(
     cfg: &'a Config,
-    conn: &mut Client,
+    conn: &mut Session,
 ) -> Result<(i32, Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();
     let mut tx = conn

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use crate::db::Session;
 
 use crate::commands::standby::promote;
 use crate::commands::{find_primary, Ctx};
@@ -71,7 +71,7 @@ pub fn switchover(ctx: &Ctx) -> Result<()> {
 }
 
 /// Everything checked before anything is touched.
-fn check_prerequisites(ctx: &Ctx, cfg: &Config, local: &mut Client) -> Result<(Plan, Client)> {
+fn check_prerequisites(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<(Plan, Session)> {
     let me = cfg.node_id.unwrap_or_default();
     if !db::server::in_recovery(local)? {
         return Err(
@@ -233,7 +233,7 @@ fn print_plan(cfg: &Config, plan: &Plan, pause: bool) {
     }
 }
 
-fn pause_repmgrd(pconn: &mut Client, ids: &[i32], paused: bool) -> Result<()> {
+fn pause_repmgrd(pconn: &mut Session, ids: &[i32], paused: bool) -> Result<()> {
     if !db::daemon_status::table_exists(pconn)? {
         return Ok(());
     }
@@ -281,8 +281,8 @@ fn run_switchover(
     cfg: &Config,
     ssh: &Ssh,
     plan: &Plan,
-    mut pconn: Client,
-    local: Client,
+    mut pconn: Session,
+    local: Session,
     started: Instant,
 ) -> Result<()> {
     let p = &plan.primary;
@@ -423,7 +423,10 @@ fn shutdown_state(ssh: &Ssh, host: &str, repmgr: &str) -> Result<(String, Option
             state = s.to_string();
         }
         if let Some(l) = word.strip_prefix("--last-checkpoint-lsn=") {
-            lsn = l.parse::<postgres::types::PgLsn>().ok().map(u64::from);
+            lsn = l
+                .parse::<tokio_postgres::types::PgLsn>()
+                .ok()
+                .map(u64::from);
         }
     }
     crate::log_info!("old primary's shutdown state: {state}");
@@ -432,7 +435,7 @@ fn shutdown_state(ssh: &Ssh, host: &str, repmgr: &str) -> Result<(String, Option
 
 /// Waits up to wal_receive_check_timeout until this node has received
 /// everything up to and including the old primary's shutdown checkpoint.
-fn received_up_to(cfg: &Config, local: &mut Client, checkpoint: u64) -> Result<bool> {
+fn received_up_to(cfg: &Config, local: &mut Session, checkpoint: u64) -> Result<bool> {
     let deadline =
         Instant::now() + Duration::from_secs(cfg.wal_receive_check_timeout.max(1) as u64);
     loop {
@@ -473,7 +476,7 @@ fn finish(
     ssh: &Ssh,
     plan: &Plan,
     old_repmgr: &str,
-    newp: &mut Client,
+    newp: &mut Session,
 ) -> Vec<String> {
     let mut incomplete = Vec::new();
     let p = &plan.primary;

@@ -17,7 +17,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use postgres::Client;
+use crate::db::Session;
 
 use checks::{SlotState, TargetState};
 
@@ -375,7 +375,7 @@ fn source_conninfo(ctx: &Ctx) -> Result<ConnInfo> {
     Ok(ci)
 }
 
-fn connect_source(ci: &ConnInfo) -> Result<Client> {
+fn connect_source(ci: &ConnInfo) -> Result<Session> {
     connect_node(ci, "", 0).map_err(|mut e| {
         e.messages = vec!["unable to connect to the source node".into()];
         e.with_code(ExitCode::DbConn)
@@ -572,7 +572,7 @@ fn application_name(cfg: &Config) -> String {
 /// upstream node's record (--upstream-node-id), or the source parameters.
 fn replication_config(
     ctx: &Ctx,
-    conn: &mut Client,
+    conn: &mut Session,
     source: &ConnInfo,
     slot: Option<&str>,
     apply_delay: String,
@@ -616,7 +616,7 @@ fn replication_config(
 }
 
 /// The node named by --upstream-node-id, from the source's metadata.
-fn upstream_record(ctx: &Ctx, conn: &mut Client) -> Result<Option<db::nodes::NodeRecord>> {
+fn upstream_record(ctx: &Ctx, conn: &mut Session) -> Result<Option<db::nodes::NodeRecord>> {
     let Some(id) = crate::cli::parse_int_option("upstream-node-id", &ctx.opts.upstream_node_id)?
     else {
         return Ok(None);
@@ -762,7 +762,7 @@ pub fn remove_entry(p: &Path) -> Result<()> {
     })
 }
 
-fn drop_slot_after_failure(conn: &mut Client, created: bool, slot: Option<&str>) {
+fn drop_slot_after_failure(conn: &mut Session, created: bool, slot: Option<&str>) {
     let (true, Some(s)) = (created, slot) else {
         return;
     };

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use postgres::Client;
+use crate::db::Session;
 
 use super::{progress_logger, COPY_TIMEOUT, TICK};
 use crate::db::replication::{self as repl, BackupStop, Tablespace};
@@ -129,13 +129,13 @@ impl RsyncSource {
 
 /// Ends the backup on every path out, even on failure.
 struct BackupGuard<'a> {
-    conn: &'a mut Client,
+    conn: &'a mut Session,
     version: i32,
     active: bool,
 }
 
 impl<'a> BackupGuard<'a> {
-    fn start(conn: &'a mut Client, version: i32, fast: bool) -> Result<Self> {
+    fn start(conn: &'a mut Session, version: i32, fast: bool) -> Result<Self> {
         repl::prepare_backup_session(conn, version)?;
         let label = format!(
             "repmgr standby clone {}",
@@ -218,7 +218,7 @@ pub struct RsyncJob<'a> {
 }
 
 /// The whole copy. The backup is started and stopped on `conn`.
-pub fn run(conn: &mut Client, version: i32, job: &RsyncJob<'_>) -> Result<BackupStop> {
+pub fn run(conn: &mut Session, version: i32, job: &RsyncJob<'_>) -> Result<BackupStop> {
     let guard = BackupGuard::start(conn, version, job.fast)?;
     crate::log_notice!(
         "copying data directory \"{}\" with rsync{}",

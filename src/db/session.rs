@@ -1,0 +1,570 @@
+//! A database session whose every call has a deadline: the only way this
+//! program talks SQL.
+//!
+//! Why not the `postgres` crate's blocking `Client`: it drives
+//! tokio-postgres on a private runtime with no bound on a query, so a
+//! server that accepted the connection and then stopped answering (a
+//! SIGSTOPped host, a hung postmaster, a VM pause: the kernel still ACKs,
+//! keepalives still answer) blocks the caller for ever, and no server-side
+//! timeout fires on a frozen server. A [`Session`] is the same shape (one
+//! current-thread runtime per connection, polled only while a call runs),
+//! but each call races the server's answer against a client-side deadline
+//! and against a stop request ([`crate::shutdown`]). When the deadline
+//! passes, the connection is dropped at once (its socket closed) and every
+//! later call fails immediately: a session that missed a deadline is never
+//! trusted again.
+//!
+//! Bounds: connecting is bounded by the target's `connect_timeout` (per
+//! host, as libpq); each call by the session's query bound unless the call
+//! names a longer one (CHECKPOINT, a backup start).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio_postgres::error::{DbError, SqlState};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+
+pub use tokio_postgres::Row;
+
+/// Bound parameters of one statement.
+pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Bound parameters with their types given: the statement then needs no
+/// separate prepare round trip.
+pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
+
+/// How often a waiting call looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// How long dropping a session waits for the goodbye message to go out.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
+
+type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum SqlError {
+    /// The server (or the driver) reported an error.
+    Server(tokio_postgres::Error),
+    /// No answer within the bound: the session is closed.
+    TimedOut(Duration),
+    /// A stop was requested while waiting: the session is closed.
+    Stopped,
+    /// The session was closed earlier (a missed deadline, a lost socket).
+    Closed,
+    /// The driver's runtime could not be created.
+    Runtime(String),
+    /// The answer was not what the statement promises (row count, type).
+    Unexpected(String),
+}
+
+impl SqlError {
+    /// The server's own error, with its SQLSTATE, message, detail and hint.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            SqlError::Server(e) => e.as_db_error(),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&SqlState> {
+        self.as_db_error().map(DbError::code)
+    }
+
+    /// The connection is gone (closed by either side, or abandoned).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            SqlError::Server(e) => e.is_closed(),
+            SqlError::Unexpected(_) => false,
+            _ => true,
+        }
+    }
+
+    /// Nothing answered within the bound.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SqlError::TimedOut(_))
+    }
+
+    /// The driver's error, for classifying connection failures.
+    pub fn driver_error(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            SqlError::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SqlError::Server(e) => f.write_str(&super::driver_error_text(e)),
+            SqlError::TimedOut(d) => write!(
+                f,
+                "no answer from the server within {}; the connection was closed",
+                super::describe_duration(*d)
+            ),
+            SqlError::Stopped => f.write_str("interrupted: a stop was requested"),
+            SqlError::Closed => {
+                f.write_str("the connection was closed (an earlier call failed or timed out)")
+            }
+            SqlError::Runtime(e) => write!(f, "could not start the database driver: {e}"),
+            SqlError::Unexpected(e) => write!(f, "unexpected answer from the server: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+impl From<tokio_postgres::Error> for SqlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SqlError::Server(e)
+    }
+}
+
+/// What a bounded wait came to.
+enum Waited<T> {
+    Done(T),
+    /// The connection ended and the request did not complete with it.
+    Closed,
+    TimedOut,
+    Stopped,
+}
+
+/// Runs `fut` on `runtime` while also driving `driver` (the connection's
+/// socket), until it finishes, `limit` passes, or a stop is requested.
+fn wait_for<T>(
+    runtime: &Runtime,
+    driver: &mut Option<Driver>,
+    limit: Duration,
+    fut: impl Future<Output = T>,
+) -> Waited<T> {
+    // Connecting has no driver yet; only a driver that ends mid-wait counts.
+    let had_driver = driver.is_some();
+    runtime.block_on(async {
+        let mut fut = pin!(fut);
+        let mut sleep = pin!(tokio::time::sleep(limit));
+        let mut stop_check = tokio::time::interval(STOP_POLL);
+        std::future::poll_fn(|cx| {
+            if let Some(d) = driver.as_mut() {
+                if let Poll::Ready(result) = d.as_mut().poll(cx) {
+                    // The socket is gone; the request below fails as closed.
+                    if let Err(e) = result {
+                        crate::log_debug!("database connection ended: {e}");
+                    }
+                    *driver = None;
+                }
+            }
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Waited::Done(v));
+            }
+            if had_driver && driver.is_none() {
+                return Poll::Ready(Waited::Closed);
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Waited::TimedOut);
+            }
+            while stop_check.poll_tick(cx).is_ready() {
+                if crate::shutdown::requested() {
+                    return Poll::Ready(Waited::Stopped);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    })
+}
+
+fn runtime() -> Result<Runtime, SqlError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SqlError::Runtime(e.to_string()))
+}
+
+/// Runs the request `$make(client)` on `$s`, bounded by `$limit`. A macro,
+/// not a method taking a closure: the request borrows the client while the
+/// runtime and the socket driver are borrowed mutably beside it.
+macro_rules! bounded {
+    ($s:expr, $limit:expr, |$c:ident| $make:expr) => {{
+        let limit: Duration = $limit;
+        let Session {
+            runtime,
+            client,
+            driver,
+            ..
+        } = &mut *$s;
+        match (client.as_ref(), driver.is_some()) {
+            (Some($c), true) => {
+                let outcome = wait_for(runtime, driver, limit, $make);
+                $s.finish(outcome, limit)
+            }
+            _ => Err(SqlError::Closed),
+        }
+    }};
+}
+
+/// One connection to one server. Not shared between threads; move it.
+pub struct Session {
+    runtime: Runtime,
+    client: Option<tokio_postgres::Client>,
+    driver: Option<Driver>,
+    bound: Duration,
+}
+
+impl Session {
+    /// Connects within `limit` (TCP, startup, authentication, all of it);
+    /// later calls are bounded by `bound`.
+    pub fn open(
+        config: &tokio_postgres::Config,
+        limit: Duration,
+        bound: Duration,
+    ) -> Result<Session, SqlError> {
+        let runtime = runtime()?;
+        let mut none = None;
+        match wait_for(&runtime, &mut none, limit, config.connect(NoTls)) {
+            Waited::Done(Ok((client, connection))) => Ok(Session {
+                runtime,
+                client: Some(client),
+                driver: Some(Box::pin(connection)),
+                bound,
+            }),
+            Waited::Done(Err(e)) => Err(SqlError::Server(e)),
+            Waited::Closed => Err(SqlError::Closed),
+            Waited::TimedOut => Err(SqlError::TimedOut(limit)),
+            Waited::Stopped => Err(SqlError::Stopped),
+        }
+    }
+
+    /// The bound each call waits at most, unless it says otherwise.
+    pub fn bound(&self) -> Duration {
+        self.bound
+    }
+
+    pub fn set_bound(&mut self, bound: Duration) {
+        self.bound = bound;
+    }
+
+    /// Whether the session can no longer be used.
+    pub fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(|c| c.is_closed()) || self.driver.is_none()
+    }
+
+    /// Turns the outcome of a bounded call into its result; a missed
+    /// deadline or a stop closes the session.
+    fn finish<T>(
+        &mut self,
+        outcome: Waited<Result<T, tokio_postgres::Error>>,
+        limit: Duration,
+    ) -> Result<T, SqlError> {
+        match outcome {
+            Waited::Done(r) => r.map_err(SqlError::Server),
+            Waited::Closed => {
+                self.abandon();
+                Err(SqlError::Closed)
+            }
+            Waited::TimedOut => {
+                self.abandon();
+                Err(SqlError::TimedOut(limit))
+            }
+            Waited::Stopped => {
+                self.abandon();
+                Err(SqlError::Stopped)
+            }
+        }
+    }
+
+    /// Drops the connection without goodbye: the server may be frozen.
+    fn abandon(&mut self) {
+        self.driver = None;
+        self.client = None;
+    }
+
+    /// A trivial round trip within `limit`.
+    pub fn is_valid(&mut self, limit: Duration) -> Result<(), SqlError> {
+        bounded!(self, limit, |c| async move {
+            c.simple_query("").await.map(|_| ())
+        })
+    }
+
+    /// Waits up to `limit` for the server to close the connection (its
+    /// backend ended: the server died or was stopped). True when closed.
+    /// Nothing is sent: an idle session costs the server nothing.
+    pub fn wait_closed(&mut self, limit: Duration) -> bool {
+        let Session {
+            runtime, driver, ..
+        } = self;
+        if driver.is_none() {
+            return true;
+        }
+        let never = std::future::pending::<()>();
+        match wait_for(runtime, driver, limit, never) {
+            Waited::Stopped | Waited::Closed => {
+                self.abandon();
+                true
+            }
+            Waited::Done(()) | Waited::TimedOut => false,
+        }
+    }
+
+    /// Begins a transaction; it rolls back unless committed.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, SqlError> {
+        self.batch_execute("BEGIN")?;
+        Ok(Transaction {
+            session: self,
+            done: false,
+        })
+    }
+}
+
+impl Drop for Session {
+    /// Says goodbye (a Terminate message, so the server logs no "unexpected
+    /// EOF"), waiting briefly for it to go out.
+    fn drop(&mut self) {
+        if self.client.take().is_none() {
+            return;
+        }
+        let Session {
+            runtime, driver, ..
+        } = self;
+        if driver.is_some() {
+            let never = std::future::pending::<()>();
+            let _ = wait_for(runtime, driver, CLOSE_GRACE, never);
+        }
+    }
+}
+
+/// Statements, with bound parameters only. Implemented by a session and by
+/// a transaction on it, so the functions in `db/` take either.
+pub trait Sql {
+    fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, SqlError>;
+    fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, SqlError>;
+    /// Several statements, no parameters (schema installation, SET).
+    fn batch_execute(&mut self, sql: &str) -> Result<(), SqlError>;
+    /// One round trip: parameter types given, no prepare.
+    fn query_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<Vec<Row>, SqlError>;
+    fn execute_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<u64, SqlError>;
+    /// Replaces the bound of later calls; returns the one it replaced.
+    fn replace_bound(&mut self, bound: Duration) -> Duration;
+
+    fn query_typed_one(&mut self, sql: &str, params: TypedParams<'_>) -> Result<Row, SqlError> {
+        exactly_one(self.query_typed(sql, params)?)
+    }
+
+    fn query_typed_opt(
+        &mut self,
+        sql: &str,
+        params: TypedParams<'_>,
+    ) -> Result<Option<Row>, SqlError> {
+        at_most_one(self.query_typed(sql, params)?)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, SqlError> {
+        at_most_one(self.query(sql, params)?)
+    }
+
+    fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, SqlError> {
+        exactly_one(self.query(sql, params)?)
+    }
+}
+
+fn at_most_one(mut rows: Vec<Row>) -> Result<Option<Row>, SqlError> {
+    match rows.len() {
+        0 | 1 => Ok(rows.pop()),
+        n => Err(SqlError::Unexpected(format!(
+            "{n} rows where at most one was expected"
+        ))),
+    }
+}
+
+fn exactly_one(mut rows: Vec<Row>) -> Result<Row, SqlError> {
+    match (rows.len(), rows.pop()) {
+        (1, Some(r)) => Ok(r),
+        (n, _) => Err(SqlError::Unexpected(format!(
+            "{n} rows where exactly one was expected"
+        ))),
+    }
+}
+
+impl Sql for Session {
+    fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, SqlError> {
+        let limit = self.bound;
+        bounded!(self, limit, |c| c.query(sql, params))
+    }
+
+    fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, SqlError> {
+        let limit = self.bound;
+        bounded!(self, limit, |c| c.execute(sql, params))
+    }
+
+    fn batch_execute(&mut self, sql: &str) -> Result<(), SqlError> {
+        let limit = self.bound;
+        bounded!(self, limit, |c| c.batch_execute(sql))
+    }
+
+    fn query_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<Vec<Row>, SqlError> {
+        let limit = self.bound;
+        bounded!(self, limit, |c| c.query_typed(sql, params))
+    }
+
+    fn execute_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<u64, SqlError> {
+        let limit = self.bound;
+        bounded!(self, limit, |c| c.execute_typed(sql, params))
+    }
+
+    fn replace_bound(&mut self, bound: Duration) -> Duration {
+        std::mem::replace(&mut self.bound, bound)
+    }
+}
+
+/// A transaction on a session: rolled back when dropped uncommitted.
+pub struct Transaction<'a> {
+    session: &'a mut Session,
+    done: bool,
+}
+
+impl Transaction<'_> {
+    pub fn commit(mut self) -> Result<(), SqlError> {
+        self.done = true;
+        self.session.batch_execute("COMMIT")
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.done && !self.session.is_closed() {
+            let _ = self.session.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl Sql for Transaction<'_> {
+    fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, SqlError> {
+        self.session.query(sql, params)
+    }
+    fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, SqlError> {
+        self.session.execute(sql, params)
+    }
+    fn batch_execute(&mut self, sql: &str) -> Result<(), SqlError> {
+        self.session.batch_execute(sql)
+    }
+    fn query_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<Vec<Row>, SqlError> {
+        self.session.query_typed(sql, params)
+    }
+    fn execute_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<u64, SqlError> {
+        self.session.execute_typed(sql, params)
+    }
+    fn replace_bound(&mut self, bound: Duration) -> Duration {
+        self.session.replace_bound(bound)
+    }
+}
+
+/// How long statements that wait for a checkpoint (CHECKPOINT, a backup
+/// start) may take: a spread checkpoint lasts up to
+/// `checkpoint_timeout × checkpoint_completion_target`.
+pub const CHECKPOINT_BOUND: Duration = Duration::from_secs(30 * 60);
+
+/// Runs `f` with `bound` for its calls instead of the session's own.
+pub fn with_bound<S: Sql + ?Sized, R>(
+    c: &mut S,
+    bound: Duration,
+    f: impl FnOnce(&mut S) -> R,
+) -> R {
+    let saved = c.replace_bound(bound);
+    let r = f(c);
+    c.replace_bound(saved);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A server that completes the startup (trust authentication) and then
+    /// never answers again: a frozen host whose kernel still ACKs.
+    fn silent_after_startup() -> (u16, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+            s.read_exact(&mut body).unwrap();
+            // AuthenticationOk, BackendKeyData, ReadyForQuery(idle).
+            let mut out = Vec::new();
+            out.extend_from_slice(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0]);
+            out.extend_from_slice(&[b'K', 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 2]);
+            out.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+            s.write_all(&out).unwrap();
+            // Read whatever comes, answer nothing, until the client hangs up.
+            let mut sink = [0u8; 512];
+            while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        (port, handle)
+    }
+
+    fn config(port: u16) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1").port(port).user("u").dbname("d");
+        c
+    }
+
+    #[test]
+    fn a_server_that_stops_answering_mid_session_costs_the_bound_and_closes_it() {
+        let (port, server) = silent_after_startup();
+        let bound = Duration::from_millis(300);
+        let mut s = Session::open(&config(port), Duration::from_secs(5), bound).unwrap();
+        let err = s.query("SELECT 1", &[]).unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(s.is_closed());
+        // Later calls fail without asking the server, and the socket was
+        // closed (the server thread saw EOF and ended).
+        assert!(matches!(s.batch_execute("SELECT 1"), Err(SqlError::Closed)));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_longer_bound_applies_only_inside_with_bound() {
+        let (port, server) = silent_after_startup();
+        let mut s = Session::open(
+            &config(port),
+            Duration::from_secs(5),
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        let err = with_bound(&mut s, Duration::from_millis(400), |s| {
+            s.execute("CHECKPOINT", &[])
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no answer from the server within 400 ms; the connection was closed"
+        );
+        assert_eq!(s.bound(), Duration::from_millis(100));
+        drop(s);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_server_that_never_completes_the_startup_costs_the_connect_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let err = match Session::open(
+            &config(port),
+            Duration::from_millis(300),
+            Duration::from_secs(1),
+        ) {
+            Ok(_) => panic!("connected to a silent listener"),
+            Err(e) => e,
+        };
+        assert!(err.is_timeout(), "{err}");
+        drop(listener);
+    }
+}
