@@ -17,8 +17,9 @@ mod resolve;
 
 use std::fmt;
 
-pub use parse::{is_libpq_keyword, quote_value, LIBPQ_KEYWORDS};
 use parse::{parse_key_values, parse_uri, uri_prefix_len};
+
+pub use parse::{is_libpq_keyword, quote_value, LIBPQ_KEYWORDS};
 pub use passfile::lookup_passfile;
 pub use resolve::{
     os_user_name, ConnTarget, Endpoint, EnvLookup, DEFAULT_PORT, DEFAULT_SOCKET_DIR,

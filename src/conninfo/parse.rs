@@ -309,8 +309,8 @@ fn percent_decode(s: &str) -> std::result::Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::parse;
     use super::*;
+    use crate::conninfo::tests::parse;
     use crate::conninfo::ConnInfo;
 
     fn pairs(ci: &ConnInfo) -> Vec<(&str, &str)> {

@@ -88,8 +88,8 @@ fn unescape_passfile_password(field: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{resolve_in, write_passfile};
     use super::*;
+    use crate::conninfo::tests::{resolve_in, write_passfile};
 
     #[test]
     fn passfile_matching_rules() {

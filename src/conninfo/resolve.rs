@@ -572,8 +572,8 @@ fn passfile_path(ci: &ConnInfo, env: EnvLookup) -> Option<PathBuf> {
 }
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{env_of, parse, resolve_in, write_passfile};
     use super::*;
+    use crate::conninfo::tests::{env_of, parse, resolve_in, write_passfile};
 
     // --- resolution ---------------------------------------------------------
 
