@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use postgres::config::{ChannelBinding, LoadBalanceHosts, SslMode, TargetSessionAttrs};
+use tokio_postgres::config::{ChannelBinding, LoadBalanceHosts, SslMode, TargetSessionAttrs};
 
 use super::passfile::{lookup_passfile, read_passfile};
 use super::ConnInfo;
@@ -143,11 +143,11 @@ impl ConnTarget {
         )
     }
 
-    /// The `postgres` crate's configuration. TLS is never used (sslmode
+    /// The driver's configuration. TLS is never used (sslmode
     /// disable/allow/prefer all mean plaintext here; the stricter modes were
     /// rejected during resolution).
-    pub fn to_config(&self) -> postgres::Config {
-        let mut c = postgres::Config::new();
+    pub fn to_config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
         for e in &self.endpoints {
             add_endpoint(&mut c, e);
         }
@@ -184,7 +184,7 @@ impl ConnTarget {
 
 /// Resolution guarantees what the driver needs: hosts and hostaddrs either
 /// alone or in equal numbers, and one port per endpoint.
-fn add_endpoint(c: &mut postgres::Config, e: &Endpoint) {
+fn add_endpoint(c: &mut tokio_postgres::Config, e: &Endpoint) {
     match e {
         Endpoint::Socket { dir, port } => {
             c.host_path(Path::new(dir)).port(*port);
@@ -749,7 +749,10 @@ mod tests {
         )
         .unwrap();
         let c = t.to_config();
-        assert_eq!(c.get_hosts(), &[postgres::config::Host::Tcp("db".into())]);
+        assert_eq!(
+            c.get_hosts(),
+            &[tokio_postgres::config::Host::Tcp("db".into())]
+        );
         assert_eq!(c.get_hostaddrs(), &["127.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(c.get_ports(), &[6]);
         assert_eq!(c.get_user(), Some("u"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 
 use super::session::{Session, Sql, SqlError};
-use crate::conninfo::{ConnInfo, ConnTarget, Endpoint};
+use crate::conninfo::{ConnInfo, ConnTarget};
 use crate::error::{Error, Result};
 
 /// Appended to any user `options`: later `-c` settings win, so repmgr's
@@ -76,11 +76,7 @@ pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
     if let Some(answer) = super::ping::raw_ping(&target, app) {
         return answer;
     }
-    match Session::open(
-        &driver_config(&target),
-        target.deadline(),
-        target.deadline(),
-    ) {
+    match Session::open(&target.to_config(), target.deadline(), target.deadline()) {
         Ok(_session) => Ping::Ok,
         Err(e) => e
             .driver_error()
@@ -119,7 +115,7 @@ fn with_empty_search_path(user_options: Option<&str>) -> String {
 
 fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Ping)> {
     let limit = target.deadline();
-    let mut session = match Session::open(&driver_config(target), limit, query_bound(target)) {
+    let mut session = match Session::open(&target.to_config(), limit, query_bound(target)) {
         Ok(s) => s,
         Err(SqlError::TimedOut(_)) => {
             return Err((
@@ -155,61 +151,6 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Pin
             (err, Ping::Ok)
         })?;
     Ok(session)
-}
-
-/// The driver's configuration for a resolved target. TLS is never used
-/// (sslmode disable/allow/prefer all mean plaintext here; the stricter
-/// modes were rejected during resolution).
-fn driver_config(t: &ConnTarget) -> tokio_postgres::Config {
-    let mut c = tokio_postgres::Config::new();
-    for e in &t.endpoints {
-        match e {
-            Endpoint::Socket { dir, port } => {
-                c.host_path(std::path::Path::new(dir)).port(*port);
-            }
-            Endpoint::Tcp {
-                host,
-                hostaddr,
-                port,
-            } => {
-                if let Some(h) = host {
-                    c.host(h);
-                }
-                if let Some(a) = hostaddr {
-                    c.hostaddr(*a);
-                }
-                c.port(*port);
-            }
-        }
-    }
-    c.user(&t.user)
-        .dbname(&t.dbname)
-        .ssl_mode(tokio_postgres::config::SslMode::Disable)
-        .connect_timeout(t.connect_timeout)
-        .tcp_user_timeout(t.tcp_user_timeout)
-        .keepalives(t.keepalives)
-        .target_session_attrs(t.target_session_attrs)
-        .channel_binding(t.channel_binding)
-        .load_balance_hosts(t.load_balance_hosts);
-    if let Some(p) = t.password() {
-        c.password(p);
-    }
-    if let Some(a) = &t.application_name {
-        c.application_name(a);
-    }
-    if let Some(o) = &t.options {
-        c.options(o);
-    }
-    if let Some(d) = t.keepalives_idle {
-        c.keepalives_idle(d);
-    }
-    if let Some(d) = t.keepalives_interval {
-        c.keepalives_interval(d);
-    }
-    if let Some(n) = t.keepalives_count {
-        c.keepalives_retries(n);
-    }
-    c
 }
 
 fn connection_failed(detail: String) -> Error {
