@@ -10,7 +10,7 @@ PREFIX ?= /usr
 MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
-.PHONY: all build check fmt-check clippy test install demo demo-failover demo-down clean
+.PHONY: all build check fmt-check clippy layers test install demo demo-failover demo-down clean
 
 all: build
 
@@ -23,8 +23,15 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The module layering (src/layering.rs): the CLI and the daemon apart,
+# no module naming a higher layer, no import circles between files.
+layers:
+	@! grep -rnE 'crate::commands|commands::' src/daemon src/ops src/db --include=*.rs | grep -v '^[^:]*:[0-9]*:\s*//' || { echo "layering: src/daemon, src/ops or src/db names commands"; exit 1; }
+	@! grep -rnE 'crate::daemon' src/commands src/ops src/db --include=*.rs | grep -v '^[^:]*:[0-9]*:\s*//' || { echo "layering: src/commands, src/ops or src/db names the daemon"; exit 1; }
+	$(CARGO) test --lib -q layering
+
 # Static checks only (no servers).
-check: fmt-check clippy
+check: fmt-check clippy layers
 
 # Static checks, then doc tests, then unit and integration tests against
 # real PostgreSQL (integration last, so its summary is the closing line).

@@ -16,9 +16,14 @@ pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod ops;
 pub mod output;
+pub mod parallel;
 pub mod pgtools;
 pub mod process;
 pub mod remote;
 pub mod replconf;
 pub mod shutdown;
+
+#[cfg(test)]
+mod layering;

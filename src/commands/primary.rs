@@ -153,15 +153,9 @@ fn build_record(cfg: &Config, conn: &mut Session) -> Result<NodeRecord> {
         priority: cfg.priority,
         conninfo: cfg.conninfo.clone(),
         repluser,
-        slot_name: slot_name(cfg),
+        slot_name: crate::ops::follow::slot_name(cfg),
         config_file: cfg.config_file.clone(),
     })
-}
-
-/// repmgr's slot naming: `repmgr_slot_<node_id>`, when slots are used.
-pub fn slot_name(cfg: &Config) -> Option<String> {
-    cfg.use_replication_slots
-        .then(|| format!("repmgr_slot_{}", cfg.node_id.unwrap_or_default()))
 }
 
 /// `repmgr primary unregister`: removes an inactive primary's record (or,

@@ -467,7 +467,7 @@ impl LocalDaemon {
 
 fn local_daemon(ctx: &Ctx, conn: Option<&mut Session>) -> LocalDaemon {
     let cfg = ctx.config();
-    let pid_file = crate::daemon::pid_file_path(&Default::default(), cfg);
+    let pid_file = crate::ops::pidfile::path(None, false, cfg);
     let recorded = pid_file.as_deref().and_then(read_pid_file);
     let file_pid = recorded.filter(|p| repmgrd_alive(*p));
     let stale_file = pid_file.as_deref().is_some_and(Path::exists) && file_pid.is_none();

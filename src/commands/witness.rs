@@ -12,19 +12,7 @@ use crate::config::Config;
 use crate::db::{self, nodes::NodeRecord, nodes::NodeType, schema::SchemaChange};
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
-
-/// Copies the primary's node records into the witness's metadata, in one
-/// transaction on the witness. Shared with repmgrd's witness mode.
-pub fn copy_node_records(primary: &mut Session, witness: &mut Session) -> Result<usize> {
-    let nodes = db::nodes::all(primary)?;
-    let mut tx = witness
-        .transaction()
-        .map_err(|e| db::query_error("starting a transaction", &e))?;
-    db::nodes::replace_all(&mut tx, &nodes)?;
-    tx.commit()
-        .map_err(|e| db::query_error("committing the copy of the node records", &e))?;
-    Ok(nodes.len())
-}
+use crate::ops::witness::copy_node_records;
 
 /// The primary given with -h/-p/-U/-d: reachable, not in recovery, with
 /// the metadata installed.

@@ -147,6 +147,20 @@ impl fmt::Display for ConnInfo {
     }
 }
 
+/// Whether a value (`-d`, a primary_conninfo) is a conninfo string rather
+/// than a database name.
+pub fn looks_like_conninfo(s: &str) -> bool {
+    s.contains('=') || s.starts_with("postgresql://") || s.starts_with("postgres://")
+}
+
+/// Parses `s`, naming `what` it is in the error (exit 1).
+pub fn parse_described(s: &str, what: &str) -> crate::error::Result<ConnInfo> {
+    ConnInfo::parse(s).map_err(|e| {
+        crate::error::Error::config(format!("unable to parse the {what}"))
+            .detail(format!("{e}: \"{s}\""))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

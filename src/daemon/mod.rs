@@ -7,7 +7,6 @@
 
 pub mod election;
 mod monitor;
-pub mod pidfile;
 pub mod signals;
 mod watch;
 
@@ -22,8 +21,9 @@ use crate::conninfo::ConnInfo;
 
 use crate::error::{Error, ExitCode, Result};
 use crate::logging::{self, RepmgrLevel};
+use crate::ops::pidfile;
 
-pub const APP_NAME: &str = "repmgrd";
+pub use crate::db::reach::DAEMON_APP_NAME as APP_NAME;
 
 /// repmgrd's options (repmgrd.c long_options).
 #[derive(FromArgs, Debug, Default)]
@@ -121,17 +121,9 @@ fn parse(args: &[String]) -> Result<Plan> {
     Ok(Plan::Run(Box::new(opts), daemonize))
 }
 
-/// The pid file repmgrd uses: -p, else `repmgrd_pid_file`, else
-/// `$TMPDIR/repmgrd.pid` as repmgr does.
+/// The pid file repmgrd uses (see [`pidfile::path`]).
 pub fn pid_file_path(opts: &DaemonOpts, cfg: &Config) -> Option<PathBuf> {
-    if opts.no_pid_file {
-        return None;
-    }
-    Some(match (&opts.pid_file, cfg.repmgrd_pid_file.as_str()) {
-        (Some(p), _) => PathBuf::from(p),
-        (None, "") => std::env::temp_dir().join("repmgrd.pid"),
-        (None, p) => PathBuf::from(p),
-    })
+    pidfile::path(opts.pid_file.as_deref(), opts.no_pid_file, cfg)
 }
 
 /// Entry point for `repmgrd` (argv without argv[0]).

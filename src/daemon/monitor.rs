@@ -18,14 +18,14 @@ use crate::db::Session;
 use super::election::{self, ElectionInput, NodeView, Outcome};
 use super::signals::{self, Wake};
 use super::watch::{self, Watcher};
-use super::APP_NAME;
-use crate::commands::standby::{follow as cli_follow, promote as cli_promote};
 use crate::config::{self, Config, ConnectionCheckType, Failover, Loaded};
 use crate::conninfo::ConnInfo;
+use crate::db::reach::DAEMON_APP_NAME as APP_NAME;
 use crate::db::{self, connect::Ping, nodes::NodeRecord, nodes::NodeType};
 use crate::error::{Error, ExitCode, Result};
 use crate::events::{self, Event};
 use crate::logging;
+use crate::ops::{follow as cli_follow, promote as cli_promote};
 use crate::pgtools::PgBin;
 use crate::process;
 
@@ -783,7 +783,7 @@ impl Monitor {
         let (Some((_, w)), Some(l)) = (self.writer.as_mut(), self.local.as_mut()) else {
             return;
         };
-        match crate::commands::witness::copy_node_records(w, l) {
+        match crate::ops::witness::copy_node_records(w, l) {
             Ok(n) => {
                 crate::log_debug!("copied {n} node record(s) from the primary");
                 self.witness.last_sync = Some(Instant::now());
@@ -879,7 +879,7 @@ impl Monitor {
                 .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
                 .cloned()
                 .collect();
-            upstream = crate::commands::reach_all(&others)
+            upstream = db::reach::reach_all(&others)
                 .into_iter()
                 .find(|r| r.in_recovery == Some(false))
                 .map(|r| r.node);
@@ -961,7 +961,7 @@ impl Monitor {
         let Some(local) = self.local.as_mut() else {
             return;
         };
-        if let Ok(Some((rec, c))) = crate::commands::find_primary(local) {
+        if let Ok(Some((rec, c))) = db::reach::find_primary(local) {
             self.writer = Some((rec.node_id, c));
         }
     }
@@ -1130,7 +1130,7 @@ impl Monitor {
         let mut visible_voters = 1;
         let mut newer_history = None;
         let mut views = Vec::new();
-        for mut r in crate::commands::reach_all(&others) {
+        for mut r in db::reach::reach_all(&others) {
             let visible = r.conn.is_some();
             let mut lsn = 0;
             let mut sees = false;
@@ -1224,7 +1224,7 @@ impl Monitor {
             .filter(|n| n.node_id != id)
             .map(|n| (*n).clone())
             .collect();
-        let mut conns: Vec<(i32, Session)> = crate::commands::reach_all(&others)
+        let mut conns: Vec<(i32, Session)> = db::reach::reach_all(&others)
             .into_iter()
             .filter_map(|r| r.conn.map(|c| (r.node.node_id, c)))
             .collect();
@@ -1359,7 +1359,7 @@ impl Monitor {
             .cloned()
             .collect();
         let lost_id = lost.as_ref().map(|l| l.node_id);
-        let primary = crate::commands::reach_all(&others)
+        let primary = db::reach::reach_all(&others)
             .into_iter()
             .find(|r| r.in_recovery == Some(false) && Some(r.node.node_id) != lost_id);
         if let Some(p) = primary {
@@ -1524,7 +1524,7 @@ impl Monitor {
         let id = self.node_id();
         let mut winner_conn = winner
             .and_then(|w| nodes.iter().find(|n| n.node_id == w))
-            .and_then(|rec| crate::commands::connect_record(rec).ok());
+            .and_then(|rec| db::reach::connect_record(rec).ok());
         let others: Vec<NodeRecord> = nodes
             .iter()
             .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
@@ -1539,7 +1539,7 @@ impl Monitor {
             }
             if Instant::now() >= next_scan {
                 next_scan = Instant::now() + SIBLING_SCAN;
-                for r in crate::commands::reach_all(&others) {
+                for r in db::reach::reach_all(&others) {
                     if r.in_recovery != Some(false) {
                         continue;
                     }
@@ -1567,7 +1567,7 @@ impl Monitor {
                 if winner_conn.is_none() {
                     winner_conn = winner
                         .and_then(|w| nodes.iter().find(|n| n.node_id == w))
-                        .and_then(|rec| crate::commands::connect_record(rec).ok());
+                        .and_then(|rec| db::reach::connect_record(rec).ok());
                 }
             }
             if self.sleep(WINNER_POLL) == Flow::Stop {
@@ -1623,7 +1623,7 @@ impl Monitor {
                     "the WAL receiver streams from node \"{}\" (ID: {new_id}) all the same; following it",
                     target.node_name
                 );
-                if let Ok(mut c) = crate::commands::connect_record(&target) {
+                if let Ok(mut c) = db::reach::connect_record(&target) {
                     let _ = db::nodes::set_upstream(&mut c, id, new_id);
                 }
             } else {
@@ -1646,9 +1646,7 @@ impl Monitor {
             conn: None,
         });
         self.degraded = None;
-        self.writer = crate::commands::connect_record(&target)
-            .ok()
-            .map(|c| (new_id, c));
+        self.writer = db::reach::connect_record(&target).ok().map(|c| (new_id, c));
         self.start_watcher();
         let details = format!(
             "node \"{name}\" (ID: {id}) now following new upstream node \"{}\" (ID: {new_id})",
@@ -1664,7 +1662,7 @@ impl Monitor {
             Some(c) => c,
             None => db::connect::connect(&self.conninfo, APP_NAME)?,
         };
-        let mut tconn = crate::commands::connect_record(target)?;
+        let mut tconn = db::reach::connect_record(target)?;
         cli_follow::check_can_follow(&mut local, &mut tconn, target)?;
         cli_follow::follow_node(&self.loaded.config, &self.bin, local, target, &mut tconn)?;
         Ok(())
@@ -1692,7 +1690,7 @@ impl Monitor {
             })
             .cloned()
             .collect();
-        match crate::commands::reach_all(&others)
+        match db::reach::reach_all(&others)
             .into_iter()
             .find(|r| r.in_recovery == Some(false))
         {

@@ -31,7 +31,7 @@ const STEP: Duration = Duration::from_secs(5);
 
 /// Starts watching `ci`; a lost connection sends `Wake::UpstreamLost(generation)`.
 pub fn start(ci: &ConnInfo, generation: u64, tx: Sender<Wake>) -> Option<Watcher> {
-    let mut client = crate::db::connect::connect(ci, super::APP_NAME).ok()?;
+    let mut client = crate::db::connect::connect(ci, crate::db::reach::DAEMON_APP_NAME).ok()?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::Builder::new()

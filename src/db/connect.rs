@@ -46,22 +46,20 @@ pub fn set_query_bound(d: Duration) {
     QUERY_BOUND_SECS.store(d.as_secs(), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// How long one attempt on `ci` and one query on it may take, or None
+/// when the conninfo does not resolve (the attempt fails at once).
+pub fn attempt_limit(ci: &ConnInfo, app: &str) -> Option<Duration> {
+    let target = prepare(ci, app).ok()?;
+    Some(target.deadline() + query_bound(&target))
+}
+
 fn query_bound(target: &ConnTarget) -> Duration {
     let configured =
         Duration::from_secs(QUERY_BOUND_SECS.load(std::sync::atomic::Ordering::Relaxed));
     target.connect_timeout.max(configured)
 }
 
-/// What [`ping`] learned, like libpq's `PQping`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ping {
-    /// The server answered, even if it refused our credentials or database.
-    Ok,
-    /// The server answered that it is starting up or shutting down.
-    Reject,
-    /// Nothing answered: refused, unreachable, timed out, or unusable conninfo.
-    NoResponse,
-}
+pub use super::ping::Ping;
 
 /// Checks whether a server is there, within the same deadline as [`connect`].
 pub fn ping(ci: &ConnInfo, app: &str) -> Ping {

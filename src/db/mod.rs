@@ -8,6 +8,7 @@ pub mod fence;
 pub mod monitoring;
 pub mod nodes;
 pub mod ping;
+pub mod reach;
 pub mod replication;
 pub mod schema;
 pub mod server;

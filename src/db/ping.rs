@@ -13,8 +13,18 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use super::connect::Ping;
 use crate::conninfo::{ConnTarget, Endpoint};
+
+/// What [`ping`] learned, like libpq's `PQping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// The server answered, even if it refused our credentials or database.
+    Ok,
+    /// The server answered that it is starting up or shutting down.
+    Reject,
+    /// Nothing answered: refused, unreachable, timed out, or unusable conninfo.
+    NoResponse,
+}
 
 /// SQLSTATE cannot_connect_now: starting up, shutting down, in recovery
 /// without hot standby.

@@ -258,7 +258,7 @@ fn standby_record(cfg: &Config, upstream_id: i32, primary: &mut Session) -> Resu
         priority: cfg.priority,
         conninfo: cfg.conninfo.clone(),
         repluser,
-        slot_name: super::primary::slot_name(cfg),
+        slot_name: crate::ops::follow::slot_name(cfg),
         config_file: cfg.config_file.clone(),
     })
 }

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use crate::db::Session;
 
-use crate::commands::standby::promote;
 use crate::commands::{find_primary, Ctx};
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
@@ -367,7 +366,7 @@ fn run_switchover(
 
     let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
     let reconnect = || ctx.connect_local();
-    let mut newp = match promote::promote_local(cfg, &bin, local, &reconnect) {
+    let mut newp = match crate::ops::promote::promote_local(cfg, &bin, local, &reconnect) {
         Ok(c) => c,
         Err(e) => {
             restart_old_primary(ssh, host, &old_repmgr, p);
@@ -377,7 +376,7 @@ fn run_switchover(
             );
         }
     };
-    let (_term, ev, ts) = promote::record_promotion(cfg, &mut newp)?;
+    let (_term, ev, ts) = crate::ops::promote::record_promotion(cfg, &mut newp)?;
     events::notify(cfg, &ev, Some(&ts));
     crate::log_notice!(
         "this node is now the primary; writes were unavailable for {} ms",

@@ -134,7 +134,7 @@ impl Monitor {
             .filter(|v| !v.fresh)
             .map(|v| v.node.clone())
             .collect();
-        let answered = crate::commands::reach_all(&unknown)
+        let answered = db::reach::reach_all(&unknown)
             .into_iter()
             .filter(|r| r.conn.is_some())
             .count();
@@ -201,7 +201,7 @@ impl Monitor {
             .filter(|n| n.node_id != id && n.node_type != NodeType::Witness)
             .collect();
         let mut newer_standby = None;
-        for mut r in crate::commands::reach_all(&others) {
+        for mut r in db::reach::reach_all(&others) {
             let Some(c) = r.conn.as_mut() else { continue };
             let Ok(pos) = db::timeline::position(c) else {
                 continue;
@@ -238,7 +238,8 @@ impl Monitor {
             match self.cfg().fence_mode {
                 FenceMode::ReadOnly => {
                     let ci = self.conninfo.clone();
-                    let fresh = move || db::connect::connect(&ci, super::APP_NAME).ok();
+                    let fresh =
+                        move || db::connect::connect(&ci, crate::db::reach::DAEMON_APP_NAME).ok();
                     match self
                         .local
                         .as_mut()
@@ -351,7 +352,7 @@ impl Monitor {
             ..crate::events::Event::for_node(&self.loaded.config, name, details)
         };
         let mut ts = None;
-        if let Ok(mut c) = crate::commands::connect_record(node) {
+        if let Ok(mut c) = db::reach::connect_record(node) {
             if !db::server::in_recovery(&mut c).unwrap_or(true) {
                 ts = crate::events::write(&mut c, &ev).ok();
             }
@@ -437,7 +438,7 @@ impl Monitor {
         if streaming {
             self.prepared_for = None;
             self.prepared_back_since = None;
-            if let Ok(mut c) = crate::commands::connect_record(&newer) {
+            if let Ok(mut c) = db::reach::connect_record(&newer) {
                 if let Err(e) = db::nodes::set_upstream(&mut c, id, new_id) {
                     logging::log_error_report(&e);
                 }
@@ -498,14 +499,14 @@ impl Monitor {
     }
 
     fn try_rejoin(&mut self, newer: &NodeRecord) -> crate::error::Result<String> {
-        use crate::commands::rejoin;
+        use crate::ops::rejoin;
         let cfg = self.cfg().clone();
         let bin = self.bin.clone();
         // The node with the newer history may itself be a standby: find the
         // primary through it.
-        let mut conn = crate::commands::connect_record(newer)?;
+        let mut conn = db::reach::connect_record(newer)?;
         let (primary, mut pconn) = if db::server::in_recovery(&mut conn)? {
-            crate::commands::find_primary(&mut conn)?.ok_or_else(|| {
+            db::reach::find_primary(&mut conn)?.ok_or_else(|| {
                 crate::error::Error::new(
                     crate::error::ExitCode::RejoinFail,
                     "no primary is reachable to rejoin",

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{progress_logger, replication_conninfo, COPY_TIMEOUT, TICK};
+use super::shared::{progress_logger, replication_conninfo, COPY_TIMEOUT, TICK};
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
 use crate::error::{ExitCode, Result};

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use super::Method;
+use super::shared::Method;
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
 use crate::db::replication::UpstreamSettings;
@@ -205,7 +205,7 @@ pub fn upstream(s: &UpstreamSettings, cfg: &Config, method: Method, slot: SlotSt
 /// speaks the replication protocol) to prove pg_hba.conf and the role allow
 /// it before anything is copied.
 pub fn replication_connection(bin: &PgBin, ci: &ConnInfo) -> Result<String> {
-    let (rci, password) = super::replication_conninfo(ci);
+    let (rci, password) = super::shared::replication_conninfo(ci);
     let mut cmd = bin.command("psql");
     cmd.args(["-X", "-w", "-A", "-t", "-d"])
         .arg(rci.to_string())

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::db::Session;
 
-use super::{progress_logger, COPY_TIMEOUT, TICK};
+use super::shared::{progress_logger, COPY_TIMEOUT, TICK};
 use crate::db::replication::{self as repl, BackupStop, Tablespace};
 use crate::error::{Error, ExitCode, Result};
 use crate::process;
@@ -311,7 +311,7 @@ fn clean_excluded(target: &Path) -> Result<()> {
         let p = target.join(d);
         if p.is_dir() {
             for e in fs::read_dir(&p).map_err(|e| dir_error(&p, &e))?.flatten() {
-                super::remove_entry(&e.path())?;
+                super::shared::remove_entry(&e.path())?;
             }
         } else {
             fs::DirBuilder::new()

@@ -9,7 +9,22 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
+use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
+
+/// The pid file repmgrd uses: `-p`, else `repmgrd_pid_file`, else
+/// `$TMPDIR/repmgrd.pid` as repmgr does; None with `--no-pid-file`.
+/// `repmgr service status` and `daemon stop` look in the same place.
+pub fn path(given: Option<&str>, no_pid_file: bool, cfg: &Config) -> Option<PathBuf> {
+    if no_pid_file {
+        return None;
+    }
+    Some(match (given, cfg.repmgrd_pid_file.as_str()) {
+        (Some(p), _) => PathBuf::from(p),
+        (None, "") => std::env::temp_dir().join("repmgrd.pid"),
+        (None, p) => PathBuf::from(p),
+    })
+}
 
 /// Errors unless the pid file is absent, empty, stale or unreadable garbage.
 pub fn check_not_running(path: &Path) -> Result<()> {

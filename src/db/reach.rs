@@ -1,0 +1,116 @@
+//! Reaching the registered nodes of a cluster: connecting to one by its
+//! record with errors that name it, asking all at once, and finding the
+//! node that runs as primary. Used by the commands, the daemon and ops.
+
+use std::time::Duration;
+
+use super::nodes::{NodeRecord, NodeType};
+use super::session::Session;
+use crate::conninfo::ConnInfo;
+use crate::error::{Error, Result};
+
+/// The application name of these connections (repmgrd's own sessions to
+/// its local node and its upstream say [`DAEMON_APP_NAME`]).
+pub const APP_NAME: &str = "repmgr";
+
+/// The application name of repmgrd's sessions to its local node and its
+/// upstream.
+pub const DAEMON_APP_NAME: &str = "repmgrd";
+
+/// Connects to a node, with an error naming the node.
+pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Session> {
+    super::connect::connect(ci, APP_NAME).map_err(|e| {
+        let what = if node_name.is_empty() {
+            "unable to connect to the database".to_string()
+        } else {
+            format!("unable to connect to node \"{node_name}\" (ID: {node_id})")
+        };
+        let detail = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+        let hint = e
+            .hint
+            .unwrap_or_else(|| "check the node is running and its conninfo is correct".into());
+        Error::new(e.code, what).detail(detail).hint(hint)
+    })
+}
+
+/// Connects to a registered node by its record.
+pub fn connect_record(n: &NodeRecord) -> Result<Session> {
+    let ci = crate::conninfo::parse_described(
+        &n.conninfo,
+        &format!("conninfo of node \"{}\"", n.node_name),
+    )?;
+    connect_node(&ci, &n.node_name, n.node_id)
+}
+
+/// A registered node, connected to if it answered within its deadline.
+pub struct Reached {
+    pub node: NodeRecord,
+    pub conn: Option<Session>,
+    /// Some(false) for a node running as primary.
+    pub in_recovery: Option<bool>,
+}
+
+/// The longest one node can take to answer: its connect deadline (per
+/// host) plus one query, with a second to spare. Unparsable conninfo fails
+/// at once, so it needs no time.
+fn answer_limit(nodes: &[NodeRecord]) -> Duration {
+    nodes
+        .iter()
+        .filter_map(|n| ConnInfo::parse(&n.conninfo).ok())
+        .filter_map(|ci| super::connect::attempt_limit(&ci, APP_NAME))
+        .max()
+        .unwrap_or(Duration::ZERO)
+        + Duration::from_secs(1)
+}
+
+/// Connects to every node at once (one deadline in total, not one per
+/// node) and asks each whether it is in recovery.
+pub fn reach_all(nodes: &[NodeRecord]) -> Vec<Reached> {
+    let limit = answer_limit(nodes);
+    let answers = crate::parallel::map_within(nodes.to_vec(), limit, |node: NodeRecord| {
+        let mut conn = connect_record(&node).ok();
+        let in_recovery = conn
+            .as_mut()
+            .and_then(|c| super::server::in_recovery(c).ok());
+        (conn, in_recovery)
+    });
+    nodes
+        .iter()
+        .zip(answers)
+        .map(|(n, a)| {
+            let (conn, in_recovery) = a.unwrap_or((None, None));
+            Reached {
+                node: n.clone(),
+                conn,
+                in_recovery,
+            }
+        })
+        .collect()
+}
+
+/// Finds the current primary from a node's metadata: the registered active
+/// primary if it answers and is not in recovery, else any registered node
+/// that answers out of recovery. All nodes are asked at once, so a hung
+/// node costs one connect deadline in total. Returns its record and
+/// connection.
+pub fn find_primary(meta: &mut Session) -> Result<Option<(NodeRecord, Session)>> {
+    let nodes: Vec<_> = super::nodes::all(meta)?
+        .into_iter()
+        .filter(|n| n.node_type != NodeType::Witness)
+        .collect();
+    let mut primaries: Vec<Reached> = reach_all(&nodes)
+        .into_iter()
+        .filter(|r| r.in_recovery == Some(false) && r.conn.is_some())
+        .collect();
+    // The registered active primary first, then by node_id.
+    primaries.sort_by_key(|r| {
+        (
+            !(r.node.node_type == NodeType::Primary && r.node.active),
+            r.node.node_id,
+        )
+    });
+    Ok(primaries
+        .into_iter()
+        .next()
+        .and_then(|r| r.conn.map(|c| (r.node, c))))
+}
