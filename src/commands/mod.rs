@@ -2,6 +2,7 @@
 //! (repmgr's `do_<family>_<action>`), all returning `Result` to `main`.
 
 pub mod cluster;
+pub mod daemon;
 pub mod matrix;
 pub mod node;
 pub mod primary;
@@ -369,8 +370,8 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         ServiceStatus => service::status(ctx),
         ServicePause => service::pause(ctx, true),
         ServiceUnpause => service::pause(ctx, false),
-        DaemonStart => service::start(ctx),
-        DaemonStop => service::stop(ctx),
+        DaemonStart => daemon::start(ctx),
+        DaemonStop => daemon::stop(ctx),
         NodeRejoin => rejoin::rejoin(ctx),
         WitnessRegister => witness::register(ctx),
         WitnessUnregister => witness::unregister(ctx),
