@@ -3,7 +3,6 @@
 
 pub mod cluster;
 pub mod daemon;
-pub mod matrix;
 pub mod node;
 pub mod primary;
 pub mod rejoin;
@@ -362,8 +361,8 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
         ClusterCleanup => cluster::cleanup(ctx),
-        ClusterMatrix => matrix::matrix(ctx),
-        ClusterCrosscheck => matrix::crosscheck(ctx),
+        ClusterMatrix => cluster::matrix(ctx),
+        ClusterCrosscheck => cluster::crosscheck(ctx),
         NodeStatus => node::status(ctx),
         NodeCheck => node::check(ctx),
         NodeService => node::service(ctx),
