@@ -7,8 +7,7 @@ use crate::db::nodes::{NodeRecord, NodeType};
 /// The Status cell for a node, plus a warning when it is an issue.
 pub(crate) fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
     let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
-    let kind = n.node_type;
-    if p.reach == Reach::Up && p.fenced && kind != NodeType::Witness {
+    if p.reach == Reach::Up && p.fenced && n.node_type != NodeType::Witness {
         // Plainly: this server refuses writes because repmgrd fenced it.
         return (
             "! fenced".into(),
@@ -18,29 +17,39 @@ pub(crate) fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>)
         );
     }
     if p.reach != Reach::Up {
-        if !n.active {
-            return ("- failed".into(), None);
-        }
-        let cell = if p.reach == Reach::Rejected {
-            "? running"
-        } else {
-            "? unreachable"
-        };
-        let article = if kind == NodeType::Primary {
-            "an active primary"
-        } else if kind == NodeType::Witness {
-            "an active witness"
-        } else {
-            "an active standby"
-        };
-        return (
-            cell.into(),
-            Some(format!(
-                "{who} is registered as {article} but is unreachable"
-            )),
-        );
+        return unreachable_cell(n, p.reach, &who);
     }
-    match (kind, n.active, p.in_recovery) {
+    running_cell(n, p.in_recovery, &who)
+}
+
+/// [`status_cell`] of a node that did not let us in.
+fn unreachable_cell(n: &NodeRecord, reach: Reach, who: &str) -> (String, Option<String>) {
+    if !n.active {
+        return ("- failed".into(), None);
+    }
+    let cell = if reach == Reach::Rejected {
+        "? running"
+    } else {
+        "? unreachable"
+    };
+    let article = match n.node_type {
+        NodeType::Primary => "an active primary",
+        NodeType::Witness => "an active witness",
+        _ => "an active standby",
+    };
+    (
+        cell.into(),
+        Some(format!(
+            "{who} is registered as {article} but is unreachable"
+        )),
+    )
+}
+
+/// [`status_cell`] of a node that answered: its record against what it
+/// runs as.
+fn running_cell(n: &NodeRecord, in_recovery: Option<bool>, who: &str) -> (String, Option<String>) {
+    let kind = n.node_type;
+    match (kind, n.active, in_recovery) {
         (_, _, None) => (
             "! unknown".into(),
             Some(format!("{who} has unknown replication status")),
