@@ -52,7 +52,7 @@ struct NodeView {
     own_paused: Option<bool>,
 }
 
-/// One line of `service status`.
+/// The repmgrd part of a `service status` line.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StatusLine {
     pub pg_running: bool,
@@ -99,9 +99,34 @@ pub(crate) fn status_line(
     }
 }
 
+/// One node's line of `service status`, in every output format.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServiceRow {
+    pub node_id: i32,
+    pub node_name: String,
+    pub node_type: NodeType,
+    pub location: String,
+    pub priority: i32,
+    /// The Status and Upstream cells, as `cluster show` has them.
+    pub status: String,
+    pub upstream: String,
+    pub repmgrd: StatusLine,
+}
+
+/// What `service status` found: the rows, and the issues logged under the
+/// table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServiceReport {
+    pub rows: Vec<ServiceRow>,
+    pub warnings: Vec<String>,
+    /// A node could not be reached (the --verbose hint).
+    pub connection_errors: bool,
+}
+
 /// The CSV line: `id,name,type,pg_running,repmgrd_running,pid,paused,
 /// priority,upstream_last_seen,location`, -1 for unknown, as repmgr.
-pub(crate) fn csv_row(n: &NodeRecord, s: &StatusLine) -> String {
+pub(crate) fn csv_row(r: &ServiceRow) -> String {
+    let s = &r.repmgrd;
     let (running, paused) = if s.pg_running {
         (i32::from(s.running), i32::from(s.paused))
     } else {
@@ -112,16 +137,16 @@ pub(crate) fn csv_row(n: &NodeRecord, s: &StatusLine) -> String {
         _ => -1,
     };
     output::csv_line(&[
-        n.node_id.to_string(),
-        n.node_name.clone(),
-        n.node_type.to_string(),
+        r.node_id.to_string(),
+        r.node_name.clone(),
+        r.node_type.to_string(),
         i32::from(s.pg_running).to_string(),
         running.to_string(),
         s.pid.unwrap_or(-1).to_string(),
         paused.to_string(),
-        n.priority.to_string(),
+        r.priority.to_string(),
         last_seen.to_string(),
-        n.location.clone(),
+        r.location.clone(),
     ])
 }
 
@@ -151,98 +176,148 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     let nodes = read_nodes(&mut conn)?;
     let local_rows = db::daemon_status::all(&mut conn)?;
     drop(conn);
-
     let views = cluster::probe_all_with(&nodes, |n, c| NodeView {
         rows: db::daemon_status::all(c).ok(),
         own_paused: db::daemon_status::is_paused(c, n.node_id).ok(),
     });
-    let probes: Vec<Probe> = views.iter().map(|(p, _)| p.clone()).collect();
+    let rows = freshest_rows(&nodes, &views).unwrap_or(local_rows);
+    let report = report(&nodes, &views, &rows, ctx.opts.verbose);
 
-    // The primary's table is the freshest (repmgrd writes there) and its
-    // clock is the one that stamped it; fall back to the local copy.
-    let rows = nodes
+    if ctx.opts.csv {
+        print!("{}", render_csv(&report.rows));
+        return Ok(());
+    }
+    print!(
+        "{}",
+        render_table(&report.rows, ctx.opts.detail, ctx.opts.compact)
+    );
+    if !report.warnings.is_empty() && !ctx.opts.terse {
+        println!();
+        // repmgr logs the list as one message ending in a newline.
+        crate::log_warning!("{}\n", render_issues(&report.warnings));
+        if report.connection_errors && !ctx.opts.verbose {
+            crate::log_hint!("execute with --verbose option to see connection error messages");
+        }
+    }
+    Ok(())
+}
+
+/// The repmgrd table as the primary has it: the freshest (repmgrd writes
+/// there) and stamped by its clock. None when no primary answered.
+fn freshest_rows(
+    nodes: &[NodeRecord],
+    views: &[(Probe, Option<NodeView>)],
+) -> Option<Vec<DaemonStatus>> {
+    nodes
         .iter()
-        .zip(&views)
+        .zip(views)
         .find(|(n, (p, _))| {
             n.node_type == NodeType::Primary && p.reach == Reach::Up && p.in_recovery == Some(false)
         })
         .or_else(|| {
             nodes
                 .iter()
-                .zip(&views)
+                .zip(views)
                 .find(|(_, (p, _))| p.reach == Reach::Up && p.in_recovery == Some(false))
         })
         .and_then(|(_, (_, v))| v.as_ref().and_then(|v| v.rows.clone()))
-        .unwrap_or(local_rows);
+}
 
-    let lines: Vec<StatusLine> = nodes
-        .iter()
-        .zip(&views)
-        .map(|(n, (p, v))| {
-            let row = rows.iter().find(|r| r.node_id == n.node_id);
-            let own = v.as_ref().and_then(|v| v.own_paused);
-            status_line(n, p, row, own)
-        })
-        .collect();
-
-    if ctx.opts.csv {
-        let out: String = nodes
-            .iter()
-            .zip(&lines)
-            .map(|(n, s)| csv_row(n, s))
-            .collect();
-        print!("{out}");
-        return Ok(());
-    }
-
-    let compact = ctx.opts.compact;
-    let mut warnings = Vec::new();
-    let mut connection_errors = false;
-    let mut table = Vec::new();
-    for ((n, p), s) in nodes.iter().zip(&probes).zip(&lines) {
+/// The rows and issues, in the nodes' order, from the probes and the
+/// repmgrd table `rows`; `verbose` spells out connection errors.
+fn report(
+    nodes: &[NodeRecord],
+    views: &[(Probe, Option<NodeView>)],
+    rows: &[DaemonStatus],
+    verbose: bool,
+) -> ServiceReport {
+    let probes: Vec<Probe> = views.iter().map(|(p, _)| p.clone()).collect();
+    let mut out = ServiceReport {
+        rows: Vec::new(),
+        warnings: Vec::new(),
+        connection_errors: false,
+    };
+    for (n, (p, v)) in nodes.iter().zip(views) {
+        let row = rows.iter().find(|r| r.node_id == n.node_id);
+        let own = v.as_ref().and_then(|v| v.own_paused);
+        let s = status_line(n, p, row, own);
         let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
         if p.reach != Reach::Up {
-            connection_errors = true;
-            if ctx.opts.verbose {
-                warnings.push(format!(
+            out.connection_errors = true;
+            out.warnings.push(if verbose {
+                format!(
                     "when attempting to connect to {who}, following error encountered :\n\"{}\"",
                     p.error.as_deref().unwrap_or("").trim()
-                ));
+                )
             } else {
-                warnings.push(format!("unable to connect to {who}"));
-            }
+                format!("unable to connect to {who}")
+            });
         }
         let (status, w1) = cluster::status_cell(n, p);
-        let (upstream, w2) = cluster::upstream_cell(n, p, &nodes, &probes);
-        warnings.extend(w1);
-        warnings.extend(w2);
-        if p.reach == Reach::Up && p.replay_paused {
-            warnings.push(format!(
-                "WAL replay is paused on {who} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed"
-            ));
-        }
-        if s.pg_running && !s.running && n.active {
-            warnings.push(format!("repmgrd is not running on {who}"));
-        }
-        if s.pg_running && s.running && s.paused {
-            warnings.push(format!("repmgrd is paused on {who}"));
-        }
-        let mut row = vec![
-            n.node_id.to_string(),
-            n.node_name.clone(),
-            n.node_type.to_string(),
+        let (upstream, w2) = cluster::upstream_cell(n, p, nodes, &probes);
+        out.warnings.extend(w1);
+        out.warnings.extend(w2);
+        out.warnings.extend(daemon_issues(n, p, &s, &who));
+        out.rows.push(ServiceRow {
+            node_id: n.node_id,
+            node_name: n.node_name.clone(),
+            node_type: n.node_type,
+            location: n.location.clone(),
+            priority: n.priority,
             status,
             upstream,
-        ];
-        if ctx.opts.detail {
-            row.push(n.location.clone());
-            row.push(n.priority.to_string());
-        }
-        row.extend(repmgrd_cells(s, compact));
-        table.push(row);
+            repmgrd: s,
+        });
     }
+    out
+}
+
+/// The issues of a node that answered: paused replay, and its repmgrd
+/// stopped or paused.
+fn daemon_issues(n: &NodeRecord, p: &Probe, s: &StatusLine, who: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if p.reach == Reach::Up && p.replay_paused {
+        out.push(format!(
+            "WAL replay is paused on {who} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed"
+        ));
+    }
+    if s.pg_running && !s.running && n.active {
+        out.push(format!("repmgrd is not running on {who}"));
+    }
+    if s.pg_running && s.running && s.paused {
+        out.push(format!("repmgrd is paused on {who}"));
+    }
+    out
+}
+
+/// One CSV line per node.
+pub(crate) fn render_csv(rows: &[ServiceRow]) -> String {
+    rows.iter().map(csv_row).collect()
+}
+
+/// The table; `detail` adds Location and Priority, `compact` abbreviates
+/// the headers and the last-seen cells.
+pub(crate) fn render_table(rows: &[ServiceRow], detail: bool, compact: bool) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                r.node_id.to_string(),
+                r.node_name.clone(),
+                r.node_type.to_string(),
+                r.status.clone(),
+                r.upstream.clone(),
+            ];
+            if detail {
+                row.push(r.location.clone());
+                row.push(r.priority.to_string());
+            }
+            row.extend(repmgrd_cells(&r.repmgrd, compact));
+            row
+        })
+        .collect();
     let mut headers = vec!["ID", "Name", "Role", "Status", "Upstream"];
-    if ctx.opts.detail {
+    if detail {
         headers.push("Location");
         headers.push(if compact { "Prio." } else { "Priority" });
     }
@@ -252,21 +327,16 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     } else {
         "Upstream last seen"
     });
-    print!("{}", output::table(&headers, &table));
+    output::table(&headers, &cells)
+}
 
-    if !warnings.is_empty() && !ctx.opts.terse {
-        println!();
-        let mut text = String::from("following issues were detected");
-        for w in &warnings {
-            text.push_str(&format!("\n  - {w}"));
-        }
-        // repmgr logs the list as one message ending in a newline.
-        crate::log_warning!("{text}\n");
-        if connection_errors && !ctx.opts.verbose {
-            crate::log_hint!("execute with --verbose option to see connection error messages");
-        }
+/// The issues as the one message repmgr logs under the table.
+pub(crate) fn render_issues(warnings: &[String]) -> String {
+    let mut text = String::from("following issues were detected");
+    for w in warnings {
+        text.push_str(&format!("\n  - {w}"));
     }
-    Ok(())
+    text
 }
 
 /// `repmgr service pause` / `unpause`: sets the flag for every registered
@@ -421,6 +491,19 @@ mod tests {
         }
     }
 
+    fn srow(n: &NodeRecord, s: &StatusLine) -> ServiceRow {
+        ServiceRow {
+            node_id: n.node_id,
+            node_name: n.node_name.clone(),
+            node_type: n.node_type,
+            location: n.location.clone(),
+            priority: n.priority,
+            status: "* running".into(),
+            upstream: String::new(),
+            repmgrd: s.clone(),
+        }
+    }
+
     #[test]
     fn running_primary_and_standby() {
         let p = node(1, NodeType::Primary);
@@ -444,11 +527,11 @@ mod tests {
         );
         assert_eq!(repmgrd_cells(&ls, true)[3], "1 sec(s) ago");
         assert_eq!(
-            csv_row(&p, &lp),
+            csv_row(&srow(&p, &lp)),
             "1,node1,primary,1,1,100,0,100,-1,default\n"
         );
         assert_eq!(
-            csv_row(&s, &ls),
+            csv_row(&srow(&s, &ls)),
             "2,node2,standby,1,1,200,1,100,1,default\n"
         );
     }
@@ -473,7 +556,10 @@ mod tests {
             repmgrd_cells(&l, false),
             ["not running", "n/a", "n/a", "n/a"]
         );
-        assert_eq!(csv_row(&s, &l), "2,node2,standby,1,0,-1,0,100,-1,default\n");
+        assert_eq!(
+            csv_row(&srow(&s, &l)),
+            "2,node2,standby,1,0,-1,0,100,-1,default\n"
+        );
         // No row at all (never started, or schema version 1).
         let l = status_line(&s, &up(true), None, None);
         assert_eq!(
@@ -493,8 +579,80 @@ mod tests {
         let l = status_line(&s, &down, Some(&row(2, Some(200), 0.1, Some(0.1))), None);
         assert_eq!(repmgrd_cells(&l, false), ["n/a", "n/a", "n/a", "n/a"]);
         assert_eq!(
-            csv_row(&s, &l),
+            csv_row(&srow(&s, &l)),
             "2,node2,standby,0,-1,-1,-1,100,-1,default\n"
+        );
+    }
+
+    fn rows() -> Vec<ServiceRow> {
+        let primary = StatusLine {
+            pg_running: true,
+            running: true,
+            pid: Some(4242),
+            paused: false,
+            upstream_last_seen: None,
+        };
+        let standby = StatusLine {
+            paused: true,
+            upstream_last_seen: Some(3),
+            pid: Some(77),
+            ..primary.clone()
+        };
+        let down = StatusLine {
+            pg_running: false,
+            running: false,
+            pid: None,
+            paused: false,
+            upstream_last_seen: None,
+        };
+        let mut rows = vec![
+            srow(&node(1, NodeType::Primary), &primary),
+            srow(&node(2, NodeType::Standby), &standby),
+            srow(&node(3, NodeType::Standby), &down),
+        ];
+        rows[1].status = "  running".into();
+        rows[1].upstream = "node1".into();
+        rows[2].status = "? unreachable".into();
+        rows[2].upstream = "? node1".into();
+        rows
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(
+            render_table(&rows(), false, false),
+            " ID | Name  | Role    | Status        | Upstream | repmgrd | PID  | Paused? | Upstream last seen\n\
+             ----+-------+---------+---------------+----------+---------+------+---------+--------------------\n \
+             1  | node1 | primary | * running     |          | running | 4242 | no      | n/a               \n \
+             2  | node2 | standby |   running     | node1    | running | 77   | yes     | 3 second(s) ago   \n \
+             3  | node3 | standby | ? unreachable | ? node1  | n/a     | n/a  | n/a     | n/a               \n"
+        );
+    }
+
+    #[test]
+    fn detailed_compact_table() {
+        assert_eq!(
+            render_table(&rows(), true, true),
+            " ID | Name  | Role    | Status        | Upstream | Location | Prio. | repmgrd | PID  | Paused? | Upstr. last \n\
+             ----+-------+---------+---------------+----------+----------+-------+---------+------+---------+--------------\n \
+             1  | node1 | primary | * running     |          | default  | 100   | running | 4242 | no      | n/a         \n \
+             2  | node2 | standby |   running     | node1    | default  | 100   | running | 77   | yes     | 3 sec(s) ago\n \
+             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | n/a     | n/a  | n/a     | n/a         \n"
+        );
+    }
+
+    #[test]
+    fn csv_and_issues() {
+        assert_eq!(
+            render_csv(&rows()),
+            "1,node1,primary,1,1,4242,0,100,-1,default\n\
+             2,node2,standby,1,1,77,1,100,3,default\n\
+             3,node3,standby,0,-1,-1,-1,100,-1,default\n"
+        );
+        let w = vec!["unable to connect to node \"node3\" (ID: 3)".to_string()];
+        assert_eq!(
+            render_issues(&w),
+            "following issues were detected\n  - unable to connect to node \"node3\" (ID: 3)"
         );
     }
 }
