@@ -345,13 +345,18 @@ pub(crate) fn render_issues(warnings: &[String]) -> String {
 pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
     let verb = if pause { "pause" } else { "unpause" };
     let done = if pause { "paused" } else { "unpaused" };
-    let fail = |msg: String| Error::new(ExitCode::RepmgrdPause, msg);
 
     verbose(ctx, "connecting to database");
     let mut local = ctx.connect_local()?;
     let nodes = read_nodes(&mut local)?;
+    let fail = || {
+        Error::new(
+            ExitCode::RepmgrdPause,
+            format!("unable to {verb} {} node(s)", nodes.len()),
+        )
+    };
     let Some((primary, mut pconn)) = super::find_primary(&mut local)? else {
-        return Err(fail(format!("unable to {verb} {} node(s)", nodes.len()))
+        return Err(fail()
             .detail("no reachable primary was found; the pause flag is written on the primary")
             .hint("execute \"repmgr service status\" to view current status"));
     };
@@ -361,22 +366,10 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         primary.node_name,
         primary.node_id
     );
-
-    // Reachability of every node, for the report and the confirmation.
-    let reached = super::reach_all(&nodes);
-    for r in &reached {
-        if r.conn.is_none() {
-            crate::log_warning!(
-                "unable to connect to node {} ({}); its repmgrd will see the change once the node has replayed it",
-                r.node.node_id,
-                r.node.node_name
-            );
-        }
-    }
+    let reached = reach_for_pause(&nodes);
 
     let version = db::schema::installed_version(&mut pconn)?.unwrap_or(0);
     let needs_upgrade = version < db::schema::SCHEMA_VERSION;
-
     if ctx.opts.dry_run {
         if needs_upgrade {
             crate::log_info!(
@@ -389,15 +382,10 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         }
         return Ok(());
     }
-
     if needs_upgrade {
-        crate::log_notice!(
-            "upgrading the repmgr metadata schema on the primary from version {version} to {}",
-            db::schema::SCHEMA_VERSION
-        );
-        db::schema::ensure_schema(&mut pconn).map_err(|e| {
+        upgrade_schema(&mut pconn, version).map_err(|e| {
             let detail = e.detail.clone().unwrap_or_else(|| e.message().to_string());
-            fail(format!("unable to {verb} {} node(s)", nodes.len()))
+            fail()
                 .detail(format!(
                     "upgrading the repmgr metadata schema failed: {detail}"
                 ))
@@ -410,18 +398,49 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         for n in &nodes {
             crate::log_notice!("node {} ({}) not {done}", n.node_id, n.node_name);
         }
-        return Err(fail(format!("unable to {verb} {} node(s)", nodes.len()))
+        return Err(fail()
             .detail(e.detail.unwrap_or_else(|| e.messages.join("; ")))
             .hint("execute \"repmgr service status\" to view current status"));
     }
     for n in &nodes {
         crate::log_notice!("node {} ({}) {done}", n.node_id, n.node_name);
     }
+    confirm_replayed(reached, primary.node_id, pause);
+    Ok(())
+}
 
-    // Reachable standbys should have replayed the flag within moments.
+/// Connects to every node, for the confirmation; the nodes it cannot
+/// reach are warned about now.
+fn reach_for_pause(nodes: &[NodeRecord]) -> Vec<super::Reached> {
+    let reached = super::reach_all(nodes);
+    for r in &reached {
+        if r.conn.is_none() {
+            crate::log_warning!(
+                "unable to connect to node {} ({}); its repmgrd will see the change once the node has replayed it",
+                r.node.node_id,
+                r.node.node_name
+            );
+        }
+    }
+    reached
+}
+
+/// Brings the primary's metadata schema up from `version`, so that it has
+/// the pause flag.
+fn upgrade_schema(pconn: &mut Client, version: i32) -> Result<()> {
+    crate::log_notice!(
+        "upgrading the repmgr metadata schema on the primary from version {version} to {}",
+        db::schema::SCHEMA_VERSION
+    );
+    db::schema::ensure_schema(pconn).map(|_| ())
+}
+
+/// Waits (bounded) for the reachable standbys to replay the flag, which
+/// they should within moments, and warns about those that did not.
+fn confirm_replayed(reached: Vec<super::Reached>, primary_id: i32, pause: bool) {
     let mut pending: Vec<(NodeRecord, Client)> = reached
         .into_iter()
-        .filter(|r| r.node.node_id != primary.node_id)
+        .filter(|r| r.node.node_id != primary_id)
         .filter_map(|r| r.conn.map(|c| (r.node, c)))
         .collect();
     let start = Instant::now();
@@ -443,7 +462,6 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         );
         crate::log_detail!("its repmgrd obeys the flag once the node has replayed it");
     }
-    Ok(())
 }
 
 #[cfg(test)]
