@@ -302,22 +302,7 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
         return Ok(());
     };
     if custom.is_empty() && before.file_pid.is_none() {
-        // Running by its heartbeat, but we cannot tell which process it is.
-        let what = if before.stale_file {
-            format!("pid file \"{pid_file_text}\" does not name a running repmgrd process")
-        } else {
-            format!("PID file \"{pid_file_text}\" not found")
-        };
-        return Err(
-            Error::new(ExitCode::RepmgrdService, "unable to stop repmgrd")
-                .detail(format!(
-                    "{what}, but repmgrd on this node reports PID {pid} in the repmgr metadata"
-                ))
-                .hint(format!(
-                    "set \"repmgrd_pid_file\" in \"{}\" to the pid file repmgrd uses, or set \"repmgrd_service_stop_command\"",
-                    ctx.loaded.as_ref().map(|l| l.path.display().to_string()).unwrap_or_default()
-                )),
-        );
+        return Err(unknown_process(ctx, &before, &pid_file_text, pid));
     }
 
     let shown = if custom.is_empty() {
@@ -348,6 +333,29 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
         crate::log_hint!("{STOP_HINT}");
         return Ok(());
     };
+    wait_stopped(ctx, limit, &before, pid)
+}
+
+/// The refusal to stop a repmgrd known by its heartbeat only: which
+/// process it is cannot be told.
+fn unknown_process(ctx: &Ctx, before: &LocalDaemon, pid_file_text: &str, pid: i32) -> Error {
+    let what = if before.stale_file {
+        format!("pid file \"{pid_file_text}\" does not name a running repmgrd process")
+    } else {
+        format!("PID file \"{pid_file_text}\" not found")
+    };
+    Error::new(ExitCode::RepmgrdService, "unable to stop repmgrd")
+        .detail(format!(
+            "{what}, but repmgrd on this node reports PID {pid} in the repmgr metadata"
+        ))
+        .hint(format!(
+            "set \"repmgrd_pid_file\" in \"{}\" to the pid file repmgrd uses, or set \"repmgrd_service_stop_command\"",
+            ctx.loaded.as_ref().map(|l| l.path.display().to_string()).unwrap_or_default()
+        ))
+}
+
+/// Waits up to `limit` for repmgrd `pid` to be gone.
+fn wait_stopped(ctx: &Ctx, limit: Duration, before: &LocalDaemon, pid: i32) -> Result<()> {
     let gone = poll(limit, || {
         if before.file_pid.is_some() || repmgrd_alive(pid) {
             return !repmgrd_alive(pid);
