@@ -11,10 +11,10 @@ use postgres::Client;
 
 use super::checks::{
     check_archive_ready, check_data_directory, check_downstream, check_missing_slots,
-    check_replication_lag, check_role_or_fenced, check_slots, repmgrd_text, Check, CheckStatus,
-    Mode,
+    check_replication_config_owner, check_replication_lag, check_repmgrd, check_role_or_fenced,
+    check_slots, check_upstream, Check, CheckStatus, Mode, Repmgrd, Upstream,
 };
-use super::{connect_local, local_conninfo, ready_archive_files};
+use super::{connect_local, is_pg_dir, local_conninfo, ready_archive_files};
 use crate::commands::{parse_conninfo, Ctx, APP_NAME};
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
@@ -90,95 +90,259 @@ impl Single {
     }
 }
 
-/// What the checks look at: the node's record and one snapshot of its state.
-struct Env {
+/// What the full run looks at, read before any check is decided, in the
+/// order repmgr reads it.
+struct Facts {
     node: NodeRecord,
     stats: NodeStats,
-    downstream: Option<Vec<Downstream>>,
+    downstream: Vec<Downstream>,
+    upstream: Option<Upstream>,
+    fenced: bool,
+    ready_files: Option<i32>,
+    pg_dir: bool,
 }
 
-impl Env {
-    fn downstream(&mut self, c: &mut Client) -> Result<&[Downstream]> {
-        if self.downstream.is_none() {
-            self.downstream = Some(db::checks::downstream(c, self.node.node_id)?);
+/// `repmgr node check`.
+pub fn check(ctx: &Ctx) -> Result<()> {
+    let cfg = ctx.node_config(false)?;
+    let mode = Mode::of(ctx);
+
+    if ctx.opts.has_passfile {
+        return if has_passfile(cfg) {
+            Ok(())
+        } else {
+            Err(Error::silent(ExitCode::BadConfig))
+        };
+    }
+    if ctx.opts.replication_connection {
+        println!("--connection={}", replication_connection(ctx)?);
+        return Ok(());
+    }
+    if ctx.opts.db_connection {
+        return db_connection(ctx, mode);
+    }
+    let single = Single::chosen(ctx);
+    refuse_mode(single, mode)?;
+
+    let mut c = match connect_local(ctx) {
+        Ok(c) => c,
+        Err(e) => return connection_failed(cfg, single, mode, e),
+    };
+    let node_id = cfg.node_id.unwrap_or(0);
+    let node = db::nodes::get(&mut c, node_id)?
+        .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
+    // --role needs only the recovery state: skip the snapshot's planning.
+    let stats = if single == Some(Single::Role) {
+        NodeStats {
+            in_recovery: db::checks::in_recovery(&mut c)?,
+            ..NodeStats::default()
         }
-        Ok(self.downstream.as_deref().unwrap_or(&[]))
+    } else {
+        db::checks::stats(&mut c)?
+    };
+
+    if let Some(s) = single {
+        let chk = single_check(ctx, &mut c, s, &node, &stats, mode)?;
+        if let Some(l) = &chk.line {
+            println!("{l}");
+        }
+        return chk.status.exit();
+    }
+    let facts = gather(ctx, &mut c, node, stats, mode)?;
+    let (rows, upstream) = full_checks(cfg, &facts, mode);
+    superuser_hint(ctx, &facts.stats, mode);
+    print!("{}", full_report(&facts.node, &rows, mode));
+    warn_split_brain_risks(cfg, &mut c);
+    if upstream.status != CheckStatus::Ok || rows.iter().any(|r| r.status != CheckStatus::Ok) {
+        return Err(Error::silent(ExitCode::NodeStatus));
+    }
+    Ok(())
+}
+
+/// The output modes a check cannot give.
+fn refuse_mode(single: Option<Single>, mode: Mode) -> Result<()> {
+    if let Some(s) = single {
+        if mode == Mode::Csv {
+            return Err(Error::config(format!(
+                "--csv output not provided with {} option",
+                s.option()
+            )));
+        }
+        if s == Single::ReplicationConfigOwner && mode != Mode::Optformat {
+            return Err(Error::config(
+                "--replication-config-owner option can only be used with --optformat",
+            ));
+        }
+    } else if mode == Mode::Nagios {
+        return Err(
+            Error::config("--nagios can only be used with a specific check")
+                .hint("execute \"repmgr node --help\" for details"),
+        );
+    }
+    Ok(())
+}
+
+/// The local node cannot be reached: an error, or the line monitoring
+/// reads in its mode.
+fn connection_failed(cfg: &Config, single: Option<Single>, mode: Mode, e: Error) -> Result<()> {
+    match (mode, single) {
+        (Mode::Optformat, _) => {
+            println!("--error=DB_CONNECTION");
+            Err(Error::silent(ExitCode::DbConn))
+        }
+        // Better than repmgr: Nagios gets a CRITICAL line, not a log.
+        (Mode::Nagios, Some(s)) => {
+            crate::log_debug!("{}", e.detail.clone().unwrap_or_default());
+            println!(
+                "{} CRITICAL: unable to connect to node \"{}\" (ID: {})",
+                s.nagios_name(),
+                cfg.node_name,
+                cfg.node_id.unwrap_or(0)
+            );
+            CheckStatus::Critical.exit()
+        }
+        _ => Err(e),
     }
 }
 
-fn check_repmgrd(c: &mut Client, node_id: i32, mode: Mode) -> Result<Check> {
-    let status = if !db::daemon_status::table_exists(c)? {
-        CheckStatus::Unknown
-    } else {
-        let rows = db::daemon_status::all(c)?;
-        let running = rows
-            .iter()
-            .find(|r| r.node_id == node_id)
-            .is_some_and(|r| r.is_running());
-        if !running {
-            CheckStatus::Critical
-        } else if db::daemon_status::is_paused(c, node_id)? {
-            CheckStatus::Warning
-        } else {
-            CheckStatus::Ok
+/// One check: reads what it needs (and nothing more), then decides.
+fn single_check(
+    ctx: &Ctx,
+    c: &mut Client,
+    s: Single,
+    node: &NodeRecord,
+    stats: &NodeStats,
+    mode: Mode,
+) -> Result<Check> {
+    let cfg = ctx.config();
+    Ok(match s {
+        Single::ArchiveReady => {
+            check_archive_ready(cfg, ready_archive_files(&cfg.data_directory), mode)
         }
-    };
-    Ok(Check::new(
-        "repmgrd",
-        status,
-        repmgrd_text(status).to_string(),
-        mode,
-        |d| format!("REPMGRD {}: {d}", status.as_str()),
-        Some(format!("--repmgrd={}", status.as_str())),
-    ))
+        Single::Upstream => {
+            let up = upstream_of(ctx, c, node, mode)?;
+            check_upstream(node, stats.in_recovery, up.as_ref(), mode)
+        }
+        Single::Downstream => {
+            check_downstream(node, &db::checks::downstream(c, node.node_id)?, mode)
+        }
+        Single::ReplicationLag => {
+            check_replication_lag(cfg, node, stats.in_recovery, stats.lag_seconds, mode)
+        }
+        Single::Role => {
+            let fenced = db::fence::is_fenced(c).unwrap_or(false);
+            check_role_or_fenced(node, stats.in_recovery, fenced, mode)
+        }
+        Single::Slots => check_slots(stats, mode),
+        Single::MissingSlots => {
+            check_missing_slots(&db::checks::downstream(c, node.node_id)?, mode)
+        }
+        Single::DataDirectory => {
+            let pg_dir = is_pg_dir(&cfg.data_directory);
+            let chk = check_data_directory(cfg, stats.data_directory.as_deref(), pg_dir, mode);
+            superuser_hint(ctx, stats, mode);
+            chk
+        }
+        Single::Repmgrd => check_repmgrd(repmgrd_state(c, node.node_id)?, mode),
+        Single::ReplicationConfigOwner => {
+            check_replication_config_owner(replication_config_owner_ok(&cfg.data_directory))
+        }
+    })
 }
 
-/// The upstream check: this node must stream from its registered upstream.
-/// Connecting to the upstream fails the command (exit 6) as in repmgr,
-/// except under --nagios, where it is a CRITICAL line.
-fn check_upstream(ctx: &Ctx, c: &mut Client, env: &Env, mode: Mode) -> Result<Check> {
-    let node = &env.node;
-    let mut status = CheckStatus::Ok;
-    let upstream = match node.upstream_node_id {
+/// Everything the full run looks at.
+fn gather(
+    ctx: &Ctx,
+    c: &mut Client,
+    node: NodeRecord,
+    stats: NodeStats,
+    mode: Mode,
+) -> Result<Facts> {
+    let cfg = ctx.config();
+    let downstream = db::checks::downstream(c, node.node_id)?;
+    let upstream = upstream_of(ctx, c, &node, mode)?;
+    let fenced = db::fence::is_fenced(c).unwrap_or(false);
+    Ok(Facts {
+        node,
+        stats,
+        downstream,
+        upstream,
+        fenced,
+        ready_files: ready_archive_files(&cfg.data_directory),
+        pg_dir: is_pg_dir(&cfg.data_directory),
+    })
+}
+
+/// The full run's rows in repmgr's order, and the upstream check apart:
+/// repmgr lists it in text output only, but counts it in every mode.
+fn full_checks(cfg: &Config, f: &Facts, mode: Mode) -> (Vec<Check>, Check) {
+    let (node, st) = (&f.node, &f.stats);
+    let upstream = check_upstream(node, st.in_recovery, f.upstream.as_ref(), mode);
+    let mut rows = vec![
+        check_role_or_fenced(node, st.in_recovery, f.fenced, mode),
+        check_replication_lag(cfg, node, st.in_recovery, st.lag_seconds, mode),
+        check_archive_ready(cfg, f.ready_files, mode),
+    ];
+    if mode == Mode::Text {
+        rows.push(upstream.clone());
+    }
+    rows.push(check_downstream(node, &f.downstream, mode));
+    rows.push(check_slots(st, mode));
+    rows.push(check_missing_slots(&f.downstream, mode));
+    rows.push(check_data_directory(
+        cfg,
+        st.data_directory.as_deref(),
+        f.pg_dir,
+        mode,
+    ));
+    (rows, upstream)
+}
+
+/// This node's registered upstream and whether it streams from it; None
+/// for a witness, or without a record. Connecting to the upstream fails
+/// the command (exit 6) as in repmgr, except under --nagios, where it
+/// counts as not attached (a CRITICAL line).
+fn upstream_of(
+    ctx: &Ctx,
+    c: &mut Client,
+    node: &NodeRecord,
+    mode: Mode,
+) -> Result<Option<Upstream>> {
+    let record = match node.upstream_node_id {
         Some(id) if node.node_type != NodeType::Witness => db::nodes::get(c, id)?,
         _ => None,
     };
-    let details = if node.node_type == NodeType::Witness {
-        "N/A - node is a witness".to_string()
-    } else if let Some(up) = upstream {
-        let attached = match crate::commands::connect_record(&up) {
-            Ok(mut uc) => db::timeline::is_streaming_to(&mut uc, &ctx.config().node_name)?,
-            Err(e) if mode == Mode::Nagios => {
-                crate::log_debug!("{}", e.detail.clone().unwrap_or_default());
-                false
-            }
-            Err(e) => return Err(e),
-        };
-        let verb = if attached { "is" } else { "is not" };
-        if !attached {
-            status = CheckStatus::Critical;
-        }
-        format!(
-            "node \"{}\" (ID: {}) {verb} attached to expected upstream node \"{}\" (ID: {})",
-            node.node_name, node.node_id, up.node_name, up.node_id
-        )
-    } else if env.stats.in_recovery {
-        status = CheckStatus::Critical;
-        format!(
-            "node \"{}\" (ID: {}) is a standby but no upstream record found",
-            node.node_name, node.node_id
-        )
-    } else {
-        "N/A - node is primary".to_string()
+    let Some(record) = record else {
+        return Ok(None);
     };
-    Ok(Check::new(
-        "Upstream connection",
-        status,
-        details,
-        mode,
-        |d| format!("REPMGR_UPSTREAM_SERVER {}: {d}", status.as_str()),
-        None,
-    ))
+    let attached = match crate::commands::connect_record(&record) {
+        Ok(mut uc) => db::timeline::is_streaming_to(&mut uc, &ctx.config().node_name)?,
+        Err(e) if mode == Mode::Nagios => {
+            crate::log_debug!("{}", e.detail.clone().unwrap_or_default());
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(Upstream { record, attached }))
+}
+
+/// What the repmgrd table says about this node's repmgrd.
+fn repmgrd_state(c: &mut Client, node_id: i32) -> Result<Repmgrd> {
+    if !db::daemon_status::table_exists(c)? {
+        return Ok(Repmgrd::Unknown);
+    }
+    let rows = db::daemon_status::all(c)?;
+    let running = rows
+        .iter()
+        .find(|r| r.node_id == node_id)
+        .is_some_and(|r| r.is_running());
+    Ok(if !running {
+        Repmgrd::NotRunning
+    } else if db::daemon_status::is_paused(c, node_id)? {
+        Repmgrd::Paused
+    } else {
+        Repmgrd::Running
+    })
 }
 
 /// Warnings (on stderr, so the report's format is unchanged) about how this
@@ -209,175 +373,11 @@ fn warn_split_brain_risks(cfg: &Config, c: &mut Client) {
     }
 }
 
-/// `repmgr node check`.
-pub fn check(ctx: &Ctx) -> Result<()> {
-    let cfg = ctx.node_config(false)?;
-    let mode = Mode::of(ctx);
-
-    if ctx.opts.has_passfile {
-        return if has_passfile(cfg) {
-            Ok(())
-        } else {
-            Err(Error::silent(ExitCode::BadConfig))
-        };
-    }
-    if ctx.opts.replication_connection {
-        println!("--connection={}", replication_connection(ctx)?);
-        return Ok(());
-    }
-    if ctx.opts.db_connection {
-        return db_connection(ctx, mode);
-    }
-    let single = Single::chosen(ctx);
-    if let Some(s) = single {
-        if mode == Mode::Csv {
-            return Err(Error::config(format!(
-                "--csv output not provided with {} option",
-                s.option()
-            )));
-        }
-        if s == Single::ReplicationConfigOwner && mode != Mode::Optformat {
-            return Err(Error::config(
-                "--replication-config-owner option can only be used with --optformat",
-            ));
-        }
-    } else if mode == Mode::Nagios {
-        return Err(
-            Error::config("--nagios can only be used with a specific check")
-                .hint("execute \"repmgr node --help\" for details"),
-        );
-    }
-
-    let mut c = match connect_local(ctx) {
-        Ok(c) => c,
-        Err(e) => {
-            return match (mode, single) {
-                (Mode::Optformat, _) => {
-                    println!("--error=DB_CONNECTION");
-                    Err(Error::silent(ExitCode::DbConn))
-                }
-                // Better than repmgr: Nagios gets a CRITICAL line, not a log.
-                (Mode::Nagios, Some(s)) => {
-                    crate::log_debug!("{}", e.detail.clone().unwrap_or_default());
-                    println!(
-                        "{} CRITICAL: unable to connect to node \"{}\" (ID: {})",
-                        s.nagios_name(),
-                        cfg.node_name,
-                        cfg.node_id.unwrap_or(0)
-                    );
-                    CheckStatus::Critical.exit()
-                }
-                _ => Err(e),
-            };
-        }
-    };
-
-    let node_id = cfg.node_id.unwrap_or(0);
-    let node = db::nodes::get(&mut c, node_id)?
-        .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
-    // --role needs only the recovery state: skip the snapshot's planning.
-    let stats = if single == Some(Single::Role) {
-        NodeStats {
-            in_recovery: db::checks::in_recovery(&mut c)?,
-            ..NodeStats::default()
-        }
-    } else {
-        db::checks::stats(&mut c)?
-    };
-    let mut env = Env {
-        node,
-        stats,
-        downstream: None,
-    };
-
-    if let Some(s) = single {
-        let chk = match s {
-            Single::ArchiveReady => {
-                check_archive_ready(cfg, ready_archive_files(&cfg.data_directory), mode)
-            }
-            Single::Upstream => check_upstream(ctx, &mut c, &env, mode)?,
-            Single::Downstream => {
-                let ds = env.downstream(&mut c)?.to_vec();
-                check_downstream(&env.node, &ds, mode)
-            }
-            Single::ReplicationLag => check_replication_lag(
-                cfg,
-                &env.node,
-                env.stats.in_recovery,
-                env.stats.lag_seconds,
-                mode,
-            ),
-            Single::Role => {
-                let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
-                check_role_or_fenced(&env.node, env.stats.in_recovery, fenced, mode)
-            }
-            Single::Slots => check_slots(&env.stats, mode),
-            Single::MissingSlots => {
-                let ds = env.downstream(&mut c)?.to_vec();
-                check_missing_slots(&ds, mode)
-            }
-            Single::DataDirectory => {
-                let chk = check_data_directory(cfg, env.stats.data_directory.as_deref(), mode);
-                superuser_hint(ctx, &env, mode);
-                chk
-            }
-            Single::Repmgrd => check_repmgrd(&mut c, node_id, mode)?,
-            Single::ReplicationConfigOwner => {
-                let ok = replication_config_owner_ok(&cfg.data_directory);
-                let status = if ok {
-                    CheckStatus::Ok
-                } else {
-                    CheckStatus::Critical
-                };
-                println!("--replication-config-owner={}", status.as_str());
-                return status.exit();
-            }
-        };
-        if let Some(l) = &chk.line {
-            println!("{l}");
-        }
-        return chk.status.exit();
-    }
-
-    // The full run, in repmgr's order.
-    let ds = env.downstream(&mut c)?.to_vec();
-    let upstream = check_upstream(ctx, &mut c, &env, mode)?;
-    let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
-    let mut rows = vec![
-        check_role_or_fenced(&env.node, env.stats.in_recovery, fenced, mode),
-        check_replication_lag(
-            cfg,
-            &env.node,
-            env.stats.in_recovery,
-            env.stats.lag_seconds,
-            mode,
-        ),
-        check_archive_ready(cfg, ready_archive_files(&cfg.data_directory), mode),
-    ];
-    let issue_upstream = upstream.status != CheckStatus::Ok;
-    // repmgr lists the upstream row in text output only.
-    if mode == Mode::Text {
-        rows.push(upstream);
-    }
-    rows.push(check_downstream(&env.node, &ds, mode));
-    rows.push(check_slots(&env.stats, mode));
-    rows.push(check_missing_slots(&ds, mode));
-    rows.push(check_data_directory(
-        cfg,
-        env.stats.data_directory.as_deref(),
-        mode,
-    ));
-    superuser_hint(ctx, &env, mode);
-    print!("{}", full_report(&env.node, &rows, mode));
-    warn_split_brain_risks(cfg, &mut c);
-    if issue_upstream || rows.iter().any(|r| r.status != CheckStatus::Ok) {
-        return Err(Error::silent(ExitCode::NodeStatus));
-    }
-    Ok(())
-}
-
-fn superuser_hint(ctx: &Ctx, env: &Env, mode: Mode) {
-    if env.stats.data_directory.is_none() && mode == Mode::Text {
+/// When `data_directory` could not be read, text mode says the check fell
+/// back to looking at the configured directory, and how to avoid that.
+fn superuser_hint(ctx: &Ctx, stats: &NodeStats, mode: Mode) {
+    if stats.data_directory.is_none() && mode == Mode::Text {
+        crate::log_info!("connection is not a superuser connection, falling back to simple check");
         let user = local_conninfo(ctx)
             .ok()
             .and_then(|ci| ci.get("user").map(str::to_string))
@@ -535,6 +535,76 @@ mod tests {
         assert_eq!(
             full_report(&p, &rows, Mode::Text),
             "Node \"node1\":\n\tServer role: OK (node is primary)\n"
+        );
+    }
+
+    fn standby_facts() -> Facts {
+        let mut me = node(NodeType::Standby);
+        me.node_id = 2;
+        me.node_name = "node2".into();
+        me.upstream_node_id = Some(1);
+        Facts {
+            node: me,
+            stats: NodeStats {
+                in_recovery: true,
+                lag_seconds: Some(0),
+                total_slots: 0,
+                data_directory: Some("/var/lib/pg".into()),
+                ..NodeStats::default()
+            },
+            downstream: Vec::new(),
+            upstream: Some(Upstream {
+                record: node(NodeType::Primary),
+                attached: true,
+            }),
+            fenced: false,
+            ready_files: Some(3),
+            pg_dir: true,
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            data_directory: "/var/lib/pg".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn full_run_text() {
+        let (rows, upstream) = full_checks(&config(), &standby_facts(), Mode::Text);
+        assert_eq!(upstream.status, CheckStatus::Ok);
+        assert_eq!(
+            full_report(&standby_facts().node, &rows, Mode::Text),
+            "Node \"node2\":\n\
+             \tServer role: OK (node is standby)\n\
+             \tReplication lag: OK (0 seconds)\n\
+             \tWAL archiving: OK (3 pending archive ready files)\n\
+             \tUpstream connection: OK (node \"node2\" (ID: 2) is attached to expected upstream node \"node1\" (ID: 1))\n\
+             \tDownstream servers: OK (this node has no downstream nodes)\n\
+             \tReplication slots: OK (node has no physical replication slots)\n\
+             \tMissing physical replication slots: OK (node has no missing physical replication slots)\n\
+             \tConfigured data directory: OK (configured \"data_directory\" is \"/var/lib/pg\")\n"
+        );
+    }
+
+    #[test]
+    fn full_run_csv_counts_the_upstream_it_does_not_list() {
+        let mut f = standby_facts();
+        f.upstream.as_mut().unwrap().attached = false;
+        let (rows, upstream) = full_checks(&config(), &f, Mode::Csv);
+        assert_eq!(upstream.status, CheckStatus::Critical);
+        assert_eq!(
+            full_report(&f.node, &rows, Mode::Csv),
+            "\"Node name\",\"node2\"\n\
+             \"Node ID\",\"2\"\n\
+             \"Server role\",\"OK\",\"node is standby\"\n\
+             \"Replication lag\",\"OK\"\n\
+             \"WAL archiving\",\"OK\"\n\
+             \"Downstream servers\",\"OK\",\"this node has no downstream nodes\"\n\
+             \"Replication slots\",\"OK\",\"node has no physical replication slots\"\n\
+             \"Missing physical replication slots\",\"OK\",\"node has no missing physical replication slots\"\n\
+             \"Configured data directory\",\"OK\",\"configured \"data_directory\" is \"/var/lib/pg\"\"\n"
         );
     }
 }

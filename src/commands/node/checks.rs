@@ -1,7 +1,7 @@
-//! The checks of `node check`, one function each: the status it finds and
-//! the line every output mode prints for it.
+//! The checks of `node check`, one function each: from what was read off
+//! the node, the status and the line every output mode prints for it. No
+//! I/O here: `check.rs` reads, these decide.
 
-use super::is_pg_dir;
 use super::Ctx;
 use crate::config::Config;
 use crate::db::{checks::Downstream, checks::NodeStats, nodes::NodeRecord, nodes::NodeType};
@@ -385,7 +385,9 @@ pub fn check_missing_slots(ds: &[Downstream], mode: Mode) -> Check {
     )
 }
 
-pub fn check_data_directory(cfg: &Config, actual: Option<&str>, mode: Mode) -> Check {
+/// `actual` is the server's `data_directory` (None when this role may not
+/// read it); `pg_dir` whether the configured one holds PG_VERSION.
+pub fn check_data_directory(cfg: &Config, actual: Option<&str>, pg_dir: bool, mode: Mode) -> Check {
     let configured = cfg.data_directory.as_str();
     let mut status = CheckStatus::Ok;
     let details = match actual {
@@ -402,12 +404,7 @@ pub fn check_data_directory(cfg: &Config, actual: Option<&str>, mode: Mode) -> C
         }
         Some(_) => format!("configured \"data_directory\" is \"{configured}\""),
         None => {
-            if mode == Mode::Text {
-                crate::log_info!(
-                    "connection is not a superuser connection, falling back to simple check"
-                );
-            }
-            if !is_pg_dir(configured) {
+            if !pg_dir {
                 status = CheckStatus::Critical;
                 if mode == Mode::Nagios {
                     "configured \"data_directory\" is not a PostgreSQL data directory".to_string()
@@ -439,15 +436,93 @@ pub fn check_data_directory(cfg: &Config, actual: Option<&str>, mode: Mode) -> C
     )
 }
 
-pub(super) fn repmgrd_text(status: CheckStatus) -> &'static str {
-    match status {
-        CheckStatus::Ok => "repmgrd running",
-        CheckStatus::Warning => "repmgrd running but paused",
-        CheckStatus::Critical => "repmgrd not running",
-        CheckStatus::Unknown => "repmgrd status unknown",
-    }
+/// What the repmgrd table says about this node's repmgrd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repmgrd {
+    /// No `repmgr.repmgrd_status` table to ask.
+    Unknown,
+    NotRunning,
+    Paused,
+    Running,
 }
 
+pub fn check_repmgrd(state: Repmgrd, mode: Mode) -> Check {
+    let (status, text) = match state {
+        Repmgrd::Running => (CheckStatus::Ok, "repmgrd running"),
+        Repmgrd::Paused => (CheckStatus::Warning, "repmgrd running but paused"),
+        Repmgrd::NotRunning => (CheckStatus::Critical, "repmgrd not running"),
+        Repmgrd::Unknown => (CheckStatus::Unknown, "repmgrd status unknown"),
+    };
+    Check::new(
+        "repmgrd",
+        status,
+        text.to_string(),
+        mode,
+        |d| format!("REPMGRD {}: {d}", status.as_str()),
+        Some(format!("--repmgrd={}", status.as_str())),
+    )
+}
+
+/// This node's registered upstream, and whether this node streams from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub record: NodeRecord,
+    pub attached: bool,
+}
+
+/// The upstream check: this node must stream from its registered
+/// upstream (`upstream`: None for a witness, or without a record).
+pub fn check_upstream(
+    node: &NodeRecord,
+    in_recovery: bool,
+    upstream: Option<&Upstream>,
+    mode: Mode,
+) -> Check {
+    let mut status = CheckStatus::Ok;
+    let details = if node.node_type == NodeType::Witness {
+        "N/A - node is a witness".to_string()
+    } else if let Some(up) = upstream {
+        let verb = if up.attached { "is" } else { "is not" };
+        if !up.attached {
+            status = CheckStatus::Critical;
+        }
+        format!(
+            "node \"{}\" (ID: {}) {verb} attached to expected upstream node \"{}\" (ID: {})",
+            node.node_name, node.node_id, up.record.node_name, up.record.node_id
+        )
+    } else if in_recovery {
+        status = CheckStatus::Critical;
+        format!(
+            "node \"{}\" (ID: {}) is a standby but no upstream record found",
+            node.node_name, node.node_id
+        )
+    } else {
+        "N/A - node is primary".to_string()
+    };
+    Check::new(
+        "Upstream connection",
+        status,
+        details,
+        mode,
+        |d| format!("REPMGR_UPSTREAM_SERVER {}: {d}", status.as_str()),
+        None,
+    )
+}
+
+/// `--replication-config-owner`, which only --optformat prints.
+pub fn check_replication_config_owner(owner_ok: bool) -> Check {
+    let status = if owner_ok {
+        CheckStatus::Ok
+    } else {
+        CheckStatus::Critical
+    };
+    Check {
+        item: "Replication configuration file owner",
+        status,
+        details: String::new(),
+        line: Some(format!("--replication-config-owner={}", status.as_str())),
+    }
+}
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -582,14 +657,79 @@ pub(crate) mod tests {
             data_directory: "/d".into(),
             ..Config::default()
         };
-        let c = check_data_directory(&cfg, Some("/d"), Mode::Nagios);
+        let c = check_data_directory(&cfg, Some("/d"), true, Mode::Nagios);
         assert_eq!(c.line.unwrap(), "REPMGR_DATA_DIRECTORY OK: /d");
-        let c = check_data_directory(&cfg, Some("/e"), Mode::Nagios);
+        let c = check_data_directory(&cfg, Some("/e"), true, Mode::Nagios);
         assert_eq!(
             c.line.unwrap(),
             "REPMGR_DATA_DIRECTORY CRITICAL: /d | actual data directory is \"/e\""
         );
-        let c = check_data_directory(&cfg, Some("/e"), Mode::Optformat);
+        let c = check_data_directory(&cfg, Some("/e"), true, Mode::Optformat);
         assert_eq!(c.line.unwrap(), "--configured-data-directory=CRITICAL");
+    }
+
+    #[test]
+    fn upstream_lines() {
+        let s = node(NodeType::Standby);
+        let up = Upstream {
+            record: NodeRecord {
+                node_id: 2,
+                node_name: "node2".into(),
+                ..node(NodeType::Primary)
+            },
+            attached: false,
+        };
+        let c = check_upstream(&s, true, Some(&up), Mode::Nagios);
+        assert_eq!(
+            c.line.unwrap(),
+            "REPMGR_UPSTREAM_SERVER CRITICAL: node \"node1\" (ID: 1) is not attached to expected upstream node \"node2\" (ID: 2)"
+        );
+        let c = check_upstream(&s, true, None, Mode::Text);
+        assert_eq!(
+            c.line.unwrap(),
+            "CRITICAL (node \"node1\" (ID: 1) is a standby but no upstream record found)"
+        );
+        let c = check_upstream(&node(NodeType::Witness), false, None, Mode::Text);
+        assert_eq!(c.line.unwrap(), "OK (N/A - node is a witness)");
+        let c = check_upstream(&node(NodeType::Primary), false, None, Mode::Optformat);
+        assert_eq!(c.line, None);
+    }
+
+    #[test]
+    fn repmgrd_and_config_owner_lines() {
+        let c = check_repmgrd(Repmgrd::Paused, Mode::Nagios);
+        assert_eq!(
+            c.line.unwrap(),
+            "REPMGRD WARNING: repmgrd running but paused"
+        );
+        let c = check_repmgrd(Repmgrd::Unknown, Mode::Optformat);
+        assert_eq!(c.line.unwrap(), "--repmgrd=UNKNOWN");
+        let c = check_repmgrd(Repmgrd::NotRunning, Mode::Text);
+        assert_eq!(c.line.unwrap(), "CRITICAL (repmgrd not running)");
+        let c = check_replication_config_owner(false);
+        assert_eq!(c.line.unwrap(), "--replication-config-owner=CRITICAL");
+    }
+
+    #[test]
+    fn data_directory_without_superuser() {
+        let cfg = Config {
+            data_directory: "/d".into(),
+            ..Config::default()
+        };
+        let c = check_data_directory(&cfg, None, true, Mode::Text);
+        assert_eq!(
+            c.line.unwrap(),
+            "OK (configured \"data_directory\" is \"/d\")"
+        );
+        let c = check_data_directory(&cfg, None, false, Mode::Text);
+        assert_eq!(
+            c.line.unwrap(),
+            "CRITICAL (configured \"data_directory\" \"\" is not a PostgreSQL data directory)"
+        );
+        let c = check_data_directory(&cfg, None, false, Mode::Nagios);
+        assert_eq!(
+            c.line.unwrap(),
+            "REPMGR_DATA_DIRECTORY CRITICAL: /d | configured \"data_directory\" is not a PostgreSQL data directory"
+        );
     }
 }
