@@ -3,7 +3,7 @@
 
 pub mod cluster;
 mod context;
-pub mod matrix;
+pub mod daemon;
 pub mod node;
 pub mod primary;
 pub mod rejoin;
@@ -129,16 +129,16 @@ fn dispatch(ctx: &Ctx) -> Result<()> {
         ClusterShow => cluster::show(ctx),
         ClusterEvent => cluster::event(ctx),
         ClusterCleanup => cluster::cleanup(ctx),
-        ClusterMatrix => matrix::matrix(ctx),
-        ClusterCrosscheck => matrix::crosscheck(ctx),
+        ClusterMatrix => cluster::matrix(ctx),
+        ClusterCrosscheck => cluster::crosscheck(ctx),
         NodeStatus => node::status(ctx),
         NodeCheck => node::check(ctx),
         NodeService => node::service(ctx),
         ServiceStatus => service::status(ctx),
         ServicePause => service::pause(ctx, true),
         ServiceUnpause => service::pause(ctx, false),
-        DaemonStart => service::start(ctx),
-        DaemonStop => service::stop(ctx),
+        DaemonStart => daemon::start(ctx),
+        DaemonStop => daemon::stop(ctx),
         NodeRejoin => rejoin::rejoin(ctx),
         WitnessRegister => witness::register(ctx),
         WitnessUnregister => witness::unregister(ctx),

@@ -1,13 +1,11 @@
-//! repmgrd control: `service status|pause|unpause` (also spelt `daemon …`)
-//! and `daemon start|stop`.
+//! repmgrd control: `service status|pause|unpause` (also spelt `daemon …`).
+//! Starting and stopping repmgrd is `daemon.rs`.
 //!
 //! repmgr keeps repmgrd's state in the C extension's shared memory on each
 //! node; this implementation keeps it in `repmgr.repmgrd_status` (see
 //! `db::daemon_status`): every repmgrd stamps its row on the primary, and
 //! each node's replicated copy carries the pause flag its repmgrd obeys.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::db::Session;
@@ -18,25 +16,13 @@ use crate::db::{self, daemon_status::DaemonStatus, nodes::NodeRecord, nodes::Nod
 use crate::error::{Error, ExitCode, Result};
 use crate::output;
 
-/// How long `daemon start|stop` waits by default (repmgr's
-/// REPMGR_DAEMON_STOP_START_WAIT).
-pub const DEFAULT_WAIT_SECS: u64 = 15;
-
-/// Deadline for a configured repmgrd_service_start/stop_command.
-const SERVICE_COMMAND_LIMIT: Duration = Duration::from_secs(60);
-
 /// How long `service pause` waits for reachable standbys to replay the flag.
 const PAUSE_CONFIRM_LIMIT: Duration = Duration::from_secs(10);
 
-const POLL: Duration = Duration::from_millis(200);
-
-const START_HINT: &str =
-    "use \"repmgr service status\" to confirm that repmgrd was successfully started";
-const STOP_HINT: &str =
-    "use \"repmgr service status\" to confirm that repmgrd was successfully stopped";
+pub(super) const POLL: Duration = Duration::from_millis(200);
 
 /// repmgr's `log_verbose(LOG_INFO, …)`: shown with -v/--verbose only.
-fn verbose(ctx: &Ctx, msg: &str) {
+pub(super) fn verbose(ctx: &Ctx, msg: &str) {
     if ctx.opts.verbose {
         crate::log_info!("{msg}");
     }
@@ -66,7 +52,7 @@ struct NodeView {
     own_paused: Option<bool>,
 }
 
-/// One line of `service status`.
+/// The repmgrd part of a `service status` line.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StatusLine {
     pub pg_running: bool,
@@ -113,9 +99,34 @@ pub(crate) fn status_line(
     }
 }
 
+/// One node's line of `service status`, in every output format.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServiceRow {
+    pub node_id: i32,
+    pub node_name: String,
+    pub node_type: NodeType,
+    pub location: String,
+    pub priority: i32,
+    /// The Status and Upstream cells, as `cluster show` has them.
+    pub status: String,
+    pub upstream: String,
+    pub repmgrd: StatusLine,
+}
+
+/// What `service status` found: the rows, and the issues logged under the
+/// table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServiceReport {
+    pub rows: Vec<ServiceRow>,
+    pub warnings: Vec<String>,
+    /// A node could not be reached (the --verbose hint).
+    pub connection_errors: bool,
+}
+
 /// The CSV line: `id,name,type,pg_running,repmgrd_running,pid,paused,
 /// priority,upstream_last_seen,location`, -1 for unknown, as repmgr.
-pub(crate) fn csv_row(n: &NodeRecord, s: &StatusLine) -> String {
+pub(crate) fn csv_row(r: &ServiceRow) -> String {
+    let s = &r.repmgrd;
     let (running, paused) = if s.pg_running {
         (i32::from(s.running), i32::from(s.paused))
     } else {
@@ -126,16 +137,16 @@ pub(crate) fn csv_row(n: &NodeRecord, s: &StatusLine) -> String {
         _ => -1,
     };
     output::csv_line(&[
-        n.node_id.to_string(),
-        n.node_name.clone(),
-        n.node_type.to_string(),
+        r.node_id.to_string(),
+        r.node_name.clone(),
+        r.node_type.to_string(),
         i32::from(s.pg_running).to_string(),
         running.to_string(),
         s.pid.unwrap_or(-1).to_string(),
         paused.to_string(),
-        n.priority.to_string(),
+        r.priority.to_string(),
         last_seen.to_string(),
-        n.location.clone(),
+        r.location.clone(),
     ])
 }
 
@@ -165,98 +176,148 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     let nodes = read_nodes(&mut conn)?;
     let local_rows = db::daemon_status::all(&mut conn)?;
     drop(conn);
-
     let views = cluster::probe_all_with(&nodes, |n, c| NodeView {
         rows: db::daemon_status::all(c).ok(),
         own_paused: db::daemon_status::is_paused(c, n.node_id).ok(),
     });
-    let probes: Vec<Probe> = views.iter().map(|(p, _)| p.clone()).collect();
+    let rows = freshest_rows(&nodes, &views).unwrap_or(local_rows);
+    let report = report(&nodes, &views, &rows, ctx.opts.verbose);
 
-    // The primary's table is the freshest (repmgrd writes there) and its
-    // clock is the one that stamped it; fall back to the local copy.
-    let rows = nodes
+    if ctx.opts.csv {
+        print!("{}", render_csv(&report.rows));
+        return Ok(());
+    }
+    print!(
+        "{}",
+        render_table(&report.rows, ctx.opts.detail, ctx.opts.compact)
+    );
+    if !report.warnings.is_empty() && !ctx.opts.terse {
+        println!();
+        // repmgr logs the list as one message ending in a newline.
+        crate::log_warning!("{}\n", render_issues(&report.warnings));
+        if report.connection_errors && !ctx.opts.verbose {
+            crate::log_hint!("execute with --verbose option to see connection error messages");
+        }
+    }
+    Ok(())
+}
+
+/// The repmgrd table as the primary has it: the freshest (repmgrd writes
+/// there) and stamped by its clock. None when no primary answered.
+fn freshest_rows(
+    nodes: &[NodeRecord],
+    views: &[(Probe, Option<NodeView>)],
+) -> Option<Vec<DaemonStatus>> {
+    nodes
         .iter()
-        .zip(&views)
+        .zip(views)
         .find(|(n, (p, _))| {
             n.node_type == NodeType::Primary && p.reach == Reach::Up && p.in_recovery == Some(false)
         })
         .or_else(|| {
             nodes
                 .iter()
-                .zip(&views)
+                .zip(views)
                 .find(|(_, (p, _))| p.reach == Reach::Up && p.in_recovery == Some(false))
         })
         .and_then(|(_, (_, v))| v.as_ref().and_then(|v| v.rows.clone()))
-        .unwrap_or(local_rows);
+}
 
-    let lines: Vec<StatusLine> = nodes
-        .iter()
-        .zip(&views)
-        .map(|(n, (p, v))| {
-            let row = rows.iter().find(|r| r.node_id == n.node_id);
-            let own = v.as_ref().and_then(|v| v.own_paused);
-            status_line(n, p, row, own)
-        })
-        .collect();
-
-    if ctx.opts.csv {
-        let out: String = nodes
-            .iter()
-            .zip(&lines)
-            .map(|(n, s)| csv_row(n, s))
-            .collect();
-        print!("{out}");
-        return Ok(());
-    }
-
-    let compact = ctx.opts.compact;
-    let mut warnings = Vec::new();
-    let mut connection_errors = false;
-    let mut table = Vec::new();
-    for ((n, p), s) in nodes.iter().zip(&probes).zip(&lines) {
+/// The rows and issues, in the nodes' order, from the probes and the
+/// repmgrd table `rows`; `verbose` spells out connection errors.
+fn report(
+    nodes: &[NodeRecord],
+    views: &[(Probe, Option<NodeView>)],
+    rows: &[DaemonStatus],
+    verbose: bool,
+) -> ServiceReport {
+    let probes: Vec<Probe> = views.iter().map(|(p, _)| p.clone()).collect();
+    let mut out = ServiceReport {
+        rows: Vec::new(),
+        warnings: Vec::new(),
+        connection_errors: false,
+    };
+    for (n, (p, v)) in nodes.iter().zip(views) {
+        let row = rows.iter().find(|r| r.node_id == n.node_id);
+        let own = v.as_ref().and_then(|v| v.own_paused);
+        let s = status_line(n, p, row, own);
         let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
         if p.reach != Reach::Up {
-            connection_errors = true;
-            if ctx.opts.verbose {
-                warnings.push(format!(
+            out.connection_errors = true;
+            out.warnings.push(if verbose {
+                format!(
                     "when attempting to connect to {who}, following error encountered :\n\"{}\"",
                     p.error.as_deref().unwrap_or("").trim()
-                ));
+                )
             } else {
-                warnings.push(format!("unable to connect to {who}"));
-            }
+                format!("unable to connect to {who}")
+            });
         }
         let (status, w1) = cluster::status_cell(n, p);
-        let (upstream, w2) = cluster::upstream_cell(n, p, &nodes, &probes);
-        warnings.extend(w1);
-        warnings.extend(w2);
-        if p.reach == Reach::Up && p.replay_paused {
-            warnings.push(format!(
-                "WAL replay is paused on {who} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed"
-            ));
-        }
-        if s.pg_running && !s.running && n.active {
-            warnings.push(format!("repmgrd is not running on {who}"));
-        }
-        if s.pg_running && s.running && s.paused {
-            warnings.push(format!("repmgrd is paused on {who}"));
-        }
-        let mut row = vec![
-            n.node_id.to_string(),
-            n.node_name.clone(),
-            n.node_type.to_string(),
+        let (upstream, w2) = cluster::upstream_cell(n, p, nodes, &probes);
+        out.warnings.extend(w1);
+        out.warnings.extend(w2);
+        out.warnings.extend(daemon_issues(n, p, &s, &who));
+        out.rows.push(ServiceRow {
+            node_id: n.node_id,
+            node_name: n.node_name.clone(),
+            node_type: n.node_type,
+            location: n.location.clone(),
+            priority: n.priority,
             status,
             upstream,
-        ];
-        if ctx.opts.detail {
-            row.push(n.location.clone());
-            row.push(n.priority.to_string());
-        }
-        row.extend(repmgrd_cells(s, compact));
-        table.push(row);
+            repmgrd: s,
+        });
     }
+    out
+}
+
+/// The issues of a node that answered: paused replay, and its repmgrd
+/// stopped or paused.
+fn daemon_issues(n: &NodeRecord, p: &Probe, s: &StatusLine, who: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if p.reach == Reach::Up && p.replay_paused {
+        out.push(format!(
+            "WAL replay is paused on {who} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed"
+        ));
+    }
+    if s.pg_running && !s.running && n.active {
+        out.push(format!("repmgrd is not running on {who}"));
+    }
+    if s.pg_running && s.running && s.paused {
+        out.push(format!("repmgrd is paused on {who}"));
+    }
+    out
+}
+
+/// One CSV line per node.
+pub(crate) fn render_csv(rows: &[ServiceRow]) -> String {
+    rows.iter().map(csv_row).collect()
+}
+
+/// The table; `detail` adds Location and Priority, `compact` abbreviates
+/// the headers and the last-seen cells.
+pub(crate) fn render_table(rows: &[ServiceRow], detail: bool, compact: bool) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                r.node_id.to_string(),
+                r.node_name.clone(),
+                r.node_type.to_string(),
+                r.status.clone(),
+                r.upstream.clone(),
+            ];
+            if detail {
+                row.push(r.location.clone());
+                row.push(r.priority.to_string());
+            }
+            row.extend(repmgrd_cells(&r.repmgrd, compact));
+            row
+        })
+        .collect();
     let mut headers = vec!["ID", "Name", "Role", "Status", "Upstream"];
-    if ctx.opts.detail {
+    if detail {
         headers.push("Location");
         headers.push(if compact { "Prio." } else { "Priority" });
     }
@@ -266,21 +327,16 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     } else {
         "Upstream last seen"
     });
-    print!("{}", output::table(&headers, &table));
+    output::table(&headers, &cells)
+}
 
-    if !warnings.is_empty() && !ctx.opts.terse {
-        println!();
-        let mut text = String::from("following issues were detected");
-        for w in &warnings {
-            text.push_str(&format!("\n  - {w}"));
-        }
-        // repmgr logs the list as one message ending in a newline.
-        crate::log_warning!("{text}\n");
-        if connection_errors && !ctx.opts.verbose {
-            crate::log_hint!("execute with --verbose option to see connection error messages");
-        }
+/// The issues as the one message repmgr logs under the table.
+pub(crate) fn render_issues(warnings: &[String]) -> String {
+    let mut text = String::from("following issues were detected");
+    for w in warnings {
+        text.push_str(&format!("\n  - {w}"));
     }
-    Ok(())
+    text
 }
 
 /// `repmgr service pause` / `unpause`: sets the flag for every registered
@@ -289,13 +345,18 @@ pub fn status(ctx: &Ctx) -> Result<()> {
 pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
     let verb = if pause { "pause" } else { "unpause" };
     let done = if pause { "paused" } else { "unpaused" };
-    let fail = |msg: String| Error::new(ExitCode::RepmgrdPause, msg);
 
     verbose(ctx, "connecting to database");
     let mut local = ctx.connect_local()?;
     let nodes = read_nodes(&mut local)?;
+    let fail = || {
+        Error::new(
+            ExitCode::RepmgrdPause,
+            format!("unable to {verb} {} node(s)", nodes.len()),
+        )
+    };
     let Some((primary, mut pconn)) = super::find_primary(&mut local)? else {
-        return Err(fail(format!("unable to {verb} {} node(s)", nodes.len()))
+        return Err(fail()
             .detail("no reachable primary was found; the pause flag is written on the primary")
             .hint("execute \"repmgr service status\" to view current status"));
     };
@@ -305,22 +366,10 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         primary.node_name,
         primary.node_id
     );
-
-    // Reachability of every node, for the report and the confirmation.
-    let reached = super::reach_all(&nodes);
-    for r in &reached {
-        if r.conn.is_none() {
-            crate::log_warning!(
-                "unable to connect to node {} ({}); its repmgrd will see the change once the node has replayed it",
-                r.node.node_id,
-                r.node.node_name
-            );
-        }
-    }
+    let reached = reach_for_pause(&nodes);
 
     let version = db::schema::installed_version(&mut pconn)?.unwrap_or(0);
     let needs_upgrade = version < db::schema::SCHEMA_VERSION;
-
     if ctx.opts.dry_run {
         if needs_upgrade {
             crate::log_info!(
@@ -333,15 +382,10 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         }
         return Ok(());
     }
-
     if needs_upgrade {
-        crate::log_notice!(
-            "upgrading the repmgr metadata schema on the primary from version {version} to {}",
-            db::schema::SCHEMA_VERSION
-        );
-        db::schema::ensure_schema(&mut pconn).map_err(|e| {
+        upgrade_schema(&mut pconn, version).map_err(|e| {
             let detail = e.detail.clone().unwrap_or_else(|| e.message().to_string());
-            fail(format!("unable to {verb} {} node(s)", nodes.len()))
+            fail()
                 .detail(format!(
                     "upgrading the repmgr metadata schema failed: {detail}"
                 ))
@@ -354,18 +398,49 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         for n in &nodes {
             crate::log_notice!("node {} ({}) not {done}", n.node_id, n.node_name);
         }
-        return Err(fail(format!("unable to {verb} {} node(s)", nodes.len()))
+        return Err(fail()
             .detail(e.detail.unwrap_or_else(|| e.messages.join("; ")))
             .hint("execute \"repmgr service status\" to view current status"));
     }
     for n in &nodes {
         crate::log_notice!("node {} ({}) {done}", n.node_id, n.node_name);
     }
+    confirm_replayed(reached, primary.node_id, pause);
+    Ok(())
+}
 
-    // Reachable standbys should have replayed the flag within moments.
+/// Connects to every node, for the confirmation; the nodes it cannot
+/// reach are warned about now.
+fn reach_for_pause(nodes: &[NodeRecord]) -> Vec<super::Reached> {
+    let reached = super::reach_all(nodes);
+    for r in &reached {
+        if r.conn.is_none() {
+            crate::log_warning!(
+                "unable to connect to node {} ({}); its repmgrd will see the change once the node has replayed it",
+                r.node.node_id,
+                r.node.node_name
+            );
+        }
+    }
+    reached
+}
+
+/// Brings the primary's metadata schema up from `version`, so that it has
+/// the pause flag.
+fn upgrade_schema(pconn: &mut Session, version: i32) -> Result<()> {
+    crate::log_notice!(
+        "upgrading the repmgr metadata schema on the primary from version {version} to {}",
+        db::schema::SCHEMA_VERSION
+    );
+    db::schema::ensure_schema(pconn).map(|_| ())
+}
+
+/// Waits (bounded) for the reachable standbys to replay the flag, which
+/// they should within moments, and warns about those that did not.
+fn confirm_replayed(reached: Vec<super::Reached>, primary_id: i32, pause: bool) {
     let mut pending: Vec<(NodeRecord, Session)> = reached
         .into_iter()
-        .filter(|r| r.node.node_id != primary.node_id)
+        .filter(|r| r.node.node_id != primary_id)
         .filter_map(|r| r.conn.map(|c| (r.node, c)))
         .collect();
     let start = Instant::now();
@@ -387,375 +462,6 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
         );
         crate::log_detail!("its repmgrd obeys the flag once the node has replayed it");
     }
-    Ok(())
-}
-
-/// The `-w/--wait[=secs]` / `-W/--no-wait` choice: None = don't wait.
-fn wait_limit(ctx: &Ctx) -> Result<Option<Duration>> {
-    if ctx.opts.no_wait {
-        return Ok(None);
-    }
-    let secs = match ctx.opts.wait.as_deref() {
-        None | Some("") => DEFAULT_WAIT_SECS,
-        Some(v) => v.trim().parse::<u64>().map_err(|_| {
-            Error::config(format!(
-                "invalid value provided for option \"--wait\": \"{v}\" (expected a number of seconds)"
-            ))
-            .hint("Try \"repmgr --help\" for more information.")
-        })?,
-    };
-    Ok((secs > 0).then(|| Duration::from_secs(secs)))
-}
-
-/// Whether `pid` is a live repmgrd: it exists, and where /proc can tell,
-/// its argv[0] names repmgrd (a stale pid file may point at a reused pid).
-pub(crate) fn repmgrd_alive(pid: i32) -> bool {
-    use nix::errno::Errno;
-    if pid <= 0 {
-        return false;
-    }
-    if matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(Errno::ESRCH)
-    ) {
-        return false;
-    }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(raw) => {
-            let argv0 = raw.split(|b| *b == 0).next().unwrap_or_default();
-            let argv0 = String::from_utf8_lossy(argv0);
-            Path::new(argv0.as_ref())
-                .file_name()
-                .is_some_and(|f| f.to_string_lossy().starts_with("repmgrd"))
-        }
-        // No /proc (or no access): trust kill(2).
-        Err(_) => !Path::new("/proc/self").exists(),
-    }
-}
-
-/// The pid recorded in a pid file, if the file exists and holds a number.
-fn read_pid_file(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// What is known locally about this node's repmgrd.
-struct LocalDaemon {
-    pid_file: Option<PathBuf>,
-    /// The pid from the pid file, when it names a live repmgrd.
-    file_pid: Option<i32>,
-    /// The pid file exists but names no live repmgrd.
-    stale_file: bool,
-    /// The pid the pid file holds, live or not.
-    recorded: Option<i32>,
-    /// This node's row, as the local node's copy of the table has it.
-    row: Option<DaemonStatus>,
-}
-
-impl LocalDaemon {
-    fn running_pid(&self) -> Option<i32> {
-        // A fresh heartbeat from the very pid the pid file shows dead is
-        // a repmgrd that just died: the process table is the better witness.
-        self.file_pid.or_else(|| {
-            self.row
-                .as_ref()
-                .filter(|r| r.is_running())
-                .and_then(|r| r.pid)
-                .filter(|p| Some(*p) != self.recorded)
-        })
-    }
-}
-
-fn local_daemon(ctx: &Ctx, conn: Option<&mut Session>) -> LocalDaemon {
-    let cfg = ctx.config();
-    let pid_file = crate::ops::pidfile::path(None, false, cfg);
-    let recorded = pid_file.as_deref().and_then(read_pid_file);
-    let file_pid = recorded.filter(|p| repmgrd_alive(*p));
-    let stale_file = pid_file.as_deref().is_some_and(Path::exists) && file_pid.is_none();
-    let node_id = cfg.node_id.unwrap_or_default();
-    let row = conn.and_then(|c| {
-        db::daemon_status::all(c)
-            .ok()?
-            .into_iter()
-            .find(|r| r.node_id == node_id)
-    });
-    LocalDaemon {
-        pid_file,
-        file_pid,
-        stale_file,
-        recorded,
-        row,
-    }
-}
-
-/// Polls `done` every 200 ms until it holds or `limit` passes.
-fn poll(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// The command that starts repmgrd directly: this binary as `repmgrd`
-/// (it is multi-call), with this configuration file; it daemonizes itself.
-fn direct_start_command(ctx: &Ctx) -> Result<Command> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| {
-        Error::new(
-            ExitCode::RepmgrdService,
-            "unable to determine the path of this program",
-        )
-        .detail(e.to_string())
-    })?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    let sibling = dir.join("repmgrd");
-    let mut cmd = if sibling.exists() {
-        Command::new(&sibling)
-    } else {
-        let mut c = Command::new(&exe);
-        c.arg0(sibling.as_os_str());
-        c
-    };
-    let conf = ctx
-        .loaded
-        .as_ref()
-        .map(|l| l.path.clone())
-        .ok_or_else(|| Error::config("no configuration file provided and none found"))?;
-    let conf = std::fs::canonicalize(&conf).unwrap_or(conf);
-    cmd.arg("-f").arg(conf);
-    Ok(cmd)
-}
-
-/// Runs the direct start: waits (bounded) for the parent to exit after it
-/// forked; the daemon keeps our stderr unless it logs to a file, as
-/// repmgrd does when started by hand.
-fn run_direct_start(mut cmd: Command) -> Result<()> {
-    use wait_timeout::ChildExt;
-    let shown = crate::process::display_command(&cmd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::new(ExitCode::RepmgrdService, "unable to start repmgrd")
-            .detail(format!("{shown}: {e}"))
-    })?;
-    match child.wait_timeout(SERVICE_COMMAND_LIMIT) {
-        Ok(Some(s)) if s.success() => Ok(()),
-        Ok(Some(s)) => Err(
-            Error::new(ExitCode::RepmgrdService, "unable to start repmgrd")
-                .detail(format!("{shown}: {}", crate::process::describe_status(&s))),
-        ),
-        Ok(None) | Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(
-                Error::new(ExitCode::RepmgrdService, "unable to start repmgrd").detail(format!(
-                    "{shown} did not return within {} s",
-                    SERVICE_COMMAND_LIMIT.as_secs()
-                )),
-            )
-        }
-    }
-}
-
-/// `repmgr daemon start`.
-pub fn start(ctx: &Ctx) -> Result<()> {
-    let cfg = ctx.node_config(false)?;
-    let limit = wait_limit(ctx)?;
-    verbose(ctx, "connecting to local node");
-    let mut conn = ctx.connect_local().map_err(|e| {
-        Error::db_conn("unable to connect to local node")
-            .detail(format!(
-                "PostgreSQL must be running before \"repmgrd\" can be started ({})",
-                e.detail.clone().unwrap_or_else(|| e.message().to_string())
-            ))
-            .hint(e.hint.clone().unwrap_or_default())
-    })?;
-    let before = local_daemon(ctx, Some(&mut conn));
-    drop(conn);
-    if let Some(pid) = before.running_pid() {
-        crate::log_notice!("repmgrd appears to be running already");
-        crate::log_detail!("repmgrd PID is {pid}");
-        return Ok(());
-    }
-
-    let custom = cfg.repmgrd_service_start_command.trim();
-    let shown = if custom.is_empty() {
-        crate::process::display_command(&direct_start_command(ctx)?)
-    } else {
-        custom.to_string()
-    };
-    if ctx.opts.dry_run {
-        crate::log_info!("prerequisites for starting repmgrd met");
-        crate::log_detail!("following command would be executed:\n  {shown}");
-        return Ok(());
-    }
-
-    crate::log_notice!("executing: \"{shown}\"");
-    if custom.is_empty() {
-        run_direct_start(direct_start_command(ctx)?).map_err(|e| {
-            if cfg.log_file.is_empty() {
-                e
-            } else {
-                e.hint(format!("see the repmgrd log file \"{}\"", cfg.log_file))
-            }
-        })?;
-    } else {
-        run_service_command(custom, "repmgrd_service_start_command", "start")?;
-    }
-
-    let Some(limit) = limit else {
-        crate::log_hint!("{START_HINT}");
-        return Ok(());
-    };
-    let mut started = None;
-    let ok = poll(limit, || {
-        let mut c = ctx.connect_local().ok();
-        let now = local_daemon(ctx, c.as_mut());
-        started = now.running_pid();
-        started.is_some()
-    });
-    if !ok {
-        return Err(Error::new(
-            ExitCode::RepmgrdService,
-            format!(
-                "repmgrd does not appear to have started after {} seconds",
-                limit.as_secs()
-            ),
-        )
-        .hint(START_HINT));
-    }
-    crate::log_notice!("repmgrd was successfully started");
-    if let Some(pid) = started {
-        crate::log_detail!("repmgrd PID is {pid}");
-    }
-    Ok(())
-}
-
-/// `repmgr daemon stop`.
-pub fn stop(ctx: &Ctx) -> Result<()> {
-    let cfg = ctx.node_config(false)?;
-    let limit = wait_limit(ctx)?;
-    verbose(ctx, "connecting to local node");
-    let mut conn = match ctx.connect_local() {
-        Ok(c) => Some(c),
-        Err(_) => {
-            // Not needed to stop repmgrd: the pid file is enough.
-            crate::log_warning!("unable to connect to local node");
-            None
-        }
-    };
-    let before = local_daemon(ctx, conn.as_mut());
-    drop(conn);
-    let custom = cfg.repmgrd_service_stop_command.trim();
-    let pid_file_text = before
-        .pid_file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-
-    let Some(pid) = before.running_pid() else {
-        crate::log_notice!("repmgrd appears to be stopped already");
-        if before.stale_file {
-            crate::log_detail!(
-                "pid file \"{pid_file_text}\" does not name a running repmgrd process"
-            );
-        }
-        return Ok(());
-    };
-    if custom.is_empty() && before.file_pid.is_none() {
-        // Running by its heartbeat, but we cannot tell which process it is.
-        let what = if before.stale_file {
-            format!("pid file \"{pid_file_text}\" does not name a running repmgrd process")
-        } else {
-            format!("PID file \"{pid_file_text}\" not found")
-        };
-        return Err(
-            Error::new(ExitCode::RepmgrdService, "unable to stop repmgrd")
-                .detail(format!(
-                    "{what}, but repmgrd on this node reports PID {pid} in the repmgr metadata"
-                ))
-                .hint(format!(
-                    "set \"repmgrd_pid_file\" in \"{}\" to the pid file repmgrd uses, or set \"repmgrd_service_stop_command\"",
-                    ctx.loaded.as_ref().map(|l| l.path.display().to_string()).unwrap_or_default()
-                )),
-        );
-    }
-
-    let shown = if custom.is_empty() {
-        format!("kill -TERM {pid}")
-    } else {
-        custom.to_string()
-    };
-    if ctx.opts.dry_run {
-        crate::log_info!("prerequisites for stopping repmgrd met");
-        crate::log_detail!("following command would be executed:\n  {shown}");
-        return Ok(());
-    }
-    crate::log_notice!("executing: \"{shown}\"");
-    if custom.is_empty() {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .map_err(|e| {
-            Error::new(ExitCode::RepmgrdService, "unable to stop repmgrd")
-                .detail(format!("sending SIGTERM to PID {pid}: {e}"))
-        })?;
-    } else {
-        run_service_command(custom, "repmgrd_service_stop_command", "stop")?;
-    }
-
-    let Some(limit) = limit else {
-        crate::log_hint!("{STOP_HINT}");
-        return Ok(());
-    };
-    let gone = poll(limit, || {
-        if before.file_pid.is_some() || repmgrd_alive(pid) {
-            return !repmgrd_alive(pid);
-        }
-        // A repmgrd on another host (by its heartbeat only): ask the metadata.
-        let mut c = ctx.connect_local().ok();
-        local_daemon(ctx, c.as_mut()).running_pid().is_none()
-    });
-    if !gone {
-        return Err(Error::new(
-            ExitCode::RepmgrdService,
-            format!(
-                "repmgrd does not appear to have stopped after {} seconds",
-                limit.as_secs()
-            ),
-        )
-        .hint(STOP_HINT));
-    }
-    crate::log_notice!("repmgrd was successfully stopped");
-    Ok(())
-}
-
-/// Runs a configured `repmgrd_service_*_command` with a deadline; a
-/// failure is exit 27 with the command's own error in the DETAIL.
-fn run_service_command(command: &str, key: &str, verb: &str) -> Result<()> {
-    crate::process::run_checked(
-        crate::process::shell(command),
-        SERVICE_COMMAND_LIMIT,
-        key,
-        ExitCode::RepmgrdService,
-    )
-    .map(|_| ())
-    .map_err(|e| {
-        let detail = match &e.detail {
-            Some(d) => format!("{}\n{d}", e.message()),
-            None => e.message().to_string(),
-        };
-        Error::new(
-            ExitCode::RepmgrdService,
-            format!("unable to {verb} repmgrd"),
-        )
-        .detail(detail)
-    })
 }
 
 #[cfg(test)]
@@ -803,6 +509,19 @@ mod tests {
         }
     }
 
+    fn srow(n: &NodeRecord, s: &StatusLine) -> ServiceRow {
+        ServiceRow {
+            node_id: n.node_id,
+            node_name: n.node_name.clone(),
+            node_type: n.node_type,
+            location: n.location.clone(),
+            priority: n.priority,
+            status: "* running".into(),
+            upstream: String::new(),
+            repmgrd: s.clone(),
+        }
+    }
+
     #[test]
     fn running_primary_and_standby() {
         let p = node(1, NodeType::Primary);
@@ -826,11 +545,11 @@ mod tests {
         );
         assert_eq!(repmgrd_cells(&ls, true)[3], "1 sec(s) ago");
         assert_eq!(
-            csv_row(&p, &lp),
+            csv_row(&srow(&p, &lp)),
             "1,node1,primary,1,1,100,0,100,-1,default\n"
         );
         assert_eq!(
-            csv_row(&s, &ls),
+            csv_row(&srow(&s, &ls)),
             "2,node2,standby,1,1,200,1,100,1,default\n"
         );
     }
@@ -855,7 +574,10 @@ mod tests {
             repmgrd_cells(&l, false),
             ["not running", "n/a", "n/a", "n/a"]
         );
-        assert_eq!(csv_row(&s, &l), "2,node2,standby,1,0,-1,0,100,-1,default\n");
+        assert_eq!(
+            csv_row(&srow(&s, &l)),
+            "2,node2,standby,1,0,-1,0,100,-1,default\n"
+        );
         // No row at all (never started, or schema version 1).
         let l = status_line(&s, &up(true), None, None);
         assert_eq!(
@@ -875,16 +597,80 @@ mod tests {
         let l = status_line(&s, &down, Some(&row(2, Some(200), 0.1, Some(0.1))), None);
         assert_eq!(repmgrd_cells(&l, false), ["n/a", "n/a", "n/a", "n/a"]);
         assert_eq!(
-            csv_row(&s, &l),
+            csv_row(&srow(&s, &l)),
             "2,node2,standby,0,-1,-1,-1,100,-1,default\n"
         );
     }
 
+    fn rows() -> Vec<ServiceRow> {
+        let primary = StatusLine {
+            pg_running: true,
+            running: true,
+            pid: Some(4242),
+            paused: false,
+            upstream_last_seen: None,
+        };
+        let standby = StatusLine {
+            paused: true,
+            upstream_last_seen: Some(3),
+            pid: Some(77),
+            ..primary.clone()
+        };
+        let down = StatusLine {
+            pg_running: false,
+            running: false,
+            pid: None,
+            paused: false,
+            upstream_last_seen: None,
+        };
+        let mut rows = vec![
+            srow(&node(1, NodeType::Primary), &primary),
+            srow(&node(2, NodeType::Standby), &standby),
+            srow(&node(3, NodeType::Standby), &down),
+        ];
+        rows[1].status = "  running".into();
+        rows[1].upstream = "node1".into();
+        rows[2].status = "? unreachable".into();
+        rows[2].upstream = "? node1".into();
+        rows
+    }
+
     #[test]
-    fn a_pid_that_is_not_repmgrd_is_not_alive() {
-        // This test process exists but is not called repmgrd.
-        assert!(!repmgrd_alive(std::process::id() as i32));
-        assert!(!repmgrd_alive(0));
-        assert!(!repmgrd_alive(-5));
+    fn table() {
+        assert_eq!(
+            render_table(&rows(), false, false),
+            " ID | Name  | Role    | Status        | Upstream | repmgrd | PID  | Paused? | Upstream last seen\n\
+             ----+-------+---------+---------------+----------+---------+------+---------+--------------------\n \
+             1  | node1 | primary | * running     |          | running | 4242 | no      | n/a               \n \
+             2  | node2 | standby |   running     | node1    | running | 77   | yes     | 3 second(s) ago   \n \
+             3  | node3 | standby | ? unreachable | ? node1  | n/a     | n/a  | n/a     | n/a               \n"
+        );
+    }
+
+    #[test]
+    fn detailed_compact_table() {
+        assert_eq!(
+            render_table(&rows(), true, true),
+            " ID | Name  | Role    | Status        | Upstream | Location | Prio. | repmgrd | PID  | Paused? | Upstr. last \n\
+             ----+-------+---------+---------------+----------+----------+-------+---------+------+---------+--------------\n \
+             1  | node1 | primary | * running     |          | default  | 100   | running | 4242 | no      | n/a         \n \
+             2  | node2 | standby |   running     | node1    | default  | 100   | running | 77   | yes     | 3 sec(s) ago\n \
+             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | n/a     | n/a  | n/a     | n/a         \n"
+        );
+    }
+
+    #[test]
+    fn csv_and_issues() {
+        assert_eq!(
+            render_csv(&rows()),
+            "1,node1,primary,1,1,4242,0,100,-1,default\n\
+             2,node2,standby,1,1,77,1,100,3,default\n\
+             3,node3,standby,0,-1,-1,-1,100,-1,default\n"
+        );
+        let w = vec!["unable to connect to node \"node3\" (ID: 3)".to_string()];
+        assert_eq!(
+            render_issues(&w),
+            "following issues were detected\n  - unable to connect to node \"node3\" (ID: 3)"
+        );
     }
 }

@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use super::{parse_conninfo, Ctx, APP_NAME};
+use crate::commands::{parse_conninfo, Ctx, APP_NAME};
 use crate::config::Config;
 use crate::db::{self, nodes::NodeRecord};
 use crate::error::{Error, ExitCode, Result};

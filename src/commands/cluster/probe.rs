@@ -1,0 +1,133 @@
+//! Probing nodes: every node at once, each bounded by its connect_timeout,
+//! so one hung node costs one timeout in total.
+
+use std::thread;
+
+use crate::commands::{parse_conninfo, APP_NAME};
+use crate::db::{self, nodes::NodeRecord};
+
+/// How a node answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    Up,
+    /// The server answers but would not let us in (repmgr's REJECTED).
+    Rejected,
+    Down,
+}
+
+/// What one parallel probe of a node found.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    pub reach: Reach,
+    pub error: Option<String>,
+    pub in_recovery: Option<bool>,
+    pub timeline: Option<i64>,
+    /// application_names streaming from this node.
+    pub attached: Vec<String>,
+    pub replay_paused: bool,
+    /// Running as primary but fenced (read-only) by repmgrd.
+    pub fenced: bool,
+}
+
+impl Probe {
+    fn down(reach: Reach, error: String) -> Probe {
+        Probe {
+            reach,
+            error: Some(error),
+            in_recovery: None,
+            timeline: None,
+            attached: Vec::new(),
+            replay_paused: false,
+            fenced: false,
+        }
+    }
+}
+
+/// Probes one node: a connection bounded by its connect_timeout, then a few
+/// cheap queries. Never fails: what went wrong is part of the result.
+fn probe(n: &NodeRecord) -> Probe {
+    probe_keep(n).0
+}
+
+/// [`probe`], keeping the connection for further questions.
+fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
+    let ci = match parse_conninfo(&n.conninfo, "conninfo") {
+        Ok(ci) => ci,
+        Err(e) => return (Probe::down(Reach::Down, e.detail.unwrap_or_default()), None),
+    };
+    let mut c = match db::connect::probe(&ci, APP_NAME) {
+        Ok(c) => c,
+        Err((e, ping)) => {
+            let reach = match ping {
+                db::connect::Ping::Ok => Reach::Rejected,
+                _ => Reach::Down,
+            };
+            let text = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+            return (Probe::down(reach, text), None);
+        }
+    };
+    let in_recovery = db::server::in_recovery(&mut c).ok();
+    let timeline = db::server::timeline(&mut c).ok();
+    let replay_paused = db::server::wal_replay_paused(&mut c).unwrap_or(false);
+    let attached = db::server::attached_standbys(&mut c).unwrap_or_default();
+    let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
+    let p = Probe {
+        reach: Reach::Up,
+        error: None,
+        in_recovery,
+        timeline,
+        attached,
+        replay_paused,
+        fenced,
+    };
+    (p, Some(c))
+}
+
+/// Probes every node at once like [`probe_all`], then asks each reachable
+/// node `ask` on the same connection (still in that node's thread).
+pub(crate) fn probe_all_with<T, F>(nodes: &[NodeRecord], ask: F) -> Vec<(Probe, Option<T>)>
+where
+    T: Send + 'static,
+    F: Fn(&NodeRecord, &mut crate::db::Session) -> T + Send + Sync + 'static,
+{
+    let ask = std::sync::Arc::new(ask);
+    let handles: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|n| {
+            let ask = ask.clone();
+            thread::spawn(move || {
+                let (p, c) = probe_keep(&n);
+                let answer = c.map(|mut c| ask(&n, &mut c));
+                (p, answer)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join().unwrap_or_else(|_| {
+                (
+                    Probe::down(Reach::Down, "internal error while probing".into()),
+                    None,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Probes every node at once, so one hung node costs one timeout in total.
+pub(super) fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
+    let handles: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|n| thread::spawn(move || probe(&n)))
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Probe::down(Reach::Down, "internal error while probing".into()))
+        })
+        .collect()
+}
