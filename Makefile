@@ -28,6 +28,7 @@ clippy:
 layers:
 	@! grep -rnE 'crate::commands|commands::' src/daemon src/ops src/db --include=*.rs | grep -v '^[^:]*:[0-9]*:\s*//' || { echo "layering: src/daemon, src/ops or src/db names commands"; exit 1; }
 	@! grep -rnE 'crate::daemon' src/commands src/ops src/db --include=*.rs | grep -v '^[^:]*:[0-9]*:\s*//' || { echo "layering: src/commands, src/ops or src/db names the daemon"; exit 1; }
+	@! grep -rnE '\blog::(trace|debug|info|warn|error|log)!' src --include=*.rs | grep -v '^src/logging.rs:' || { echo "logging: use the log_* macros (repmgr's levels), not log:: directly"; exit 1; }
 	$(CARGO) test --lib -q layering
 
 # Static checks only (no servers).

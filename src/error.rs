@@ -123,6 +123,16 @@ impl Error {
     pub fn message(&self) -> &str {
         self.messages.first().map(String::as_str).unwrap_or("")
     }
+
+    /// Why it failed, in one line for a log: the DETAIL when there is one
+    /// (the server's or the tool's words), else the message. Never empty
+    /// for an error that has either.
+    pub fn reason(&self) -> &str {
+        match self.detail.as_deref() {
+            Some(d) if !d.trim().is_empty() => d,
+            _ => self.message(),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -52,11 +52,9 @@ pub fn record<C: Sql>(conn: Option<&mut C>, config: &Config, ev: &Event<'_>) {
     if let Some(c) = conn {
         match write(c, ev) {
             Ok(ts) => timestamp = Some(ts),
-            Err(e) => crate::log_warning!(
-                "unable to record event \"{}\": {}",
-                ev.event,
-                e.detail.as_deref().unwrap_or(e.message())
-            ),
+            Err(e) => {
+                crate::log_warning!("unable to record event \"{}\": {}", ev.event, e.reason())
+            }
         }
     }
     notify(config, ev, timestamp.as_deref());
@@ -146,37 +144,24 @@ fn wanted(filter: &[String], event: &str) -> bool {
     filter.is_empty() || filter.iter().any(|f| f == event)
 }
 
-/// Expands `%n %a %e %s %t %d %p %c %%` as repmgr does.
+/// Expands `%n %a %e %s %t %d %p %c %%` as repmgr does, through the one
+/// expander ([`crate::hooks`]): names, details and conninfo are escaped
+/// for the shell.
 pub fn expand(template: &str, ev: &Event<'_>, timestamp: &str) -> String {
-    let mut out = String::with_capacity(template.len() + 64);
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push_str(&ev.node_id.to_string()),
-            Some('a') => out.push_str(ev.node_name),
-            Some('e') => out.push_str(ev.event),
-            Some('s') => out.push(if ev.successful { '1' } else { '0' }),
-            Some('t') => out.push_str(timestamp),
-            Some('d') => out.push_str(&ev.details),
-            Some('p') => {
-                if let Some(p) = ev.primary_id {
-                    out.push_str(&p.to_string())
-                }
-            }
-            Some('c') => out.push_str(ev.conninfo.as_deref().unwrap_or("")),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
+    use crate::hooks::{cluster, plain};
+    crate::hooks::expand(
+        template,
+        &[
+            ('n', plain(ev.node_id)),
+            ('a', cluster(ev.node_name)),
+            ('e', plain(ev.event)),
+            ('s', plain(if ev.successful { 1 } else { 0 })),
+            ('t', plain(timestamp)),
+            ('d', cluster(ev.details.clone())),
+            ('p', ev.primary_id.and_then(plain)),
+            ('c', cluster(ev.conninfo.clone().unwrap_or_default())),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -196,7 +181,7 @@ mod tests {
         };
         assert_eq!(
             expand("x %n %a %e %s '%t' '%d' %p '%c' 100%% %z", &ev, "T"),
-            "x 2 node2 standby_register 1 'T' 'ok done' 1 'host=a' 100% %z"
+            "x 2 'node2' standby_register 1 'T' 'ok done' 1 'host=a' 100% %z"
         );
         let ev = Event {
             primary_id: None,

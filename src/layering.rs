@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("shutdown", 0),
     ("output", 0),
+    ("hooks", 0),
     ("logging", 1),
     ("parallel", 2),
     ("config", 2),

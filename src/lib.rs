@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod hooks;
 pub mod ops;
 pub mod output;
 pub mod parallel;

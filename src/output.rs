@@ -1,6 +1,17 @@
 //! repmgr's output formats: the psql-like tables of `cluster show`,
 //! `cluster event` and `service status`, and CSV.
 
+/// A node as repmgr names it in messages: `"node2" (ID: 2)`. For a node
+/// known only by its configuration (this node), or by its record (whose
+/// Display uses this).
+pub struct NodeName<'a>(pub &'a str, pub i32);
+
+impl std::fmt::Display for NodeName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}\" (ID: {})", self.0, self.1)
+    }
+}
+
 /// Renders a table as repmgr's `print_status_header` does: a space, cells
 /// padded to the column width and separated by " | ", a dashed rule with
 /// "-+-" joints. Every cell, the last included, is padded.

@@ -205,7 +205,7 @@ pub fn start(ctx: &Ctx) -> Result<()> {
         Error::db_conn("unable to connect to local node")
             .detail(format!(
                 "PostgreSQL must be running before \"repmgrd\" can be started ({})",
-                e.detail.clone().unwrap_or_else(|| e.message().to_string())
+                e.reason()
             ))
             .hint(e.hint.clone().unwrap_or_default())
     })?;

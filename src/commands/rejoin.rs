@@ -53,11 +53,7 @@ pub fn rejoin(ctx: &Ctx) -> Result<()> {
         )
         .hint("check conninfo in repmgr.conf and the metadata with \"repmgr cluster show\""));
     }
-    crate::log_info!(
-        "the current primary is node \"{}\" (ID: {})",
-        primary.node_name,
-        primary.node_id
-    );
+    crate::log_info!("the current primary is node {}", primary);
 
     let plan = check_rejoin(cfg, &opts, control, &primary, &mut pconn)?;
     if ctx.opts.dry_run {

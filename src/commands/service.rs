@@ -241,7 +241,7 @@ fn report(
         let row = rows.iter().find(|r| r.node_id == n.node_id);
         let own = v.as_ref().and_then(|v| v.own_paused);
         let s = status_line(n, p, row, own);
-        let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
+        let who = format!("node {}", n);
         if p.reach != Reach::Up {
             out.connection_errors = true;
             out.warnings.push(if verbose {
@@ -361,11 +361,7 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
             .hint("execute \"repmgr service status\" to view current status"));
     };
     drop(local);
-    crate::log_info!(
-        "primary is node \"{}\" (ID: {})",
-        primary.node_name,
-        primary.node_id
-    );
+    crate::log_info!("primary is node {}", primary);
     let reached = reach_for_pause(&nodes);
 
     let version = db::schema::installed_version(&mut pconn)?.unwrap_or(0);
@@ -384,7 +380,7 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
     }
     if needs_upgrade {
         upgrade_schema(&mut pconn, version).map_err(|e| {
-            let detail = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+            let detail = e.reason().to_string();
             fail()
                 .detail(format!(
                     "upgrading the repmgr metadata schema failed: {detail}"

@@ -153,7 +153,7 @@ fn include_file(entry: &Entry, depth: usize, if_exists: bool, reading: &mut Read
     match fs::read(&target) {
         Ok(bytes) => read_bytes(&bytes, &target, depth + 1, reading),
         Err(e) if if_exists && e.kind() == std::io::ErrorKind::NotFound => {
-            log::debug!(
+            crate::log_debug!(
                 "skipping missing configuration file \"{}\"",
                 target.display()
             );

@@ -188,7 +188,7 @@ impl Monitor {
                 e.code,
                 format!("unable to connect to local node \"{name}\" (ID: {id})"),
             )
-            .detail(e.detail.clone().unwrap_or_else(|| e.message().to_string()))
+            .detail(e.reason().to_string())
             .hint("check the node is running and the conninfo in repmgr.conf is correct")
         })?;
         let me = if db::schema::exists(&mut local)? {
@@ -246,10 +246,7 @@ impl Monitor {
                     &host,
                     interval,
                 ) {
-                    crate::log_warning!(
-                        "unable to record repmgrd's status: {}",
-                        e.detail.unwrap_or_default()
-                    );
+                    crate::log_warning!("unable to record repmgrd's status: {}", e.reason());
                 }
             }
         }
@@ -303,10 +300,7 @@ impl Monitor {
             );
             return Ok(());
         }
-        let voters = nodes
-            .iter()
-            .filter(|n| n.active && n.node_type != NodeType::Bdr)
-            .count();
+        let voters = nodes.iter().filter(|n| n.is_voter()).count();
         if voters == 2 && cfg.failover == Failover::Automatic {
             crate::log_notice!(
                 "this cluster has two voters and no witness: automatic failover needs a majority and will not happen"
@@ -456,11 +450,12 @@ impl Monitor {
             return;
         }
         match (&self.link, &self.degraded) {
-            (_, Some(_)) => crate::log_info!("node \"{name}\" (ID: {id}) monitoring in degraded state"),
+            (_, Some(_)) => {
+                crate::log_info!("node \"{name}\" (ID: {id}) monitoring in degraded state")
+            }
             (Some(l), None) if state.in_recovery => crate::log_info!(
-                "node \"{name}\" (ID: {id}) monitoring upstream node \"{}\" (ID: {}) in normal state",
-                l.rec.node_name,
-                l.rec.node_id
+                "node \"{name}\" (ID: {id}) monitoring upstream node {} in normal state",
+                l.rec
             ),
             _ => crate::log_info!("monitoring primary node \"{name}\" (ID: {id}) in normal state"),
         }
@@ -532,10 +527,7 @@ impl Monitor {
         self.ensure_writer();
         if let Some((_, w)) = self.writer.as_mut() {
             if let Err(e) = db::nodes::set_active(w, id, active) {
-                crate::log_warning!(
-                    "unable to update this node's record: {}",
-                    e.detail.unwrap_or_default()
-                );
+                crate::log_warning!("unable to update this node's record: {}", e.reason());
             }
         }
     }
@@ -630,7 +622,7 @@ impl Monitor {
             }
         }
         for (ev, c, what) in events_to_send {
-            let details = format!("node \"{}\" (ID: {}) {what}", c.node_name, c.node_id);
+            let details = format!("node {} {what}", c);
             crate::log_notice!("{details}");
             self.event(ev, true, details, Some(id));
         }
@@ -658,9 +650,10 @@ impl Monitor {
         let details = format!("{missing} child node(s) disconnected, {connected} connected");
         crate::log_warning!("{details}");
         if !cfg.child_nodes_disconnect_command.trim().is_empty() {
-            let cmd = cfg
-                .child_nodes_disconnect_command
-                .replace("%p", &self.node_id().to_string());
+            let cmd = crate::hooks::expand(
+                &cfg.child_nodes_disconnect_command,
+                &[('p', crate::hooks::plain(self.node_id()))],
+            );
             match process::run(
                 process::shell(&cmd),
                 Duration::from_secs(60),
@@ -757,10 +750,7 @@ impl Monitor {
                 return;
             }
             Err(e) => {
-                crate::log_warning!(
-                    "unable to update this witness's record: {}",
-                    e.detail.unwrap_or_default()
-                );
+                crate::log_warning!("unable to update this witness's record: {}", e.reason());
                 self.writer = None;
                 return;
             }
@@ -790,7 +780,7 @@ impl Monitor {
             }
             Err(e) => crate::log_warning!(
                 "unable to copy the node records from the primary: {}",
-                e.detail.as_deref().unwrap_or(e.message())
+                e.reason()
             ),
         }
     }
@@ -886,11 +876,7 @@ impl Monitor {
         }
         if let Some(rec) = upstream {
             if let Ok(ci) = ConnInfo::parse(&rec.conninfo) {
-                crate::log_info!(
-                    "monitoring upstream node \"{}\" (ID: {})",
-                    rec.node_name,
-                    rec.node_id
-                );
+                crate::log_info!("monitoring upstream node {}", rec);
                 self.link = Some(Link {
                     rec,
                     ci,
@@ -993,10 +979,7 @@ impl Monitor {
                     replay,
                     state.last_replay.as_deref(),
                 ) {
-                    crate::log_warning!(
-                        "unable to write monitoring history: {}",
-                        e.detail.unwrap_or_default()
-                    );
+                    crate::log_warning!("unable to write monitoring history: {}", e.reason());
                 }
             }
         }
@@ -1021,18 +1004,11 @@ impl Monitor {
         {
             self.writer = None;
         }
-        crate::log_warning!(
-            "unable to connect to upstream node \"{}\" (ID: {})",
-            up.node_name,
-            up.node_id
-        );
+        crate::log_warning!("unable to connect to upstream node {}", up);
         self.event(
             "repmgrd_upstream_disconnect",
             false,
-            format!(
-                "lost connection to upstream node \"{}\" (ID: {})",
-                up.node_name, up.node_id
-            ),
+            format!("lost connection to upstream node {}", up),
             None,
         );
         // Attempts are scheduled by the clock, `reconnect_interval` apart
@@ -1048,33 +1024,24 @@ impl Monitor {
                 return Flow::Stop;
             }
             crate::log_info!(
-                "checking state of node \"{}\" (ID: {}), {attempt} of {attempts} attempts",
-                up.node_name,
-                up.node_id
+                "checking state of node {}, {attempt} of {attempts} attempts",
+                up
             );
             if self.upstream_alive(&up) {
-                crate::log_notice!(
-                    "node \"{}\" (ID: {}) has recovered, reconnecting",
-                    up.node_name,
-                    up.node_id
-                );
+                crate::log_notice!("node {} has recovered, reconnecting", up);
                 self.start_watcher();
                 self.event(
                     "repmgrd_upstream_reconnect",
                     true,
-                    format!(
-                        "reconnected to upstream node \"{}\" (ID: {})",
-                        up.node_name, up.node_id
-                    ),
+                    format!("reconnected to upstream node {}", up),
                     None,
                 );
                 return Flow::Continue;
             }
         }
         crate::log_warning!(
-            "unable to reconnect to node \"{}\" (ID: {}) after {attempts} attempts",
-            up.node_name,
-            up.node_id
+            "unable to reconnect to node {} after {attempts} attempts",
+            up
         );
         if up.node_type == NodeType::Primary {
             self.failover(&up)
@@ -1117,7 +1084,7 @@ impl Monitor {
         let me_rec = nodes.iter().find(|n| n.node_id == id)?.clone();
         let my_pos = db::timeline::position(local).ok()?;
         let my_term = db::fence::voting_term(local).unwrap_or(0);
-        let is_voter = |n: &&NodeRecord| n.active && n.node_type != NodeType::Bdr;
+        let is_voter = |n: &&NodeRecord| n.is_voter();
         let others: Vec<NodeRecord> = nodes
             .iter()
             .filter(is_voter)
@@ -1213,7 +1180,7 @@ impl Monitor {
             + 1;
         let mut voters: Vec<&NodeRecord> = nodes
             .iter()
-            .filter(|n| n.active && n.node_id != failed.node_id && n.node_type != NodeType::Bdr)
+            .filter(|n| n.is_voter() && n.node_id != failed.node_id)
             .collect();
         voters.sort_by_key(|n| n.node_id);
         // Connect to every voter at once (one connect deadline in total),
@@ -1274,7 +1241,10 @@ impl Monitor {
                     self.event(
                         "standby_disconnect_manual",
                         true,
-                        format!("node \"{name}\" (ID: {id}) lost its upstream \"{}\" (ID: {}); failover is manual", failed.node_name, failed.node_id),
+                        format!(
+                            "node \"{name}\" (ID: {id}) lost its upstream {}; failover is manual",
+                            failed
+                        ),
                         None,
                     );
                 }
@@ -1363,11 +1333,7 @@ impl Monitor {
             .into_iter()
             .find(|r| r.in_recovery == Some(false) && Some(r.node.node_id) != lost_id);
         if let Some(p) = primary {
-            crate::log_notice!(
-                "found new primary \"{}\" (ID: {})",
-                p.node.node_name,
-                p.node.node_id
-            );
+            crate::log_notice!("found new primary {}", p.node);
             let failed = lost.unwrap_or_else(|| p.node.clone());
             return self.follow_new_primary(p.node.node_id, &nodes, &failed);
         }
@@ -1412,8 +1378,8 @@ impl Monitor {
                     "repmgrd_failover_abort",
                     false,
                     format!(
-                        "promotion failed and original primary \"{}\" (ID: {}) reappeared",
-                        failed.node_name, failed.node_id
+                        "promotion failed and original primary {} reappeared",
+                        failed
                     ),
                     None,
                 );
@@ -1439,8 +1405,8 @@ impl Monitor {
         self.degraded = None;
         self.writer = None;
         let details = format!(
-            "node \"{name}\" (ID: {id}) promoted to primary; old primary \"{}\" (ID: {}) marked as failed",
-            failed.node_name, failed.node_id
+            "node \"{name}\" (ID: {id}) promoted to primary; old primary {} marked as failed",
+            failed
         );
         crate::log_notice!("{details}");
         self.event(
@@ -1460,12 +1426,17 @@ impl Monitor {
             return true;
         }
         let visible = input.siblings.iter().filter(|s| s.visible).count() + 1;
-        let line = cmd
-            .replace("%n", &self.node_id().to_string())
-            .replace("%a", &self.node_name())
-            .replace("%v", &visible.to_string())
-            .replace("%u", &(input.siblings.len() + 1).to_string())
-            .replace("%t", &(input.siblings.len() + 2).to_string());
+        use crate::hooks::{cluster, plain};
+        let line = crate::hooks::expand(
+            cmd,
+            &[
+                ('n', plain(self.node_id())),
+                ('a', cluster(self.node_name())),
+                ('v', plain(visible)),
+                ('u', plain(input.siblings.len() + 1)),
+                ('t', plain(input.siblings.len() + 2)),
+            ],
+        );
         match process::run(
             process::shell(&line),
             Duration::from_secs(60),
@@ -1544,18 +1515,11 @@ impl Monitor {
                         continue;
                     }
                     if r.node.node_id == failed.node_id {
-                        crate::log_notice!(
-                            "original primary \"{}\" (ID: {}) reappeared",
-                            failed.node_name,
-                            failed.node_id
-                        );
+                        crate::log_notice!("original primary {} reappeared", failed);
                         self.event(
                             "repmgrd_failover_aborted",
                             true,
-                            format!(
-                                "original primary \"{}\" (ID: {}) reappeared",
-                                failed.node_name, failed.node_id
-                            ),
+                            format!("original primary {} reappeared", failed),
                             None,
                         );
                         self.degraded = None;
@@ -1608,10 +1572,8 @@ impl Monitor {
         let result = if command.is_empty() {
             self.builtin_follow(&target)
         } else {
-            self.run_hook(
-                &command.replace("%n", &new_id.to_string()),
-                "follow_command",
-            )
+            let line = crate::hooks::expand(&command, &[('n', crate::hooks::plain(new_id))]);
+            self.run_hook(&line, "follow_command")
         };
         if let Err(e) = result {
             logging::log_error_report(&e);
@@ -1628,7 +1590,15 @@ impl Monitor {
                 }
             } else {
                 if self.upstream_alive(failed) && failed.node_id != new_id {
-                    self.event("repmgrd_failover_aborted", false, format!("following node {new_id} failed and original primary \"{}\" (ID: {}) reappeared", failed.node_name, failed.node_id), None);
+                    self.event(
+                        "repmgrd_failover_aborted",
+                        false,
+                        format!(
+                            "following node {new_id} failed and original primary {} reappeared",
+                            failed
+                        ),
+                        None,
+                    );
                 }
                 self.enter_degraded(Some(failed.clone()), true);
                 return Flow::Continue;

@@ -4,6 +4,7 @@
 //! come from one statement (one round trip, no prepare) instead of repmgr's
 //! dozen small queries.
 
+use super::session::RowExt;
 use super::session::Sql;
 use tokio_postgres::types::Type;
 
@@ -73,20 +74,20 @@ pub fn stats(c: &mut impl Sql) -> Result<NodeStats> {
         )
         .map_err(|e| query_error("retrieving replication statistics", &e))?;
     Ok(NodeStats {
-        in_recovery: row.get(0),
-        server_version: row.get(1),
-        max_wal_senders: row.get(2),
-        attached_wal_receivers: row.get(3),
-        max_replication_slots: row.get(4),
-        total_slots: row.get(5),
-        active_slots: row.get(6),
-        inactive_slots: row.get(7),
-        lag_seconds: row.get(8),
-        data_directory: row.get(9),
-        archive_mode: row.get(10),
-        archive_command: row.get(11),
-        receive_lsn: row.get(12),
-        replay_lsn: row.get(13),
+        in_recovery: row.val(0)?,
+        server_version: row.val(1)?,
+        max_wal_senders: row.val(2)?,
+        attached_wal_receivers: row.val(3)?,
+        max_replication_slots: row.val(4)?,
+        total_slots: row.val(5)?,
+        active_slots: row.val(6)?,
+        inactive_slots: row.val(7)?,
+        lag_seconds: row.val(8)?,
+        data_directory: row.val(9)?,
+        archive_mode: row.val(10)?,
+        archive_command: row.val(11)?,
+        receive_lsn: row.val(12)?,
+        replay_lsn: row.val(13)?,
         status_lag_seconds: row.get::<_, Option<i32>>(14).unwrap_or(0),
     })
 }
@@ -96,7 +97,7 @@ pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_typed_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
         .map_err(|e| query_error("checking the recovery state", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// A node registered with this node as its upstream, as the checks see it.
@@ -130,17 +131,18 @@ pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
             &[(&node_id, Type::INT4)],
         )
         .map_err(|e| query_error("retrieving downstream node records", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Downstream {
-            node_id: r.get(0),
-            node_name: r.get(1),
-            is_witness: r.get(2),
-            attached: r.get(3),
-            slot_missing: r.get(4),
-            slot_name: r.get(5),
+    rows.iter()
+        .map(|r| {
+            Ok(Downstream {
+                node_id: r.val(0)?,
+                node_name: r.val(1)?,
+                is_witness: r.val(2)?,
+                attached: r.val(3)?,
+                slot_missing: r.val(4)?,
+                slot_name: r.val(5)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Names of the inactive physical replication slots.
@@ -152,7 +154,7 @@ pub fn inactive_slots(c: &mut impl Sql) -> Result<Vec<String>> {
             &[],
         )
         .map_err(|e| query_error("retrieving inactive replication slots", &e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.val(0)).collect()
 }
 
 /// The size of all databases, pretty-printed as repmgr's get_cluster_size.
@@ -164,7 +166,7 @@ pub fn cluster_size(c: &mut impl Sql) -> Result<String> {
             &[],
         )
         .map_err(|e| query_error("retrieving the cluster size", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// Whether this session is a superuser (CHECKPOINT needs one before 15's
@@ -176,7 +178,7 @@ pub fn is_superuser(c: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking for superuser", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 pub fn checkpoint(c: &mut impl Sql) -> Result<()> {
@@ -197,7 +199,7 @@ pub fn monitoring_rows_to_delete(c: &mut impl Sql, days: i32, node_id: Option<i3
             &[(&days, Type::INT4), (&node_id, Type::INT4)],
         )
         .map_err(|e| query_error("counting monitoring records to clean up", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// Deletes what [`monitoring_rows_to_delete`] counts.

@@ -5,6 +5,7 @@
 //! every repmgrd reads its flag from its own node's replicated copy, so a
 //! standby knows it is paused even while the primary is down.
 
+use super::session::RowExt;
 use super::session::Sql;
 
 use super::query_error;
@@ -42,7 +43,7 @@ pub fn table_exists(c: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking for repmgr.repmgrd_status", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// Records that a repmgrd started on `node_id` (keeps the pause flag).
@@ -119,7 +120,7 @@ pub fn is_paused(c: &mut impl Sql, node_id: i32) -> Result<bool> {
             &[&node_id],
         )
         .map_err(|e| query_error("reading the repmgrd pause flag", &e))?;
-    Ok(row.map(|r| r.get(0)).unwrap_or(false))
+    Ok(row.map(|r| r.val(0)).transpose()?.unwrap_or(false))
 }
 
 /// Every row, by node_id.
@@ -137,17 +138,18 @@ pub fn all(c: &mut impl Sql) -> Result<Vec<DaemonStatus>> {
             &[],
         )
         .map_err(|e| query_error("reading repmgr.repmgrd_status", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| DaemonStatus {
-            node_id: r.get(0),
-            pid: r.get(1),
-            hostname: r.get(2),
-            paused: r.get(3),
-            upstream_node_id: r.get(4),
-            upstream_last_seen_secs: r.get(5),
-            heartbeat_age_secs: r.get(6),
-            monitor_interval_secs: r.get(7),
+    rows.iter()
+        .map(|r| {
+            Ok(DaemonStatus {
+                node_id: r.val(0)?,
+                pid: r.val(1)?,
+                hostname: r.val(2)?,
+                paused: r.val(3)?,
+                upstream_node_id: r.val(4)?,
+                upstream_last_seen_secs: r.val(5)?,
+                heartbeat_age_secs: r.val(6)?,
+                monitor_interval_secs: r.val(7)?,
+            })
         })
-        .collect())
+        .collect()
 }

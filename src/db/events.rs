@@ -1,5 +1,6 @@
 //! `repmgr.events`: the cluster's event log.
 
+use super::session::RowExt;
 use super::session::Sql;
 
 use super::query_error;
@@ -21,7 +22,7 @@ pub fn insert(
             &[&node_id, &event, &successful, &details],
         )
         .map_err(|e| query_error(&format!("recording event \"{event}\""), &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// One row as `cluster event` shows it.
@@ -62,15 +63,16 @@ pub fn list(c: &mut impl Sql, f: &EventFilter) -> Result<Vec<EventRow>> {
             &[&f.node_id, &f.node_name, &f.event, &f.limit],
         )
         .map_err(|e| query_error("retrieving events", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| EventRow {
-            node_id: r.get(0),
-            node_name: r.get(1),
-            event: r.get(2),
-            successful: r.get(3),
-            timestamp: r.get(4),
-            details: r.get(5),
+    rows.iter()
+        .map(|r| {
+            Ok(EventRow {
+                node_id: r.val(0)?,
+                node_name: r.val(1)?,
+                event: r.val(2)?,
+                successful: r.val(3)?,
+                timestamp: r.val(4)?,
+                details: r.val(5)?,
+            })
         })
-        .collect())
+        .collect()
 }

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::session::RowExt;
 use super::session::{Session, Sql};
 
 use super::query_error;
@@ -23,7 +24,7 @@ pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking whether the node is fenced", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// Makes the server read-only for new sessions and ends the existing ones.
@@ -100,7 +101,7 @@ pub fn voter_visibility(c: &mut impl Sql, me: i32, window_secs: f64) -> Result<V
             &[],
         )
         .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?
-        .get(0);
+        .val(0)?;
     let (heartbeat, daemon) = if has_status {
         (
             "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
@@ -115,7 +116,7 @@ pub fn voter_visibility(c: &mut impl Sql, me: i32, window_secs: f64) -> Result<V
     };
     let wanted = crate::db::nodes::all(c)?
         .into_iter()
-        .filter(|n| n.active && n.node_id != me && n.node_type != crate::db::nodes::NodeType::Bdr)
+        .filter(|n| n.is_voter() && n.node_id != me)
         .collect::<Vec<_>>();
     let sql = format!(
         "SELECT n.node_id,
@@ -131,13 +132,17 @@ pub fn voter_visibility(c: &mut impl Sql, me: i32, window_secs: f64) -> Result<V
     let rows = c
         .query(sql.as_str(), &[&me, &window_secs])
         .map_err(|e| query_error("checking which nodes this primary can see", &e))?;
+    let mut seen: Vec<(i32, bool, bool)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        seen.push((r.val(0)?, r.val(1)?, r.val(2)?));
+    }
     Ok(wanted
         .into_iter()
         .map(|node| {
-            let row = rows.iter().find(|r| r.get::<_, i32>(0) == node.node_id);
+            let row = seen.iter().find(|(id, _, _)| *id == node.node_id);
             VoterSeen {
-                fresh: row.is_some_and(|r| r.get(1)),
-                has_daemon: row.is_some_and(|r| r.get(2)),
+                fresh: row.is_some_and(|r| r.1),
+                has_daemon: row.is_some_and(|r| r.2),
                 node,
             }
         })
@@ -149,7 +154,7 @@ pub fn voting_term(c: &mut impl Sql) -> Result<i32> {
     let row = c
         .query_opt("SELECT term FROM repmgr.voting_term", &[])
         .map_err(|e| query_error("reading the voting term", &e))?;
-    Ok(row.map(|r| r.get(0)).unwrap_or(0))
+    Ok(row.map(|r| r.val(0)).transpose()?.unwrap_or(0))
 }
 
 /// Namespace of the advisory locks a candidate takes on each voter to claim
@@ -165,5 +170,5 @@ pub fn try_claim(c: &mut impl Sql, term: i32) -> Result<bool> {
             &[&CLAIM_NAMESPACE, &term],
         )
         .map_err(|e| query_error("claiming the voting term", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }

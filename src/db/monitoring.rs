@@ -1,6 +1,7 @@
 //! The queries repmgrd runs every cycle. A fixed, small number per cycle:
 //! one on the local node, one or two on the primary.
 
+use super::session::RowExt;
 use super::session::Sql;
 use tokio_postgres::types::PgLsn;
 
@@ -26,7 +27,7 @@ pub fn local_state(c: &mut impl Sql, node_id: i32) -> Result<LocalState> {
             &[],
         )
         .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?
-        .get(0);
+        .val(0)?;
     let paused_sql = if has_status {
         "COALESCE((SELECT paused FROM repmgr.repmgrd_status WHERE node_id = $1), FALSE)"
     } else {
@@ -43,11 +44,11 @@ pub fn local_state(c: &mut impl Sql, node_id: i32) -> Result<LocalState> {
         .query_one(sql.as_str(), &[&node_id])
         .map_err(|e| query_error("reading the local node's state", &e))?;
     Ok(LocalState {
-        in_recovery: row.get(0),
-        receive_lsn: row.get(1),
-        replay_lsn: row.get(2),
-        last_replay: row.get(3),
-        paused: row.get(4),
+        in_recovery: row.val(0)?,
+        receive_lsn: row.val(1)?,
+        replay_lsn: row.val(2)?,
+        last_replay: row.val(3)?,
+        paused: row.val(4)?,
     })
 }
 
@@ -87,5 +88,5 @@ pub fn receiver_recently_active(c: &mut impl Sql, within_secs: f64) -> Result<bo
             &[&within_secs],
         )
         .map_err(|e| query_error("reading pg_stat_wal_receiver", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::session::RowExt;
 use super::session::{Row, Sql};
 
 use super::query_error;
@@ -58,25 +59,44 @@ pub struct NodeRecord {
     pub config_file: String,
 }
 
+impl NodeRecord {
+    /// Whether this node takes part in elections: every active node but a
+    /// BDR one (primary, standbys of any priority, the witness).
+    pub fn is_voter(&self) -> bool {
+        self.active && self.node_type != NodeType::Bdr
+    }
+}
+
+/// `"node2" (ID: 2)`, how repmgr names a node in messages.
+impl fmt::Display for NodeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}",
+            crate::output::NodeName(&self.node_name, self.node_id)
+        )
+    }
+}
+
 const COLUMNS: &str = "node_id, upstream_node_id, active, node_name, type, location, \
                        priority, conninfo, repluser, slot_name, config_file";
 
 fn from_row(row: &Row) -> Result<NodeRecord> {
-    let t: String = row.get(4);
+    let t: String = row.val(4)?;
     let node_type = NodeType::parse(&t)
         .ok_or_else(|| Error::db_query(format!("unknown node type \"{t}\" in repmgr.nodes")))?;
     Ok(NodeRecord {
-        node_id: row.get(0),
-        upstream_node_id: row.get(1),
-        active: row.get(2),
-        node_name: row.get(3),
+        node_id: row.val(0)?,
+        upstream_node_id: row.val(1)?,
+        active: row.val(2)?,
+        node_name: row.val(3)?,
         node_type,
-        location: row.get(5),
-        priority: row.get(6),
-        conninfo: row.get(7),
-        repluser: row.get(8),
-        slot_name: row.get(9),
-        config_file: row.get(10),
+        location: row.val(5)?,
+        priority: row.val(6)?,
+        conninfo: row.val(7)?,
+        repluser: row.val(8)?,
+        slot_name: row.val(9)?,
+        config_file: row.val(10)?,
     })
 }
 
@@ -231,7 +251,7 @@ pub fn increment_voting_term(c: &mut impl Sql) -> Result<i32> {
         )
         .map_err(|e| query_error("incrementing the voting term", &e))?;
     match row {
-        Some(r) => Ok(r.get(0)),
+        Some(r) => r.val(0),
         None => {
             init_voting_term(c)?;
             Ok(1)

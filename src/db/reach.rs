@@ -25,7 +25,7 @@ pub fn connect_node(ci: &ConnInfo, node_name: &str, node_id: i32) -> Result<Sess
         } else {
             format!("unable to connect to node \"{node_name}\" (ID: {node_id})")
         };
-        let detail = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+        let detail = e.reason().to_string();
         let hint = e
             .hint
             .unwrap_or_else(|| "check the node is running and its conninfo is correct".into());

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::session::RowExt;
 use super::session::Sql;
 
 use super::query_error;
@@ -66,12 +67,12 @@ pub fn settings(c: &mut impl Sql, version_num: i32) -> Result<UpstreamSettings> 
     Ok(UpstreamSettings {
         wal_level: get("wal_level"),
         max_wal_senders: int("max_wal_senders"),
-        wal_senders_in_use: row.get(0),
+        wal_senders_in_use: row.val(0)?,
         hot_standby: get("hot_standby") == "on",
         wal_keep_name,
         wal_keep: int(wal_keep_name),
         max_replication_slots: int("max_replication_slots"),
-        slots_in_use: row.get(1),
+        slots_in_use: row.val(1)?,
         archive_mode: get("archive_mode"),
         archive_command: get("archive_command"),
     })
@@ -87,7 +88,7 @@ pub fn file_settings(c: &mut impl Sql) -> Result<HashMap<String, String>> {
             &[],
         )
         .map_err(|e| query_error("retrieving the upstream's file locations", &e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    rows.iter().map(|r| Ok((r.val(0)?, r.val(1)?))).collect()
 }
 
 /// The server's system identifier.
@@ -98,7 +99,7 @@ pub fn system_identifier(c: &mut impl Sql) -> Result<String> {
             &[],
         )
         .map_err(|e| query_error("retrieving the system identifier", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// A physical slot's `active` flag; None when it does not exist.
@@ -109,7 +110,7 @@ pub fn slot_active(c: &mut impl Sql, name: &str) -> Result<Option<bool>> {
             &[&name],
         )
         .map_err(|e| query_error("checking the replication slot", &e))?;
-    Ok(rows.first().map(|r| r.get(0)))
+    rows.first().map(|r| r.val(0)).transpose()
 }
 
 /// Creates a physical slot that reserves WAL from now on.
@@ -146,14 +147,15 @@ pub fn tablespaces(c: &mut impl Sql) -> Result<Vec<Tablespace>> {
             &[],
         )
         .map_err(|e| query_error("listing tablespaces", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Tablespace {
-            oid: r.get(0),
-            name: r.get(1),
-            location: r.get(2),
+    rows.iter()
+        .map(|r| {
+            Ok(Tablespace {
+                oid: r.val(0)?,
+                name: r.val(1)?,
+                location: r.val(2)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Session settings for a backup session that may sit idle for hours while
@@ -180,7 +182,7 @@ pub fn backup_start(c: &mut impl Sql, version_num: i32, label: &str, fast: bool)
         c.query_one(sql, &[&label, &fast])
     })
     .map_err(|e| query_error("starting the backup", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// What ending a non-exclusive backup returns.
@@ -208,7 +210,7 @@ pub fn backup_stop(c: &mut impl Sql, version_num: i32) -> Result<BackupStop> {
     }
     .map_err(|e| query_error("stopping the backup", &e))?;
     Ok(BackupStop {
-        lsn: row.get(0),
+        lsn: row.val(0)?,
         backup_label: row.get::<_, Option<String>>(1).unwrap_or_default(),
         tablespace_map: row.get::<_, Option<String>>(2).unwrap_or_default(),
     })

@@ -9,7 +9,8 @@
 //! pause flag, upstream last seen) will live in plain tables added by a later
 //! migration; the version makes that a routine upgrade.
 
-use super::session::{Session, Sql};
+use super::session::RowExt;
+use super::session::{query_error, Session, Sql};
 
 use crate::error::{Error, Result};
 
@@ -138,7 +139,7 @@ pub fn exists(client: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking for the repmgr schema", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// The installed schema version; None when the schema is absent. A schema
@@ -153,14 +154,14 @@ pub fn installed_version(client: &mut impl Sql) -> Result<Option<i32>> {
             &[],
         )
         .map_err(|e| query_error("checking the repmgr schema version", &e))?
-        .get(0);
+        .val(0)?;
     if !has_table {
         return Ok(Some(1));
     }
     let row = client
         .query_opt("SELECT version FROM repmgr.schema_version", &[])
         .map_err(|e| query_error("reading the repmgr schema version", &e))?;
-    Ok(Some(row.map(|r| r.get(0)).unwrap_or(1)))
+    Ok(Some(row.map(|r| r.val(0)).transpose()?.unwrap_or(1)))
 }
 
 /// Creates or upgrades the schema. Runs in one transaction: either the whole
@@ -189,7 +190,18 @@ pub fn ensure_schema(client: &mut Session) -> Result<SchemaChange> {
         tx.batch_execute("CREATE SCHEMA IF NOT EXISTS repmgr")
             .map_err(|e| schema_error(&e))?;
     }
-    for sql in &MIGRATIONS[from as usize..] {
+    // `from` was read from the server: checked above to be at most ours;
+    // a negative or corrupt value is refused rather than sliced with.
+    let pending = usize::try_from(from)
+        .ok()
+        .and_then(|f| MIGRATIONS.get(f..))
+        .ok_or_else(|| {
+            Error::db_query(format!(
+                "the repmgr metadata schema reports an invalid version ({from})"
+            ))
+            .hint("check repmgr.schema_version on the primary")
+        })?;
+    for sql in pending {
         tx.batch_execute(sql).map_err(|e| schema_error(&e))?;
     }
     tx.batch_execute(
@@ -223,11 +235,6 @@ fn schema_error(e: &super::SqlError) -> Error {
         "the repmgr user needs the CREATE privilege on the database (e.g. be its owner), \
          or a superuser must run \"repmgr primary register\" once",
     )
-}
-
-/// Describes a failed query: what we were doing, and the server's words.
-pub fn query_error(what: &str, e: &super::SqlError) -> Error {
-    Error::db_query(format!("error {what}")).detail(super::pg_error_text(e))
 }
 
 #[cfg(test)]

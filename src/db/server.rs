@@ -1,5 +1,6 @@
 //! Facts about a running server: role, version, timeline, replication.
 
+use super::session::RowExt;
 use super::session::Sql;
 
 use super::query_error;
@@ -10,7 +11,7 @@ pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
         .map_err(|e| query_error("checking the recovery state", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// `server_version_num`, e.g. 150018.
@@ -21,7 +22,7 @@ pub fn version_num(c: &mut impl Sql) -> Result<i32> {
             &[],
         )
         .map_err(|e| query_error("retrieving the server version", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// The server's data directory, if this role may read it (superuser or
@@ -34,7 +35,7 @@ pub fn data_directory(c: &mut impl Sql) -> Result<Option<String>> {
             &[],
         )
         .map_err(|e| query_error("retrieving the data directory", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// The timeline the node is on: a primary's current WAL timeline, a
@@ -50,7 +51,7 @@ pub fn timeline(c: &mut impl Sql) -> Result<i64> {
             &[],
         )
         .map_err(|e| query_error("retrieving the timeline", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// application_names of the standbys streaming (or catching up) from here.
@@ -62,7 +63,7 @@ pub fn attached_standbys(c: &mut impl Sql) -> Result<Vec<String>> {
             &[],
         )
         .map_err(|e| query_error("checking pg_stat_replication", &e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.val(0)).collect()
 }
 
 /// Whether WAL replay is paused (standbys only; false on a primary).
@@ -74,7 +75,7 @@ pub fn wal_replay_paused(c: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking whether WAL replay is paused", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// The user this session runs as.
@@ -82,7 +83,7 @@ pub fn current_user(c: &mut impl Sql) -> Result<String> {
     let row = c
         .query_one("SELECT current_user::TEXT", &[])
         .map_err(|e| query_error("retrieving the current user", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// Asks the server to promote (`pg_promote`, PostgreSQL 12+) without
@@ -108,7 +109,7 @@ pub fn rewind_possible(c: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking wal_log_hints and data_checksums", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// `CHECKPOINT` (superuser or pg_checkpoint role).
@@ -123,7 +124,7 @@ pub fn wal_receiver_pid(c: &mut impl Sql) -> Result<Option<i32>> {
     let row = c
         .query_opt("SELECT pid FROM pg_catalog.pg_stat_wal_receiver", &[])
         .map_err(|e| query_error("reading pg_stat_wal_receiver", &e))?;
-    Ok(row.and_then(|r| r.get(0)))
+    Ok(row.map(|r| r.val::<Option<_>>(0)).transpose()?.flatten())
 }
 
 /// Stops the WAL receiver from reconnecting (repmgr's way: a very long

@@ -31,6 +31,32 @@ use tokio_postgres::NoTls;
 
 pub use tokio_postgres::Row;
 
+/// Reading a column without panicking: a server whose answer has another
+/// type than the statement promises (or a NULL where none can be) is an
+/// error for the caller to report, not a crash.
+pub trait RowExt {
+    fn val<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &'a self,
+        idx: usize,
+    ) -> crate::error::Result<T>;
+}
+
+impl RowExt for Row {
+    fn val<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &'a self,
+        idx: usize,
+    ) -> crate::error::Result<T> {
+        self.try_get(idx).map_err(|e| {
+            crate::error::Error::db_query("unexpected answer from the server").detail(format!(
+                "column {} ({}): {}",
+                idx + 1,
+                self.columns().get(idx).map_or("?", |c| c.name()),
+                driver_error_text(&e)
+            ))
+        })
+    }
+}
+
 /// Bound parameters of one statement.
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -102,11 +128,11 @@ impl SqlError {
 impl fmt::Display for SqlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SqlError::Server(e) => f.write_str(&super::driver_error_text(e)),
+            SqlError::Server(e) => f.write_str(&driver_error_text(e)),
             SqlError::TimedOut(d) => write!(
                 f,
                 "no answer from the server within {}; the connection was closed",
-                super::describe_duration(*d)
+                describe_duration(*d)
             ),
             SqlError::Stopped => f.write_str("interrupted: a stop was requested"),
             SqlError::Closed => {
@@ -124,6 +150,46 @@ impl From<tokio_postgres::Error> for SqlError {
     fn from(e: tokio_postgres::Error) -> Self {
         SqlError::Server(e)
     }
+}
+
+/// "2 s", "1.5 s", "250 ms".
+pub fn describe_duration(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// A driver error as text an operator can act on: the server's own message
+/// (with its DETAIL and HINT) or the whole cause chain of a client error,
+/// since the driver's Display alone hides the cause.
+pub fn driver_error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("\nDETAIL: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("\nHINT: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+/// Describes a failed query: what we were doing, and the server's words.
+pub fn query_error(what: &str, e: &SqlError) -> crate::error::Error {
+    crate::error::Error::db_query(format!("error {what}")).detail(e.to_string())
 }
 
 /// What a bounded wait came to.

@@ -1,6 +1,7 @@
 //! Timelines, WAL positions and timeline history: what decides whether a
 //! node can follow another without losing or mixing up data.
 
+use super::session::RowExt;
 use super::session::Sql;
 use tokio_postgres::types::PgLsn;
 
@@ -40,11 +41,11 @@ pub fn position(c: &mut impl Sql) -> Result<Position> {
             &[],
         )
         .map_err(|e| query_error("retrieving the node's WAL position", &e))?;
-    let tli: i64 = row.get(2);
-    let lsn: PgLsn = row.get(3);
+    let tli: i64 = row.val(2)?;
+    let lsn: PgLsn = row.val(3)?;
     let mut pos = Position {
-        system_identifier: row.get(0),
-        in_recovery: row.get(1),
+        system_identifier: row.val(0)?,
+        in_recovery: row.val(1)?,
         timeline: tli as u32,
         lsn: u64::from(lsn),
     };
@@ -69,7 +70,7 @@ fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64) -> Result<u32> {
             &[],
         )
         .map_err(|e| query_error("checking permissions", &e))?
-        .get(0);
+        .val(0)?;
     if !allowed {
         return Ok(base);
     }
@@ -80,7 +81,7 @@ fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64) -> Result<u32> {
             &[],
         )
         .map_err(|e| query_error("listing timeline history files", &e))?
-        .get(0);
+        .val(0)?;
     let Some(newest) = newest else {
         return Ok(base);
     };
@@ -119,7 +120,7 @@ pub fn history_file(c: &mut impl Sql, timeline: u32) -> Result<Option<String>> {
             &[],
         )
         .map_err(|e| query_error("checking file read permission", &e))?
-        .get(0);
+        .val(0)?;
     if !allowed {
         return Ok(None);
     }
@@ -129,7 +130,7 @@ pub fn history_file(c: &mut impl Sql, timeline: u32) -> Result<Option<String>> {
             &[&path],
         )
         .map_err(|e| query_error(&format!("reading {path}"), &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// One line of a timeline history file: `parent_tli  switchpoint  reason`.
@@ -171,7 +172,7 @@ pub fn slot_exists(c: &mut impl Sql, name: &str) -> Result<bool> {
             &[&name],
         )
         .map_err(|e| query_error("checking replication slots", &e))?;
-    Ok(row.get(0))
+    row.val(0)
 }
 
 /// Creates a physical slot that reserves WAL at once, unless it exists.
@@ -219,7 +220,7 @@ pub fn streaming_pid(c: &mut impl Sql, application_name: &str) -> Result<Option<
             &[&application_name],
         )
         .map_err(|e| query_error("checking pg_stat_replication", &e))?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| r.val(0)).transpose()
 }
 
 /// The timeline of this node's last checkpoint. Right after a promotion it
@@ -232,7 +233,7 @@ pub fn checkpoint_timeline(c: &mut impl Sql) -> Result<u32> {
             &[],
         )
         .map_err(|e| query_error("reading the checkpoint timeline", &e))?;
-    let t: i64 = row.get(0);
+    let t: i64 = row.val(0)?;
     Ok(t as u32)
 }
 

@@ -86,9 +86,8 @@ pub fn check_can_follow(local: &mut Session, target: &mut Session, rec: &NodeRec
         Error::new(
             ExitCode::FollowFail,
             format!(
-                "this node cannot follow node \"{}\" (ID: {})",
-                rec.node_name, rec.node_id
-            ),
+                "this node cannot follow node {}",
+                rec),
         )
         .detail(why.to_string())
         .hint(hint)
@@ -249,10 +248,7 @@ fn record_follow<'a>(
         ..Event::for_node(
             cfg,
             "standby_follow",
-            format!(
-                "standby attached to upstream node \"{}\" (ID: {})",
-                target.node_name, target.node_id
-            ),
+            format!("standby attached to upstream node {}", target),
         )
     };
     let ts = events::write(&mut tx, &ev)?;

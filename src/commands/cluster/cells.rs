@@ -6,7 +6,7 @@ use crate::db::nodes::{NodeRecord, NodeType};
 
 /// The Status cell for a node, plus a warning when it is an issue.
 pub(crate) fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
-    let who = format!("node \"{}\" (ID: {})", n.node_name, n.node_id);
+    let who = format!("node {}", n);
     if p.reach == Reach::Up && p.fenced && n.node_type != NodeType::Witness {
         // Plainly: this server refuses writes because repmgrd fenced it.
         return (
@@ -143,8 +143,8 @@ pub(crate) fn upstream_cell(
         (
             format!("! {}", up.node_name),
             Some(format!(
-                "node \"{}\" (ID: {}) is not attached to its upstream node \"{}\" (ID: {})",
-                n.node_name, n.node_id, up.node_name, up.node_id
+                "node {} is not attached to its upstream node {}",
+                n, up
             )),
         )
     }

@@ -53,7 +53,7 @@ fn probe(n: &NodeRecord) -> Probe {
 fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
     let ci = match parse_conninfo(&n.conninfo, "conninfo") {
         Ok(ci) => ci,
-        Err(e) => return (Probe::down(Reach::Down, e.detail.unwrap_or_default()), None),
+        Err(e) => return (Probe::down(Reach::Down, e.reason().to_string()), None),
     };
     let mut c = match db::connect::probe(&ci, APP_NAME) {
         Ok(c) => c,
@@ -62,7 +62,7 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
                 db::connect::Ping::Ok => Reach::Rejected,
                 _ => Reach::Down,
             };
-            let text = e.detail.clone().unwrap_or_else(|| e.message().to_string());
+            let text = e.reason().to_string();
             return (Probe::down(reach, text), None);
         }
     };

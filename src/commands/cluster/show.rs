@@ -108,17 +108,15 @@ pub fn report(nodes: &[NodeRecord], probes: &[Probe], verbose: bool) -> ShowRepo
         out.warnings.extend(w2);
         if p.reach == Reach::Up && p.replay_paused {
             out.warnings.push(format!(
-                "WAL replay is paused on node \"{}\" (ID: {}) with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed",
-                n.node_name, n.node_id
-            ));
+                "WAL replay is paused on node {} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed",
+                n));
         }
         if let Some(err) = p.error.as_ref().filter(|_| n.active) {
             out.connection_errors = true;
             if verbose {
                 out.warnings.push(format!(
-                    "when attempting to connect to node \"{}\" (ID: {}), following error encountered :\n\"{}\"",
-                    n.node_name,
-                    n.node_id,
+                    "when attempting to connect to node {}, following error encountered :\n\"{}\"",
+                    n,
                     err.trim()
                 ));
             }

@@ -357,11 +357,7 @@ fn warn_split_brain_risks(cfg: &Config, c: &mut Session) {
         return;
     }
     let voters = db::nodes::all(c)
-        .map(|n| {
-            n.iter()
-                .filter(|n| n.active && n.node_type != NodeType::Bdr)
-                .count()
-        })
+        .map(|n| n.iter().filter(|n| n.is_voter()).count())
         .unwrap_or(0);
     if voters == 2 {
         crate::log_warning!(

@@ -487,15 +487,12 @@ pub fn check_upstream(
             status = CheckStatus::Critical;
         }
         format!(
-            "node \"{}\" (ID: {}) {verb} attached to expected upstream node \"{}\" (ID: {})",
-            node.node_name, node.node_id, up.record.node_name, up.record.node_id
+            "node {} {verb} attached to expected upstream node {}",
+            node, up.record
         )
     } else if in_recovery {
         status = CheckStatus::Critical;
-        format!(
-            "node \"{}\" (ID: {}) is a standby but no upstream record found",
-            node.node_name, node.node_id
-        )
+        format!("node {} is a standby but no upstream record found", node)
     } else {
         "N/A - node is primary".to_string()
     };

@@ -120,7 +120,7 @@ impl Monitor {
             Some(Err(e)) => {
                 crate::log_warning!(
                     "unable to check which voters this primary sees: {}",
-                    e.detail.unwrap_or_default()
+                    e.reason()
                 );
                 return self.fenced.is_some();
             }
@@ -325,10 +325,15 @@ impl Monitor {
         if template.is_empty() {
             return;
         }
-        let line = template
-            .replace("%n", &self.node_id().to_string())
-            .replace("%a", &self.node_name())
-            .replace("%e", event);
+        use crate::hooks::{cluster, plain};
+        let line = crate::hooks::expand(
+            template,
+            &[
+                ('n', plain(self.node_id())),
+                ('a', cluster(self.node_name())),
+                ('e', plain(event)),
+            ],
+        );
         match process::run(
             process::shell(&line),
             Duration::from_secs(60),
@@ -399,9 +404,8 @@ impl Monitor {
                 self.prepared_for = Some(newer.node_id);
                 let (id, name) = (self.node_id(), self.node_name());
                 let details = format!(
-                    "node \"{name}\" (ID: {id}) was superseded by \"{}\" (ID: {}) while down; it will restart as a standby",
-                    newer.node_name, newer.node_id
-                );
+                    "node \"{name}\" (ID: {id}) was superseded by {} while down; it will restart as a standby",
+                    newer);
                 crate::log_warning!("{details}");
                 self.event_on(&newer, "repmgrd_fence", true, details);
             }
