@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("shutdown", 0),
+    ("poll", 1),
     ("output", 0),
     ("hooks", 0),
     ("logging", 1),

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod output;
 pub mod parallel;
 pub mod pgtools;
+pub mod poll;
 pub mod process;
 pub mod remote;
 pub mod replconf;

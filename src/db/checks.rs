@@ -88,7 +88,7 @@ pub fn stats(c: &mut impl Sql) -> Result<NodeStats> {
         archive_command: row.val(11)?,
         receive_lsn: row.val(12)?,
         replay_lsn: row.val(13)?,
-        status_lag_seconds: row.get::<_, Option<i32>>(14).unwrap_or(0),
+        status_lag_seconds: row.val::<Option<i32>>(14)?.unwrap_or(0),
     })
 }
 

@@ -4,7 +4,7 @@
 //! A client could still override the default per session; operators who
 //! need a hard stop use `fence_mode = stop`. Needs a superuser.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::session::RowExt;
 use super::session::{Session, Sql};
@@ -35,21 +35,18 @@ pub fn fence_read_only(c: &mut Session, fresh: &dyn Fn() -> Option<Session>) -> 
         .map_err(|e| query_error("fencing the node (ALTER SYSTEM)", &e))?;
     c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
         .map_err(|e| query_error("reloading the configuration", &e))?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let live = fresh().and_then(|mut f| {
-            f.query_one(
+    // Bounded: if the setting is not seen live within 5 s the sessions
+    // are ended all the same (new ones get the reloaded default anyway).
+    let _live = crate::poll::until(Duration::from_secs(5), Duration::from_millis(20), || {
+        let mut f = fresh()?;
+        let r = f
+            .query_one(
                 "SELECT pg_catalog.current_setting('default_transaction_read_only')",
                 &[],
             )
-            .ok()
-            .map(|r| r.get::<_, String>(0) == "on")
-        });
-        if live == Some(true) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            .ok()?;
+        (r.val::<String>(0).ok()? == "on").then_some(())
+    });
     end_client_sessions(c)
 }
 

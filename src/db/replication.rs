@@ -53,8 +53,8 @@ pub fn settings(c: &mut impl Sql, version_num: i32) -> Result<UpstreamSettings> 
         .map_err(|e| query_error("retrieving the upstream's replication settings", &e))?;
     let map: HashMap<String, String> = rows
         .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect();
+        .map(|r| Ok((r.val(0)?, r.val(1)?)))
+        .collect::<Result<_>>()?;
     let get = |k: &str| map.get(k).cloned().unwrap_or_default();
     let int = |k: &str| get(k).parse::<i64>().unwrap_or(0);
     let row = c
@@ -211,7 +211,7 @@ pub fn backup_stop(c: &mut impl Sql, version_num: i32) -> Result<BackupStop> {
     .map_err(|e| query_error("stopping the backup", &e))?;
     Ok(BackupStop {
         lsn: row.val(0)?,
-        backup_label: row.get::<_, Option<String>>(1).unwrap_or_default(),
-        tablespace_map: row.get::<_, Option<String>>(2).unwrap_or_default(),
+        backup_label: row.val::<Option<String>>(1)?.unwrap_or_default(),
+        tablespace_map: row.val::<Option<String>>(2)?.unwrap_or_default(),
     })
 }

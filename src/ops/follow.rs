@@ -173,28 +173,42 @@ const STABLE_STREAMING: Duration = Duration::from_millis(500);
 /// Waits until the target lists this node as a streaming standby, with the
 /// same walsender still streaming [`STABLE_STREAMING`] later.
 pub fn wait_attached(target: &mut Session, node_name: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
     let mut seen: Option<(i32, Instant)> = None;
-    loop {
-        match (db::timeline::streaming_pid(target, node_name)?, seen) {
-            (Some(pid), Some((p, since))) if pid == p => {
-                if since.elapsed() >= STABLE_STREAMING {
-                    return Ok(());
-                }
+    let mut failure = None;
+    let attached = crate::poll::until(timeout, POLL, || {
+        let pid = match db::timeline::streaming_pid(target, node_name) {
+            Ok(p) => p,
+            Err(e) => {
+                failure = Some(e);
+                return Some(false);
             }
-            (Some(pid), _) => seen = Some((pid, Instant::now())),
-            (None, _) => seen = None,
+        };
+        match (pid, seen) {
+            (Some(pid), Some((p, since))) if pid == p => {
+                (since.elapsed() >= STABLE_STREAMING).then_some(true)
+            }
+            (Some(pid), _) => {
+                seen = Some((pid, Instant::now()));
+                None
+            }
+            (None, _) => {
+                seen = None;
+                None
+            }
         }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                ExitCode::FollowFail,
-                format!(
-                    "this node did not start streaming from the new upstream within {} seconds",
-                    timeout.as_secs()
-                ),
-            ));
-        }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match attached {
+        Some(_) => Ok(()),
+        None => Err(Error::new(
+            ExitCode::FollowFail,
+            format!(
+                "this node did not start streaming from the new upstream within {} seconds",
+                timeout.as_secs()
+            ),
+        )),
     }
 }
 

@@ -73,33 +73,36 @@ fn request_promotion(cfg: &Config, bin: &PgBin, local: &mut Session) -> Result<(
 /// Polls until the server leaves recovery, reconnecting if the promote
 /// command restarted it. Returns a usable connection to the new primary.
 fn wait_until_primary(
-    mut conn: Session,
+    conn: Session,
     reconnect: &dyn Fn() -> Result<Session>,
     timeout: Duration,
 ) -> Result<Session> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match db::server::in_recovery(&mut conn) {
-            Ok(false) => return Ok(conn),
-            Ok(true) => {}
-            Err(_) => {
-                if let Ok(c) = reconnect() {
-                    conn = c;
-                    continue;
-                }
+    let mut conn = Some(conn);
+    let done = crate::poll::until(timeout, PROMOTE_POLL, || {
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => reconnect().ok()?,
+        };
+        match db::server::in_recovery(&mut c) {
+            Ok(false) => Some(c),
+            Ok(true) => {
+                conn = Some(c);
+                None
             }
+            // The promote command may have restarted the server: a new
+            // connection is opened at the next step.
+            Err(_) => None,
         }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                ExitCode::PromotionFail,
-                format!(
-                    "promotion did not complete within {} seconds",
-                    timeout.as_secs()
-                ),
-            ));
-        }
-        std::thread::sleep(PROMOTE_POLL.min(deadline.saturating_duration_since(Instant::now())));
-    }
+    });
+    done.ok_or_else(|| {
+        Error::new(
+            ExitCode::PromotionFail,
+            format!(
+                "promotion did not complete within {} seconds",
+                timeout.as_secs()
+            ),
+        )
+    })
 }
 
 /// In one transaction on the new primary: roles, voting term, event.
