@@ -5,10 +5,11 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use super::rsync;
 use super::shared::Method;
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
-use crate::db::replication::UpstreamSettings;
+use crate::db::replication::{Tablespace, UpstreamSettings};
 use crate::error::{Error, ExitCode, Result};
 use crate::pgtools::{self, PgBin};
 use crate::process;
@@ -226,6 +227,47 @@ pub fn replication_connection(bin: &PgBin, ci: &ConnInfo) -> Result<String> {
         )));
     }
     Ok(out.stdout.trim().to_string())
+}
+
+/// A local clone must put every tablespace somewhere else than the source's
+/// own directory; mappings naming no tablespace are reported.
+pub fn check_tablespaces(
+    ts: &[Tablespace],
+    mapping: &[(String, String)],
+    local: bool,
+) -> Result<()> {
+    for (old, _) in mapping {
+        if !ts
+            .iter()
+            .any(|t| t.location.trim_end_matches('/') == old.trim_end_matches('/'))
+        {
+            crate::log_warning!(
+                "tablespace_mapping: no tablespace on the upstream is at \"{old}\""
+            );
+        }
+    }
+    for t in ts {
+        let dest = rsync::mapped(&t.location, mapping);
+        if local && dest == t.location {
+            return Err(Error::config(format!(
+                "tablespace \"{}\" at \"{}\" would be cloned onto itself",
+                t.name, t.location
+            ))
+            .detail("the upstream runs on this host and the tablespace has no mapping")
+            .hint(format!(
+                "add tablespace_mapping='{}=/new/path' to this node's repmgr.conf",
+                t.location
+            )));
+        }
+        let dest = Path::new(&dest);
+        if dest.is_dir() && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) && !local {
+            crate::log_info!(
+                "tablespace directory \"{}\" exists and is not empty",
+                dest.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// rsync must be installed for --rsync-only.
