@@ -1,14 +1,70 @@
 //! Where the clone reads from: the source's conninfo (options, the
 //! positional HOST, the configured conninfo's other keys), the replication
-//! user, and whether the source runs on this host.
+//! user, whether the source runs on this host, and the connected source
+//! with what the clone reads from it first.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
 use crate::commands::{connect_node, parse_conninfo, Ctx};
 use crate::conninfo::ConnInfo;
-use crate::db::Session;
+use crate::db::{self, replication as repl, Session};
 use crate::error::{Error, ExitCode, Result};
+
+/// The source server, connected and checked: its version is supported
+/// and, when it runs here, its data directory is not the target.
+pub struct Source {
+    pub ci: ConnInfo,
+    /// Host and port as shown in messages and the event.
+    pub host: String,
+    pub port: String,
+    pub conn: Session,
+    pub version: i32,
+    /// data_directory, config_file, hba_file, ident_file (those readable).
+    pub files: HashMap<String, String>,
+    pub datadir: Option<String>,
+    /// The source runs on this host.
+    pub local: bool,
+}
+
+impl Source {
+    pub fn connect(ci: ConnInfo, target: &Path) -> Result<Source> {
+        let (host, port) = shown_host_port(&ci);
+        let mut conn = connect_source(&ci)?;
+        let version = db::server::version_num(&mut conn)?;
+        if version < 100000 {
+            return Err(Error::config(format!(
+                "the upstream runs PostgreSQL {}; cloning needs PostgreSQL 10 or later",
+                version / 10000
+            )));
+        }
+        let files = repl::file_settings(&mut conn)?;
+        let datadir = files.get("data_directory").cloned();
+        let local = is_local_source(&ci);
+        if local {
+            if let Some(sd) = &datadir {
+                if same_dir(Path::new(sd), target) {
+                    return Err(Error::config(format!(
+                        "target data directory \"{}\" is the source server's own data directory",
+                        target.display()
+                    ))
+                    .hint("choose another directory with -D/--pgdata"));
+                }
+            }
+        }
+        Ok(Source {
+            ci,
+            host,
+            port,
+            conn,
+            version,
+            files,
+            datadir,
+            local,
+        })
+    }
+}
 
 /// The source: -h/-p/-U/-d or the positional HOST, on top of the configured
 /// conninfo's other keys (user, passfile…), as repmgr does.
@@ -80,7 +136,7 @@ pub fn replication_user(ctx: &Ctx) -> Option<String> {
 }
 
 /// Host and port as shown in messages and the event.
-pub fn shown_host_port(ci: &ConnInfo) -> (String, String) {
+fn shown_host_port(ci: &ConnInfo) -> (String, String) {
     let host = ci
         .host()
         .or(ci.get("hostaddr"))
@@ -129,7 +185,7 @@ pub fn is_local_host(host: &str) -> bool {
             || host.eq_ignore_ascii_case(me.split('.').next().unwrap_or("")))
 }
 
-pub fn same_dir(a: &Path, b: &Path) -> bool {
+fn same_dir(a: &Path, b: &Path) -> bool {
     match (fs::canonicalize(a), fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
