@@ -275,29 +275,23 @@ fn unpause_after(ctx: &Ctx, _cfg: &Config, plan: &Plan) {
     }
 }
 
+/// The switchover proper: stop the old primary, check this node has all
+/// its WAL, promote, then rejoin the old primary and have the siblings
+/// follow.
 fn run_switchover(
     ctx: &Ctx,
     cfg: &Config,
     ssh: &Ssh,
     plan: &Plan,
-    mut pconn: Session,
-    local: Session,
+    pconn: Session,
+    mut local: Session,
     started: Instant,
 ) -> Result<()> {
     let p = &plan.primary;
-    let host = &plan.primary_host;
     let old_repmgr = remote::remote_repmgr(cfg, p);
     let pci = ConnInfo::parse(&p.conninfo)
         .map_err(|e| Error::config(e).with_code(ExitCode::SwitchoverFail))?;
-
-    // A checkpoint now makes the shutdown checkpoint (inside the window) short.
-    if let Err(e) = db::server::checkpoint(&mut pconn) {
-        crate::log_info!(
-            "CHECKPOINT on the primary not possible ({}); continuing",
-            db::pg_error_text(&e)
-        );
-    }
-    drop(pconn);
+    checkpoint_primary(pconn);
 
     crate::log_notice!(
         "stopping current primary node \"{}\" (ID: {})",
@@ -305,6 +299,70 @@ fn run_switchover(
         p.node_id
     );
     let window = Instant::now();
+    let restart = stop_primary(cfg, ssh, plan, &old_repmgr, &pci)?;
+    check_promotion_safe(ctx, cfg, ssh, plan, &old_repmgr, &mut local)?;
+    let mut newp = promote(ctx, cfg, local)?;
+    // This node is the primary now: the old one must stay down.
+    restart.disarm();
+    let (_term, ev, ts) = crate::ops::promote::record_promotion(cfg, &mut newp)?;
+    events::notify(cfg, &ev, Some(&ts));
+    crate::log_notice!(
+        "this node is now the primary; writes were unavailable for {} ms",
+        window.elapsed().as_millis()
+    );
+
+    let incomplete = finish(ctx, cfg, ssh, plan, &old_repmgr, &mut newp);
+    record_switchover(cfg, plan, &mut newp, incomplete, started)
+}
+
+/// A checkpoint now makes the shutdown checkpoint (inside the window) short.
+fn checkpoint_primary(mut pconn: Session) {
+    if let Err(e) = db::server::checkpoint(&mut pconn) {
+        crate::log_info!(
+            "CHECKPOINT on the primary not possible ({}); continuing",
+            db::pg_error_text(&e)
+        );
+    }
+}
+
+/// Starts the old primary again when dropped armed. From its shutdown
+/// until this node's promotion, every way out of the switchover (an error
+/// returned, a panic) must leave the cluster its one primary.
+struct RestartOldPrimary<'a> {
+    ssh: &'a Ssh,
+    host: &'a str,
+    repmgr: &'a str,
+    primary: &'a NodeRecord,
+    armed: bool,
+}
+
+impl RestartOldPrimary<'_> {
+    /// The promotion is done: leave the old primary down.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for RestartOldPrimary<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            restart_old_primary(self.ssh, self.host, self.repmgr, self.primary);
+        }
+    }
+}
+
+/// Stops the old primary with `node service --action=stop --checkpoint`
+/// and waits until it answers no more. Once the stop was accepted, the
+/// returned guard (or a failure here) starts it again.
+fn stop_primary<'a>(
+    cfg: &Config,
+    ssh: &'a Ssh,
+    plan: &'a Plan,
+    old_repmgr: &'a str,
+    pci: &ConnInfo,
+) -> Result<RestartOldPrimary<'a>> {
+    let p = &plan.primary;
+    let host = &plan.primary_host;
     let out = ssh.run(
         host,
         &format!("{old_repmgr} node service --action=stop --checkpoint"),
@@ -317,14 +375,20 @@ fn run_switchover(
                 .hint("nothing was changed; check the primary's service commands"),
         );
     }
+    // It may still finish shutting down after a timeout below: the start
+    // requested then keeps the cluster from being left without its primary.
+    let restart = RestartOldPrimary {
+        ssh,
+        host,
+        repmgr: old_repmgr,
+        primary: p,
+        armed: true,
+    };
     let timeout = Duration::from_secs(cfg.shutdown_check_timeout.max(1) as u64);
     let deadline = Instant::now() + timeout;
     // Until nothing answers at all: "shutting down" (Reject) is not down yet.
-    while db::connect::ping(&pci, crate::commands::APP_NAME) != Ping::NoResponse {
+    while db::connect::ping(pci, crate::commands::APP_NAME) != Ping::NoResponse {
         if Instant::now() >= deadline {
-            // It may still finish shutting down: ask for a start so the
-            // cluster is not left without its primary.
-            restart_old_primary(ssh, host, &old_repmgr, p);
             return Err(fail(format!(
                 "the primary \"{}\" did not shut down within {} seconds",
                 p.node_name,
@@ -334,18 +398,23 @@ fn run_switchover(
         }
         std::thread::sleep(SHUTDOWN_POLL);
     }
+    Ok(restart)
+}
 
-    // From here until the promotion, any failure starts the old primary
-    // again: the cluster must never be left without its one primary.
-    let undo = |e: Error| {
-        restart_old_primary(ssh, host, &old_repmgr, p);
-        fail(format!("switchover aborted: {}", e.message()))
-            .detail(e.detail.clone().unwrap_or_default())
-            .hint("the old primary was started again; nothing else changed")
-    };
-    let (state, checkpoint) = shutdown_state(ssh, host, &old_repmgr).map_err(undo)?;
+/// The old primary shut down cleanly (or -F) and this node received its
+/// WAL up to the shutdown checkpoint (or --always-promote).
+fn check_promotion_safe(
+    ctx: &Ctx,
+    cfg: &Config,
+    ssh: &Ssh,
+    plan: &Plan,
+    old_repmgr: &str,
+    local: &mut Session,
+) -> Result<()> {
+    let p = &plan.primary;
+    let (state, checkpoint) =
+        shutdown_state(ssh, &plan.primary_host, old_repmgr).map_err(aborted)?;
     if state != "DOWN" && !ctx.opts.force {
-        restart_old_primary(ssh, host, &old_repmgr, p);
         return Err(fail(format!(
             "the primary \"{}\" did not shut down cleanly (state {state})",
             p.node_name
@@ -353,37 +422,42 @@ fn run_switchover(
         .detail("promoting now could lose transactions it committed")
         .hint("the old primary was started again; investigate, or use -F to switch over anyway"));
     }
-
-    let mut local = local;
     if let Some(lsn) = checkpoint {
-        if !received_up_to(cfg, &mut local, lsn).map_err(undo)? && !ctx.opts.always_promote {
-            restart_old_primary(ssh, host, &old_repmgr, p);
+        if !received_up_to(cfg, local, lsn).map_err(aborted)? && !ctx.opts.always_promote {
             return Err(fail("this standby has not received all WAL of the old primary")
                 .detail(format!("its shutdown checkpoint is at {}", db::timeline::format_lsn(lsn)))
                 .hint("the old primary was started again; retry, or use --always-promote to accept the loss"));
         }
     }
+    Ok(())
+}
 
+/// A step between the old primary's shutdown and the promotion failed.
+fn aborted(e: Error) -> Error {
+    fail(format!("switchover aborted: {}", e.message()))
+        .detail(e.detail.clone().unwrap_or_default())
+        .hint("the old primary was started again; nothing else changed")
+}
+
+fn promote(ctx: &Ctx, cfg: &Config, local: Session) -> Result<Session> {
     let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
     let reconnect = || ctx.connect_local();
-    let mut newp = match crate::ops::promote::promote_local(cfg, &bin, local, &reconnect) {
-        Ok(c) => c,
-        Err(e) => {
-            restart_old_primary(ssh, host, &old_repmgr, p);
-            return Err(
-                fail("promotion of this node failed; the old primary was started again")
-                    .detail(e.message().to_string()),
-            );
-        }
-    };
-    let (_term, ev, ts) = crate::ops::promote::record_promotion(cfg, &mut newp)?;
-    events::notify(cfg, &ev, Some(&ts));
-    crate::log_notice!(
-        "this node is now the primary; writes were unavailable for {} ms",
-        window.elapsed().as_millis()
-    );
+    crate::ops::promote::promote_local(cfg, &bin, local, &reconnect).map_err(|e| {
+        fail("promotion of this node failed; the old primary was started again")
+            .detail(e.message().to_string())
+    })
+}
 
-    let incomplete = finish(ctx, cfg, ssh, plan, &old_repmgr, &mut newp);
+/// The `standby_switchover` event, and the outcome: done, or done with
+/// the steps that did not complete (exit 22).
+fn record_switchover(
+    cfg: &Config,
+    plan: &Plan,
+    newp: &mut Session,
+    incomplete: Vec<String>,
+    started: Instant,
+) -> Result<()> {
+    let p = &plan.primary;
     let me = cfg.node_id.unwrap_or_default();
     let details = format!(
         "node \"{}\" (ID: {me}) promoted to primary, node \"{}\" (ID: {}) demoted to standby",
@@ -394,7 +468,7 @@ fn run_switchover(
         primary_id: Some(p.node_id),
         ..Event::for_node(cfg, "standby_switchover", details)
     };
-    events::record(Some(&mut newp), cfg, &ev);
+    events::record(Some(newp), cfg, &ev);
     if incomplete.is_empty() {
         crate::log_notice!(
             "STANDBY SWITCHOVER has completed successfully in {} ms",
