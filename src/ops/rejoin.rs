@@ -168,12 +168,7 @@ pub fn check_rejoin(
         )
         .hint("a standby must run the same PostgreSQL major version as its primary"));
     }
-    let history = if theirs.timeline > local.timeline {
-        db::timeline::history_file(pconn, theirs.timeline)?
-            .map(|text| db::timeline::parse_history(&text))
-    } else {
-        Some(Vec::new())
-    };
+    let history = primary_history(pconn, &local, &theirs)?;
     crate::log_info!(
         "local node: timeline {}, WAL up to {}; primary: timeline {}, WAL at {}",
         local.timeline,
@@ -182,35 +177,53 @@ pub fn check_rejoin(
         db::timeline::format_lsn(theirs.lsn)
     );
     let unclean = !control.shut_down_cleanly();
-    let why = match attach::can_follow(&local, &theirs, history.as_deref()) {
-        Ok(()) if unclean => {
-            crate::log_notice!(
-                "this node was not shut down cleanly: pg_rewind will check and repair its history"
-            );
-            if let Some(pg_rewind) = opts.pg_rewind.as_ref() {
-                check_rewind_prerequisites(&control, pg_rewind, opts)?;
-            }
-            return Ok(RejoinPlan {
-                control,
-                local,
-                primary: theirs,
-                rewind: None,
-                unclean,
-                version_num,
-            });
-        }
+    let rewind = match attach::can_follow(&local, &theirs, history.as_deref()) {
         Ok(()) => {
-            return Ok(RejoinPlan {
-                control,
-                local,
-                primary: theirs,
-                rewind: None,
-                unclean,
-                version_num,
-            })
+            if unclean {
+                crate::log_notice!(
+                    "this node was not shut down cleanly: pg_rewind will check and repair its history"
+                );
+                if let Some(pg_rewind) = opts.pg_rewind.as_ref() {
+                    check_rewind_prerequisites(&control, pg_rewind, opts)?;
+                }
+            }
+            None
         }
-        Err(why) => why,
+        Err(why) => Some(rewind_needed(opts, &control, primary, why)?),
     };
+    Ok(RejoinPlan {
+        control,
+        local,
+        primary: theirs,
+        rewind,
+        unclean,
+        version_num,
+    })
+}
+
+/// The primary's timeline history when it is on a later timeline than
+/// this node (None: unreadable); empty when it is not.
+fn primary_history(
+    pconn: &mut Session,
+    local: &Position,
+    theirs: &Position,
+) -> Result<Option<Vec<db::timeline::HistoryEntry>>> {
+    Ok(if theirs.timeline > local.timeline {
+        db::timeline::history_file(pconn, theirs.timeline)?
+            .map(|text| db::timeline::parse_history(&text))
+    } else {
+        Some(Vec::new())
+    })
+}
+
+/// The node cannot follow the primary as it is: pg_rewind may bring it
+/// onto the primary's timeline, when the options allow it and it can help.
+fn rewind_needed(
+    opts: &RejoinOptions,
+    control: &ControlData,
+    primary: &NodeRecord,
+    why: Refusal,
+) -> Result<Refusal> {
     let cannot = |why: &Refusal| {
         Error::new(
             ExitCode::RejoinFail,
@@ -240,15 +253,8 @@ pub fn check_rejoin(
     };
     crate::log_notice!("this node diverged from the primary: pg_rewind is required");
     crate::log_detail!("{why}");
-    check_rewind_prerequisites(&control, pg_rewind, opts)?;
-    Ok(RejoinPlan {
-        control,
-        local,
-        primary: theirs,
-        rewind: Some(why),
-        unclean,
-        version_num,
-    })
+    check_rewind_prerequisites(control, pg_rewind, opts)?;
+    Ok(why)
 }
 
 /// pg_rewind needs wal_log_hints or data checksums on this node, and must
@@ -305,28 +311,10 @@ pub fn rejoin_node<'a>(
     primary: &NodeRecord,
     pconn: &mut Session,
 ) -> Result<(Event<'a>, String)> {
-    let fail = |e: Error| e.with_code(ExitCode::RejoinFail);
     let datadir = Path::new(&cfg.data_directory);
-    if plan.rewind.is_some() || plan.unclean {
-        let pg_rewind = opts
-            .pg_rewind
-            .as_ref()
-            .ok_or_else(|| Error::internal("pg_rewind planned without --force-rewind"))?;
-        ensure_source_checkpoint(primary, pconn)?;
-        let said = rewind(cfg, pg_rewind, opts, primary, datadir)?;
-        if said.contains("no rewind required")
-            && matches!(plan.rewind, Some(Refusal::Diverged { .. }))
-        {
-            return Err(Error::new(
-                ExitCode::RejoinFail,
-                "pg_rewind found nothing to rewind, but this node diverged from the primary",
-            )
-            .detail(said.trim().to_string())
-            .hint("run CHECKPOINT on the primary and retry; the data directory was not changed"));
-        }
-        for s in remove_replication_slots(datadir)? {
-            crate::log_info!("removed replication slot \"{s}\" copied by pg_rewind");
-        }
+    let rewound = plan.rewind.is_some() || plan.unclean;
+    if rewound {
+        rewind_data_directory(cfg, opts, plan, primary, pconn, datadir)?;
     } else {
         let left = list_replication_slots(datadir);
         if !left.is_empty() {
@@ -336,7 +324,72 @@ pub fn rejoin_node<'a>(
             );
         }
     }
+    configure_standby(cfg, plan, primary, pconn)?;
+    start_standby(cfg, bin, opts, primary, pconn)?;
 
+    let details = format!(
+        "node {} is now attached to node {}",
+        cfg.node_id.unwrap_or_default(),
+        primary.node_id
+    );
+    let details = if rewound {
+        format!("{details} (after pg_rewind)")
+    } else {
+        details
+    };
+    record_rejoin(cfg, primary, pconn, details)
+}
+
+fn fail(e: Error) -> Error {
+    e.with_code(ExitCode::RejoinFail)
+}
+
+/// pg_rewind onto the primary's timeline; the slots it copied from the
+/// primary are removed.
+fn rewind_data_directory(
+    cfg: &Config,
+    opts: &RejoinOptions,
+    plan: &RejoinPlan,
+    primary: &NodeRecord,
+    pconn: &mut Session,
+    datadir: &Path,
+) -> Result<()> {
+    let pg_rewind = opts
+        .pg_rewind
+        .as_ref()
+        .ok_or_else(|| Error::internal("pg_rewind planned without --force-rewind"))?;
+    ensure_source_checkpoint(primary, pconn)?;
+    let said = rewind(
+        cfg,
+        pg_rewind,
+        &opts.config_files,
+        &opts.config_archive_dir,
+        primary,
+        datadir,
+    )?;
+    if said.contains("no rewind required") && matches!(plan.rewind, Some(Refusal::Diverged { .. }))
+    {
+        return Err(Error::new(
+            ExitCode::RejoinFail,
+            "pg_rewind found nothing to rewind, but this node diverged from the primary",
+        )
+        .detail(said.trim().to_string())
+        .hint("run CHECKPOINT on the primary and retry; the data directory was not changed"));
+    }
+    for s in remove_replication_slots(datadir)? {
+        crate::log_info!("removed replication slot \"{s}\" copied by pg_rewind");
+    }
+    Ok(())
+}
+
+/// The node's slot on the primary (use_replication_slots), and its
+/// replication configuration pointing at the primary.
+fn configure_standby(
+    cfg: &Config,
+    plan: &RejoinPlan,
+    primary: &NodeRecord,
+    pconn: &mut Session,
+) -> Result<()> {
     let slot = crate::ops::follow::slot_name(cfg);
     if let Some(s) = &slot {
         if db::timeline::create_slot_if_missing(pconn, s).map_err(fail)? {
@@ -346,7 +399,18 @@ pub fn rejoin_node<'a>(
             );
         }
     }
-    follow::write_replication_config(cfg, primary, slot, plan.version_num).map_err(fail)?;
+    follow::write_replication_config(cfg, primary, slot, plan.version_num).map_err(fail)
+}
+
+/// Starts the server as a standby and, unless -W/--no-wait, waits up to
+/// node_rejoin_timeout for it to stream from the primary.
+fn start_standby(
+    cfg: &Config,
+    bin: &PgBin,
+    opts: &RejoinOptions,
+    primary: &NodeRecord,
+    pconn: &mut Session,
+) -> Result<()> {
     crate::log_notice!("starting server using configured service_start_command or pg_ctl");
     pgtools::run_service_action(ServiceAction::Start, cfg, bin, &cfg.data_directory).map_err(
         |e| {
@@ -355,12 +419,6 @@ pub fn rejoin_node<'a>(
             )
         },
     )?;
-
-    let details = format!(
-        "node {} is now attached to node {}",
-        cfg.node_id.unwrap_or_default(),
-        primary.node_id
-    );
     if opts.wait {
         let timeout = Duration::from_secs(cfg.node_rejoin_timeout.max(1) as u64);
         follow::wait_attached(pconn, &cfg.node_name, timeout).map_err(|e| {
@@ -372,12 +430,7 @@ pub fn rejoin_node<'a>(
     } else {
         crate::log_info!("not waiting for the node to attach (-W/--no-wait)");
     }
-    let details = if plan.rewind.is_some() || plan.unclean {
-        format!("{details} (after pg_rewind)")
-    } else {
-        details
-    };
-    record_rejoin(cfg, primary, pconn, details)
+    Ok(())
 }
 
 /// pg_rewind reads the source's timeline from its last checkpoint: right
@@ -470,19 +523,51 @@ const SIGNAL_FILES: &[&str] = &["standby.signal", "recovery.signal"];
 fn rewind(
     cfg: &Config,
     pg_rewind: &Path,
-    opts: &RejoinOptions,
+    config_files: &[String],
+    config_archive_dir: &Path,
     primary: &NodeRecord,
     datadir: &Path,
 ) -> Result<String> {
-    let archive = opts
-        .config_archive_dir
-        .join(format!("repmgr-config-archive-{}", cfg.node_name));
-    let files = kept_files(datadir, &opts.config_files);
-    if archive.exists() {
-        fs::remove_dir_all(&archive).map_err(|e| file_error("remove", &archive, &e))?;
-    }
-    fs::create_dir_all(&archive).map_err(|e| file_error("create", &archive, &e))?;
+    let archive = config_archive_dir.join(format!("repmgr-config-archive-{}", cfg.node_name));
+    let files = kept_files(datadir, config_files);
+    let moved_signals = set_aside(datadir, &archive, &files)?;
+    let out = match run_pg_rewind(pg_rewind, primary, datadir) {
+        Ok(out) => out,
+        Err(e) => {
+            if let Err(r) = restore(&archive, datadir, &files, &moved_signals) {
+                crate::log_warning!(
+                    "unable to restore the archived configuration files from \"{}\": {}",
+                    archive.display(),
+                    r.message()
+                );
+            }
+            return Err(e.hint(
+            "check the pg_rewind output above; the source conninfo needs a user allowed to run pg_rewind (superuser or the documented grants)",
+        ));
+        }
+    };
+    crate::log_notice!("pg_rewind completed");
+    restore(&archive, datadir, &files, &[])?;
     for f in &files {
+        crate::log_info!("restored \"{f}\"");
+    }
+    if let Err(e) = fs::remove_dir_all(&archive) {
+        crate::log_warning!(
+            "unable to remove archive directory \"{}\": {e}",
+            archive.display()
+        );
+    }
+    Ok(format!("{}{}", out.stdout, out.stderr))
+}
+
+/// Copies the kept files into a fresh `archive` and moves the signal files
+/// there; returns the signal files moved.
+fn set_aside(datadir: &Path, archive: &Path, files: &[String]) -> Result<Vec<&'static str>> {
+    if archive.exists() {
+        fs::remove_dir_all(archive).map_err(|e| file_error("remove", archive, &e))?;
+    }
+    fs::create_dir_all(archive).map_err(|e| file_error("create", archive, &e))?;
+    for f in files {
         copy_file(&datadir.join(f), &archive.join(f))?;
         crate::log_info!("archived \"{f}\" to \"{}\"", archive.display());
     }
@@ -495,17 +580,28 @@ fn rewind(
             moved_signals.push(*s);
         }
     }
-    let restore = |files: &[String], signals: &[&str]| -> Result<()> {
-        for f in files {
-            copy_file(&archive.join(f), &datadir.join(f))?;
-        }
-        for s in signals {
-            let from = archive.join(format!("{s}.repmgr"));
-            fs::rename(&from, datadir.join(s)).map_err(|e| file_error("restore", &from, &e))?;
-        }
-        Ok(())
-    };
+    Ok(moved_signals)
+}
 
+/// Puts the archived `files` and `signals` back into the data directory.
+fn restore(archive: &Path, datadir: &Path, files: &[String], signals: &[&str]) -> Result<()> {
+    for f in files {
+        copy_file(&archive.join(f), &datadir.join(f))?;
+    }
+    for s in signals {
+        let from = archive.join(format!("{s}.repmgr"));
+        fs::rename(&from, datadir.join(s)).map_err(|e| file_error("restore", &from, &e))?;
+    }
+    Ok(())
+}
+
+/// `pg_rewind -D <datadir> --source-server=<primary>`, logged as it runs;
+/// a non-zero exit is an error carrying its output.
+fn run_pg_rewind(
+    pg_rewind: &Path,
+    primary: &NodeRecord,
+    datadir: &Path,
+) -> Result<process::Output> {
     let mut cmd = std::process::Command::new(pg_rewind);
     cmd.arg("-D")
         .arg(datadir)
@@ -521,7 +617,7 @@ fn rewind(
     let mut tick = |elapsed: Duration| {
         crate::log_info!("pg_rewind running for {} s", elapsed.as_secs());
     };
-    let result = process::run_logged(
+    process::run_logged(
         cmd,
         PG_REWIND_TIMEOUT,
         "pg_rewind",
@@ -541,34 +637,7 @@ fn rewind(
                 ExitCode::RejoinFail,
             ))
         }
-    });
-    let out = match result {
-        Ok(out) => out,
-        Err(e) => {
-            if let Err(r) = restore(&files, &moved_signals) {
-                crate::log_warning!(
-                    "unable to restore the archived configuration files from \"{}\": {}",
-                    archive.display(),
-                    r.message()
-                );
-            }
-            return Err(e.hint(
-            "check the pg_rewind output above; the source conninfo needs a user allowed to run pg_rewind (superuser or the documented grants)",
-        ));
-        }
-    };
-    crate::log_notice!("pg_rewind completed");
-    restore(&files, &[])?;
-    for f in &files {
-        crate::log_info!("restored \"{f}\"");
-    }
-    if let Err(e) = fs::remove_dir_all(&archive) {
-        crate::log_warning!(
-            "unable to remove archive directory \"{}\": {e}",
-            archive.display()
-        );
-    }
-    Ok(format!("{}{}", out.stdout, out.stderr))
+    })
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
