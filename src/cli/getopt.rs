@@ -43,7 +43,7 @@ pub struct Normalized {
 /// Rewrites `args` (without argv[0]) for argh. Errors are getopt's wording.
 /// `--help` and `-?` anywhere set `help`; words are returned separately too.
 pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String> {
-    let mut toks: Vec<(Option<&'static str>, Vec<String>)> = Vec::new();
+    let mut toks: Vec<Token> = Vec::new();
     let mut words = Vec::new();
     let mut help = false;
     let mut i = 0;
@@ -61,68 +61,109 @@ pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String>
             continue;
         }
         if let Some(body) = a.strip_prefix("--") {
-            let (name, inline) = match body.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (body, None),
-            };
-            let name = name.replace('_', "-");
-            let spec =
-                find_long(table, &name).ok_or_else(|| format!("unrecognized option '{a}'"))?;
-            let mut t = vec![format!("--{}", spec.long)];
-            match (spec.arg, inline) {
-                (Arg::No, Some(_)) => {
-                    return Err(format!(
-                        "option '--{}' doesn't allow an argument",
-                        spec.long
-                    ))
-                }
-                (Arg::No, None) => {}
-                (_, Some(v)) => t.push(v.to_string()),
-                (Arg::Opt(dflt), None) => t.push(dflt.to_string()),
-                (Arg::Req, None) => {
-                    let v = args
-                        .get(i)
-                        .ok_or_else(|| format!("option '--{}' requires an argument", spec.long))?;
-                    t.push(v.clone());
-                    i += 1;
-                }
-            }
-            toks.push((Some(spec.long), t));
+            toks.push(long_option(table, a, body, args, &mut i)?);
             continue;
         }
         if a.len() > 1 && a.starts_with('-') {
-            let body = &a[1..];
-            for (pos, c) in body.char_indices() {
-                let spec = table
-                    .iter()
-                    .find(|o| o.short == Some(c))
-                    .ok_or_else(|| format!("invalid option -- '{c}'"))?;
-                let mut t = vec![format!("--{}", spec.long)];
-                let rest = &body[pos + c.len_utf8()..];
-                match spec.arg {
-                    Arg::No => {
-                        toks.push((Some(spec.long), t));
-                        continue;
-                    }
-                    Arg::Opt(dflt) => t.push(if rest.is_empty() { dflt } else { rest }.to_string()),
-                    Arg::Req if !rest.is_empty() => t.push(rest.to_string()),
-                    Arg::Req => {
-                        let v = args
-                            .get(i)
-                            .ok_or_else(|| format!("option requires an argument -- '{c}'"))?;
-                        t.push(v.clone());
-                        i += 1;
-                    }
-                }
-                toks.push((Some(spec.long), t));
-                break;
-            }
+            short_options(table, &a[1..], args, &mut i, &mut toks)?;
             continue;
         }
         words.push(a.clone());
     }
 
-    // getopt semantics: the last occurrence of an option wins.
+    let mut out: Vec<String> = last_wins(toks).into_iter().flatten().collect();
+    if !words.is_empty() {
+        // Words after `--` so a word starting with '-' is not taken for an option.
+        out.push("--".into());
+        out.extend(words.iter().cloned());
+    }
+    Ok(Normalized {
+        args: out,
+        words,
+        help,
+    })
+}
+
+/// One option as argh will get it: its long name, and `--long [value]`.
+type Token = (Option<&'static str>, Vec<String>);
+
+/// `--name`, `--name=value` or `--name value` (`a` as given, `body`
+/// without the dashes); `i` moves past a value taken from the next argument.
+fn long_option(
+    table: &[OptSpec],
+    a: &str,
+    body: &str,
+    args: &[String],
+    i: &mut usize,
+) -> Result<Token, String> {
+    let (name, inline) = match body.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (body, None),
+    };
+    let name = name.replace('_', "-");
+    let spec = find_long(table, &name).ok_or_else(|| format!("unrecognized option '{a}'"))?;
+    let mut t = vec![format!("--{}", spec.long)];
+    match (spec.arg, inline) {
+        (Arg::No, Some(_)) => {
+            return Err(format!(
+                "option '--{}' doesn't allow an argument",
+                spec.long
+            ))
+        }
+        (Arg::No, None) => {}
+        (_, Some(v)) => t.push(v.to_string()),
+        (Arg::Opt(dflt), None) => t.push(dflt.to_string()),
+        (Arg::Req, None) => {
+            let v = args
+                .get(*i)
+                .ok_or_else(|| format!("option '--{}' requires an argument", spec.long))?;
+            t.push(v.clone());
+            *i += 1;
+        }
+    }
+    Ok((Some(spec.long), t))
+}
+
+/// A cluster of short options (`-vF`, `-p5432`, `-p 5432`; `body` without
+/// the dash): switches until one that takes a value, which gets the rest
+/// of the cluster or the next argument.
+fn short_options(
+    table: &[OptSpec],
+    body: &str,
+    args: &[String],
+    i: &mut usize,
+    toks: &mut Vec<Token>,
+) -> Result<(), String> {
+    for (pos, c) in body.char_indices() {
+        let spec = table
+            .iter()
+            .find(|o| o.short == Some(c))
+            .ok_or_else(|| format!("invalid option -- '{c}'"))?;
+        let mut t = vec![format!("--{}", spec.long)];
+        let rest = &body[pos + c.len_utf8()..];
+        match spec.arg {
+            Arg::No => {
+                toks.push((Some(spec.long), t));
+                continue;
+            }
+            Arg::Opt(dflt) => t.push(if rest.is_empty() { dflt } else { rest }.to_string()),
+            Arg::Req if !rest.is_empty() => t.push(rest.to_string()),
+            Arg::Req => {
+                let v = args
+                    .get(*i)
+                    .ok_or_else(|| format!("option requires an argument -- '{c}'"))?;
+                t.push(v.clone());
+                *i += 1;
+            }
+        }
+        toks.push((Some(spec.long), t));
+        break;
+    }
+    Ok(())
+}
+
+/// getopt semantics: the last occurrence of an option wins.
+fn last_wins(toks: Vec<Token>) -> Vec<Vec<String>> {
     let mut seen = HashSet::new();
     let mut kept = Vec::new();
     for (k, t) in toks.into_iter().rev() {
@@ -134,17 +175,7 @@ pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String>
         kept.push(t);
     }
     kept.reverse();
-    let mut out: Vec<String> = kept.into_iter().flatten().collect();
-    if !words.is_empty() {
-        // Words after `--` so a word starting with '-' is not taken for an option.
-        out.push("--".into());
-        out.extend(words.iter().cloned());
-    }
-    Ok(Normalized {
-        args: out,
-        words,
-        help,
-    })
+    kept
 }
 
 fn find_long<'a>(table: &'a [OptSpec], name: &str) -> Option<&'a OptSpec> {

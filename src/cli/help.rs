@@ -141,6 +141,7 @@ Usage:
     })
 }
 
+// A table (one help text per action), not a workflow: long by nature.
 fn action_help(action: Action) -> &'static str {
     use Action::*;
     match action {

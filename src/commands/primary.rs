@@ -46,7 +46,18 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
 
-    let change = db::schema::ensure_schema(&mut conn)?;
+    let change = ensure_schema(&mut conn)?;
+    // The schema is committed; the checks run again now that it surely
+    // exists (another node may have registered meanwhile).
+    if change == SchemaChange::Created {
+        check_registration_allowed(ctx, cfg, &mut conn)?;
+    }
+    write_registration(ctx, cfg, &mut conn, &record, change)
+}
+
+/// Creates or upgrades the metadata schema (committed on its own).
+fn ensure_schema(conn: &mut Session) -> Result<SchemaChange> {
+    let change = db::schema::ensure_schema(conn)?;
     match change {
         SchemaChange::Created => crate::log_notice!("\"repmgr\" metadata schema created"),
         SchemaChange::Upgraded { from } => crate::log_notice!(
@@ -55,13 +66,21 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         ),
         SchemaChange::UpToDate => {}
     }
-    // The schema is committed; the checks run again now that it surely
-    // exists (another node may have registered meanwhile).
-    if change == SchemaChange::Created {
-        check_registration_allowed(ctx, cfg, &mut conn)?;
-    }
+    Ok(change)
+}
 
-    let existed = db::nodes::get(&mut conn, node_id)?.is_some();
+/// In one transaction: the voting term, -F's deactivation of a former
+/// primary, this node's record, and the events (`cluster_created` for a
+/// new schema, `primary_register`); their hooks run once committed.
+fn write_registration(
+    ctx: &Ctx,
+    cfg: &Config,
+    conn: &mut Session,
+    record: &NodeRecord,
+    change: SchemaChange,
+) -> Result<()> {
+    let node_id = cfg.node_id.unwrap_or_default();
+    let existed = db::nodes::get(conn, node_id)?.is_some();
     let mut tx = conn
         .transaction()
         .map_err(|e| db::query_error("starting a transaction", &e))?;
@@ -74,7 +93,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
             }
         }
     }
-    db::nodes::upsert(&mut tx, &record)?;
+    db::nodes::upsert(&mut tx, record)?;
     let mut written = Vec::new();
     if change == SchemaChange::Created {
         let ev = Event::for_node(cfg, "cluster_created", String::new());

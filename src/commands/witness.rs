@@ -61,19 +61,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
             .hint("e.g. repmgr witness register -h node1 (-p, -U and -d as needed)")
     })?;
     let primary_rec = super::standby::registered_primary(&mut primary)?;
-
-    let mine = db::timeline::position(&mut local)?;
-    let theirs = db::timeline::position(&mut primary)?;
-    if mine.system_identifier == theirs.system_identifier {
-        return Err(Error::config(
-            "the witness node cannot be part of the primary's replication cluster",
-        )
-        .detail(format!(
-            "both nodes have system identifier {}",
-            mine.system_identifier
-        ))
-        .hint("a witness runs on its own PostgreSQL instance, created with initdb, not cloned"));
-    }
+    check_outside_cluster(&mut local, &mut primary)?;
 
     crate::commands::check_registration(&mut primary, cfg, NodeType::Witness, ctx.opts.force)?;
     let record = witness_record(cfg, primary_rec.node_id, &mut local)?;
@@ -93,7 +81,41 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
 
-    match db::schema::ensure_schema(&mut local)? {
+    ensure_witness_schema(&mut local)?;
+    let (ev, ts) = write_registration(cfg, &mut primary, &record, &primary_rec)?;
+    let copied = copy_node_records(&mut primary, &mut local).map_err(|e| {
+        e.hint("the witness is registered on the primary; its repmgrd copies the node records when it starts, or run this command again with -F")
+    })?;
+    crate::log_info!("copied {copied} node record(s) from the primary to the witness");
+    events::notify(cfg, &ev, Some(&ts));
+    crate::log_notice!(
+        "witness node \"{}\" (ID: {node_id}) successfully registered",
+        cfg.node_name
+    );
+    Ok(())
+}
+
+/// A witness runs its own PostgreSQL instance: one with the primary's
+/// system identifier is a member of its replication cluster.
+fn check_outside_cluster(local: &mut Session, primary: &mut Session) -> Result<()> {
+    let mine = db::timeline::position(local)?;
+    let theirs = db::timeline::position(primary)?;
+    if mine.system_identifier == theirs.system_identifier {
+        return Err(Error::config(
+            "the witness node cannot be part of the primary's replication cluster",
+        )
+        .detail(format!(
+            "both nodes have system identifier {}",
+            mine.system_identifier
+        ))
+        .hint("a witness runs on its own PostgreSQL instance, created with initdb, not cloned"));
+    }
+    Ok(())
+}
+
+/// The witness keeps its copy of `repmgr.nodes` in its own schema.
+fn ensure_witness_schema(local: &mut Session) -> Result<()> {
+    match db::schema::ensure_schema(local)? {
         SchemaChange::Created => {
             crate::log_notice!("\"repmgr\" metadata schema created on the witness")
         }
@@ -102,11 +124,22 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         ),
         SchemaChange::UpToDate => {}
     }
+    Ok(())
+}
 
+/// The witness's record and the `witness_register` event, in one
+/// transaction on the primary; the event is returned for the caller to
+/// notify once the node records are copied.
+fn write_registration<'a>(
+    cfg: &'a Config,
+    primary: &mut Session,
+    record: &NodeRecord,
+    primary_rec: &NodeRecord,
+) -> Result<(Event<'a>, String)> {
     let mut tx = primary
         .transaction()
         .map_err(|e| db::query_error("starting a transaction", &e))?;
-    db::nodes::upsert(&mut tx, &record)?;
+    db::nodes::upsert(&mut tx, record)?;
     let ev = Event {
         primary_id: Some(primary_rec.node_id),
         conninfo: Some(primary_rec.conninfo.clone()),
@@ -122,17 +155,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
     let ts = events::write(&mut tx, &ev)?;
     tx.commit()
         .map_err(|e| db::query_error("committing the witness registration", &e))?;
-
-    let copied = copy_node_records(&mut primary, &mut local).map_err(|e| {
-        e.hint("the witness is registered on the primary; its repmgrd copies the node records when it starts, or run this command again with -F")
-    })?;
-    crate::log_info!("copied {copied} node record(s) from the primary to the witness");
-    events::notify(cfg, &ev, Some(&ts));
-    crate::log_notice!(
-        "witness node \"{}\" (ID: {node_id}) successfully registered",
-        cfg.node_name
-    );
-    Ok(())
+    Ok((ev, ts))
 }
 
 fn witness_record(cfg: &Config, upstream: i32, local: &mut Session) -> Result<NodeRecord> {
@@ -165,25 +188,7 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
     let mut local = ctx.connect_local().ok();
     let mut primary = match given_primary(ctx)? {
         Some(c) => c,
-        None => {
-            let Some(l) = local.as_mut() else {
-                return Err(Error::db_conn(
-                    "unable to connect to the witness node to find the primary",
-                )
-                .hint("provide the primary's connection parameters with -h/-p/-U/-d"));
-            };
-            if !db::schema::exists(l)? {
-                return Err(
-                    Error::config("the repmgr metadata schema was not found on this node")
-                        .hint("provide the primary's connection parameters with -h/-p/-U/-d"),
-                );
-            }
-            find_primary(l)?.map(|(_, c)| c).ok_or_else(|| {
-                Error::db_conn("unable to connect to the primary")
-                    .detail("no registered node is reachable and out of recovery")
-                    .hint("provide the primary's connection parameters with -h/-p/-U/-d")
-            })?
-        }
+        None => primary_from_witness(local.as_mut())?,
     };
     let rec = db::nodes::get(&mut primary, target_id)?.ok_or_else(|| {
         Error::config(format!("node {target_id} is not registered"))
@@ -204,6 +209,50 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
         crate::log_notice!("prerequisites for unregistering the witness are met");
         return Ok(());
     }
+    let (ev, ts) = delete_registration(cfg, &mut primary, &rec)?;
+    // The witness's own copy follows, when it is this node and reachable.
+    if target_id == cfg.node_id.unwrap_or_default() {
+        if let Some(l) = local.as_mut() {
+            delete_local_copy(l, target_id);
+        }
+    }
+    events::notify(cfg, &ev, Some(&ts));
+    crate::log_notice!(
+        "witness node \"{}\" (ID: {target_id}) successfully unregistered",
+        rec.node_name
+    );
+    Ok(())
+}
+
+/// Without -h: the primary, found from the witness's copy of the metadata.
+fn primary_from_witness(local: Option<&mut Session>) -> Result<Session> {
+    let Some(l) = local else {
+        return Err(
+            Error::db_conn("unable to connect to the witness node to find the primary")
+                .hint("provide the primary's connection parameters with -h/-p/-U/-d"),
+        );
+    };
+    if !db::schema::exists(l)? {
+        return Err(
+            Error::config("the repmgr metadata schema was not found on this node")
+                .hint("provide the primary's connection parameters with -h/-p/-U/-d"),
+        );
+    }
+    find_primary(l)?.map(|(_, c)| c).ok_or_else(|| {
+        Error::db_conn("unable to connect to the primary")
+            .detail("no registered node is reachable and out of recovery")
+            .hint("provide the primary's connection parameters with -h/-p/-U/-d")
+    })
+}
+
+/// Deletes the witness's record and writes `witness_unregister`, in one
+/// transaction on the primary.
+fn delete_registration<'a>(
+    cfg: &'a Config,
+    primary: &mut Session,
+    rec: &NodeRecord,
+) -> Result<(Event<'a>, String)> {
+    let target_id = rec.node_id;
     let mut tx = primary
         .transaction()
         .map_err(|e| db::query_error("starting a transaction", &e))?;
@@ -219,23 +268,18 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
     let ts = events::write(&mut tx, &ev)?;
     tx.commit()
         .map_err(|e| db::query_error("committing the witness unregistration", &e))?;
-    // The witness's own copy follows, when it is this node and reachable.
-    if target_id == cfg.node_id.unwrap_or_default() {
-        if let Some(l) = local.as_mut() {
-            if db::schema::exists(l).unwrap_or(false) {
-                if let Err(e) = db::nodes::delete(l, target_id) {
-                    crate::log_warning!(
-                        "unable to remove the record from the witness's copy: {}",
-                        e.detail.as_deref().unwrap_or(e.message())
-                    );
-                }
-            }
+    Ok((ev, ts))
+}
+
+/// The record in the witness's own copy; a failure is only a warning (the
+/// primary's record, the one that counts, is gone).
+fn delete_local_copy(local: &mut Session, target_id: i32) {
+    if db::schema::exists(local).unwrap_or(false) {
+        if let Err(e) = db::nodes::delete(local, target_id) {
+            crate::log_warning!(
+                "unable to remove the record from the witness's copy: {}",
+                e.detail.as_deref().unwrap_or(e.message())
+            );
         }
     }
-    events::notify(cfg, &ev, Some(&ts));
-    crate::log_notice!(
-        "witness node \"{}\" (ID: {target_id}) successfully unregistered",
-        rec.node_name
-    );
-    Ok(())
 }

@@ -253,6 +253,7 @@ pub struct Config {
 impl Default for Config {
     /// repmgr's defaults (`repmgr.h`); a unit test checks them against the
     /// defaults written in `params::PARAMS`.
+    // A table (one line per setting), not a workflow: long by nature.
     fn default() -> Self {
         Config {
             config_file: String::new(),

@@ -76,6 +76,33 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         .map(wait_sync_limit)
         .transpose()?;
     let wait_start = crate::cli::parse_int_option("wait-start", &ctx.opts.wait_start)?;
+    let mut local = local_standby(ctx, cfg, wait_start)?;
+
+    crate::log_info!("connecting to primary database");
+    let (primary_rec, mut primary) = registering_primary(ctx, local.as_mut())?;
+    let upstream_id = checked_upstream(ctx, node_id, &primary_rec, &mut primary)?;
+    crate::commands::check_registration(&mut primary, cfg, NodeType::Standby, ctx.opts.force)?;
+
+    let record = standby_record(cfg, upstream_id, &mut primary)?;
+    if ctx.opts.dry_run {
+        crate::log_info!(
+            "would register standby \"{}\" (ID: {node_id}) with upstream node {upstream_id}",
+            cfg.node_name
+        );
+        crate::log_notice!("prerequisites for registering the standby are met");
+        return Ok(());
+    }
+    write_registration(cfg, &mut primary, &record, &primary_rec, upstream_id)?;
+    if let Some(limit) = wait_sync {
+        wait_for_sync(ctx, cfg, &record, limit, &mut primary, &primary_rec)?;
+    }
+    Ok(())
+}
+
+/// The local node, which must be in recovery; with -F a standby that is
+/// not running is registered all the same (None).
+fn local_standby(ctx: &Ctx, cfg: &Config, wait_start: Option<i32>) -> Result<Option<Session>> {
+    let node_id = cfg.node_id.unwrap_or_default();
     crate::log_info!(
         "connecting to local node \"{}\" (ID: {node_id})",
         cfg.node_name
@@ -106,9 +133,16 @@ pub fn register(ctx: &Ctx) -> Result<()> {
                 .hint("use \"repmgr primary register\" to register a primary"));
         }
     }
+    Ok(local)
+}
 
-    crate::log_info!("connecting to primary database");
-    let (primary_rec, mut primary) = primary_connection(ctx, local.as_mut())?;
+/// The primary to register with, its record, and a check that it has the
+/// metadata and runs this standby's major version.
+fn registering_primary(
+    ctx: &Ctx,
+    mut local: Option<&mut Session>,
+) -> Result<(NodeRecord, Session)> {
+    let (primary_rec, mut primary) = primary_connection(ctx, local.as_deref_mut())?;
     if !db::schema::exists(&mut primary)? {
         return Err(
             Error::config("the repmgr metadata schema was not found on the primary")
@@ -119,10 +153,20 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         Some(r) => r,
         None => registered_primary(&mut primary)?,
     };
-    if let Some(c) = local.as_mut() {
+    if let Some(c) = local {
         check_versions(c, &mut primary)?;
     }
+    Ok((primary_rec, primary))
+}
 
+/// --upstream-node-id, else the primary: registered, not this node, and
+/// active (unless -F).
+fn checked_upstream(
+    ctx: &Ctx,
+    node_id: i32,
+    primary_rec: &NodeRecord,
+    primary: &mut Session,
+) -> Result<i32> {
     let upstream_id = crate::cli::parse_int_option("upstream-node-id", &ctx.opts.upstream_node_id)?
         .unwrap_or(primary_rec.node_id);
     if upstream_id == node_id {
@@ -130,7 +174,7 @@ pub fn register(ctx: &Ctx) -> Result<()> {
             Error::config("a node cannot be its own upstream").hint("check --upstream-node-id")
         );
     }
-    let upstream = db::nodes::get(&mut primary, upstream_id)?.ok_or_else(|| {
+    let upstream = db::nodes::get(primary, upstream_id)?.ok_or_else(|| {
         Error::config(format!("upstream node {upstream_id} is not registered"))
             .hint("register the upstream node first, or check --upstream-node-id")
     })?;
@@ -141,23 +185,23 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         ))
         .hint("use -F/--force to register this standby anyway"));
     }
+    Ok(upstream_id)
+}
 
-    crate::commands::check_registration(&mut primary, cfg, NodeType::Standby, ctx.opts.force)?;
-
-    let record = standby_record(cfg, upstream_id, &mut primary)?;
-    if ctx.opts.dry_run {
-        crate::log_info!(
-            "would register standby \"{}\" (ID: {node_id}) with upstream node {upstream_id}",
-            cfg.node_name
-        );
-        crate::log_notice!("prerequisites for registering the standby are met");
-        return Ok(());
-    }
-
+/// The node record and the `standby_register` event, in one transaction
+/// on the primary; the event hook runs once it is committed.
+fn write_registration(
+    cfg: &Config,
+    primary: &mut Session,
+    record: &NodeRecord,
+    primary_rec: &NodeRecord,
+    upstream_id: i32,
+) -> Result<()> {
+    let node_id = cfg.node_id.unwrap_or_default();
     let mut tx = primary
         .transaction()
         .map_err(|e| db::query_error("starting a transaction", &e))?;
-    db::nodes::upsert(&mut tx, &record)?;
+    db::nodes::upsert(&mut tx, record)?;
     let details = format!("standby registration succeeded; upstream node ID is {upstream_id}");
     let ev = Event {
         primary_id: Some(primary_rec.node_id),
@@ -172,10 +216,6 @@ pub fn register(ctx: &Ctx) -> Result<()> {
         "standby node \"{}\" (ID: {node_id}) successfully registered",
         cfg.node_name
     );
-
-    if let Some(limit) = wait_sync {
-        wait_for_sync(ctx, cfg, &record, limit, &mut primary, &primary_rec)?;
-    }
     Ok(())
 }
 

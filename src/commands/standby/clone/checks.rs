@@ -5,10 +5,11 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use super::rsync;
 use super::shared::Method;
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
-use crate::db::replication::UpstreamSettings;
+use crate::db::replication::{Tablespace, UpstreamSettings};
 use crate::error::{Error, ExitCode, Result};
 use crate::pgtools::{self, PgBin};
 use crate::process;
@@ -117,88 +118,131 @@ pub enum SlotState {
 
 /// Checks the upstream's settings; every problem is reported at once.
 pub fn upstream(s: &UpstreamSettings, cfg: &Config, method: Method, slot: SlotState) -> Result<()> {
-    let mut problems = Vec::new();
-    let mut hints = Vec::new();
-    if s.wal_level != "replica" && s.wal_level != "logical" {
-        problems.push(format!(
-            "parameter \"wal_level\" on the upstream is \"{}\", it must be \"replica\" or \"logical\"",
-            s.wal_level
-        ));
-        hints.push("set wal_level = replica on the upstream and restart it".to_string());
-    }
-    let needed = method.wal_senders_needed();
-    let free = s.max_wal_senders - s.wal_senders_in_use;
-    if free < needed {
-        problems.push(format!(
-            "not enough free WAL senders on the upstream: {free} free (max_wal_senders = {}, {} in use), {needed} needed for {}",
-            s.max_wal_senders,
-            s.wal_senders_in_use,
-            method.describe_wal_use()
-        ));
-        hints.push(format!(
-            "set max_wal_senders to at least {} on the upstream and restart it",
-            s.wal_senders_in_use + needed + 1
-        ));
-    }
-    if !s.hot_standby {
-        problems.push(
-            "parameter \"hot_standby\" is off on the upstream; its configuration is copied to the standby, which would not accept queries"
-                .to_string(),
-        );
-        hints.push("set hot_standby = on on the upstream".to_string());
-    }
-    match slot {
-        SlotState::Missing if s.max_replication_slots - s.slots_in_use < 1 => {
-            problems.push(format!(
-                "no free replication slot on the upstream for this standby's slot (max_replication_slots = {}, {} in use)",
-                s.max_replication_slots, s.slots_in_use
-            ));
-            hints.push(format!(
-                "set max_replication_slots to at least {} on the upstream and restart it",
-                s.slots_in_use + 2
-            ));
-        }
-        SlotState::NotUsed
-            if method == Method::Basebackup && s.max_replication_slots - s.slots_in_use < 1 =>
-        {
-            problems.push(format!(
-                "no free replication slot on the upstream for pg_basebackup's temporary slot (max_replication_slots = {}, {} in use)",
-                s.max_replication_slots, s.slots_in_use
-            ));
-            hints.push(format!(
-                "set max_replication_slots to at least {} on the upstream and restart it",
-                s.slots_in_use + 1
-            ));
-        }
-        _ => {}
-    }
-    if slot == SlotState::NotUsed && s.wal_keep <= 0 && cfg.restore_command.trim().is_empty() {
-        problems.push(format!(
-            "the upstream does not retain WAL for the standby: \"{}\" is 0, use_replication_slots is off and no restore_command is configured",
-            s.wal_keep_name
-        ));
-        hints.push(format!(
-            "set {} on the upstream (e.g. {}), or set use_replication_slots=true or a restore_command in this node's repmgr.conf",
-            s.wal_keep_name,
-            if s.wal_keep_name == "wal_keep_size" {
-                "wal_keep_size = '1GB'"
-            } else {
-                "wal_keep_segments = 64"
-            }
-        ));
-    }
+    let mut found = Problems::default();
+    wal_level(s, &mut found);
+    wal_senders(s, method, &mut found);
+    hot_standby(s, &mut found);
+    replication_slots(s, method, slot, &mut found);
+    wal_retention(s, cfg, slot, &mut found);
     if s.archive_mode != "off" && s.archive_command.trim().is_empty() {
         crate::log_warning!(
             "archive_mode is \"{}\" on the upstream but archive_command is empty",
             s.archive_mode
         );
     }
-    if problems.is_empty() {
+    if found.problems.is_empty() {
         return Ok(());
     }
-    Err(Error::many(ExitCode::BadConfig, problems)
+    Err(Error::many(ExitCode::BadConfig, found.problems)
         .detail("the upstream's configuration does not allow cloning a standby from it")
-        .hint(hints.join("; ")))
+        .hint(found.hints.join("; ")))
+}
+
+/// What [`upstream`] found wrong, each with how to fix it.
+#[derive(Default)]
+struct Problems {
+    problems: Vec<String>,
+    hints: Vec<String>,
+}
+
+impl Problems {
+    fn add(&mut self, problem: String, hint: String) {
+        self.problems.push(problem);
+        self.hints.push(hint);
+    }
+}
+
+fn wal_level(s: &UpstreamSettings, found: &mut Problems) {
+    if s.wal_level != "replica" && s.wal_level != "logical" {
+        found.add(
+            format!(
+                "parameter \"wal_level\" on the upstream is \"{}\", it must be \"replica\" or \"logical\"",
+                s.wal_level
+            ),
+            "set wal_level = replica on the upstream and restart it".to_string(),
+        );
+    }
+}
+
+fn wal_senders(s: &UpstreamSettings, method: Method, found: &mut Problems) {
+    let needed = method.wal_senders_needed();
+    let free = s.max_wal_senders - s.wal_senders_in_use;
+    if free < needed {
+        found.add(
+            format!(
+                "not enough free WAL senders on the upstream: {free} free (max_wal_senders = {}, {} in use), {needed} needed for {}",
+                s.max_wal_senders,
+                s.wal_senders_in_use,
+                method.describe_wal_use()
+            ),
+            format!(
+                "set max_wal_senders to at least {} on the upstream and restart it",
+                s.wal_senders_in_use + needed + 1
+            ),
+        );
+    }
+}
+
+fn hot_standby(s: &UpstreamSettings, found: &mut Problems) {
+    if !s.hot_standby {
+        found.add(
+            "parameter \"hot_standby\" is off on the upstream; its configuration is copied to the standby, which would not accept queries"
+                .to_string(),
+            "set hot_standby = on on the upstream".to_string(),
+        );
+    }
+}
+
+/// A free slot for this standby's slot, or for pg_basebackup's temporary one.
+fn replication_slots(s: &UpstreamSettings, method: Method, slot: SlotState, found: &mut Problems) {
+    match slot {
+        SlotState::Missing if s.max_replication_slots - s.slots_in_use < 1 => found.add(
+            format!(
+                "no free replication slot on the upstream for this standby's slot (max_replication_slots = {}, {} in use)",
+                s.max_replication_slots, s.slots_in_use
+            ),
+            format!(
+                "set max_replication_slots to at least {} on the upstream and restart it",
+                s.slots_in_use + 2
+            ),
+        ),
+        SlotState::NotUsed
+            if method == Method::Basebackup && s.max_replication_slots - s.slots_in_use < 1 =>
+        {
+            found.add(
+                format!(
+                    "no free replication slot on the upstream for pg_basebackup's temporary slot (max_replication_slots = {}, {} in use)",
+                    s.max_replication_slots, s.slots_in_use
+                ),
+                format!(
+                    "set max_replication_slots to at least {} on the upstream and restart it",
+                    s.slots_in_use + 1
+                ),
+            )
+        }
+        _ => {}
+    }
+}
+
+/// Without a slot, the upstream must keep WAL (or the standby restore it).
+fn wal_retention(s: &UpstreamSettings, cfg: &Config, slot: SlotState, found: &mut Problems) {
+    if slot == SlotState::NotUsed && s.wal_keep <= 0 && cfg.restore_command.trim().is_empty() {
+        found.add(
+            format!(
+                "the upstream does not retain WAL for the standby: \"{}\" is 0, use_replication_slots is off and no restore_command is configured",
+                s.wal_keep_name
+            ),
+            format!(
+                "set {} on the upstream (e.g. {}), or set use_replication_slots=true or a restore_command in this node's repmgr.conf",
+                s.wal_keep_name,
+                if s.wal_keep_name == "wal_keep_size" {
+                    "wal_keep_size = '1GB'"
+                } else {
+                    "wal_keep_segments = 64"
+                }
+            ),
+        );
+    }
 }
 
 /// Opens a replication connection (`IDENTIFY_SYSTEM` through psql, which
@@ -226,6 +270,47 @@ pub fn replication_connection(bin: &PgBin, ci: &ConnInfo) -> Result<String> {
         )));
     }
     Ok(out.stdout.trim().to_string())
+}
+
+/// A local clone must put every tablespace somewhere else than the source's
+/// own directory; mappings naming no tablespace are reported.
+pub fn check_tablespaces(
+    ts: &[Tablespace],
+    mapping: &[(String, String)],
+    local: bool,
+) -> Result<()> {
+    for (old, _) in mapping {
+        if !ts
+            .iter()
+            .any(|t| t.location.trim_end_matches('/') == old.trim_end_matches('/'))
+        {
+            crate::log_warning!(
+                "tablespace_mapping: no tablespace on the upstream is at \"{old}\""
+            );
+        }
+    }
+    for t in ts {
+        let dest = rsync::mapped(&t.location, mapping);
+        if local && dest == t.location {
+            return Err(Error::config(format!(
+                "tablespace \"{}\" at \"{}\" would be cloned onto itself",
+                t.name, t.location
+            ))
+            .detail("the upstream runs on this host and the tablespace has no mapping")
+            .hint(format!(
+                "add tablespace_mapping='{}=/new/path' to this node's repmgr.conf",
+                t.location
+            )));
+        }
+        let dest = Path::new(&dest);
+        if dest.is_dir() && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) && !local {
+            crate::log_info!(
+                "tablespace directory \"{}\" exists and is not empty",
+                dest.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// rsync must be installed for --rsync-only.

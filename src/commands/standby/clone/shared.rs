@@ -104,3 +104,18 @@ fn dir_size(p: &Path) -> u64 {
     }
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_conninfo_moves_password_out() {
+        let ci = ConnInfo::parse("host=a port=5 user=u dbname=d password=p").unwrap();
+        let (r, pw) = replication_conninfo(&ci);
+        assert_eq!(pw.as_deref(), Some("p"));
+        assert_eq!(r.get("password"), None);
+        assert_eq!(r.get("dbname"), None);
+        assert_eq!(r.get("replication"), Some("true"));
+    }
+}
