@@ -147,10 +147,8 @@ fn check_registration_allowed(ctx: &Ctx, cfg: &Config, conn: &mut Session) -> Re
             ));
         }
         crate::log_warning!(
-            "node \"{}\" (ID: {}) is registered as active primary but is not reachable; it will be marked inactive",
-            p.node_name,
-            p.node_id
-        );
+            "node {} is registered as active primary but is not reachable; it will be marked inactive",
+            p);
     }
     Ok(())
 }
@@ -207,10 +205,7 @@ pub fn unregister(ctx: &Ctx) -> Result<()> {
     }
     let downstream = db::nodes::downstream_of(&mut pconn, target_id)?;
     if !downstream.is_empty() {
-        let names: Vec<String> = downstream
-            .iter()
-            .map(|n| format!("\"{}\" (ID: {})", n.node_name, n.node_id))
-            .collect();
+        let names: Vec<String> = downstream.iter().map(|n| format!("{}", n)).collect();
         return Err(Error::config(format!(
             "node \"{}\" (ID: {target_id}) has registered downstream nodes",
             target.node_name

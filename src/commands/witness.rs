@@ -72,11 +72,9 @@ pub fn register(ctx: &Ctx) -> Result<()> {
             Some(_) => crate::log_info!("the \"repmgr\" metadata schema is present on the witness"),
         }
         crate::log_info!(
-            "would register witness \"{}\" (ID: {node_id}) with upstream node \"{}\" (ID: {}) and copy the node records",
+            "would register witness \"{}\" (ID: {node_id}) with upstream node {} and copy the node records",
             cfg.node_name,
-            primary_rec.node_name,
-            primary_rec.node_id
-        );
+            primary_rec);
         crate::log_notice!("prerequisites for registering the witness are met");
         return Ok(());
     }
@@ -278,7 +276,7 @@ fn delete_local_copy(local: &mut Session, target_id: i32) {
         if let Err(e) = db::nodes::delete(local, target_id) {
             crate::log_warning!(
                 "unable to remove the record from the witness's copy: {}",
-                e.detail.as_deref().unwrap_or(e.message())
+                e.reason()
             );
         }
     }

@@ -219,10 +219,7 @@ fn rewind_needed(
     let cannot = |why: &Refusal| {
         Error::new(
             ExitCode::RejoinFail,
-            format!(
-                "this node cannot attach to node \"{}\" (ID: {})",
-                primary.node_name, primary.node_id
-            ),
+            format!("this node cannot attach to node {}", primary),
         )
         .detail(why.to_string())
     };
@@ -435,9 +432,8 @@ fn ensure_source_checkpoint(primary: &NodeRecord, pconn: &mut Session) -> Result
         return Ok(());
     }
     crate::log_notice!(
-        "issuing CHECKPOINT on node \"{}\" (ID: {}) so that pg_rewind sees its timeline {current}",
-        primary.node_name,
-        primary.node_id
+        "issuing CHECKPOINT on node {} so that pg_rewind sees its timeline {current}",
+        primary
     );
     db::timeline::checkpoint(pconn).map_err(|e| {
         e.with_code(ExitCode::RejoinFail).hint(

@@ -44,11 +44,7 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
                 .hint("check --upstream-node-id"),
         );
     }
-    crate::log_info!(
-        "following node \"{}\" (ID: {})",
-        target.node_name,
-        target.node_id
-    );
+    crate::log_info!("following node {}", target);
 
     check_can_follow(&mut local, &mut tconn, &target)?;
 
@@ -57,11 +53,7 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
             "this node's WAL history is compatible with node \"{}\"",
             target.node_name
         );
-        crate::log_notice!(
-            "prerequisites for following node \"{}\" (ID: {}) are met",
-            target.node_name,
-            target.node_id
-        );
+        crate::log_notice!("prerequisites for following node {} are met", target);
         return Ok(());
     }
 
@@ -69,11 +61,7 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
     let (ev, ts) = follow_node(cfg, &bin, local, &target, &mut tconn)?;
     events::notify(cfg, &ev, Some(&ts));
     crate::log_notice!("STANDBY FOLLOW successful");
-    crate::log_detail!(
-        "standby attached to upstream node \"{}\" (ID: {})",
-        target.node_name,
-        target.node_id
-    );
+    crate::log_detail!("standby attached to upstream node {}", target);
     Ok(())
 }
 
@@ -132,7 +120,7 @@ fn find_target(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<(NodeReco
             _ => {
                 let names: Vec<String> = primaries
                     .iter()
-                    .map(|r| format!("\"{}\" (ID: {})", r.node.node_name, r.node.node_id))
+                    .map(|r| format!("{}", r.node))
                     .collect();
                 return Err(Error::new(
                     ExitCode::FollowFail,

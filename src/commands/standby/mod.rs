@@ -11,7 +11,7 @@ pub use follow::follow;
 pub use promote::promote;
 pub use switchover::switchover;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::db::Session;
 
@@ -114,7 +114,7 @@ fn local_standby(ctx: &Ctx, cfg: &Config, wait_start: Option<i32>) -> Result<Opt
                 "unable to connect to local node \"{}\" (ID: {node_id}); registering it anyway (-F/--force)",
                 cfg.node_name
             );
-            crate::log_detail!("{}", e.detail.as_deref().unwrap_or(e.message()));
+            crate::log_detail!("{}", e.reason());
             None
         }
         Err(e) => {
@@ -223,15 +223,20 @@ fn write_registration(
 /// connections before giving up.
 fn connect_local_waiting(ctx: &Ctx, wait_start: Option<i32>) -> Result<Session> {
     let secs = wait_start.unwrap_or(0).max(0) as u64;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
+    let mut last = None;
+    let conn = crate::poll::until(Duration::from_secs(secs), POLL, || {
         match ctx.connect_local() {
-            Ok(c) => return Ok(c),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => {
-                std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())))
+            Ok(c) => Some(c),
+            Err(e) => {
+                last = Some(e);
+                None
             }
         }
+    });
+    match (conn, last) {
+        (Some(c), _) => Ok(c),
+        (None, Some(e)) => Err(e),
+        (None, None) => ctx.connect_local(),
     }
 }
 
@@ -317,20 +322,14 @@ fn wait_for_sync(
         "waiting up to {} s for the node record to appear on the standby",
         limit.as_secs()
     );
-    let deadline = Instant::now() + limit;
-    let synced = loop {
+    let synced = crate::poll::until(limit, POLL, || {
         let seen = ctx
             .connect_local()
             .ok()
             .and_then(|mut c| db::nodes::get(&mut c, record.node_id).ok().flatten());
-        if seen.as_ref() == Some(record) {
-            break true;
-        }
-        if Instant::now() >= deadline {
-            break false;
-        }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-    };
+        (seen.as_ref() == Some(record)).then_some(())
+    })
+    .is_some();
     let details = if synced {
         format!(
             "node record for node {} synchronised to the standby",

@@ -168,15 +168,13 @@ fn refuse_if_primary_reachable(ctx: &Ctx, cfg: &Config, local: &mut Session) -> 
                 "this replication cluster already has an active primary server",
             )
             .detail(format!(
-                "current primary is \"{}\" (ID: {}), which is reachable and not in recovery",
-                p.node_name, p.node_id
-            ))
+                "current primary is {}, which is reachable and not in recovery",
+                p))
             .hint("promoting now would leave two writable primaries; use \"repmgr standby switchover\", or stop that server first (-F overrides this check)"));
         }
         crate::log_warning!(
-            "node \"{}\" (ID: {}) is running as primary; promoting anyway because of -F/--force",
-            p.node_name,
-            p.node_id
+            "node {} is running as primary; promoting anyway because of -F/--force",
+            p
         );
     }
     Ok(())

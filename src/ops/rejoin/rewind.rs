@@ -153,11 +153,7 @@ fn run_pg_rewind(
         .arg(datadir)
         .arg(format!("--source-server={}", primary.conninfo))
         .env("LC_ALL", "C");
-    crate::log_notice!(
-        "executing pg_rewind with source node \"{}\" (ID: {})",
-        primary.node_name,
-        primary.node_id
-    );
+    crate::log_notice!("executing pg_rewind with source node {}", primary);
     crate::log_detail!("{}", process::display_command(&cmd));
     let shown = process::display_command(&cmd);
     let mut tick = |elapsed: Duration| {

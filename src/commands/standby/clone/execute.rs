@@ -142,7 +142,7 @@ fn drop_slot_after_failure(conn: &mut Session, created: bool, slot: Option<&str>
         Ok(()) => crate::log_notice!("replication slot \"{s}\" dropped again on the upstream"),
         Err(e) => crate::log_warning!(
             "unable to drop replication slot \"{s}\" on the upstream: {}",
-            e.detail.as_deref().unwrap_or(e.message())
+            e.reason()
         ),
     }
 }

@@ -65,11 +65,7 @@ pub fn replication_config(
     } else {
         let upstream = match upstream_record(ctx, conn)? {
             Some(rec) => {
-                crate::log_info!(
-                    "using the conninfo of upstream node \"{}\" (ID: {})",
-                    rec.node_name,
-                    rec.node_id
-                );
+                crate::log_info!("using the conninfo of upstream node {}", rec);
                 parse_conninfo(
                     &rec.conninfo,
                     &format!("conninfo of node \"{}\"", rec.node_name),

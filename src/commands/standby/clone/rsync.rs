@@ -173,7 +173,7 @@ impl Drop for BackupGuard<'_> {
                 Ok(_) => crate::log_info!("backup on the upstream stopped after the failure"),
                 Err(e) => crate::log_warning!(
                     "unable to stop the backup on the upstream ({}); it ends when this session closes",
-                    e.detail.as_deref().unwrap_or(e.message())
+                    e.reason()
                 ),
             }
         }

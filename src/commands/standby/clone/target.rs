@@ -59,7 +59,7 @@ impl Prepared {
         } else if self.emptied {
             crate::log_notice!("removing the partial copy in \"{}\"", target.display());
             if let Err(e) = empty_dir(target) {
-                crate::log_warning!("{}", e.detail.as_deref().unwrap_or(e.message()));
+                crate::log_warning!("{}", e.reason());
             }
         }
     }

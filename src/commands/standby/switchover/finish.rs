@@ -2,7 +2,7 @@
 //! and with --siblings-follow the siblings follow it. Nothing here fails
 //! the switchover; what does not complete is reported (exit 22).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::db::Session;
 
@@ -85,20 +85,21 @@ fn rejoin_command(ctx: &Ctx, cfg: &Config, old_repmgr: &str) -> String {
 /// from this node.
 fn wait_streaming(cfg: &Config, newp: &mut Session, p: &NodeRecord) -> Option<String> {
     let timeout = Duration::from_secs(cfg.standby_reconnect_timeout.max(1) as u64);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if db::timeline::is_streaming_to(newp, &p.node_name).unwrap_or(false) {
+    let streams = crate::poll::until(timeout, Duration::from_millis(50), || {
+        db::timeline::is_streaming_to(newp, &p.node_name)
+            .unwrap_or(false)
+            .then_some(())
+    });
+    match streams {
+        Some(()) => {
             crate::log_notice!("node \"{}\" is now a standby of this node", p.node_name);
-            return None;
+            None
         }
-        if Instant::now() >= deadline {
-            return Some(format!(
-                "node \"{}\" did not start streaming from this node within {} seconds; check it with \"repmgr node check\" there",
-                p.node_name,
-                timeout.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        None => Some(format!(
+            "node \"{}\" did not start streaming from this node within {} seconds; check it with \"repmgr node check\" there",
+            p.node_name,
+            timeout.as_secs()
+        )),
     }
 }
 

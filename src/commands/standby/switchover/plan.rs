@@ -67,8 +67,8 @@ pub fn check_prerequisites(
     })?;
     if my_rec.upstream_node_id != Some(primary.node_id) {
         return Err(fail(format!(
-            "this node is not a direct standby of the primary \"{}\" (ID: {})",
-            primary.node_name, primary.node_id
+            "this node is not a direct standby of the primary {}",
+            primary
         ))
         .hint(format!(
             "run \"repmgr standby follow --upstream-node-id={}\" first",
@@ -77,8 +77,8 @@ pub fn check_prerequisites(
     }
     if !db::timeline::is_streaming_to(&mut pconn, &cfg.node_name)? {
         return Err(fail(format!(
-            "this node is not streaming from the primary \"{}\" (ID: {})",
-            primary.node_name, primary.node_id
+            "this node is not streaming from the primary {}",
+            primary
         ))
         .hint("check replication with \"repmgr cluster show\" and the PostgreSQL logs"));
     }
@@ -179,19 +179,14 @@ pub fn print_plan(cfg: &Config, plan: &Plan, pause: bool) {
         crate::log_info!("would pause repmgrd on {} node(s)", plan.all_ids.len());
     }
     crate::log_info!(
-        "would stop primary \"{}\" (ID: {}) with \"{} node service --action=stop --checkpoint\" on {}",
-        p.node_name,
-        p.node_id,
+        "would stop primary {} with \"{} node service --action=stop --checkpoint\" on {}",
+        p,
         remote::remote_repmgr(cfg, p),
         plan.primary_host
     );
     crate::log_info!("would promote this node \"{}\"", cfg.node_name);
     crate::log_info!("would rejoin \"{}\" as a standby of this node", p.node_name);
     for s in &plan.siblings {
-        crate::log_info!(
-            "sibling \"{}\" (ID: {}) would need to follow this node",
-            s.node_name,
-            s.node_id
-        );
+        crate::log_info!("sibling {} would need to follow this node", s);
     }
 }

@@ -38,11 +38,7 @@ pub fn run_switchover(
         .map_err(|e| Error::config(e).with_code(ExitCode::SwitchoverFail))?;
     checkpoint_primary(pconn);
 
-    crate::log_notice!(
-        "stopping current primary node \"{}\" (ID: {})",
-        p.node_name,
-        p.node_id
-    );
+    crate::log_notice!("stopping current primary node {}", p);
     let window = Instant::now();
     let restart = stop_primary(cfg, ssh, plan, &old_repmgr, &pci)?;
     check_promotion_safe(ctx, cfg, ssh, plan, &old_repmgr, &mut local)?;
@@ -130,18 +126,17 @@ fn stop_primary<'a>(
         armed: true,
     };
     let timeout = Duration::from_secs(cfg.shutdown_check_timeout.max(1) as u64);
-    let deadline = Instant::now() + timeout;
     // Until nothing answers at all: "shutting down" (Reject) is not down yet.
-    while db::connect::ping(pci, crate::commands::APP_NAME) != Ping::NoResponse {
-        if Instant::now() >= deadline {
-            return Err(fail(format!(
-                "the primary \"{}\" did not shut down within {} seconds",
-                p.node_name,
-                timeout.as_secs()
-            ))
-            .hint("nothing was changed on this node; a start of the old primary was requested in case it stops later"));
-        }
-        std::thread::sleep(SHUTDOWN_POLL);
+    let down = crate::poll::until(timeout, SHUTDOWN_POLL, || {
+        (db::connect::ping(pci, crate::commands::APP_NAME) == Ping::NoResponse).then_some(())
+    });
+    if down.is_none() {
+        return Err(fail(format!(
+            "the primary \"{}\" did not shut down within {} seconds",
+            p.node_name,
+            timeout.as_secs()
+        ))
+        .hint("nothing was changed on this node; a start of the old primary was requested in case it stops later"));
     }
     Ok(restart)
 }
@@ -205,8 +200,8 @@ fn record_switchover(
     let p = &plan.primary;
     let me = cfg.node_id.unwrap_or_default();
     let details = format!(
-        "node \"{}\" (ID: {me}) promoted to primary, node \"{}\" (ID: {}) demoted to standby",
-        cfg.node_name, p.node_name, p.node_id
+        "node \"{}\" (ID: {me}) promoted to primary, node {} demoted to standby",
+        cfg.node_name, p
     );
     let ev = Event {
         successful: incomplete.is_empty(),
@@ -254,17 +249,20 @@ fn shutdown_state(ssh: &Ssh, host: &str, repmgr: &str) -> Result<(String, Option
 /// Waits up to wal_receive_check_timeout until this node has received
 /// everything up to and including the old primary's shutdown checkpoint.
 fn received_up_to(cfg: &Config, local: &mut Session, checkpoint: u64) -> Result<bool> {
-    let deadline =
-        Instant::now() + Duration::from_secs(cfg.wal_receive_check_timeout.max(1) as u64);
-    loop {
-        let pos = db::timeline::position(local)?;
-        if pos.lsn > checkpoint {
-            return Ok(true);
+    let limit = Duration::from_secs(cfg.wal_receive_check_timeout.max(1) as u64);
+    let mut failure = None;
+    let got = crate::poll::until(limit, SHUTDOWN_POLL, || {
+        match db::timeline::position(local) {
+            Ok(pos) => (pos.lsn > checkpoint).then_some(()),
+            Err(e) => {
+                failure = Some(e);
+                Some(())
+            }
         }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(SHUTDOWN_POLL);
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(got.is_some()),
     }
 }
 
