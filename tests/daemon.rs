@@ -5,6 +5,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::fixture::Node;
+use crate::harness::ExitCode;
 use crate::harness::{pid_alive, poll_until, user_tempdir, Daemon, Repmgr};
 
 #[test]
@@ -33,13 +34,19 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
     let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "-p", pf])
         .daemon()
         .run();
-    r.assert_code(3).assert_stderr_contains("PID");
+    r.assert_code(ExitCode::BadPidfile)
+        .assert_stderr_contains("PID");
 
     // SIGHUP reloads, SIGTERM stops; the pid file goes away.
     d.signal(Signal::SIGHUP);
     d.wait_for_output("configuration file reloaded", Duration::from_secs(10));
     d.signal(Signal::SIGTERM);
-    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.output());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(10)),
+        ExitCode::Success.code(),
+        "{}",
+        d.output()
+    );
     assert!(
         d.output().contains("SIGTERM received: terminating"),
         "{}",
@@ -95,7 +102,7 @@ fn repmgrd_without_a_running_node_exits_with_db_conn() {
     let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
         .daemon()
         .run();
-    r.assert_code(6)
+    r.assert_code(ExitCode::DbConn)
         .assert_stderr_contains("unable to connect to local node");
 }
 
@@ -106,7 +113,8 @@ fn repmgrd_config_errors_exit_1() {
     let r = Repmgr::new(&["-f", conf.to_str().unwrap(), "--daemonize=false"])
         .daemon()
         .run();
-    r.assert_code(1).assert_stderr_contains("node_id");
+    r.assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("node_id");
 }
 
 #[test]
@@ -119,7 +127,12 @@ fn repmgrd_stops_on_sigint() {
     );
     d.wait_for_output("starting monitoring", Duration::from_secs(15));
     d.signal(Signal::SIGINT);
-    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.output());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(10)),
+        ExitCode::Success.code(),
+        "{}",
+        d.output()
+    );
     assert!(
         d.output().contains("SIGINT received: terminating"),
         "{}",
@@ -133,7 +146,7 @@ fn repmgrd_refuses_an_unregistered_node() {
     let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
         .daemon()
         .run();
-    r.assert_code(1)
+    r.assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("no metadata record found for this node")
         .assert_stderr_contains("primary register");
 }

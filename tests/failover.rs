@@ -7,6 +7,7 @@ use nix::unistd::Pid;
 
 use crate::fixture::{registered_cluster_with, Node};
 use crate::fixture::{streams_from, writable};
+use crate::harness::ExitCode;
 use crate::harness::{poll_until, try_poll_until, Daemon};
 
 /// Fast settings: the upstream is declared failed ~2 s after it goes.
@@ -203,7 +204,8 @@ fn a_second_repmgrd_for_the_same_node_is_refused() {
     ])
     .daemon()
     .run();
-    r.assert_code(3).assert_stderr_contains("already running");
+    r.assert_code(ExitCode::BadPidfile)
+        .assert_stderr_contains("already running");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Tests of the test harness itself: if these fail, nothing else can be trusted.
 
+use crate::harness::ExitCode;
 use crate::harness::{poll_until, repmgr, run_as_user, run_user, PgNode, Repmgr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -159,7 +160,7 @@ fn binary_runs_as_unprivileged_user() {
     let r = repmgr(&["--version"]);
     r.assert_success();
     let r = Repmgr::new(&["--version"]).daemon().env("X", "1").run();
-    r.assert_code(0);
+    r.assert_success();
 
     let out = run_as_user(Command::new("id").arg("-u"))
         .current_dir("/")
@@ -202,7 +203,7 @@ fn psql_runs_as_user() {
         .assert_success()
         .assert_stdout_contains("postgres|2");
     p.psql("select * from no_such_table")
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("no_such_table");
 }
 
@@ -229,7 +230,12 @@ fn daemon_guard_captures_output_and_stops_process_group() {
     let pid = d.pid();
     // SIGTERM goes to the whole group: the shell and its sleep.
     let code = d.stop(Duration::from_secs(10));
-    assert_eq!(code, 128 + 15, "{}", d.output());
+    assert_eq!(
+        code,
+        128 + nix::sys::signal::Signal::SIGTERM as i32,
+        "{}",
+        d.output()
+    );
     assert!(d.output().contains(&run_user().uid.to_string()));
     drop(d);
     assert!(!crate::harness::pid_alive(pid));
@@ -239,5 +245,10 @@ fn daemon_guard_captures_output_and_stops_process_group() {
 fn repmgrd_personality_runs() {
     let mut d = crate::harness::Daemon::repmgrd("repmgrd", &["--version"]);
     // The stub exits at once; the real daemon prints its version and exits.
-    assert_eq!(d.wait_exit(Duration::from_secs(30)), 0, "{}", d.output());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)),
+        ExitCode::Success.code(),
+        "{}",
+        d.output()
+    );
 }

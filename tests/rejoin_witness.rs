@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster, registered_cluster_with, Node};
+use crate::harness::ExitCode;
 use crate::harness::{poll_until, PgNode};
 
 fn answer(n: &Node, sql: &str) -> Option<String> {
@@ -57,19 +58,19 @@ fn rejoin_without_divergence_needs_no_rewind() {
     let seed = n2.pg.conninfo();
     // (c) refused while the local server runs.
     n1.repmgr(&["node", "rejoin", "-d", &seed])
-        .assert_code(24)
+        .assert_code(ExitCode::RejoinFail)
         .assert_stderr_contains("still running")
         .assert_stderr_contains("cannot be executed on a running node");
     // Crashed: not shut down cleanly, refused without --force-rewind.
     n1.pg.kill9();
     n1.repmgr(&["node", "rejoin", "-d", &seed])
-        .assert_code(24)
+        .assert_code(ExitCode::RejoinFail)
         .assert_stderr_contains("not shut down cleanly")
         .assert_stderr_contains("in production");
     // No -d: refused before anything else.
     n2.pg.stop();
     n2.repmgr(&["node", "rejoin"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("must be provided");
     drop(nodes);
 
@@ -128,7 +129,7 @@ fn a_diverged_old_primary_is_refused_then_rewound() {
 
     let before = snapshot(&n1.pg.datadir);
     n1.repmgr(&["node", "rejoin", "-d", &seed])
-        .assert_code(24)
+        .assert_code(ExitCode::RejoinFail)
         .assert_stderr_contains("cannot attach to node \"node2\"")
         .assert_stderr_contains("forked off timeline 1")
         .assert_stderr_contains("--force-rewind");
@@ -224,10 +225,10 @@ fn witness_registers_copies_records_votes_and_follows_the_new_primary() {
 
     // Refusals: no primary given; a standby as witness.
     w.repmgr(&["witness", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("-h/--host");
     n2.repmgr(&["witness", "register", "-h", "127.0.0.1", "-p", &p1])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("standby");
 
     w.repmgr(&[
@@ -259,7 +260,7 @@ fn witness_registers_copies_records_votes_and_follows_the_new_primary() {
         1
     );
     w.repmgr(&["witness", "register", "-h", "127.0.0.1", "-p", &p1])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("already registered");
     w.repmgr(&["witness", "register", "-h", "127.0.0.1", "-p", &p1, "-F"])
         .assert_success();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::fixture::{registered_cluster, Node};
+use crate::harness::ExitCode;
 use crate::harness::{pid_alive, poll_until, try_poll_until, user_tempdir, Daemon};
 
 /// A foreground repmgrd for `node`, with its own pid file in `dir`.
@@ -168,7 +169,12 @@ fn service_status_pause_unpause_with_running_daemons() {
 
     // A stopped repmgrd shows as not running; status still exits 0.
     d2.signal(Signal::SIGTERM);
-    assert_eq!(d2.wait_exit(Duration::from_secs(15)), 0, "{}", d2.output());
+    assert_eq!(
+        d2.wait_exit(Duration::from_secs(15)),
+        ExitCode::Success.code(),
+        "{}",
+        d2.output()
+    );
     let mut csv = Vec::new();
     let ok = try_poll_until(Duration::from_secs(20), || {
         csv = status_csv(&nodes[0]);
@@ -271,10 +277,10 @@ fn service_pause_without_a_primary_exits_26() {
     let nodes = registered_cluster(1);
     nodes[0].pg.stop();
     let r = nodes[1].repmgr(&["service", "pause"]);
-    r.assert_code(26);
+    r.assert_code(ExitCode::RepmgrdPause);
     r.assert_stderr_contains("unable to pause 2 node(s)");
     let r = nodes[1].repmgr(&["service", "unpause"]);
-    r.assert_code(26);
+    r.assert_code(ExitCode::RepmgrdPause);
 }
 
 /// Kills a forked repmgrd at the end of the test, whatever happened.
@@ -371,14 +377,14 @@ fn daemon_start_with_a_failing_start_command_exits_27() {
         ),
     );
     let r = p.repmgr(&["daemon", "start"]);
-    r.assert_code(27);
+    r.assert_code(ExitCode::RepmgrdService);
     r.assert_stderr_contains("unable to start repmgrd");
     r.assert_stderr_contains("no such service");
 
     // A start command that succeeds but starts nothing: the wait times out.
     append_conf(&p, "repmgrd_service_start_command='true'");
     let r = p.repmgr(&["daemon", "start", "--wait=2"]);
-    r.assert_code(27);
+    r.assert_code(ExitCode::RepmgrdService);
     r.assert_stderr_contains("repmgrd does not appear to have started after 2 seconds");
 }
 

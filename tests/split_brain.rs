@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::Nagios;
 use crate::harness::{poll_until, try_poll_until};
 
 /// Timings under which fencing is guaranteed to come first: standbys need
@@ -92,7 +93,7 @@ fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() 
     assert!(r.stdout.contains("| node1 | primary | ! fenced "), "{r}");
     nodes[0]
         .repmgr(&["node", "check", "--role", "--nagios"])
-        .assert_code(2)
+        .assert_code(Nagios::Critical)
         .assert_stdout_contains("REPMGR_SERVER_ROLE CRITICAL: node is fenced");
     // They come back, nobody was promoted: the fence is lifted.
     drop(frozen);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::ExitCode;
 use crate::harness::{poll_until, Sshd};
 
 fn count(n: &Node) -> Option<String> {
@@ -28,7 +29,7 @@ fn switchover_swaps_roles_and_siblings_follow() {
 
     // Run on the primary: refused, exit 18.
     n1.repmgr(&["standby", "switchover"])
-        .assert_code(18)
+        .assert_code(ExitCode::SwitchoverFail)
         .assert_stderr_contains("must be executed from the standby");
     // --dry-run changes nothing.
     n2.repmgr(&["standby", "switchover", "--dry-run", "--siblings-follow"])
@@ -79,7 +80,8 @@ fn switchover_without_ssh_access_changes_nothing() {
         "ssh_options='-q -o ConnectTimeout=2 -p 1 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'".to_string()
     });
     let r = nodes[1].repmgr(&["standby", "switchover"]);
-    r.assert_code(12).assert_stderr_contains("over ssh");
+    r.assert_code(ExitCode::BadSsh)
+        .assert_stderr_contains("over ssh");
     assert!(nodes[1].pg.is_in_recovery());
     assert!(!nodes[0].pg.is_in_recovery());
 }
@@ -207,7 +209,7 @@ fn switchover_of_a_detached_standby_is_refused() {
     });
 
     n2.repmgr(&["standby", "switchover"])
-        .assert_code(18)
+        .assert_code(ExitCode::SwitchoverFail)
         .assert_stderr_contains("not streaming from the primary");
     assert!(!n1.pg.is_in_recovery(), "node1 is still the primary");
     assert!(n2.pg.is_in_recovery(), "node2 is still a standby");

@@ -12,12 +12,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod daemon;
+pub mod exit;
 pub mod net;
 pub mod pg;
 pub mod run;
 pub mod sshd;
 
 pub use daemon::Daemon;
+pub use exit::{ExitCode, Nagios};
 pub use net::{Host, Net};
 pub use pg::{PgNode, PgNodeBuilder};
 pub use run::{repmgr, repmgr_bin, repmgrd_bin, repmgrd_cmd, run_with_deadline, Repmgr, RunResult};
