@@ -8,7 +8,10 @@ use nix::unistd::Pid;
 use crate::fixture::{registered_cluster_with, Node};
 use crate::fixture::{streams_from, writable};
 use crate::harness::ExitCode;
-use crate::harness::{poll_until, try_poll_until, Daemon};
+use crate::harness::{holds_for, poll_until, try_poll_until, Daemon};
+
+/// How often a "nothing happens" condition is checked while it must hold.
+const STEP: Duration = Duration::from_millis(100);
 
 /// Fast settings: the upstream is declared failed ~2 s after it goes.
 fn fast(id: i32) -> String {
@@ -94,10 +97,17 @@ fn manual_failover_never_promotes() {
             .replace("failover=automatic", "failover=manual")
             .replace("priority=0", "priority=100")
     });
-    let _d = start_all(&nodes);
+    let d = start_all(&nodes);
     nodes[0].pg.kill9();
-    let promoted = try_poll_until(Duration::from_secs(6), || writable(&nodes[1]));
-    assert!(!promoted, "failover=manual promoted a standby");
+    // node2's repmgrd reaches the decision, and decides to do nothing...
+    d[1].wait_for_output(
+        "not taking action: failover is set to \"manual\"",
+        Duration::from_secs(60),
+    );
+    // ...and nothing happens afterwards either.
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || !writable(&nodes[1])) {
+        panic!("failover=manual promoted a standby ({e})");
+    }
     assert!(nodes[1].pg.is_in_recovery());
 }
 

@@ -1,7 +1,7 @@
 //! Tests of the test harness itself: if these fail, nothing else can be trusted.
 
 use crate::harness::ExitCode;
-use crate::harness::{poll_until, repmgr, run_as_user, run_user, PgNode, Repmgr};
+use crate::harness::{holds_for, poll_until, repmgr, run_as_user, run_user, PgNode, Repmgr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -153,6 +153,31 @@ fn poll_until_panics_with_what() {
         "something that never happens",
         || false,
     );
+}
+
+#[test]
+fn holds_for_checks_to_the_end_and_fails_at_the_first_false() {
+    let step = Duration::from_millis(20);
+    let mut checks = 0;
+    let start = std::time::Instant::now();
+    assert_eq!(
+        holds_for(Duration::from_millis(200), step, || {
+            checks += 1;
+            true
+        }),
+        Ok(())
+    );
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // At least at once and at the end (more when the machine keeps up).
+    assert!(checks >= 2, "{checks} checks");
+    let mut n = 0;
+    let e = holds_for(Duration::from_secs(60), step, || {
+        n += 1;
+        n < 3
+    })
+    .unwrap_err();
+    assert_eq!(n, 3, "stopped at the first false");
+    assert!(e.contains("(check 3)"), "{e}");
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Tests of the hosts-and-partitions harness (`harness::net`): namespaces,
 //! the bridge, cut and heal, servers and repmgr inside hosts, cleanup.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixture::registered_cluster_on_hosts;
 use crate::harness::net::{cleanup_stale, link_names, netns_names, subnet_in_use};
 use crate::harness::{
-    pg_bindir, poll_until, run_user, run_with_deadline, Daemon, Host, Net, PgNode, RunResult,
+    holds_for, pg_bindir, poll_until, run_user, run_with_deadline, Daemon, Host, Net, PgNode,
+    RunResult,
 };
 
 /// `psql -c SQL` against `conninfo`, run inside `from` (as the run user).
@@ -71,14 +72,12 @@ fn hosts_reach_each_other_and_cut_heal_works() {
     )
     .assert_failure();
 
-    // Cut h2: unreachable from the test process and from h1 within a second.
+    // Cut h2: unreachable from the test process and from h1.
     h2.cut();
     assert!(h2.is_cut());
-    let t = Instant::now();
-    poll_until(Duration::from_secs(1), "h2 unreachable after cut", || {
+    poll_until(Duration::from_secs(10), "h2 unreachable after cut", || {
         !tcp_ok(&h2.ip, p2.port, Duration::from_millis(200))
     });
-    assert!(t.elapsed() < Duration::from_secs(1));
     psql_from(&h1, &quick(&p2), "select 1").assert_failure();
     psql_from(&h2, &quick(&p1), "select 1").assert_failure();
     // The cut node is still observable over its unix socket...
@@ -143,8 +142,10 @@ fn standby_streams_across_the_bridge_and_stops_when_cut() {
     );
     // Writes on the isolated primary do not reach the standby.
     p.execute("insert into t values (2)");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(s.query_one_string("select count(*) from t"), "1");
+    holds_for(Duration::from_secs(1), Duration::from_millis(100), || {
+        s.query_one_string("select count(*) from t") == "1"
+    })
+    .unwrap_or_else(|e| panic!("a write on the cut primary reached the standby: {e}"));
 
     h1.heal();
     s.wait_streaming(Duration::from_secs(30));

@@ -15,14 +15,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster_on_hosts, HostCluster, Node};
-use crate::harness::{poll_until, try_poll_until, Daemon, PgNode};
+use crate::harness::{holds_for, poll_until, try_poll_until, Daemon, PgNode};
+
+/// How often a "nothing happens" condition is checked while it must hold.
+const STEP: Duration = Duration::from_millis(100);
 
 /// repmgr.conf lines under which fencing is guaranteed to come first.
 fn safe(_: i32) -> String {
@@ -248,6 +251,8 @@ struct WriterReport {
 /// records when its last one committed.
 struct Writer {
     stop: Arc<AtomicBool>,
+    /// Commits so far, readable while it runs.
+    committed: Arc<AtomicU64>,
     handle: Option<JoinHandle<WriterReport>>,
 }
 
@@ -256,6 +261,8 @@ impl Writer {
         let t = Target::of(n);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let committed = Arc::new(AtomicU64::new(0));
+        let count = committed.clone();
         let handle = std::thread::spawn(move || {
             let mut conn = None;
             let mut r = WriterReport::default();
@@ -268,6 +275,7 @@ impl Writer {
                     Ok(()) => {
                         r.commits += 1;
                         r.last_commit = Some(Instant::now());
+                        count.store(r.commits, Ordering::Relaxed);
                     }
                     Err(e) => r.last_error = Some(e),
                 }
@@ -277,8 +285,14 @@ impl Writer {
         });
         Writer {
             stop,
+            committed,
             handle: Some(handle),
         }
+    }
+
+    /// Commits so far.
+    fn commits(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 
     fn finish(mut self) -> WriterReport {
@@ -370,13 +384,13 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
         },
     );
     // A few more monitoring cycles with the link up: nothing unfences it.
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        fenced_or_down(n1),
-        "node1 is writable again after the heal, although {} was promoted\n{}",
-        new.pg.name,
-        tails(&daemons)
-    );
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || fenced_or_down(n1)) {
+        panic!(
+            "node1 is writable again after the heal ({e}), although {} was promoted\n{}",
+            new.pg.name,
+            tails(&daemons)
+        );
+    }
     let r = new.repmgr(&["cluster", "show"]);
     assert!(
         r.stdout.contains("| node1 | primary | ! fenced ") || !n1.pg.is_running(),
@@ -503,12 +517,14 @@ fn an_isolated_standby_causes_no_failover_and_streams_again_after_the_heal() {
     n3.host().cut();
     // node3's repmgrd gives up on node1 and holds an election it cannot win.
     daemons[2].wait_for_output("failover cancelled", Duration::from_secs(45));
-    let no_promotion = !try_poll_until(Duration::from_secs(4), || is_primary(n2) || is_primary(n3));
-    assert!(
-        no_promotion,
-        "a standby was promoted while only node3 was cut off\n{}",
-        tails(&daemons)
-    );
+    if let Err(e) = holds_for(Duration::from_secs(4), STEP, || {
+        !is_primary(n2) && !is_primary(n3)
+    }) {
+        panic!(
+            "a standby was promoted while only node3 was cut off ({e})\n{}",
+            tails(&daemons)
+        );
+    }
     assert!(
         !fenced_or_down(n1) && is_primary(n1),
         "node1 still sees node2 (2 of 3 voters) and must not be fenced\n{}",
@@ -551,13 +567,14 @@ fn two_nodes_without_a_witness_never_fail_over_on_a_partition() {
     let cancelled = Instant::now();
     // The primary keeps writing through the partition.
     let writer = Writer::start(n1);
-    let no_promotion = !try_poll_until(Duration::from_secs(4), || is_primary(n2));
+    let no_promotion = holds_for(Duration::from_secs(4), STEP, || !is_primary(n2));
     let w = writer.finish();
-    assert!(
-        no_promotion,
-        "node2 was promoted without a majority\n{}",
-        tails(&daemons)
-    );
+    if let Err(e) = no_promotion {
+        panic!(
+            "node2 was promoted without a majority ({e})\n{}",
+            tails(&daemons)
+        );
+    }
     assert!(
         w.last_commit.is_some_and(|t| t > cancelled),
         "node1 (by design never fenced in a two-voter cluster) stopped taking writes: {w:?}\n{}",
@@ -655,8 +672,9 @@ fn with_a_witness_an_isolated_primary_is_replaced_with_the_witness_vote() {
         tails(&daemons)
     );
     n1.host().heal();
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(fenced_or_down(n1), "node1 unfenced after the heal");
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || fenced_or_down(n1)) {
+        panic!("node1 unfenced after the heal ({e})\n{}", tails(&daemons));
+    }
     checker.finish();
     drop(daemons);
     drop(w);
@@ -676,16 +694,16 @@ fn with_a_witness_an_isolated_standby_changes_nothing() {
 
     n2.host().cut();
     daemons[1].wait_for_output("failover cancelled", Duration::from_secs(45));
-    let nothing = !try_poll_until(Duration::from_secs(4), || {
-        is_primary(n2) || fenced_or_down(n1)
-    });
-    assert!(
-        nothing,
-        "cutting the standby off changed something: node2 primary: {}, node1 fenced: {}\n{}",
-        is_primary(n2),
-        fenced_or_down(n1),
-        tails(&daemons)
-    );
+    if let Err(e) = holds_for(Duration::from_secs(4), STEP, || {
+        !is_primary(n2) && !fenced_or_down(n1)
+    }) {
+        panic!(
+            "cutting the standby off changed something ({e}): node2 primary: {}, node1 fenced: {}\n{}",
+            is_primary(n2),
+            fenced_or_down(n1),
+            tails(&daemons)
+        );
+    }
     n1.pg.execute("INSERT INTO t (at) VALUES (now())");
     n2.host().heal();
     poll_until(
@@ -724,17 +742,26 @@ fn an_old_primary_started_by_hand_after_a_failover_accepts_no_write() {
 
     n1.pg.start();
     let started = Instant::now();
-    // monitor_interval_secs + 2 s.
-    let safe_in_time = try_poll_until(Duration::from_secs(3), || {
-        n1.pg.is_in_recovery() || fenced_or_down(n1)
-    });
-    assert!(
-        safe_in_time,
-        "node1 came back as a writable primary and was not fenced within 3 s\n{}",
-        tails(&daemons)
+    // A standby (standby.signal) or fenced: either way read-only. The
+    // writer, trying all along, must never have committed (below).
+    let safe =
+        || answer(n1, "SELECT pg_is_in_recovery()").as_deref() == Some("t") || fenced_or_down(n1);
+    poll_until(
+        Duration::from_secs(30),
+        "node1 restarted read-only (a standby, or fenced)",
+        safe,
     );
-    // Let repmgrd on node1 see its server back.
-    std::thread::sleep(Duration::from_secs(3));
+    // While node1's repmgrd sees its server back: it stays read-only and
+    // the writer gets nothing in.
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || {
+        writer.commits() == 0 && safe()
+    }) {
+        panic!(
+            "node1 did not stay read-only after its restart ({e}; {} commits)\n{}",
+            writer.commits(),
+            tails(&daemons)
+        );
+    }
     let w = writer.finish();
     assert_eq!(
         w.commits,

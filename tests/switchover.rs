@@ -136,7 +136,15 @@ fn switchover_under_write_load_loses_no_acknowledged_commit() {
             acked
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // The switchover starts under load: the writer is committing.
+    poll_until(Duration::from_secs(30), "the writer commits", || {
+        n1.pg
+            .try_query_one_string("SELECT count(*) > 10 FROM w")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("t")
+    });
     let r = n2.repmgr(&["standby", "switchover"]);
     stop.store(true, Ordering::Relaxed);
     let acked = writer.join().expect("writer thread");

@@ -317,6 +317,34 @@ pub fn try_poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Checks that `f` stays true for the whole of `period`: at once, then every
+/// `step`, and once more at the end. Err at the first false, saying after
+/// how long it stopped holding. For "nothing happens" assertions, in place
+/// of a sleep followed by one check.
+pub fn holds_for(
+    period: Duration,
+    step: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let end = start + period;
+    let mut checks = 0u32;
+    loop {
+        checks += 1;
+        if !f() {
+            return Err(format!(
+                "stopped holding after {:.2} s of {period:?} (check {checks})",
+                start.elapsed().as_secs_f64()
+            ));
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep(step.min(end - now));
+    }
+}
+
 /// Give `path` to the run user (no-op when not root).
 pub fn chown_to_user(path: &Path) {
     let u = run_user();
