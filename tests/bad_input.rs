@@ -1,9 +1,10 @@
 //! Bad input gets a clear error, repmgr's exit code, no panic, and loses nothing.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixture::{write_conf, Node};
+use crate::harness::pg::free_port;
 use crate::harness::ExitCode;
 use crate::harness::{repmgr, user_tempdir, write_user_file, PgNode, RunResult};
 
@@ -92,28 +93,24 @@ fn conninfo_with_a_bad_key_is_a_config_error() {
     r.assert_stderr_contains("bogus_key");
 }
 
+// How long giving up takes is measured by bench/unreachable; these tests
+// check that each kind of unreachable node fails the right way.
+
 #[test]
-fn closed_port_fails_fast_with_db_conn_exit_code() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let start = Instant::now();
+fn closed_port_is_refused_with_db_conn_exit_code() {
+    // A port handed out by the harness and never listened on.
+    let port = free_port();
     let r = with_conf(
         &format!("node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={port} user=postgres connect_timeout=2'\ndata_directory='/d'\n"),
         &["primary", "register"],
     );
     assert_clean_failure(&r, ExitCode::DbConn);
-    r.assert_stderr_contains("unable to connect to node \"x\" (ID: 1)");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    r.assert_stderr_contains("unable to connect to node \"x\" (ID: 1)")
+        .assert_stderr_contains("Connection refused");
 }
 
 #[test]
-fn hung_server_fails_within_connect_timeout_plus_one_second() {
+fn hung_server_fails_at_the_connect_timeout() {
     let hung = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hung.local_addr().unwrap().port();
     for args in [
@@ -121,15 +118,15 @@ fn hung_server_fails_within_connect_timeout_plus_one_second() {
         &["cluster", "show"],
         &["standby", "register"],
     ] {
-        let start = Instant::now();
         let r = with_conf(
             &format!("node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={port} user=postgres connect_timeout=2'\ndata_directory='/d'\n"),
             args,
         );
-        let took = start.elapsed();
         assert_clean_failure(&r, ExitCode::DbConn);
-        assert!(took < Duration::from_secs(3), "{args:?} took {took:?}\n{r}");
-        r.assert_stderr_contains("timeout");
+        // Given up on at the deadline the conninfo sets, not hung.
+        r.assert_stderr_contains(&format!(
+            "timeout expired after 2 s connecting to server at \"127.0.0.1:{port}\""
+        ));
     }
     drop(hung);
 }
@@ -175,9 +172,8 @@ fn blackhole() -> Blackhole {
 }
 
 #[test]
-fn blackholed_host_fails_within_connect_timeout_plus_one_second() {
+fn blackholed_host_fails_at_the_connect_timeout() {
     let hole = blackhole();
-    let start = Instant::now();
     let r = with_conf(
         &format!(
             "node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={} user=postgres connect_timeout=2'\ndata_directory='/d'\n",
@@ -185,9 +181,8 @@ fn blackholed_host_fails_within_connect_timeout_plus_one_second() {
         ),
         &["primary", "register"],
     );
-    let took = start.elapsed();
     assert_clean_failure(&r, ExitCode::DbConn);
-    assert!(took < Duration::from_secs(3), "took {took:?}\n{r}");
+    r.assert_stderr_contains("timeout");
 }
 
 #[test]

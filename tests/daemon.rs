@@ -21,10 +21,10 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
     );
     d.wait_for_output(
         "starting monitoring of node \"node1\" (ID: 1)",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
     );
     assert!(d.output().contains("[NOTICE]"), "{}", d.output());
-    poll_until(Duration::from_secs(5), "pid file", || pid_file.exists());
+    poll_until(Duration::from_secs(60), "pid file", || pid_file.exists());
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap().trim(),
         d.pid().to_string()
@@ -39,10 +39,10 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
 
     // SIGHUP reloads, SIGTERM stops; the pid file goes away.
     d.signal(Signal::SIGHUP);
-    d.wait_for_output("configuration file reloaded", Duration::from_secs(10));
+    d.wait_for_output("configuration file reloaded", Duration::from_secs(60));
     d.signal(Signal::SIGTERM);
     assert_eq!(
-        d.wait_exit(Duration::from_secs(10)),
+        d.wait_exit(Duration::from_secs(30)),
         ExitCode::Success.code(),
         "{}",
         d.output()
@@ -75,7 +75,7 @@ fn repmgrd_daemonizes_by_default() {
         .daemon()
         .run();
     r.assert_success();
-    poll_until(Duration::from_secs(10), "daemon pid file", || {
+    poll_until(Duration::from_secs(60), "daemon pid file", || {
         pid_file.exists()
     });
     let pid: i32 = std::fs::read_to_string(&pid_file)
@@ -83,13 +83,13 @@ fn repmgrd_daemonizes_by_default() {
         .trim()
         .parse()
         .unwrap();
-    poll_until(Duration::from_secs(10), "monitoring started", || {
+    poll_until(Duration::from_secs(60), "monitoring started", || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("starting monitoring")
     });
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
-    poll_until(Duration::from_secs(10), "daemon exit", || !pid_alive(pid));
+    poll_until(Duration::from_secs(60), "daemon exit", || !pid_alive(pid));
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("terminating"));
@@ -125,10 +125,10 @@ fn repmgrd_stops_on_sigint() {
         "repmgrd-int",
         &["-f", &p.conf, "--daemonize=false", "--no-pid-file"],
     );
-    d.wait_for_output("starting monitoring", Duration::from_secs(15));
+    d.wait_for_output("starting monitoring", Duration::from_secs(60));
     d.signal(Signal::SIGINT);
     assert_eq!(
-        d.wait_exit(Duration::from_secs(10)),
+        d.wait_exit(Duration::from_secs(30)),
         ExitCode::Success.code(),
         "{}",
         d.output()

@@ -111,7 +111,7 @@ impl Node {
             Some(h) => crate::harness::Daemon::repmgrd_on(h, &name, &args),
             None => crate::harness::Daemon::repmgrd(&name, &args),
         };
-        d.wait_for_output("starting monitoring", std::time::Duration::from_secs(20));
+        d.wait_for_output("starting monitoring", std::time::Duration::from_secs(60));
         d
     }
 
@@ -168,7 +168,7 @@ pub fn wait_attached(upstream: &Node, standby: &Node) {
         standby.pg.name
     );
     crate::harness::poll_until(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "standby attached",
         || {
             upstream

@@ -144,7 +144,7 @@ fn crosscheck_fills_unknown_rows_from_other_views() {
         "UPDATE repmgr.nodes SET conninfo = '{conninfo}' WHERE node_id = 3"
     ));
     crate::harness::poll_until(
-        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(60),
         "conninfo replicated",
         || {
             n2.pg

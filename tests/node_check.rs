@@ -272,7 +272,7 @@ fn node_check_outputs_and_exit_codes() {
     // The standby promoted behind repmgr's back: --role CRITICAL.
     s.pg.execute("SELECT pg_promote()");
     crate::harness::poll_until(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "standby to leave recovery",
         || !s.pg.is_in_recovery(),
     );
@@ -413,7 +413,7 @@ fn node_status_service_and_cleanup() {
         .assert_success();
     // repmgr's pg_ctl stop does not wait (-W): switchover polls, so do we.
     crate::harness::poll_until(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "standby to stop",
         || !s.pg.is_running(),
     );

@@ -13,7 +13,7 @@ fn promote_then_follow_the_new_primary() {
     n1.pg.execute("CREATE TABLE t (id int primary key, v text)");
     n1.pg.execute("INSERT INTO t VALUES (1, 'before')");
     for s in [n2, n3] {
-        poll_until(Duration::from_secs(20), "row replicated", || {
+        poll_until(Duration::from_secs(60), "row replicated", || {
             s.pg.try_query_one_string("SELECT count(*) FROM t")
                 .ok()
                 .flatten()
@@ -46,7 +46,7 @@ fn promote_then_follow_the_new_primary() {
     n3.repmgr(&["standby", "follow"])
         .assert_success()
         .assert_stderr_contains("STANDBY FOLLOW successful");
-    poll_until(Duration::from_secs(20), "node3 has node2's new row", || {
+    poll_until(Duration::from_secs(60), "node3 has node2's new row", || {
         n3.pg
             .try_query_one_string("SELECT count(*) FROM t")
             .ok()
@@ -151,9 +151,9 @@ fn node_control_disables_and_enables_the_wal_receiver() {
     nodes[1]
         .repmgr(&["node", "control", "--disable-wal-receiver"])
         .assert_success();
-    poll_until(Duration::from_secs(10), "receiver gone", || !streaming());
+    poll_until(Duration::from_secs(60), "receiver gone", || !streaming());
     nodes[1]
         .repmgr(&["node", "control", "--enable-wal-receiver"])
         .assert_success();
-    poll_until(Duration::from_secs(20), "receiver back", streaming);
+    poll_until(Duration::from_secs(60), "receiver back", streaming);
 }
