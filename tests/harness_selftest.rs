@@ -156,6 +156,22 @@ fn poll_until_panics_with_what() {
 }
 
 #[test]
+fn free_ports_are_outside_the_ephemeral_range() {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let r: Vec<u16> = text
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    for _ in 0..20 {
+        let p = crate::harness::pg::free_port();
+        assert!(
+            p < r[0] || p > r[1],
+            "port {p} in the ephemeral range {r:?}"
+        );
+    }
+}
+
+#[test]
 fn holds_for_checks_to_the_end_and_fails_at_the_first_false() {
     let step = Duration::from_millis(20);
     let mut checks = 0;
