@@ -549,6 +549,45 @@ fn an_isolated_standby_causes_no_failover_and_streams_again_after_the_heal() {
     drop(daemons);
 }
 
+/// Test 2 at the worst moment: node3's repmgrd has a query in flight on
+/// the primary when the link is cut (its heartbeat, made to wait on a row
+/// lock there). The primary acknowledged the request; its answer is lost
+/// in the partition. Nothing is unacknowledged on node3's side, so the
+/// connection's tcp_user_timeout never fires, and keepalives (default idle
+/// 2 h) start too late: only a deadline of repmgrd's own can end the wait.
+/// node3's repmgrd must still give up on node1 and cancel the failover.
+///
+/// Ignored while repmgrd blocks in that query (the heartbeat on the
+/// primary, `db::daemon_status::heartbeat` from
+/// `Monitor::heartbeat_and_history`, has no deadline): it is what makes
+/// the test above fail now and then (node3's repmgrd logs nothing after
+/// the cut), made certain here. Run it with `--ignored`.
+#[test]
+#[ignore = "repmgrd bug: a query to the primary in flight at a cut blocks the daemon"]
+fn an_isolated_standby_gives_up_on_its_primary_even_with_a_query_in_flight_at_the_cut() {
+    let (c, daemons) = cluster(2, safe);
+    let (n1, n3) = (&c.nodes[0], &c.nodes[2]);
+    let mut lock = n1.pg.try_socket_client().expect("a session on node1");
+    lock.batch_execute("BEGIN; SELECT 1 FROM repmgr.repmgrd_status WHERE node_id = 3 FOR UPDATE")
+        .expect("locking node3's heartbeat row");
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+            AND client_addr = '{}' AND query LIKE '%repmgrd_status%'",
+        n3.host().ip
+    );
+    poll_until(
+        Duration::from_secs(60),
+        "node3's heartbeat waiting on the lock on node1",
+        || answer(n1, &waiting).as_deref() == Some("1"),
+    );
+    n3.host().cut();
+    // Now node1 answers, into the partition.
+    lock.batch_execute("COMMIT").expect("releasing the lock");
+    daemons[2].wait_for_output("failover cancelled", Duration::from_secs(60));
+    n3.host().heal();
+    drop(daemons);
+}
+
 /// Test 3, default rule: two nodes and no witness. The lone standby can
 /// never see a majority of the two voters, so nothing is promoted; the
 /// primary (which could not be outvoted either) keeps taking writes.

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-
 use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::pg::Frozen;
 use crate::harness::Nagios;
 use crate::harness::{poll_until, try_poll_until};
 
@@ -26,44 +24,12 @@ fn read_only(n: &Node) -> bool {
 }
 
 /// A node frozen as a partition would make it look from the others: every
-/// process of its server (PostgreSQL's children are session leaders of
-/// their own, so the postmaster's group is not enough) and its repmgrd stop
-/// answering, and no connection closes. Thawed on drop, also on panic.
-struct Frozen {
-    pids: Vec<i32>,
-}
-
-impl Frozen {
-    fn new(n: &Node, d: &crate::harness::Daemon) -> Frozen {
-        let pm = n.pg.postmaster_pid().expect("postmaster pid");
-        let mut pids = vec![pm, d.pid()];
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // ppid is the second field after the parenthesised command name.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            if ppid == Some(pm) {
-                pids.push(pid);
-            }
-        }
-        for p in &pids {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGSTOP);
-        }
-        Frozen { pids }
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        for p in &self.pids {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGCONT);
-        }
-    }
+/// process of its server and its repmgrd stop answering, and no connection
+/// closes. Thawed on drop, also on panic.
+fn frozen(n: &Node, d: &crate::harness::Daemon) -> Frozen {
+    let mut pids = n.pg.server_pids();
+    pids.push(d.pid());
+    Frozen::pids(pids)
 }
 
 #[test]
@@ -74,8 +40,8 @@ fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() 
     // Both standbys stop answering, as behind a partition: the primary is 1
     // of 3 voters, and the two of them could elect a new primary.
     let frozen = [
-        Frozen::new(&nodes[1], &daemons[1]),
-        Frozen::new(&nodes[2], &daemons[2]),
+        frozen(&nodes[1], &daemons[1]),
+        frozen(&nodes[2], &daemons[2]),
     ];
     // (How soon, against the standbys' failover window, is what the
     // partition tests check as an order of events.)

@@ -723,6 +723,57 @@ impl PgNode {
     }
 }
 
+/// Processes stopped with SIGSTOP until the guard is dropped (SIGCONT,
+/// also on panic): they stop answering and no connection closes, as a
+/// paused VM or a stuck disk looks from outside.
+#[derive(Debug)]
+pub struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    pub fn pids(pids: Vec<i32>) -> Frozen {
+        for p in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGSTOP,
+            );
+        }
+        Frozen { pids }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for p in &self.pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+impl PgNode {
+    /// The postmaster and its children (backends, WAL sender, ...): they are
+    /// session leaders of their own, so the postmaster's group is not enough.
+    #[track_caller]
+    pub fn server_pids(&self) -> Vec<i32> {
+        let pm = self
+            .postmaster_pid()
+            .unwrap_or_else(|| panic!("node {}: no postmaster.pid", self.name));
+        let mut pids = vec![pm];
+        pids.extend(children_of(pm));
+        pids
+    }
+
+    /// Freeze every process of the server ([`Frozen`]) until the guard drops.
+    #[track_caller]
+    pub fn freeze(&self) -> Frozen {
+        Frozen::pids(self.server_pids())
+    }
+}
+
 /// Pids whose parent is `pid` (from /proc).
 fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
