@@ -515,6 +515,12 @@ fn an_isolated_standby_causes_no_failover_and_streams_again_after_the_heal() {
     let checker = Checker::start(n1, &[n1, n2, n3]);
 
     n3.host().cut();
+    // The cut took: node1 loses node3's WAL receiver.
+    poll_until(
+        Duration::from_secs(60),
+        "node1 no longer streams to node3",
+        || !streams_from(n1, "node3"),
+    );
     // node3's repmgrd gives up on node1 and holds an election it cannot win.
     daemons[2].wait_for_output("failover cancelled", Duration::from_secs(60));
     if let Err(e) = holds_for(Duration::from_secs(4), STEP, || {
@@ -732,6 +738,11 @@ fn with_a_witness_an_isolated_standby_changes_nothing() {
     let checker = Checker::start(n1, &[n1, n2]);
 
     n2.host().cut();
+    poll_until(
+        Duration::from_secs(60),
+        "node1 no longer streams to node2",
+        || !streams_from(n1, "node2"),
+    );
     daemons[1].wait_for_output("failover cancelled", Duration::from_secs(60));
     if let Err(e) = holds_for(Duration::from_secs(4), STEP, || {
         !is_primary(n2) && !fenced_or_down(n1)

@@ -162,7 +162,12 @@ impl Daemon {
             self.name,
             self.host
                 .as_ref()
-                .map(|h| format!(", in namespace {}", h.ns))
+                .map(|h| format!(
+                    ", in namespace {}; host {} {}",
+                    h.ns,
+                    h.name,
+                    if h.is_cut() { "cut off" } else { "linked" }
+                ))
                 .unwrap_or_default()
         ));
         let ss = match &self.host {
