@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use wait_timeout::ChildExt;
 
-/// Default deadline for one run of the binary.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default deadline for one run of the binary: only against a hang, so
+/// generous (a switchover on a loaded machine may take tens of seconds).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long to wait for stdout/stderr to close after the process exited
 /// (a daemon it started may still hold them).
@@ -76,7 +77,8 @@ pub fn repmgrd_cmd_on(host: Option<&Host>) -> Command {
     cmd
 }
 
-/// Run `repmgr ARGS` as the user in a fresh user-owned temp cwd, 60 s deadline.
+/// Run `repmgr ARGS` as the user in a fresh user-owned temp cwd, with the
+/// [`DEFAULT_TIMEOUT`] deadline.
 #[track_caller]
 pub fn repmgr(args: &[&str]) -> RunResult {
     Repmgr::new(args).run()
