@@ -1,9 +1,11 @@
 //! Bad input gets a clear error, repmgr's exit code, no panic, and loses nothing.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixture::{write_conf, Node};
+use crate::harness::pg::free_port;
+use crate::harness::ExitCode;
 use crate::harness::{repmgr, user_tempdir, write_user_file, PgNode, RunResult};
 
 fn with_conf(text: &str, args: &[&str]) -> RunResult {
@@ -15,7 +17,7 @@ fn with_conf(text: &str, args: &[&str]) -> RunResult {
 }
 
 #[track_caller]
-fn assert_clean_failure(r: &RunResult, code: i32) {
+fn assert_clean_failure(r: &RunResult, code: ExitCode) {
     r.assert_code(code);
     assert!(!r.stderr.contains("panicked"), "{r}");
     assert!(r.stdout.is_empty(), "stdout must stay clean on errors: {r}");
@@ -24,7 +26,7 @@ fn assert_clean_failure(r: &RunResult, code: i32) {
 #[test]
 fn missing_unreadable_empty_and_garbage_config() {
     let r = repmgr(&["-f", "/nonexistent/repmgr.conf", "cluster", "show"]);
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     r.assert_stderr_contains("/nonexistent/repmgr.conf");
 
     let dir = user_tempdir();
@@ -37,13 +39,13 @@ fn missing_unreadable_empty_and_garbage_config() {
     .unwrap();
     if !nix::unistd::Uid::effective().is_root() || crate::harness::run_user().switch {
         let r = repmgr(&["-f", unreadable.to_str().unwrap(), "cluster", "show"]);
-        assert_clean_failure(&r, 1);
+        assert_clean_failure(&r, ExitCode::BadConfig);
         r.assert_stderr_contains("secret.conf");
     }
 
     // Empty: every missing required key, reported at once.
     let r = with_conf("", &["cluster", "show"]);
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     for key in ["node_id", "node_name", "conninfo"] {
         r.assert_stderr_contains(&format!("\"{key}\""));
     }
@@ -52,7 +54,7 @@ fn missing_unreadable_empty_and_garbage_config() {
         .map(|i| char::from_u32(1 + (i * 7919) % 0x2FF).unwrap())
         .collect();
     let r = with_conf(&garbage, &["cluster", "show"]);
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     r.assert_stderr_contains("repmgr.conf:");
 }
 
@@ -62,7 +64,7 @@ fn all_config_errors_reported_at_once_with_file_and_line() {
         "node_id=abc\nnode_name='x\nfailover=sometimes\nconninfo='host=x'\ndata_directory='/d'\n",
         &["cluster", "show"],
     );
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     r.assert_stderr_contains("repmgr.conf:1")
         .assert_stderr_contains("node_id")
         .assert_stderr_contains("repmgr.conf:2")
@@ -87,32 +89,28 @@ fn conninfo_with_a_bad_key_is_a_config_error() {
         "node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 bogus_key=1'\ndata_directory='/d'\n",
         &["cluster", "show"],
     );
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     r.assert_stderr_contains("bogus_key");
 }
 
+// How long giving up takes is measured by bench/unreachable; these tests
+// check that each kind of unreachable node fails the right way.
+
 #[test]
-fn closed_port_fails_fast_with_db_conn_exit_code() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let start = Instant::now();
+fn closed_port_is_refused_with_db_conn_exit_code() {
+    // A port handed out by the harness and never listened on.
+    let port = free_port();
     let r = with_conf(
         &format!("node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={port} user=postgres connect_timeout=2'\ndata_directory='/d'\n"),
         &["primary", "register"],
     );
-    assert_clean_failure(&r, 6);
-    r.assert_stderr_contains("unable to connect to node \"x\" (ID: 1)");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    assert_clean_failure(&r, ExitCode::DbConn);
+    r.assert_stderr_contains("unable to connect to node \"x\" (ID: 1)")
+        .assert_stderr_contains("Connection refused");
 }
 
 #[test]
-fn hung_server_fails_within_connect_timeout_plus_one_second() {
+fn hung_server_fails_at_the_connect_timeout() {
     let hung = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hung.local_addr().unwrap().port();
     for args in [
@@ -120,15 +118,15 @@ fn hung_server_fails_within_connect_timeout_plus_one_second() {
         &["cluster", "show"],
         &["standby", "register"],
     ] {
-        let start = Instant::now();
         let r = with_conf(
             &format!("node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={port} user=postgres connect_timeout=2'\ndata_directory='/d'\n"),
             args,
         );
-        let took = start.elapsed();
-        assert_clean_failure(&r, 6);
-        assert!(took < Duration::from_secs(3), "{args:?} took {took:?}\n{r}");
-        r.assert_stderr_contains("timeout");
+        assert_clean_failure(&r, ExitCode::DbConn);
+        // Given up on at the deadline the conninfo sets, not hung.
+        r.assert_stderr_contains(&format!(
+            "timeout expired after 2 s connecting to server at \"127.0.0.1:{port}\""
+        ));
     }
     drop(hung);
 }
@@ -174,9 +172,8 @@ fn blackhole() -> Blackhole {
 }
 
 #[test]
-fn blackholed_host_fails_within_connect_timeout_plus_one_second() {
+fn blackholed_host_fails_at_the_connect_timeout() {
     let hole = blackhole();
-    let start = Instant::now();
     let r = with_conf(
         &format!(
             "node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={} user=postgres connect_timeout=2'\ndata_directory='/d'\n",
@@ -184,9 +181,8 @@ fn blackholed_host_fails_within_connect_timeout_plus_one_second() {
         ),
         &["primary", "register"],
     );
-    let took = start.elapsed();
-    assert_clean_failure(&r, 6);
-    assert!(took < Duration::from_secs(3), "took {took:?}\n{r}");
+    assert_clean_failure(&r, ExitCode::DbConn);
+    r.assert_stderr_contains("timeout");
 }
 
 #[test]
@@ -195,7 +191,7 @@ fn missing_data_directory_is_named() {
         "node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port=1'\n",
         &["primary", "register"],
     );
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     r.assert_stderr_contains("\"data_directory\"");
 }
 
@@ -208,12 +204,12 @@ fn failed_registration_leaves_no_partial_row() {
     );
     // Standby register on the primary: refused, nothing written.
     let conf = write_conf(&p.pg, 5, "node5", &p.pg.conninfo(), "");
-    repmgr(&["-f", &conf, "standby", "register"]).assert_code(1);
+    repmgr(&["-f", &conf, "standby", "register"]).assert_code(ExitCode::BadConfig);
     // A standby with an unknown upstream: refused, nothing written.
     let s = PgNode::standby_of(&p.pg, "node2");
     let sconf = write_conf(&s, 2, "node2", &s.conninfo(), "");
     repmgr(&["-f", &sconf, "standby", "register", "--upstream-node-id=42"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("upstream node 42 is not registered");
     let after = p.query(
         "SELECT count(*)::text || '/' || (SELECT count(*) FROM repmgr.events) FROM repmgr.nodes",
@@ -224,10 +220,10 @@ fn failed_registration_leaves_no_partial_row() {
 #[test]
 fn non_numeric_node_id_and_unknown_action_codes() {
     let r = with_conf("node_id=one\n", &["primary", "register"]);
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     r.assert_stderr_contains("node_id");
     let r = with_conf("node_id=1\n", &["primary", "fly"]);
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
     let r = with_conf("node_id=1\n", &["primary", "register", "now"]);
-    assert_clean_failure(&r, 1);
+    assert_clean_failure(&r, ExitCode::BadConfig);
 }

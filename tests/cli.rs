@@ -1,5 +1,6 @@
 //! The command grammar through the real binary: no PostgreSQL needed.
 
+use crate::harness::ExitCode;
 use crate::harness::{repmgr, repmgr_bin, user_tempdir, write_user_file, Repmgr};
 
 #[test]
@@ -51,7 +52,7 @@ fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
         &["cluster", "show", "--csv=yes"],
     ] {
         let r = repmgr(args);
-        r.assert_code(1);
+        r.assert_code(ExitCode::BadConfig);
         assert!(r.stdout.is_empty(), "stdout must stay clean: {r}");
         let errors: Vec<&str> = r
             .stderr
@@ -77,14 +78,14 @@ fn options_anywhere_with_getopt_forms() {
         "--compact",
         "-vt",
     ]);
-    r.assert_code(1)
+    r.assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("/nonexistent/r.conf");
 }
 
 #[test]
 fn terse_hides_hints() {
     let r = repmgr(&["-t", "frob", "nicate"]);
-    r.assert_code(1);
+    r.assert_code(ExitCode::BadConfig);
     assert!(!r.stderr.contains("HINT"), "{r}");
 }
 
@@ -97,7 +98,7 @@ fn refuses_to_run_as_root() {
         .args(["cluster", "show"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(ExitCode::BadConfig.code()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be run as root"));
 }
 
@@ -113,13 +114,16 @@ fn repmgrd_personality_by_argv0() {
     Repmgr::new(&["--bogus"])
         .daemon()
         .run()
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("--bogus");
-    Repmgr::new(&["extra"]).daemon().run().assert_code(1);
+    Repmgr::new(&["extra"])
+        .daemon()
+        .run()
+        .assert_code(ExitCode::BadConfig);
     Repmgr::new(&["--daemonize=sometimes", "-f", "/x"])
         .daemon()
         .run()
-        .assert_code(1);
+        .assert_code(ExitCode::BadConfig);
 }
 
 #[test]
@@ -128,5 +132,6 @@ fn config_search_order_uses_cwd_repmgr_conf() {
     // A ./repmgr.conf with an error proves it was found and read.
     write_user_file(&dir.path().join("repmgr.conf"), "node_id=abc\n");
     let r = Repmgr::new(&["cluster", "show"]).cwd(dir.path()).run();
-    r.assert_code(1).assert_stderr_contains("node_id");
+    r.assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("node_id");
 }

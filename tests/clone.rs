@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::fixture::{write_conf, Node};
+use crate::harness::ExitCode;
 use crate::harness::{chown_to_user, poll_until, user_tempdir, PgNode, Repmgr, RunResult};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -196,11 +197,11 @@ fn refusals_leave_everything_as_it_was() {
     chown_to_user(&s.pg.datadir);
     chown_to_user(&keep);
     clone_from(&p.pg, &s, &[])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("exists and is not empty")
         .assert_stderr_contains("HINT:");
     clone_from(&p.pg, &s, &["-F"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("is not a PostgreSQL data directory");
     assert_eq!(fs::read_to_string(&keep).unwrap(), "precious");
 
@@ -211,7 +212,7 @@ fn refusals_leave_everything_as_it_was() {
         let mut args = vec!["-D", dir.as_str(), "-F"];
         args.extend_from_slice(method);
         clone_from(&p.pg, &s, &args)
-            .assert_code(1)
+            .assert_code(ExitCode::BadConfig)
             .assert_stderr_contains("belongs to a running PostgreSQL server")
             .assert_stderr_contains("not even with -F/--force");
     }
@@ -231,7 +232,7 @@ fn refusals_leave_everything_as_it_was() {
         "standby",
         "clone",
     ])
-    .assert_code(6)
+    .assert_code(ExitCode::DbConn)
     .assert_stderr_contains("unable to connect to the source node");
     assert!(!s3.pg.datadir.exists());
 
@@ -241,7 +242,7 @@ fn refusals_leave_everything_as_it_was() {
         .conf("wal_keep_size = 0")
         .start();
     let r = clone_from(&bad, &s3, &[]);
-    r.assert_code(1)
+    r.assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("not enough free WAL senders")
         .assert_stderr_contains("max_wal_senders")
         .assert_stderr_contains("does not retain WAL")
@@ -283,7 +284,7 @@ fn force_rsync_brings_a_stale_standby_back() {
     p.pg.execute("SELECT pg_switch_wal()");
     p.pg.execute("CHECKPOINT");
     clone_from(&p.pg, &s, &["--rsync-only"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("-F/--force to bring it up to date");
     clone_from(&p.pg, &s, &["-F", "--rsync-only", "-c"])
         .assert_success()
@@ -367,7 +368,7 @@ fn failed_basebackup_cleans_up_and_exits_14() {
         "use_replication_slots=true\npg_basebackup_options='--no-such-option'",
     );
     clone_from(&p.pg, &s, &[])
-        .assert_code(14)
+        .assert_code(ExitCode::BadBasebackup)
         .assert_stderr_contains("pg_basebackup failed")
         .assert_stderr_contains("no-such-option")
         .assert_stderr_contains("removing the partially written data directory")
@@ -377,7 +378,7 @@ fn failed_basebackup_cleans_up_and_exits_14() {
     // An empty directory given beforehand stays, empty.
     fs::create_dir(&s.pg.datadir).unwrap();
     chown_to_user(&s.pg.datadir);
-    clone_from(&p.pg, &s, &[]).assert_code(14);
+    clone_from(&p.pg, &s, &[]).assert_code(ExitCode::BadBasebackup);
     assert!(s.pg.datadir.is_dir());
     assert!(entries(&s.pg.datadir).is_empty());
 }
@@ -398,7 +399,7 @@ fn replication_conf_only_rewrites_a_stopped_standby() {
         "--no-upstream-connection",
         &upstream,
     ])
-    .assert_code(1)
+    .assert_code(ExitCode::BadConfig)
     .assert_stderr_contains("is running on data directory");
     s.pg.stop();
     // Without a connection it needs --upstream-conninfo.
@@ -408,7 +409,7 @@ fn replication_conf_only_rewrites_a_stopped_standby() {
         "--replication-conf-only",
         "--no-upstream-connection",
     ])
-    .assert_code(1)
+    .assert_code(ExitCode::BadConfig)
     .assert_stderr_contains("needs --upstream-conninfo");
     fs::remove_file(s.pg.datadir.join("standby.signal")).unwrap();
     s.repmgr(&[
@@ -456,7 +457,7 @@ fn replication_conf_only_rewrites_a_stopped_standby() {
         "clone",
         "--replication-conf-only",
     ])
-    .assert_code(1)
+    .assert_code(ExitCode::BadConfig)
     .assert_stderr_contains("not a copy of the upstream");
     s.pg.start();
     s.pg.wait_streaming(WAIT);

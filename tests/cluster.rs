@@ -1,9 +1,10 @@
 //! cluster show and cluster event on real PostgreSQL.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixture::registered_cluster;
+use crate::harness::ExitCode;
 
 #[test]
 fn cluster_show_text_csv_compact() {
@@ -47,7 +48,7 @@ fn cluster_show_marks_unreachable_node_and_exits_25() {
     let nodes = registered_cluster(2);
     nodes[2].pg.stop();
     let r = nodes[0].repmgr(&["cluster", "show"]);
-    r.assert_code(25);
+    r.assert_code(ExitCode::NodeStatus);
     assert!(
         r.stdout
             .contains(" 3  | node3 | standby | ? unreachable | ? node1"),
@@ -59,11 +60,11 @@ fn cluster_show_marks_unreachable_node_and_exits_25() {
     r.assert_stderr_contains("WARNING: following issues were detected");
     r.assert_stderr_contains("HINT: execute with --verbose option");
     let r = nodes[0].repmgr(&["cluster", "show", "--csv"]);
-    r.assert_code(25);
+    r.assert_code(ExitCode::NodeStatus);
     assert_eq!(r.stdout, "1,0,0\n2,0,1\n3,-1,-1\n", "{r}");
     // --verbose shows the connection error itself.
     let r = nodes[0].repmgr(&["cluster", "show", "--verbose"]);
-    r.assert_code(25)
+    r.assert_code(ExitCode::NodeStatus)
         .assert_stdout_contains("following error encountered");
     // An inactive unreachable node is "- failed", not an issue.
     nodes[0]
@@ -80,16 +81,18 @@ fn cluster_show_detects_a_standby_not_attached_and_a_stray_primary() {
     nodes[1].pg.execute("SELECT pg_promote()");
     nodes[1]
         .pg
-        .wait_until(Duration::from_secs(30), "promotion", |n| {
+        .wait_until(Duration::from_secs(60), "promotion", |n| {
             !n.is_in_recovery()
         });
     let r = nodes[0].repmgr(&["cluster", "show"]);
-    r.assert_code(25)
+    r.assert_code(ExitCode::NodeStatus)
         .assert_stdout_contains("! running as primary");
 }
 
+/// Hung nodes are shown as unreachable (bench/unreachable measures that
+/// the two are probed in parallel: one connect_timeout, not two).
 #[test]
-fn cluster_show_is_not_slowed_by_a_hung_node() {
+fn cluster_show_reports_hung_nodes_as_unreachable() {
     let nodes = registered_cluster(1);
     // A "server" that accepts TCP connections and never answers.
     let hung = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -100,16 +103,15 @@ fn cluster_show_is_not_slowed_by_a_hung_node() {
              VALUES ({id}, 1, 'hung{id}', 'standby', 'host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2', 'postgres', '/x')"
         ));
     }
-    let start = Instant::now();
-    let r = nodes[0].repmgr(&["cluster", "show"]);
-    let took = start.elapsed();
-    r.assert_code(25);
+    let r = nodes[0].repmgr(&["cluster", "show", "--verbose"]);
+    r.assert_code(ExitCode::NodeStatus);
     assert!(r.stdout.contains("hung7 | standby | ? unreachable"), "{r}");
     assert!(r.stdout.contains("hung8 | standby | ? unreachable"), "{r}");
-    // Two hung nodes probed in parallel: one connect_timeout (2 s), not two.
-    assert!(
-        took < Duration::from_secs(4),
-        "cluster show took {took:?}\n{r}"
+    // Given up on at the conninfo's deadline, not left hanging.
+    assert_eq!(
+        r.stdout.matches("timeout expired after 2 s").count(),
+        2,
+        "{r}"
     );
     drop(hung);
 }
@@ -148,6 +150,8 @@ fn cluster_event_filters() {
     let r = p.repmgr(&["cluster", "events", "--all", "--compact"]);
     assert_eq!(r.stdout.lines().count(), 2 + 4, "{r}");
     assert!(!r.stdout.contains("Details"), "{r}");
-    p.repmgr(&["cluster", "event", "--limit=0"]).assert_code(1);
-    p.repmgr(&["cluster", "event", "--limit=x"]).assert_code(1);
+    p.repmgr(&["cluster", "event", "--limit=0"])
+        .assert_code(ExitCode::BadConfig);
+    p.repmgr(&["cluster", "event", "--limit=x"])
+        .assert_code(ExitCode::BadConfig);
 }

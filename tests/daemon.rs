@@ -5,6 +5,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::fixture::Node;
+use crate::harness::ExitCode;
 use crate::harness::{pid_alive, poll_until, user_tempdir, Daemon, Repmgr};
 
 #[test]
@@ -20,10 +21,10 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
     );
     d.wait_for_output(
         "starting monitoring of node \"node1\" (ID: 1)",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
     );
     assert!(d.output().contains("[NOTICE]"), "{}", d.output());
-    poll_until(Duration::from_secs(5), "pid file", || pid_file.exists());
+    poll_until(Duration::from_secs(60), "pid file", || pid_file.exists());
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap().trim(),
         d.pid().to_string()
@@ -33,13 +34,19 @@ fn repmgrd_runs_in_foreground_and_stops_cleanly_on_sigterm() {
     let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "-p", pf])
         .daemon()
         .run();
-    r.assert_code(3).assert_stderr_contains("PID");
+    r.assert_code(ExitCode::BadPidfile)
+        .assert_stderr_contains("PID");
 
     // SIGHUP reloads, SIGTERM stops; the pid file goes away.
     d.signal(Signal::SIGHUP);
-    d.wait_for_output("configuration file reloaded", Duration::from_secs(10));
+    d.wait_for_output("configuration file reloaded", Duration::from_secs(60));
     d.signal(Signal::SIGTERM);
-    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.output());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)),
+        ExitCode::Success.code(),
+        "{}",
+        d.output()
+    );
     assert!(
         d.output().contains("SIGTERM received: terminating"),
         "{}",
@@ -68,7 +75,7 @@ fn repmgrd_daemonizes_by_default() {
         .daemon()
         .run();
     r.assert_success();
-    poll_until(Duration::from_secs(10), "daemon pid file", || {
+    poll_until(Duration::from_secs(60), "daemon pid file", || {
         pid_file.exists()
     });
     let pid: i32 = std::fs::read_to_string(&pid_file)
@@ -76,13 +83,13 @@ fn repmgrd_daemonizes_by_default() {
         .trim()
         .parse()
         .unwrap();
-    poll_until(Duration::from_secs(10), "monitoring started", || {
+    poll_until(Duration::from_secs(60), "monitoring started", || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("starting monitoring")
     });
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
-    poll_until(Duration::from_secs(10), "daemon exit", || !pid_alive(pid));
+    poll_until(Duration::from_secs(60), "daemon exit", || !pid_alive(pid));
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("terminating"));
@@ -95,7 +102,7 @@ fn repmgrd_without_a_running_node_exits_with_db_conn() {
     let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
         .daemon()
         .run();
-    r.assert_code(6)
+    r.assert_code(ExitCode::DbConn)
         .assert_stderr_contains("unable to connect to local node");
 }
 
@@ -106,7 +113,8 @@ fn repmgrd_config_errors_exit_1() {
     let r = Repmgr::new(&["-f", conf.to_str().unwrap(), "--daemonize=false"])
         .daemon()
         .run();
-    r.assert_code(1).assert_stderr_contains("node_id");
+    r.assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("node_id");
 }
 
 #[test]
@@ -117,9 +125,14 @@ fn repmgrd_stops_on_sigint() {
         "repmgrd-int",
         &["-f", &p.conf, "--daemonize=false", "--no-pid-file"],
     );
-    d.wait_for_output("starting monitoring", Duration::from_secs(15));
+    d.wait_for_output("starting monitoring", Duration::from_secs(60));
     d.signal(Signal::SIGINT);
-    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.output());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)),
+        ExitCode::Success.code(),
+        "{}",
+        d.output()
+    );
     assert!(
         d.output().contains("SIGINT received: terminating"),
         "{}",
@@ -133,7 +146,7 @@ fn repmgrd_refuses_an_unregistered_node() {
     let r = Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
         .daemon()
         .run();
-    r.assert_code(1)
+    r.assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("no metadata record found for this node")
         .assert_stderr_contains("primary register");
 }

@@ -1,13 +1,17 @@
 //! repmgrd monitoring and automatic failover on real PostgreSQL.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::fixture::{registered_cluster_with, Node};
 use crate::fixture::{streams_from, writable};
-use crate::harness::{poll_until, try_poll_until, Daemon};
+use crate::harness::ExitCode;
+use crate::harness::{holds_for, poll_until, try_poll_until, Daemon};
+
+/// How often a "nothing happens" condition is checked while it must hold.
+const STEP: Duration = Duration::from_millis(100);
 
 /// Fast settings: the upstream is declared failed ~2 s after it goes.
 fn fast(id: i32) -> String {
@@ -29,7 +33,7 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
     n1.pg
         .execute("INSERT INTO t SELECT generate_series(1, 100)");
     for s in [n2, n3] {
-        poll_until(Duration::from_secs(20), "rows replicated", || {
+        poll_until(Duration::from_secs(60), "rows replicated", || {
             s.pg.try_query_one_string("SELECT count(*) FROM t")
                 .ok()
                 .flatten()
@@ -39,22 +43,16 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
     }
     let daemons = start_all(&nodes);
 
-    let killed = Instant::now();
     n1.pg.kill9();
-    // node2 has priority 0: node3 must win.
-    poll_until(Duration::from_secs(20), "node3 promoted", || writable(n3));
-    let promoted_after = killed.elapsed();
-    poll_until(Duration::from_secs(20), "node2 follows node3", || {
+    // node2 has priority 0: node3 must win. (How fast: bench/failover.)
+    poll_until(Duration::from_secs(60), "node3 promoted", || writable(n3));
+    poll_until(Duration::from_secs(60), "node2 follows node3", || {
         streams_from(n3, "node2")
     });
     assert!(n2.pg.is_in_recovery(), "priority 0 is never promoted");
-    assert!(
-        promoted_after < Duration::from_secs(8),
-        "promotion took {promoted_after:?}"
-    );
 
     n3.pg.execute("INSERT INTO t VALUES (101)");
-    poll_until(Duration::from_secs(20), "node2 has the new row", || {
+    poll_until(Duration::from_secs(60), "node2 has the new row", || {
         n2.pg
             .try_query_one_string("SELECT count(*) FROM t")
             .ok()
@@ -63,7 +61,7 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
             == Some("101")
     });
     // The story is in the metadata.
-    poll_until(Duration::from_secs(10), "events recorded", || {
+    poll_until(Duration::from_secs(60), "events recorded", || {
         n3.pg
             .try_query_one_string(
                 "SELECT string_agg(DISTINCT event, ',' ORDER BY event) FROM repmgr.events
@@ -93,52 +91,109 @@ fn manual_failover_never_promotes() {
             .replace("failover=automatic", "failover=manual")
             .replace("priority=0", "priority=100")
     });
-    let _d = start_all(&nodes);
+    let d = start_all(&nodes);
     nodes[0].pg.kill9();
-    let promoted = try_poll_until(Duration::from_secs(6), || writable(&nodes[1]));
-    assert!(!promoted, "failover=manual promoted a standby");
+    // node2's repmgrd reaches the decision, and decides to do nothing...
+    d[1].wait_for_output(
+        "not taking action: failover is set to \"manual\"",
+        Duration::from_secs(60),
+    );
+    // ...and nothing happens afterwards either.
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || !writable(&nodes[1])) {
+        panic!("failover=manual promoted a standby ({e})");
+    }
     assert!(nodes[1].pg.is_in_recovery());
 }
 
 #[test]
 fn primary_back_within_the_window_means_no_failover() {
     let nodes = registered_cluster_with(1, |_| {
-        "failover=automatic\nreconnect_attempts=6\nreconnect_interval=1\nmonitor_interval_secs=1"
+        "failover=automatic\nreconnect_attempts=30\nreconnect_interval=1\nmonitor_interval_secs=1"
             .to_string()
     });
     let d = start_all(&nodes);
     nodes[0].pg.stop();
-    d[1].wait_for_output("checking state of node", Duration::from_secs(10));
+    d[1].wait_for_output("checking state of node", Duration::from_secs(60));
     nodes[0].pg.start();
-    d[1].wait_for_output("has recovered, reconnecting", Duration::from_secs(15));
+    d[1].wait_for_output("has recovered, reconnecting", Duration::from_secs(60));
     assert!(nodes[1].pg.is_in_recovery());
     assert_eq!(
         nodes[0].query("SELECT timeline_id::text FROM pg_control_checkpoint()"),
         "1"
     );
-    poll_until(Duration::from_secs(20), "standby streams again", || {
+    poll_until(Duration::from_secs(60), "standby streams again", || {
         streams_from(&nodes[0], "node2")
     });
 }
 
+/// A primary that stops answering without closing anything (SIGSTOP) is
+/// declared failed: every check has a deadline. (How fast, with FAULT=stop:
+/// bench/failover.)
 #[test]
-fn a_hung_primary_is_detected_in_time() {
+fn a_hung_primary_is_detected() {
     // Two nodes: only repmgr's quorum rule (the documented opt-in) promotes.
     let nodes = registered_cluster_with(1, |_| {
         "failover=automatic\nfailover_quorum=repmgr\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1"
             .to_string()
     });
-    let _d = start_all(&nodes);
+    let d = start_all(&nodes);
     let pm = nodes[0].pg.postmaster_pid().expect("postmaster pid");
     kill(Pid::from_raw(pm), Signal::SIGSTOP).unwrap();
-    let stopped = Instant::now();
-    let promoted = try_poll_until(Duration::from_secs(20), || writable(&nodes[1]));
-    let took = stopped.elapsed();
+    let promoted = try_poll_until(Duration::from_secs(60), || writable(&nodes[1]));
     kill(Pid::from_raw(pm), Signal::SIGCONT).unwrap();
     assert!(promoted, "no failover after SIGSTOP of the primary");
-    // At most: a 1 s tick, the failing check's 2 s connect deadline (the
-    // first attempt), the second attempt's 2 s deadline, and the promotion.
-    assert!(took < Duration::from_secs(7), "took {took:?}");
+    let out = d[1].output();
+    let lost = out.find("unable to connect to upstream node \"node1\"");
+    let promote = out.find("promoted to primary;");
+    assert!(
+        lost.is_some() && lost < promote,
+        "node2 was not promoted after losing node1:\n{out}"
+    );
+}
+
+/// A primary whose every server process hangs (a paused VM, a stuck
+/// disk): nothing answers and nothing closes. The standby is promoted.
+///
+/// Ignored while the standby's repmgrd blocks in its heartbeat on the
+/// primary (`db::daemon_status::heartbeat` from
+/// `Monitor::heartbeat_and_history`): the frozen server's kernel still
+/// acknowledges the request, so tcp_user_timeout never fires, keepalives
+/// start after 2 h idle, and the query has no deadline of its own. The
+/// same wait as in partition::an_isolated_standby_gives_up_on_its_primary_
+/// even_with_a_query_in_flight_at_the_cut. Run it with `--ignored`.
+#[test]
+#[ignore = "repmgrd bug: a query to a hung primary blocks the daemon"]
+fn a_frozen_primary_is_detected() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=automatic\nfailover_quorum=repmgr\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"
+            .to_string()
+    });
+    let d = start_all(&nodes);
+    // Heartbeats flow: the standby's repmgrd holds a connection to node1.
+    poll_until(
+        Duration::from_secs(60),
+        "node2's heartbeat on node1",
+        || {
+            nodes[0]
+            .pg
+            .try_query_one_string(
+                "SELECT count(*) FROM repmgr.repmgrd_status WHERE node_id = 2 AND pid IS NOT NULL",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+        },
+    );
+    let frozen = nodes[0].pg.freeze();
+    let promoted = try_poll_until(Duration::from_secs(60), || writable(&nodes[1]));
+    let diagnostics = d[1].diagnostics();
+    drop(frozen);
+    assert!(
+        promoted,
+        "no failover while every process of node1's server was stopped\n{}\n{diagnostics}",
+        d[1].output_tail(30)
+    );
 }
 
 #[test]
@@ -151,7 +206,7 @@ fn paused_repmgrd_does_not_fail_over_and_resumes_when_unpaused() {
     nodes[0]
         .pg
         .execute("UPDATE repmgr.repmgrd_status SET paused = true");
-    poll_until(Duration::from_secs(10), "pause flag replicated", || {
+    poll_until(Duration::from_secs(60), "pause flag replicated", || {
         nodes[1]
             .pg
             .try_query_one_string("SELECT bool_and(paused)::text FROM repmgr.repmgrd_status")
@@ -161,13 +216,13 @@ fn paused_repmgrd_does_not_fail_over_and_resumes_when_unpaused() {
             == Some("true")
     });
     nodes[0].pg.stop();
-    d[1].wait_for_output("repmgrd is paused", Duration::from_secs(15));
+    d[1].wait_for_output("repmgrd is paused", Duration::from_secs(60));
     assert!(nodes[1].pg.is_in_recovery());
     nodes[0].pg.start();
     nodes[0]
         .pg
         .execute("UPDATE repmgr.repmgrd_status SET paused = false");
-    d[1].wait_for_output("reconnected to upstream node", Duration::from_secs(15));
+    d[1].wait_for_output("reconnected to upstream node", Duration::from_secs(60));
     assert!(nodes[1].pg.is_in_recovery());
 }
 
@@ -180,11 +235,11 @@ fn sighup_changes_reconnect_attempts() {
     let d = start_all(&nodes);
     nodes[1].append_conf("reconnect_attempts=7");
     d[1].signal(Signal::SIGHUP);
-    d[1].wait_for_output("configuration file reloaded", Duration::from_secs(10));
+    d[1].wait_for_output("configuration file reloaded", Duration::from_secs(60));
     nodes[0].pg.stop();
     // "1 of 7" when the watcher saw the connection close, "2 of 7" when a
     // failed check noticed it first (that check was attempt 1).
-    d[1].wait_for_output(" of 7 attempts", Duration::from_secs(10));
+    d[1].wait_for_output(" of 7 attempts", Duration::from_secs(60));
     assert!(nodes[1].pg.is_in_recovery());
 }
 
@@ -203,11 +258,14 @@ fn a_second_repmgrd_for_the_same_node_is_refused() {
     ])
     .daemon()
     .run();
-    r.assert_code(3).assert_stderr_contains("already running");
+    r.assert_code(ExitCode::BadPidfile)
+        .assert_stderr_contains("already running");
 }
 
+/// With monitoring_history, the standby's repmgrd adds a row per cycle:
+/// the table keeps growing, one row per cycle (never two with one time).
 #[test]
-fn monitoring_history_grows_linearly() {
+fn monitoring_history_grows_while_repmgrd_runs() {
     let nodes = registered_cluster_with(1, |_| {
         "monitoring_history=true\nmonitor_interval_secs=1".to_string()
     });
@@ -215,14 +273,18 @@ fn monitoring_history_grows_linearly() {
     let count = || {
         nodes[0].count("SELECT count(*) FROM repmgr.monitoring_history WHERE standby_node_id = 2")
     };
-    poll_until(Duration::from_secs(10), "first history row", || count() > 0);
-    let (c1, t1) = (count(), Instant::now());
-    poll_until(Duration::from_secs(15), "more history rows", || {
-        t1.elapsed() > Duration::from_secs(5)
+    poll_until(Duration::from_secs(60), "first history row", || count() > 0);
+    let c1 = count();
+    poll_until(Duration::from_secs(60), "three more history rows", || {
+        count() >= c1 + 3
     });
-    let (c2, elapsed) = (count(), t1.elapsed().as_secs_f64());
-    let rate = (c2 - c1) as f64 / elapsed;
-    assert!((0.6..=1.4).contains(&rate), "{rate} rows/s, expected ~1");
+    assert_eq!(
+        nodes[0].query(
+            "SELECT (count(*) = count(DISTINCT last_monitor_time))::text FROM repmgr.monitoring_history"
+        ),
+        "true",
+        "two history rows for one cycle"
+    );
     assert_eq!(
         nodes[0].query("SELECT standby_name FROM repmgr.replication_status"),
         "node2"
@@ -244,11 +306,11 @@ fn a_cascaded_standby_reattaches_to_the_primary() {
     let _d1 = nodes[0].repmgrd();
     let _d3 = n3.repmgrd();
     nodes[1].pg.kill9();
-    poll_until(Duration::from_secs(20), "node3 streams from node1", || {
+    poll_until(Duration::from_secs(60), "node3 streams from node1", || {
         streams_from(&nodes[0], "node3")
     });
     poll_until(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "node3's record points at node1",
         || {
             nodes[0]
@@ -276,8 +338,8 @@ fn a_standby_that_followed_under_repmgrd_fails_over_again() {
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
     let _d = start_all(&nodes);
     n1.pg.kill9();
-    poll_until(Duration::from_secs(20), "node2 promoted", || writable(n2));
-    poll_until(Duration::from_secs(20), "node3 follows node2", || {
+    poll_until(Duration::from_secs(60), "node2 promoted", || writable(n2));
+    poll_until(Duration::from_secs(60), "node3 follows node2", || {
         streams_from(n2, "node3")
     });
     // node3's repmgrd now watches node2, the new primary: losing it is a
@@ -285,7 +347,7 @@ fn a_standby_that_followed_under_repmgrd_fails_over_again() {
     n2.pg.kill9();
     // Normally ~2 s; if node3 had not confirmed following node2 yet, it
     // re-runs the election after election_rerun_interval (15 s).
-    poll_until(Duration::from_secs(40), "node3 promoted", || writable(n3));
+    poll_until(Duration::from_secs(60), "node3 promoted", || writable(n3));
     assert_eq!(
         n3.query("SELECT string_agg(node_id||':'||type||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes"),
         "1:primary:false,2:primary:false,3:primary:true"
@@ -312,7 +374,7 @@ fn three_failovers_in_a_row() {
         // Every survivor has the row before the primary goes.
         for (i, n) in nodes.iter().enumerate() {
             if i != primary && n.pg.is_running() {
-                poll_until(Duration::from_secs(20), "row replicated", || {
+                poll_until(Duration::from_secs(60), "row replicated", || {
                     n.pg.try_query_one_string(&format!(
                         "SELECT count(*) FROM t WHERE round = {round}"
                     ))
@@ -326,7 +388,7 @@ fn three_failovers_in_a_row() {
         current.pg.kill9();
         let mut next = None;
         poll_until(
-            Duration::from_secs(30),
+            Duration::from_secs(60),
             &format!("promotion in round {round}"),
             || {
                 next = nodes
@@ -341,7 +403,7 @@ fn three_failovers_in_a_row() {
         // Every other survivor follows the new primary.
         for (i, n) in nodes.iter().enumerate() {
             if i != primary && n.pg.is_running() {
-                poll_until(Duration::from_secs(30), "survivor follows", || {
+                poll_until(Duration::from_secs(60), "survivor follows", || {
                     streams_from(&nodes[primary], &n.pg.name)
                 });
             }
@@ -377,7 +439,7 @@ fn synchronous_commits_survive_a_failover() {
     p.pg.execute("CREATE TABLE w (id int primary key)");
     p.pg.execute("ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (node2, node3)'");
     p.pg.execute("SELECT pg_reload_conf()");
-    poll_until(Duration::from_secs(20), "synchronous standbys", || {
+    poll_until(Duration::from_secs(60), "synchronous standbys", || {
         p.pg.try_query_one_string(
             "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'",
         )
@@ -405,7 +467,7 @@ fn synchronous_commits_survive_a_failover() {
         }
         acked
     });
-    poll_until(Duration::from_secs(10), "some commits", || {
+    poll_until(Duration::from_secs(60), "some commits", || {
         p.pg.try_query_one_string("SELECT count(*) > 100 FROM w")
             .ok()
             .flatten()
@@ -414,7 +476,7 @@ fn synchronous_commits_survive_a_failover() {
     });
     p.pg.kill9();
     let mut new = None;
-    poll_until(Duration::from_secs(30), "a standby promoted", || {
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
         new = nodes[1..].iter().find(|n| writable(n));
         new.is_some()
     });

@@ -68,19 +68,10 @@ pub fn write_conf(pg: &PgNode, id: i32, name: &str, conninfo: &str, extra: &str)
         .to_string()
 }
 
-/// A primary (registered) and `n` standbys (registered), ids 1..=n+1.
+/// A primary (registered) and `n` standbys (registered), ids 1..=n+1,
+/// each standby streaming and with every registration replayed.
 pub fn registered_cluster(n: usize) -> Vec<Node> {
-    let primary = Node::primary("node1", 1);
-    primary.repmgr(&["primary", "register"]).assert_success();
-    let mut nodes = vec![primary];
-    for i in 0..n {
-        let id = i as i32 + 2;
-        let s = Node::standby(&nodes[0], &format!("node{id}"), id);
-        s.repmgr(&["standby", "register"]).assert_success();
-        wait_attached(&nodes[0], &s);
-        nodes.push(s);
-    }
-    nodes
+    registered_cluster_with(n, |_| String::new())
 }
 
 /// Like [`registered_cluster`], with extra repmgr.conf lines per node id.
@@ -99,6 +90,7 @@ pub fn registered_cluster_with(n: usize, extra: impl Fn(i32) -> String) -> Vec<N
         wait_attached(&nodes[0], &s);
         nodes.push(s);
     }
+    wait_all_replayed(&nodes);
     nodes
 }
 
@@ -119,7 +111,7 @@ impl Node {
             Some(h) => crate::harness::Daemon::repmgrd_on(h, &name, &args),
             None => crate::harness::Daemon::repmgrd(&name, &args),
         };
-        d.wait_for_output("starting monitoring", std::time::Duration::from_secs(20));
+        d.wait_for_output("starting monitoring", std::time::Duration::from_secs(60));
         d
     }
 
@@ -133,6 +125,41 @@ impl Node {
     }
 }
 
+/// Waits (bounded) until `standby` has replayed all the WAL `primary` had
+/// written when called: its own copy of the metadata (node records,
+/// events) then has every registration, and earlier writes are visible.
+/// A standby's copy lags the primary's by a moment, and commands run on a
+/// standby (`cluster show`, `cluster matrix`) read that copy.
+pub fn wait_replayed(primary: &Node, standby: &Node) {
+    let lsn = primary.query("SELECT pg_current_wal_lsn()::text");
+    let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+    crate::harness::poll_until(
+        std::time::Duration::from_secs(60),
+        &format!(
+            "standby {} to replay the WAL of {} up to {lsn}",
+            standby.pg.name, primary.pg.name
+        ),
+        || {
+            standby
+                .pg
+                .try_query_one_string(&sql)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("t")
+        },
+    );
+}
+
+/// [`wait_replayed`] for every node after the first (the primary).
+pub fn wait_all_replayed(nodes: &[Node]) {
+    if let Some((primary, standbys)) = nodes.split_first() {
+        for s in standbys {
+            wait_replayed(primary, s);
+        }
+    }
+}
+
 /// Waits until the upstream lists the standby as streaming, so tests start
 /// from a settled cluster even on a loaded machine.
 pub fn wait_attached(upstream: &Node, standby: &Node) {
@@ -141,7 +168,7 @@ pub fn wait_attached(upstream: &Node, standby: &Node) {
         standby.pg.name
     );
     crate::harness::poll_until(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "standby attached",
         || {
             upstream
@@ -168,7 +195,8 @@ pub struct HostCluster {
 
 /// A primary (registered, id 1, host `node1`) and `n` standbys (registered,
 /// ids 2..=n+1, hosts `node<id>`), each on its own host of a new [`Net`],
-/// streaming from the primary's address across the bridge. Each repmgr.conf
+/// streaming from the primary's address across the bridge, every
+/// registration replayed on every standby. Each repmgr.conf
 /// names the host address in its conninfo, has pg_bindir and `extra(id)`.
 pub fn registered_cluster_on_hosts(n: usize, extra: impl Fn(i32) -> String) -> HostCluster {
     let net = Net::new();
@@ -187,9 +215,13 @@ pub fn registered_cluster_on_hosts(n: usize, extra: impl Fn(i32) -> String) -> H
         let node = Node::configure(pg, id, &extra(id));
         let what = if i == 0 { "primary" } else { "standby" };
         node.repmgr(&[what, "register"]).assert_success();
+        if i > 0 {
+            wait_attached(&nodes[0], &node);
+        }
         hosts.push(host);
         nodes.push(node);
     }
+    wait_all_replayed(&nodes);
     HostCluster { nodes, hosts, net }
 }
 

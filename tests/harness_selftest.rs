@@ -1,6 +1,7 @@
 //! Tests of the test harness itself: if these fail, nothing else can be trusted.
 
-use crate::harness::{poll_until, repmgr, run_as_user, run_user, PgNode, Repmgr};
+use crate::harness::ExitCode;
+use crate::harness::{holds_for, poll_until, repmgr, run_as_user, run_user, PgNode, Repmgr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -155,11 +156,52 @@ fn poll_until_panics_with_what() {
 }
 
 #[test]
+fn free_ports_are_outside_the_ephemeral_range() {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let r: Vec<u16> = text
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    for _ in 0..20 {
+        let p = crate::harness::pg::free_port();
+        assert!(
+            p < r[0] || p > r[1],
+            "port {p} in the ephemeral range {r:?}"
+        );
+    }
+}
+
+#[test]
+fn holds_for_checks_to_the_end_and_fails_at_the_first_false() {
+    let step = Duration::from_millis(20);
+    let mut checks = 0;
+    let start = std::time::Instant::now();
+    assert_eq!(
+        holds_for(Duration::from_millis(200), step, || {
+            checks += 1;
+            true
+        }),
+        Ok(())
+    );
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // At least at once and at the end (more when the machine keeps up).
+    assert!(checks >= 2, "{checks} checks");
+    let mut n = 0;
+    let e = holds_for(Duration::from_secs(60), step, || {
+        n += 1;
+        n < 3
+    })
+    .unwrap_err();
+    assert_eq!(n, 3, "stopped at the first false");
+    assert!(e.contains("(check 3)"), "{e}");
+}
+
+#[test]
 fn binary_runs_as_unprivileged_user() {
     let r = repmgr(&["--version"]);
     r.assert_success();
     let r = Repmgr::new(&["--version"]).daemon().env("X", "1").run();
-    r.assert_code(0);
+    r.assert_success();
 
     let out = run_as_user(Command::new("id").arg("-u"))
         .current_dir("/")
@@ -202,7 +244,7 @@ fn psql_runs_as_user() {
         .assert_success()
         .assert_stdout_contains("postgres|2");
     p.psql("select * from no_such_table")
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("no_such_table");
 }
 
@@ -229,7 +271,12 @@ fn daemon_guard_captures_output_and_stops_process_group() {
     let pid = d.pid();
     // SIGTERM goes to the whole group: the shell and its sleep.
     let code = d.stop(Duration::from_secs(10));
-    assert_eq!(code, 128 + 15, "{}", d.output());
+    assert_eq!(
+        code,
+        128 + nix::sys::signal::Signal::SIGTERM as i32,
+        "{}",
+        d.output()
+    );
     assert!(d.output().contains(&run_user().uid.to_string()));
     drop(d);
     assert!(!crate::harness::pid_alive(pid));
@@ -239,5 +286,10 @@ fn daemon_guard_captures_output_and_stops_process_group() {
 fn repmgrd_personality_runs() {
     let mut d = crate::harness::Daemon::repmgrd("repmgrd", &["--version"]);
     // The stub exits at once; the real daemon prints its version and exits.
-    assert_eq!(d.wait_exit(Duration::from_secs(30)), 0, "{}", d.output());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)),
+        ExitCode::Success.code(),
+        "{}",
+        d.output()
+    );
 }

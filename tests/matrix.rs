@@ -1,6 +1,7 @@
 //! cluster matrix and cluster crosscheck through a real sshd on loopback.
 
 use crate::fixture::registered_cluster_with;
+use crate::harness::ExitCode;
 use crate::harness::{write_user_file, RunResult, Sshd};
 
 const ALL_UP: &str = " Name  | ID | 1 | 2 | 3\n\
@@ -57,7 +58,7 @@ fn matrix_and_crosscheck_with_one_node_down() {
     // node3 stopped: its column `x` from the others, its row unknown.
     n3.pg.stop();
     let r = n1.repmgr(&["cluster", "matrix"]);
-    r.assert_code(25);
+    r.assert_code(ExitCode::NodeStatus);
     assert_stdout(&r, NODE3_DOWN);
     let down = csv(&[
         (1, 1, 0),
@@ -71,14 +72,14 @@ fn matrix_and_crosscheck_with_one_node_down() {
         (3, 3, -2),
     ]);
     let r = n2.repmgr(&["cluster", "matrix", "--csv"]);
-    r.assert_code(25);
+    r.assert_code(ExitCode::NodeStatus);
     assert_stdout(&r, &down);
 
     // crosscheck: nobody can tell node3's outbound connections either; ssh
     // reaches node3's host but its repmgr answers nothing (its server is
     // down), which repmgr reports as an ssh problem; 25 overrides 12.
     let r = n2.repmgr(&["cluster", "crosscheck"]);
-    r.assert_code(25);
+    r.assert_code(ExitCode::NodeStatus);
     assert!(
         r.stdout.starts_with(NODE3_DOWN),
         "stdout: {}\nstderr: {}",
@@ -88,7 +89,7 @@ fn matrix_and_crosscheck_with_one_node_down() {
     r.assert_stdout_contains("  node 3 inaccessible via SSH")
         .assert_stderr_contains("following problems detected");
     let r = n1.repmgr(&["cluster", "crosscheck", "--csv", "--terse"]);
-    r.assert_code(25);
+    r.assert_code(ExitCode::NodeStatus);
     assert_stdout(&r, &down);
 }
 
@@ -103,21 +104,21 @@ fn matrix_without_ssh_exits_12() {
                         node2 | 2  | ? | ? | ? \n \
                         node3 | 3  | ? | ? | ? \n";
     let r = nodes[0].repmgr(&["cluster", "matrix"]);
-    r.assert_code(12)
+    r.assert_code(ExitCode::BadSsh)
         .assert_stdout_contains("  node 2 inaccessible via SSH")
         .assert_stdout_contains("  node 3 inaccessible via SSH");
     assert!(r.stdout.starts_with(unknown_rows), "stdout: {}", r.stdout);
     // --terse: the grid only.
     let r = nodes[0].repmgr(&["cluster", "matrix", "--terse"]);
-    r.assert_code(12);
+    r.assert_code(ExitCode::BadSsh);
     assert_stdout(&r, unknown_rows);
     // As repmgr: with --csv, unknown cells count as failures (25 wins).
     nodes[0]
         .repmgr(&["cluster", "matrix", "--csv"])
-        .assert_code(25)
+        .assert_code(ExitCode::NodeStatus)
         .assert_stdout_contains("2,1,-2\n");
     let r = nodes[1].repmgr(&["cluster", "crosscheck", "--terse"]);
-    r.assert_code(12);
+    r.assert_code(ExitCode::BadSsh);
     assert_stdout(
         &r,
         &unknown_rows
@@ -143,7 +144,7 @@ fn crosscheck_fills_unknown_rows_from_other_views() {
         "UPDATE repmgr.nodes SET conninfo = '{conninfo}' WHERE node_id = 3"
     ));
     crate::harness::poll_until(
-        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(60),
         "conninfo replicated",
         || {
             n2.pg
@@ -170,13 +171,13 @@ fn crosscheck_fills_unknown_rows_from_other_views() {
     );
 
     let r = n1.repmgr(&["cluster", "matrix", "--terse"]);
-    r.assert_code(12);
+    r.assert_code(ExitCode::BadSsh);
     assert_stdout(
         &r,
         &ALL_UP.replace("node3 | 3  | * | * | *", "node3 | 3  | ? | ? | ?"),
     );
     let r = n1.repmgr(&["cluster", "crosscheck"]);
-    r.assert_code(12)
+    r.assert_code(ExitCode::BadSsh)
         .assert_stdout_contains("  node 3 inaccessible via SSH");
     assert!(r.stdout.starts_with(ALL_UP), "stdout: {}", r.stdout);
 }

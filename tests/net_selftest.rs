@@ -1,12 +1,13 @@
 //! Tests of the hosts-and-partitions harness (`harness::net`): namespaces,
 //! the bridge, cut and heal, servers and repmgr inside hosts, cleanup.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixture::registered_cluster_on_hosts;
 use crate::harness::net::{cleanup_stale, link_names, netns_names, subnet_in_use};
 use crate::harness::{
-    pg_bindir, poll_until, run_user, run_with_deadline, Daemon, Host, Net, PgNode, RunResult,
+    holds_for, pg_bindir, poll_until, run_user, run_with_deadline, Daemon, Host, Net, PgNode,
+    RunResult,
 };
 
 /// `psql -c SQL` against `conninfo`, run inside `from` (as the run user).
@@ -71,14 +72,12 @@ fn hosts_reach_each_other_and_cut_heal_works() {
     )
     .assert_failure();
 
-    // Cut h2: unreachable from the test process and from h1 within a second.
+    // Cut h2: unreachable from the test process and from h1.
     h2.cut();
     assert!(h2.is_cut());
-    let t = Instant::now();
-    poll_until(Duration::from_secs(1), "h2 unreachable after cut", || {
+    poll_until(Duration::from_secs(60), "h2 unreachable after cut", || {
         !tcp_ok(&h2.ip, p2.port, Duration::from_millis(200))
     });
-    assert!(t.elapsed() < Duration::from_secs(1));
     psql_from(&h1, &quick(&p2), "select 1").assert_failure();
     psql_from(&h2, &quick(&p1), "select 1").assert_failure();
     // The cut node is still observable over its unix socket...
@@ -92,10 +91,10 @@ fn hosts_reach_each_other_and_cut_heal_works() {
 
     h2.heal();
     assert!(!h2.is_cut());
-    poll_until(Duration::from_secs(10), "h2 reachable after heal", || {
+    poll_until(Duration::from_secs(60), "h2 reachable after heal", || {
         tcp_ok(&h2.ip, p2.port, Duration::from_millis(500))
     });
-    poll_until(Duration::from_secs(10), "h1 reaches h2 after heal", || {
+    poll_until(Duration::from_secs(60), "h1 reaches h2 after heal", || {
         psql_from(&h1, &quick(&p2), "select 1").success()
     });
 }
@@ -119,7 +118,7 @@ fn standby_streams_across_the_bridge_and_stops_when_cut() {
         format!("{}/32", h2.ip)
     );
     p.execute("create table t(i int); insert into t values (1)");
-    s.wait_until(Duration::from_secs(30), "row replicated", |n| {
+    s.wait_until(Duration::from_secs(60), "row replicated", |n| {
         n.try_query_one_string("select count(*) from t")
             .ok()
             .flatten()
@@ -137,18 +136,20 @@ fn standby_streams_across_the_bridge_and_stops_when_cut() {
             == Some("1".into())
     };
     s.wait_until(
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         "WAL receiver to stop streaming after the cut",
         |n| !streaming(n),
     );
     // Writes on the isolated primary do not reach the standby.
     p.execute("insert into t values (2)");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(s.query_one_string("select count(*) from t"), "1");
+    holds_for(Duration::from_secs(1), Duration::from_millis(100), || {
+        s.query_one_string("select count(*) from t") == "1"
+    })
+    .unwrap_or_else(|e| panic!("a write on the cut primary reached the standby: {e}"));
 
     h1.heal();
-    s.wait_streaming(Duration::from_secs(30));
-    s.wait_until(Duration::from_secs(30), "row 2 after heal", |n| {
+    s.wait_streaming(Duration::from_secs(60));
+    s.wait_until(Duration::from_secs(60), "row 2 after heal", |n| {
         n.try_query_one_string("select count(*) from t")
             .ok()
             .flatten()
@@ -157,7 +158,7 @@ fn standby_streams_across_the_bridge_and_stops_when_cut() {
     });
     // stop / start / restart / kill9 work for a node on a host.
     s.restart();
-    s.wait_streaming(Duration::from_secs(30));
+    s.wait_streaming(Duration::from_secs(60));
     p.kill9();
     assert!(!p.is_running());
     p.start();
@@ -176,7 +177,7 @@ fn repmgr_and_repmgrd_run_inside_hosts() {
     assert_eq!(n1.host().ns, c.hosts[0].ns);
     // The CLI on node2's host reaches node1's host (node2's own copy of
     // the metadata may lag the registration by a moment).
-    poll_until(Duration::from_secs(20), "cluster show from node2", || {
+    poll_until(Duration::from_secs(60), "cluster show from node2", || {
         let r = n2.repmgr(&["cluster", "show"]);
         r.success()
             && r.stdout.contains("| node1 | primary | * running")
@@ -197,7 +198,7 @@ fn repmgr_and_repmgrd_run_inside_hosts() {
     let r = n2.cmd(&["cluster", "show"]).run();
     assert!(!r.stdout.contains("| node1 | primary | * running"), "{r}");
     c.hosts[0].heal();
-    poll_until(Duration::from_secs(20), "cluster show after heal", || {
+    poll_until(Duration::from_secs(60), "cluster show after heal", || {
         n2.repmgr(&["cluster", "show"])
             .stdout
             .contains("| node1 | primary | * running")

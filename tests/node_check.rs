@@ -3,6 +3,7 @@
 
 use crate::fixture::registered_cluster;
 use crate::harness::write_user_file;
+use crate::harness::{ExitCode, Nagios};
 
 fn line(r: &crate::harness::RunResult) -> String {
     r.stdout.trim_end_matches('\n').to_string()
@@ -66,39 +67,45 @@ fn node_check_outputs_and_exit_codes() {
     };
     assert_eq!(
         nagios(p, "--role"),
-        ("REPMGR_SERVER_ROLE OK: node is primary".into(), 0)
+        (
+            "REPMGR_SERVER_ROLE OK: node is primary".into(),
+            Nagios::Ok.code()
+        )
     );
     assert_eq!(
         nagios(p, "--replication-lag"),
         (
             "REPMGR_REPLICATION_LAG OK: 0 seconds | lag=0;300;600".into(),
-            0
+            Nagios::Ok.code()
         )
     );
     assert_eq!(
         nagios(p, "--archive-ready"),
         (
             "REPMGR_ARCHIVE_READY OK: 0 pending archive ready files | files=0;16;128".into(),
-            0
+            Nagios::Ok.code()
         )
     );
     assert_eq!(
         nagios(p, "--upstream"),
-        ("REPMGR_UPSTREAM_SERVER OK: N/A - node is primary".into(), 0)
+        (
+            "REPMGR_UPSTREAM_SERVER OK: N/A - node is primary".into(),
+            Nagios::Ok.code()
+        )
     );
     assert_eq!(
         nagios(p, "--downstream"),
         (
             "REPMGR_DOWNSTREAM_SERVERS OK: 1 of 1 downstream nodes attached | attached=1, missing=0"
                 .into(),
-            0
+            Nagios::Ok.code()
         )
     );
     assert_eq!(
         nagios(p, "--slots"),
         (
             "REPMGR_INACTIVE_SLOTS OK: node has no physical replication slots | slots=0;0".into(),
-            0
+            Nagios::Ok.code()
         )
     );
     assert_eq!(
@@ -106,31 +113,40 @@ fn node_check_outputs_and_exit_codes() {
         (
             "REPMGR_MISSING_SLOTS OK: node has no missing physical replication slots | missing_slots=0"
                 .into(),
-            0
+            Nagios::Ok.code()
         )
     );
     assert_eq!(
         nagios(p, "--data-directory-config"),
-        (format!("REPMGR_DATA_DIRECTORY OK: {pdir}"), 0)
+        (
+            format!("REPMGR_DATA_DIRECTORY OK: {pdir}"),
+            Nagios::Ok.code()
+        )
     );
     // repmgrd is not running here.
     assert_eq!(
         nagios(p, "--repmgrd"),
-        ("REPMGRD CRITICAL: repmgrd not running".into(), 2)
+        (
+            "REPMGRD CRITICAL: repmgrd not running".into(),
+            Nagios::Critical.code()
+        )
     );
     // Standby.
     assert_eq!(
         nagios(s, "--role"),
-        ("REPMGR_SERVER_ROLE OK: node is standby".into(), 0)
+        (
+            "REPMGR_SERVER_ROLE OK: node is standby".into(),
+            Nagios::Ok.code()
+        )
     );
     assert_eq!(
         nagios(s, "--upstream"),
-        ("REPMGR_UPSTREAM_SERVER OK: node \"node2\" (ID: 2) is attached to expected upstream node \"node1\" (ID: 1)".into(), 0)
+        ("REPMGR_UPSTREAM_SERVER OK: node \"node2\" (ID: 2) is attached to expected upstream node \"node1\" (ID: 1)".into(), Nagios::Ok.code())
     );
     let (l, code) = nagios(s, "--replication-lag");
     assert!(l.starts_with("REPMGR_REPLICATION_LAG OK: "), "{l}");
     assert!(l.ends_with(";300;600"), "{l}");
-    assert_eq!(code, 0);
+    assert_eq!(code, Nagios::Ok.code());
 
     // A single check without --nagios still exits Nagios-style.
     let r = p.repmgr(&["node", "check", "--role"]);
@@ -147,23 +163,23 @@ fn node_check_outputs_and_exit_codes() {
     };
     assert_eq!(
         opt(p, &["--archive-ready"]),
-        ("--status=OK --files=0".into(), 0)
+        ("--status=OK --files=0".into(), Nagios::Ok.code())
     );
     assert_eq!(
         opt(p, &["--replication-lag"]),
-        ("--status=OK --lag=0".into(), 0)
+        ("--status=OK --lag=0".into(), Nagios::Ok.code())
     );
     assert_eq!(
         opt(p, &["--data-directory-config"]),
-        ("--configured-data-directory=OK".into(), 0)
+        ("--configured-data-directory=OK".into(), Nagios::Ok.code())
     );
     assert_eq!(
         opt(p, &["--db-connection"]),
-        ("--db-connection=OK".into(), 0)
+        ("--db-connection=OK".into(), Nagios::Ok.code())
     );
     assert_eq!(
         opt(p, &["--replication-config-owner"]),
-        ("--replication-config-owner=OK".into(), 0)
+        ("--replication-config-owner=OK".into(), Nagios::Ok.code())
     );
     let r = s.repmgr(&[
         "node",
@@ -176,18 +192,21 @@ fn node_check_outputs_and_exit_codes() {
     let r = s.repmgr(&["node", "check", "--replication-connection"]);
     assert_eq!(r.stdout, "--connection=UNKNOWN\n", "{r}");
     let r = p.repmgr(&["node", "check", "--has-passfile"]);
-    assert!(r.status == 0 || r.status == 1, "{r}");
+    assert!(
+        r.exited(ExitCode::Success) || r.exited(ExitCode::BadConfig),
+        "{r}"
+    );
     assert_eq!(r.stdout, "");
 
     // Refusals.
     p.repmgr(&["node", "check", "--nagios"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("--nagios can only be used with a specific check");
     p.repmgr(&["node", "check", "--role", "--csv"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("--csv output not provided with --role option");
 
-    // WAL archiving: WARNING (1) and CRITICAL (2) from the thresholds.
+    // WAL archiving: WARNING and CRITICAL from the thresholds.
     let status_dir = p.pg.datadir.join("pg_wal/archive_status");
     for seg in ["0000000100000000000000F1", "0000000100000000000000F2"] {
         write_user_file(&status_dir.join(format!("{seg}.ready")), "");
@@ -197,12 +216,15 @@ fn node_check_outputs_and_exit_codes() {
         nagios(p, "--archive-ready"),
         (
             "REPMGR_ARCHIVE_READY WARNING: 2 pending archive ready files | files=2;1;5".into(),
-            1
+            Nagios::Warning.code()
         )
     );
     assert_eq!(
         opt(p, &["--archive-ready"]),
-        ("--status=WARNING --files=2 --threshold=1".into(), 1)
+        (
+            "--status=WARNING --files=2 --threshold=1".into(),
+            Nagios::Warning.code()
+        )
     );
     write_user_file(&status_dir.join("0000000100000000000000F3.ready"), "");
     p.append_conf("archive_ready_critical=2");
@@ -210,11 +232,11 @@ fn node_check_outputs_and_exit_codes() {
         nagios(p, "--archive-ready"),
         (
             "REPMGR_ARCHIVE_READY CRITICAL: 3 pending archive ready files | files=3;1;2".into(),
-            2
+            Nagios::Critical.code()
         )
     );
     let r = p.repmgr(&["node", "check"]);
-    r.assert_code(25).assert_stdout_contains(
+    r.assert_code(ExitCode::NodeStatus).assert_stdout_contains(
         "\tWAL archiving: CRITICAL (3 pending archive ready files, critical threshold: 2)\n",
     );
     for seg in [
@@ -232,24 +254,25 @@ fn node_check_outputs_and_exit_codes() {
         (
             "REPMGR_INACTIVE_SLOTS CRITICAL: 1 of 1 physical replication slots are inactive | slots=1;1"
                 .into(),
-            2
+            Nagios::Critical.code()
         )
     );
-    p.repmgr(&["node", "check"]).assert_code(25);
+    p.repmgr(&["node", "check"])
+        .assert_code(ExitCode::NodeStatus);
     p.pg.execute("SELECT pg_drop_replication_slot('dangling')");
 
     // A standby registered with a slot that does not exist: CRITICAL.
     p.pg.execute("UPDATE repmgr.nodes SET slot_name = 'repmgr_slot_2' WHERE node_id = 2");
     assert_eq!(
         nagios(p, "--missing-slots"),
-        ("REPMGR_MISSING_SLOTS CRITICAL: 1 physical replication slots are missing: repmgr_slot_2 | missing_slots=1;repmgr_slot_2".into(), 2)
+        ("REPMGR_MISSING_SLOTS CRITICAL: 1 physical replication slots are missing: repmgr_slot_2 | missing_slots=1;repmgr_slot_2".into(), Nagios::Critical.code())
     );
     p.pg.execute("UPDATE repmgr.nodes SET slot_name = NULL WHERE node_id = 2");
 
     // The standby promoted behind repmgr's back: --role CRITICAL.
     s.pg.execute("SELECT pg_promote()");
     crate::harness::poll_until(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "standby to leave recovery",
         || !s.pg.is_in_recovery(),
     );
@@ -258,7 +281,7 @@ fn node_check_outputs_and_exit_codes() {
         (
             "REPMGR_SERVER_ROLE CRITICAL: node is registered as standby but running as primary"
                 .into(),
-            2
+            Nagios::Critical.code()
         )
     );
 
@@ -266,10 +289,10 @@ fn node_check_outputs_and_exit_codes() {
     s.pg.stop();
     assert_eq!(
         nagios(p, "--downstream"),
-        ("REPMGR_DOWNSTREAM_SERVERS CRITICAL: 1 of 1 downstream nodes not attached (missing: node2 (ID: 2)) | attached=0, missing=1".into(), 2)
+        ("REPMGR_DOWNSTREAM_SERVERS CRITICAL: 1 of 1 downstream nodes not attached (missing: node2 (ID: 2)) | attached=0, missing=1".into(), Nagios::Critical.code())
     );
     p.repmgr(&["node", "check"])
-        .assert_code(25)
+        .assert_code(ExitCode::NodeStatus)
         .assert_stdout_contains(
             "\tDownstream servers: CRITICAL (1 of 1 downstream nodes not attached; missing: node2 (ID: 2))\n",
         );
@@ -278,13 +301,14 @@ fn node_check_outputs_and_exit_codes() {
         nagios(s, "--role"),
         (
             "REPMGR_SERVER_ROLE CRITICAL: unable to connect to node \"node2\" (ID: 2)".into(),
-            2
+            Nagios::Critical.code()
         )
     );
-    s.repmgr(&["node", "check", "--role"]).assert_code(6);
+    s.repmgr(&["node", "check", "--role"])
+        .assert_code(ExitCode::DbConn);
     assert_eq!(
         opt(s, &["--archive-ready"]),
-        ("--error=DB_CONNECTION".into(), 6)
+        ("--error=DB_CONNECTION".into(), ExitCode::DbConn.code())
     );
     assert_eq!(opt(s, &["--db-connection"]).0, "--db-connection=CRITICAL");
 }
@@ -339,12 +363,12 @@ fn node_status_service_and_cleanup() {
     // An issue (an inactive slot) makes node status exit 25.
     p.pg.execute("SELECT pg_create_physical_replication_slot('dangling')");
     let r = p.repmgr(&["node", "status"]);
-    r.assert_code(25)
+    r.assert_code(ExitCode::NodeStatus)
         .assert_stdout_contains("; 1 inactive\n")
         .assert_stderr_contains("following issue(s) were detected:")
         .assert_stdout_contains("  - node has 1 inactive physical replication slots\n");
     p.repmgr(&["node", "status", "--csv"])
-        .assert_code(25)
+        .assert_code(ExitCode::NodeStatus)
         .assert_stdout_contains("\"inactive_replication_slots\",1,\"dangling\"\n");
     p.pg.execute("SELECT pg_drop_replication_slot('dangling')");
 
@@ -379,7 +403,7 @@ fn node_status_service_and_cleanup() {
     s.repmgr(&["node", "service", "--action=reload"])
         .assert_success();
     s.repmgr(&["node", "service", "--action=bogus"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("unknown value \"bogus\" provided for parameter --action");
 
     // --is-shutdown-cleanly: UP, DOWN after a clean stop, UNCLEAN after kill -9.
@@ -389,7 +413,7 @@ fn node_status_service_and_cleanup() {
         .assert_success();
     // repmgr's pg_ctl stop does not wait (-W): switchover polls, so do we.
     crate::harness::poll_until(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "standby to stop",
         || !s.pg.is_running(),
     );
@@ -408,7 +432,7 @@ fn node_status_service_and_cleanup() {
     // A failing service command exits 5.
     s.append_conf("service_reload_command='/bin/false'");
     s.repmgr(&["node", "service", "--action=reload"])
-        .assert_code(5);
+        .assert_code(ExitCode::LocalCommand);
 
     // cluster cleanup.
     p.pg.execute(

@@ -15,14 +15,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster_on_hosts, HostCluster, Node};
-use crate::harness::{poll_until, try_poll_until, Daemon, PgNode};
+use crate::harness::{holds_for, poll_until, try_poll_until, Daemon, PgNode};
+
+/// How often a "nothing happens" condition is checked while it must hold.
+const STEP: Duration = Duration::from_millis(100);
 
 /// repmgr.conf lines under which fencing is guaranteed to come first.
 fn safe(_: i32) -> String {
@@ -56,7 +59,7 @@ fn wait_heartbeats(primary: &Node, n: usize) {
     let sql = "SELECT count(*) FROM repmgr.repmgrd_status
                 WHERE pid IS NOT NULL AND last_updated > now() - interval '2 seconds'";
     poll_until(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         &format!("fresh heartbeats of {n} repmgrd on {}", primary.pg.name),
         || answer(primary, sql).and_then(|s| s.parse::<usize>().ok()) == Some(n),
     );
@@ -248,6 +251,8 @@ struct WriterReport {
 /// records when its last one committed.
 struct Writer {
     stop: Arc<AtomicBool>,
+    /// Commits so far, readable while it runs.
+    committed: Arc<AtomicU64>,
     handle: Option<JoinHandle<WriterReport>>,
 }
 
@@ -256,6 +261,8 @@ impl Writer {
         let t = Target::of(n);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let committed = Arc::new(AtomicU64::new(0));
+        let count = committed.clone();
         let handle = std::thread::spawn(move || {
             let mut conn = None;
             let mut r = WriterReport::default();
@@ -268,6 +275,7 @@ impl Writer {
                     Ok(()) => {
                         r.commits += 1;
                         r.last_commit = Some(Instant::now());
+                        count.store(r.commits, Ordering::Relaxed);
                     }
                     Err(e) => r.last_error = Some(e),
                 }
@@ -277,8 +285,14 @@ impl Writer {
         });
         Writer {
             stop,
+            committed,
             handle: Some(handle),
         }
+    }
+
+    /// Commits so far.
+    fn commits(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 
     fn finish(mut self) -> WriterReport {
@@ -323,7 +337,7 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
     let checker = Checker::start(n1, &[n1, n2, n3]);
     let writer = Writer::start(n1);
     poll_until(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "the writer commits on node1",
         || answer(n1, "SELECT count(*) > 0 FROM t").as_deref() == Some("t"),
     );
@@ -337,7 +351,7 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
     let (new, other) = if is_primary(n2) { (n2, n3) } else { (n3, n2) };
     let other_name = other.pg.name.clone();
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         &format!("{other_name} follows {}", new.pg.name),
         || streams_from(new, &other_name),
     );
@@ -358,7 +372,7 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
     // After healing, node1 learns of the promotion and stays fenced; the
     // event is recorded on the new primary.
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "node1's repmgrd records that it was superseded (repmgrd_fence on the new primary)",
         || {
             answer(
@@ -370,13 +384,13 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
         },
     );
     // A few more monitoring cycles with the link up: nothing unfences it.
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        fenced_or_down(n1),
-        "node1 is writable again after the heal, although {} was promoted\n{}",
-        new.pg.name,
-        tails(&daemons)
-    );
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || fenced_or_down(n1)) {
+        panic!(
+            "node1 is writable again after the heal ({e}), although {} was promoted\n{}",
+            new.pg.name,
+            tails(&daemons)
+        );
+    }
     let r = new.repmgr(&["cluster", "show"]);
     assert!(
         r.stdout.contains("| node1 | primary | ! fenced ") || !n1.pg.is_running(),
@@ -470,7 +484,7 @@ fn an_isolated_primary_with_fence_mode_stop_is_stopped_and_restarts_as_a_standby
     );
     n1.host().heal();
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "node1's repmgrd prepares the data directory (standby.signal) once it sees the new primary",
         || n1.pg.datadir.join("standby.signal").exists(),
     );
@@ -501,14 +515,22 @@ fn an_isolated_standby_causes_no_failover_and_streams_again_after_the_heal() {
     let checker = Checker::start(n1, &[n1, n2, n3]);
 
     n3.host().cut();
-    // node3's repmgrd gives up on node1 and holds an election it cannot win.
-    daemons[2].wait_for_output("failover cancelled", Duration::from_secs(45));
-    let no_promotion = !try_poll_until(Duration::from_secs(4), || is_primary(n2) || is_primary(n3));
-    assert!(
-        no_promotion,
-        "a standby was promoted while only node3 was cut off\n{}",
-        tails(&daemons)
+    // The cut took: node1 loses node3's WAL receiver.
+    poll_until(
+        Duration::from_secs(60),
+        "node1 no longer streams to node3",
+        || !streams_from(n1, "node3"),
     );
+    // node3's repmgrd gives up on node1 and holds an election it cannot win.
+    daemons[2].wait_for_output("failover cancelled", Duration::from_secs(60));
+    if let Err(e) = holds_for(Duration::from_secs(4), STEP, || {
+        !is_primary(n2) && !is_primary(n3)
+    }) {
+        panic!(
+            "a standby was promoted while only node3 was cut off ({e})\n{}",
+            tails(&daemons)
+        );
+    }
     assert!(
         !fenced_or_down(n1) && is_primary(n1),
         "node1 still sees node2 (2 of 3 voters) and must not be fenced\n{}",
@@ -518,18 +540,57 @@ fn an_isolated_standby_causes_no_failover_and_streams_again_after_the_heal() {
 
     n3.host().heal();
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "node3 streams from node1 again",
         || streams_from(n1, "node3"),
     );
     poll_until(
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         "node3 replays node1's writes",
         || answer(n3, "SELECT count(*) FROM t") == answer(n1, "SELECT count(*) FROM t"),
     );
     assert!(n2.pg.is_in_recovery() && n3.pg.is_in_recovery());
     assert!(promotions_logged(&daemons).is_empty());
     checker.finish();
+    drop(daemons);
+}
+
+/// Test 2 at the worst moment: node3's repmgrd has a query in flight on
+/// the primary when the link is cut (its heartbeat, made to wait on a row
+/// lock there). The primary acknowledged the request; its answer is lost
+/// in the partition. Nothing is unacknowledged on node3's side, so the
+/// connection's tcp_user_timeout never fires, and keepalives (default idle
+/// 2 h) start too late: only a deadline of repmgrd's own can end the wait.
+/// node3's repmgrd must still give up on node1 and cancel the failover.
+///
+/// Ignored while repmgrd blocks in that query (the heartbeat on the
+/// primary, `db::daemon_status::heartbeat` from
+/// `Monitor::heartbeat_and_history`, has no deadline): it is what makes
+/// the test above fail now and then (node3's repmgrd logs nothing after
+/// the cut), made certain here. Run it with `--ignored`.
+#[test]
+#[ignore = "repmgrd bug: a query to the primary in flight at a cut blocks the daemon"]
+fn an_isolated_standby_gives_up_on_its_primary_even_with_a_query_in_flight_at_the_cut() {
+    let (c, daemons) = cluster(2, safe);
+    let (n1, n3) = (&c.nodes[0], &c.nodes[2]);
+    let mut lock = n1.pg.try_socket_client().expect("a session on node1");
+    lock.batch_execute("BEGIN; SELECT 1 FROM repmgr.repmgrd_status WHERE node_id = 3 FOR UPDATE")
+        .expect("locking node3's heartbeat row");
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+            AND client_addr = '{}' AND query LIKE '%repmgrd_status%'",
+        n3.host().ip
+    );
+    poll_until(
+        Duration::from_secs(60),
+        "node3's heartbeat waiting on the lock on node1",
+        || answer(n1, &waiting).as_deref() == Some("1"),
+    );
+    n3.host().cut();
+    // Now node1 answers, into the partition.
+    lock.batch_execute("COMMIT").expect("releasing the lock");
+    daemons[2].wait_for_output("failover cancelled", Duration::from_secs(60));
+    n3.host().heal();
     drop(daemons);
 }
 
@@ -542,22 +603,23 @@ fn two_nodes_without_a_witness_never_fail_over_on_a_partition() {
     let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
     daemons[1].wait_for_output(
         "automatic failover needs a majority",
-        Duration::from_secs(5),
+        Duration::from_secs(60),
     );
     let checker = Checker::start(n1, &[n1, n2]);
 
     n1.host().cut();
-    daemons[1].wait_for_output("failover cancelled", Duration::from_secs(45));
+    daemons[1].wait_for_output("failover cancelled", Duration::from_secs(60));
     let cancelled = Instant::now();
     // The primary keeps writing through the partition.
     let writer = Writer::start(n1);
-    let no_promotion = !try_poll_until(Duration::from_secs(4), || is_primary(n2));
+    let no_promotion = holds_for(Duration::from_secs(4), STEP, || !is_primary(n2));
     let w = writer.finish();
-    assert!(
-        no_promotion,
-        "node2 was promoted without a majority\n{}",
-        tails(&daemons)
-    );
+    if let Err(e) = no_promotion {
+        panic!(
+            "node2 was promoted without a majority ({e})\n{}",
+            tails(&daemons)
+        );
+    }
     assert!(
         w.last_commit.is_some_and(|t| t > cancelled),
         "node1 (by design never fenced in a two-voter cluster) stopped taking writes: {w:?}\n{}",
@@ -567,7 +629,7 @@ fn two_nodes_without_a_witness_never_fail_over_on_a_partition() {
 
     n1.host().heal();
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "node2 streams from node1 again",
         || streams_from(n1, "node2"),
     );
@@ -590,7 +652,7 @@ fn two_nodes_with_the_repmgr_rule_fail_over_and_the_old_primary_is_fenced_when_t
     // node1 still takes writes (no checker here; that is the accepted risk).
     n1.host().heal();
     let healed = Instant::now();
-    let fenced = try_poll_until(Duration::from_secs(15), || fenced_or_down(n1));
+    let fenced = try_poll_until(Duration::from_secs(60), || fenced_or_down(n1));
     assert!(
         fenced,
         "node1 still accepts writes {} after the link returned, although node2 was promoted (timeline {:?} vs {:?})\n{}",
@@ -600,7 +662,7 @@ fn two_nodes_with_the_repmgr_rule_fail_over_and_the_old_primary_is_fenced_when_t
         tails(&daemons)
     );
     poll_until(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         "repmgrd_fence recorded on node2",
         || {
             answer(
@@ -626,7 +688,7 @@ fn add_witness(c: &HostCluster, extra: &str) -> (Node, Daemon) {
         .run()
         .assert_success();
     let d = w.repmgrd();
-    d.wait_for_output("running as witness", Duration::from_secs(5));
+    d.wait_for_output("running as witness", Duration::from_secs(60));
     (w, d)
 }
 
@@ -655,8 +717,9 @@ fn with_a_witness_an_isolated_primary_is_replaced_with_the_witness_vote() {
         tails(&daemons)
     );
     n1.host().heal();
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(fenced_or_down(n1), "node1 unfenced after the heal");
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || fenced_or_down(n1)) {
+        panic!("node1 unfenced after the heal ({e})\n{}", tails(&daemons));
+    }
     checker.finish();
     drop(daemons);
     drop(w);
@@ -675,21 +738,26 @@ fn with_a_witness_an_isolated_standby_changes_nothing() {
     let checker = Checker::start(n1, &[n1, n2]);
 
     n2.host().cut();
-    daemons[1].wait_for_output("failover cancelled", Duration::from_secs(45));
-    let nothing = !try_poll_until(Duration::from_secs(4), || {
-        is_primary(n2) || fenced_or_down(n1)
-    });
-    assert!(
-        nothing,
-        "cutting the standby off changed something: node2 primary: {}, node1 fenced: {}\n{}",
-        is_primary(n2),
-        fenced_or_down(n1),
-        tails(&daemons)
+    poll_until(
+        Duration::from_secs(60),
+        "node1 no longer streams to node2",
+        || !streams_from(n1, "node2"),
     );
+    daemons[1].wait_for_output("failover cancelled", Duration::from_secs(60));
+    if let Err(e) = holds_for(Duration::from_secs(4), STEP, || {
+        !is_primary(n2) && !fenced_or_down(n1)
+    }) {
+        panic!(
+            "cutting the standby off changed something ({e}): node2 primary: {}, node1 fenced: {}\n{}",
+            is_primary(n2),
+            fenced_or_down(n1),
+            tails(&daemons)
+        );
+    }
     n1.pg.execute("INSERT INTO t (at) VALUES (now())");
     n2.host().heal();
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "node2 streams from node1 again",
         || streams_from(n1, "node2"),
     );
@@ -717,24 +785,33 @@ fn an_old_primary_started_by_hand_after_a_failover_accepts_no_write() {
     // node1's repmgrd outlived its server: it prepares the data directory
     // (standby.signal + primary_conninfo) for whoever restarts it.
     poll_until(
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         "node1's repmgrd prepares the data directory (standby.signal)",
         || n1.pg.datadir.join("standby.signal").exists(),
     );
 
     n1.pg.start();
     let started = Instant::now();
-    // monitor_interval_secs + 2 s.
-    let safe_in_time = try_poll_until(Duration::from_secs(3), || {
-        n1.pg.is_in_recovery() || fenced_or_down(n1)
-    });
-    assert!(
-        safe_in_time,
-        "node1 came back as a writable primary and was not fenced within 3 s\n{}",
-        tails(&daemons)
+    // A standby (standby.signal) or fenced: either way read-only. The
+    // writer, trying all along, must never have committed (below).
+    let safe =
+        || answer(n1, "SELECT pg_is_in_recovery()").as_deref() == Some("t") || fenced_or_down(n1);
+    poll_until(
+        Duration::from_secs(60),
+        "node1 restarted read-only (a standby, or fenced)",
+        safe,
     );
-    // Let repmgrd on node1 see its server back.
-    std::thread::sleep(Duration::from_secs(3));
+    // While node1's repmgrd sees its server back: it stays read-only and
+    // the writer gets nothing in.
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || {
+        writer.commits() == 0 && safe()
+    }) {
+        panic!(
+            "node1 did not stay read-only after its restart ({e}; {} commits)\n{}",
+            writer.commits(),
+            tails(&daemons)
+        );
+    }
     let w = writer.finish();
     assert_eq!(
         w.commits,
@@ -747,7 +824,7 @@ fn an_old_primary_started_by_hand_after_a_failover_accepts_no_write() {
         tails(&daemons)
     );
     poll_until(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         &format!("repmgrd_fence for node1 recorded on {}", new.pg.name),
         || {
             answer(
@@ -791,7 +868,7 @@ fn flapping(down: Duration, up: Duration) {
     assert!(!h.is_cut());
     // Settle: exactly one node accepts writes (a fenced node refuses them).
     let writable = |n: &Node| is_primary(n) && !fenced_or_down(n);
-    let settled = try_poll_until(Duration::from_secs(45), || {
+    let settled = try_poll_until(Duration::from_secs(60), || {
         c.nodes.iter().filter(|n| writable(n)).count() == 1
     });
     let names: Vec<String> = c

@@ -26,7 +26,7 @@ fn cutting_the_primary_host_promotes_a_standby_and_the_other_follows() {
     n1.pg.execute("CREATE TABLE t (id int primary key)");
     n1.pg.execute("INSERT INTO t SELECT generate_series(1, 10)");
     for s in [n2, n3] {
-        poll_until(Duration::from_secs(20), "rows replicated", || {
+        poll_until(Duration::from_secs(60), "rows replicated", || {
             s.pg.try_query_one_string("SELECT count(*) FROM t")
                 .ok()
                 .flatten()
@@ -39,13 +39,13 @@ fn cutting_the_primary_host_promotes_a_standby_and_the_other_follows() {
 
     n1.host().cut();
 
-    poll_until(Duration::from_secs(40), "a standby promoted", || {
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
         writable(n2) || writable(n3)
     });
     let (new, other) = if writable(n2) { (n2, n3) } else { (n3, n2) };
     let other_name = other.pg.name.clone();
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         &format!("{other_name} follows {}", new.pg.name),
         || streams_from(new, &other_name),
     );
@@ -55,7 +55,7 @@ fn cutting_the_primary_host_promotes_a_standby_and_the_other_follows() {
     // The new primary's writes reach the follower across the bridge.
     new.pg.execute("INSERT INTO t VALUES (11)");
     poll_until(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the follower has the new row",
         || {
             other

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::fixture::registered_cluster;
 use crate::harness::poll_until;
+use crate::harness::ExitCode;
 
 #[test]
 fn promote_then_follow_the_new_primary() {
@@ -12,7 +13,7 @@ fn promote_then_follow_the_new_primary() {
     n1.pg.execute("CREATE TABLE t (id int primary key, v text)");
     n1.pg.execute("INSERT INTO t VALUES (1, 'before')");
     for s in [n2, n3] {
-        poll_until(Duration::from_secs(20), "row replicated", || {
+        poll_until(Duration::from_secs(60), "row replicated", || {
             s.pg.try_query_one_string("SELECT count(*) FROM t")
                 .ok()
                 .flatten()
@@ -45,7 +46,7 @@ fn promote_then_follow_the_new_primary() {
     n3.repmgr(&["standby", "follow"])
         .assert_success()
         .assert_stderr_contains("STANDBY FOLLOW successful");
-    poll_until(Duration::from_secs(20), "node3 has node2's new row", || {
+    poll_until(Duration::from_secs(60), "node3 has node2's new row", || {
         n3.pg
             .try_query_one_string("SELECT count(*) FROM t")
             .ok()
@@ -77,12 +78,12 @@ fn promote_refusals() {
     // On the primary: exit 8, as repmgr.
     nodes[0]
         .repmgr(&["standby", "promote"])
-        .assert_code(8)
+        .assert_code(ExitCode::PromotionFail)
         .assert_stderr_contains("can only be executed on a standby");
     // While the primary is reachable: refused, nothing changes.
     nodes[1]
         .repmgr(&["standby", "promote"])
-        .assert_code(8)
+        .assert_code(ExitCode::PromotionFail)
         .assert_stderr_contains("already has an active primary");
     assert!(nodes[1].pg.is_in_recovery());
 }
@@ -92,11 +93,11 @@ fn follow_refusals() {
     let nodes = registered_cluster(1);
     nodes[0]
         .repmgr(&["standby", "follow"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("not a standby");
     nodes[1]
         .repmgr(&["standby", "follow", "--upstream-node-id=9"])
-        .assert_code(23)
+        .assert_code(ExitCode::FollowFail)
         .assert_stderr_contains("not registered");
 }
 
@@ -119,7 +120,7 @@ fn follow_refuses_a_diverged_timeline_and_changes_nothing() {
     let auto_conf = n1.pg.path("data/postgresql.auto.conf");
     let before = std::fs::read_to_string(&auto_conf).unwrap();
     let r = n1.repmgr(&["standby", "follow", "--upstream-node-id=2"]);
-    r.assert_code(23)
+    r.assert_code(ExitCode::FollowFail)
         .assert_stderr_contains("cannot follow node \"node2\"")
         .assert_stderr_contains("forked off timeline 1")
         .assert_stderr_contains("node rejoin --force-rewind");
@@ -146,13 +147,13 @@ fn node_control_disables_and_enables_the_wal_receiver() {
     };
     nodes[0]
         .repmgr(&["node", "control", "--disable-wal-receiver"])
-        .assert_code(1);
+        .assert_code(ExitCode::BadConfig);
     nodes[1]
         .repmgr(&["node", "control", "--disable-wal-receiver"])
         .assert_success();
-    poll_until(Duration::from_secs(10), "receiver gone", || !streaming());
+    poll_until(Duration::from_secs(60), "receiver gone", || !streaming());
     nodes[1]
         .repmgr(&["node", "control", "--enable-wal-receiver"])
         .assert_success();
-    poll_until(Duration::from_secs(20), "receiver back", streaming);
+    poll_until(Duration::from_secs(60), "receiver back", streaming);
 }

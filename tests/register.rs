@@ -1,6 +1,7 @@
 //! primary/standby register and unregister on real PostgreSQL.
 
 use crate::fixture::{registered_cluster, write_conf, Node};
+use crate::harness::ExitCode;
 use crate::harness::{user_tempdir, PgNode};
 
 #[test]
@@ -75,7 +76,7 @@ fn primary_register_twice_is_refused_without_force() {
     let p = Node::primary("node1", 1);
     p.repmgr(&["primary", "register"]).assert_success();
     p.repmgr(&["primary", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("already registered")
         .assert_stderr_contains("-F/--force");
     p.repmgr(&["primary", "register", "-F"])
@@ -124,7 +125,7 @@ fn standby_register_finds_primary_from_local_metadata() {
     );
     // Registering again without -F is refused; with -F it overwrites.
     s.repmgr(&["standby", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("already registered");
     s.repmgr(&["standby", "register", "-F"]).assert_success();
     // The show_nodes view names the upstream.
@@ -167,10 +168,10 @@ fn register_refuses_wrong_roles_and_duplicates() {
     let (p, s) = (&nodes[0], &nodes[1]);
     // primary register on a standby; standby register on a primary.
     s.repmgr(&["primary", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("standby");
     p.repmgr(&["standby", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("should be a standby");
 
     // A third node reusing node_id 2 or node name "node1".
@@ -178,11 +179,11 @@ fn register_refuses_wrong_roles_and_duplicates() {
     let before = p.count("SELECT count(*) FROM repmgr.nodes");
     let dup_id = write_conf(&third, 2, "node3", &third.conninfo(), "");
     crate::harness::repmgr(&["-f", &dup_id, "standby", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("already registered");
     let dup_name = write_conf(&third, 3, "node1", &third.conninfo(), "");
     crate::harness::repmgr(&["-f", &dup_name, "standby", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("node name \"node1\" is already in use");
     assert_eq!(
         p.count("SELECT count(*) FROM repmgr.nodes"),
@@ -208,11 +209,11 @@ fn second_primary_is_refused_while_first_is_reachable() {
     ));
     other
         .repmgr(&["primary", "register"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("already an active registered primary");
     other
         .repmgr(&["primary", "register", "-F"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("already an active registered primary");
 }
 
@@ -222,11 +223,11 @@ fn standby_unregister_and_primary_unregister_refusals() {
     let (p, s) = (&nodes[0], &nodes[1]);
     // The primary has a registered standby: refused even with -F.
     p.repmgr(&["primary", "unregister", "-F"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("downstream");
     // standby unregister of the primary node is refused.
     s.repmgr(&["standby", "unregister", "--node-id=1"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("not a standby");
     s.repmgr(&["standby", "unregister"]).assert_success();
     assert_eq!(
@@ -239,7 +240,7 @@ fn standby_unregister_and_primary_unregister_refusals() {
     );
     // An active primary without standbys: needs -F.
     p.repmgr(&["primary", "unregister"])
-        .assert_code(1)
+        .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("-F");
     p.repmgr(&["primary", "unregister", "-F"]).assert_success();
     assert_eq!(p.count("SELECT count(*) FROM repmgr.nodes"), 0);
@@ -313,7 +314,7 @@ fn password_from_passfile() {
     let p = Node::configure(pg, 1, "");
     // No password anywhere: a clear connection error.
     p.repmgr(&["primary", "register"])
-        .assert_code(6)
+        .assert_code(ExitCode::DbConn)
         .assert_stderr_contains("password");
     let dir = user_tempdir();
     let passfile = crate::harness::write_user_file(

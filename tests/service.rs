@@ -6,6 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::fixture::{registered_cluster, Node};
+use crate::harness::ExitCode;
 use crate::harness::{pid_alive, poll_until, try_poll_until, user_tempdir, Daemon};
 
 /// A foreground repmgrd for `node`, with its own pid file in `dir`.
@@ -53,7 +54,7 @@ fn service_status_pause_unpause_with_running_daemons() {
 
     // Heartbeats reach the primary's table and the standby's copy.
     let mut csv = Vec::new();
-    let ok = try_poll_until(Duration::from_secs(30), || {
+    let ok = try_poll_until(Duration::from_secs(60), || {
         csv = status_csv(&nodes[1]);
         csv.len() == 2 && csv.iter().all(|f| f[4] == "1")
     });
@@ -139,7 +140,7 @@ fn service_status_pause_unpause_with_running_daemons() {
     r.assert_success();
     r.assert_stderr_contains("NOTICE: node 1 (node1) paused");
     r.assert_stderr_contains("NOTICE: node 2 (node2) paused");
-    poll_until(Duration::from_secs(10), "standby copy paused", || {
+    poll_until(Duration::from_secs(60), "standby copy paused", || {
         local_paused(&nodes[1], 2) == "t"
     });
     let csv = status_csv(&nodes[0]);
@@ -160,7 +161,7 @@ fn service_status_pause_unpause_with_running_daemons() {
     let r = nodes[0].repmgr(&["service", "unpause"]);
     r.assert_success();
     r.assert_stderr_contains("NOTICE: node 2 (node2) unpaused");
-    poll_until(Duration::from_secs(10), "standby copy unpaused", || {
+    poll_until(Duration::from_secs(60), "standby copy unpaused", || {
         local_paused(&nodes[1], 2) == "f"
     });
     let csv = status_csv(&nodes[0]);
@@ -168,9 +169,14 @@ fn service_status_pause_unpause_with_running_daemons() {
 
     // A stopped repmgrd shows as not running; status still exits 0.
     d2.signal(Signal::SIGTERM);
-    assert_eq!(d2.wait_exit(Duration::from_secs(15)), 0, "{}", d2.output());
+    assert_eq!(
+        d2.wait_exit(Duration::from_secs(30)),
+        ExitCode::Success.code(),
+        "{}",
+        d2.output()
+    );
     let mut csv = Vec::new();
-    let ok = try_poll_until(Duration::from_secs(20), || {
+    let ok = try_poll_until(Duration::from_secs(60), || {
         csv = status_csv(&nodes[0]);
         csv[1][4] == "0"
     });
@@ -218,7 +224,7 @@ fn service_status_and_pause_without_daemons() {
     let r = nodes[1].repmgr(&["service", "pause"]);
     r.assert_success();
     r.assert_stderr_contains("NOTICE: node 1 (node1) paused");
-    poll_until(Duration::from_secs(10), "standby copy paused", || {
+    poll_until(Duration::from_secs(60), "standby copy paused", || {
         local_paused(&nodes[1], 2) == "t"
     });
 
@@ -271,10 +277,10 @@ fn service_pause_without_a_primary_exits_26() {
     let nodes = registered_cluster(1);
     nodes[0].pg.stop();
     let r = nodes[1].repmgr(&["service", "pause"]);
-    r.assert_code(26);
+    r.assert_code(ExitCode::RepmgrdPause);
     r.assert_stderr_contains("unable to pause 2 node(s)");
     let r = nodes[1].repmgr(&["service", "unpause"]);
-    r.assert_code(26);
+    r.assert_code(ExitCode::RepmgrdPause);
 }
 
 /// Kills a forked repmgrd at the end of the test, whatever happened.
@@ -328,7 +334,7 @@ fn daemon_start_and_stop_a_forked_repmgrd() {
     r.assert_stderr_contains("repmgrd was successfully started");
     let pid = read_pid(&pid_file).expect("pid file written");
     assert!(pid_alive(pid));
-    poll_until(Duration::from_secs(15), "monitoring started", || {
+    poll_until(Duration::from_secs(60), "monitoring started", || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("starting monitoring")
@@ -349,7 +355,7 @@ fn daemon_start_and_stop_a_forked_repmgrd() {
     r.assert_success();
     r.assert_stderr_contains("repmgrd was successfully stopped");
     assert!(!pid_alive(pid));
-    poll_until(Duration::from_secs(5), "pid file removed", || {
+    poll_until(Duration::from_secs(60), "pid file removed", || {
         !pid_file.exists()
     });
 
@@ -371,14 +377,14 @@ fn daemon_start_with_a_failing_start_command_exits_27() {
         ),
     );
     let r = p.repmgr(&["daemon", "start"]);
-    r.assert_code(27);
+    r.assert_code(ExitCode::RepmgrdService);
     r.assert_stderr_contains("unable to start repmgrd");
     r.assert_stderr_contains("no such service");
 
     // A start command that succeeds but starts nothing: the wait times out.
     append_conf(&p, "repmgrd_service_start_command='true'");
     let r = p.repmgr(&["daemon", "start", "--wait=2"]);
-    r.assert_code(27);
+    r.assert_code(ExitCode::RepmgrdService);
     r.assert_stderr_contains("repmgrd does not appear to have started after 2 seconds");
 }
 
@@ -402,12 +408,12 @@ fn daemon_start_after_a_killed_repmgrd() {
     // A foreground repmgrd (reaped by this test) killed without a clean
     // stop: its heartbeat is still fresh, its pid file names a dead pid.
     let mut d = Daemon::repmgrd("repmgrd-killed", &["-f", &p.conf, "--daemonize=false"]);
-    poll_until(Duration::from_secs(20), "heartbeat", || {
+    poll_until(Duration::from_secs(60), "heartbeat", || {
         p.count("SELECT count(*) FROM repmgr.repmgrd_status WHERE pid IS NOT NULL") == 1
     });
     assert_eq!(read_pid(&pid_file), Some(d.pid()));
     d.signal(Signal::SIGKILL);
-    d.wait_exit(Duration::from_secs(10));
+    d.wait_exit(Duration::from_secs(30));
 
     let r = p.repmgr(&["daemon", "start"]);
     r.assert_success();

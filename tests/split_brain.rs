@@ -2,12 +2,11 @@
 //! never comes back as a primary. (Partition tests on separate network
 //! namespaces live in their own file.)
 
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
+use std::time::Duration;
 
 use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::pg::Frozen;
+use crate::harness::Nagios;
 use crate::harness::{poll_until, try_poll_until};
 
 /// Timings under which fencing is guaranteed to come first: standbys need
@@ -25,44 +24,12 @@ fn read_only(n: &Node) -> bool {
 }
 
 /// A node frozen as a partition would make it look from the others: every
-/// process of its server (PostgreSQL's children are session leaders of
-/// their own, so the postmaster's group is not enough) and its repmgrd stop
-/// answering, and no connection closes. Thawed on drop, also on panic.
-struct Frozen {
-    pids: Vec<i32>,
-}
-
-impl Frozen {
-    fn new(n: &Node, d: &crate::harness::Daemon) -> Frozen {
-        let pm = n.pg.postmaster_pid().expect("postmaster pid");
-        let mut pids = vec![pm, d.pid()];
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // ppid is the second field after the parenthesised command name.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            if ppid == Some(pm) {
-                pids.push(pid);
-            }
-        }
-        for p in &pids {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGSTOP);
-        }
-        Frozen { pids }
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        for p in &self.pids {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGCONT);
-        }
-    }
+/// process of its server and its repmgrd stop answering, and no connection
+/// closes. Thawed on drop, also on panic.
+fn frozen(n: &Node, d: &crate::harness::Daemon) -> Frozen {
+    let mut pids = n.pg.server_pids();
+    pids.push(d.pid());
+    Frozen::pids(pids)
 }
 
 #[test]
@@ -73,37 +40,43 @@ fn a_primary_that_sees_no_majority_fences_itself_and_unfences_when_it_returns() 
     // Both standbys stop answering, as behind a partition: the primary is 1
     // of 3 voters, and the two of them could elect a new primary.
     let frozen = [
-        Frozen::new(&nodes[1], &daemons[1]),
-        Frozen::new(&nodes[2], &daemons[2]),
+        frozen(&nodes[1], &daemons[1]),
+        frozen(&nodes[2], &daemons[2]),
     ];
-    let gone = Instant::now();
-    poll_until(Duration::from_secs(15), "primary fenced", || {
+    // (How soon, against the standbys' failover window, is what the
+    // partition tests check as an order of events.)
+    poll_until(Duration::from_secs(60), "primary fenced", || {
         read_only(&nodes[0])
     });
-    // Within 3 monitoring intervals + the 2 s probe (+ slack for a loaded machine).
-    assert!(
-        gone.elapsed() < Duration::from_secs(8),
-        "fenced after {:?}",
-        gone.elapsed()
-    );
+    daemons[0].wait_for_output("fenced: read-only", Duration::from_secs(60));
     // No client write is accepted now.
     assert!(nodes[0].pg.try_execute("INSERT INTO t VALUES (1)").is_err());
     let r = nodes[0].repmgr(&["cluster", "show"]);
     assert!(r.stdout.contains("| node1 | primary | ! fenced "), "{r}");
     nodes[0]
         .repmgr(&["node", "check", "--role", "--nagios"])
-        .assert_code(2)
+        .assert_code(Nagios::Critical)
         .assert_stdout_contains("REPMGR_SERVER_ROLE CRITICAL: node is fenced");
     // They come back, nobody was promoted: the fence is lifted.
     drop(frozen);
-    poll_until(Duration::from_secs(30), "primary unfenced", || {
+    poll_until(Duration::from_secs(60), "primary unfenced", || {
         !read_only(&nodes[0])
     });
     nodes[0].pg.execute("INSERT INTO t VALUES (2)");
-    daemons[0].wait_for_output("unfenced", Duration::from_secs(5));
-    assert_eq!(
-        nodes[0].query("SELECT string_agg(event, ',' ORDER BY event_timestamp) FROM repmgr.events WHERE event LIKE 'repmgrd_%fence'"),
-        "repmgrd_fence,repmgrd_unfence"
+    daemons[0].wait_for_output("unfenced", Duration::from_secs(60));
+    // The event is written after the log line.
+    poll_until(
+        Duration::from_secs(60),
+        "repmgrd_fence, then repmgrd_unfence recorded",
+        || {
+            nodes[0]
+                .pg
+                .try_query_one_string("SELECT string_agg(event, ',' ORDER BY event_timestamp) FROM repmgr.events WHERE event LIKE 'repmgrd_%fence'")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("repmgrd_fence,repmgrd_unfence")
+        },
     );
 }
 
@@ -113,11 +86,11 @@ fn an_old_primary_restarted_after_a_failover_accepts_no_write() {
     let _daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
     nodes[0].pg.execute("CREATE TABLE t (i int)");
     nodes[0].pg.kill9();
-    poll_until(Duration::from_secs(30), "a standby promoted", || {
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
         nodes[1..].iter().any(|n| !n.pg.is_in_recovery())
     });
     // node1's repmgrd outlived its server: it prepares the data directory.
-    poll_until(Duration::from_secs(10), "data directory prepared", || {
+    poll_until(Duration::from_secs(60), "data directory prepared", || {
         nodes[0].pg.path("data/standby.signal").exists()
     });
     // Restarted by hand: it comes up as a standby, not as a second primary.
@@ -133,7 +106,7 @@ fn an_old_primary_restarted_after_a_failover_accepts_no_write() {
         &nodes[1]
     };
     assert!(
-        try_poll_until(Duration::from_secs(10), || {
+        try_poll_until(Duration::from_secs(60), || {
             promoted
                 .pg
                 .try_query_one_string(
@@ -155,7 +128,7 @@ fn with_auto_rejoin_an_old_primary_comes_back_as_a_streaming_standby() {
     nodes[0].pg.execute("CREATE TABLE t (i int)");
     nodes[0].pg.execute("INSERT INTO t VALUES (1)");
     nodes[0].pg.kill9();
-    poll_until(Duration::from_secs(30), "a standby promoted", || {
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
         nodes[1..].iter().any(|n| !n.pg.is_in_recovery())
     });
     let new = if nodes[1].pg.is_in_recovery() {
@@ -164,7 +137,7 @@ fn with_auto_rejoin_an_old_primary_comes_back_as_a_streaming_standby() {
         &nodes[1]
     };
     new.pg.execute("INSERT INTO t VALUES (2)");
-    poll_until(Duration::from_secs(10), "data directory prepared", || {
+    poll_until(Duration::from_secs(60), "data directory prepared", || {
         nodes[0].pg.path("data/standby.signal").exists()
     });
     nodes[0].pg.start();
@@ -185,7 +158,7 @@ fn with_auto_rejoin_an_old_primary_comes_back_as_a_streaming_standby() {
         },
     );
     poll_until(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "old primary has the new row",
         || {
             nodes[0]
@@ -199,7 +172,7 @@ fn with_auto_rejoin_an_old_primary_comes_back_as_a_streaming_standby() {
     );
     assert!(nodes[0].pg.is_in_recovery());
     poll_until(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "node1 recorded as a standby",
         || {
             new.pg
@@ -223,7 +196,7 @@ fn with_auto_rejoin_a_diverged_old_primary_is_rewound() {
     // directory: it comes back as a primary and takes diverging writes.
     daemons.remove(0);
     nodes[0].pg.stop();
-    poll_until(Duration::from_secs(30), "a standby promoted", || {
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
         nodes[1..].iter().any(|n| !n.pg.is_in_recovery())
     });
     let new = if nodes[1].pg.is_in_recovery() {
@@ -254,7 +227,7 @@ fn with_auto_rejoin_a_diverged_old_primary_is_rewound() {
     );
     assert!(nodes[0].pg.is_in_recovery());
     poll_until(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the new primary's row arrived",
         || {
             nodes[0]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::fixture::streams_from;
 use crate::fixture::{registered_cluster_with, Node};
+use crate::harness::ExitCode;
 use crate::harness::{poll_until, Sshd};
 
 fn count(n: &Node) -> Option<String> {
@@ -21,14 +22,14 @@ fn switchover_swaps_roles_and_siblings_follow() {
     n1.pg.execute("CREATE TABLE t (id int primary key)");
     n1.pg.execute("INSERT INTO t SELECT generate_series(1, 10)");
     for s in [n2, n3] {
-        poll_until(Duration::from_secs(20), "rows replicated", || {
+        poll_until(Duration::from_secs(60), "rows replicated", || {
             count(s).as_deref() == Some("10")
         });
     }
 
     // Run on the primary: refused, exit 18.
     n1.repmgr(&["standby", "switchover"])
-        .assert_code(18)
+        .assert_code(ExitCode::SwitchoverFail)
         .assert_stderr_contains("must be executed from the standby");
     // --dry-run changes nothing.
     n2.repmgr(&["standby", "switchover", "--dry-run", "--siblings-follow"])
@@ -41,10 +42,10 @@ fn switchover_swaps_roles_and_siblings_follow() {
     r.assert_success()
         .assert_stderr_contains("STANDBY SWITCHOVER has completed successfully");
     assert!(!n2.pg.is_in_recovery(), "node2 is the primary");
-    poll_until(Duration::from_secs(30), "node1 streams from node2", || {
+    poll_until(Duration::from_secs(60), "node1 streams from node2", || {
         streams_from(n2, "node1")
     });
-    poll_until(Duration::from_secs(30), "node3 streams from node2", || {
+    poll_until(Duration::from_secs(60), "node3 streams from node2", || {
         streams_from(n2, "node3")
     });
     assert!(n1.pg.is_in_recovery());
@@ -52,7 +53,7 @@ fn switchover_swaps_roles_and_siblings_follow() {
     n2.pg
         .execute("INSERT INTO t SELECT generate_series(11, 20)");
     for s in [n1, n3] {
-        poll_until(Duration::from_secs(20), "rows after the switchover", || {
+        poll_until(Duration::from_secs(60), "rows after the switchover", || {
             count(s).as_deref() == Some("20")
         });
     }
@@ -79,7 +80,8 @@ fn switchover_without_ssh_access_changes_nothing() {
         "ssh_options='-q -o ConnectTimeout=2 -p 1 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'".to_string()
     });
     let r = nodes[1].repmgr(&["standby", "switchover"]);
-    r.assert_code(12).assert_stderr_contains("over ssh");
+    r.assert_code(ExitCode::BadSsh)
+        .assert_stderr_contains("over ssh");
     assert!(nodes[1].pg.is_in_recovery());
     assert!(!nodes[0].pg.is_in_recovery());
 }
@@ -94,7 +96,7 @@ fn promote_with_siblings_follow_repoints_the_other_standbys() {
         .repmgr(&["standby", "promote", "--siblings-follow"])
         .assert_success()
         .assert_stderr_contains("sibling \"node3\" now follows this node");
-    poll_until(Duration::from_secs(30), "node3 streams from node2", || {
+    poll_until(Duration::from_secs(60), "node3 streams from node2", || {
         streams_from(&nodes[1], "node3")
     });
 }
@@ -134,7 +136,15 @@ fn switchover_under_write_load_loses_no_acknowledged_commit() {
             acked
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // The switchover starts under load: the writer is committing.
+    poll_until(Duration::from_secs(60), "the writer commits", || {
+        n1.pg
+            .try_query_one_string("SELECT count(*) > 10 FROM w")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("t")
+    });
     let r = n2.repmgr(&["standby", "switchover"]);
     stop.store(true, Ordering::Relaxed);
     let acked = writer.join().expect("writer thread");
@@ -167,11 +177,11 @@ fn switchover_under_write_load_loses_no_acknowledged_commit() {
         &lost[..lost.len().min(20)]
     );
     // And the old primary, now a standby, has them too.
-    poll_until(Duration::from_secs(30), "node1 streams from node2", || {
+    poll_until(Duration::from_secs(60), "node1 streams from node2", || {
         streams_from(n2, "node1")
     });
     let max = acked.last().copied().unwrap_or(0);
-    poll_until(Duration::from_secs(20), "rows on node1", || {
+    poll_until(Duration::from_secs(60), "rows on node1", || {
         n1.pg
             .try_query_one_string(&format!("SELECT count(*) FROM w WHERE id <= {max}"))
             .ok()
@@ -195,7 +205,7 @@ fn switchover_of_a_detached_standby_is_refused() {
         "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 user=postgres connect_timeout=2'",
     );
     n2.pg.execute("SELECT pg_reload_conf()");
-    poll_until(Duration::from_secs(30), "node2 detached", || {
+    poll_until(Duration::from_secs(60), "node2 detached", || {
         n1.pg
             .try_query_one_string(
                 "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'node2'",
@@ -207,7 +217,7 @@ fn switchover_of_a_detached_standby_is_refused() {
     });
 
     n2.repmgr(&["standby", "switchover"])
-        .assert_code(18)
+        .assert_code(ExitCode::SwitchoverFail)
         .assert_stderr_contains("not streaming from the primary");
     assert!(!n1.pg.is_in_recovery(), "node1 is still the primary");
     assert!(n2.pg.is_in_recovery(), "node2 is still a standby");

@@ -109,16 +109,82 @@ impl Daemon {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// Wait (bounded) until its output contains `needle`.
+    /// Wait (bounded) until its output contains `needle`. On timeout the
+    /// panic shows the output's tail and [`diagnostics`](Self::diagnostics).
     #[track_caller]
     pub fn wait_for_output(&self, needle: &str, timeout: Duration) {
         if !try_poll_until(timeout, || self.output().contains(needle)) {
             panic!(
-                "timed out after {timeout:?} waiting for {} to print {needle:?}\n--- output (last 40 lines) ---\n{}",
+                "timed out after {timeout:?} waiting for {} to print {needle:?}\n--- output (last 40 lines) ---\n{}\n{}",
                 self.name,
-                self.output_tail(40)
+                self.output_tail(40),
+                self.diagnostics()
             );
         }
+    }
+
+    /// Where it is stuck, for failure messages: per thread its state, the
+    /// kernel function it waits in and its kernel stack (as root), and its
+    /// TCP sockets with their timers (`ss -tnpo`, inside its host). A
+    /// daemon that prints nothing is usually blocked reading a socket whose
+    /// peer went silent: an ESTAB socket with nothing queued and only a
+    /// `keepalive` timer is waiting for an answer that is not coming.
+    pub fn diagnostics(&self) -> String {
+        let pid = self.pid();
+        let mut out = format!("----- [harness] {} (pid {pid}): threads -----\n", self.name);
+        let mut tasks: Vec<_> = fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        tasks.sort();
+        if tasks.is_empty() {
+            out.push_str("(process gone)\n");
+        }
+        let read = |p: &std::path::Path, f: &str| fs::read_to_string(p.join(f)).unwrap_or_default();
+        for t in &tasks {
+            let stat = read(t, "stat");
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("?")
+                .to_string();
+            out.push_str(&format!(
+                "{} {:?} state {state} wchan {}\n",
+                t.file_name().unwrap_or_default().to_string_lossy(),
+                read(t, "comm").trim(),
+                read(t, "wchan").trim()
+            ));
+            for line in read(t, "stack").lines().take(8) {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "----- [harness] {} (pid {pid}): TCP sockets (ss -tnpo{}) -----\n",
+            self.name,
+            self.host
+                .as_ref()
+                .map(|h| format!(
+                    ", in namespace {}; host {} {}",
+                    h.ns,
+                    h.name,
+                    if h.is_cut() { "cut off" } else { "linked" }
+                ))
+                .unwrap_or_default()
+        ));
+        let ss = match &self.host {
+            Some(h) => super::net::ip(&["netns", "exec", &h.ns, "ss", "-tnpo"]),
+            None => quiet_output("ss", &["-tnpo"]),
+        };
+        match ss {
+            Ok(text) => {
+                let mine = format!("pid={pid},");
+                for line in text.lines().filter(|l| l.contains(&mine)) {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            Err(e) => out.push_str(&format!("({e})\n")),
+        }
+        out
     }
 
     /// Send a signal to its process group.
@@ -148,11 +214,43 @@ impl Daemon {
     }
 }
 
+/// stdout of `program ARGS` (10 s deadline); never panics (runs from Drop).
+fn quiet_output(program: &str, args: &[&str]) -> Result<String, String> {
+    use std::io::Read;
+    use wait_timeout::ChildExt;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let mut out = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    match child.wait_timeout(Duration::from_secs(10)) {
+        Ok(Some(_)) => Ok(reader.join().unwrap_or_default()),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("{program} did not finish within 10 s"))
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            let diagnostics = if matches!(self.child.try_wait(), Ok(None)) {
+                self.diagnostics()
+            } else {
+                String::new()
+            };
             eprintln!(
-                "===== [harness] {} output, last {TAIL_ON_PANIC} lines =====\n{}\n===== end of {} output =====",
+                "===== [harness] {} output, last {TAIL_ON_PANIC} lines =====\n{}\n{diagnostics}===== end of {} output =====",
                 self.name,
                 self.output_tail(TAIL_ON_PANIC),
                 self.name

@@ -12,12 +12,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod daemon;
+pub mod exit;
 pub mod net;
 pub mod pg;
 pub mod run;
 pub mod sshd;
 
 pub use daemon::Daemon;
+pub use exit::{ExitCode, Nagios};
 pub use net::{Host, Net};
 pub use pg::{PgNode, PgNodeBuilder};
 pub use run::{repmgr, repmgr_bin, repmgrd_bin, repmgrd_cmd, run_with_deadline, Repmgr, RunResult};
@@ -312,6 +314,34 @@ pub fn try_poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(interval.min(deadline - now));
         interval = (interval * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Checks that `f` stays true for the whole of `period`: at once, then every
+/// `step`, and once more at the end. Err at the first false, saying after
+/// how long it stopped holding. For "nothing happens" assertions, in place
+/// of a sleep followed by one check.
+pub fn holds_for(
+    period: Duration,
+    step: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let end = start + period;
+    let mut checks = 0u32;
+    loop {
+        checks += 1;
+        if !f() {
+            return Err(format!(
+                "stopped holding after {:.2} s of {period:?} (check {checks})",
+                start.elapsed().as_secs_f64()
+            ));
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep(step.min(end - now));
     }
 }
 

@@ -168,14 +168,55 @@ fn used_ports() -> &'static Mutex<HashSet<u16>> {
     PORTS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// A loopback TCP port that is free now and not yet handed out by this process.
+/// Ports [`free_port`] picks from: below the kernel's ephemeral range
+/// (`ip_local_port_range`), from which every outgoing TCP connection on the
+/// machine takes its local port. A port in that range can be taken by a
+/// connection of any process (a WAL receiver, repmgrd, another test run)
+/// while its node is stopped, and the node could not start on it again
+/// until that connection closes. Above the range when there is no room
+/// below; None when neither side has room.
+fn port_range() -> Option<(u16, u16)> {
+    static RANGE: std::sync::OnceLock<Option<(u16, u16)>> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        let mut it = text
+            .split_whitespace()
+            .filter_map(|w| w.parse::<u32>().ok());
+        let (lo, hi) = (it.next()?, it.next()?);
+        const FIRST: u32 = 10_000;
+        if lo > FIRST + 1_000 {
+            Some((FIRST as u16, (lo - 1) as u16))
+        } else if hi + 1_000 < 65_535 {
+            Some(((hi + 1) as u16, 65_535))
+        } else {
+            None
+        }
+    })
+}
+
+/// A pseudo-random number (no rand crate: std's per-process hasher keys).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A loopback TCP port that is free now and not yet handed out by this
+/// process, outside the ephemeral range (see [`port_range`]).
 pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 to find a port");
-            l.local_addr().expect("local_addr of probe socket").port()
+    for _ in 0..1000 {
+        let port = match port_range() {
+            Some((lo, hi)) => lo + (random_u64() % (u64::from(hi - lo) + 1)) as u16,
+            None => {
+                let l =
+                    TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 to find a port");
+                l.local_addr().expect("local_addr of probe socket").port()
+            }
         };
-        // Verify it can be bound again now that the probe is closed.
+        // Nothing listens there (nor on 0.0.0.0) now.
         if TcpListener::bind(("127.0.0.1", port)).is_err() {
             continue;
         }
@@ -184,7 +225,7 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("could not find a free loopback port in 100 tries");
+    panic!("could not find a free loopback port in 1000 tries");
 }
 
 impl PgNode {
@@ -679,6 +720,57 @@ impl PgNode {
     /// Path of `rel` under the node dir.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
+    }
+}
+
+/// Processes stopped with SIGSTOP until the guard is dropped (SIGCONT,
+/// also on panic): they stop answering and no connection closes, as a
+/// paused VM or a stuck disk looks from outside.
+#[derive(Debug)]
+pub struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    pub fn pids(pids: Vec<i32>) -> Frozen {
+        for p in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGSTOP,
+            );
+        }
+        Frozen { pids }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for p in &self.pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+impl PgNode {
+    /// The postmaster and its children (backends, WAL sender, ...): they are
+    /// session leaders of their own, so the postmaster's group is not enough.
+    #[track_caller]
+    pub fn server_pids(&self) -> Vec<i32> {
+        let pm = self
+            .postmaster_pid()
+            .unwrap_or_else(|| panic!("node {}: no postmaster.pid", self.name));
+        let mut pids = vec![pm];
+        pids.extend(children_of(pm));
+        pids
+    }
+
+    /// Freeze every process of the server ([`Frozen`]) until the guard drops.
+    #[track_caller]
+    pub fn freeze(&self) -> Frozen {
+        Frozen::pids(self.server_pids())
     }
 }
 

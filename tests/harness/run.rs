@@ -1,5 +1,6 @@
 //! Running the repmgr binary under test, as the run user, with a deadline.
 
+use super::exit::{describe_status, ExitCode, Status};
 use super::net::Host;
 use super::{
     chmod, chown_to_user, make_owned_dir, run_as_user_maybe_on, user_tempdir, PG_ENV_VARS,
@@ -14,8 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use wait_timeout::ChildExt;
 
-/// Default deadline for one run of the binary.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default deadline for one run of the binary: only against a hang, so
+/// generous (a switchover on a loaded machine may take tens of seconds).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long to wait for stdout/stderr to close after the process exited
 /// (a daemon it started may still hold them).
@@ -75,7 +77,8 @@ pub fn repmgrd_cmd_on(host: Option<&Host>) -> Command {
     cmd
 }
 
-/// Run `repmgr ARGS` as the user in a fresh user-owned temp cwd, 60 s deadline.
+/// Run `repmgr ARGS` as the user in a fresh user-owned temp cwd, with the
+/// [`DEFAULT_TIMEOUT`] deadline.
 #[track_caller]
 pub fn repmgr(args: &[&str]) -> RunResult {
     Repmgr::new(args).run()
@@ -289,7 +292,10 @@ impl fmt::Display for RunResult {
         write!(
             f,
             "command: {}\nexit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
-            self.command, self.status, self.stdout, self.stderr
+            self.command,
+            describe_status(self.status),
+            self.stdout,
+            self.stderr
         )
     }
 }
@@ -299,19 +305,28 @@ impl RunResult {
         self.status == 0
     }
 
-    /// Assert the exit code.
+    /// Did it exit with `code` ([`ExitCode`] or [`Nagios`](super::exit::Nagios))?
+    pub fn exited(&self, code: impl Status) -> bool {
+        self.status == code.code()
+    }
+
+    /// Assert the exit status, by name: `assert_code(ExitCode::NodeStatus)`.
     #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
-        if self.status != code {
-            panic!("expected exit status {code}, got {}\n{self}", self.status);
+    pub fn assert_code(&self, code: impl Status) -> &Self {
+        if !self.exited(code) {
+            panic!(
+                "expected exit status {} ({code:?}), got {}\n{self}",
+                code.code(),
+                describe_status(self.status)
+            );
         }
         self
     }
 
-    /// Assert exit code 0.
+    /// Assert [`ExitCode::Success`].
     #[track_caller]
     pub fn assert_success(&self) -> &Self {
-        self.assert_code(0)
+        self.assert_code(ExitCode::Success)
     }
 
     /// Assert a non-zero exit code.
