@@ -154,15 +154,10 @@ fn a_hung_primary_is_detected() {
 /// A primary whose every server process hangs (a paused VM, a stuck
 /// disk): nothing answers and nothing closes. The standby is promoted.
 ///
-/// Ignored while the standby's repmgrd blocks in its heartbeat on the
-/// primary (`db::daemon_status::heartbeat` from
-/// `Monitor::heartbeat_and_history`): the frozen server's kernel still
-/// acknowledges the request, so tcp_user_timeout never fires, keepalives
-/// start after 2 h idle, and the query has no deadline of its own. The
-/// same wait as in partition::an_isolated_standby_gives_up_on_its_primary_
-/// even_with_a_query_in_flight_at_the_cut. Run it with `--ignored`.
+/// The frozen server's kernel still acknowledges the standby's heartbeat,
+/// so only the query's own client-side deadline (db::Session) ends the
+/// wait; before it existed the standby's repmgrd blocked for good.
 #[test]
-#[ignore = "repmgrd bug: a query to a hung primary blocks the daemon"]
 fn a_frozen_primary_is_detected() {
     let nodes = registered_cluster_with(1, |_| {
         "failover=automatic\nfailover_quorum=repmgr\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"

@@ -562,14 +562,9 @@ fn an_isolated_standby_causes_no_failover_and_streams_again_after_the_heal() {
 /// connection's tcp_user_timeout never fires, and keepalives (default idle
 /// 2 h) start too late: only a deadline of repmgrd's own can end the wait.
 /// node3's repmgrd must still give up on node1 and cancel the failover.
-///
-/// Ignored while repmgrd blocks in that query (the heartbeat on the
-/// primary, `db::daemon_status::heartbeat` from
-/// `Monitor::heartbeat_and_history`, has no deadline): it is what makes
-/// the test above fail now and then (node3's repmgrd logs nothing after
-/// the cut), made certain here. Run it with `--ignored`.
+/// (Before queries had client-side deadlines, repmgrd blocked in that
+/// heartbeat: the cause of the test above failing now and then.)
 #[test]
-#[ignore = "repmgrd bug: a query to the primary in flight at a cut blocks the daemon"]
 fn an_isolated_standby_gives_up_on_its_primary_even_with_a_query_in_flight_at_the_cut() {
     let (c, daemons) = cluster(2, safe);
     let (n1, n3) = (&c.nodes[0], &c.nodes[2]);
