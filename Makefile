@@ -10,7 +10,7 @@ PREFIX ?= /usr
 MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
-.PHONY: all build check fmt-check clippy layers test install demo demo-failover demo-down clean
+.PHONY: all build check fmt-check clippy layers test sim install demo demo-failover demo-down clean
 
 all: build
 
@@ -39,6 +39,12 @@ check: fmt-check clippy layers
 test: check
 	$(CARGO) test --doc
 	$(CARGO) test --lib --bins --tests -- --test-threads=$(TEST_THREADS)
+
+# The deterministic simulation of repmgrd's protocol: SIM_SEEDS schedules
+# (make test runs it with 2000), SIM_SEED=S replays one with its trace.
+SIM_SEEDS ?= 20000
+sim:
+	SIM_SEEDS=$(SIM_SEEDS) $(CARGO) test --release --test sim
 
 install: build
 	install -d $(DESTDIR)$(PGDIR)/bin

@@ -120,8 +120,9 @@ fn expand_use_tree(tree: &str) -> Vec<String> {
 }
 
 /// Module paths a file names: `crate::a::b…`, `super::x…` (in `use`
-/// trees and in code), and for a `mod.rs`, its children it calls into.
-fn references(module: &[String], is_mod_rs: bool, code: &str) -> Vec<Vec<String>> {
+/// trees and in code), and for a module with children, the children it
+/// calls into.
+fn references(module: &[String], has_children: bool, code: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut paths: Vec<String> = Vec::new();
     let flat = code.replace('\n', " ");
@@ -152,14 +153,8 @@ fn references(module: &[String], is_mod_rs: bool, code: &str) -> Vec<Vec<String>
         match segs.first() {
             Some(&"crate") => out.push(segs[1..].iter().map(|s| s.to_string()).collect()),
             Some(&"super") => {
-                let mut base = if is_mod_rs {
-                    parent[..parent.len().saturating_sub(0)].to_vec()
-                } else {
-                    parent.clone()
-                };
-                if is_mod_rs {
-                    base.pop();
-                }
+                // `super` is the module that declares this one.
+                let mut base = parent.clone();
                 let mut rest = &segs[1..];
                 while rest.first() == Some(&"super") {
                     base.pop();
@@ -171,7 +166,7 @@ fn references(module: &[String], is_mod_rs: bool, code: &str) -> Vec<Vec<String>
             _ => {}
         }
     }
-    if is_mod_rs {
+    if has_children {
         // Paths relative to the module: `child::item`, outside re-exports.
         for line in code.lines() {
             let l = line.trim_start();
@@ -267,8 +262,12 @@ fn graph() -> Graph {
     for f in &files {
         let m = module_of(f);
         let text = std::fs::read_to_string(f).unwrap_or_default();
-        let is_mod_rs = f.file_name().is_some_and(|n| n == "mod.rs");
-        for r in references(&m, is_mod_rs, &non_test_code(&text)) {
+        // A file that declares child modules (a mod.rs, or `x.rs` beside
+        // an `x/` directory) can name them by relative paths.
+        let has_children = modules
+            .iter()
+            .any(|o| o.len() == m.len() + 1 && o.starts_with(&m));
+        for r in references(&m, has_children, &non_test_code(&text)) {
             // The longest prefix that is a file of ours.
             let target = (1..=r.len())
                 .rev()

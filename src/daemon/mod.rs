@@ -5,6 +5,7 @@
 //! on SIGINT/SIGTERM (SIGHUP reloads the log settings and reopens the log
 //! file). Monitoring and failover build on this loop.
 
+pub mod core;
 pub mod election;
 mod monitor;
 pub mod signals;

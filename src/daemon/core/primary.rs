@@ -1,0 +1,671 @@
+//! A primary: it stays writable only while it holds a lease that a
+//! majority of the voters renew, and never once it is superseded.
+//!
+//! - Every [`Settings::heartbeat_every_ms`] it sends a heartbeat to every
+//!   voter; each acknowledgement is a promise not to vote for a while
+//!   ([`super::vote`]). A voter with no repmgrd connected to its server
+//!   counts as a promise of [`QUARANTINE_MS`] (its repmgrd, once started,
+//!   sits that long out).
+//! - When no round has reached a majority for
+//!   [`Settings::soft_fence_after_ms`] it fences itself read-only (client
+//!   sessions end); [`Settings::stop_margin_ms`] before the lease could end
+//!   it stops the server, so it can take no write once a vote elsewhere
+//!   becomes possible. When a majority answers again and nobody has a
+//!   newer term, the fence is lifted (the server started again).
+//! - Any answer that names a newer term demotes it (standby.signal, then a
+//!   restart in recovery), or stops it with `fence_mode=stop`; with
+//!   `auto_rejoin` it then rejoins the new primary. The fence is recorded
+//!   durably first, so a restart by hand is fenced again at once.
+
+use std::collections::BTreeMap;
+
+use super::timing::{self, QUARANTINE_MS};
+use super::types::*;
+use super::{Core, Quorum, Settings};
+
+/// Promises a lease holder collected: from each voter, when the request
+/// was sent and how long was promised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Lease {
+    term: Term,
+    voters: usize,
+    promises: BTreeMap<NodeId, (Time, u64)>,
+    /// When each voter last answered (for the "sees N voters" lines).
+    answered: BTreeMap<NodeId, Time>,
+    last_sent: Option<Time>,
+}
+
+impl Lease {
+    pub(super) fn new(term: Term, voters: usize) -> Lease {
+        Lease {
+            term,
+            voters,
+            promises: BTreeMap::new(),
+            answered: BTreeMap::new(),
+            last_sent: None,
+        }
+    }
+
+    /// Records a promise, keeping whichever of the old and new ends later.
+    pub(super) fn promise(&mut self, from: NodeId, sent: Time, ms: u64) {
+        self.answered.insert(from, sent);
+        let end = |(t, m): (Time, u64)| t.plus(timing::discount(m));
+        let new = (sent, ms);
+        match self.promises.get(&from) {
+            Some(old) if end(*old) >= end(new) => {}
+            _ => {
+                self.promises.insert(from, new);
+            }
+        }
+    }
+
+    /// When a majority's promises have all run out.
+    pub(super) fn end(&self) -> Option<Time> {
+        let p: Vec<(Time, u64)> = self.promises.values().copied().collect();
+        timing::lease_end(self.voters, &p)
+    }
+
+    /// How long the voters promise: the shortest promise among those that
+    /// hold the lease up. Fence times are measured against it, since
+    /// voters with other settings promise other lengths.
+    pub(super) fn span(&self, fallback: u64) -> u64 {
+        self.promises
+            .values()
+            .map(|(_, m)| *m)
+            .min()
+            .unwrap_or(fallback)
+    }
+
+    /// Renewals come four times per promise, and at least as often as
+    /// this node's own settings say.
+    pub(super) fn next_renewal(&self, s: &Settings) -> Time {
+        let every = s
+            .heartbeat_every_ms()
+            .min((self.span(s.lease_ms()) / 4).max(200));
+        self.last_sent.map_or(Time(0), |t| t.plus(every))
+    }
+
+    pub(super) fn renewal_sent(&mut self, now: Time) {
+        self.last_sent = Some(now);
+    }
+
+    /// Voters that answered one of the last two renewals.
+    pub(super) fn holding(&self, now: Time, every: u64) -> usize {
+        self.answered
+            .values()
+            .filter(|t| now.since(**t) <= 2 * every + every / 2)
+            .count()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Primary {
+    term: Term,
+    lease: Lease,
+    started: Time,
+    /// The fence on the server now, and one being applied.
+    applied: Option<FenceHow>,
+    applying: Option<FenceHow>,
+    superseded: Option<(Term, Option<NodeId>)>,
+    /// A repmgrd_fence event was recorded for this episode.
+    evented: bool,
+    majority_lost_logged: bool,
+    timeline: u32,
+    children: BTreeMap<NodeId, bool>,
+    children_missing_since: Option<Time>,
+    next_child_check: Time,
+    rejoin_after: Option<Time>,
+    prepared_for: Option<NodeId>,
+    down_since: Option<Time>,
+}
+
+impl Primary {
+    pub(super) fn new(core: &mut Core, now: Time, f: &LocalFacts) -> Primary {
+        let me = core.s.node_id;
+        let mut term = f.voting_term;
+        if core.book.durable.known_primary == Some(me) {
+            term = term.max(core.book.durable.known_term);
+        }
+        let voters = core.voters().len().max(1);
+        let superseded = match core.book.durable.fence {
+            Some(FenceState::Superseded { term, by }) => Some((term, by)),
+            _ => None,
+        };
+        Primary {
+            term,
+            lease: Lease::new(term, voters),
+            started: now,
+            applied: f.read_only_fenced.then_some(FenceHow::ReadOnly),
+            applying: None,
+            superseded,
+            evented: core.book.durable.fence.is_some(),
+            majority_lost_logged: false,
+            timeline: f.timeline,
+            children: BTreeMap::new(),
+            children_missing_since: None,
+            next_child_check: now,
+            rejoin_after: None,
+            prepared_for: None,
+            down_since: None,
+        }
+    }
+
+    /// A standby that just promoted itself, with the lease its votes gave.
+    /// `timeline`: the one it promoted from (the promotion begins the next).
+    pub(super) fn promoted(term: Term, lease: Lease, now: Time, timeline: u32) -> Primary {
+        Primary {
+            term,
+            lease,
+            started: now,
+            applied: None,
+            applying: None,
+            superseded: None,
+            evented: false,
+            majority_lost_logged: false,
+            timeline: timeline + 1,
+            children: BTreeMap::new(),
+            children_missing_since: None,
+            next_child_check: now,
+            rejoin_after: None,
+            prepared_for: None,
+            down_since: None,
+        }
+    }
+
+    pub(super) fn fenced(&self) -> bool {
+        self.applied.is_some() || self.superseded.is_some()
+    }
+
+    pub(super) fn prepared_for(&self) -> Option<NodeId> {
+        self.prepared_for
+    }
+
+    pub(super) fn wakeup(&self, s: &Settings) -> Option<Time> {
+        if self.down_since.is_some() && self.applied != Some(FenceHow::Stop) {
+            return None;
+        }
+        let mut t = self.lease.next_renewal(s);
+        if s.quorum == Quorum::Majority {
+            if let Some(end) = self.lease.end() {
+                let span = self.lease.span(s.lease_ms());
+                let soft = span / 2;
+                let stop = (span / 4).max(1_000).min(span);
+                // Wake at the soft and the hard fence times.
+                for margin in [soft, stop] {
+                    let at = end.minus(margin);
+                    if at > Time(0) {
+                        t = t.min(at.max(Time(1)));
+                    }
+                }
+            }
+        }
+        Some(t)
+    }
+
+    // ------------------------------------------------------------ ticks
+
+    pub(super) fn tick(&mut self, core: &mut Core, now: Time, f: &LocalFacts) {
+        if self.down_since.take().is_some() && self.applied != Some(FenceHow::Stop) {
+            core.log(
+                Level::Notice,
+                format!("reconnected to local node {}", core.me()),
+            );
+            core.event(
+                "repmgrd_local_reconnect",
+                true,
+                format!("reconnected to local node {}", core.me()),
+                None,
+            );
+        }
+        if self.applied == Some(FenceHow::Stop) && self.applying.is_none() {
+            // Started by hand while fenced: fence again at once.
+            self.applied = None;
+        }
+        self.timeline = f.timeline;
+        self.term = self.term.max(f.voting_term);
+        self.lease.voters = core.voters().len().max(1);
+        self.lease.term = self.term;
+        self.check_book(core);
+        if f.read_only_fenced && self.applied.is_none() && core.book.durable.fence.is_some() {
+            self.applied = Some(FenceHow::ReadOnly);
+        }
+        core.out.push(Action::WriteStatus { upstream: None });
+        self.evaluate(core, now);
+        self.check_children(core, now, f);
+    }
+
+    pub(super) fn timers(&mut self, core: &mut Core, now: Time) {
+        if self.down_since.is_some() && self.applied != Some(FenceHow::Stop) {
+            return;
+        }
+        // A superseded primary holds no lease: the voters' promises to it
+        // must run out so that an election can succeed.
+        if self.superseded.is_none() && now >= self.lease.next_renewal(&core.s) {
+            let me = core.s.node_id;
+            let to: Vec<NodeId> = core
+                .voters()
+                .iter()
+                .filter(|n| n.id != me)
+                .map(|n| n.id)
+                .collect();
+            self.lease.renewal_sent(now);
+            if !to.is_empty() {
+                core.out.push(Action::SendHeartbeats {
+                    term: self.term,
+                    to,
+                    promoted: true,
+                    local_must_answer: self.applied != Some(FenceHow::Stop),
+                });
+            }
+        }
+        self.evaluate(core, now);
+    }
+
+    pub(super) fn local_down(&mut self, core: &mut Core, now: Time) {
+        if self.applied == Some(FenceHow::Stop) || self.applying.is_some() {
+            return; // our own fence stopped it
+        }
+        if self.down_since.is_none() {
+            self.down_since = Some(now);
+            core.log(
+                Level::Warning,
+                format!("unable to connect to local node {}", core.me()),
+            );
+            core.event(
+                "repmgrd_local_disconnect",
+                false,
+                format!("unable to connect to local node {}", core.me()),
+                None,
+            );
+        }
+        // A promotion may happen elsewhere: look, so that whoever restarts
+        // this server gets a standby.
+        if self.prepared_for.is_none() {
+            core.gather();
+        }
+    }
+
+    // ---------------------------------------------------------- inputs
+
+    pub(super) fn on_input(&mut self, core: &mut Core, now: Time, input: Input) {
+        match input {
+            Input::Heartbeat { from, sent, reply } => {
+                match reply {
+                    HeartbeatReply::Ack { promise_ms, .. } => {
+                        self.lease.promise(from, sent, promise_ms)
+                    }
+                    HeartbeatReply::NoDaemon => self.lease.promise(from, sent, QUARANTINE_MS),
+                    HeartbeatReply::Superseded { term, by } => self.supersede(core, term, by),
+                }
+                self.evaluate(core, now);
+            }
+            Input::Done(d) => self.on_done(core, now, d),
+            Input::Cluster(obs) => self.prepare_while_down(core, &obs),
+            _ => {}
+        }
+    }
+
+    /// Another node claims to be the primary in `term`.
+    pub(super) fn heard_other_primary(
+        &mut self,
+        core: &mut Core,
+        now: Time,
+        from: NodeId,
+        term: Term,
+    ) {
+        if from != core.s.node_id && term > self.term {
+            self.supersede(core, term, Some(from));
+            self.evaluate(core, now);
+        }
+    }
+
+    fn check_book(&mut self, core: &mut Core) {
+        let me = core.s.node_id;
+        let highest = core.book.highest_term();
+        if highest > self.term && core.book.highest_holder() != Some(me) {
+            let by = core.book.highest_holder();
+            self.supersede(core, highest, by);
+        }
+    }
+
+    fn supersede(&mut self, core: &mut Core, term: Term, by: Option<NodeId>) {
+        if self.superseded.is_some_and(|(t, _)| t >= term) {
+            return;
+        }
+        if term <= self.term && by.is_none_or(|b| b == core.s.node_id) {
+            return;
+        }
+        self.superseded = Some((term, by));
+        core.book.durable.fence = Some(FenceState::Superseded { term, by });
+        let d = core.book.durable;
+        core.persist(Some(d));
+    }
+
+    /// Applies the rule: superseded → demote; without a renewed lease →
+    /// read-only, then stopped before the lease can end; a renewed lease
+    /// and no newer term → unfenced.
+    fn evaluate(&mut self, core: &mut Core, now: Time) {
+        if self.applying.is_some() || core.pending.job {
+            return;
+        }
+        if let Some((term, by)) = self.superseded {
+            let how = if core.s.fence_read_only {
+                FenceHow::Demote { to: by }
+            } else {
+                FenceHow::Stop
+            };
+            let done = matches!(
+                self.applied,
+                Some(FenceHow::Demote { .. }) | Some(FenceHow::Stop)
+            );
+            if !done {
+                let who = by.and_then(|b| core.node(b));
+                let reason = match &who {
+                    Some(n) => format!("node {n} was promoted in term {term}"),
+                    None => format!("a promotion happened in term {term}"),
+                };
+                core.log(
+                    Level::Warning,
+                    format!("this primary is superseded: {reason}; fencing it"),
+                );
+                self.fence(core, how);
+            } else if core.s.auto_rejoin {
+                self.rejoin(core, now, by);
+            }
+            return;
+        }
+        if core.s.quorum != Quorum::Majority {
+            return;
+        }
+        let s = core.s.clone();
+        // The thresholds scale with what the voters actually promise.
+        let lease = self.lease.span(s.lease_ms());
+        let stop_margin = (lease / 4).max(1_000).min(lease);
+        // Right after start the first answers are on their way.
+        let grace = now.since(self.started) < s.heartbeat_every_ms() + s.heartbeat_timeout_ms();
+        let left = self.lease.end().map_or(0, |e| e.since(now));
+        let soft_after = match s.isolation_timeout_ms {
+            Some(t) => t.min(lease / 2),
+            None => lease / 2,
+        };
+        let soft_at = lease - soft_after;
+        let every = s.heartbeat_every_ms().min((lease / 4).max(200));
+        let visible = 1 + self.lease.holding(now, every);
+        let voters = self.lease.voters;
+        if left < soft_at.max(stop_margin + 1) && !grace {
+            if !self.majority_lost_logged {
+                self.majority_lost_logged = true;
+                core.log(
+                    Level::Warning,
+                    format!("this primary sees only {visible} of {voters} voters"),
+                );
+            }
+        } else if left > soft_at + lease / 8 && self.majority_lost_logged {
+            self.majority_lost_logged = false;
+            core.log(
+                Level::Notice,
+                format!("this primary sees {visible} of {voters} voters again"),
+            );
+        }
+        if grace {
+            return;
+        }
+        if left <= stop_margin && s.safety.hard_fence {
+            if self.applied != Some(FenceHow::Stop) {
+                core.log(
+                    Level::Warning,
+                    "the lease of this primary is about to run out: stopping the server before another node can be promoted",
+                );
+                self.fence(core, FenceHow::Stop);
+            }
+        } else if left < soft_at {
+            if self.applied.is_none() {
+                let secs = (lease - left) / 1000;
+                core.log(
+                    Level::Warning,
+                    format!("isolated for {secs} s: fencing this primary before another node can be promoted"),
+                );
+                self.fence(core, FenceHow::ReadOnly);
+            }
+        } else if self.applied.is_some() && left > soft_at + lease / 8 {
+            // A majority renewed the lease, and nobody knows a newer term.
+            let start = self.applied == Some(FenceHow::Stop);
+            if core.job(Action::Unfence { start }) {
+                self.applying = Some(FenceHow::ReadOnly);
+            }
+        }
+    }
+
+    fn fence(&mut self, core: &mut Core, how: FenceHow) {
+        if core.book.durable.fence.is_none() {
+            core.book.durable.fence = Some(FenceState::Isolated);
+            let d = core.book.durable;
+            core.persist(Some(d));
+        }
+        if core.job(Action::Fence { how }) {
+            self.applying = Some(how);
+        }
+    }
+
+    fn rejoin(&mut self, core: &mut Core, now: Time, by: Option<NodeId>) {
+        let Some(target) = by else {
+            return;
+        };
+        if self.rejoin_after.is_some_and(|t| now < t) {
+            return;
+        }
+        self.rejoin_after = Some(now.plus(core.s.election_rerun_interval_ms.max(1_000)));
+        core.log(
+            Level::Notice,
+            format!(
+                "auto_rejoin: rejoining node {} as a standby of the new primary",
+                core.me()
+            ),
+        );
+        core.job(Action::Rejoin { target });
+    }
+
+    fn on_done(&mut self, core: &mut Core, now: Time, d: Done) {
+        match d {
+            Done::Fenced { how, ok } => {
+                self.applying = None;
+                match ok {
+                    Ok(()) => {
+                        self.applied = Some(how);
+                        self.record_fence(core);
+                        if matches!(how, FenceHow::Demote { .. } | FenceHow::Stop)
+                            && core.s.auto_rejoin
+                        {
+                            if let Some((_, by)) = self.superseded {
+                                self.rejoin(core, now, by);
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        core.log(Level::Error, why.clone());
+                        core.event(
+                            "repmgrd_fence",
+                            false,
+                            format!("fencing node {} failed: {why}", core.me()),
+                            None,
+                        );
+                    }
+                }
+            }
+            Done::Unfenced { ok } => {
+                self.applying = None;
+                match ok {
+                    Ok(()) => {
+                        self.applied = None;
+                        self.evented = false;
+                        core.book.durable.fence = None;
+                        let d = core.book.durable;
+                        core.persist(Some(d));
+                        core.log(
+                            Level::Notice,
+                            format!(
+                                "node {} unfenced: the majority is back and no other node was promoted",
+                                core.me()
+                            ),
+                        );
+                        core.out.push(Action::FenceHook {
+                            event: "repmgrd_unfence",
+                        });
+                        core.event(
+                            "repmgrd_unfence",
+                            true,
+                            format!("node {} unfenced", core.me()),
+                            None,
+                        );
+                    }
+                    Err(why) => core.log(Level::Error, why),
+                }
+            }
+            Done::Rejoined { ok, .. } => match ok {
+                Ok(details) => {
+                    core.log(Level::Notice, details);
+                    core.book.durable.fence = None;
+                    let d = core.book.durable;
+                    core.persist(Some(d));
+                }
+                Err(why) => {
+                    core.log(Level::Error, "auto_rejoin failed; this node stays fenced");
+                    core.log(Level::Error, why);
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// One repmgrd_fence event per episode: on the new primary when there
+    /// is one.
+    fn record_fence(&mut self, core: &mut Core) {
+        core.out.push(Action::FenceHook {
+            event: "repmgrd_fence",
+        });
+        if self.evented {
+            return;
+        }
+        self.evented = true;
+        let me = core.me();
+        match self.superseded {
+            Some((term, Some(by))) => {
+                let who = core
+                    .node(by)
+                    .map_or(format!("node {by}"), |n| format!("node {n}"));
+                core.event_on(
+                    by,
+                    "repmgrd_fence",
+                    true,
+                    format!(
+                        "node {me} fenced: {who} was promoted on a newer timeline (term {term})"
+                    ),
+                );
+            }
+            Some((term, None)) => core.event(
+                "repmgrd_fence",
+                true,
+                format!("node {me} fenced: a promotion happened in term {term}"),
+                None,
+            ),
+            None => core.event(
+                "repmgrd_fence",
+                true,
+                format!("node {me} fenced: it cannot see a majority of the voters"),
+                None,
+            ),
+        }
+    }
+
+    /// While the local server is down: if a promotion happened elsewhere,
+    /// prepare the data directory so a restart comes up as a standby.
+    fn prepare_while_down(&mut self, core: &mut Core, obs: &[NodeObs]) {
+        if self.down_since.is_none() || self.prepared_for.is_some() {
+            return;
+        }
+        let newer = |o: &&NodeObs| {
+            o.reachable
+                && o.id != core.s.node_id
+                && (o.timeline > self.timeline || o.term > self.term)
+        };
+        let target = obs
+            .iter()
+            .filter(newer)
+            .find(|o| o.is_writable_primary())
+            .or_else(|| obs.iter().find(newer));
+        let Some(t) = target else { return };
+        let Some(node) = core.node(t.id) else { return };
+        self.prepared_for = Some(t.id);
+        core.out.push(Action::PrepareAsStandby { target: t.id });
+        let details = format!(
+            "node {} was superseded by {node} while down; it will restart as a standby",
+            core.me()
+        );
+        core.log(Level::Warning, details.clone());
+        core.event_on(t.id, "repmgrd_fence", true, details);
+    }
+
+    /// The primary watches its registered downstream nodes (child_nodes_*).
+    fn check_children(&mut self, core: &mut Core, now: Time, f: &LocalFacts) {
+        let Some(every) = core.s.child_nodes_check_interval_ms else {
+            return;
+        };
+        if now < self.next_child_check {
+            return;
+        }
+        self.next_child_check = now.plus(every);
+        let me = core.s.node_id;
+        let include_witness = core.s.child_nodes_connected_include_witness;
+        let (mut missing, mut connected) = (0, 0);
+        let children: Vec<NodeInfo> = f
+            .nodes
+            .iter()
+            .filter(|n| n.upstream == Some(me) && n.active)
+            .filter(|n| include_witness || n.kind != NodeKind::Witness)
+            .cloned()
+            .collect();
+        for c in &children {
+            // A witness connects by SQL, not by streaming: it counts as attached.
+            let now_attached = c.kind == NodeKind::Witness || f.attached.contains(&c.name);
+            let what = match (self.children.get(&c.id).copied(), now_attached) {
+                (Some(true), false) => Some(("child_node_disconnect", "has disconnected")),
+                (Some(false), true) => Some(("child_node_reconnect", "has reconnected")),
+                (None, true) => Some(("child_node_new_connect", "has connected")),
+                _ => None,
+            };
+            if let Some((ev, what)) = what {
+                let details = format!("node {c} {what}");
+                core.log(Level::Notice, details.clone());
+                core.event(ev, true, details, Some(me));
+            }
+            self.children.insert(c.id, now_attached);
+            if now_attached {
+                connected += 1;
+            } else {
+                missing += 1;
+            }
+        }
+        self.children_threshold(core, now, missing, connected);
+    }
+
+    fn children_threshold(&mut self, core: &mut Core, now: Time, missing: i32, connected: i32) {
+        let s = &core.s;
+        let too_many_missing = s.child_nodes_disconnect_min_count >= 0
+            && missing >= s.child_nodes_disconnect_min_count
+            && missing > 0;
+        let too_few_connected =
+            s.child_nodes_connected_min_count >= 0 && connected < s.child_nodes_connected_min_count;
+        if !(too_many_missing || too_few_connected) {
+            self.children_missing_since = None;
+            return;
+        }
+        let since = *self.children_missing_since.get_or_insert(now);
+        if now.since(since) < s.child_nodes_disconnect_timeout_ms {
+            return;
+        }
+        self.children_missing_since = None;
+        let details = format!("{missing} child node(s) disconnected, {connected} connected");
+        core.log(Level::Warning, details.clone());
+        core.out.push(Action::ChildrenDisconnected { details });
+    }
+}

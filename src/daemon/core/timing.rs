@@ -1,0 +1,159 @@
+//! Every duration the core decides with, derived from the settings in one
+//! place, with the reasoning behind each (repmgrd.8, TIMING, states the
+//! same numbers).
+//!
+//! The safety argument rests on promises that voters make and keep on
+//! their own clocks: a voter that acknowledges a primary's heartbeat (or
+//! grants a vote) promises not to grant any vote for its lease time
+//! [`Settings::lease_ms`] from then. A primary counts a promise as lasting
+//! [`discount`] of that from the moment it *sent* the heartbeat (so delay
+//! on the way only shortens what it counts), and hard-fences itself before
+//! the promises of a majority run out. A candidate needs the votes of a
+//! majority, and a voter grants only once every promise it made has
+//! expired: the two majorities share a voter, so the old lease has ended,
+//! and its holder fenced, before the new one begins.
+
+use super::types::Time;
+use super::Settings;
+
+/// How much faster than ours another node's clock may run, in parts per
+/// ten thousand (1 %): a promise of `p` ms is counted as `p × 0.99`.
+pub const DRIFT_PER_10K: u64 = 100;
+
+/// Fixed allowance against a promise, on top of drift (scheduling delay
+/// between receiving a heartbeat and starting its promise).
+pub const PROMISE_SLACK_MS: u64 = 50;
+
+/// A repmgrd that starts (or reconnects to its own server) grants no vote
+/// for this long, at least: a primary may have counted on it while no
+/// repmgrd was connected to its server.
+pub const QUARANTINE_MS: u64 = 10_000;
+
+/// The shortest lease: below it a primary would fence on a scheduling
+/// hiccup.
+pub const MIN_LEASE_MS: u64 = 2_000;
+
+/// How long a promise of `promised` ms can be counted on by the node that
+/// sent the request.
+pub fn discount(promised: u64) -> u64 {
+    promised
+        .saturating_sub(promised * DRIFT_PER_10K / 10_000)
+        .saturating_sub(PROMISE_SLACK_MS)
+}
+
+impl Settings {
+    /// The time a standby takes to declare its upstream failed after its
+    /// first failed check: (reconnect_attempts − 1) × reconnect_interval.
+    pub fn failure_window_ms(&self) -> u64 {
+        u64::from(self.reconnect_attempts.saturating_sub(1)) * self.reconnect_interval_ms
+    }
+
+    /// What this node promises when it acknowledges a heartbeat or grants
+    /// a vote: as long as its own failure window (so a failover after a
+    /// crash is not delayed), and at least [`MIN_LEASE_MS`].
+    pub fn lease_ms(&self) -> u64 {
+        self.failure_window_ms().max(MIN_LEASE_MS)
+    }
+
+    /// How often a lease holder renews: four times per lease, and at least
+    /// once per monitoring interval.
+    pub fn heartbeat_every_ms(&self) -> u64 {
+        (self.lease_ms() / 4).clamp(200, self.monitor_interval_ms.max(200))
+    }
+
+    /// How long a heartbeat round waits for answers.
+    pub fn heartbeat_timeout_ms(&self) -> u64 {
+        (self.lease_ms() / 4).clamp(200, 2_000)
+    }
+
+    /// How long before its lease ends a lease holder must have been
+    /// hard-fenced (stopped or demoted): the time that takes, bounded.
+    pub fn stop_margin_ms(&self) -> u64 {
+        (self.lease_ms() / 4).max(1_000)
+    }
+
+    /// When the read-only fence goes on: once half the lease has passed
+    /// without a renewal, or after `primary_isolation_timeout` when that is
+    /// set and earlier.
+    pub fn soft_fence_after_ms(&self) -> u64 {
+        let half = self.lease_ms() / 2;
+        match self.isolation_timeout_ms {
+            Some(t) => t.min(half),
+            None => half,
+        }
+    }
+}
+
+/// The end of a lease made of `promises` (each: when the request was sent
+/// and what was promised), given `voters` voters of whom the holder is
+/// one: the latest time that a majority's promises all still hold.
+pub fn lease_end(voters: usize, promises: &[(Time, u64)]) -> Option<Time> {
+    let needed = voters / 2 + 1;
+    // The holder itself counts as one promise that never ends.
+    let others = needed.saturating_sub(1);
+    if others == 0 {
+        return Some(Time(u64::MAX));
+    }
+    let mut ends: Vec<Time> = promises
+        .iter()
+        .map(|(sent, ms)| sent.plus(discount(*ms)))
+        .collect();
+    if ends.len() < others {
+        return None;
+    }
+    ends.sort_unstable_by(|a, b| b.cmp(a));
+    Some(ends[others - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(attempts: u32, interval_s: u64, monitor_s: u64) -> Settings {
+        Settings {
+            reconnect_attempts: attempts,
+            reconnect_interval_ms: interval_s * 1000,
+            monitor_interval_ms: monitor_s * 1000,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn the_lease_is_the_failure_window_with_a_floor() {
+        // repmgr's defaults: 6 attempts 10 s apart.
+        let d = settings(6, 10, 2);
+        assert_eq!(d.failure_window_ms(), 50_000);
+        assert_eq!(d.lease_ms(), 50_000);
+        assert_eq!(d.heartbeat_every_ms(), 2_000);
+        assert_eq!(d.stop_margin_ms(), 12_500);
+        assert_eq!(d.soft_fence_after_ms(), 25_000);
+        // Fast settings: 3 attempts 1 s apart.
+        let f = settings(3, 1, 1);
+        assert_eq!(f.lease_ms(), 2_000);
+        assert_eq!(f.heartbeat_every_ms(), 500);
+        assert_eq!(f.heartbeat_timeout_ms(), 500);
+        assert_eq!(f.stop_margin_ms(), 1_000);
+        // One attempt: no window, the floor holds.
+        assert_eq!(settings(1, 1, 1).lease_ms(), MIN_LEASE_MS);
+    }
+
+    #[test]
+    fn a_promise_counts_less_than_it_says() {
+        assert_eq!(discount(10_000), 10_000 - 100 - 50);
+        assert_eq!(discount(10), 0);
+    }
+
+    #[test]
+    fn the_lease_ends_when_a_majority_of_promises_has() {
+        // Three voters: the holder and one promise make a majority.
+        let t = |s: u64| Time(s * 1000);
+        let p = [(t(10), 2_000), (t(12), 2_000)];
+        assert_eq!(lease_end(3, &p), Some(t(12).plus(discount(2_000))));
+        // Five voters: two promises needed; the second latest decides.
+        assert_eq!(lease_end(5, &p), Some(t(10).plus(discount(2_000))));
+        assert_eq!(lease_end(5, &p[..1]), None);
+        // Alone (one voter): always a majority; two voters: needs the other.
+        assert_eq!(lease_end(1, &[]), Some(Time(u64::MAX)));
+        assert_eq!(lease_end(2, &[]), None);
+    }
+}

@@ -1,0 +1,1058 @@
+//! The event loop: delivers each node's inputs at their simulated times,
+//! carries out each node's actions against the model, applies the faults,
+//! moves WAL, writes as a client would, and checks the invariants.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use repmgr::daemon::core::types::*;
+use repmgr::daemon::core::Core;
+
+use crate::model::*;
+use crate::schedule::Fault;
+
+/// splitmix64: small, fast, and the same on every machine.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next() % (hi - lo + 1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// The longest a fence, demotion or unfence takes in the model.
+pub const FENCE_OP_MAX: u64 = 600;
+/// Connect and query deadline of every conninfo (connect_timeout=2).
+pub const CONNECT_TIMEOUT: u64 = 2_000;
+const CLIENT_EVERY: u64 = 50;
+const REPLICATE_EVERY: u64 = 10;
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Wake(Id),
+    ReadLocal(Id, u64),
+    Input(Id, u64, Input),
+    Gather(Id, u64),
+    PeerReq {
+        to: Id,
+        token: u64,
+        req: PeerRequest,
+    },
+    PeerRep {
+        token: u64,
+        reply: PeerReply,
+    },
+    RoundEnd(Id, u64, u64),
+    Job(Id, u64, Action),
+    Fault(Fault),
+    Client,
+    Replicate,
+}
+
+/// Who asked a peer request, for routing the answer.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    from: Id,
+    epoch: u64,
+    round: u64,
+    to: Id,
+    /// A heartbeat's send time: its answer goes straight to the sender.
+    sent: Option<Time>,
+}
+
+pub struct World {
+    pub g: u64,
+    pub hosts: Vec<Host>,
+    pub net: Net,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    slab: BTreeMap<u64, Ev>,
+    seq: u64,
+    pub rng: Rng,
+    rounds: BTreeMap<(Id, u64), Round>,
+    tokens: BTreeMap<u64, Token>,
+    next_id: u64,
+    next_record: u64,
+    next_tli: u32,
+    /// synchronous_standby_names ("" = asynchronous).
+    pub sync: String,
+    /// Commits acknowledged to a client under synchronous replication.
+    pub acked: Vec<u64>,
+    pub violations: Vec<String>,
+    pub trace: Vec<String>,
+    pub steps: u64,
+    pub promotions: u32,
+    wake_at: BTreeMap<Id, u64>,
+    /// Info lines in the trace too (SIM_VERBOSE=1).
+    pub verbose: bool,
+}
+
+impl World {
+    pub fn new(hosts: Vec<Host>, sync: String, rng: Rng) -> World {
+        let mut w = World {
+            g: 0,
+            hosts,
+            net: Net::default(),
+            queue: BinaryHeap::new(),
+            slab: BTreeMap::new(),
+            seq: 0,
+            rng,
+            rounds: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            next_id: 1,
+            next_record: 1,
+            next_tli: 2,
+            sync,
+            acked: Vec::new(),
+            violations: Vec::new(),
+            trace: Vec::new(),
+            steps: 0,
+            promotions: 0,
+            wake_at: BTreeMap::new(),
+            verbose: std::env::var("SIM_VERBOSE").is_ok_and(|v| v == "1"),
+        };
+        w.at(0, Ev::Client);
+        w.at(0, Ev::Replicate);
+        for i in 0..w.hosts.len() {
+            let (t, id) = (w.rng.range(0, 500), w.hosts[i].id);
+            w.at(t, Ev::Wake(id));
+        }
+        w
+    }
+
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.slab.insert(self.seq, ev);
+        self.queue.push(Reverse((t, self.seq)));
+    }
+
+    pub fn fault_at(&mut self, t: u64, f: Fault) {
+        self.at(t, Ev::Fault(f));
+    }
+
+    fn idx(&self, id: Id) -> usize {
+        self.hosts.iter().position(|h| h.id == id).unwrap_or(0)
+    }
+
+    pub fn log(&mut self, line: String) {
+        if self.trace.len() < 200_000 {
+            self.trace.push(format!("{:>8} {line}", self.g));
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.log(format!("VIOLATION {what}"));
+        if self.violations.len() < 5 {
+            self.violations.push(format!("t={} {what}", self.g));
+        }
+    }
+
+    /// Runs until `end` (global ms).
+    pub fn run(&mut self, end: u64) {
+        while let Some(Reverse((t, seq))) = self.queue.pop() {
+            if t > end {
+                break;
+            }
+            self.g = t;
+            let Some(ev) = self.slab.remove(&seq) else {
+                continue;
+            };
+            self.steps += 1;
+            self.handle(ev);
+            if !self.violations.is_empty() {
+                break;
+            }
+        }
+        self.g = end;
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Wake(id) => {
+                let i = self.idx(id);
+                if self.wake_at.get(&id).is_some_and(|w| *w > self.g) {
+                    return;
+                }
+                self.wake_at.remove(&id);
+                if self.hosts[i].core.is_some() {
+                    self.deliver(i, Input::Tick);
+                }
+            }
+            Ev::ReadLocal(id, epoch) => {
+                let i = self.idx(id);
+                if self.hosts[i].epoch != epoch {
+                    return;
+                }
+                let f = self.hosts[i].pg_up().then(|| {
+                    local_facts(&self.hosts[i], &self.hosts, &self.net, self.g, &self.sync)
+                });
+                self.deliver(i, Input::Local(f));
+            }
+            Ev::Input(id, epoch, input) => {
+                let i = self.idx(id);
+                if self.hosts[i].epoch == epoch {
+                    self.deliver(i, input);
+                }
+            }
+            Ev::Gather(id, epoch) => {
+                let i = self.idx(id);
+                if self.hosts[i].epoch == epoch {
+                    let obs = self.observe_all(i);
+                    if self.verbose {
+                        let brief: Vec<String> = obs
+                            .iter()
+                            .map(|o| {
+                                format!(
+                                    "{}:{}{}/{}/{}",
+                                    o.id,
+                                    if o.reachable { "" } else { "x" },
+                                    o.in_recovery.map_or("?", |r| if r { "s" } else { "p" }),
+                                    o.timeline,
+                                    o.lsn
+                                )
+                            })
+                            .collect();
+                        let me = &self.hosts[i];
+                        self.log(format!(
+                            "node{id} gathers {brief:?} (own {}/{})",
+                            me.pg.tli,
+                            me.pg.wal.len()
+                        ));
+                    }
+                    self.deliver(i, Input::Cluster(obs));
+                }
+            }
+            Ev::PeerReq { to, token, req } => self.peer_request(to, token, req),
+            Ev::PeerRep { token, reply } => self.peer_reply(token, reply),
+            Ev::RoundEnd(id, epoch, round) => self.end_round(id, epoch, round),
+            Ev::Job(id, epoch, action) => self.finish_job(id, epoch, action),
+            Ev::Fault(f) => crate::schedule::apply(self, f),
+            Ev::Client => {
+                self.client_round();
+                self.at(self.g + CLIENT_EVERY, Ev::Client);
+            }
+            Ev::Replicate => {
+                self.replicate();
+                self.at(self.g + REPLICATE_EVERY, Ev::Replicate);
+            }
+        }
+    }
+
+    /// One input into node `i`'s repmgrd, held back while it is paused.
+    pub fn deliver(&mut self, i: usize, input: Input) {
+        let h = &mut self.hosts[i];
+        if h.core.is_none() {
+            return;
+        }
+        if !h.daemon_alive() {
+            if !matches!(input, Input::Tick) {
+                h.backlog.push(input);
+            }
+            return;
+        }
+        let now = h.local(self.g);
+        let actions = match h.core.as_mut() {
+            Some(c) => c.step(now, input),
+            None => return,
+        };
+        self.execute(i, actions);
+        self.schedule_wake(i);
+    }
+
+    pub fn schedule_wake(&mut self, i: usize) {
+        let h = &self.hosts[i];
+        let Some(core) = h.core.as_ref() else {
+            return;
+        };
+        let at = h.global(core.next_wakeup()).max(self.g + 1);
+        let id = h.id;
+        if self
+            .wake_at
+            .get(&id)
+            .is_some_and(|w| *w <= at && *w > self.g)
+        {
+            return;
+        }
+        self.wake_at.insert(id, at);
+        self.at(at, Ev::Wake(id));
+    }
+
+    /// Resumes a paused daemon: what arrived meanwhile is handled now.
+    pub fn resume_daemon(&mut self, i: usize) {
+        let backlog = std::mem::take(&mut self.hosts[i].backlog);
+        for input in backlog {
+            self.deliver(i, input);
+        }
+        self.deliver(i, Input::Tick);
+    }
+
+    // ---------------------------------------------------------- driver
+
+    fn execute(&mut self, i: usize, actions: Vec<Action>) {
+        for a in actions {
+            self.act(i, a);
+        }
+    }
+
+    fn act(&mut self, i: usize, a: Action) {
+        let (id, epoch) = (self.hosts[i].id, self.hosts[i].epoch);
+        match a {
+            Action::ReadLocal => {
+                let h = &self.hosts[i];
+                let delay = if h.pg_up() || !h.pg.running {
+                    1
+                } else {
+                    CONNECT_TIMEOUT
+                };
+                self.at(self.g + delay, Ev::ReadLocal(id, epoch));
+            }
+            Action::CheckUpstream { node, ping } => {
+                let (ok, delay) = self.probe(i, node);
+                let t = &self.hosts[self.idx(node)];
+                let in_recovery = (ok && !ping).then_some(t.pg.recovery);
+                let input = Input::UpstreamCheck {
+                    node,
+                    ok,
+                    in_recovery,
+                };
+                self.at(self.g + delay, Ev::Input(id, epoch, input));
+            }
+            Action::Watch { node } => self.hosts[i].watching = node,
+            Action::GatherCluster => {
+                let others: Vec<Id> = self
+                    .hosts
+                    .iter()
+                    .map(|h| h.id)
+                    .filter(|o| *o != id)
+                    .collect();
+                let delay = others
+                    .iter()
+                    .map(|o| self.probe(i, *o).1)
+                    .max()
+                    .unwrap_or(1);
+                self.at(self.g + delay, Ev::Gather(id, epoch));
+            }
+            Action::SendHeartbeats {
+                term,
+                to,
+                promoted,
+                local_must_answer,
+            } => {
+                let sent = self.hosts[i].local(self.g);
+                if self.verbose {
+                    self.log(format!("node{id} heartbeats term {term} to {to:?}"));
+                }
+                if local_must_answer && !self.hosts[i].pg_up() {
+                    return; // the real driver checks its own server first
+                }
+                let timeline = self.hosts[i].pg.tli;
+                for t in to {
+                    let req = PeerRequest::Heartbeat {
+                        from: id,
+                        term,
+                        timeline,
+                        promoted,
+                    };
+                    self.send_heartbeat(i, t, sent, req);
+                }
+            }
+            Action::RequestVotes {
+                request,
+                to,
+                needed,
+            } => {
+                let timeout = self.hosts[i].settings.heartbeat_timeout_ms();
+                let round = self.open_round(
+                    i,
+                    Round::Votes {
+                        term: request.term,
+                        replies: BTreeMap::new(),
+                        expected: to.clone(),
+                        needed,
+                    },
+                    timeout,
+                );
+                for t in to {
+                    self.send(i, t, round, PeerRequest::Vote(request));
+                }
+            }
+            Action::Promote { .. } => {
+                self.check_candidate_has_the_wal(i);
+                let d = self.rng.range(30, 150);
+                self.at(self.g + d, Ev::Job(id, epoch, a));
+            }
+            Action::Follow { .. } => {
+                let d = self.rng.range(50, 200);
+                self.at(self.g + d, Ev::Job(id, epoch, a));
+            }
+            Action::Fence { .. } | Action::Unfence { .. } => {
+                let d = self.rng.range(20, FENCE_OP_MAX);
+                self.at(self.g + d, Ev::Job(id, epoch, a));
+            }
+            Action::Rejoin { .. } => {
+                let d = self.rng.range(200, 800);
+                self.at(self.g + d, Ev::Job(id, epoch, a));
+            }
+            Action::PrepareAsStandby { target } => {
+                let h = &mut self.hosts[i];
+                if !h.pg.running {
+                    h.pg.standby_signal = true;
+                    h.pg.upstream = Some(target);
+                }
+            }
+            Action::Persist(p) => self.hosts[i].durable = p,
+            Action::Reply { .. } => {}
+            Action::WitnessSync { primary, .. } => {
+                let p = self.idx(primary);
+                if self.net.both(id, primary) && self.hosts[p].pg_up() {
+                    self.hosts[i].pg.meta = self.hosts[p].pg.meta.clone();
+                }
+            }
+            Action::Log(level, msg) => {
+                if matches!(level, Level::Notice | Level::Warning | Level::Error) || self.verbose {
+                    self.log(format!("node{id} {level:?}: {msg}"));
+                }
+            }
+            Action::Event { name, details, .. } => {
+                self.log(format!("node{id} event {name}: {details}"))
+            }
+            Action::Exit => {
+                self.log(format!("node{id} repmgrd exits"));
+                self.hosts[i].core = None;
+                self.hosts[i].exited = true;
+            }
+            Action::WriteStatus { .. }
+            | Action::SetActive { .. }
+            | Action::FenceHook { .. }
+            | Action::ChildrenDisconnected { .. } => {}
+        }
+    }
+
+    /// One connection attempt from node `i` to `to`: whether it works,
+    /// and when the answer (or the failure) comes.
+    fn probe(&self, i: usize, to: Id) -> (bool, u64) {
+        let me = self.hosts[i].id;
+        let t = &self.hosts[self.idx(to)];
+        let rtt = self.net.delay(me, to) + self.net.delay(to, me);
+        if !self.net.both(me, to) {
+            return (false, CONNECT_TIMEOUT);
+        }
+        if t.pg_up() {
+            (true, rtt + 1)
+        } else if !t.pg.running && !t.host_paused {
+            (false, rtt)
+        } else {
+            (false, CONNECT_TIMEOUT)
+        }
+    }
+
+    fn observe_all(&self, i: usize) -> Vec<NodeObs> {
+        let me = self.hosts[i].id;
+        let window = 2 * self.hosts[i].settings.monitor_interval_ms + 1_000;
+        self.hosts
+            .iter()
+            .map(|h| {
+                if !(self.net.both(me, h.id) && h.pg_up()) {
+                    return NodeObs::unreachable(h.id);
+                }
+                let fresh = h.pg.streaming
+                    && h.pg
+                        .last_recv
+                        .is_some_and(|t| self.g.saturating_sub(t) <= window);
+                NodeObs {
+                    id: h.id,
+                    reachable: true,
+                    in_recovery: Some(h.pg.recovery),
+                    timeline: h.pg.tli,
+                    lsn: h.pg.wal.len() as Lsn,
+                    term: h.pg.voting_term,
+                    fenced: !h.pg.recovery && h.pg.read_only,
+                    receiver_fresh: fresh,
+                    streams_from: h.pg.upstream.filter(|_| h.pg.streaming),
+                    daemon: if h.daemon_alive() {
+                        h.core.as_ref().map(|c| c.status(h.local(self.g)))
+                    } else {
+                        None
+                    },
+                    daemon_session: Some(h.core.is_some()),
+                }
+            })
+            .collect()
+    }
+
+    fn open_round(&mut self, i: usize, r: Round, timeout: u64) -> u64 {
+        let (id, epoch) = (self.hosts[i].id, self.hosts[i].epoch);
+        let round = self.next_id;
+        self.next_id += 1;
+        self.rounds.insert((id, round), r);
+        self.at(self.g + timeout, Ev::RoundEnd(id, epoch, round));
+        round
+    }
+
+    /// A heartbeat to `to`; its answer is delivered alone. A voter with no
+    /// repmgrd (nothing listens) is probed by its server instead.
+    fn send_heartbeat(&mut self, i: usize, to: Id, sent: Time, req: PeerRequest) {
+        let (from, epoch) = (self.hosts[i].id, self.hosts[i].epoch);
+        let t = self.idx(to);
+        if self.hosts[t].core.is_none() {
+            if self.net.both(from, to) && self.hosts[t].pg_up() {
+                let rtt = self.net.delay(from, to) + self.net.delay(to, from) + 1;
+                // The driver reads the server it probes: a primary, or a
+                // newer history, supersedes the sender.
+                let (my_term, my_tli) = match req {
+                    PeerRequest::Heartbeat { term, timeline, .. } => (term, timeline),
+                    _ => (0, 0),
+                };
+                let o = &self.hosts[t].pg;
+                let newer = o.voting_term > my_term
+                    || o.tli > my_tli
+                    || (!o.recovery && o.voting_term == my_term);
+                let reply = if !o.witness && newer {
+                    HeartbeatReply::Superseded {
+                        term: o.voting_term.max(my_term + 1),
+                        by: (!o.recovery).then_some(to),
+                    }
+                } else {
+                    HeartbeatReply::NoDaemon
+                };
+                let input = Input::Heartbeat {
+                    from: to,
+                    sent,
+                    reply,
+                };
+                self.at(self.g + rtt, Ev::Input(from, epoch, input));
+            }
+            return;
+        }
+        let token = self.next_id;
+        self.next_id += 1;
+        self.tokens.insert(
+            token,
+            Token {
+                from,
+                epoch,
+                round: 0,
+                to,
+                sent: Some(sent),
+            },
+        );
+        if self.net.up(from, to) {
+            let d = self.net.delay(from, to);
+            self.at(self.g + d, Ev::PeerReq { to, token, req });
+        }
+    }
+
+    fn send(&mut self, i: usize, to: Id, round: u64, req: PeerRequest) {
+        let (from, epoch) = (self.hosts[i].id, self.hosts[i].epoch);
+        let token = self.next_id;
+        self.next_id += 1;
+        self.tokens.insert(
+            token,
+            Token {
+                from,
+                epoch,
+                round,
+                to,
+                sent: None,
+            },
+        );
+        if self.net.up(from, to) {
+            let d = self.net.delay(from, to);
+            self.at(self.g + d, Ev::PeerReq { to, token, req });
+        }
+    }
+
+    fn peer_request(&mut self, to: Id, token: u64, req: PeerRequest) {
+        let i = self.idx(to);
+        if self.hosts[i].core.is_none() {
+            return; // nobody listens
+        }
+        let Some(tok) = self.tokens.get(&token).copied() else {
+            return;
+        };
+        if !self.hosts[i].daemon_alive() {
+            self.hosts[i].backlog.push(Input::Peer {
+                token,
+                request: req,
+            });
+            return;
+        }
+        let now = self.hosts[i].local(self.g);
+        let actions = match self.hosts[i].core.as_mut() {
+            Some(c) => c.step(
+                now,
+                Input::Peer {
+                    token,
+                    request: req,
+                },
+            ),
+            None => return,
+        };
+        for a in &actions {
+            if let Action::Reply { token: t, reply } = a {
+                if *t == token && self.net.up(to, tok.from) {
+                    let d = self.net.delay(to, tok.from);
+                    self.at(
+                        self.g + d,
+                        Ev::PeerRep {
+                            token,
+                            reply: *reply,
+                        },
+                    );
+                }
+            }
+        }
+        self.execute(i, actions);
+        self.schedule_wake(i);
+    }
+
+    fn peer_reply(&mut self, token: u64, reply: PeerReply) {
+        let Some(tok) = self.tokens.get(&token).copied() else {
+            return;
+        };
+        if let (Some(sent), PeerReply::Heartbeat(h)) = (tok.sent, reply) {
+            let i = self.idx(tok.from);
+            if self.verbose {
+                self.log(format!(
+                    "node{} heartbeat answer from node{}: {h:?}",
+                    tok.from, tok.to
+                ));
+            }
+            if self.hosts[i].epoch == tok.epoch {
+                let input = Input::Heartbeat {
+                    from: tok.to,
+                    sent,
+                    reply: h,
+                };
+                self.deliver(i, input);
+            }
+            return;
+        }
+        let Some(r) = self.rounds.get_mut(&(tok.from, tok.round)) else {
+            return;
+        };
+        let done = match (r, reply) {
+            (
+                Round::Votes {
+                    replies,
+                    expected,
+                    needed,
+                    ..
+                },
+                PeerReply::Vote(v),
+            ) => {
+                replies.insert(tok.to, v);
+                let granted = replies
+                    .values()
+                    .filter(|v| matches!(v, VoteReply::Granted { .. }))
+                    .count();
+                replies.len() == expected.len() || granted >= *needed
+            }
+            _ => false,
+        };
+        if done {
+            self.end_round(tok.from, tok.epoch, tok.round);
+        }
+    }
+
+    fn end_round(&mut self, id: Id, epoch: u64, round: u64) {
+        let Some(r) = self.rounds.remove(&(id, round)) else {
+            return;
+        };
+        let i = self.idx(id);
+        if self.hosts[i].epoch != epoch {
+            return;
+        }
+        if self.verbose {
+            self.log(format!("node{id} round {round} ends: {r:?}"));
+        }
+        let input = match r {
+            Round::Votes {
+                term,
+                replies,
+                expected,
+                ..
+            } => Input::Votes {
+                term,
+                replies: expected
+                    .iter()
+                    .map(|t| (*t, replies.get(t).copied().unwrap_or(VoteReply::Silent)))
+                    .collect(),
+            },
+        };
+        self.deliver(i, input);
+    }
+
+    // ------------------------------------------------------------ jobs
+
+    fn finish_job(&mut self, id: Id, epoch: u64, a: Action) {
+        let i = self.idx(id);
+        let done = match a {
+            Action::Promote { term, .. } => Done::Promoted {
+                ok: self.promote(i, term),
+            },
+            Action::Follow { target } => {
+                let t = self.idx(target);
+                let ok = if self.net.both(id, target)
+                    && self.hosts[t].pg_up()
+                    && self.hosts[i].pg_up()
+                {
+                    if is_prefix(&self.hosts[i].pg.wal, &self.hosts[t].pg.wal)
+                        || self.hosts[i].pg.wal.is_empty()
+                    {
+                        self.hosts[i].pg.upstream = Some(target);
+                        self.record_standby_of(id, target);
+                        Ok(())
+                    } else {
+                        Err("this node cannot follow: its timeline diverged".to_string())
+                    }
+                } else {
+                    Err("the new primary is unreachable".to_string())
+                };
+                Done::Followed {
+                    target,
+                    ok,
+                    streams_anyway: false,
+                }
+            }
+            Action::Fence { how } => {
+                let h = &mut self.hosts[i];
+                let ok = if h.pg.paused || h.host_paused {
+                    Err("the server does not answer".to_string())
+                } else {
+                    match how {
+                        FenceHow::ReadOnly if h.pg.running => {
+                            h.pg.read_only = true;
+                            Ok(())
+                        }
+                        FenceHow::ReadOnly => Err("the server is down".to_string()),
+                        FenceHow::Stop => {
+                            h.pg.running = false;
+                            h.pg.crashed = false;
+                            Ok(())
+                        }
+                        FenceHow::Demote { to } => {
+                            h.pg.standby_signal = true;
+                            h.pg.recovery = true;
+                            h.pg.running = true;
+                            h.pg.read_only = false;
+                            h.pg.upstream = to;
+                            h.pg.streaming = false;
+                            h.exposed_since = self.g;
+                            Ok(())
+                        }
+                    }
+                };
+                self.log(format!("node{id} fence {how:?}: {ok:?}"));
+                Done::Fenced { how, ok }
+            }
+            Action::Unfence { start } => {
+                let h = &mut self.hosts[i];
+                h.pg.read_only = false;
+                if start && !h.pg.running {
+                    h.pg.running = true;
+                    h.pg.recovery = h.pg.standby_signal;
+                    h.exposed_since = self.g;
+                }
+                self.log(format!("node{id} unfenced (start {start})"));
+                Done::Unfenced { ok: Ok(()) }
+            }
+            Action::Rejoin { target } => {
+                let t = self.idx(target);
+                // ops::rejoin needs the primary itself.
+                let primary = !self.hosts[t].pg.recovery && !self.hosts[t].pg.witness;
+                let ok = if primary
+                    && self.net.both(id, target)
+                    && self.hosts[t].pg_up()
+                    && !self.hosts[i].host_paused
+                {
+                    let n = common_prefix(&self.hosts[i].pg.wal, &self.hosts[t].pg.wal);
+                    let h = &mut self.hosts[i];
+                    h.pg.wal.truncate(n);
+                    h.pg.recovery = true;
+                    h.pg.standby_signal = true;
+                    h.pg.running = true;
+                    h.pg.paused = false;
+                    h.pg.read_only = false;
+                    h.pg.upstream = Some(target);
+                    h.pg.streaming = false;
+                    self.record_standby_of(id, target);
+                    Ok(format!("node{id} rejoined node{target}"))
+                } else {
+                    Err("the primary is unreachable".to_string())
+                };
+                Done::Rejoined { target, ok }
+            }
+            _ => return,
+        };
+        if self.hosts[i].epoch == epoch {
+            self.deliver(i, Input::Done(done));
+        }
+    }
+
+    /// What follow and rejoin record on the primary: an active standby
+    /// of `upstream` (its standbys get it by replication).
+    fn record_standby_of(&mut self, id: Id, upstream: Id) {
+        let u = self.idx(upstream);
+        let p = if self.hosts[u].pg.recovery {
+            self.hosts
+                .iter()
+                .position(|h| !h.pg.recovery && !h.pg.witness && h.pg_up())
+        } else {
+            Some(u)
+        };
+        if let Some(p) = p {
+            for n in &mut self.hosts[p].pg.meta {
+                if n.id == id {
+                    n.kind = NodeKind::Standby;
+                    n.active = true;
+                    n.upstream = Some(upstream);
+                }
+            }
+        }
+    }
+
+    fn promote(&mut self, i: usize, term: Term) -> Result<(), String> {
+        let id = self.hosts[i].id;
+        if !self.hosts[i].pg_up() || !self.hosts[i].pg.recovery {
+            return Err("the server is not a running standby".into());
+        }
+        let tli = self.next_tli;
+        self.next_tli += 1;
+        {
+            let h = &mut self.hosts[i];
+            h.pg.recovery = false;
+            h.pg.standby_signal = false;
+            h.pg.upstream = None;
+            h.pg.streaming = false;
+            h.pg.tli = tli;
+            h.pg.voting_term = term;
+            for n in &mut h.pg.meta {
+                if n.id == id {
+                    n.kind = NodeKind::Primary;
+                    n.upstream = None;
+                    n.active = true;
+                } else if n.kind == NodeKind::Primary {
+                    n.kind = NodeKind::Standby;
+                    n.active = false;
+                }
+            }
+        }
+        self.promotions += 1;
+        self.log(format!("node{id} PROMOTED term {term} timeline {tli}"));
+        if !self.sync.is_empty() {
+            let wal = &self.hosts[i].pg.wal;
+            let last = wal.last().copied().unwrap_or(0);
+            let lost: Vec<u64> = self
+                .acked
+                .iter()
+                .copied()
+                .filter(|r| *r > last || !wal.contains(r))
+                .take(3)
+                .collect();
+            if !lost.is_empty() {
+                self.violation(format!(
+                    "node{id} promoted without acknowledged commits {lost:?} (sync)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant (d): no visible candidate has WAL the new primary lacks.
+    fn check_candidate_has_the_wal(&mut self, i: usize) {
+        let id = self.hosts[i].id;
+        let mine = self.hosts[i].pg.wal.clone();
+        let active = |n: Id| self.hosts[i].pg.meta.iter().any(|m| m.id == n && m.active);
+        for o in &self.hosts {
+            if o.id == id || !o.pg.recovery || o.pg.witness || o.priority <= 0 || !active(o.id) {
+                continue;
+            }
+            if !(self.net.both(id, o.id) && o.pg_up()) {
+                continue;
+            }
+            if o.pg.wal.len() > mine.len() && is_prefix(&mine, &o.pg.wal) {
+                let msg = format!(
+                    "node{id} promoting with {} records while visible node{} has {}",
+                    mine.len(),
+                    o.id,
+                    o.pg.wal.len()
+                );
+                self.violations.push(format!("t={} {msg}", self.g));
+                return;
+            }
+        }
+    }
+
+    // --------------------------------------------------------- traffic
+
+    fn client_round(&mut self) {
+        let writers: Vec<usize> = (0..self.hosts.len())
+            .filter(|i| self.hosts[*i].takes_writes())
+            .collect();
+        for &w in &writers {
+            let r = self.next_record;
+            self.next_record += 1;
+            let pid = self.hosts[w].id;
+            self.hosts[w].pg.wal.push(r);
+            if self.sync.is_empty() {
+                continue;
+            }
+            // Synchronous: acknowledged once a listed standby has it.
+            let spec = repmgr::daemon::core::sync::SyncSpec::parse(&self.sync);
+            let pwal_len = self.hosts[w].pg.wal.len();
+            let mut acked = false;
+            for s in 0..self.hosts.len() {
+                let ok = {
+                    let sh = &self.hosts[s];
+                    sh.id != pid
+                        && sh.pg.recovery
+                        && sh.pg.upstream == Some(pid)
+                        && sh.pg_up()
+                        && self.net.both(sh.id, pid)
+                        && spec.as_ref().is_some_and(|sp| sp.lists(&sh.name))
+                        && sh.pg.wal.len() + 1 == pwal_len
+                        && is_prefix(&sh.pg.wal, &self.hosts[w].pg.wal)
+                };
+                if ok {
+                    self.hosts[s].pg.wal.push(r);
+                    acked = true;
+                }
+            }
+            if acked {
+                self.acked.push(r);
+            }
+        }
+        self.check_one_writer(&writers);
+    }
+
+    /// Invariant (a): two nodes take writes at once only while the older
+    /// one is within the bound after its repmgrd (or server) came back.
+    fn check_one_writer(&mut self, writers: &[usize]) {
+        if writers.len() < 2 {
+            return;
+        }
+        let top = writers
+            .iter()
+            .copied()
+            .max_by_key(|w| (self.hosts[*w].pg.voting_term, self.hosts[*w].pg.tli))
+            .unwrap_or(0);
+        for &w in writers {
+            if w == top {
+                continue;
+            }
+            let (x, y) = (&self.hosts[w], &self.hosts[top]);
+            if x.pg.voting_term == y.pg.voting_term && x.pg.tli == y.pg.tli {
+                let msg = format!(
+                    "node{} and node{} both take writes in term {}",
+                    x.id, y.id, x.pg.voting_term
+                );
+                self.violation(msg);
+                return;
+            }
+            let s = &x.settings;
+            let bound = s.heartbeat_every_ms()
+                + s.heartbeat_timeout_ms()
+                + 2 * FENCE_OP_MAX
+                + s.monitor_interval_ms;
+            let protected = x.daemon_alive() && self.g.saturating_sub(x.exposed_since) >= bound;
+            if protected {
+                let msg = format!(
+                    "node{} (term {}) takes writes while node{} (term {}) does, {} ms after its repmgrd or server came back",
+                    x.id,
+                    x.pg.voting_term,
+                    y.id,
+                    y.pg.voting_term,
+                    self.g.saturating_sub(x.exposed_since)
+                );
+                self.violation(msg);
+                return;
+            }
+        }
+    }
+
+    fn replicate(&mut self) {
+        for s in 0..self.hosts.len() {
+            let (sid, up) = (self.hosts[s].id, self.hosts[s].pg.upstream);
+            let streams = match up {
+                Some(u) if u != sid && self.hosts[s].pg.recovery && self.hosts[s].pg_up() => {
+                    let ui = self.idx(u);
+                    self.net.both(sid, u) && self.hosts[ui].pg_up() && !self.hosts[ui].pg.witness
+                }
+                _ => false,
+            };
+            if !streams {
+                self.hosts[s].pg.streaming = false;
+                continue;
+            }
+            let ui = self.idx(up.unwrap_or_default());
+            let (uwal_len, prefix) = {
+                let (a, b) = (&self.hosts[s].pg.wal, &self.hosts[ui].pg.wal);
+                // Record ids are unique: equal last records mean a prefix.
+                let p = a.is_empty() || (b.len() >= a.len() && b[a.len() - 1] == a[a.len() - 1]);
+                (b.len(), p)
+            };
+            if !prefix {
+                self.hosts[s].pg.streaming = false;
+                continue;
+            }
+            let from = self.hosts[s].pg.wal.len();
+            let tail: Vec<u64> = self.hosts[ui].pg.wal[from..uwal_len].to_vec();
+            let (tli, term, meta) = {
+                let u = &self.hosts[ui].pg;
+                (u.tli, u.voting_term, u.meta.clone())
+            };
+            let h = &mut self.hosts[s];
+            h.pg.wal.extend(tail);
+            h.pg.tli = h.pg.tli.max(tli);
+            h.pg.voting_term = h.pg.voting_term.max(term);
+            h.pg.meta = meta;
+            h.pg.last_recv = Some(self.g);
+            h.pg.streaming = true;
+        }
+    }
+
+    // -------------------------------------------------------- liveness
+
+    /// Invariant (c): exactly one node takes writes.
+    pub fn check_exactly_one_primary(&mut self, stable_since: u64) {
+        let writers: Vec<Id> = self
+            .hosts
+            .iter()
+            .filter(|h| h.takes_writes())
+            .map(|h| h.id)
+            .collect();
+        if writers.len() != 1 {
+            self.violation(format!(
+                "{} node(s) take writes {} ms after the cluster became stable: {writers:?}",
+                writers.len(),
+                self.g - stable_since
+            ));
+        }
+    }
+
+    /// Starts (or restarts) node `i`'s repmgrd with its durable state.
+    pub fn start_daemon(&mut self, i: usize) {
+        let h = &mut self.hosts[i];
+        h.epoch += 1;
+        h.exited = false;
+        h.backlog.clear();
+        let now = h.local(self.g);
+        h.core = Some(Core::new(h.settings.clone(), h.durable, now));
+        h.exposed_since = self.g;
+        self.deliver(i, Input::Tick);
+    }
+}
