@@ -115,7 +115,9 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Pin
     let limit = target.deadline();
     let mut session = match Session::open(&target.to_config(), limit, query_bound(target)) {
         Ok(s) => s,
-        Err(SqlError::TimedOut(_)) => {
+        // The driver's own TCP connect timeout and our deadline for the
+        // whole attempt end at the same moment: one message for both.
+        Err(e) if e.is_timeout() || e.to_string().contains("timed out") => {
             return Err((
                 connection_failed(format!(
                     "timeout expired after {} s connecting to {}",

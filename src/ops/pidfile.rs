@@ -75,10 +75,14 @@ pub struct PidFile {
 impl PidFile {
     pub fn create(path: &Path) -> Result<PidFile> {
         check_not_running(path)?;
+        // Written beside and renamed into place: whoever reads the file
+        // (a script, `repmgr daemon stop`) never sees it empty.
         let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(path)?;
+            let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+            let mut f = fs::File::create(&tmp)?;
             writeln!(f, "{}", std::process::id())?;
-            f.sync_all()
+            f.sync_all()?;
+            fs::rename(&tmp, path)
         };
         write().map_err(|e| {
             Error::new(
