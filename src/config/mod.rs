@@ -189,6 +189,13 @@ pub struct Config {
     #[serde(deserialize_with = "at_least::<-1, _>")]
     pub repmgrd_standby_startup_timeout: i32,
     pub repmgrd_pid_file: String,
+    /// The repmgrd peer channel's TCP port (0: one chosen at first start,
+    /// kept in the state file and published in the metadata).
+    #[serde(deserialize_with = "at_least::<0, _>")]
+    pub repmgrd_port: i32,
+    /// repmgrd's durable state (votes, fence); "" = beside the data
+    /// directory.
+    pub repmgrd_state_file: String,
     #[serde(deserialize_with = "boolean")]
     pub repmgrd_exit_on_inactive_node: bool,
     #[serde(deserialize_with = "boolean")]
@@ -315,6 +322,8 @@ impl Default for Config {
             primary_notification_timeout: 60,
             repmgrd_standby_startup_timeout: -1,
             repmgrd_pid_file: String::new(),
+            repmgrd_port: 0,
+            repmgrd_state_file: String::new(),
             repmgrd_exit_on_inactive_node: false,
             monitoring_history: false,
             standby_disconnect_on_failover: false,

@@ -229,6 +229,8 @@ pub const PARAMS: &[Param] = &[
     param("primary_notification_timeout", int(0), "60", RELOAD, G::Repmgrd, "Seconds a follower waits to learn the new primary."),
     param("repmgrd_standby_startup_timeout", int(-1), "-1", RELOAD, G::Repmgrd, "Seconds to wait for a standby to start; -1 uses standby_reconnect_timeout."),
     param("repmgrd_pid_file", Str, "", FIXED, G::Repmgrd, "repmgrd PID file (default: in the temporary directory)."),
+    param("repmgrd_port", int(0), "0", FIXED, G::Repmgrd, "TCP port of the channel between repmgrds (votes, heartbeats); 0: chosen at first start and kept. Set a fixed port where a firewall filters."),
+    param("repmgrd_state_file", Str, "", FIXED, G::Repmgrd, "repmgrd's durable state (votes, fence), fsynced (default: <data_directory>.repmgrd, beside the data directory)."),
     param("repmgrd_exit_on_inactive_node", Bool, "off", FIXED, G::Repmgrd, "repmgrd exits at startup if the node is marked inactive."),
     param("monitoring_history", Bool, "off", RELOAD, G::Repmgrd, "Record replication status in repmgr.monitoring_history."),
     param("standby_disconnect_on_failover", Bool, "off", RELOAD, G::Repmgrd, "Disconnect standbys' WAL receivers before an election."),

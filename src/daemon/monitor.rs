@@ -1467,7 +1467,8 @@ impl Monitor {
         let mut conn =
             cli_promote::promote_local(&self.loaded.config, &self.bin, local, &reconnect)?;
         if db::schema::exists(&mut conn)? {
-            let (term, _ev, _ts) = cli_promote::record_promotion(&self.loaded.config, &mut conn)?;
+            let (term, _ev, _ts) =
+                cli_promote::record_promotion(&self.loaded.config, &mut conn, None)?;
             crate::log_info!("voting term is now {term}");
         }
         self.local = Some(conn);

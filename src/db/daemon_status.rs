@@ -153,3 +153,147 @@ pub fn all(c: &mut impl Sql) -> Result<Vec<DaemonStatus>> {
         })
         .collect()
 }
+/// Where a repmgrd's peer channel listens, as its row says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRow {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Whether the columns of schema version 3 are there.
+fn has_peer_columns(c: &mut impl Sql) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                             WHERE attrelid = pg_catalog.to_regclass('repmgr.repmgrd_status')
+                               AND attname = 'peer_port' AND NOT attisdropped)",
+            &[],
+        )
+        .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?;
+    row.val(0)
+}
+
+/// Every repmgrd's peer address (this node's copy of the table).
+pub fn peers(c: &mut impl Sql) -> Result<Vec<PeerRow>> {
+    if !table_exists(c)? || !has_peer_columns(c)? {
+        return Ok(Vec::new());
+    }
+    let rows = c
+        .query(
+            "SELECT node_id, peer_host, peer_port FROM repmgr.repmgrd_status
+              WHERE peer_host IS NOT NULL AND peer_port IS NOT NULL ORDER BY node_id",
+            &[],
+        )
+        .map_err(|e| query_error("reading the repmgrd peer addresses", &e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let port: i32 = r.val(2)?;
+        if let Ok(port) = u16::try_from(port) {
+            out.push(PeerRow {
+                node_id: r.val(0)?,
+                host: r.val(1)?,
+                port,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Publishes this repmgrd's peer address and what it promises (on the
+/// primary; the others read it from their copy).
+pub fn publish_peer(
+    c: &mut impl Sql,
+    node_id: i32,
+    host: &str,
+    port: u16,
+    lease_ms: i64,
+    reconnect: (i32, i32),
+    failover: &str,
+) -> Result<()> {
+    if !has_peer_columns(c)? {
+        return Ok(());
+    }
+    c.execute(
+        "UPDATE repmgr.repmgrd_status
+            SET peer_host = $2, peer_port = $3, lease_ms = $4,
+                reconnect_attempts = $5, reconnect_interval = $6, failover = $7
+          WHERE node_id = $1",
+        &[
+            &node_id,
+            &host,
+            &i32::from(port),
+            &lease_ms,
+            &reconnect.0,
+            &reconnect.1,
+            &failover,
+        ],
+    )
+    .map_err(|e| query_error("publishing the repmgrd peer address", &e))?;
+    Ok(())
+}
+
+/// A primary publishes whether it fences itself on losing its lease.
+pub fn publish_fencing(c: &mut impl Sql, node_id: i32, fences: bool) -> Result<()> {
+    if !has_peer_columns(c)? {
+        return Ok(());
+    }
+    c.execute(
+        "UPDATE repmgr.repmgrd_status SET fences = $2 WHERE node_id = $1",
+        &[&node_id, &fences],
+    )
+    .map_err(|e| query_error("publishing whether this primary fences itself", &e))?;
+    Ok(())
+}
+
+/// What each repmgrd published of its failover mode, and (a primary)
+/// whether it fences itself: `(node_id, automatic, fences)`.
+pub fn published_modes(c: &mut impl Sql) -> Result<Vec<(i32, bool, bool)>> {
+    if !table_exists(c)? || !has_peer_columns(c)? {
+        return Ok(Vec::new());
+    }
+    let rows = c
+        .query(
+            "SELECT node_id, COALESCE(failover = 'automatic', FALSE), COALESCE(fences, FALSE)
+               FROM repmgr.repmgrd_status",
+            &[],
+        )
+        .map_err(|e| query_error("reading the repmgrd failover modes", &e))?;
+    rows.iter()
+        .map(|r| Ok((r.val(0)?, r.val(1)?, r.val(2)?)))
+        .collect()
+}
+
+/// The primary publishes its `synchronous_standby_names` (when it
+/// changed): the standbys' elections read it from their copy.
+pub fn publish_sync_names(c: &mut impl Sql, node_id: i32) -> Result<()> {
+    if !has_peer_columns(c)? {
+        return Ok(());
+    }
+    c.execute(
+        "UPDATE repmgr.repmgrd_status
+            SET sync_standby_names = pg_catalog.current_setting('synchronous_standby_names')
+          WHERE node_id = $1
+            AND sync_standby_names IS DISTINCT FROM pg_catalog.current_setting('synchronous_standby_names')",
+        &[&node_id],
+    )
+    .map_err(|e| query_error("publishing synchronous_standby_names", &e))?;
+    Ok(())
+}
+
+/// The `synchronous_standby_names` the primary last published.
+pub fn published_sync_names(c: &mut impl Sql) -> Result<String> {
+    if !table_exists(c)? || !has_peer_columns(c)? {
+        return Ok(String::new());
+    }
+    let row = c
+        .query_opt(
+            "SELECT s.sync_standby_names FROM repmgr.repmgrd_status s
+               JOIN repmgr.nodes n ON n.node_id = s.node_id
+              WHERE n.type = 'primary' AND n.active AND s.sync_standby_names IS NOT NULL
+              ORDER BY s.last_updated DESC NULLS LAST LIMIT 1",
+            &[],
+        )
+        .map_err(|e| query_error("reading synchronous_standby_names", &e))?;
+    Ok(row.map(|r| r.val(0)).transpose()?.unwrap_or_default())
+}

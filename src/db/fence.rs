@@ -27,10 +27,15 @@ pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
     row.val(0)
 }
 
-/// Makes the server read-only for new sessions and ends the existing ones.
-/// `fresh` opens a new session, to see when the reloaded setting is live
-/// before the sessions are ended (none may slip through in between).
-pub fn fence_read_only(c: &mut Session, fresh: &dyn Fn() -> Option<Session>) -> Result<u64> {
+/// Makes the server read-only for new sessions and ends the existing ones
+/// (but `spare`, repmgrd's own). `fresh` opens a new session, to see when
+/// the reloaded setting is live before the sessions are ended (none may
+/// slip through in between).
+pub fn fence_read_only(
+    c: &mut Session,
+    fresh: &dyn Fn() -> Option<Session>,
+    spare: Option<i32>,
+) -> Result<u64> {
     c.batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
         .map_err(|e| query_error("fencing the node (ALTER SYSTEM)", &e))?;
     c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
@@ -47,7 +52,7 @@ pub fn fence_read_only(c: &mut Session, fresh: &dyn Fn() -> Option<Session>) -> 
             .ok()?;
         (r.val::<String>(0).ok()? == "on").then_some(())
     });
-    end_client_sessions(c)
+    end_client_sessions(c, spare)
 }
 
 /// repmgrd's own session keeps writing its metadata (heartbeat, events)
@@ -57,12 +62,16 @@ pub fn exempt_session(c: &mut impl Sql) -> Result<()> {
         .map_err(|e| query_error("exempting repmgrd's session from the fence", &e))
 }
 
-/// Ends every client session but our own.
-pub fn end_client_sessions(c: &mut impl Sql) -> Result<u64> {
+/// Ends every client session but our own (and `spare`), and every
+/// background worker that could write (logical replication, extensions'
+/// workers): after this only repmgrd's own sessions remain.
+pub fn end_client_sessions(c: &mut impl Sql, spare: Option<i32>) -> Result<u64> {
     c.execute(
         "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
-          WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
-        &[],
+          WHERE backend_type IN ('client backend', 'background worker', 'logical replication worker')
+            AND pid <> pg_catalog.pg_backend_pid()
+            AND pid IS DISTINCT FROM $1",
+        &[&spare],
     )
     .map_err(|e| query_error("ending client sessions", &e))
 }

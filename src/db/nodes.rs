@@ -243,6 +243,28 @@ pub fn set_upstream(c: &mut impl Sql, node_id: i32, upstream_id: i32) -> Result<
 }
 
 /// Bumps the voting term; returns the new term.
+/// Sets the voting term to `term` (repmgrd's promotion records the term
+/// its votes were granted in); it never goes down.
+pub fn set_voting_term(c: &mut impl Sql, term: i32) -> Result<i32> {
+    let row = c
+        .query_opt(
+            "UPDATE repmgr.voting_term SET term = GREATEST(term, $1) RETURNING term",
+            &[&term],
+        )
+        .map_err(|e| query_error("setting the voting term", &e))?;
+    match row {
+        Some(r) => r.val(0),
+        None => {
+            c.execute(
+                "INSERT INTO repmgr.voting_term (term) VALUES ($1)",
+                &[&term],
+            )
+            .map_err(|e| query_error("setting the voting term", &e))?;
+            Ok(term)
+        }
+    }
+}
+
 pub fn increment_voting_term(c: &mut impl Sql) -> Result<i32> {
     let row = c
         .query_opt(

@@ -94,9 +94,17 @@ pub fn reach_all(nodes: &[NodeRecord]) -> Vec<Reached> {
 /// node costs one connect deadline in total. Returns its record and
 /// connection.
 pub fn find_primary(meta: &mut Session) -> Result<Option<(NodeRecord, Session)>> {
-    let nodes: Vec<_> = super::nodes::all(meta)?
-        .into_iter()
+    let nodes = super::nodes::all(meta)?;
+    Ok(find_primary_among(&nodes))
+}
+
+/// The writable primary among `nodes` (a copy of the records kept from
+/// before), asking every one at once.
+pub fn find_primary_among(nodes: &[NodeRecord]) -> Option<(NodeRecord, Session)> {
+    let nodes: Vec<NodeRecord> = nodes
+        .iter()
         .filter(|n| n.node_type != NodeType::Witness)
+        .cloned()
         .collect();
     let mut primaries: Vec<Reached> = reach_all(&nodes)
         .into_iter()
@@ -109,8 +117,8 @@ pub fn find_primary(meta: &mut Session) -> Result<Option<(NodeRecord, Session)>>
             r.node.node_id,
         )
     });
-    Ok(primaries
+    primaries
         .into_iter()
         .next()
-        .and_then(|r| r.conn.map(|c| (r.node, c))))
+        .and_then(|r| r.conn.map(|c| (r.node, c)))
 }

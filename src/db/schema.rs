@@ -118,6 +118,30 @@ CREATE TABLE repmgr.repmgrd_status (
   last_updated           TIMESTAMP WITH TIME ZONE NULL
 );
 "#,
+    // Version 3: what repmgrds need of each other. Where each one's peer
+    // channel listens and what it promises (its lease, from its timing
+    // settings), its failover mode, and whether a primary fences itself;
+    // the primary's synchronous_standby_names, for elections on the
+    // standbys; and the cluster's secret that authenticates the peer
+    // channel, readable only by the repmgr role.
+    r#"
+ALTER TABLE repmgr.repmgrd_status
+  ADD COLUMN IF NOT EXISTS peer_host          TEXT    NULL,
+  ADD COLUMN IF NOT EXISTS peer_port          INTEGER NULL,
+  ADD COLUMN IF NOT EXISTS lease_ms           BIGINT  NULL,
+  ADD COLUMN IF NOT EXISTS reconnect_attempts INTEGER NULL,
+  ADD COLUMN IF NOT EXISTS reconnect_interval INTEGER NULL,
+  ADD COLUMN IF NOT EXISTS failover           TEXT    NULL,
+  ADD COLUMN IF NOT EXISTS fences             BOOLEAN NULL,
+  ADD COLUMN IF NOT EXISTS sync_standby_names TEXT    NULL;
+
+CREATE TABLE IF NOT EXISTS repmgr.daemon_secret (
+  system_identifier BIGINT NOT NULL,
+  secret            TEXT   NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS daemon_secret_single_row ON repmgr.daemon_secret ((TRUE));
+REVOKE ALL ON repmgr.daemon_secret FROM PUBLIC;
+"#,
 ];
 
 /// The version this binary installs and expects.
@@ -221,6 +245,7 @@ pub fn ensure_schema(client: &mut Session) -> Result<SchemaChange> {
         &[&SCHEMA_VERSION, &env!("CARGO_PKG_VERSION")],
     )
     .map_err(|e| schema_error(&e))?;
+    super::secret::ensure(&mut tx)?;
     tx.commit()
         .map_err(|e| query_error("committing the repmgr schema", &e))?;
     Ok(if current.is_none() {

@@ -7,6 +7,14 @@ use super::query_error;
 use crate::error::Result;
 
 /// Whether the server is a standby (`pg_is_in_recovery()`).
+/// This session's backend process ID.
+pub fn backend_pid(c: &mut impl Sql) -> Result<i32> {
+    let row = c
+        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
+        .map_err(|e| query_error("reading the backend pid", &e))?;
+    row.val(0)
+}
+
 pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
     let row = c
         .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])

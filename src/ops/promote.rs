@@ -106,9 +106,12 @@ fn wait_until_primary(
 }
 
 /// In one transaction on the new primary: roles, voting term, event.
+/// `term`: the one repmgrd's votes were granted in; None (a promotion by
+/// hand): the next one.
 pub fn record_promotion<'a>(
     cfg: &'a Config,
     conn: &mut Session,
+    term: Option<i32>,
 ) -> Result<(i32, Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();
     let mut tx = conn
@@ -118,7 +121,10 @@ pub fn record_promotion<'a>(
         .into_iter()
         .find(|p| p.node_id != node_id);
     db::nodes::set_primary(&mut tx, node_id)?;
-    let term = db::nodes::increment_voting_term(&mut tx)?;
+    let term = match term {
+        Some(t) => db::nodes::set_voting_term(&mut tx, t)?,
+        None => db::nodes::increment_voting_term(&mut tx)?,
+    };
     let ev = Event {
         primary_id: former.as_ref().map(|p| p.node_id),
         conninfo: Some(cfg.conninfo.clone()),

@@ -62,7 +62,7 @@ pub fn promote(ctx: &Ctx) -> Result<()> {
     let mut local = promote_local(cfg, &bin, local, &reconnect)?;
 
     if db::schema::exists(&mut local)? {
-        let (term, ev, ts) = record_promotion(cfg, &mut local)?;
+        let (term, ev, ts) = record_promotion(cfg, &mut local, None)?;
         events::notify(cfg, &ev, Some(&ts));
         crate::log_info!("voting term is now {term}");
     } else {

@@ -243,7 +243,7 @@ impl Monitor {
                     match self
                         .local
                         .as_mut()
-                        .map(|c| db::fence::fence_read_only(c, &fresh))
+                        .map(|c| db::fence::fence_read_only(c, &fresh, None))
                     {
                         Some(Ok(n)) => {
                             crate::log_warning!(

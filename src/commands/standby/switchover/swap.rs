@@ -45,7 +45,7 @@ pub fn run_switchover(
     let mut newp = promote(ctx, cfg, local)?;
     // This node is the primary now: the old one must stay down.
     restart.disarm();
-    let (_term, ev, ts) = crate::ops::promote::record_promotion(cfg, &mut newp)?;
+    let (_term, ev, ts) = crate::ops::promote::record_promotion(cfg, &mut newp, None)?;
     events::notify(cfg, &ev, Some(&ts));
     crate::log_notice!(
         "this node is now the primary; writes were unavailable for {} ms",

@@ -1,0 +1,93 @@
+//! What repmgrd reads of a server: its own every monitoring cycle, and
+//! every node's when it looks at the whole cluster. A fixed, small number
+//! of round trips each.
+
+use tokio_postgres::types::PgLsn;
+
+use super::session::{query_error, RowExt, Sql};
+use crate::error::Result;
+
+/// A WAL receiver as `pg_stat_wal_receiver` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverRow {
+    pub streaming: bool,
+    pub sender_host: Option<String>,
+    pub sender_port: Option<i32>,
+    /// Milliseconds since its last message from the sender.
+    pub last_msg_age_ms: Option<i64>,
+}
+
+/// One server's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRow {
+    pub in_recovery: bool,
+    pub timeline: u32,
+    pub lsn: u64,
+    pub receiver: Option<ReceiverRow>,
+    /// `repmgr.voting_term` in its metadata (0 without one).
+    pub voting_term: i64,
+    /// Its configured default is read-only (the read-only fence).
+    pub read_only_fenced: bool,
+    /// Its own `synchronous_standby_names`.
+    pub sync_standby_names: String,
+    /// Its streaming standbys (application_name).
+    pub attached: Vec<String>,
+    /// repmgrd sessions connected to it (other than this one).
+    pub daemon_sessions: i64,
+    pub receive_lsn: Option<PgLsn>,
+    pub replay_lsn: Option<PgLsn>,
+    pub last_replay: Option<String>,
+}
+
+/// Reads a server's state: its position (timeline from the history files
+/// on a standby), then the rest in one query.
+pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
+    let pos = super::timeline::position(c)?;
+    let row = c
+        .query_one(
+            "SELECT (SELECT status = 'streaming' FROM pg_catalog.pg_stat_wal_receiver),
+                    (SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver),
+                    (SELECT sender_port FROM pg_catalog.pg_stat_wal_receiver),
+                    (SELECT (EXTRACT(EPOCH FROM (pg_catalog.now() - last_msg_receipt_time)) * 1000)::INT8
+                       FROM pg_catalog.pg_stat_wal_receiver),
+                    CASE WHEN pg_catalog.to_regclass('repmgr.voting_term') IS NULL THEN 0::INT8
+                         ELSE COALESCE((SELECT pg_catalog.max(term) FROM repmgr.voting_term), 0)::INT8
+                    END,
+                    COALESCE((SELECT setting = 'on' AND source = 'configuration file'
+                                FROM pg_catalog.pg_settings
+                               WHERE name = 'default_transaction_read_only'), FALSE),
+                    pg_catalog.current_setting('synchronous_standby_names'),
+                    ARRAY(SELECT application_name::TEXT FROM pg_catalog.pg_stat_replication
+                           WHERE state = 'streaming'),
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity
+                      WHERE application_name = 'repmgrd' AND pid <> pg_catalog.pg_backend_pid())::INT8,
+                    pg_catalog.pg_last_wal_receive_lsn(),
+                    pg_catalog.pg_last_wal_replay_lsn(),
+                    pg_catalog.pg_last_xact_replay_timestamp()::TEXT",
+            &[],
+        )
+        .map_err(|e| query_error("reading the server's state", &e))?;
+    let streaming: Option<bool> = row.val(0)?;
+    let receiver = streaming.map(|streaming| -> Result<ReceiverRow> {
+        Ok(ReceiverRow {
+            streaming,
+            sender_host: row.val(1)?,
+            sender_port: row.val(2)?,
+            last_msg_age_ms: row.val(3)?,
+        })
+    });
+    Ok(ServerRow {
+        in_recovery: pos.in_recovery,
+        timeline: pos.timeline,
+        lsn: pos.lsn,
+        receiver: receiver.transpose()?,
+        voting_term: row.val(4)?,
+        read_only_fenced: row.val(5)?,
+        sync_standby_names: row.val(6)?,
+        attached: row.val(7)?,
+        daemon_sessions: row.val(8)?,
+        receive_lsn: row.val(9)?,
+        replay_lsn: row.val(10)?,
+        last_replay: row.val(11)?,
+    })
+}
