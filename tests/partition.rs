@@ -42,13 +42,13 @@ fn is_primary(n: &Node) -> bool {
     answer(n, "SELECT NOT pg_is_in_recovery()").as_deref() == Some("t")
 }
 
-/// Fenced read-only (the configured default), or not answering at all.
+/// Takes no writes: fenced read-only (the configured default), demoted
+/// (in recovery), or not answering at all.
 fn fenced_or_down(n: &Node) -> bool {
-    match n
-        .pg
-        .try_query_one_string("SHOW default_transaction_read_only")
-    {
-        Ok(v) => v.as_deref() == Some("on"),
+    match n.pg.try_query_one_string(
+        "SELECT pg_is_in_recovery() OR current_setting('default_transaction_read_only')::bool",
+    ) {
+        Ok(v) => v.as_deref() == Some("t"),
         Err(_) => !n.pg.is_running(),
     }
 }

@@ -6,8 +6,7 @@
 //! file). Monitoring and failover build on this loop.
 
 pub mod core;
-pub mod election;
-mod monitor;
+mod driver;
 pub mod signals;
 mod watch;
 
@@ -198,7 +197,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let channel = signals::install()?;
     let bin = crate::pgtools::PgBin::new(None, &loaded.config);
     let pid_file = pid_path.as_ref().map(|p| p.display().to_string());
-    monitor::Monitor::new(loaded, conninfo, bin, pid_file, channel).run()
+    driver::Driver::start(loaded, conninfo, bin, pid_file, channel)
 }
 
 fn load_config(opts: &DaemonOpts) -> Result<Loaded> {

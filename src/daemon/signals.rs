@@ -9,18 +9,24 @@ use std::time::Duration;
 
 use crate::error::{Error, ExitCode, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wake {
     Stop(&'static str),
     Reload,
     /// The watcher's connection to the upstream broke (generation number).
     UpstreamLost(u64),
+    /// An observation gathered by a worker, for the decision core.
+    Core(Box<super::core::types::Input>),
+    /// Actions the core returned while answering a peer (on the peer
+    /// thread), to be carried out by the main loop.
+    Actions(Vec<super::core::types::Action>),
 }
 
 pub fn install() -> Result<(Sender<Wake>, Receiver<Wake>)> {
     let (tx, rx) = channel();
     let int_tx = tx.clone();
     ctrlc::set_handler(move || {
+        crate::shutdown::request();
         let _ = int_tx.send(Wake::Stop("SIGINT"));
     })
     .map_err(|e| {
@@ -44,6 +50,8 @@ pub fn install() -> Result<(Sender<Wake>, Receiver<Wake>)> {
                 let ev = if s == SIGHUP {
                     Wake::Reload
                 } else {
+                    // Every wait in progress gives up within a moment.
+                    crate::shutdown::request();
                     Wake::Stop("SIGTERM")
                 };
                 if sig_tx.send(ev).is_err() {

@@ -25,6 +25,8 @@ pub enum Fault {
     ResumeDaemon(Id),
     CrashDaemon(Id),
     StartDaemon(Id),
+    /// `failover` set to automatic (true) or manual and repmgrd reloaded.
+    SetFailover(Id, bool),
     /// Heal everything, resume everything, start what crashed.
     Stabilise,
 }
@@ -54,6 +56,9 @@ fn info(id: Id, kind: NodeKind, priority: i32) -> NodeInfo {
         priority,
         location: "default".into(),
         upstream: (id != 1).then_some(1),
+        automatic: true,
+        fences: false,
+        published: true,
     }
 }
 
@@ -84,6 +89,29 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
             NodeKind::Witness,
         ],
     };
+    // Synchronous replication in one schedule of five: FIRST 1 (node2).
+    let sync = if rng.chance(20) {
+        "FIRST 1 (node2)".to_string()
+    } else {
+        String::new()
+    };
+    // Most clusters fail over automatically; some never (repmgr's default,
+    // failover=manual), some are mixed.
+    let mode = rng.range(0, 19);
+    let mut automatic: Vec<bool> = kinds
+        .iter()
+        .map(|_| match mode {
+            0..=13 => true,
+            14..=16 => false,
+            _ => rng.chance(50),
+        })
+        .collect();
+    // A manual synchronous standby would be the only node holding every
+    // acknowledged commit and could never be promoted: no failover at
+    // all, by design (liveness is not expected of that configuration).
+    if !sync.is_empty() {
+        automatic[1] = true;
+    }
     let meta: Vec<NodeInfo> = kinds
         .iter()
         .enumerate()
@@ -93,15 +121,12 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
             } else {
                 100
             };
-            info(i as Id + 1, *k, prio)
+            NodeInfo {
+                automatic: automatic[i],
+                ..info(i as Id + 1, *k, prio)
+            }
         })
         .collect();
-    // Synchronous replication in one schedule of five: FIRST 1 (node2).
-    let sync = if rng.chance(20) {
-        "FIRST 1 (node2)".to_string()
-    } else {
-        String::new()
-    };
     let auto_rejoin = rng.chance(30);
     let fast = rng.chance(50);
     let mut hosts = Vec::new();
@@ -110,7 +135,11 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
         let settings = Settings {
             node_id: id,
             node_name: format!("node{id}"),
-            failover: Failover::Automatic,
+            failover: if automatic[i] {
+                Failover::Automatic
+            } else {
+                Failover::Manual
+            },
             quorum: Quorum::Majority,
             monitor_interval_ms: 1_000,
             reconnect_attempts: if fast {
@@ -188,6 +217,11 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
         let node = rng.range(1, n as u64) as Id;
         let other = ((node as u64 + rng.range(1, n as u64 - 1) - 1) % n as u64 + 1) as Id;
         last_end = last_end.max(at + len);
+        let change_mode = rng.chance(15);
+        if change_mode && (node != 2 || world.sync.is_empty()) {
+            // The failover mode changed at run time (SIGHUP).
+            world.fault_at(at, Fault::SetFailover(node, rng.chance(50)));
+        }
         match rng.range(0, 9) {
             0 => world.fault_at(at, Fault::CrashPg(node)),
             1 => {
@@ -322,6 +356,16 @@ pub fn apply(w: &mut World, f: Fault) {
             if w.hosts[i].core.is_none() && w.hosts[i].pg_up() {
                 w.start_daemon(i);
             }
+        }
+        Fault::SetFailover(id, automatic) => {
+            let i = idx(w, id);
+            w.hosts[i].settings.failover = if automatic {
+                Failover::Automatic
+            } else {
+                Failover::Manual
+            };
+            let s = w.hosts[i].settings.clone();
+            w.deliver(i, Input::Reload(Box::new(s)));
         }
         Fault::Stabilise => {
             w.net = Net::default();

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use repmgr::daemon::core::types::*;
-use repmgr::daemon::core::Core;
+use repmgr::daemon::core::{Core, Failover};
 
 use crate::model::*;
 use crate::schedule::Fault;
@@ -350,6 +350,7 @@ impl World {
                 to,
                 promoted,
                 local_must_answer,
+                fences,
             } => {
                 let sent = self.hosts[i].local(self.g);
                 if self.verbose {
@@ -365,6 +366,7 @@ impl World {
                         term,
                         timeline,
                         promoted,
+                        fences,
                     };
                     self.send_heartbeat(i, t, sent, req);
                 }
@@ -434,8 +436,37 @@ impl World {
                 self.hosts[i].core = None;
                 self.hosts[i].exited = true;
             }
-            Action::WriteStatus { .. }
-            | Action::SetActive { .. }
+            Action::WriteStatus { .. } => {
+                // Its row on the primary carries its failover mode (the
+                // driver publishes it again after a reload).
+                let auto = self.hosts[i].settings.failover == Failover::Automatic;
+                if let Some(p) = self
+                    .hosts
+                    .iter()
+                    .position(|h| !h.pg.recovery && !h.pg.witness && h.pg_up())
+                {
+                    let pid = self.hosts[p].id;
+                    if p == i || self.net.both(id, pid) {
+                        for n in &mut self.hosts[p].pg.meta {
+                            if n.id == id {
+                                n.automatic = auto;
+                            }
+                        }
+                    }
+                }
+            }
+            Action::PublishFencing { fences } => {
+                let h = &mut self.hosts[i];
+                if h.pg_up() && !h.pg.recovery {
+                    for n in &mut h.pg.meta {
+                        if n.id == id {
+                            n.fences = fences;
+                        }
+                    }
+                }
+            }
+            Action::SetActive { .. }
+            | Action::RecordUpstream { .. }
             | Action::FenceHook { .. }
             | Action::ChildrenDisconnected { .. } => {}
         }
@@ -872,13 +903,15 @@ impl World {
         Ok(())
     }
 
-    /// Invariant (d): no visible candidate has WAL the new primary lacks.
+    /// Invariant (d): no visible candidate (an automatic standby of
+    /// priority > 0) has WAL the new primary lacks.
     fn check_candidate_has_the_wal(&mut self, i: usize) {
         let id = self.hosts[i].id;
         let mine = self.hosts[i].pg.wal.clone();
         let active = |n: Id| self.hosts[i].pg.meta.iter().any(|m| m.id == n && m.active);
         for o in &self.hosts {
-            if o.id == id || !o.pg.recovery || o.pg.witness || o.priority <= 0 || !active(o.id) {
+            let candidate = o.priority > 0 && o.settings.failover == Failover::Automatic;
+            if o.id == id || !o.pg.recovery || o.pg.witness || !candidate || !active(o.id) {
                 continue;
             }
             if !(self.net.both(id, o.id) && o.pg_up()) {

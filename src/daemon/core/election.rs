@@ -4,9 +4,9 @@
 //! it promotes (see [`super::vote`]), so two candidates who disagree can
 //! never both promote.
 
+use super::settings::{Failover, Quorum, Settings};
 use super::sync::{candidate_holds_every_commit, SyncSpec, SyncView, Unsafe};
 use super::types::{Lsn, NodeId, NodeInfo, NodeKind, NodeObs, Term};
-use super::{Failover, Quorum, Settings};
 
 /// Everything the election needs.
 #[derive(Debug, Clone)]
@@ -216,7 +216,15 @@ pub fn decide(b: &Ballot<'_>) -> Outcome {
     cands.extend(
         siblings
             .iter()
-            .filter(|(n, o)| n.kind == NodeKind::Standby && o.in_recovery == Some(true))
+            // A standby whose repmgrd runs with failover=manual never
+            // promotes itself: waiting for it would wait for ever.
+            .filter(|(n, o)| {
+                n.kind == NodeKind::Standby
+                    && o.in_recovery == Some(true)
+                    && n.automatic
+                    && o.daemon_session != Some(false)
+                    && o.daemon.is_none_or(|d| d.automatic)
+            })
             .map(|(n, o)| Candidate {
                 id: n.id,
                 priority: n.priority,

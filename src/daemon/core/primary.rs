@@ -16,12 +16,21 @@
 //!   restart in recovery), or stops it with `fence_mode=stop`; with
 //!   `auto_rejoin` it then rejoins the new primary. The fence is recorded
 //!   durably first, so a restart by hand is fenced again at once.
+//! - The lease fence is for a cluster that can fail over on its own: a
+//!   primary whose metadata names no node that could be promoted
+//!   automatically (an active standby of priority > 0 whose repmgrd runs
+//!   with `failover=automatic`) says so in its heartbeats and does not
+//!   fence itself on losing its lease, once enough voters heard it that no
+//!   majority can be gathered without one of them (they grant no vote
+//!   while they know that). repmgr's own behaviour with `failover=manual`
+//!   is kept: repmgrd never stops such a primary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::context::Ctx;
+use super::settings::{Quorum, Settings};
 use super::timing::{self, QUARANTINE_MS};
 use super::types::*;
-use super::{Core, Quorum, Settings};
 
 /// Promises a lease holder collected: from each voter, when the request
 /// was sent and how long was promised.
@@ -117,10 +126,16 @@ pub(super) struct Primary {
     rejoin_after: Option<Time>,
     prepared_for: Option<NodeId>,
     down_since: Option<Time>,
+    /// What its heartbeats say: it knows of an automatic candidate.
+    advertise: bool,
+    /// Since when heartbeats have said it does not fence, and the voters
+    /// that acknowledged one of those.
+    no_fence_since: Option<Time>,
+    no_fence_heard: BTreeSet<NodeId>,
 }
 
 impl Primary {
-    pub(super) fn new(core: &mut Core, now: Time, f: &LocalFacts) -> Primary {
+    pub(super) fn new(core: &mut Ctx, now: Time, f: &LocalFacts) -> Primary {
         let me = core.s.node_id;
         let mut term = f.voting_term;
         if core.book.durable.known_primary == Some(me) {
@@ -147,6 +162,9 @@ impl Primary {
             rejoin_after: None,
             prepared_for: None,
             down_since: None,
+            advertise: true,
+            no_fence_since: None,
+            no_fence_heard: BTreeSet::new(),
         }
     }
 
@@ -169,6 +187,9 @@ impl Primary {
             rejoin_after: None,
             prepared_for: None,
             down_since: None,
+            advertise: true,
+            no_fence_since: None,
+            no_fence_heard: BTreeSet::new(),
         }
     }
 
@@ -204,7 +225,7 @@ impl Primary {
 
     // ------------------------------------------------------------ ticks
 
-    pub(super) fn tick(&mut self, core: &mut Core, now: Time, f: &LocalFacts) {
+    pub(super) fn tick(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
         if self.down_since.take().is_some() && self.applied != Some(FenceHow::Stop) {
             core.log(
                 Level::Notice,
@@ -226,6 +247,7 @@ impl Primary {
         self.lease.voters = core.voters().len().max(1);
         self.lease.term = self.term;
         self.check_book(core);
+        self.update_fencing(core, now);
         if f.read_only_fenced && self.applied.is_none() && core.book.durable.fence.is_some() {
             self.applied = Some(FenceHow::ReadOnly);
         }
@@ -234,7 +256,7 @@ impl Primary {
         self.check_children(core, now, f);
     }
 
-    pub(super) fn timers(&mut self, core: &mut Core, now: Time) {
+    pub(super) fn timers(&mut self, core: &mut Ctx, now: Time) {
         if self.down_since.is_some() && self.applied != Some(FenceHow::Stop) {
             return;
         }
@@ -255,13 +277,14 @@ impl Primary {
                     to,
                     promoted: true,
                     local_must_answer: self.applied != Some(FenceHow::Stop),
+                    fences: self.advertise && core.s.quorum == Quorum::Majority,
                 });
             }
         }
         self.evaluate(core, now);
     }
 
-    pub(super) fn local_down(&mut self, core: &mut Core, now: Time) {
+    pub(super) fn local_down(&mut self, core: &mut Ctx, now: Time) {
         if self.applied == Some(FenceHow::Stop) || self.applying.is_some() {
             return; // our own fence stopped it
         }
@@ -287,12 +310,16 @@ impl Primary {
 
     // ---------------------------------------------------------- inputs
 
-    pub(super) fn on_input(&mut self, core: &mut Core, now: Time, input: Input) {
+    pub(super) fn on_input(&mut self, core: &mut Ctx, now: Time, input: Input) {
         match input {
             Input::Heartbeat { from, sent, reply } => {
                 match reply {
                     HeartbeatReply::Ack { promise_ms, .. } => {
-                        self.lease.promise(from, sent, promise_ms)
+                        self.lease.promise(from, sent, promise_ms);
+                        if self.no_fence_since.is_some_and(|t| sent >= t) {
+                            self.no_fence_heard.insert(from);
+                            self.update_fencing(core, now);
+                        }
                     }
                     HeartbeatReply::NoDaemon => self.lease.promise(from, sent, QUARANTINE_MS),
                     HeartbeatReply::Superseded { term, by } => self.supersede(core, term, by),
@@ -308,7 +335,7 @@ impl Primary {
     /// Another node claims to be the primary in `term`.
     pub(super) fn heard_other_primary(
         &mut self,
-        core: &mut Core,
+        core: &mut Ctx,
         now: Time,
         from: NodeId,
         term: Term,
@@ -319,7 +346,7 @@ impl Primary {
         }
     }
 
-    fn check_book(&mut self, core: &mut Core) {
+    fn check_book(&mut self, core: &mut Ctx) {
         let me = core.s.node_id;
         let highest = core.book.highest_term();
         if highest > self.term && core.book.highest_holder() != Some(me) {
@@ -328,7 +355,7 @@ impl Primary {
         }
     }
 
-    fn supersede(&mut self, core: &mut Core, term: Term, by: Option<NodeId>) {
+    fn supersede(&mut self, core: &mut Ctx, term: Term, by: Option<NodeId>) {
         if self.superseded.is_some_and(|(t, _)| t >= term) {
             return;
         }
@@ -344,8 +371,22 @@ impl Primary {
     /// Applies the rule: superseded → demote; without a renewed lease →
     /// read-only, then stopped before the lease can end; a renewed lease
     /// and no newer term → unfenced.
-    fn evaluate(&mut self, core: &mut Core, now: Time) {
+    fn evaluate(&mut self, core: &mut Ctx, now: Time) {
         if self.applying.is_some() || core.pending.job {
+            return;
+        }
+        // A server that is down (crashed, or stopped by its own fence)
+        // takes no writes: it is not started to be fenced, only prepared
+        // to come back as a standby.
+        let stopped_superseded = self.applied == Some(FenceHow::Stop) && self.superseded.is_some();
+        if self.down_since.is_some() || stopped_superseded {
+            if let (Some((_, Some(by))), None) = (self.superseded, self.prepared_for) {
+                self.prepare(core, by);
+            }
+            if self.down_since.is_none() && self.superseded.is_some() && core.s.auto_rejoin {
+                let by = self.superseded.and_then(|(_, by)| by);
+                self.rejoin(core, now, by);
+            }
             return;
         }
         if let Some((term, by)) = self.superseded {
@@ -375,6 +416,18 @@ impl Primary {
             return;
         }
         if core.s.quorum != Quorum::Majority {
+            return;
+        }
+        if !core.book.durable.fencing {
+            // Enough voters acknowledged that it does not fence that none
+            // will vote (see `update_fencing`), and none of them knows a
+            // newer term: a fence applied before is lifted.
+            if self.applied.is_some() {
+                let start = self.applied == Some(FenceHow::Stop);
+                if core.job(Action::Unfence { start }) {
+                    self.applying = Some(FenceHow::ReadOnly);
+                }
+            }
             return;
         }
         let s = core.s.clone();
@@ -436,7 +489,42 @@ impl Primary {
         }
     }
 
-    fn fence(&mut self, core: &mut Core, how: FenceHow) {
+    /// Whether the metadata names an automatic candidate, and so whether
+    /// this primary fences itself on losing its lease: at once when one
+    /// appears; no longer only when enough voters have heard it say so.
+    fn update_fencing(&mut self, core: &mut Ctx, now: Time) {
+        let me = core.s.node_id;
+        self.advertise = core.nodes().iter().any(|n| {
+            n.id != me && n.active && n.kind == NodeKind::Standby && n.priority > 0 && n.automatic
+        });
+        let fencing = if self.advertise {
+            self.no_fence_since = None;
+            self.no_fence_heard.clear();
+            true
+        } else {
+            if self.no_fence_since.is_none() {
+                self.no_fence_since = Some(now);
+            }
+            let heard = self.no_fence_heard.iter().filter(|id| **id != me).count();
+            core.book.durable.fencing && heard < timing::blocking_others(self.lease.voters)
+        };
+        if fencing != core.book.durable.fencing {
+            core.book.durable.fencing = fencing;
+            let d = core.book.durable;
+            core.persist(Some(d));
+            core.log(
+                Level::Notice,
+                if fencing {
+                    "an automatic failover candidate is registered: this primary fences itself if it loses its majority"
+                } else {
+                    "no automatic failover candidate is registered: this primary does not fence itself"
+                },
+            );
+            core.out.push(Action::PublishFencing { fences: fencing });
+        }
+    }
+
+    fn fence(&mut self, core: &mut Ctx, how: FenceHow) {
         if core.book.durable.fence.is_none() {
             core.book.durable.fence = Some(FenceState::Isolated);
             let d = core.book.durable;
@@ -447,7 +535,7 @@ impl Primary {
         }
     }
 
-    fn rejoin(&mut self, core: &mut Core, now: Time, by: Option<NodeId>) {
+    fn rejoin(&mut self, core: &mut Ctx, now: Time, by: Option<NodeId>) {
         let Some(target) = by else {
             return;
         };
@@ -465,7 +553,7 @@ impl Primary {
         core.job(Action::Rejoin { target });
     }
 
-    fn on_done(&mut self, core: &mut Core, now: Time, d: Done) {
+    fn on_done(&mut self, core: &mut Ctx, now: Time, d: Done) {
         match d {
             Done::Fenced { how, ok } => {
                 self.applying = None;
@@ -539,7 +627,7 @@ impl Primary {
 
     /// One repmgrd_fence event per episode: on the new primary when there
     /// is one.
-    fn record_fence(&mut self, core: &mut Core) {
+    fn record_fence(&mut self, core: &mut Ctx) {
         core.out.push(Action::FenceHook {
             event: "repmgrd_fence",
         });
@@ -579,7 +667,7 @@ impl Primary {
 
     /// While the local server is down: if a promotion happened elsewhere,
     /// prepare the data directory so a restart comes up as a standby.
-    fn prepare_while_down(&mut self, core: &mut Core, obs: &[NodeObs]) {
+    fn prepare_while_down(&mut self, core: &mut Ctx, obs: &[NodeObs]) {
         if self.down_since.is_none() || self.prepared_for.is_some() {
             return;
         }
@@ -593,20 +681,29 @@ impl Primary {
             .filter(newer)
             .find(|o| o.is_writable_primary())
             .or_else(|| obs.iter().find(newer));
-        let Some(t) = target else { return };
-        let Some(node) = core.node(t.id) else { return };
-        self.prepared_for = Some(t.id);
-        core.out.push(Action::PrepareAsStandby { target: t.id });
+        if let Some(t) = target {
+            self.prepare(core, t.id);
+        }
+    }
+
+    /// Writes standby.signal for `target` into the stopped server's data
+    /// directory, once.
+    fn prepare(&mut self, core: &mut Ctx, target: NodeId) {
+        let Some(node) = core.node(target) else {
+            return;
+        };
+        self.prepared_for = Some(target);
+        core.out.push(Action::PrepareAsStandby { target });
         let details = format!(
-            "node {} was superseded by {node} while down; it will restart as a standby",
+            "node {} fenced: {node} was promoted on a newer timeline while it was stopped; it will restart as a standby",
             core.me()
         );
         core.log(Level::Warning, details.clone());
-        core.event_on(t.id, "repmgrd_fence", true, details);
+        core.event_on(target, "repmgrd_fence", true, details);
     }
 
     /// The primary watches its registered downstream nodes (child_nodes_*).
-    fn check_children(&mut self, core: &mut Core, now: Time, f: &LocalFacts) {
+    fn check_children(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
         let Some(every) = core.s.child_nodes_check_interval_ms else {
             return;
         };
@@ -648,7 +745,7 @@ impl Primary {
         self.children_threshold(core, now, missing, connected);
     }
 
-    fn children_threshold(&mut self, core: &mut Core, now: Time, missing: i32, connected: i32) {
+    fn children_threshold(&mut self, core: &mut Ctx, now: Time, missing: i32, connected: i32) {
         let s = &core.s;
         let too_many_missing = s.child_nodes_disconnect_min_count >= 0
             && missing >= s.child_nodes_disconnect_min_count

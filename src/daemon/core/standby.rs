@@ -11,11 +11,12 @@
 
 use std::collections::BTreeMap;
 
+use super::context::Ctx;
 use super::election::{self, Ballot, Outcome};
 use super::primary::{Lease, Primary};
+use super::settings::{Failover, Quorum, Settings};
 use super::sync::SyncSpec;
 use super::types::*;
-use super::{Core, Failover, Quorum, Role, Settings};
 
 #[derive(Debug, Clone)]
 pub(super) struct Standby {
@@ -38,6 +39,9 @@ pub(super) struct Standby {
     /// Since when no round has shown a writable primary.
     no_primary_since: Option<Time>,
     local_was_down: bool,
+    /// Set when this standby's promotion completed: the core makes it the
+    /// role in force.
+    pub(super) promoted: Option<Box<Primary>>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +120,7 @@ impl Standby {
             seen_term: 0,
             no_primary_since: None,
             local_was_down: false,
+            promoted: None,
         }
     }
 
@@ -189,7 +194,7 @@ impl Standby {
 
     // ------------------------------------------------------------ ticks
 
-    pub(super) fn tick(&mut self, core: &mut Core, now: Time, f: &LocalFacts) {
+    pub(super) fn tick(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
         if self.local_was_down {
             self.local_was_down = false;
             core.log(
@@ -247,7 +252,7 @@ impl Standby {
         }
     }
 
-    pub(super) fn timers(&mut self, core: &mut Core, now: Time) {
+    pub(super) fn timers(&mut self, core: &mut Ctx, now: Time) {
         if let Some(due) = self.attempt_due(&core.s) {
             if now >= due && !core.pending.check {
                 let Phase::Retrying { attempt, .. } = self.phase else {
@@ -303,7 +308,7 @@ impl Standby {
 
     /// A candidate with votes holds the lease those votes promised; it
     /// renews it with heartbeats until its promotion is done.
-    fn renew_candidate_lease(&mut self, core: &mut Core, now: Time) {
+    fn renew_candidate_lease(&mut self, core: &mut Ctx, now: Time) {
         let term = match &self.phase {
             Phase::Electing {
                 step: Step::Confirming { term, .. } | Step::Promoting { term, .. },
@@ -339,10 +344,12 @@ impl Standby {
             to,
             promoted: false,
             local_must_answer: true,
+            // A candidate that loses its lease undoes its promotion.
+            fences: true,
         });
     }
 
-    pub(super) fn local_down(&mut self, core: &mut Core, _now: Time) {
+    pub(super) fn local_down(&mut self, core: &mut Ctx, _now: Time) {
         if !self.local_was_down {
             self.local_was_down = true;
             core.log(
@@ -361,7 +368,7 @@ impl Standby {
 
     // ---------------------------------------------------------- inputs
 
-    pub(super) fn on_input(&mut self, core: &mut Core, now: Time, input: Input) {
+    pub(super) fn on_input(&mut self, core: &mut Ctx, now: Time, input: Input) {
         match input {
             Input::UpstreamCheck {
                 node,
@@ -403,7 +410,7 @@ impl Standby {
         }
     }
 
-    fn on_check(&mut self, core: &mut Core, now: Time, node: NodeId, ok: bool) {
+    fn on_check(&mut self, core: &mut Ctx, now: Time, node: NodeId, ok: bool) {
         if !ok {
             self.unreachable_since.entry(node).or_insert(now);
         } else {
@@ -489,7 +496,7 @@ impl Standby {
     /// The upstream stopped answering: retry on the clock. `first_attempt`
     /// is the number the next attempt carries (2 when the failed check
     /// itself counts as the first).
-    fn lose_upstream(&mut self, core: &mut Core, now: Time, first: Time, first_attempt: u32) {
+    fn lose_upstream(&mut self, core: &mut Ctx, now: Time, first: Time, first_attempt: u32) {
         let Some(up) = self.upstream.clone() else {
             return;
         };
@@ -527,7 +534,7 @@ impl Standby {
         self.timers(core, now);
     }
 
-    fn watch(&mut self, core: &mut Core, node: Option<NodeId>) {
+    fn watch(&mut self, core: &mut Ctx, node: Option<NodeId>) {
         if self.watching != node {
             self.watching = node;
             core.out.push(Action::Watch { node });
@@ -536,7 +543,7 @@ impl Standby {
 
     /// Finds the upstream in the metadata: this node's record's upstream,
     /// else the active primary; failing both, asks the cluster.
-    fn attach(&mut self, core: &mut Core, f: &LocalFacts) {
+    fn attach(&mut self, core: &mut Ctx, f: &LocalFacts) {
         let me = core.s.node_id;
         let mine = f.nodes.iter().find(|n| n.id == me);
         let found = mine
@@ -556,7 +563,7 @@ impl Standby {
         }
     }
 
-    fn set_upstream(&mut self, core: &mut Core, up: NodeInfo) {
+    fn set_upstream(&mut self, core: &mut Ctx, up: NodeInfo) {
         core.log(Level::Info, format!("monitoring upstream node {up}"));
         self.upstream = Some(up.clone());
         self.phase = Phase::Healthy;
@@ -566,7 +573,7 @@ impl Standby {
 
     // -------------------------------------------------------- election
 
-    fn start_election(&mut self, core: &mut Core, _now: Time, failed: NodeInfo) {
+    fn start_election(&mut self, core: &mut Ctx, _now: Time, failed: NodeInfo) {
         self.watch(core, None);
         self.phase = Phase::Electing {
             failed,
@@ -577,7 +584,7 @@ impl Standby {
         }
     }
 
-    fn on_cluster(&mut self, core: &mut Core, now: Time, obs: &[NodeObs]) {
+    fn on_cluster(&mut self, core: &mut Ctx, now: Time, obs: &[NodeObs]) {
         for o in obs {
             if o.reachable {
                 self.unreachable_since.remove(&o.id);
@@ -685,14 +692,14 @@ impl Standby {
         }
     }
 
-    fn known(&self, core: &Core) -> Term {
+    fn known(&self, core: &Ctx) -> Term {
         core.book.highest_term()
     }
 
     /// A node that runs as an unfenced primary of a current term: active
     /// in the metadata, not `except`, and not older than anything this
     /// node knows.
-    fn primary_in(&self, core: &Core, obs: &[NodeObs], except: Option<NodeId>) -> Option<NodeInfo> {
+    fn primary_in(&self, core: &Ctx, obs: &[NodeObs], except: Option<NodeId>) -> Option<NodeInfo> {
         let known = self.known(core);
         let nodes = core.nodes();
         obs.iter()
@@ -707,7 +714,7 @@ impl Standby {
             .cloned()
     }
 
-    fn decide(&mut self, core: &mut Core, now: Time, failed: NodeInfo, obs: &[NodeObs]) {
+    fn decide(&mut self, core: &mut Ctx, now: Time, failed: NodeInfo, obs: &[NodeObs]) {
         let Some(f) = core.facts.clone() else {
             core.log(
                 Level::Warning,
@@ -777,7 +784,14 @@ impl Standby {
                 self.degrade(core, now, Some(failed), false);
             }
             Outcome::Cancelled(why) => {
-                core.log(Level::Warning, format!("failover cancelled: {why}"));
+                let text = match why {
+                    election::Cancel::PrimaryStillVisible { by } if by == core.s.node_id => {
+                        "this node still sees the primary (its WAL receiver streams from it)"
+                            .to_string()
+                    }
+                    _ => why.to_string(),
+                };
+                core.log(Level::Warning, format!("failover cancelled: {text}"));
                 if matches!(why, election::Cancel::SyncUnsafe(_)) {
                     core.event(
                         "repmgrd_failover_aborted",
@@ -807,7 +821,7 @@ impl Standby {
         }
     }
 
-    fn wait_for(&mut self, core: &mut Core, now: Time, failed: NodeInfo) {
+    fn wait_for(&mut self, core: &mut Ctx, now: Time, failed: NodeInfo) {
         self.phase = Phase::Waiting {
             failed,
             until: now.plus(core.s.primary_notification_timeout_ms.max(1_000)),
@@ -818,7 +832,7 @@ impl Standby {
     #[allow(clippy::too_many_arguments)]
     fn ask_for_votes(
         &mut self,
-        core: &mut Core,
+        core: &mut Ctx,
         now: Time,
         failed: NodeInfo,
         f: &LocalFacts,
@@ -836,6 +850,25 @@ impl Standby {
             .max()
             .unwrap_or(0);
         let term = highest + 1;
+        // Without a heartbeat heard, the failed primary's published word
+        // that it fences itself must stand in (see `primary`). A primary
+        // whose repmgrd never ran cannot fence itself at all: promoting
+        // is what repmgr does, and the log says what that risks.
+        if core.s.quorum == Quorum::Majority && core.book.durable.known_primary.is_none() {
+            if !failed.published {
+                core.log(
+                    Level::Warning,
+                    format!("primary {failed} has never run repmgrd: it cannot fence itself, and if it is only cut off it keeps taking writes"),
+                );
+            } else if !failed.fences {
+                core.log(
+                    Level::Warning,
+                    format!("this node won the election but never heard primary {failed} say it fences itself; not promoting"),
+                );
+                self.degrade(core, now, Some(failed), true);
+                return;
+            }
+        }
         let request = VoteRequest {
             term,
             candidate: core.s.node_id,
@@ -861,13 +894,17 @@ impl Standby {
     /// counts first. A real vote of its own is recorded like any other.
     fn send_votes(
         &mut self,
-        core: &mut Core,
+        core: &mut Ctx,
         now: Time,
         request: VoteRequest,
         visible: usize,
         total: usize,
     ) {
-        let view = core.voter_view(now);
+        let view = core.voter_view(
+            false,
+            self.sees_primary(&core.s, now, core.facts.as_ref()),
+            false,
+        );
         let lease = core.s.lease_ms();
         let (mine, p) = core.book.on_vote(now, &request, &view, lease);
         core.persist(p);
@@ -882,7 +919,14 @@ impl Standby {
                     "this node won the election but cannot vote for itself ({why}); not promoting"
                 ),
             );
-            self.degrade(core, now, Some(failed), true);
+            // A promise running out is worth waiting for, not a whole
+            // re-run interval.
+            let lefts: Vec<u64> = match why {
+                Refusal::LeaseHeld { left_ms } => vec![left_ms],
+                _ => Vec::new(),
+            };
+            let at = rerun_at(&core.s, now, &lefts, 1);
+            self.degrade_until(now, Some(failed), Some(at));
             return;
         }
         let me = core.s.node_id;
@@ -906,13 +950,7 @@ impl Standby {
         });
     }
 
-    fn on_votes(
-        &mut self,
-        core: &mut Core,
-        now: Time,
-        term: Term,
-        replies: &[(NodeId, VoteReply)],
-    ) {
+    fn on_votes(&mut self, core: &mut Ctx, now: Time, term: Term, replies: &[(NodeId, VoteReply)]) {
         let Phase::Electing {
             failed,
             step:
@@ -932,6 +970,7 @@ impl Standby {
         }
         let mut lease = Lease::new(term, total);
         let mut granted = 1;
+        let mut lefts = Vec::new();
         for (id, r) in replies {
             match r {
                 VoteReply::Granted { promise_ms } => {
@@ -940,6 +979,9 @@ impl Standby {
                 }
                 VoteReply::Refused(why) => {
                     core.log(Level::Info, format!("node {id} refused its vote: {why}"));
+                    if let Refusal::LeaseHeld { left_ms } = why {
+                        lefts.push(*left_ms);
+                    }
                     if let Refusal::TermTaken { granted, .. } | Refusal::Stale { known: granted } =
                         why
                     {
@@ -961,7 +1003,9 @@ impl Standby {
                     Level::Warning,
                     format!("this node won the election but only {granted} of {total} voters would grant term {term}; not promoting"),
                 );
-                self.degrade(core, now, Some(failed), true);
+                let missing = (total / 2 + 1).saturating_sub(granted);
+                let at = rerun_at(&core.s, now, &lefts, missing);
+                self.degrade_until(now, Some(failed), Some(at));
                 return;
             }
             let Some(f) = core.facts.clone() else {
@@ -1021,7 +1065,7 @@ impl Standby {
 
     /// A visible standby that could be promoted and has WAL this node
     /// lacks on the same timeline.
-    fn better_candidate(&self, core: &Core, obs: &[NodeObs]) -> Option<NodeId> {
+    fn better_candidate(&self, core: &Ctx, obs: &[NodeObs]) -> Option<NodeId> {
         let me = core.s.node_id;
         // This round's view of this node itself, else the last local read.
         let (tli, lsn) = obs
@@ -1032,9 +1076,14 @@ impl Standby {
         let nodes = core.nodes();
         obs.iter()
             .filter(|o| o.id != me && o.reachable && o.in_recovery == Some(true))
+            .filter(|o| o.daemon_session != Some(false) && o.daemon.is_none_or(|d| d.automatic))
             .filter(|o| {
                 nodes.iter().any(|n| {
-                    n.id == o.id && n.kind == NodeKind::Standby && n.priority > 0 && n.active
+                    n.id == o.id
+                        && n.kind == NodeKind::Standby
+                        && n.priority > 0
+                        && n.active
+                        && n.automatic
                 })
             })
             .find(|o| o.timeline > tli || (o.timeline == tli && o.lsn > lsn))
@@ -1043,7 +1092,7 @@ impl Standby {
 
     fn on_heartbeat(
         &mut self,
-        core: &mut Core,
+        core: &mut Ctx,
         now: Time,
         from: NodeId,
         sent: Time,
@@ -1075,7 +1124,7 @@ impl Standby {
     }
 
     /// Votes and lease in hand, the old primary gone or fenced: promote.
-    fn promote(&mut self, core: &mut Core, now: Time) {
+    fn promote(&mut self, core: &mut Ctx, now: Time) {
         let Phase::Electing {
             failed,
             step:
@@ -1123,7 +1172,7 @@ impl Standby {
         }
     }
 
-    fn on_done(&mut self, core: &mut Core, now: Time, done: Done) {
+    fn on_done(&mut self, core: &mut Ctx, now: Time, done: Done) {
         match (done, self.phase.clone()) {
             (
                 Done::Promoted { ok },
@@ -1142,10 +1191,13 @@ impl Standby {
                     core.event("repmgrd_failover_promote", true, details, Some(failed.id));
                     core.book.durable.known_term = core.book.durable.known_term.max(term);
                     core.book.durable.known_primary = Some(core.s.node_id);
+                    // Its heartbeats as a candidate said it fences: so it
+                    // does, until enough voters hear otherwise.
+                    core.book.durable.fencing = true;
                     let d = core.book.durable;
                     core.persist(Some(d));
                     let tli = core.facts.as_ref().map_or(0, |f| f.timeline);
-                    core.role = Role::Primary(Primary::promoted(term, lease, now, tli));
+                    self.promoted = Some(Box::new(Primary::promoted(term, lease, now, tli)));
                 }
                 Err(why) => {
                     core.log(Level::Error, format!("promotion failed: {why}"));
@@ -1208,7 +1260,7 @@ impl Standby {
         }
     }
 
-    fn follow(&mut self, core: &mut Core, failed: Option<NodeInfo>, target: NodeInfo) {
+    fn follow(&mut self, core: &mut Ctx, failed: Option<NodeInfo>, target: NodeInfo) {
         if core.paused() {
             core.log(
                 Level::Notice,
@@ -1233,7 +1285,7 @@ impl Standby {
 
     /// A cascaded standby whose upstream standby died re-attaches to the
     /// primary.
-    fn reattach(&mut self, core: &mut Core, now: Time, lost: NodeInfo) {
+    fn reattach(&mut self, core: &mut Ctx, now: Time, lost: NodeInfo) {
         if core.s.failover != Failover::Automatic || core.paused() {
             core.log(
                 Level::Notice,
@@ -1246,8 +1298,13 @@ impl Standby {
         core.gather();
     }
 
-    fn degrade(&mut self, core: &mut Core, now: Time, lost: Option<NodeInfo>, rerun: bool) {
+    fn degrade(&mut self, core: &mut Ctx, now: Time, lost: Option<NodeInfo>, rerun: bool) {
         let next = rerun.then(|| now.plus(core.s.election_rerun_interval_ms.max(1_000)));
+        self.degrade_until(now, lost, next);
+    }
+
+    /// Degraded, with the next election at `next` (None: none).
+    fn degrade_until(&mut self, now: Time, lost: Option<NodeInfo>, next: Option<Time>) {
         match &mut self.phase {
             Phase::Degraded { next_election, .. } => *next_election = next,
             _ => {
@@ -1262,7 +1319,7 @@ impl Standby {
 
     fn degraded_round(
         &mut self,
-        core: &mut Core,
+        core: &mut Ctx,
         now: Time,
         obs: &[NodeObs],
         lost: Option<NodeInfo>,
@@ -1300,8 +1357,8 @@ impl Standby {
         let current = core
             .nodes()
             .into_iter()
-            .find(|n| n.kind == NodeKind::Primary && n.id != me)
-            .filter(|p| (p.active && Some(p.id) != lost_id && gone(p.id)) || headless);
+            .find(|n| n.kind == NodeKind::Primary && n.id != me && n.active)
+            .filter(|p| (Some(p.id) != lost_id && gone(p.id)) || headless);
         let target =
             current.or(lost.filter(|l| l.kind == NodeKind::Primary && (gone(l.id) || headless)));
         match target {
@@ -1315,7 +1372,7 @@ impl Standby {
 
     /// A primary's heartbeat arrived (pushed by a new primary right after
     /// its promotion): a waiting or degraded standby follows it at once.
-    pub(super) fn heard_primary(&mut self, core: &mut Core, _now: Time, from: NodeId, term: Term) {
+    pub(super) fn heard_primary(&mut self, core: &mut Ctx, _now: Time, from: NodeId, term: Term) {
         if term < self.known(core) && term < core.book.highest_term() {
             return;
         }
@@ -1335,7 +1392,7 @@ impl Standby {
     /// former primary): it should stream from the new primary within a
     /// moment; if it cannot, auto_rejoin rewinds it, else the operator is
     /// told what to run. True when this cycle was spent on it.
-    fn after_preparation(&mut self, core: &mut Core, now: Time, f: &LocalFacts) -> bool {
+    fn after_preparation(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) -> bool {
         let Some(new_id) = self.prepared_for else {
             return false;
         };
@@ -1352,6 +1409,7 @@ impl Standby {
             self.prepared_back_since = None;
             let details = format!("former primary {} now streams from node {newer}", core.me());
             core.log(Level::Notice, details.clone());
+            core.out.push(Action::RecordUpstream { upstream: new_id });
             core.event_on(new_id, "repmgrd_standby_reconnect", true, details);
             return false;
         }
@@ -1386,4 +1444,20 @@ impl Standby {
 /// as streaming: two monitoring intervals and a second.
 pub(super) fn receiver_window(s: &Settings) -> u64 {
     2 * s.monitor_interval_ms + 1_000
+}
+
+/// When to re-run an election that failed for want of `missing` votes,
+/// given the promises (`lefts`, ms still to run) that refusing voters are
+/// keeping: just after enough of them have run out, when that is sooner
+/// than `election_rerun_interval`.
+fn rerun_at(s: &Settings, now: Time, lefts: &[u64], missing: usize) -> Time {
+    let interval = now.plus(s.election_rerun_interval_ms.max(1_000));
+    let mut lefts = lefts.to_vec();
+    lefts.sort_unstable();
+    match missing.checked_sub(1).and_then(|i| lefts.get(i)) {
+        // The voter's clock may run slower than ours (1 %), and the
+        // answer took a moment to arrive.
+        Some(&ms) => interval.min(now.plus(ms + ms / 100 + 100)),
+        None => interval,
+    }
 }

@@ -1,1 +1,378 @@
+//! The core's rules, one scenario each, through `Core::step` only: a tiny
+//! scripted driver answers the actions, time is a number. (The simulation
+//! in tests/sim checks the same rules against random schedules.)
 
+use super::*;
+
+fn node(id: NodeId, kind: NodeKind, priority: i32, automatic: bool) -> NodeInfo {
+    NodeInfo {
+        id,
+        name: format!("node{id}"),
+        kind,
+        active: true,
+        priority,
+        location: "default".into(),
+        upstream: (kind != NodeKind::Primary).then_some(1),
+        automatic,
+        fences: false,
+        published: true,
+    }
+}
+
+/// Node 1 primary, nodes 2 and 3 standbys (automatic as given).
+fn three(auto2: bool, auto3: bool) -> Vec<NodeInfo> {
+    vec![
+        node(1, NodeKind::Primary, 100, true),
+        node(2, NodeKind::Standby, 100, auto2),
+        node(3, NodeKind::Standby, 100, auto3),
+    ]
+}
+
+fn facts(in_recovery: bool, nodes: Vec<NodeInfo>) -> LocalFacts {
+    LocalFacts {
+        in_recovery,
+        timeline: 1,
+        lsn: 100,
+        receiver: None,
+        paused: false,
+        nodes,
+        voting_term: 1,
+        read_only_fenced: false,
+        sync_standby_names: String::new(),
+        attached: Vec::new(),
+    }
+}
+
+/// Fast settings: 3 attempts 1 s apart (a 2 s lease), monitoring every
+/// second.
+fn settings(id: NodeId, failover: Failover) -> Settings {
+    Settings {
+        node_id: id,
+        node_name: format!("node{id}"),
+        failover,
+        monitor_interval_ms: 1_000,
+        reconnect_attempts: 3,
+        reconnect_interval_ms: 1_000,
+        election_rerun_interval_ms: 5_000,
+        child_nodes_check_interval_ms: None,
+        ..Settings::default()
+    }
+}
+
+/// A core and the answers its driver gives.
+struct Script {
+    core: Core,
+    now: u64,
+    /// What the local server says at each ReadLocal.
+    local: Option<LocalFacts>,
+    /// The voters that acknowledge heartbeats, with what they promise.
+    acks: Vec<NodeId>,
+    promise_ms: u64,
+    /// Every action seen, in order.
+    seen: Vec<Action>,
+}
+
+impl Script {
+    fn new(s: Settings, durable: Persisted, local: LocalFacts) -> Script {
+        let promise_ms = s.lease_ms();
+        Script {
+            promise_ms,
+            core: Core::new(s, durable, Time(0)),
+            now: 0,
+            local: Some(local),
+            acks: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Steps with `input`, then answers what the script knows how to
+    /// answer at once (local reads, jobs succeed), recording everything.
+    fn feed(&mut self, input: Input) {
+        let mut queue = vec![input];
+        while let Some(i) = queue.pop() {
+            let actions = self.core.step(Time(self.now), i);
+            for a in actions {
+                match &a {
+                    Action::ReadLocal => queue.push(Input::Local(self.local.clone())),
+                    Action::Fence { how } => {
+                        if *how != FenceHow::ReadOnly {
+                            self.local = None; // stopped, or restarting
+                        }
+                        queue.push(Input::Done(Done::Fenced {
+                            how: *how,
+                            ok: Ok(()),
+                        }))
+                    }
+                    Action::SendHeartbeats { to, .. } => {
+                        for from in to.iter().filter(|t| self.acks.contains(t)) {
+                            queue.push(Input::Heartbeat {
+                                from: *from,
+                                sent: Time(self.now),
+                                reply: HeartbeatReply::Ack {
+                                    promise_ms: self.promise_ms,
+                                    known_term: 1,
+                                },
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                self.seen.push(a);
+            }
+        }
+    }
+
+    /// Ticks every 100 ms until `until_ms`.
+    fn run_to(&mut self, until_ms: u64) {
+        while self.now < until_ms {
+            self.now += 100;
+            self.feed(Input::Tick);
+        }
+    }
+
+    fn any(&self, f: impl Fn(&Action) -> bool) -> bool {
+        self.seen.iter().any(f)
+    }
+
+    fn fences(&self) -> Vec<FenceHow> {
+        self.seen
+            .iter()
+            .filter_map(|a| match a {
+                Action::Fence { how } => Some(*how),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn an_isolated_primary_with_an_automatic_candidate_fences_itself() {
+    // 6 attempts 1 s apart: a 5 s lease, read-only after 2.5 s without a
+    // renewal, stopped 1.25 s before it ends.
+    let mut s = Script::new(
+        Settings {
+            reconnect_attempts: 6,
+            ..settings(1, Failover::Automatic)
+        },
+        Persisted::default(),
+        facts(false, three(true, true)),
+    );
+    s.acks = vec![2, 3];
+    s.run_to(3_000);
+    assert!(s.fences().is_empty(), "{:?}", s.fences());
+    s.acks.clear();
+    s.run_to(10_000);
+    // Heartbeats say it fences; nobody answers them now.
+    assert!(s.any(|a| matches!(a, Action::SendHeartbeats { fences: true, .. })));
+    assert_eq!(s.fences(), vec![FenceHow::ReadOnly, FenceHow::Stop]);
+}
+
+#[test]
+fn a_primary_with_no_automatic_candidate_never_fences() {
+    // repmgr's default, failover=manual everywhere: repmgrd must never
+    // stop a primary.
+    let mut s = Script::new(
+        settings(1, Failover::Manual),
+        Persisted::default(),
+        facts(false, three(false, false)),
+    );
+    s.run_to(30_000);
+    assert!(s.fences().is_empty(), "{:?}", s.fences());
+    assert!(s.any(|a| matches!(a, Action::SendHeartbeats { fences: false, .. })));
+}
+
+#[test]
+fn a_primary_that_fenced_before_stops_only_once_enough_voters_heard_otherwise() {
+    // It fenced itself before (durable), the candidates are gone now: it
+    // keeps the fence rule until a voter acknowledged "no fence" (one of
+    // two others blocks any majority of three).
+    let durable = Persisted {
+        fencing: true,
+        ..Persisted::default()
+    };
+    let mut s = Script::new(
+        settings(1, Failover::Automatic),
+        durable,
+        facts(false, three(false, false)),
+    );
+    s.run_to(1_000);
+    let sent = s
+        .seen
+        .iter()
+        .find_map(|a| match a {
+            Action::SendHeartbeats { fences: false, .. } => Some(Time(s.now)),
+            _ => None,
+        })
+        .expect("a heartbeat saying it does not fence");
+    s.feed(Input::Heartbeat {
+        from: 2,
+        sent,
+        reply: HeartbeatReply::Ack {
+            promise_ms: 2_000,
+            known_term: 1,
+        },
+    });
+    assert!(s.any(|a| matches!(a, Action::PublishFencing { fences: false })));
+    s.run_to(30_000);
+    assert!(s.fences().is_empty(), "{:?}", s.fences());
+}
+
+#[test]
+fn two_voters_never_fence_the_primary() {
+    // The standby cannot win without the primary's vote, which it never
+    // gives while it is one: no lease is needed.
+    let nodes = vec![
+        node(1, NodeKind::Primary, 100, true),
+        node(2, NodeKind::Standby, 100, true),
+    ];
+    let mut s = Script::new(
+        settings(1, Failover::Automatic),
+        Persisted::default(),
+        facts(false, nodes),
+    );
+    s.run_to(30_000);
+    assert!(s.fences().is_empty(), "{:?}", s.fences());
+}
+
+#[test]
+fn a_superseded_primary_is_demoted_but_a_stopped_one_only_prepared() {
+    let superseded = HeartbeatReply::Superseded {
+        term: 5,
+        by: Some(2),
+    };
+    // Running: demoted at once.
+    let mut s = Script::new(
+        settings(1, Failover::Automatic),
+        Persisted::default(),
+        facts(false, three(true, true)),
+    );
+    s.acks = vec![2, 3];
+    s.run_to(1_500);
+    s.acks.clear();
+    s.feed(Input::Heartbeat {
+        from: 3,
+        sent: Time(100),
+        reply: superseded,
+    });
+    assert_eq!(s.fences(), vec![FenceHow::Demote { to: Some(2) }]);
+    // Down (kill -9): not started to be fenced; standby.signal is written
+    // so whoever starts it gets a standby.
+    let mut s = Script::new(
+        settings(1, Failover::Automatic),
+        Persisted::default(),
+        facts(false, three(true, true)),
+    );
+    s.acks = vec![2, 3];
+    s.run_to(1_500);
+    s.local = None;
+    s.run_to(2_500);
+    s.feed(Input::Peer {
+        token: 1,
+        request: PeerRequest::Heartbeat {
+            from: 2,
+            term: 5,
+            timeline: 2,
+            promoted: true,
+            fences: true,
+        },
+    });
+    assert!(s.fences().is_empty(), "{:?}", s.fences());
+    assert!(s.any(|a| matches!(a, Action::PrepareAsStandby { target: 2 })));
+}
+
+/// A standby whose upstream stops answering, until `until_ms`; every
+/// cluster round shows only itself and the other standby (`other`).
+fn lose_upstream(s: &mut Script, until_ms: u64, other: NodeObs) {
+    while s.now < until_ms {
+        s.now += 100;
+        s.feed(Input::Tick);
+        let asks: Vec<Action> = std::mem::take(&mut s.seen);
+        for a in &asks {
+            match a {
+                Action::CheckUpstream { node, .. } => s.feed(Input::UpstreamCheck {
+                    node: *node,
+                    ok: false,
+                    in_recovery: None,
+                }),
+                Action::GatherCluster => {
+                    let me = NodeObs {
+                        id: 2,
+                        reachable: true,
+                        in_recovery: Some(true),
+                        timeline: 1,
+                        lsn: 100,
+                        daemon_session: Some(true),
+                        ..NodeObs::unreachable(2)
+                    };
+                    s.feed(Input::Cluster(vec![
+                        NodeObs::unreachable(1),
+                        me,
+                        other.clone(),
+                    ]))
+                }
+                _ => {}
+            }
+        }
+        s.seen.splice(0..0, asks);
+    }
+}
+
+fn standby_obs(id: NodeId, lsn: Lsn) -> NodeObs {
+    NodeObs {
+        id,
+        reachable: true,
+        in_recovery: Some(true),
+        timeline: 1,
+        lsn,
+        daemon_session: Some(true),
+        ..NodeObs::unreachable(id)
+    }
+}
+
+#[test]
+fn a_manual_standby_never_asks_for_votes() {
+    let mut s = Script::new(
+        settings(2, Failover::Manual),
+        Persisted::default(),
+        facts(true, three(false, false)),
+    );
+    lose_upstream(&mut s, 20_000, standby_obs(3, 100));
+    assert!(!s.any(|a| matches!(a, Action::RequestVotes { .. } | Action::Promote { .. })));
+}
+
+#[test]
+fn a_candidate_that_never_heard_the_primary_fence_does_not_stand() {
+    // No heartbeat heard, and the primary's published word is "no fence".
+    let mut s = Script::new(
+        settings(2, Failover::Automatic),
+        Persisted::default(),
+        facts(true, three(true, false)),
+    );
+    lose_upstream(&mut s, 20_000, standby_obs(3, 100));
+    assert!(!s.any(|a| matches!(a, Action::RequestVotes { .. })));
+    assert!(s.any(|a| matches!(a, Action::Log(_, m) if m.contains("never heard primary"))));
+}
+
+#[test]
+fn a_manual_standby_with_more_wal_does_not_hold_a_failover_up() {
+    // node3 (manual) has more WAL; node2 is the only candidate and stands
+    // (its quarantine over, the primary heard saying it fences).
+    let durable = Persisted {
+        known_term: 1,
+        known_primary: Some(1),
+        known_fences: true,
+        ..Persisted::default()
+    };
+    let mut s = Script::new(
+        settings(2, Failover::Automatic),
+        durable,
+        facts(true, three(true, false)),
+    );
+    let mut other = standby_obs(3, 500);
+    other.daemon = Some(DaemonStatus {
+        automatic: false,
+        ..DaemonStatus::default()
+    });
+    lose_upstream(&mut s, 20_000, other);
+    assert!(s.any(|a| matches!(a, Action::RequestVotes { .. })));
+}

@@ -13,8 +13,8 @@
 //! expired: the two majorities share a voter, so the old lease has ended,
 //! and its holder fenced, before the new one begins.
 
+use super::settings::Settings;
 use super::types::Time;
-use super::Settings;
 
 /// How much faster than ours another node's clock may run, in parts per
 /// ten thousand (1 %): a promise of `p` ms is counted as `p × 0.99`.
@@ -84,13 +84,20 @@ impl Settings {
     }
 }
 
+/// How many of the other voters must hold a promise to a lease holder so
+/// that no candidate can gather a majority of all `voters` without them:
+/// the holder never votes for another while it holds, so a candidate has
+/// `voters − 1` to win `voters / 2 + 1` from.
+pub fn blocking_others(voters: usize) -> usize {
+    voters.saturating_sub(voters / 2 + 1)
+}
+
 /// The end of a lease made of `promises` (each: when the request was sent
 /// and what was promised), given `voters` voters of whom the holder is
-/// one: the latest time that a majority's promises all still hold.
+/// one: the latest time that enough promises (see [`blocking_others`])
+/// all still hold.
 pub fn lease_end(voters: usize, promises: &[(Time, u64)]) -> Option<Time> {
-    let needed = voters / 2 + 1;
-    // The holder itself counts as one promise that never ends.
-    let others = needed.saturating_sub(1);
+    let others = blocking_others(voters);
     if others == 0 {
         return Some(Time(u64::MAX));
     }
@@ -152,8 +159,11 @@ mod tests {
         // Five voters: two promises needed; the second latest decides.
         assert_eq!(lease_end(5, &p), Some(t(10).plus(discount(2_000))));
         assert_eq!(lease_end(5, &p[..1]), None);
-        // Alone (one voter): always a majority; two voters: needs the other.
+        // Alone, or two voters (the other cannot win without the
+        // holder's vote): always held. Four: one promise blocks, as with
+        // three.
         assert_eq!(lease_end(1, &[]), Some(Time(u64::MAX)));
-        assert_eq!(lease_end(2, &[]), None);
+        assert_eq!(lease_end(2, &[]), Some(Time(u64::MAX)));
+        assert_eq!(lease_end(4, &p), Some(t(12).plus(discount(2_000))));
     }
 }

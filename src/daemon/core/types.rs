@@ -45,6 +45,15 @@ pub struct NodeInfo {
     pub priority: i32,
     pub location: String,
     pub upstream: Option<NodeId>,
+    /// Its repmgrd published `failover=automatic` (it may stand for
+    /// election); as this node's copy of the metadata has it.
+    pub automatic: bool,
+    /// A primary's repmgrd published that it fences itself when it loses
+    /// its lease (see `Persisted::fencing`).
+    pub fences: bool,
+    /// Its repmgrd has run and published its row (else `automatic` and
+    /// `fences` are assumptions).
+    pub published: bool,
 }
 
 impl NodeInfo {
@@ -162,6 +171,8 @@ pub struct DaemonStatus {
     /// It would refuse a vote now because a primary's lease, its start-up
     /// quarantine or its own view of a healthy primary holds.
     pub holds_lease: bool,
+    /// It runs with `failover=automatic` (it may promote itself).
+    pub automatic: bool,
 }
 
 /// A primary's heartbeat as a voter answered it.
@@ -228,6 +239,9 @@ pub enum Refusal {
     IsPrimary,
     /// The request named a term below one it knows a primary acts in.
     Stale { known: Term },
+    /// The last primary it heard from does not fence itself (it knew of
+    /// no automatic candidate): a promotion could leave two primaries.
+    NoFence { primary: NodeId },
 }
 
 impl fmt::Display for Refusal {
@@ -246,6 +260,10 @@ impl fmt::Display for Refusal {
             Refusal::MoreWal { lsn } => write!(f, "it has more WAL (up to {})", fmt_lsn(*lsn)),
             Refusal::IsPrimary => f.write_str("it runs as a primary"),
             Refusal::Stale { known } => write!(f, "it knows of term {known}"),
+            Refusal::NoFence { primary } => write!(
+                f,
+                "primary node {primary} does not fence itself (it knew of no automatic failover candidate)"
+            ),
         }
     }
 }
@@ -264,6 +282,11 @@ pub enum PeerRequest {
         timeline: u32,
         /// It runs as primary (else: a candidate with votes, promoting).
         promoted: bool,
+        /// It fences itself when it loses its lease. A primary that knows
+        /// of no node that could be promoted automatically does not, and a
+        /// voter that heard so grants no vote until a newer primary says
+        /// otherwise.
+        fences: bool,
     },
     Vote(VoteRequest),
     Status,
@@ -287,6 +310,11 @@ pub struct Persisted {
     /// The highest term it knows a primary to act in, and that primary.
     pub known_term: Term,
     pub known_primary: Option<NodeId>,
+    /// The last heartbeat of `known_primary` said it fences itself.
+    pub known_fences: bool,
+    /// As a primary: it fences itself on losing its lease (it knew of an
+    /// automatic candidate, or not enough voters have heard otherwise).
+    pub fencing: bool,
     /// The fence this node applied to its own server, if any: re-applied
     /// whenever the server comes back.
     pub fence: Option<FenceState>,
@@ -347,6 +375,8 @@ pub enum Action {
         to: Vec<NodeId>,
         promoted: bool,
         local_must_answer: bool,
+        /// Carried in each heartbeat (see [`PeerRequest::Heartbeat`]).
+        fences: bool,
     },
     /// Ask `to` for their votes; reported as [`Input::Votes`] once
     /// `needed` granted, all answered, or the deadline passed.
@@ -401,6 +431,17 @@ pub enum Action {
     /// row) on the primary.
     WriteStatus {
         upstream: Option<NodeId>,
+    },
+    /// The local server streams from `upstream` though its record may say
+    /// otherwise (a former primary started as a standby): record it as a
+    /// standby of `upstream`, active, on the primary.
+    RecordUpstream {
+        upstream: NodeId,
+    },
+    /// Publish, in this repmgrd's row on the primary, whether this primary
+    /// fences itself on losing its lease.
+    PublishFencing {
+        fences: bool,
     },
     /// Mark this node's record active or inactive on the primary.
     SetActive {
@@ -507,5 +548,5 @@ pub enum Input {
         request: PeerRequest,
     },
     /// SIGHUP: new settings.
-    Reload(Box<super::Settings>),
+    Reload(Box<super::settings::Settings>),
 }

@@ -9,6 +9,9 @@
 //!   quarantine, while it does not itself see the failed primary, and to a
 //!   candidate with at least its WAL. A grant is itself a promise to the
 //!   candidate, and it is written (fsynced) before the answer leaves.
+//! - No vote at all while the last primary it heard from said it does not
+//!   fence itself (it knew of no node that could be promoted
+//!   automatically): promoting then could leave two primaries.
 
 use super::timing::QUARANTINE_MS;
 use super::types::{
@@ -32,6 +35,10 @@ pub struct VoterView {
     /// synchronous replication the election's own rule covers it).
     pub wal: Option<(u32, Lsn)>,
     pub timeline: u32,
+    /// It follows the majority rule, under which a primary that does not
+    /// fence itself is never voted against (`failover_quorum=repmgr`
+    /// accepts that risk).
+    pub needs_fence: bool,
 }
 
 /// The voter's state: the durable part and the promises in force.
@@ -92,6 +99,7 @@ impl VoteBook {
         now: Time,
         from: NodeId,
         term: Term,
+        fences: bool,
         lease_ms: u64,
     ) -> (HeartbeatReply, Option<Persisted>) {
         let highest = self.highest_term();
@@ -107,9 +115,13 @@ impl VoteBook {
             );
         }
         let mut changed = None;
-        if term > self.durable.known_term || self.durable.known_primary != Some(from) {
+        if term > self.durable.known_term
+            || self.durable.known_primary != Some(from)
+            || self.durable.known_fences != fences
+        {
             self.durable.known_term = self.durable.known_term.max(term);
             self.durable.known_primary = Some(from);
+            self.durable.known_fences = fences;
             changed = Some(self.durable);
         }
         self.promise_until = self.promise_until.max(now.plus(lease_ms));
@@ -175,6 +187,9 @@ impl VoteBook {
         if view.am_primary {
             return Some(Refusal::IsPrimary);
         }
+        if let (Some(primary), false, true) = (d.known_primary, d.known_fences, view.needs_fence) {
+            return Some(Refusal::NoFence { primary });
+        }
         let bound = if self.promise_to == Some(req.candidate) {
             self.quarantine_until
         } else {
@@ -204,6 +219,7 @@ impl VoteBook {
             granted_to: self.durable.granted_to,
             known_term: self.durable.known_term,
             holds_lease: now < self.bound_until() || view.sees.is_some() || view.am_primary,
+            automatic: false,
         }
     }
 }
@@ -233,6 +249,7 @@ mod tests {
         VoterView {
             wal: Some((1, lsn)),
             timeline: 1,
+            needs_fence: true,
             ..VoterView::default()
         }
     }
@@ -266,7 +283,7 @@ mod tests {
     fn an_acknowledged_heartbeat_is_a_promise_not_to_vote() {
         let mut b = book();
         let t = AFTER_QUARANTINE;
-        let (r, p) = b.on_heartbeat(t, 1, 1, L);
+        let (r, p) = b.on_heartbeat(t, 1, 1, true, L);
         assert_eq!(
             r,
             HeartbeatReply::Ack {
@@ -366,7 +383,7 @@ mod tests {
             VoteReply::Granted { promise_ms: L }
         );
         assert_eq!(
-            b.on_heartbeat(t, 1, 4, L).0,
+            b.on_heartbeat(t, 1, 4, true, L).0,
             HeartbeatReply::Superseded {
                 term: 5,
                 by: Some(2)
@@ -374,17 +391,17 @@ mod tests {
         );
         // The winner's own heartbeats in its term are acknowledged.
         assert!(matches!(
-            b.on_heartbeat(t, 2, 5, L).0,
+            b.on_heartbeat(t, 2, 5, true, L).0,
             HeartbeatReply::Ack { .. }
         ));
         // Another node claiming the same term is not.
         assert!(matches!(
-            b.on_heartbeat(t, 3, 5, L).0,
+            b.on_heartbeat(t, 3, 5, true, L).0,
             HeartbeatReply::Superseded { .. }
         ));
         // A stale request below the known term is refused.
         let mut c = book();
-        c.on_heartbeat(t, 1, 7, L);
+        c.on_heartbeat(t, 1, 7, true, L);
         assert_eq!(
             c.on_vote(t.plus(10 * L), &req(6, 2, 10), &standby_view(5), L)
                 .0,
@@ -428,6 +445,27 @@ mod tests {
             )
             .0,
             VoteReply::Refused(Refusal::TermTaken { granted: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn no_vote_while_the_last_primary_heard_does_not_fence_itself() {
+        let mut b = book();
+        let t = AFTER_QUARANTINE;
+        let (_, p) = b.on_heartbeat(t, 1, 1, false, L);
+        assert_eq!(p.map(|p| p.known_fences), Some(false));
+        assert_eq!(
+            b.on_vote(t.plus(10 * L), &req(2, 2, 10), &standby_view(5), L)
+                .0,
+            VoteReply::Refused(Refusal::NoFence { primary: 1 })
+        );
+        // The same primary saying it fences now lifts that.
+        let (_, p) = b.on_heartbeat(t.plus(10 * L), 1, 1, true, L);
+        assert_eq!(p.map(|p| p.known_fences), Some(true));
+        assert!(matches!(
+            b.on_vote(t.plus(20 * L), &req(2, 2, 10), &standby_view(5), L)
+                .0,
+            VoteReply::Granted { .. }
         ));
     }
 }

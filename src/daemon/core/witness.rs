@@ -2,8 +2,9 @@
 //! node is primary, keeps its record pointing there and a copy of the node
 //! records, and votes. It never promotes or follows.
 
+use super::context::Ctx;
+use super::settings::Settings;
 use super::types::*;
-use super::{Core, Settings};
 
 #[derive(Debug, Clone)]
 pub(super) struct Witness {
@@ -42,7 +43,7 @@ impl Witness {
             .filter(|_| self.last_ok.is_some_and(|t| now.since(t) <= window))
     }
 
-    pub(super) fn tick(&mut self, core: &mut Core, _now: Time, f: &LocalFacts) {
+    pub(super) fn tick(&mut self, core: &mut Ctx, _now: Time, f: &LocalFacts) {
         if self.local_was_down {
             self.local_was_down = false;
             core.log(
@@ -64,7 +65,7 @@ impl Witness {
         }
     }
 
-    pub(super) fn local_down(&mut self, core: &mut Core, _now: Time) {
+    pub(super) fn local_down(&mut self, core: &mut Ctx, _now: Time) {
         if !self.local_was_down {
             self.local_was_down = true;
             core.log(
@@ -80,7 +81,7 @@ impl Witness {
         }
     }
 
-    pub(super) fn on_input(&mut self, core: &mut Core, now: Time, input: Input) {
+    pub(super) fn on_input(&mut self, core: &mut Ctx, now: Time, input: Input) {
         match input {
             Input::UpstreamCheck {
                 node,
@@ -140,7 +141,7 @@ impl Witness {
         }
     }
 
-    fn lose(&mut self, core: &mut Core, now: Time) {
+    fn lose(&mut self, core: &mut Ctx, now: Time) {
         if self.lost_since.is_some() {
             return;
         }
@@ -160,7 +161,7 @@ impl Witness {
 
     /// After a failover: the witness's record on the new primary points at
     /// it, and the copy is refreshed at once.
-    fn repoint(&mut self, core: &mut Core, now: Time, primary: NodeId) {
+    fn repoint(&mut self, core: &mut Ctx, now: Time, primary: NodeId) {
         let first = self.primary.is_none();
         self.primary = Some(primary);
         self.lost_since = None;

@@ -10,6 +10,9 @@ fn info(id: NodeId, kind: NodeKind, priority: i32) -> NodeInfo {
         priority,
         location: "default".into(),
         upstream: Some(1),
+        automatic: true,
+        fences: false,
+        published: true,
     }
 }
 

@@ -1,0 +1,111 @@
+//! What the core is told of repmgr.conf, and the safety rules (which only
+//! the simulation's self-test switches off).
+
+/// Automatic or manual failover (`failover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failover {
+    #[default]
+    Manual,
+    Automatic,
+}
+
+/// Which quorum rule elections follow (`failover_quorum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// A strict majority of every voter, the failed primary counted; the
+    /// primary holds a lease and fences itself without one.
+    #[default]
+    Majority,
+    /// repmgr's rule: more than half of the visible siblings; no lease.
+    Repmgr,
+}
+
+/// What the core is told of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This node's ID (a `types::NodeId`).
+    pub node_id: i32,
+    pub node_name: String,
+    pub failover: Failover,
+    pub quorum: Quorum,
+    pub monitor_interval_ms: u64,
+    pub reconnect_attempts: u32,
+    pub reconnect_interval_ms: u64,
+    pub primary_notification_timeout_ms: u64,
+    pub election_rerun_interval_ms: u64,
+    /// None: never give up.
+    pub degraded_monitoring_timeout_ms: Option<u64>,
+    pub primary_visibility_consensus: bool,
+    /// The read-only fence; false: stop the server.
+    pub fence_read_only: bool,
+    /// `primary_isolation_timeout` when set.
+    pub isolation_timeout_ms: Option<u64>,
+    pub auto_rejoin: bool,
+    /// None: children are not checked.
+    pub child_nodes_check_interval_ms: Option<u64>,
+    pub child_nodes_disconnect_min_count: i32,
+    pub child_nodes_connected_min_count: i32,
+    pub child_nodes_disconnect_timeout_ms: u64,
+    pub child_nodes_connected_include_witness: bool,
+    pub witness_sync_interval_ms: u64,
+    pub log_status_interval_ms: u64,
+    /// This node is a witness.
+    pub is_witness: bool,
+    /// The safety rules, all on. Switching one off is for the
+    /// simulation's self-test only (it proves the checker finds the split
+    /// brain the rule prevents); repmgrd never does.
+    pub safety: Safety,
+}
+
+/// Rules the simulation's self-test can switch off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Safety {
+    /// Voters keep the promises they make (no vote while one holds).
+    pub voters_keep_promises: bool,
+    /// The failed primary counts as a voter in the majority.
+    pub count_failed_primary: bool,
+    /// A primary stops its server before its lease can run out (not only
+    /// the read-only default, which a client can override).
+    pub hard_fence: bool,
+}
+
+impl Default for Safety {
+    fn default() -> Safety {
+        Safety {
+            voters_keep_promises: true,
+            count_failed_primary: true,
+            hard_fence: true,
+        }
+    }
+}
+
+impl Default for Settings {
+    /// repmgr's defaults.
+    fn default() -> Settings {
+        Settings {
+            node_id: 0,
+            node_name: String::new(),
+            failover: Failover::Automatic,
+            quorum: Quorum::Majority,
+            monitor_interval_ms: 2_000,
+            reconnect_attempts: 6,
+            reconnect_interval_ms: 10_000,
+            primary_notification_timeout_ms: 60_000,
+            election_rerun_interval_ms: 15_000,
+            degraded_monitoring_timeout_ms: None,
+            primary_visibility_consensus: false,
+            fence_read_only: true,
+            isolation_timeout_ms: None,
+            auto_rejoin: false,
+            child_nodes_check_interval_ms: Some(5_000),
+            child_nodes_disconnect_min_count: -1,
+            child_nodes_connected_min_count: -1,
+            child_nodes_disconnect_timeout_ms: 30_000,
+            child_nodes_connected_include_witness: false,
+            witness_sync_interval_ms: 15_000,
+            log_status_interval_ms: 300_000,
+            is_witness: false,
+            safety: Safety::default(),
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! repmgrd's driver: it gathers observations with deadlines, feeds them to
+//! the decision core ([`super::core`]) and carries out the core's actions.
+//! It decides nothing itself.
+//!
+//! Threads: the main loop owns the core's clock, the local session and the
+//! session to the primary; it waits on one channel for signals, the
+//! upstream watcher, and the results of work it started. Work that talks
+//! to other nodes (checks, cluster rounds, heartbeats, votes) and the long
+//! jobs (promote, follow, fence, rejoin) run on threads of their own and
+//! report back on that channel, so the loop is never stuck behind a remote
+//! deadline. The peer channel's thread answers other repmgrds by stepping
+//! the core itself (under its lock, which is held for microseconds, never
+//! across I/O) and writes the durable state before any answer leaves.
+
+mod effects;
+mod jobs;
+mod metadata;
+mod observe;
+pub mod peer;
+mod pending;
+pub mod state;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::core::types::*;
+use super::core::{Core, Failover as CoreFailover, Quorum, Settings};
+use super::signals::{self, Wake};
+use super::watch::{self, Watcher};
+use crate::config::{Config, Failover, FailoverQuorum, FenceMode, Loaded};
+use crate::conninfo::ConnInfo;
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType, reach::DAEMON_APP_NAME, Session};
+use crate::error::{Error, ExitCode, Result};
+use crate::pgtools::PgBin;
+
+/// The core's clock: milliseconds since this repmgrd started.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+    pub fn at(&self, t: Time) -> Instant {
+        self.0 + Duration::from_millis(t.0)
+    }
+}
+
+/// Writes the durable state; shared by the main loop and the peer thread.
+pub struct Persister {
+    path: PathBuf,
+    node_id: NodeId,
+    cluster: i64,
+    file: Mutex<state::StateFile>,
+}
+
+impl Persister {
+    pub fn save(&self, p: Persisted) -> Result<()> {
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.core = p;
+        state::save(&self.path, self.node_id, self.cluster, &f)
+    }
+
+    fn save_port(&self, port: u16) -> Result<()> {
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.peer_port = port;
+        state::save(&self.path, self.node_id, self.cluster, &f)
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The core's settings from repmgr.conf.
+pub fn settings(cfg: &Config, is_witness: bool) -> Settings {
+    let secs = |s: i32| u64::try_from(s.max(0)).unwrap_or(0) * 1000;
+    Settings {
+        node_id: cfg.node_id.unwrap_or_default(),
+        node_name: cfg.node_name.clone(),
+        failover: match cfg.failover {
+            Failover::Automatic => CoreFailover::Automatic,
+            Failover::Manual => CoreFailover::Manual,
+        },
+        quorum: match cfg.failover_quorum {
+            FailoverQuorum::Majority => Quorum::Majority,
+            FailoverQuorum::Repmgr => Quorum::Repmgr,
+        },
+        monitor_interval_ms: secs(cfg.monitor_interval_secs.max(1)),
+        reconnect_attempts: u32::try_from(cfg.reconnect_attempts.max(0)).unwrap_or(0),
+        reconnect_interval_ms: secs(cfg.reconnect_interval),
+        primary_notification_timeout_ms: secs(cfg.primary_notification_timeout.max(1)),
+        election_rerun_interval_ms: secs(cfg.election_rerun_interval.max(1)),
+        degraded_monitoring_timeout_ms: (cfg.degraded_monitoring_timeout > 0)
+            .then(|| secs(cfg.degraded_monitoring_timeout)),
+        primary_visibility_consensus: cfg.primary_visibility_consensus,
+        fence_read_only: cfg.fence_mode == FenceMode::ReadOnly,
+        isolation_timeout_ms: (cfg.primary_isolation_timeout >= 0)
+            .then(|| secs(cfg.primary_isolation_timeout)),
+        auto_rejoin: cfg.auto_rejoin,
+        child_nodes_check_interval_ms: (cfg.child_nodes_check_interval > 0)
+            .then(|| secs(cfg.child_nodes_check_interval)),
+        child_nodes_disconnect_min_count: cfg.child_nodes_disconnect_min_count,
+        child_nodes_connected_min_count: cfg.child_nodes_connected_min_count,
+        child_nodes_disconnect_timeout_ms: secs(cfg.child_nodes_disconnect_timeout),
+        child_nodes_connected_include_witness: cfg.child_nodes_connected_include_witness,
+        witness_sync_interval_ms: secs(cfg.witness_sync_interval.max(1)),
+        log_status_interval_ms: secs(cfg.log_status_interval.max(1)),
+        is_witness,
+        safety: Default::default(),
+    }
+}
+
+/// Everything the main loop owns.
+pub struct Driver {
+    loaded: Loaded,
+    conninfo: ConnInfo,
+    bin: PgBin,
+    pid: i32,
+    pid_file: Option<String>,
+    tx: Sender<Wake>,
+    rx: Receiver<Wake>,
+    core: Arc<Mutex<Core>>,
+    clock: Clock,
+    persister: Arc<Persister>,
+    /// The local server, and its backend pid (spared when sessions end).
+    local: Option<Session>,
+    local_pid: Option<i32>,
+    /// A session to the primary, for status, history and events.
+    writer: Option<(NodeId, Session)>,
+    writer_retry_at: Instant,
+    nodes: Vec<NodeRecord>,
+    peers: BTreeMap<NodeId, peer::Address>,
+    key: Arc<RwLock<Option<peer::Key>>>,
+    key_checked_at: Option<Instant>,
+    peer_addr: Option<peer::Address>,
+    published: bool,
+    watcher: Option<Watcher>,
+    watch_gen: u64,
+    watched: Option<NodeId>,
+    checks: u64,
+    last_row: Option<db::observe::ServerRow>,
+    is_witness: bool,
+    /// Daemon-less voters probed lately (their servers asked directly).
+    probed: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
+    queue: VecDeque<Input>,
+    pending_events: pending::Pending,
+}
+
+impl Driver {
+    fn cfg(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    fn node_id(&self) -> NodeId {
+        self.cfg().node_id.unwrap_or_default()
+    }
+
+    /// Connects, announces itself, and runs until stopped.
+    pub fn start(
+        loaded: Loaded,
+        conninfo: ConnInfo,
+        bin: PgBin,
+        pid_file: Option<String>,
+        channel: (Sender<Wake>, Receiver<Wake>),
+    ) -> Result<()> {
+        let cfg = loaded.config.clone();
+        let id = cfg.node_id.unwrap_or_default();
+        let name = cfg.node_name.clone();
+        let mut local = db::connect::connect(&conninfo, DAEMON_APP_NAME).map_err(|e| {
+            Error::new(
+                e.code,
+                format!("unable to connect to local node \"{name}\" (ID: {id})"),
+            )
+            .detail(e.reason().to_string())
+            .hint("check the node is running and the conninfo in repmgr.conf is correct")
+        })?;
+        let me = if db::schema::exists(&mut local)? {
+            db::nodes::get(&mut local, id)?
+        } else {
+            None
+        };
+        let Some(me) = me else {
+            return Err(Error::config(format!("no metadata record found for this node (ID: {id})"))
+                .hint("check that \"repmgr primary register\" or \"repmgr standby register\" was executed for this node"));
+        };
+        let pid = std::process::id() as i32;
+        refuse_second_daemon(&mut local, &cfg, pid)?;
+        let pos = db::timeline::position(&mut local)?;
+        let is_witness = me.node_type == NodeType::Witness;
+        let state_path = state::path(&cfg.repmgrd_state_file, &cfg.data_directory, id);
+        let file = state::load(&state_path, id, pos.system_identifier);
+        let persister = Arc::new(Persister {
+            path: state_path,
+            node_id: id,
+            cluster: pos.system_identifier,
+            file: Mutex::new(file),
+        });
+        let clock = Clock(Instant::now());
+        let mut persisted = file.core;
+        // The metadata's term is known too (a primary records the term it
+        // was promoted in).
+        if !pos.in_recovery && !is_witness {
+            let term = db::fence::voting_term(&mut local).unwrap_or(0).into();
+            if term > persisted.known_term {
+                persisted.known_term = term;
+                persisted.known_primary = Some(id);
+            }
+        }
+        let core = Core::new(settings(&cfg, is_witness), persisted, clock.now());
+        let mut d = Driver {
+            loaded,
+            conninfo,
+            bin,
+            pid,
+            pid_file,
+            tx: channel.0,
+            rx: channel.1,
+            core: Arc::new(Mutex::new(core)),
+            clock,
+            persister,
+            local: None,
+            local_pid: None,
+            writer: None,
+            writer_retry_at: Instant::now(),
+            nodes: Vec::new(),
+            peers: BTreeMap::new(),
+            key: Arc::new(RwLock::new(None)),
+            key_checked_at: None,
+            peer_addr: None,
+            published: false,
+            watcher: None,
+            watch_gen: 0,
+            watched: None,
+            checks: 0,
+            last_row: None,
+            is_witness,
+            probed: Arc::new(Mutex::new(BTreeMap::new())),
+            queue: VecDeque::new(),
+            pending_events: pending::Pending::default(),
+        };
+        d.set_local(local);
+        crate::log_notice!(
+            "starting monitoring of node \"{name}\" (ID: {id}), running as {}",
+            if is_witness {
+                "witness"
+            } else if pos.in_recovery {
+                "standby"
+            } else {
+                "primary"
+            }
+        );
+        if is_witness {
+            crate::log_notice!("this node is a witness: it is monitored, and never promoted");
+        }
+        if cfg.failover == Failover::Automatic && pos.in_recovery {
+            crate::log_info!(
+                "failover is automatic: the upstream is declared failed after {} reconnection attempt(s) {} s apart",
+                cfg.reconnect_attempts,
+                cfg.reconnect_interval
+            );
+        }
+        d.explain_protection();
+        d.start_peer_channel(file.peer_port)?;
+        d.announce();
+        d.run();
+        d.shutdown();
+        Ok(())
+    }
+
+    /// Says at start what protects this cluster from split brain.
+    fn explain_protection(&mut self) {
+        let cfg = self.cfg().clone();
+        if cfg.failover_quorum == FailoverQuorum::Repmgr {
+            crate::log_warning!(
+                "failover_quorum=repmgr: repmgr's quorum rule is in force; a network partition can leave two primaries"
+            );
+            return;
+        }
+        let nodes = self
+            .local
+            .as_mut()
+            .and_then(|c| db::nodes::all(c).ok())
+            .unwrap_or_default();
+        let voters = nodes.iter().filter(|n| n.is_voter()).count();
+        if voters == 2 && cfg.failover == Failover::Automatic {
+            crate::log_notice!(
+                "this cluster has two voters and no witness: automatic failover needs a majority and will not happen"
+            );
+            crate::log_hint!("register a witness, or set failover_quorum=repmgr to accept repmgr's split-brain risk");
+        }
+        let s = settings(&cfg, self.is_witness);
+        crate::log_info!(
+            "this repmgrd promises a primary not to vote for {} ms after each heartbeat; an isolated primary is read-only after half of that and stopped {} ms before it ends",
+            s.lease_ms(),
+            s.stop_margin_ms()
+        );
+    }
+
+    fn set_local(&mut self, mut c: Session) {
+        // repmgrd's own session keeps writing its metadata on a fenced
+        // primary: a session setting overrides the configured default.
+        let _ = db::fence::exempt_session(&mut c);
+        self.local_pid = db::server::backend_pid(&mut c).ok();
+        self.local = Some(c);
+    }
+
+    fn run(&mut self) {
+        loop {
+            let wake_at = self.clock.at(lock(&self.core).next_wakeup());
+            let wait = wake_at.saturating_duration_since(Instant::now());
+            let input = match signals::wait(&self.rx, wait) {
+                Some(Wake::Stop(sig)) => {
+                    crate::log_notice!("{sig} received: terminating");
+                    return;
+                }
+                Some(Wake::Reload) => match self.reload() {
+                    Some(s) => Input::Reload(Box::new(s)),
+                    None => continue,
+                },
+                Some(Wake::UpstreamLost(g)) => match (g == self.watch_gen, self.watched) {
+                    (true, Some(node)) => Input::UpstreamClosed { node },
+                    _ => continue,
+                },
+                Some(Wake::Core(i)) => *i,
+                Some(Wake::Actions(a)) => {
+                    // What the peer thread's step asked for; what those
+                    // actions observe is stepped at once.
+                    if !self.execute(a) || !self.drain() {
+                        return;
+                    }
+                    continue;
+                }
+                None => Input::Tick,
+            };
+            if !self.feed(input) {
+                return;
+            }
+        }
+    }
+
+    /// Steps the core with `input` and everything that input's actions
+    /// observe at once; false when the core asked to exit.
+    fn feed(&mut self, input: Input) -> bool {
+        self.queue.push_back(input);
+        self.drain()
+    }
+
+    /// Steps the core with every queued observation; false on Exit.
+    fn drain(&mut self) -> bool {
+        while let Some(i) = self.queue.pop_front() {
+            let actions = self.step(i);
+            if !self.execute(actions) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One step of the core; the durable state is written under its lock.
+    fn step(&mut self, input: Input) -> Vec<Action> {
+        let mut core = lock(&self.core);
+        let actions = core.step(self.clock.now(), input);
+        for a in &actions {
+            if let Action::Persist(p) = a {
+                if let Err(e) = self.persister.save(*p) {
+                    crate::logging::log_error_report(&e);
+                }
+            }
+        }
+        actions
+    }
+
+    /// Carries out actions; false on Exit.
+    fn execute(&mut self, actions: Vec<Action>) -> bool {
+        for a in actions {
+            match a {
+                Action::Exit => return false,
+                Action::ReadLocal => {
+                    let facts = self.read_local();
+                    if facts.is_none() {
+                        self.flush_pending();
+                    }
+                    self.queue.push_back(Input::Local(facts));
+                }
+                Action::Watch { node } => self.watch(node),
+                Action::CheckUpstream { node, ping } => self.check_upstream(node, ping),
+                Action::GatherCluster => self.gather(),
+                Action::SendHeartbeats {
+                    term,
+                    to,
+                    promoted,
+                    local_must_answer,
+                    fences,
+                } => self.send_heartbeats(term, to, promoted, local_must_answer, fences),
+                Action::RequestVotes {
+                    request,
+                    to,
+                    needed,
+                } => self.request_votes(request, to, needed),
+                Action::Promote { .. }
+                | Action::Follow { .. }
+                | Action::Fence { .. }
+                | Action::Unfence { .. }
+                | Action::Rejoin { .. } => self.job(a),
+                Action::PrepareAsStandby { target } => self.prepare_as_standby(target),
+                Action::Persist(_) | Action::Reply { .. } => {}
+                Action::WriteStatus { upstream } => self.write_status(upstream),
+                Action::SetActive { active } => self.set_active(active),
+                Action::PublishFencing { fences } => self.publish_fencing(fences),
+                Action::RecordUpstream { upstream } => self.record_upstream(upstream),
+                Action::WitnessSync { primary, repoint } => self.witness_sync(primary, repoint),
+                Action::Event {
+                    name,
+                    ok,
+                    details,
+                    primary_id,
+                    on,
+                } => self.event(name, ok, details, primary_id, on),
+                Action::FenceHook { event } => self.fence_hook(event),
+                Action::ChildrenDisconnected { details } => self.children_disconnected(details),
+                Action::Log(level, msg) => log(level, &msg),
+            }
+        }
+        true
+    }
+
+    fn watch(&mut self, node: Option<NodeId>) {
+        self.watcher = None;
+        self.watched = node;
+        let Some(id) = node else { return };
+        let Some(ci) = self.conninfo_of(id) else {
+            return;
+        };
+        self.watch_gen += 1;
+        self.watcher = watch::start(&ci, self.watch_gen, self.tx.clone());
+    }
+
+    fn conninfo_of(&self, id: NodeId) -> Option<ConnInfo> {
+        let rec = self.nodes.iter().find(|n| n.node_id == id)?;
+        ConnInfo::parse(&rec.conninfo).ok()
+    }
+
+    fn record(&self, id: NodeId) -> Option<NodeRecord> {
+        self.nodes.iter().find(|n| n.node_id == id).cloned()
+    }
+
+    /// Posts an observation back to the main loop (from a worker).
+    fn poster(&self) -> impl Fn(Input) + Send + Clone + 'static {
+        let tx = self.tx.clone();
+        move |i: Input| {
+            let _ = tx.send(Wake::Core(Box::new(i)));
+        }
+    }
+
+    /// SIGHUP: re-read repmgr.conf, apply what may change at run time, and
+    /// reopen the log file (logrotate). The core gets the new settings.
+    fn reload(&mut self) -> Option<Settings> {
+        crate::log_notice!("received SIGHUP: reloading configuration and reopening log file");
+        let _ = crate::logging::sink().reopen();
+        let fresh = match crate::config::load_file(&self.loaded.path) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::log_warning!("configuration file not reloaded: it contains errors");
+                for m in &e.messages {
+                    crate::log_detail!("{m}");
+                }
+                return None;
+            }
+        };
+        let (old, new) = (&self.loaded.config, &fresh.config);
+        if old.node_id != new.node_id || old.node_name != new.node_name {
+            crate::log_warning!("\"node_id\" and \"node_name\" cannot be changed at run time; configuration not reloaded");
+            return None;
+        }
+        let conninfo = match ConnInfo::parse(&new.conninfo) {
+            Ok(ci) => ci,
+            Err(e) => {
+                crate::log_warning!(
+                    "new \"conninfo\" is invalid ({e}); configuration not reloaded"
+                );
+                return None;
+            }
+        };
+        crate::logging::set_level(new.log_level);
+        if new.log_file != old.log_file {
+            let res = if new.log_file.is_empty() {
+                crate::logging::sink().to_stderr();
+                Ok(())
+            } else {
+                crate::logging::sink().open(&new.log_file)
+            };
+            if let Err(e) = res {
+                crate::log_warning!("unable to open log file \"{}\": {e}", new.log_file);
+            }
+        }
+        if conninfo != self.conninfo {
+            self.local = None;
+        }
+        self.conninfo = conninfo;
+        self.loaded = fresh;
+        // The failover mode and timing may have changed: publish anew.
+        self.published = false;
+        crate::log_notice!("configuration file reloaded");
+        let (id, name) = (self.node_id(), self.cfg().node_name.clone());
+        self.event(
+            "repmgrd_reload",
+            true,
+            format!("repmgrd on node \"{name}\" (ID: {id}) reloaded its configuration"),
+            None,
+            None,
+        );
+        Some(settings(self.cfg(), self.is_witness))
+    }
+
+    fn shutdown(&mut self) {
+        self.watcher = None;
+        // A stop requested by a signal ends every wait; the last writes
+        // below get a moment of their own (shutdown::FINAL_WRITES).
+        let (id, name) = (self.node_id(), self.cfg().node_name.clone());
+        self.writer_retry_at = Instant::now();
+        crate::shutdown::finish();
+        self.on_primary("record that repmgrd stopped", |w, _| {
+            db::daemon_status::register_stop(w, id)
+        });
+        self.event(
+            "repmgrd_shutdown",
+            true,
+            format!("repmgrd on node \"{name}\" (ID: {id}) terminating"),
+            None,
+            None,
+        );
+        crate::log_notice!("repmgrd terminating");
+    }
+}
+
+fn log(level: Level, msg: &str) {
+    match level {
+        Level::Debug => crate::log_debug!("{msg}"),
+        Level::Info => crate::log_info!("{msg}"),
+        Level::Notice => crate::log_notice!("{msg}"),
+        Level::Warning => crate::log_warning!("{msg}"),
+        Level::Error => crate::log_error!("{msg}"),
+    }
+}
+
+/// Another live repmgrd on this host already monitors this node.
+fn refuse_second_daemon(local: &mut Session, cfg: &Config, me: i32) -> Result<()> {
+    let id = cfg.node_id.unwrap_or_default();
+    let rows = db::daemon_status::all(local).unwrap_or_default();
+    let Some(row) = rows.into_iter().find(|r| r.node_id == id) else {
+        return Ok(());
+    };
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(pid) = row.pid {
+        let same_host = row.hostname.as_deref() == Some(host.as_str());
+        let alive = pid != me
+            && !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            );
+        if same_host && alive && row.is_running() {
+            return Err(Error::new(
+                ExitCode::BadPidfile,
+                format!(
+                    "repmgrd (PID {pid}) is already running for node \"{}\" (ID: {id})",
+                    cfg.node_name
+                ),
+            )
+            .hint("stop that repmgrd first; only one repmgrd may monitor a node"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! Observations: the local server each cycle, one node's check, and a
+//! round over the whole cluster. Every one is bounded by the deadlines of
+//! the sessions it uses; the remote ones run on threads of their own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::{peer, Driver};
+use crate::config::ConnectionCheckType;
+use crate::conninfo::ConnInfo;
+use crate::daemon::core::types::*;
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType, observe::ServerRow, reach};
+
+/// How often the secret and the peer addresses are read again.
+const REFRESH: Duration = Duration::from_secs(10);
+
+/// A record as the core sees it, with what its repmgrd published
+/// (`modes`: node, automatic, fences).
+pub fn info(n: &NodeRecord, modes: &[(i32, bool, bool)]) -> NodeInfo {
+    let (automatic, fences, published) = modes
+        .iter()
+        .find(|m| m.0 == n.node_id)
+        // A node whose repmgrd never published counts as automatic: a
+        // primary then fences itself rather than trust that it is not.
+        .map_or((true, false, false), |m| (m.1, m.2, true));
+    NodeInfo {
+        id: n.node_id,
+        name: n.node_name.clone(),
+        kind: match n.node_type {
+            NodeType::Primary => NodeKind::Primary,
+            NodeType::Standby => NodeKind::Standby,
+            NodeType::Witness => NodeKind::Witness,
+            NodeType::Bdr => NodeKind::Bdr,
+        },
+        active: n.active,
+        priority: n.priority,
+        location: n.location.clone(),
+        upstream: n.upstream_node_id,
+        automatic,
+        fences,
+        published,
+    }
+}
+
+/// Which registered node a WAL receiver's sender is, by the host and port
+/// of each conninfo.
+pub fn sender_node(nodes: &[NodeRecord], host: Option<&str>, port: Option<i32>) -> Option<NodeId> {
+    let (host, port) = (host?, port?);
+    nodes
+        .iter()
+        .find(|n| {
+            ConnInfo::parse(&n.conninfo).is_ok_and(|ci| {
+                let p = ci
+                    .port()
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .unwrap_or(5432);
+                let h = ci.get("hostaddr").or(ci.host()).unwrap_or("");
+                p == port && (h == host || ci.host() == Some(host))
+            })
+        })
+        .map(|n| n.node_id)
+}
+
+/// The window within which a WAL receiver's last message counts as fresh.
+fn receiver_window_ms(monitor_interval_secs: i32) -> i64 {
+    2 * 1000 * i64::from(monitor_interval_secs.max(1)) + 1000
+}
+
+/// One node's server (and repmgrd) as a cluster round sees it.
+fn node_obs(id: NodeId, row: &ServerRow, nodes: &[NodeRecord], window_ms: i64) -> NodeObs {
+    let receiver = row.receiver.as_ref();
+    let fresh =
+        receiver.is_some_and(|r| r.streaming && r.last_msg_age_ms.is_some_and(|a| a <= window_ms));
+    NodeObs {
+        id,
+        reachable: true,
+        in_recovery: Some(row.in_recovery),
+        timeline: row.timeline,
+        lsn: row.lsn,
+        term: row.voting_term,
+        fenced: !row.in_recovery && row.read_only_fenced,
+        receiver_fresh: fresh,
+        streams_from: receiver
+            .filter(|r| r.streaming)
+            .and_then(|r| sender_node(nodes, r.sender_host.as_deref(), r.sender_port)),
+        daemon: None,
+        daemon_session: Some(row.daemon_sessions > 0),
+    }
+}
+
+impl Driver {
+    /// The local server's facts, or None when it does not answer.
+    pub(super) fn read_local(&mut self) -> Option<LocalFacts> {
+        if self.local.as_ref().is_none_or(|c| c.is_closed()) {
+            self.local = None;
+            match db::connect::connect(&self.conninfo, reach::DAEMON_APP_NAME) {
+                Ok(c) => self.set_local(c),
+                Err(_) => return None,
+            }
+        }
+        let id = self.node_id();
+        let c = self.local.as_mut()?;
+        let got = (|| -> crate::error::Result<LocalFacts> {
+            let row = db::observe::server(c)?;
+            let nodes = db::nodes::all(c)?;
+            let modes = db::daemon_status::published_modes(c)?;
+            let paused = db::daemon_status::is_paused(c, id)?;
+            let sync = if row.in_recovery {
+                db::daemon_status::published_sync_names(c)?
+            } else {
+                row.sync_standby_names.clone()
+            };
+            let window = receiver_window_ms(self.loaded.config.monitor_interval_secs);
+            let receiver = row.receiver.as_ref().map(|r| Receiver {
+                sender: sender_node(&nodes, r.sender_host.as_deref(), r.sender_port),
+                streaming: r.streaming,
+                last_msg_age: r
+                    .last_msg_age_ms
+                    .map_or(u64::MAX / 4, |a| u64::try_from(a.max(0)).unwrap_or(0)),
+            });
+            let _ = window;
+            let facts = LocalFacts {
+                in_recovery: row.in_recovery,
+                timeline: row.timeline,
+                lsn: row.lsn,
+                receiver,
+                paused,
+                nodes: nodes.iter().map(|n| info(n, &modes)).collect(),
+                voting_term: row.voting_term,
+                read_only_fenced: row.read_only_fenced,
+                sync_standby_names: sync,
+                attached: row.attached.clone(),
+            };
+            self.nodes = nodes;
+            self.last_row = Some(row);
+            Ok(facts)
+        })();
+        match got {
+            Ok(f) => {
+                self.refresh_peers();
+                Some(f)
+            }
+            Err(e) => {
+                crate::log_debug!("reading the local node failed: {}", e.reason());
+                self.local = None;
+                None
+            }
+        }
+    }
+
+    /// The secret and the peer addresses, from this node's copy of the
+    /// metadata, now and then.
+    fn refresh_peers(&mut self) {
+        // A voter whose address is not known yet (its repmgrd just
+        // started) is looked for every second.
+        let me = self.node_id();
+        let missing = self
+            .nodes
+            .iter()
+            .any(|n| n.is_voter() && n.node_id != me && !self.peers.contains_key(&n.node_id));
+        let every = if missing {
+            Duration::from_secs(1)
+        } else {
+            REFRESH
+        };
+        let due = self.key_checked_at.is_none_or(|t| t.elapsed() >= every)
+            || self.key.read().map_or(true, |k| k.is_none());
+        if !due {
+            return;
+        }
+        self.key_checked_at = Some(Instant::now());
+        let Some(c) = self.local.as_mut() else { return };
+        if let Ok(rows) = db::daemon_status::peers(c) {
+            self.peers = rows
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.node_id,
+                        peer::Address {
+                            host: r.host,
+                            port: r.port,
+                        },
+                    )
+                })
+                .collect();
+        }
+        match db::secret::get(c) {
+            Ok(Some((cluster, secret))) => {
+                if let Ok(mut k) = self.key.write() {
+                    *k = Some(peer::Key {
+                        secret: secret.into_bytes(),
+                        cluster,
+                    });
+                }
+            }
+            Ok(None) => {
+                // A cluster whose schema predates the secret (or built by
+                // repmgr 5) gets one from the first repmgrd that reaches
+                // its primary; it replicates back to this copy.
+                crate::log_debug!("no repmgrd secret in this node's metadata yet");
+                self.ensure_writer();
+                if let Some((_, w)) = self.writer.as_mut() {
+                    if let Err(e) = db::secret::ensure(w) {
+                        crate::log_warning!("unable to create the repmgrd secret: {}", e.reason());
+                    }
+                }
+            }
+            Err(e) => crate::log_debug!("reading the repmgrd secret failed: {}", e.reason()),
+        }
+    }
+
+    /// One check of a node, on a thread: a ping (or, by
+    /// `connection_check_type`, a connection or a query), with a login
+    /// that reads its recovery state at least every fifth check.
+    pub(super) fn check_upstream(&mut self, node: NodeId, ping: bool) {
+        self.checks += 1;
+        let Some(ci) = self.conninfo_of(node) else {
+            (self.poster())(Input::UpstreamCheck {
+                node,
+                ok: false,
+                in_recovery: None,
+            });
+            return;
+        };
+        let kind = self.loaded.config.connection_check_type;
+        let login = !ping && (kind != ConnectionCheckType::Ping || self.checks % 5 == 0);
+        let post = self.poster();
+        spawn("check", move || {
+            let (ok, in_recovery) = if login {
+                match db::connect::connect(&ci, reach::DAEMON_APP_NAME) {
+                    Ok(mut c) => match db::server::in_recovery(&mut c) {
+                        Ok(r) => (true, Some(r)),
+                        Err(_) => (false, None),
+                    },
+                    Err(_) => (false, None),
+                }
+            } else {
+                (
+                    db::connect::ping(&ci, reach::DAEMON_APP_NAME) == db::connect::Ping::Ok,
+                    None,
+                )
+            };
+            post(Input::UpstreamCheck {
+                node,
+                ok,
+                in_recovery,
+            });
+        });
+    }
+
+    /// A round over every registered node, this one included, on threads:
+    /// each server's state and each repmgrd's status.
+    pub(super) fn gather(&mut self) {
+        let nodes = self.nodes.clone();
+        let peers = self.peers.clone();
+        let key = self.key.read().ok().and_then(|k| k.clone());
+        let window = receiver_window_ms(self.loaded.config.monitor_interval_secs);
+        let post = self.poster();
+        spawn("gather", move || {
+            let obs = observe_all(&nodes, &peers, key.as_ref(), window);
+            post(Input::Cluster(obs));
+        });
+    }
+}
+
+/// Asks every node at once; a node that does not answer in time is
+/// unreachable.
+pub fn observe_all(
+    nodes: &[NodeRecord],
+    peers: &BTreeMap<NodeId, peer::Address>,
+    key: Option<&peer::Key>,
+    window_ms: i64,
+) -> Vec<NodeObs> {
+    let limit = nodes
+        .iter()
+        .filter_map(|n| ConnInfo::parse(&n.conninfo).ok())
+        .filter_map(|ci| db::connect::attempt_limit(&ci, reach::APP_NAME))
+        .max()
+        .unwrap_or(Duration::ZERO)
+        + Duration::from_secs(1);
+    let all = nodes.to_vec();
+    let work: Vec<(NodeRecord, Option<peer::Address>)> = nodes
+        .iter()
+        .map(|n| (n.clone(), peers.get(&n.node_id).cloned()))
+        .collect();
+    let key = key.cloned();
+    let answers = crate::parallel::map_within(work, limit, move |(n, addr)| {
+        let mut obs = match reach::connect_record(&n) {
+            Ok(mut c) => match db::observe::server(&mut c) {
+                Ok(row) => node_obs(n.node_id, &row, &all, window_ms),
+                Err(_) => NodeObs::unreachable(n.node_id),
+            },
+            Err(_) => NodeObs::unreachable(n.node_id),
+        };
+        if let (Some(a), Some(k)) = (addr, key.as_ref()) {
+            if let Ok(PeerReply::Status(s)) =
+                peer::ask(&a, k, &PeerRequest::Status, Duration::from_secs(1))
+            {
+                obs.daemon = Some(s);
+            }
+        }
+        obs
+    });
+    nodes
+        .iter()
+        .zip(answers)
+        .map(|(n, a)| a.unwrap_or_else(|| NodeObs::unreachable(n.node_id)))
+        .collect()
+}
+
+/// Starts a worker thread (a small stack: they only wait on sockets).
+pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(256 * 1024)
+        .spawn(f);
+    if let Err(e) = spawned {
+        crate::log_warning!("unable to start a thread ({name}): {e}");
+    }
+}

@@ -1,0 +1,532 @@
+//! The channel between repmgrds: heartbeats, vote requests and status,
+//! one request per TCP connection, each line authenticated.
+//!
+//! A message is one line: `RPMGR/1 <fields…> <nonce> <mac>`, where the MAC
+//! is HMAC-SHA256 over the rest of the line and the cluster's system
+//! identifier, keyed with the cluster's secret (`repmgr.daemon_secret`,
+//! readable only by the repmgr role; standbys have it by replication, the
+//! witness by its copy). A database user without that role can neither
+//! forge a vote nor block one (nothing here takes a database lock). The
+//! reply echoes the request's nonce, so an old reply cannot be replayed as
+//! a new one. Every read and write has a deadline, connections are capped,
+//! and a line is at most [`MAX_LINE`] bytes: no peer can stall or grow a
+//! repmgrd. The format is plain text so that other requests (a switchover
+//! step, say) can be added as new kinds.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::daemon::core::types::*;
+
+const TAG: &str = "RPMGR/1";
+/// The longest line either side accepts.
+pub const MAX_LINE: usize = 512;
+/// Concurrent connections a repmgrd serves at most.
+const MAX_CLIENTS: usize = 32;
+/// How long the server waits for a request line, and for its answer to go.
+const SERVE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The secret and the cluster it belongs to.
+#[derive(Clone)]
+pub struct Key {
+    pub secret: Vec<u8>,
+    pub cluster: i64,
+}
+
+impl Key {
+    fn mac(&self, text: &str) -> String {
+        // HMAC takes a key of any length; the error cannot happen.
+        let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret) else {
+            return String::new();
+        };
+        m.update(self.cluster.to_string().as_bytes());
+        m.update(b"\n");
+        m.update(text.as_bytes());
+        hex(&m.finalize().into_bytes())
+    }
+
+    /// `text nonce mac`.
+    fn seal(&self, text: &str) -> String {
+        let mac = self.mac(text);
+        format!("{text} {mac}\n")
+    }
+
+    /// The fields of a line whose MAC holds, else None.
+    fn open(&self, line: &str) -> Option<Vec<String>> {
+        let line = line.trim_end();
+        let (text, mac) = line.rsplit_once(' ')?;
+        let expected = self.mac(text);
+        if !constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
+            return None;
+        }
+        let mut fields: Vec<String> = text.split(' ').map(str::to_string).collect();
+        (fields.first().map(String::as_str) == Some(TAG)).then(|| {
+            fields.remove(0);
+            fields
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fresh random nonce.
+fn nonce() -> String {
+    let mut b = [0u8; 12];
+    if getrandom::fill(&mut b).is_err() {
+        // No entropy source: fall back to time and pid (a nonce need only
+        // be unique, not secret).
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        return format!("{t:x}{:x}", std::process::id());
+    }
+    hex(&b)
+}
+
+fn opt(v: Option<NodeId>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+fn parse_opt(s: &str) -> Option<Option<NodeId>> {
+    if s == "-" {
+        Some(None)
+    } else {
+        s.parse().ok().map(Some)
+    }
+}
+
+fn encode_request(r: &PeerRequest) -> String {
+    match r {
+        PeerRequest::Heartbeat {
+            from,
+            term,
+            timeline,
+            promoted,
+            fences,
+        } => format!(
+            "HB {from} {term} {timeline} {} {}",
+            u8::from(*promoted),
+            u8::from(*fences)
+        ),
+        PeerRequest::Vote(v) => format!(
+            "VOTE {} {} {} {} {} {}",
+            v.term,
+            v.candidate,
+            v.failed,
+            v.timeline,
+            v.lsn,
+            u8::from(v.pre)
+        ),
+        PeerRequest::Status => "STATUS".into(),
+    }
+}
+
+fn decode_request(f: &[String]) -> Option<PeerRequest> {
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<i64>().ok());
+    match f.first()?.as_str() {
+        "HB" => Some(PeerRequest::Heartbeat {
+            from: NodeId::try_from(n(1)?).ok()?,
+            term: n(2)?,
+            timeline: u32::try_from(n(3)?).ok()?,
+            promoted: n(4)? == 1,
+            fences: n(5)? == 1,
+        }),
+        "VOTE" => Some(PeerRequest::Vote(VoteRequest {
+            term: n(1)?,
+            candidate: NodeId::try_from(n(2)?).ok()?,
+            failed: NodeId::try_from(n(3)?).ok()?,
+            timeline: u32::try_from(n(4)?).ok()?,
+            lsn: f.get(5)?.parse().ok()?,
+            pre: n(6)? == 1,
+        })),
+        "STATUS" => Some(PeerRequest::Status),
+        _ => None,
+    }
+}
+
+fn encode_reply(r: &PeerReply) -> String {
+    match r {
+        PeerReply::Heartbeat(HeartbeatReply::Ack {
+            promise_ms,
+            known_term,
+        }) => format!("ACK {promise_ms} {known_term}"),
+        PeerReply::Heartbeat(HeartbeatReply::Superseded { term, by }) => {
+            format!("SUPERSEDED {term} {}", opt(*by))
+        }
+        PeerReply::Heartbeat(HeartbeatReply::NoDaemon) => "NODAEMON".into(),
+        PeerReply::Vote(VoteReply::Granted { promise_ms }) => format!("GRANTED {promise_ms}"),
+        PeerReply::Vote(VoteReply::Silent) => "SILENT".into(),
+        PeerReply::Vote(VoteReply::Refused(why)) => match why {
+            Refusal::TermTaken { granted, to } => format!("REFUSED taken {granted} {}", opt(*to)),
+            Refusal::LeaseHeld { left_ms } => format!("REFUSED lease {left_ms} -"),
+            Refusal::PrimaryVisible => "REFUSED visible 0 -".into(),
+            Refusal::MoreWal { lsn } => format!("REFUSED wal {lsn} -"),
+            Refusal::IsPrimary => "REFUSED primary 0 -".into(),
+            Refusal::Stale { known } => format!("REFUSED stale {known} -"),
+            Refusal::NoFence { primary } => format!("REFUSED nofence {primary} -"),
+        },
+        PeerReply::Status(s) => format!(
+            "STATUS {} {} {} {} {}",
+            s.granted_term,
+            opt(s.granted_to),
+            s.known_term,
+            u8::from(s.holds_lease),
+            u8::from(s.automatic)
+        ),
+    }
+}
+
+fn decode_reply(f: &[String]) -> Option<PeerReply> {
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<i64>().ok());
+    let u = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    Some(match f.first()?.as_str() {
+        "ACK" => PeerReply::Heartbeat(HeartbeatReply::Ack {
+            promise_ms: u(1)?,
+            known_term: n(2)?,
+        }),
+        "SUPERSEDED" => PeerReply::Heartbeat(HeartbeatReply::Superseded {
+            term: n(1)?,
+            by: parse_opt(f.get(2)?)?,
+        }),
+        "NODAEMON" => PeerReply::Heartbeat(HeartbeatReply::NoDaemon),
+        "GRANTED" => PeerReply::Vote(VoteReply::Granted { promise_ms: u(1)? }),
+        "SILENT" => PeerReply::Vote(VoteReply::Silent),
+        "REFUSED" => PeerReply::Vote(VoteReply::Refused(match f.get(1)?.as_str() {
+            "taken" => Refusal::TermTaken {
+                granted: n(2)?,
+                to: parse_opt(f.get(3)?)?,
+            },
+            "lease" => Refusal::LeaseHeld { left_ms: u(2)? },
+            "visible" => Refusal::PrimaryVisible,
+            "wal" => Refusal::MoreWal { lsn: u(2)? },
+            "primary" => Refusal::IsPrimary,
+            "stale" => Refusal::Stale { known: n(2)? },
+            "nofence" => Refusal::NoFence {
+                primary: NodeId::try_from(n(2)?).ok()?,
+            },
+            _ => return None,
+        })),
+        "STATUS" => PeerReply::Status(DaemonStatus {
+            granted_term: n(1)?,
+            granted_to: parse_opt(f.get(2)?)?,
+            known_term: n(3)?,
+            holds_lease: n(4)? == 1,
+            automatic: n(5)? == 1,
+        }),
+        _ => return None,
+    })
+}
+
+/// Where a peer listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// Nothing listens there (no repmgrd, or not this one).
+    Refused,
+    /// No answer within the deadline, or one that did not authenticate.
+    Silent,
+}
+
+fn read_line(stream: &TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream.take_limited());
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(n) if n > 0 && line.ends_with('\n') => Some(line),
+        _ => None,
+    }
+}
+
+trait TakeLimited {
+    fn take_limited(&self) -> std::io::Take<&TcpStream>;
+}
+
+impl TakeLimited for TcpStream {
+    fn take_limited(&self) -> std::io::Take<&TcpStream> {
+        std::io::Read::take(self, MAX_LINE as u64)
+    }
+}
+
+/// Sends `request` to `to` and waits at most `limit` for the answer.
+pub fn ask(
+    to: &Address,
+    key: &Key,
+    request: &PeerRequest,
+    limit: Duration,
+) -> Result<PeerReply, NoAnswer> {
+    let deadline = std::time::Instant::now() + limit;
+    let addrs: Vec<SocketAddr> = (to.host.as_str(), to.port)
+        .to_socket_addrs()
+        .map_err(|_| NoAnswer::Silent)?
+        .collect();
+    let mut refused = false;
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let stream = match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => s,
+            Err(e) => {
+                refused |= e.kind() == std::io::ErrorKind::ConnectionRefused;
+                continue;
+            }
+        };
+        let n = nonce();
+        let text = format!("{TAG} {} {n}", encode_request(request));
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ok = stream
+            .set_write_timeout(Some(left.max(Duration::from_millis(1))))
+            .is_ok()
+            && stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .is_ok()
+            && (&stream).write_all(key.seal(&text).as_bytes()).is_ok();
+        if !ok {
+            return Err(NoAnswer::Silent);
+        }
+        let line = read_line(&stream).ok_or(NoAnswer::Silent)?;
+        let fields = key.open(&line).ok_or(NoAnswer::Silent)?;
+        // The answer ends with the request's nonce.
+        match fields.split_last() {
+            Some((echo, rest)) if *echo == n => return decode_reply(rest).ok_or(NoAnswer::Silent),
+            _ => return Err(NoAnswer::Silent),
+        }
+    }
+    Err(if refused {
+        NoAnswer::Refused
+    } else {
+        NoAnswer::Silent
+    })
+}
+
+/// What the server does with an authenticated request.
+pub type Handler = Arc<dyn Fn(PeerRequest) -> Option<PeerReply> + Send + Sync>;
+
+/// Listens on `bind` and answers requests with `handler`, until the
+/// process stops. Returns the port actually bound (for port 0).
+pub fn serve(
+    bind: SocketAddr,
+    key: Arc<RwLock<Option<Key>>>,
+    handler: Handler,
+) -> std::io::Result<u16> {
+    let listener = TcpListener::bind(bind)?;
+    let port = listener.local_addr()?.port();
+    let busy = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("peer-listen".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            for conn in listener.incoming() {
+                if crate::shutdown::requested() {
+                    return;
+                }
+                let Ok(stream) = conn else { continue };
+                if busy.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                    continue; // dropped: the peer times out
+                }
+                busy.fetch_add(1, Ordering::SeqCst);
+                let (key, handler, busy) = (key.clone(), handler.clone(), busy.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("peer-serve".into())
+                    .stack_size(256 * 1024)
+                    .spawn(move || {
+                        serve_one(&stream, &key, &handler);
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    crate::log_warning!("unable to start a thread for a peer request");
+                }
+            }
+        })?;
+    Ok(port)
+}
+
+fn serve_one(stream: &TcpStream, key: &RwLock<Option<Key>>, handler: &Handler) {
+    if stream.set_read_timeout(Some(SERVE_DEADLINE)).is_err()
+        || stream.set_write_timeout(Some(SERVE_DEADLINE)).is_err()
+    {
+        return;
+    }
+    let Some(line) = read_line(stream) else {
+        return;
+    };
+    let Some(key) = key.read().ok().and_then(|k| k.clone()) else {
+        return; // no secret yet: nothing can be authenticated
+    };
+    let Some(fields) = key.open(&line) else {
+        crate::log_debug!("peer request that does not authenticate; ignored");
+        return;
+    };
+    let Some((nonce, rest)) = fields.split_last() else {
+        return;
+    };
+    let Some(request) = decode_request(rest) else {
+        return;
+    };
+    let Some(reply) = handler(request) else {
+        return;
+    };
+    let text = format!("{TAG} {} {nonce}", encode_reply(&reply));
+    let mut s = stream;
+    let _ = s.write_all(key.seal(&text).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Key {
+        Key {
+            secret: b"secret".to_vec(),
+            cluster: 42,
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let reqs = [
+            PeerRequest::Heartbeat {
+                from: 1,
+                term: 3,
+                timeline: 2,
+                promoted: true,
+                fences: true,
+            },
+            PeerRequest::Vote(VoteRequest {
+                term: 4,
+                candidate: 2,
+                failed: 1,
+                timeline: 2,
+                lsn: 123_456,
+                pre: true,
+            }),
+            PeerRequest::Status,
+        ];
+        for r in reqs {
+            let f: Vec<String> = encode_request(&r).split(' ').map(str::to_string).collect();
+            assert_eq!(decode_request(&f), Some(r));
+        }
+        let replies = [
+            PeerReply::Heartbeat(HeartbeatReply::Ack {
+                promise_ms: 2000,
+                known_term: 3,
+            }),
+            PeerReply::Heartbeat(HeartbeatReply::Superseded { term: 5, by: None }),
+            PeerReply::Vote(VoteReply::Granted { promise_ms: 7 }),
+            PeerReply::Vote(VoteReply::Refused(Refusal::TermTaken {
+                granted: 4,
+                to: Some(3),
+            })),
+            PeerReply::Vote(VoteReply::Refused(Refusal::MoreWal { lsn: 99 })),
+            PeerReply::Status(DaemonStatus {
+                granted_term: 4,
+                granted_to: Some(2),
+                known_term: 3,
+                holds_lease: true,
+                automatic: true,
+            }),
+        ];
+        for r in replies {
+            let f: Vec<String> = encode_reply(&r).split(' ').map(str::to_string).collect();
+            assert_eq!(decode_reply(&f), Some(r));
+        }
+    }
+
+    #[test]
+    fn a_forged_or_foreign_line_does_not_open() {
+        let k = key();
+        let sealed = k.seal("RPMGR/1 STATUS abc");
+        assert!(k.open(&sealed).is_some());
+        let other = Key {
+            cluster: 43,
+            ..key()
+        };
+        assert!(other.open(&sealed).is_none());
+        let tampered = sealed.replace("STATUS", "STATUX");
+        assert!(k.open(&tampered).is_none());
+    }
+
+    #[test]
+    fn a_request_is_answered_and_a_silent_server_costs_the_deadline() {
+        let key = Arc::new(RwLock::new(Some(self::key())));
+        let handler: Handler = Arc::new(|r| match r {
+            PeerRequest::Status => Some(PeerReply::Status(DaemonStatus::default())),
+            _ => None,
+        });
+        let port = serve("127.0.0.1:0".parse().unwrap(), key, handler).unwrap();
+        let to = Address {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert_eq!(
+            ask(
+                &to,
+                &self::key(),
+                &PeerRequest::Status,
+                Duration::from_secs(2)
+            ),
+            Ok(PeerReply::Status(DaemonStatus::default()))
+        );
+        // No answer for a heartbeat from this handler: silence.
+        let hb = PeerRequest::Heartbeat {
+            from: 1,
+            term: 1,
+            timeline: 1,
+            promoted: true,
+            fences: false,
+        };
+        assert_eq!(
+            ask(&to, &self::key(), &hb, Duration::from_millis(300)),
+            Err(NoAnswer::Silent)
+        );
+        // The wrong key: no answer either.
+        let wrong = Key {
+            secret: b"other".to_vec(),
+            cluster: 42,
+        };
+        assert_eq!(
+            ask(
+                &to,
+                &wrong,
+                &PeerRequest::Status,
+                Duration::from_millis(300)
+            ),
+            Err(NoAnswer::Silent)
+        );
+        // Nothing listening: refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let none = Address {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert_eq!(
+            ask(
+                &none,
+                &self::key(),
+                &PeerRequest::Status,
+                Duration::from_millis(300)
+            ),
+            Err(NoAnswer::Refused)
+        );
+    }
+}
