@@ -904,13 +904,25 @@ impl World {
     }
 
     /// Invariant (d): no visible candidate (an automatic standby of
-    /// priority > 0) has WAL the new primary lacks.
+    /// priority > 0 whose repmgrd runs: without one nothing can promote
+    /// it, as with repmgr) has WAL the new primary lacks.
     fn check_candidate_has_the_wal(&mut self, i: usize) {
         let id = self.hosts[i].id;
         let mine = self.hosts[i].pg.wal.clone();
-        let active = |n: Id| self.hosts[i].pg.meta.iter().any(|m| m.id == n && m.active);
+        // Active, and automatic as far as the cluster knows: a mode
+        // changed while no primary could record it is not known yet.
+        let active = |n: Id| {
+            self.hosts[i]
+                .pg
+                .meta
+                .iter()
+                .any(|m| m.id == n && m.active && m.automatic)
+        };
         for o in &self.hosts {
-            let candidate = o.priority > 0 && o.settings.failover == Failover::Automatic;
+            let candidate = o.priority > 0
+                && o.settings.failover == Failover::Automatic
+                && o.core.is_some()
+                && !o.exited;
             if o.id == id || !o.pg.recovery || o.pg.witness || !candidate || !active(o.id) {
                 continue;
             }
@@ -1060,7 +1072,11 @@ impl World {
 
     // -------------------------------------------------------- liveness
 
-    /// Invariant (c): exactly one node takes writes.
+    /// Invariant (c): exactly one node takes writes, while automatic
+    /// failover is configured somewhere. (With every standby set to
+    /// manual by the end, a primary that fenced itself while a candidate
+    /// still held a granted term waits for the operator, as repmgr's
+    /// manual mode does: at most one then.)
     pub fn check_exactly_one_primary(&mut self, stable_since: u64) {
         let writers: Vec<Id> = self
             .hosts
@@ -1068,7 +1084,11 @@ impl World {
             .filter(|h| h.takes_writes())
             .map(|h| h.id)
             .collect();
-        if writers.len() != 1 {
+        let automatic = self
+            .hosts
+            .iter()
+            .any(|h| h.pg.recovery && h.priority > 0 && h.settings.failover == Failover::Automatic);
+        if writers.len() > 1 || (writers.is_empty() && automatic) {
             self.violation(format!(
                 "{} node(s) take writes {} ms after the cluster became stable: {writers:?}",
                 writers.len(),

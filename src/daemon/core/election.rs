@@ -281,6 +281,9 @@ fn quorum_refusal(b: &Ballot<'_>, siblings: &[(&NodeInfo, &NodeObs)]) -> Option<
 /// With synchronous replication in force, the winner must hold every
 /// acknowledged commit.
 fn sync_check(b: &Ballot<'_>, spec: &SyncSpec, winner: Candidate) -> Result<(), Unsafe> {
+    if !b.settings.safety.sync_aware {
+        return Ok(());
+    }
     let name_of = |id: NodeId| b.nodes.iter().find(|n| n.id == id).map(|n| n.name.as_str());
     let standbys: Vec<SyncView> = b
         .nodes

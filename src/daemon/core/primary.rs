@@ -39,6 +39,8 @@ pub(super) struct Lease {
     term: Term,
     voters: usize,
     promises: BTreeMap<NodeId, (Time, u64)>,
+    /// What each voter promised in its latest answer.
+    latest_ms: BTreeMap<NodeId, u64>,
     /// When each voter last answered (for the "sees N voters" lines).
     answered: BTreeMap<NodeId, Time>,
     last_sent: Option<Time>,
@@ -50,6 +52,7 @@ impl Lease {
             term,
             voters,
             promises: BTreeMap::new(),
+            latest_ms: BTreeMap::new(),
             answered: BTreeMap::new(),
             last_sent: None,
         }
@@ -58,6 +61,7 @@ impl Lease {
     /// Records a promise, keeping whichever of the old and new ends later.
     pub(super) fn promise(&mut self, from: NodeId, sent: Time, ms: u64) {
         self.answered.insert(from, sent);
+        self.latest_ms.insert(from, ms);
         let end = |(t, m): (Time, u64)| t.plus(timing::discount(m));
         let new = (sent, ms);
         match self.promises.get(&from) {
@@ -74,15 +78,14 @@ impl Lease {
         timing::lease_end(self.voters, &p)
     }
 
-    /// How long the voters promise: the shortest promise among those that
-    /// hold the lease up. Fence times are measured against it, since
-    /// voters with other settings promise other lengths.
+    /// How long the voters promise now: the shortest of their latest
+    /// promises. Fence times are measured against it, since voters with
+    /// other settings promise other lengths. (Not the promises kept for
+    /// the lease's end: a longer one kept from before, such as the 10 s a
+    /// voter without repmgrd counts for, would stretch every threshold and
+    /// fence a primary whose voters all answer.)
     pub(super) fn span(&self, fallback: u64) -> u64 {
-        self.promises
-            .values()
-            .map(|(_, m)| *m)
-            .min()
-            .unwrap_or(fallback)
+        self.latest_ms.values().copied().min().unwrap_or(fallback)
     }
 
     /// Renewals come four times per promise, and at least as often as
@@ -356,6 +359,9 @@ impl Primary {
     }
 
     fn supersede(&mut self, core: &mut Ctx, term: Term, by: Option<NodeId>) {
+        if !core.s.safety.supersession_check {
+            return;
+        }
         if self.superseded.is_some_and(|(t, _)| t >= term) {
             return;
         }

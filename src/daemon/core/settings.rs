@@ -67,6 +67,11 @@ pub struct Safety {
     /// A primary stops its server before its lease can run out (not only
     /// the read-only default, which a client can override).
     pub hard_fence: bool,
+    /// With synchronous replication in force, only a candidate holding
+    /// every acknowledged commit is promoted.
+    pub sync_aware: bool,
+    /// A primary that hears of a newer term fences (demotes) at once.
+    pub supersession_check: bool,
 }
 
 impl Default for Safety {
@@ -75,6 +80,8 @@ impl Default for Safety {
             voters_keep_promises: true,
             count_failed_primary: true,
             hard_fence: true,
+            sync_aware: true,
+            supersession_check: true,
         }
     }
 }

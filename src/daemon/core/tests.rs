@@ -68,6 +68,8 @@ struct Script {
     /// The voters that acknowledge heartbeats, with what they promise.
     acks: Vec<NodeId>,
     promise_ms: u64,
+    /// The voters whose repmgrd is not running yet: their servers answer.
+    daemonless: Vec<NodeId>,
     /// Every action seen, in order.
     seen: Vec<Action>,
 }
@@ -81,6 +83,7 @@ impl Script {
             now: 0,
             local: Some(local),
             acks: Vec::new(),
+            daemonless: Vec::new(),
             seen: Vec::new(),
         }
     }
@@ -104,6 +107,13 @@ impl Script {
                         }))
                     }
                     Action::SendHeartbeats { to, .. } => {
+                        for from in to.iter().filter(|t| self.daemonless.contains(t)) {
+                            queue.push(Input::Heartbeat {
+                                from: *from,
+                                sent: Time(self.now),
+                                reply: HeartbeatReply::NoDaemon,
+                            });
+                        }
                         for from in to.iter().filter(|t| self.acks.contains(t)) {
                             queue.push(Input::Heartbeat {
                                 from: *from,
@@ -165,6 +175,27 @@ fn an_isolated_primary_with_an_automatic_candidate_fences_itself() {
     // Heartbeats say it fences; nobody answers them now.
     assert!(s.any(|a| matches!(a, Action::SendHeartbeats { fences: true, .. })));
     assert_eq!(s.fences(), vec![FenceHow::ReadOnly, FenceHow::Stop]);
+}
+
+#[test]
+fn a_primary_whose_voters_start_after_it_does_not_fence() {
+    // The standbys' repmgrds start a moment after the primary's: their
+    // servers answer first (a 10 s promise each, their start-up
+    // quarantine), then their repmgrds acknowledge with 2 s promises. The
+    // thresholds follow the 2 s the voters promise now, not the 10 s kept
+    // from before (that stretched them: read-only at 5 s, then a stop and
+    // restart every second).
+    let mut s = Script::new(
+        settings(1, Failover::Automatic),
+        Persisted::default(),
+        facts(false, three(true, true)),
+    );
+    s.daemonless = vec![2, 3];
+    s.run_to(1_500);
+    s.daemonless.clear();
+    s.acks = vec![2, 3];
+    s.run_to(20_000);
+    assert!(s.fences().is_empty(), "{:?}", s.fences());
 }
 
 #[test]
