@@ -41,6 +41,15 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
                 == Some("100")
         });
     }
+    // Notification scripts see the events repmgr runs them for.
+    let hooks = crate::harness::user_tempdir();
+    let notified = hooks.path().join("events");
+    for s in [n2, n3] {
+        s.append_conf(&format!(
+            "event_notification_command='echo %n:%e >> {}'",
+            notified.display()
+        ));
+    }
     let daemons = start_all(&nodes);
 
     n1.pg.kill9();
@@ -81,6 +90,16 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
     );
     let r = n3.repmgr(&["cluster", "event", "--event=repmgrd_failover_promote"]);
     r.assert_success().assert_stdout_contains("node3");
+    poll_until(Duration::from_secs(60), "notifications run", || {
+        let text = std::fs::read_to_string(&notified).unwrap_or_default();
+        [
+            "3:standby_promote",
+            "3:repmgrd_failover_promote",
+            "2:standby_follow",
+        ]
+        .iter()
+        .all(|e| text.lines().any(|l| l == *e))
+    });
     drop(daemons);
 }
 

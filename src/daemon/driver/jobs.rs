@@ -162,7 +162,9 @@ fn promote(ctx: &Ctx, term: Term, failed: NodeId, visible: usize, total: usize) 
     };
     if db::schema::exists(&mut conn)? {
         let t = i32::try_from(term).unwrap_or(i32::MAX);
-        crate::ops::promote::record_promotion(cfg, &mut conn, Some(t))?;
+        let (_, ev, ts) = crate::ops::promote::record_promotion(cfg, &mut conn, Some(t))?;
+        // Scripts hooked on standby_promote run as with repmgr.
+        crate::events::notify_in_background(cfg, &ev, Some(&ts));
     }
     Ok(())
 }
@@ -258,7 +260,8 @@ fn follow(ctx: &Ctx, target: NodeId) -> Result<()> {
     let mut local = ctx.connect_local()?;
     let mut tconn = reach::connect_record(&rec)?;
     crate::ops::follow::check_can_follow(&mut local, &mut tconn, &rec)?;
-    crate::ops::follow::follow_node(&ctx.cfg, &ctx.bin, local, &rec, &mut tconn)?;
+    let (ev, ts) = crate::ops::follow::follow_node(&ctx.cfg, &ctx.bin, local, &rec, &mut tconn)?;
+    crate::events::notify_in_background(&ctx.cfg, &ev, Some(&ts));
     Ok(())
 }
 
