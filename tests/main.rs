@@ -22,6 +22,8 @@ mod daemon;
 mod promote_follow;
 // repmgrd monitoring and automatic failover.
 mod failover;
+// A frozen primary host and a server silent mid-session (issue 10).
+mod frozen;
 // Network partitions with nodes on separate hosts (network namespaces).
 mod partition_demo;
 // No split brain under network partitions: fencing, quorum, witness, flapping (issue 6).

@@ -206,6 +206,9 @@ impl Driver {
                     Some(a) => peer::ask(a, &key, &request, timeout),
                     None => Err(peer::NoAnswer::Refused),
                 };
+                if let Err(e) = &answer {
+                    crate::log_debug!("heartbeat to node {t} ({addr:?}): no answer ({e:?})");
+                }
                 let reply = match answer {
                     Ok(PeerReply::Heartbeat(r)) => Some(r),
                     Ok(_) | Err(peer::NoAnswer::Silent) => None,

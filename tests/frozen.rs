@@ -1,0 +1,357 @@
+//! A frozen primary host and a server that goes silent mid-session
+//! (issue 10): nothing repmgrd waits on may outlast its deadline.
+//!
+//! A frozen host (a paused VM, a hung kernel) still acknowledges TCP, so
+//! no connection closes and no server-side timeout ever fires: only the
+//! client's own deadlines (db::Session, db::connect) end the waits.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::fixture::{registered_cluster_with, writable, Node};
+use crate::harness::pg::Frozen;
+use crate::harness::{holds_for, poll_until, try_poll_until, Daemon};
+
+/// How often a "nothing happens" condition is checked while it must hold.
+const STEP: Duration = Duration::from_millis(100);
+
+/// reconnect_attempts (N), reconnect_interval (I), the conninfo's
+/// connect_timeout (T).
+const N: u64 = 3;
+const I: u64 = 1;
+const T: u64 = 2;
+
+fn fast(_: i32) -> String {
+    format!(
+        "failover=automatic\nreconnect_attempts={N}\nreconnect_interval={I}\nmonitor_interval_secs=1\nlog_level=INFO"
+    )
+}
+
+/// A repmgrd's whole process group stopped (SIGSTOP) until dropped.
+struct FrozenDaemon(i32);
+
+impl FrozenDaemon {
+    fn new(d: &Daemon) -> FrozenDaemon {
+        let _ = killpg(Pid::from_raw(d.pid()), Signal::SIGSTOP);
+        FrozenDaemon(d.pid())
+    }
+}
+
+impl Drop for FrozenDaemon {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.0), Signal::SIGCONT);
+    }
+}
+
+/// Waits until every repmgrd has a fresh heartbeat on the primary and the
+/// start-up quarantine (10 s, in which no repmgrd grants a vote) is over.
+fn settled(primary: &Node, daemons: usize, started: Instant) {
+    let sql = "SELECT count(*) FROM repmgr.repmgrd_status
+                WHERE pid IS NOT NULL AND last_updated > now() - interval '2 seconds'";
+    poll_until(Duration::from_secs(60), "fresh heartbeats", || {
+        primary
+            .pg
+            .try_query_one_string(sql)
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(daemons.to_string().as_str())
+    });
+    let quarantine = Duration::from_secs(11);
+    std::thread::sleep(quarantine.saturating_sub(started.elapsed()));
+}
+
+fn tails(daemons: &[Daemon]) -> String {
+    daemons
+        .iter()
+        .map(|d| {
+            format!(
+                "--- {} ---\n{}\n{}",
+                d.name,
+                d.output_tail(40),
+                d.diagnostics()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Takes no write from a new session: in recovery, fenced read-only, or
+/// not answering.
+fn refuses_writes(n: &Node) -> bool {
+    match n
+        .pg
+        .try_execute("CREATE TEMP TABLE frozen_probe (x int); INSERT INTO frozen_probe VALUES (1)")
+    {
+        Ok(()) => false,
+        Err(_) => true,
+    }
+}
+
+/// Every process of the primary's host (postmaster, backends, its
+/// repmgrd) stopped for longer than the failover window: a standby is
+/// promoted within the documented worst case; once the host resumes, the old
+/// primary takes no write from a new session after about a monitoring
+/// interval, and the session a client held before the freeze is ended.
+#[test]
+fn a_frozen_primary_host_is_replaced_and_takes_no_write_once_it_resumes() {
+    let nodes = registered_cluster_with(2, fast);
+    let started = Instant::now();
+    let d: Vec<Daemon> = nodes.iter().map(|n| n.repmgrd()).collect();
+    settled(&nodes[0], 3, started);
+    // A client's session opened before the freeze.
+    let mut held = match nodes[0].pg.try_client() {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "connecting to node1: {e:?}\nsessions: {}",
+            nodes[0].query(
+                "SELECT string_agg(application_name || ':' || coalesce(state, '-'), ', ') FROM pg_stat_activity"
+            )
+        ),
+    };
+    held.batch_execute("CREATE TABLE held (x int)").unwrap();
+
+    let frozen_at = Instant::now();
+    let daemon = FrozenDaemon::new(&d[0]);
+    let server = nodes[0].pg.freeze();
+    let promoted = try_poll_until(Duration::from_secs(60), || {
+        writable(&nodes[1]) || writable(&nodes[2])
+    });
+    let took = frozen_at.elapsed();
+    // repmgrd.8, TIMING, "Worst case to fail over", for a primary that
+    // accepts connections and does not answer: M + (N − 1) × max(I, T) + T
+    // + 2 × (2T + 1 s) + the vote rounds and the promotion (under 1 s).
+    let m = 1;
+    let documented = Duration::from_secs(m + (N - 1) * I.max(T) + T + 2 * (2 * T + 1) + 1);
+    // Issue 10 asks for (N − 1) × I + T + 2 s: not met yet (the attempts
+    // against a frozen host each wait T, and both cluster rounds wait for
+    // it); the figure is printed beside both.
+    let target = Duration::from_secs((N - 1) * I + T + 2);
+    eprintln!(
+        "frozen primary host: a standby was promoted {:.2} s after the freeze (documented worst case {} s; issue 10's target {} s)",
+        took.as_secs_f64(),
+        documented.as_secs(),
+        target.as_secs()
+    );
+    if !promoted {
+        drop((server, daemon));
+        panic!(
+            "no standby promoted while node1's host was frozen\n{}",
+            tails(&d)
+        );
+    }
+    // A loaded test machine may add a scheduling delay on top of the
+    // documented bound.
+    assert!(
+        took <= documented + Duration::from_secs(3),
+        "promotion took {took:?}, documented worst case {documented:?}\n{}",
+        tails(&d)
+    );
+
+    // Resumed: the old primary's repmgrd finds its lease long gone and
+    // fences before it serves another write.
+    drop(server);
+    drop(daemon);
+    let fenced = try_poll_until(Duration::from_secs(5), || refuses_writes(&nodes[0]));
+    assert!(
+        fenced,
+        "the resumed old primary still takes writes\n{}",
+        tails(&d)
+    );
+    if let Err(e) = holds_for(Duration::from_secs(3), STEP, || refuses_writes(&nodes[0])) {
+        panic!(
+            "the resumed old primary took a write again ({e})\n{}",
+            tails(&d)
+        );
+    }
+    assert!(
+        held.batch_execute("INSERT INTO held VALUES (1)").is_err(),
+        "a session held from before the freeze still writes on the old primary"
+    );
+}
+
+/// A forwarding proxy in front of a server that can be told to go silent:
+/// from then on it passes nothing either way and closes nothing, so every
+/// connection through it stays established and unanswered, as a frozen
+/// server's are (new connections are accepted and left unanswered too).
+struct SilentProxy {
+    port: u16,
+    silent: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl SilentProxy {
+    fn new(target: u16) -> SilentProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (silent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        if s.load(Ordering::SeqCst) {
+                            held.push(client);
+                            continue;
+                        }
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        for (from, to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            let (s, st) = (s.clone(), st.clone());
+                            std::thread::spawn(move || pump(from, to, &s, &st));
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        SilentProxy { port, silent, stop }
+    }
+
+    fn go_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for SilentProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until told to go silent (then holds both open,
+/// passing nothing) or to stop.
+fn pump(mut from: TcpStream, mut to: TcpStream, silent: &AtomicBool, stop: &AtomicBool) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 8192];
+    while !stop.load(Ordering::SeqCst) {
+        if silent.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The standby's repmgrd reaches its primary through a proxy that goes
+/// silent mid-session: the established monitoring connection stops
+/// answering. repmgrd gives up on it within its deadlines (it starts
+/// reconnection attempts), and answers SIGTERM within about a second
+/// while its checks still wait on the silent connection.
+#[test]
+fn a_primary_that_goes_silent_mid_session_costs_repmgrd_only_its_deadline() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=manual\nreconnect_attempts=30\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"
+            .to_string()
+    });
+    let proxy = SilentProxy::new(nodes[0].pg.port);
+    // The standby's repmgrd finds its upstream by the metadata's conninfo.
+    nodes[0].pg.execute(&format!(
+        "UPDATE repmgr.nodes SET conninfo = 'host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout={T}' WHERE node_id = 1",
+        proxy.port
+    ));
+    crate::fixture::wait_all_replayed(&nodes);
+    let mut d = nodes[1].repmgrd();
+    d.wait_for_output("monitoring upstream node", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let silent_at = Instant::now();
+    proxy.go_silent();
+    // One monitoring interval to notice, then the query's deadline.
+    let noticed = try_poll_until(Duration::from_secs(30), || {
+        d.output()
+            .contains("unable to connect to upstream node \"node1\"")
+    });
+    let took = silent_at.elapsed();
+    eprintln!(
+        "silent primary: repmgrd began reconnection attempts {:.2} s after the link went silent",
+        took.as_secs_f64()
+    );
+    assert!(
+        noticed,
+        "repmgrd never noticed the silent primary\n{}",
+        tails(&[d])
+    );
+    // Let the next checks start waiting on the silent proxy, then stop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let term_at = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let code = d.wait_exit(Duration::from_secs(10));
+    let exit = term_at.elapsed();
+    eprintln!(
+        "silent primary: repmgrd exited {:.2} s after SIGTERM",
+        exit.as_secs_f64()
+    );
+    assert_eq!(code, 0, "{}", d.output_tail(30));
+    // About a second (0.1 s polls, then at most 1 s of final writes),
+    // with an allowance for a loaded machine.
+    assert!(
+        exit < Duration::from_secs(3),
+        "SIGTERM took {exit:?}\n{}",
+        d.output_tail(30)
+    );
+    drop(proxy);
+}
+
+/// SIGTERM while the primary is frozen: the standby's repmgrd, waiting on
+/// the frozen server, exits within about a second.
+#[test]
+fn repmgrd_answers_sigterm_within_a_second_while_its_primary_is_frozen() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=manual\nreconnect_attempts=30\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"
+            .to_string()
+    });
+    let mut d = nodes[1].repmgrd();
+    d.wait_for_output("monitoring upstream node", Duration::from_secs(60));
+    let frozen = Frozen::pids(nodes[0].pg.server_pids());
+    // Into the checks that wait on the frozen server.
+    let waiting = try_poll_until(Duration::from_secs(30), || {
+        d.output().contains("2 of 30 attempts")
+    });
+    assert!(
+        waiting,
+        "repmgrd never noticed the frozen primary\n{}",
+        d.output_tail(30)
+    );
+    let term_at = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let code = d.wait_exit(Duration::from_secs(10));
+    let exit = term_at.elapsed();
+    drop(frozen);
+    eprintln!(
+        "frozen primary: repmgrd exited {:.2} s after SIGTERM",
+        exit.as_secs_f64()
+    );
+    assert_eq!(code, 0, "{}", d.output_tail(30));
+    assert!(
+        exit < Duration::from_secs(3),
+        "SIGTERM took {exit:?}\n{}",
+        d.output_tail(30)
+    );
+}
