@@ -20,6 +20,8 @@ pub enum Wake {
     /// Actions the core returned while answering a peer (on the peer
     /// thread), to be carried out by the main loop.
     Actions(Vec<super::core::types::Action>),
+    /// Peer addresses a cluster round found on the nodes' own servers.
+    Peers(Vec<(i32, String, u16)>),
 }
 
 pub fn install() -> Result<(Sender<Wake>, Receiver<Wake>)> {

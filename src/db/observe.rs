@@ -17,6 +17,10 @@ pub struct ReceiverRow {
     pub last_msg_age_ms: Option<i64>,
 }
 
+/// The application_name repmgrd gives its local session, followed by its
+/// peer port: `repmgrd port=PORT` (13 characters, then the port).
+pub const PEER_MARK: &str = "repmgrd port=";
+
 /// One server's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerRow {
@@ -34,6 +38,10 @@ pub struct ServerRow {
     pub attached: Vec<String>,
     /// repmgrd sessions connected to it (other than this one).
     pub daemon_sessions: i64,
+    /// The peer port its own repmgrd announces on its local session
+    /// ([`PEER_MARK`]), so that peers find it while no primary can
+    /// tell them.
+    pub peer_port: Option<u16>,
     pub receive_lsn: Option<PgLsn>,
     pub replay_lsn: Option<PgLsn>,
     pub last_replay: Option<String>,
@@ -60,10 +68,13 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
                     ARRAY(SELECT application_name::TEXT FROM pg_catalog.pg_stat_replication
                            WHERE state = 'streaming'),
                     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity
-                      WHERE application_name = 'repmgrd' AND pid <> pg_catalog.pg_backend_pid())::INT8,
+                      WHERE (application_name = 'repmgrd' OR application_name LIKE 'repmgrd port=%')
+                        AND pid <> pg_catalog.pg_backend_pid())::INT8,
                     pg_catalog.pg_last_wal_receive_lsn(),
                     pg_catalog.pg_last_wal_replay_lsn(),
-                    pg_catalog.pg_last_xact_replay_timestamp()::TEXT",
+                    pg_catalog.pg_last_xact_replay_timestamp()::TEXT,
+                    (SELECT pg_catalog.substr(application_name, 14) FROM pg_catalog.pg_stat_activity
+                      WHERE application_name LIKE 'repmgrd port=%' LIMIT 1)",
             &[],
         )
         .map_err(|e| query_error("reading the server's state", &e))?;
@@ -89,5 +100,17 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
         receive_lsn: row.val(9)?,
         replay_lsn: row.val(10)?,
         last_replay: row.val(11)?,
+        peer_port: row.val::<Option<String>>(12)?.and_then(|p| p.parse().ok()),
     })
+}
+
+/// Marks this session as repmgrd's, with its peer port ([`PEER_MARK`]).
+pub fn announce_peer_port(c: &mut impl Sql, port: u16) -> Result<()> {
+    let name = format!("{PEER_MARK}{port}");
+    c.execute(
+        "SELECT pg_catalog.set_config('application_name', $1, false)",
+        &[&name],
+    )
+    .map_err(|e| query_error("announcing the repmgrd peer port", &e))?;
+    Ok(())
 }

@@ -86,6 +86,11 @@ impl Driver {
             }
         }
         crate::log_info!("repmgrd peer channel listening on {host}:{bound}");
+        // Also on this node's own server: peers that never saw this
+        // repmgrd's row (the primary died first) find the port there.
+        if let Some(c) = self.local.as_mut() {
+            let _ = db::observe::announce_peer_port(c, bound);
+        }
         self.peer_addr = Some(peer::Address { host, port: bound });
         Ok(())
     }
@@ -193,6 +198,7 @@ impl Driver {
             let rec = self.record(t);
             let key = key.clone();
             let post = self.poster();
+            let tx = self.tx.clone();
             let probed = self.probed.clone();
             let request = PeerRequest::Heartbeat {
                 from: me,
@@ -222,7 +228,17 @@ impl Driver {
                             due
                         };
                         match (due, rec) {
-                            (true, Some(rec)) => probe_daemonless(&rec, term, timeline),
+                            (true, Some(rec)) => match probe_daemonless(&rec, term, timeline) {
+                                Probe::Reply(r) => Some(r),
+                                Probe::Listening(a) => {
+                                    let _ = tx.send(Wake::Peers(vec![(t, a.host.clone(), a.port)]));
+                                    match peer::ask(&a, &key, &request, timeout) {
+                                        Ok(PeerReply::Heartbeat(r)) => Some(r),
+                                        _ => None,
+                                    }
+                                }
+                                Probe::Unknown => None,
+                            },
                             _ => None,
                         }
                     }
@@ -307,21 +323,40 @@ impl Driver {
     }
 }
 
-/// A voter with no repmgrd listening: its server says whether it could
-/// vote later (a standby of no newer history: its repmgrd, once started,
-/// sits out its quarantine) or whether it knows of a newer primary.
-fn probe_daemonless(rec: &NodeRecord, term: Term, timeline: u32) -> Option<HeartbeatReply> {
-    let mut c = reach::connect_record(rec).ok()?;
-    let row = db::observe::server(&mut c).ok()?;
+/// What a voter's server says when its repmgrd did not answer.
+enum Probe {
+    /// No repmgrd there: what its server implies.
+    Reply(HeartbeatReply),
+    /// Its repmgrd announces its peer channel here (the metadata did not
+    /// say, or said an old port).
+    Listening(peer::Address),
+    /// Nothing to count on.
+    Unknown,
+}
+
+/// A voter whose repmgrd did not answer: its server says where its
+/// repmgrd listens, or (none there) whether it could vote later (a
+/// standby of no newer history: its repmgrd, once started, sits out its
+/// quarantine) or whether it knows of a newer primary.
+fn probe_daemonless(rec: &NodeRecord, term: Term, timeline: u32) -> Probe {
+    let Ok(mut c) = reach::connect_record(rec) else {
+        return Probe::Unknown;
+    };
+    let Ok(row) = db::observe::server(&mut c) else {
+        return Probe::Unknown;
+    };
+    if let (Some(port), Some(host)) = (row.peer_port, super::observe::tcp_host(&rec.conninfo)) {
+        return Probe::Listening(peer::Address { host, port });
+    }
     if row.daemon_sessions > 0 {
-        return None; // a repmgrd runs there but did not answer: no promise
+        return Probe::Unknown; // a repmgrd runs there but did not answer: no promise
     }
     let witness = rec.node_type == NodeType::Witness;
     let newer = !witness
         && (row.voting_term > term
             || row.timeline > timeline
             || (!row.in_recovery && row.voting_term == term));
-    Some(if newer {
+    Probe::Reply(if newer {
         HeartbeatReply::Superseded {
             term: row.voting_term.max(term + 1),
             by: (!row.in_recovery).then_some(rec.node_id),

@@ -304,6 +304,9 @@ impl Driver {
         // repmgrd's own session keeps writing its metadata on a fenced
         // primary: a session setting overrides the configured default.
         let _ = db::fence::exempt_session(&mut c);
+        if let Some(a) = &self.peer_addr {
+            let _ = db::observe::announce_peer_port(&mut c, a.port);
+        }
         self.local_pid = db::server::backend_pid(&mut c).ok();
         self.local = Some(c);
     }
@@ -331,6 +334,20 @@ impl Driver {
                     // actions observe is stepped at once.
                     if !self.execute(a) || !self.drain() {
                         return;
+                    }
+                    continue;
+                }
+                Some(Wake::Peers(found)) => {
+                    for (id, host, port) in found {
+                        let a = peer::Address { host, port };
+                        if self.peers.get(&id) != Some(&a) {
+                            crate::log_info!(
+                                "node {id}'s repmgrd found on its server: peer channel {}:{}",
+                                a.host,
+                                a.port
+                            );
+                            self.peers.insert(id, a);
+                        }
                     }
                     continue;
                 }

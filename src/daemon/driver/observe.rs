@@ -171,18 +171,17 @@ impl Driver {
         self.key_checked_at = Some(Instant::now());
         let Some(c) = self.local.as_mut() else { return };
         if let Ok(rows) = db::daemon_status::peers(c) {
-            self.peers = rows
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.node_id,
-                        peer::Address {
-                            host: r.host,
-                            port: r.port,
-                        },
-                    )
-                })
-                .collect();
+            // The metadata wins; an address found on a node's own server
+            // (its row never reached this copy) is kept until it has one.
+            for r in rows {
+                self.peers.insert(
+                    r.node_id,
+                    peer::Address {
+                        host: r.host,
+                        port: r.port,
+                    },
+                );
+            }
         }
         match db::secret::get(c) {
             Ok(Some((cluster, secret))) => {
@@ -256,21 +255,30 @@ impl Driver {
         let key = self.key.read().ok().and_then(|k| k.clone());
         let window = receiver_window_ms(self.loaded.config.monitor_interval_secs);
         let post = self.poster();
+        let tx = self.tx.clone();
         spawn("gather", move || {
-            let obs = observe_all(&nodes, &peers, key.as_ref(), window);
+            let (obs, found) = observe_all(&nodes, &peers, key.as_ref(), window);
+            if !found.is_empty() {
+                let _ = tx.send(crate::daemon::signals::Wake::Peers(found));
+            }
             post(Input::Cluster(obs));
         });
     }
 }
 
-/// Asks every node at once; a node that does not answer in time is
-/// unreachable.
+/// How long a cluster round waits for a node's repmgrd.
+const STATUS_LIMIT: Duration = Duration::from_secs(1);
+
+/// Asks every node at once, each node's server and its repmgrd side by
+/// side; a node that does not answer in time is unreachable. Also
+/// returns the peer addresses not in `peers` that the servers announce
+/// (node, host, port).
 pub fn observe_all(
     nodes: &[NodeRecord],
     peers: &BTreeMap<NodeId, peer::Address>,
     key: Option<&peer::Key>,
     window_ms: i64,
-) -> Vec<NodeObs> {
+) -> (Vec<NodeObs>, Vec<(NodeId, String, u16)>) {
     let limit = nodes
         .iter()
         .filter_map(|n| ConnInfo::parse(&n.conninfo).ok())
@@ -285,27 +293,61 @@ pub fn observe_all(
         .collect();
     let key = key.cloned();
     let answers = crate::parallel::map_within(work, limit, move |(n, addr)| {
+        // Its repmgrd is asked on a thread of its own, while the server is:
+        // a node where neither answers costs one deadline, not two.
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let (Some(a), Some(k)) = (addr, key.clone()) {
+            spawn("status", move || {
+                if let Ok(PeerReply::Status(s)) =
+                    peer::ask(&a, &k, &PeerRequest::Status, STATUS_LIMIT)
+                {
+                    let _ = tx.send(s);
+                }
+            });
+        } else {
+            drop(tx);
+        }
+        let mut port = None;
         let mut obs = match reach::connect_record(&n) {
             Ok(mut c) => match db::observe::server(&mut c) {
-                Ok(row) => node_obs(n.node_id, &row, &all, window_ms),
+                Ok(row) => {
+                    port = row.peer_port;
+                    node_obs(n.node_id, &row, &all, window_ms)
+                }
                 Err(_) => NodeObs::unreachable(n.node_id),
             },
             Err(_) => NodeObs::unreachable(n.node_id),
         };
-        if let (Some(a), Some(k)) = (addr, key.as_ref()) {
-            if let Ok(PeerReply::Status(s)) =
-                peer::ask(&a, k, &PeerRequest::Status, Duration::from_secs(1))
-            {
-                obs.daemon = Some(s);
-            }
-        }
-        obs
+        obs.daemon = rx
+            .recv_timeout(STATUS_LIMIT + Duration::from_millis(100))
+            .ok();
+        (obs, port)
     });
-    nodes
+    let mut found = Vec::new();
+    let obs = nodes
         .iter()
         .zip(answers)
-        .map(|(n, a)| a.unwrap_or_else(|| NodeObs::unreachable(n.node_id)))
-        .collect()
+        .map(|(n, a)| match a {
+            Some((obs, port)) => {
+                if let (Some(port), false) = (port, peers.contains_key(&n.node_id)) {
+                    if let Some(host) = tcp_host(&n.conninfo) {
+                        found.push((n.node_id, host, port));
+                    }
+                }
+                obs
+            }
+            None => NodeObs::unreachable(n.node_id),
+        })
+        .collect();
+    (obs, found)
+}
+
+/// The TCP host of a conninfo (None for a unix socket directory).
+pub(super) fn tcp_host(conninfo: &str) -> Option<String> {
+    let ci = ConnInfo::parse(conninfo).ok()?;
+    let host = ci.get("host").or_else(|| ci.get("hostaddr"))?;
+    let first = host.split(',').next()?.trim();
+    (!first.is_empty() && !first.starts_with('/')).then(|| first.to_string())
 }
 
 /// Starts a worker thread (a small stack: they only wait on sockets).
