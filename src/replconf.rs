@@ -24,6 +24,12 @@ pub struct ReplicationConfig {
 
 /// Keys repmgr manages; rewriting the configuration replaces all of them,
 /// so a value that was set before and is unset now goes away.
+/// repmgrd's read-only fence (ALTER SYSTEM, in postgresql.auto.conf). A
+/// node configured as a standby never keeps it: a later promotion would
+/// otherwise give a primary that takes no write (a standby is read-only
+/// anyway).
+const FENCE_KEY: &str = "default_transaction_read_only";
+
 const MANAGED_KEYS: &[&str] = &[
     "primary_conninfo",
     "primary_slot_name",
@@ -96,13 +102,14 @@ impl ReplicationConfig {
 pub fn write(datadir: &Path, version_num: i32, rc: &ReplicationConfig) -> Result<()> {
     if version_num >= 120000 {
         let entries = rc.entries();
-        let updates: Vec<(&str, Option<&str>)> = MANAGED_KEYS
+        let mut updates: Vec<(&str, Option<&str>)> = MANAGED_KEYS
             .iter()
             .map(|k| {
                 let v = entries.iter().find(|(ek, _)| ek == k).and_then(|(_, v)| *v);
                 (*k, v)
             })
             .collect();
+        updates.push((FENCE_KEY, None));
         set_auto_conf(datadir, &updates)?;
         write_file(&datadir.join("standby.signal"), "")?;
     } else {
@@ -114,6 +121,9 @@ pub fn write(datadir: &Path, version_num: i32, rc: &ReplicationConfig) -> Result
         }
         text.push_str("recovery_target_timeline = 'latest'\n");
         write_file(&datadir.join("recovery.conf"), &text)?;
+        if datadir.join("postgresql.auto.conf").exists() {
+            set_auto_conf(datadir, &[(FENCE_KEY, None)])?;
+        }
     }
     Ok(())
 }
@@ -272,6 +282,31 @@ mod tests {
             "host=new application_name='it''s'"
         );
         assert!(dir.path().join("standby.signal").exists());
+    }
+
+    #[test]
+    fn a_standby_keeps_no_read_only_fence() {
+        // repmgrd's fence on a former primary, then rejoin or follow: a
+        // later promotion must not give a read-only primary.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("postgresql.auto.conf");
+        fs::write(
+            &p,
+            "work_mem = '8MB'\ndefault_transaction_read_only = 'on'\n",
+        )
+        .unwrap();
+        let rc = ReplicationConfig {
+            primary_conninfo: "host=new".into(),
+            ..Default::default()
+        };
+        write(dir.path(), 150000, &rc).unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("default_transaction_read_only"), "{text}");
+        assert!(text.contains("work_mem = '8MB'"));
+        fs::write(&p, "default_transaction_read_only = on\n").unwrap();
+        write(dir.path(), 110000, &rc).unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("default_transaction_read_only"), "{text}");
     }
 
     #[test]
