@@ -368,9 +368,14 @@ fn a_standby_that_followed_under_repmgrd_fails_over_again() {
     // Normally ~2 s; if node3 had not confirmed following node2 yet, it
     // re-runs the election after election_rerun_interval (15 s).
     poll_until(Duration::from_secs(60), "node3 promoted", || writable(n3));
-    assert_eq!(
-        n3.query("SELECT string_agg(node_id||':'||type||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes"),
-        "1:primary:false,2:primary:false,3:primary:true"
+    // The roles are recorded right after the server leaves recovery.
+    poll_until(
+        Duration::from_secs(30),
+        "node3's promotion recorded",
+        || {
+            n3.query("SELECT string_agg(node_id||':'||type||':'||active, ',' ORDER BY node_id) FROM repmgr.nodes")
+            == "1:primary:false,2:primary:false,3:primary:true"
+        },
     );
 }
 

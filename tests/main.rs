@@ -28,6 +28,8 @@ mod frozen;
 mod partition_demo;
 // No split brain under network partitions: fencing, quorum, witness, flapping (issue 6).
 mod partition;
+// One link cut and partial heals (primary, standby, witness on hosts).
+mod links;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.

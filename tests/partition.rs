@@ -28,7 +28,7 @@ use crate::harness::{holds_for, poll_until, try_poll_until, Daemon, PgNode};
 const STEP: Duration = Duration::from_millis(100);
 
 /// repmgr.conf lines under which fencing is guaranteed to come first.
-fn safe(_: i32) -> String {
+pub(crate) fn safe(_: i32) -> String {
     "failover=automatic\nreconnect_attempts=7\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"
         .to_string()
 }
@@ -38,13 +38,13 @@ fn answer(n: &Node, sql: &str) -> Option<String> {
 }
 
 /// Runs as a primary (not in recovery); says nothing about fencing.
-fn is_primary(n: &Node) -> bool {
+pub(crate) fn is_primary(n: &Node) -> bool {
     answer(n, "SELECT NOT pg_is_in_recovery()").as_deref() == Some("t")
 }
 
 /// Takes no writes: fenced read-only (the configured default), demoted
 /// (in recovery), or not answering at all.
-fn fenced_or_down(n: &Node) -> bool {
+pub(crate) fn fenced_or_down(n: &Node) -> bool {
     match n.pg.try_query_one_string(
         "SELECT pg_is_in_recovery() OR current_setting('default_transaction_read_only')::bool",
     ) {
@@ -55,7 +55,7 @@ fn fenced_or_down(n: &Node) -> bool {
 
 /// Waits until every node's repmgrd has a fresh heartbeat on the primary,
 /// so a cut starts from a settled cluster.
-fn wait_heartbeats(primary: &Node, n: usize) {
+pub(crate) fn wait_heartbeats(primary: &Node, n: usize) {
     let sql = "SELECT count(*) FROM repmgr.repmgrd_status
                 WHERE pid IS NOT NULL AND last_updated > now() - interval '2 seconds'";
     poll_until(
@@ -80,7 +80,7 @@ fn promotions_logged(daemons: &[Daemon]) -> Vec<String> {
 }
 
 /// The tails of every daemon's output, for assertion messages.
-fn tails(daemons: &[Daemon]) -> String {
+pub(crate) fn tails(daemons: &[Daemon]) -> String {
     daemons
         .iter()
         .map(|d| format!("----- {} -----\n{}", d.name, d.output_tail(30)))
@@ -135,14 +135,19 @@ fn try_write(t: &Target, conn: &mut Option<postgres::Client>, sql: &str) -> Resu
         return Err("no connection".into());
     };
     let res = c.batch_execute(sql).map_err(|e| e.to_string());
-    if res.is_err() && c.is_closed() {
-        *conn = None;
+    if res.is_err() {
+        if c.is_closed() {
+            *conn = None;
+        } else {
+            // A failed write inside BEGIN leaves the transaction aborted.
+            let _ = c.batch_execute("ROLLBACK");
+        }
     }
     res
 }
 
 #[derive(Debug, Default)]
-struct CheckerReport {
+pub(crate) struct CheckerReport {
     rounds: u64,
     /// Rounds in which two or more nodes accepted a write.
     violations: Vec<String>,
@@ -150,9 +155,17 @@ struct CheckerReport {
     last_accepted: HashMap<String, Instant>,
 }
 
+/// A write that overrides every read-only default a client can override:
+/// the session's and the transaction's.
+const BYPASSING_WRITE: &str = "SET default_transaction_read_only = off;
+     BEGIN READ WRITE;
+     INSERT INTO split_brain_probe DEFAULT VALUES;
+     COMMIT";
+
 /// Every ~50 ms, tries a write (INSERT into `split_brain_probe`) on every
-/// node; two acceptances in one round are a split brain.
-struct Checker {
+/// node, overriding the read-only fence as a client can; two acceptances
+/// in one round are a split brain.
+pub(crate) struct Checker {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<CheckerReport>>,
     started: Instant,
@@ -160,7 +173,7 @@ struct Checker {
 
 impl Checker {
     /// `primary` gets the probe table (it replicates to the others).
-    fn start(primary: &Node, nodes: &[&Node]) -> Checker {
+    pub(crate) fn start(primary: &Node, nodes: &[&Node]) -> Checker {
         primary
             .pg
             .execute("CREATE TABLE IF NOT EXISTS split_brain_probe (at timestamptz DEFAULT clock_timestamp())");
@@ -175,7 +188,10 @@ impl Checker {
                 let round = Instant::now();
                 let mut accepted = Vec::new();
                 for (t, c) in targets.iter().zip(conns.iter_mut()) {
-                    if try_write(t, c, "INSERT INTO split_brain_probe DEFAULT VALUES").is_ok() {
+                    // Written as a client that overrides the read-only
+                    // default would (issue 11): only a stop or a demotion
+                    // ends its writes.
+                    if try_write(t, c, BYPASSING_WRITE).is_ok() {
                         let now = Instant::now();
                         r.first_accepted.entry(t.name.clone()).or_insert(now);
                         r.last_accepted.insert(t.name.clone(), now);
@@ -206,7 +222,7 @@ impl Checker {
     /// Stops the checker and fails the test if two nodes ever accepted a
     /// write in the same round.
     #[track_caller]
-    fn finish(mut self) -> CheckerReport {
+    pub(crate) fn finish(mut self) -> CheckerReport {
         self.stop.store(true, Ordering::Relaxed);
         let r = self
             .handle
@@ -317,7 +333,10 @@ impl Drop for Writer {
 /// A cluster of a primary and `standbys` standbys on their own hosts, table
 /// `t` created, repmgrd on every node (started after the cluster, so they
 /// stop first), heartbeats settled.
-fn cluster(standbys: usize, extra: impl Fn(i32) -> String) -> (HostCluster, Vec<Daemon>) {
+pub(crate) fn cluster(
+    standbys: usize,
+    extra: impl Fn(i32) -> String,
+) -> (HostCluster, Vec<Daemon>) {
     let c = registered_cluster_on_hosts(standbys, extra);
     c.nodes[0]
         .pg
@@ -672,7 +691,7 @@ fn two_nodes_with_the_repmgr_rule_fail_over_and_the_old_primary_is_fenced_when_t
 }
 
 /// A witness on its own host, registered with the primary, with repmgrd.
-fn add_witness(c: &HostCluster, extra: &str) -> (Node, Daemon) {
+pub(crate) fn add_witness(c: &HostCluster, extra: &str) -> (Node, Daemon) {
     let host = c.net.host("witness");
     let pg = PgNode::builder("witness").on_host(&host).start();
     let id = c.nodes.len() as i32 + 1;

@@ -68,16 +68,21 @@ fn next_counter() -> u32 {
 /// Run `ip ARGS` with a deadline; Err(message) on failure. Never panics (it
 /// runs from Drop too).
 pub fn ip(args: &[&str]) -> Result<String, String> {
-    let mut cmd = Command::new("ip");
+    tool("ip", args)
+}
+
+/// Run `program ARGS` (an iproute2 tool: ip, tc) with a deadline.
+fn tool(program: &str, args: &[&str]) -> Result<String, String> {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .current_dir("/");
-    let label = format!("ip {}", args.join(" "));
+    let label = format!("{program} {}", args.join(" "));
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("{label}: could not start ip (install iproute2): {e}"))?;
+        .map_err(|e| format!("{label}: could not start {program} (install iproute2): {e}"))?;
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let t_out = std::thread::spawn(move || {
@@ -450,6 +455,7 @@ impl Net {
             name: name.to_string(),
             ns: ns.clone(),
             veth: veth.clone(),
+            drops: Default::default(),
             _net: self.inner.clone(),
         });
         ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
@@ -511,6 +517,8 @@ struct HostInner {
     ns: String,
     /// Root-side end of the veth pair (on the bridge).
     veth: String,
+    /// Addresses its packets are dropped to ([`Host::drop_to`]).
+    drops: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Keeps the bridge until the last host is gone.
     _net: Arc<NetInner>,
 }
@@ -553,6 +561,85 @@ impl Host {
     #[track_caller]
     pub fn cut(&self) {
         ip_ok(&["link", "set", &self.inner.veth, "down"]);
+    }
+
+    /// A one-way cut: every packet from this host to `other` is dropped
+    /// (silently, as a partition does); everything else flows. Once each
+    /// way cuts only the link between the two.
+    #[track_caller]
+    pub fn drop_to(&self, other: &Host) {
+        let mut d = self.inner.drops.lock().unwrap_or_else(|e| e.into_inner());
+        d.insert(other.ip.clone());
+        self.apply_drops(&d);
+    }
+
+    /// Lifts [`drop_to`](Self::drop_to) for `other`.
+    #[track_caller]
+    pub fn undrop_to(&self, other: &Host) {
+        let mut d = self.inner.drops.lock().unwrap_or_else(|e| e.into_inner());
+        d.remove(&other.ip);
+        self.apply_drops(&d);
+    }
+
+    /// The drops as tc on the namespace's eth0 (no iptables, no drop
+    /// action module needed): an htb root whose default class passes
+    /// everything, and a class behind a zero-length pfifo, which drops all
+    /// it is given, that a u32 filter per address sends packets to.
+    #[track_caller]
+    fn apply_drops(&self, to: &std::collections::BTreeSet<String>) {
+        let ns = self.ns.as_str();
+        let _ = tool("tc", &["-n", ns, "qdisc", "del", "dev", "eth0", "root"]);
+        if to.is_empty() {
+            return;
+        }
+        let ok = |args: &[&str]| {
+            if let Err(e) = tool("tc", args) {
+                panic!("{e}");
+            }
+        };
+        let dev = ["-n", ns];
+        ok(&[
+            &dev[..],
+            &[
+                "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10",
+            ],
+        ]
+        .concat());
+        ok(&[
+            &dev[..],
+            &[
+                "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate",
+                "10gbit", "quantum", "60000",
+            ],
+        ]
+        .concat());
+        ok(&[
+            &dev[..],
+            &[
+                "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb", "rate",
+                "8bit", "quantum", "1514",
+            ],
+        ]
+        .concat());
+        ok(&[
+            &dev[..],
+            &[
+                "qdisc", "add", "dev", "eth0", "parent", "1:20", "handle", "20:", "pfifo", "limit",
+                "0",
+            ],
+        ]
+        .concat());
+        for ip in to {
+            let dst = format!("{ip}/32");
+            ok(&[
+                &dev[..],
+                &[
+                    "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1",
+                    "u32", "match", "ip", "dst", &dst, "flowid", "1:20",
+                ],
+            ]
+            .concat());
+        }
     }
 
     /// Heal the partition made by [`cut`](Self::cut).
