@@ -261,6 +261,7 @@ impl Default for Config {
     /// repmgr's defaults (`repmgr.h`); a unit test checks them against the
     /// defaults written in `params::PARAMS`.
     // A table (one line per setting), not a workflow: long by nature.
+    // Long: one line per repmgr.conf key, the defaults repmgr documents.
     fn default() -> Self {
         Config {
             config_file: String::new(),

@@ -148,6 +148,8 @@ fn best(cands: &[Candidate]) -> Option<Candidate> {
         .copied()
 }
 
+// Long: the election's rules in the order repmgr applies them, each a
+// short early return; split up they would no longer read as one ranking.
 pub fn decide(b: &Ballot<'_>) -> Outcome {
     let s = b.settings;
     if s.failover == Failover::Manual {

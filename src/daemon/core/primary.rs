@@ -32,6 +32,9 @@ use super::settings::{Quorum, Settings};
 use super::timing::{self, QUARANTINE_MS};
 use super::types::*;
 
+mod children;
+mod done;
+
 /// Promises a lease holder collected: from each voter, when the request
 /// was sent and how long was promised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,6 +380,8 @@ impl Primary {
     /// Applies the rule: superseded → demote; without a renewed lease →
     /// read-only, then stopped before the lease can end; a renewed lease
     /// and no newer term → unfenced.
+    // Long: the fence decision table (superseded, down, lease thresholds,
+    // unfence) in one place, so no rule can be skipped by a path around it.
     fn evaluate(&mut self, core: &mut Ctx, now: Time) {
         if self.applying.is_some() || core.pending.job {
             return;
@@ -559,118 +564,6 @@ impl Primary {
         core.job(Action::Rejoin { target });
     }
 
-    fn on_done(&mut self, core: &mut Ctx, now: Time, d: Done) {
-        match d {
-            Done::Fenced { how, ok } => {
-                self.applying = None;
-                match ok {
-                    Ok(()) => {
-                        self.applied = Some(how);
-                        self.record_fence(core);
-                        if matches!(how, FenceHow::Demote { .. } | FenceHow::Stop)
-                            && core.s.auto_rejoin
-                        {
-                            if let Some((_, by)) = self.superseded {
-                                self.rejoin(core, now, by);
-                            }
-                        }
-                    }
-                    Err(why) => {
-                        core.log(Level::Error, why.clone());
-                        core.event(
-                            "repmgrd_fence",
-                            false,
-                            format!("fencing node {} failed: {why}", core.me()),
-                            None,
-                        );
-                    }
-                }
-            }
-            Done::Unfenced { ok } => {
-                self.applying = None;
-                match ok {
-                    Ok(()) => {
-                        self.applied = None;
-                        self.evented = false;
-                        core.book.durable.fence = None;
-                        let d = core.book.durable;
-                        core.persist(Some(d));
-                        core.log(
-                            Level::Notice,
-                            format!(
-                                "node {} unfenced: the majority is back and no other node was promoted",
-                                core.me()
-                            ),
-                        );
-                        core.out.push(Action::FenceHook {
-                            event: "repmgrd_unfence",
-                        });
-                        core.event(
-                            "repmgrd_unfence",
-                            true,
-                            format!("node {} unfenced", core.me()),
-                            None,
-                        );
-                    }
-                    Err(why) => core.log(Level::Error, why),
-                }
-            }
-            Done::Rejoined { ok, .. } => match ok {
-                Ok(details) => {
-                    core.log(Level::Notice, details);
-                    core.book.durable.fence = None;
-                    let d = core.book.durable;
-                    core.persist(Some(d));
-                }
-                Err(why) => {
-                    core.log(Level::Error, "auto_rejoin failed; this node stays fenced");
-                    core.log(Level::Error, why);
-                }
-            },
-            _ => {}
-        }
-    }
-
-    /// One repmgrd_fence event per episode: on the new primary when there
-    /// is one.
-    fn record_fence(&mut self, core: &mut Ctx) {
-        core.out.push(Action::FenceHook {
-            event: "repmgrd_fence",
-        });
-        if self.evented {
-            return;
-        }
-        self.evented = true;
-        let me = core.me();
-        match self.superseded {
-            Some((term, Some(by))) => {
-                let who = core
-                    .node(by)
-                    .map_or(format!("node {by}"), |n| format!("node {n}"));
-                core.event_on(
-                    by,
-                    "repmgrd_fence",
-                    true,
-                    format!(
-                        "node {me} fenced: {who} was promoted on a newer timeline (term {term})"
-                    ),
-                );
-            }
-            Some((term, None)) => core.event(
-                "repmgrd_fence",
-                true,
-                format!("node {me} fenced: a promotion happened in term {term}"),
-                None,
-            ),
-            None => core.event(
-                "repmgrd_fence",
-                true,
-                format!("node {me} fenced: it cannot see a majority of the voters"),
-                None,
-            ),
-        }
-    }
-
     /// While the local server is down: if a promotion happened elsewhere,
     /// prepare the data directory so a restart comes up as a standby.
     fn prepare_while_down(&mut self, core: &mut Ctx, obs: &[NodeObs]) {
@@ -706,69 +599,5 @@ impl Primary {
         );
         core.log(Level::Warning, details.clone());
         core.event_on(target, "repmgrd_fence", true, details);
-    }
-
-    /// The primary watches its registered downstream nodes (child_nodes_*).
-    fn check_children(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
-        let Some(every) = core.s.child_nodes_check_interval_ms else {
-            return;
-        };
-        if now < self.next_child_check {
-            return;
-        }
-        self.next_child_check = now.plus(every);
-        let me = core.s.node_id;
-        let include_witness = core.s.child_nodes_connected_include_witness;
-        let (mut missing, mut connected) = (0, 0);
-        let children: Vec<NodeInfo> = f
-            .nodes
-            .iter()
-            .filter(|n| n.upstream == Some(me) && n.active)
-            .filter(|n| include_witness || n.kind != NodeKind::Witness)
-            .cloned()
-            .collect();
-        for c in &children {
-            // A witness connects by SQL, not by streaming: it counts as attached.
-            let now_attached = c.kind == NodeKind::Witness || f.attached.contains(&c.name);
-            let what = match (self.children.get(&c.id).copied(), now_attached) {
-                (Some(true), false) => Some(("child_node_disconnect", "has disconnected")),
-                (Some(false), true) => Some(("child_node_reconnect", "has reconnected")),
-                (None, true) => Some(("child_node_new_connect", "has connected")),
-                _ => None,
-            };
-            if let Some((ev, what)) = what {
-                let details = format!("node {c} {what}");
-                core.log(Level::Notice, details.clone());
-                core.event(ev, true, details, Some(me));
-            }
-            self.children.insert(c.id, now_attached);
-            if now_attached {
-                connected += 1;
-            } else {
-                missing += 1;
-            }
-        }
-        self.children_threshold(core, now, missing, connected);
-    }
-
-    fn children_threshold(&mut self, core: &mut Ctx, now: Time, missing: i32, connected: i32) {
-        let s = &core.s;
-        let too_many_missing = s.child_nodes_disconnect_min_count >= 0
-            && missing >= s.child_nodes_disconnect_min_count
-            && missing > 0;
-        let too_few_connected =
-            s.child_nodes_connected_min_count >= 0 && connected < s.child_nodes_connected_min_count;
-        if !(too_many_missing || too_few_connected) {
-            self.children_missing_since = None;
-            return;
-        }
-        let since = *self.children_missing_since.get_or_insert(now);
-        if now.since(since) < s.child_nodes_disconnect_timeout_ms {
-            return;
-        }
-        self.children_missing_since = None;
-        let details = format!("{missing} child node(s) disconnected, {connected} connected");
-        core.log(Level::Warning, details.clone());
-        core.out.push(Action::ChildrenDisconnected { details });
     }
 }

@@ -166,6 +166,8 @@ impl Driver {
 
     /// Heartbeats to `to`, each answer posted as it comes. Voters whose
     /// repmgrd does not listen have their server asked instead.
+    // Long: the heartbeat thread's fallbacks (no address, no repmgrd,
+    // repmgrd at another port) are one sequence per voter.
     pub(super) fn send_heartbeats(
         &mut self,
         term: Term,

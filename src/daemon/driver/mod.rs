@@ -160,6 +160,8 @@ impl Driver {
     }
 
     /// Connects, announces itself, and runs until stopped.
+    // Long: the start-up steps in their order (connect, state file, role,
+    // peer channel, announce), each with its refusal.
     pub fn start(
         loaded: Loaded,
         conninfo: ConnInfo,

@@ -1,0 +1,118 @@
+//! A primary's jobs finished: a fence applied or lifted, a promotion's
+//! aftermath, a rejoin; and the repmgrd_fence event.
+
+use super::*;
+
+impl Primary {
+    pub(super) fn on_done(&mut self, core: &mut Ctx, now: Time, d: Done) {
+        match d {
+            Done::Fenced { how, ok } => {
+                self.applying = None;
+                match ok {
+                    Ok(()) => {
+                        self.applied = Some(how);
+                        self.record_fence(core);
+                        if matches!(how, FenceHow::Demote { .. } | FenceHow::Stop)
+                            && core.s.auto_rejoin
+                        {
+                            if let Some((_, by)) = self.superseded {
+                                self.rejoin(core, now, by);
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        core.log(Level::Error, why.clone());
+                        core.event(
+                            "repmgrd_fence",
+                            false,
+                            format!("fencing node {} failed: {why}", core.me()),
+                            None,
+                        );
+                    }
+                }
+            }
+            Done::Unfenced { ok } => {
+                self.applying = None;
+                match ok {
+                    Ok(()) => {
+                        self.applied = None;
+                        self.evented = false;
+                        core.book.durable.fence = None;
+                        let d = core.book.durable;
+                        core.persist(Some(d));
+                        core.log(
+                            Level::Notice,
+                            format!(
+                                "node {} unfenced: the majority is back and no other node was promoted",
+                                core.me()
+                            ),
+                        );
+                        core.out.push(Action::FenceHook {
+                            event: "repmgrd_unfence",
+                        });
+                        core.event(
+                            "repmgrd_unfence",
+                            true,
+                            format!("node {} unfenced", core.me()),
+                            None,
+                        );
+                    }
+                    Err(why) => core.log(Level::Error, why),
+                }
+            }
+            Done::Rejoined { ok, .. } => match ok {
+                Ok(details) => {
+                    core.log(Level::Notice, details);
+                    core.book.durable.fence = None;
+                    let d = core.book.durable;
+                    core.persist(Some(d));
+                }
+                Err(why) => {
+                    core.log(Level::Error, "auto_rejoin failed; this node stays fenced");
+                    core.log(Level::Error, why);
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// One repmgrd_fence event per episode: on the new primary when there
+    /// is one.
+    pub(super) fn record_fence(&mut self, core: &mut Ctx) {
+        core.out.push(Action::FenceHook {
+            event: "repmgrd_fence",
+        });
+        if self.evented {
+            return;
+        }
+        self.evented = true;
+        let me = core.me();
+        match self.superseded {
+            Some((term, Some(by))) => {
+                let who = core
+                    .node(by)
+                    .map_or(format!("node {by}"), |n| format!("node {n}"));
+                core.event_on(
+                    by,
+                    "repmgrd_fence",
+                    true,
+                    format!(
+                        "node {me} fenced: {who} was promoted on a newer timeline (term {term})"
+                    ),
+                );
+            }
+            Some((term, None)) => core.event(
+                "repmgrd_fence",
+                true,
+                format!("node {me} fenced: a promotion happened in term {term}"),
+                None,
+            ),
+            None => core.event(
+                "repmgrd_fence",
+                true,
+                format!("node {me} fenced: it cannot see a majority of the voters"),
+                None,
+            ),
+        }
+    }
+}

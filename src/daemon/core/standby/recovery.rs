@@ -1,0 +1,174 @@
+//! A standby after a failed or abandoned election: following the winner,
+//! re-attaching, the degraded state that keeps looking, and the restart of
+//! a former primary prepared as a standby.
+
+use super::*;
+
+impl Standby {
+    pub(super) fn follow(&mut self, core: &mut Ctx, failed: Option<NodeInfo>, target: NodeInfo) {
+        if core.paused() {
+            core.log(
+                Level::Notice,
+                "repmgrd is paused; not following the new primary",
+            );
+            let now_phase = Phase::Degraded {
+                since: Time(0),
+                lost: failed,
+                next_election: None,
+            };
+            self.phase = now_phase;
+            return;
+        }
+        core.log(
+            Level::Notice,
+            format!("attempting to follow new primary {target}"),
+        );
+        if core.job(Action::Follow { target: target.id }) {
+            self.phase = Phase::Following { failed, target };
+        }
+    }
+
+    /// A cascaded standby whose upstream standby died re-attaches to the
+    /// primary.
+    pub(super) fn reattach(&mut self, core: &mut Ctx, now: Time, lost: NodeInfo) {
+        if core.s.failover != Failover::Automatic || core.paused() {
+            core.log(
+                Level::Notice,
+                "upstream standby lost; not re-attaching (failover is manual or repmgrd is paused)",
+            );
+            self.degrade(core, now, Some(lost), false);
+            return;
+        }
+        self.phase = Phase::Reattaching { lost };
+        core.gather();
+    }
+
+    pub(super) fn degrade(
+        &mut self,
+        core: &mut Ctx,
+        now: Time,
+        lost: Option<NodeInfo>,
+        rerun: bool,
+    ) {
+        let next = rerun.then(|| now.plus(core.s.election_rerun_interval_ms.max(1_000)));
+        self.degrade_until(now, lost, next);
+    }
+
+    /// Degraded, with the next election at `next` (None: none).
+    pub(super) fn degrade_until(&mut self, now: Time, lost: Option<NodeInfo>, next: Option<Time>) {
+        match &mut self.phase {
+            Phase::Degraded { next_election, .. } => *next_election = next,
+            _ => {
+                self.phase = Phase::Degraded {
+                    since: now,
+                    lost,
+                    next_election: next,
+                }
+            }
+        }
+    }
+
+    pub(super) fn degraded_round(
+        &mut self,
+        core: &mut Ctx,
+        now: Time,
+        obs: &[NodeObs],
+        lost: Option<NodeInfo>,
+        next_election: Option<Time>,
+    ) {
+        if core.s.failover != Failover::Automatic || core.paused() {
+            return;
+        }
+        let lost_id = lost.as_ref().map(|l| l.id);
+        if let Some(p) = self.primary_in(core, obs, lost_id) {
+            core.log(Level::Notice, format!("found new primary {p}"));
+            self.follow(core, lost, p);
+            return;
+        }
+        if next_election.is_none_or(|t| now < t) {
+            return;
+        }
+        // The primary may have changed since the upstream was lost (a node
+        // was promoted, then failed too): elect against the one the
+        // metadata names now, when it has not answered for the whole
+        // failure window; else against the lost one, likewise.
+        let window = core.s.failure_window_ms();
+        let gone = |id: NodeId| {
+            self.unreachable_since
+                .get(&id)
+                .is_some_and(|since| now.since(*since) >= window)
+        };
+        // Nobody takes writes anywhere (a failed promotion, an old primary
+        // rejoined as a standby): the primary of the metadata counts as
+        // gone too.
+        let headless = self
+            .no_primary_since
+            .is_some_and(|since| now.since(since) >= window);
+        let me = core.s.node_id;
+        let current = core
+            .nodes()
+            .into_iter()
+            .find(|n| n.kind == NodeKind::Primary && n.id != me && n.active)
+            .filter(|p| (Some(p.id) != lost_id && gone(p.id)) || headless);
+        let target =
+            current.or(lost.filter(|l| l.kind == NodeKind::Primary && (gone(l.id) || headless)));
+        match target {
+            Some(t) => {
+                core.log(Level::Notice, "rerunning the election");
+                self.start_election(core, now, t);
+            }
+            None => self.degrade(core, now, None, true),
+        }
+    }
+
+    /// The server came back as the standby prepared while it was down (a
+    /// former primary): it should stream from the new primary within a
+    /// moment; if it cannot, auto_rejoin rewinds it, else the operator is
+    /// told what to run. True when this cycle was spent on it.
+    pub(super) fn after_preparation(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) -> bool {
+        let Some(new_id) = self.prepared_for else {
+            return false;
+        };
+        let Some(newer) = core.node(new_id) else {
+            self.prepared_for = None;
+            return false;
+        };
+        let since = *self.prepared_back_since.get_or_insert(now);
+        let streaming = f
+            .receiver
+            .is_some_and(|r| r.streaming && r.last_msg_age <= receiver_window(&core.s));
+        if streaming {
+            self.prepared_for = None;
+            self.prepared_back_since = None;
+            let details = format!("former primary {} now streams from node {newer}", core.me());
+            core.log(Level::Notice, details.clone());
+            core.out.push(Action::RecordUpstream { upstream: new_id });
+            core.event_on(new_id, "repmgrd_standby_reconnect", true, details);
+            return false;
+        }
+        if now.since(since) < receiver_window(&core.s) {
+            return true;
+        }
+        self.prepared_for = None;
+        self.prepared_back_since = None;
+        if core.s.auto_rejoin {
+            core.log(
+                Level::Notice,
+                format!(
+                    "auto_rejoin: rejoining node {} as a standby of the new primary",
+                    core.me()
+                ),
+            );
+            core.job(Action::Rejoin { target: new_id });
+        } else {
+            core.log(
+                Level::Warning,
+                format!(
+                    "this former primary runs as a standby but cannot stream from node \"{}\"; run \"repmgr node rejoin --force-rewind\"",
+                    newer.name
+                ),
+            );
+        }
+        true
+    }
+}
