@@ -125,6 +125,9 @@ pub(super) struct Primary {
     /// A repmgrd_fence event was recorded for this episode.
     evented: bool,
     majority_lost_logged: bool,
+    /// The last fence failure logged and recorded: a step retried every
+    /// evaluation records its failure once, not each time.
+    fence_error: Option<String>,
     timeline: u32,
     children: BTreeMap<NodeId, bool>,
     children_missing_since: Option<Time>,
@@ -161,6 +164,7 @@ impl Primary {
             superseded,
             evented: core.book.durable.fence.is_some(),
             majority_lost_logged: false,
+            fence_error: None,
             timeline: f.timeline,
             children: BTreeMap::new(),
             children_missing_since: None,
@@ -186,6 +190,7 @@ impl Primary {
             superseded: None,
             evented: false,
             majority_lost_logged: false,
+            fence_error: None,
             timeline: timeline + 1,
             children: BTreeMap::new(),
             children_missing_since: None,

@@ -590,7 +590,7 @@ impl Standby {
 
     /// A primary's heartbeat arrived (pushed by a new primary right after
     /// its promotion): a waiting or degraded standby follows it at once.
-    pub(super) fn heard_primary(&mut self, core: &mut Ctx, _now: Time, from: NodeId, term: Term) {
+    pub(super) fn heard_primary(&mut self, core: &mut Ctx, now: Time, from: NodeId, term: Term) {
         if term < self.known(core) && term < core.book.highest_term() {
             return;
         }
@@ -602,7 +602,7 @@ impl Standby {
             _ => return,
         };
         if let Some(target) = core.node(from) {
-            self.follow(core, failed, target);
+            self.follow(core, now, failed, target);
         }
     }
 }

@@ -11,6 +11,7 @@ impl Primary {
                 match ok {
                     Ok(()) => {
                         self.applied = Some(how);
+                        self.fence_error = None;
                         self.record_fence(core);
                         if matches!(how, FenceHow::Demote { .. } | FenceHow::Stop)
                             && core.s.auto_rejoin
@@ -20,6 +21,9 @@ impl Primary {
                             }
                         }
                     }
+                    Err(why) if self.fence_error.as_deref() == Some(why.as_str()) => {
+                        core.log(Level::Debug, format!("fencing failed again: {why}"));
+                    }
                     Err(why) => {
                         core.log(Level::Error, why.clone());
                         core.event(
@@ -28,6 +32,7 @@ impl Primary {
                             format!("fencing node {} failed: {why}", core.me()),
                             None,
                         );
+                        self.fence_error = Some(why);
                     }
                 }
             }

@@ -76,7 +76,7 @@ impl Standby {
             }
             Phase::Waiting { failed, .. } => {
                 if let Some(p) = self.primary_in(core, obs, Some(failed.id)) {
-                    self.follow(core, Some(failed), p);
+                    self.follow(core, now, Some(failed), p);
                 } else if obs
                     .iter()
                     .find(|o| o.id == failed.id)
@@ -98,7 +98,7 @@ impl Standby {
                 }
             }
             Phase::Reattaching { lost } => match self.primary_in(core, obs, Some(lost.id)) {
-                Some(p) => self.follow(core, Some(lost), p),
+                Some(p) => self.follow(core, now, Some(lost), p),
                 None => {
                     core.log(Level::Warning, "no primary found to re-attach to");
                     self.degrade(core, now, Some(lost), false);
@@ -231,7 +231,7 @@ impl Standby {
                 self.degrade(core, now, Some(failed), true);
             }
             Outcome::FollowExisting { new_primary } => match core.node(new_primary) {
-                Some(p) => self.follow(core, Some(failed), p),
+                Some(p) => self.follow(core, now, Some(failed), p),
                 None => self.degrade(core, now, Some(failed), true),
             },
             Outcome::Won => self.ask_for_votes(core, now, failed, &f, obs, visible, total),

@@ -5,18 +5,25 @@
 use super::*;
 
 impl Standby {
-    pub(super) fn follow(&mut self, core: &mut Ctx, failed: Option<NodeInfo>, target: NodeInfo) {
+    pub(super) fn follow(
+        &mut self,
+        core: &mut Ctx,
+        now: Time,
+        failed: Option<NodeInfo>,
+        target: NodeInfo,
+    ) {
         if core.paused() {
             core.log(
                 Level::Notice,
                 "repmgrd is paused; not following the new primary",
             );
-            let now_phase = Phase::Degraded {
-                since: Time(0),
+            // Degraded from now: degraded_monitoring_timeout counts from
+            // here (from time 0 it fired at the next cycle).
+            self.phase = Phase::Degraded {
+                since: now,
                 lost: failed,
                 next_election: None,
             };
-            self.phase = now_phase;
             return;
         }
         core.log(
@@ -82,7 +89,7 @@ impl Standby {
         let lost_id = lost.as_ref().map(|l| l.id);
         if let Some(p) = self.primary_in(core, obs, lost_id) {
             core.log(Level::Notice, format!("found new primary {p}"));
-            self.follow(core, lost, p);
+            self.follow(core, now, lost, p);
             return;
         }
         if next_election.is_none_or(|t| now < t) {
