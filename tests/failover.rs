@@ -51,6 +51,10 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
         ));
     }
     let daemons = start_all(&nodes);
+    // A crash long after the daemons started (past the 10 s start-up
+    // quarantine, with the primary's lease established): its own repmgrd
+    // must see a crashed server, not fence it and restart it later.
+    std::thread::sleep(Duration::from_secs(11));
 
     n1.pg.kill9();
     // node2 has priority 0: node3 must win. (How fast: bench/failover.)
@@ -90,6 +94,16 @@ fn kill_9_of_the_primary_promotes_the_best_standby_and_the_other_follows() {
     );
     let r = n3.repmgr(&["cluster", "event", "--event=repmgrd_failover_promote"]);
     r.assert_success().assert_stdout_contains("node3");
+    assert!(
+        !n1.pg.is_running(),
+        "node1's repmgrd restarted the crashed server\n{}",
+        daemons[0].output_tail(30)
+    );
+    assert!(
+        !daemons[0].output().contains("unfenced"),
+        "node1's repmgrd fenced and unfenced a crashed server\n{}",
+        daemons[0].output_tail(30)
+    );
     poll_until(Duration::from_secs(60), "notifications run", || {
         let text = std::fs::read_to_string(&notified).unwrap_or_default();
         [

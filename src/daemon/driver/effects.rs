@@ -183,6 +183,11 @@ impl Driver {
                 .as_mut()
                 .is_some_and(|c| c.is_valid(Duration::from_millis(500)).is_ok());
             if !alive {
+                // The local server died between two reads: the core must
+                // learn it now, before the lease it can no longer renew
+                // runs out (it would otherwise "fence" a crashed server
+                // and later restart it to unfence).
+                (self.poster())(Input::Local(None));
                 return;
             }
         }
