@@ -178,17 +178,24 @@ impl Driver {
     ) {
         let sent = self.clock.now();
         if local_must_answer {
-            let alive = self
-                .local
-                .as_mut()
-                .is_some_and(|c| c.is_valid(Duration::from_millis(500)).is_ok());
-            if !alive {
-                // The local server died between two reads: the core must
-                // learn it now, before the lease it can no longer renew
-                // runs out (it would otherwise "fence" a crashed server
-                // and later restart it to unfence).
-                (self.poster())(Input::Local(None));
-                return;
+            let check = match self.local.as_mut() {
+                Some(c) => c.is_valid(Duration::from_millis(500)),
+                None => Err(db::SqlError::Closed),
+            };
+            match check {
+                Ok(()) => {}
+                // Slow, not gone: no renewal, and the lease rules decide
+                // (a slow server may still take writes).
+                Err(db::SqlError::TimedOut(_) | db::SqlError::Stopped) => return,
+                Err(_) => {
+                    // The local server died between two reads (its
+                    // session ended): the core must learn it now, before
+                    // the lease it can no longer renew runs out (it would
+                    // otherwise "fence" a crashed server and later restart
+                    // it to unfence).
+                    (self.poster())(Input::Local(None));
+                    return;
+                }
             }
         }
         let Some(key) = self.key.read().ok().and_then(|k| k.clone()) else {
