@@ -2,13 +2,13 @@
 //! the decision core ([`super::core`]) and carries out the core's actions.
 //! It decides nothing itself.
 //!
-//! Threads: the main loop owns the core's clock, the local session and the
-//! session to the primary; it waits on one channel for signals, the
-//! upstream watcher, and the results of work it started. Work that talks
-//! to other nodes (checks, cluster rounds, heartbeats, votes) and the long
-//! jobs (promote, follow, fence, rejoin) run on threads of their own and
-//! report back on that channel, so the loop is never stuck behind a remote
-//! deadline. The peer channel's thread answers other repmgrds by stepping
+//! Threads: the main loop owns the core's clock and the local session; it
+//! waits on one channel for signals, the upstream watcher, and the results
+//! of work it started. Work that talks to other nodes (checks, cluster
+//! rounds, heartbeats, votes), the long jobs (promote, follow, fence,
+//! rejoin) and the metadata writes (the recorder, which holds the session
+//! to the primary) run on threads of their own, so the loop is never stuck
+//! behind a remote deadline. The peer channel's thread answers other repmgrds by stepping
 //! the core itself (under its lock, which is held for microseconds, never
 //! across I/O) and writes the durable state before any answer leaves.
 
@@ -18,6 +18,7 @@ mod metadata;
 mod observe;
 pub mod peer;
 mod pending;
+mod recorder;
 pub mod state;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -119,7 +120,6 @@ pub struct Driver {
     loaded: Loaded,
     conninfo: ConnInfo,
     bin: PgBin,
-    pid: i32,
     pid_file: Option<String>,
     tx: Sender<Wake>,
     rx: Receiver<Wake>,
@@ -129,15 +129,13 @@ pub struct Driver {
     /// The local server, and its backend pid (spared when sessions end).
     local: Option<Session>,
     local_pid: Option<i32>,
-    /// A session to the primary, for status, history and events.
-    writer: Option<(NodeId, Session)>,
-    writer_retry_at: Instant,
+    /// The thread that writes this repmgrd's metadata and events.
+    recorder: recorder::RecorderHandle,
     nodes: Vec<NodeRecord>,
     peers: BTreeMap<NodeId, peer::Address>,
     key: Arc<RwLock<Option<peer::Key>>>,
     key_checked_at: Option<Instant>,
     peer_addr: Option<peer::Address>,
-    published: bool,
     watcher: Option<Watcher>,
     watch_gen: u64,
     watched: Option<NodeId>,
@@ -147,7 +145,6 @@ pub struct Driver {
     /// Daemon-less voters probed lately (their servers asked directly).
     probed: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
     queue: VecDeque<Input>,
-    pending_events: pending::Pending,
 }
 
 impl Driver {
@@ -213,11 +210,20 @@ impl Driver {
             }
         }
         let core = Core::new(settings(&cfg, is_witness), persisted, clock.now());
+        let recorder = recorder::RecorderHandle::start(
+            cfg.clone(),
+            conninfo.clone(),
+            pid,
+            if pos.in_recovery || is_witness {
+                recorder::Writes::ThroughPrimary
+            } else {
+                recorder::Writes::OnLocalPrimary
+            },
+        );
         let mut d = Driver {
             loaded,
             conninfo,
             bin,
-            pid,
             pid_file,
             tx: channel.0,
             rx: channel.1,
@@ -226,14 +232,12 @@ impl Driver {
             persister,
             local: None,
             local_pid: None,
-            writer: None,
-            writer_retry_at: Instant::now(),
+            recorder,
             nodes: Vec::new(),
             peers: BTreeMap::new(),
             key: Arc::new(RwLock::new(None)),
             key_checked_at: None,
             peer_addr: None,
-            published: false,
             watcher: None,
             watch_gen: 0,
             watched: None,
@@ -242,9 +246,14 @@ impl Driver {
             is_witness,
             probed: Arc::new(Mutex::new(BTreeMap::new())),
             queue: VecDeque::new(),
-            pending_events: pending::Pending::default(),
         };
         d.set_local(local);
+        // The recorder looks for the primary among these until the first
+        // cycle reads them again.
+        if let Some(n) = d.local.as_mut().and_then(|c| db::nodes::all(c).ok()) {
+            d.recorder.send(recorder::Write::Nodes(n.clone()));
+            d.nodes = n;
+        }
         crate::log_notice!(
             "starting monitoring of node \"{name}\" (ID: {id}), running as {}",
             if is_witness {
@@ -522,7 +531,11 @@ impl Driver {
         self.conninfo = conninfo;
         self.loaded = fresh;
         // The failover mode and timing may have changed: publish anew.
-        self.published = false;
+        self.recorder.send(recorder::Write::Config(Box::new((
+            self.cfg().clone(),
+            self.conninfo.clone(),
+        ))));
+        self.publish();
         crate::log_notice!("configuration file reloaded");
         let (id, name) = (self.node_id(), self.cfg().node_name.clone());
         self.event(
@@ -540,17 +553,10 @@ impl Driver {
         // A stop requested by a signal ends every wait; the last writes
         // below get a moment of their own (shutdown::FINAL_WRITES).
         let (id, name) = (self.node_id(), self.cfg().node_name.clone());
-        self.writer_retry_at = Instant::now();
         crate::shutdown::finish();
-        self.on_primary("record that repmgrd stopped", |w, _| {
-            db::daemon_status::register_stop(w, id)
-        });
-        self.event(
-            "repmgrd_shutdown",
-            true,
+        self.recorder.stop(
             format!("repmgrd on node \"{name}\" (ID: {id}) terminating"),
-            None,
-            None,
+            crate::shutdown::FINAL_WRITES + Duration::from_millis(200),
         );
         crate::log_notice!("repmgrd terminating");
     }

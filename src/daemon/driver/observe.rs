@@ -131,6 +131,10 @@ impl Driver {
                 sync_standby_names: sync,
                 attached: row.attached.clone(),
             };
+            if nodes != self.nodes {
+                self.recorder
+                    .send(super::recorder::Write::Nodes(nodes.clone()));
+            }
             self.nodes = nodes;
             self.last_row = Some(row);
             Ok(facts)
@@ -197,12 +201,7 @@ impl Driver {
                 // repmgr 5) gets one from the first repmgrd that reaches
                 // its primary; it replicates back to this copy.
                 crate::log_debug!("no repmgrd secret in this node's metadata yet");
-                self.ensure_writer();
-                if let Some((_, w)) = self.writer.as_mut() {
-                    if let Err(e) = db::secret::ensure(w) {
-                        crate::log_warning!("unable to create the repmgrd secret: {}", e.reason());
-                    }
-                }
+                self.recorder.send(super::recorder::Write::EnsureSecret);
             }
             Err(e) => crate::log_debug!("reading the repmgrd secret failed: {}", e.reason()),
         }
