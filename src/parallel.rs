@@ -38,7 +38,25 @@ where
     R: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
 {
+    map_within_sparing(items, limit, None, Duration::ZERO, f)
+}
+
+/// As [`map_within`], but the item at `late` (one expected not to answer)
+/// is waited for at most `grace` once every other item is done.
+pub fn map_within_sparing<T, R, F>(
+    items: Vec<T>,
+    limit: Duration,
+    late: Option<usize>,
+    grace: Duration,
+    f: F,
+) -> Vec<Option<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
+{
     let n = items.len();
+    let late = late.filter(|&l| l < n);
     let f = Arc::new(f);
     let (tx, rx) = mpsc::channel();
     for (i, item) in items.into_iter().enumerate() {
@@ -54,11 +72,20 @@ where
     }
     drop(tx);
     let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
-    let deadline = Instant::now() + limit;
+    let mut deadline = Instant::now() + limit;
+    let mut others = n - usize::from(late.is_some());
     for _ in 0..n {
+        if others == 0 && late.is_some_and(|l| out[l].is_none()) {
+            deadline = deadline.min(Instant::now() + grace);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((i, r)) => out[i] = Some(r),
+            Ok((i, r)) => {
+                if Some(i) != late {
+                    others -= 1;
+                }
+                out[i] = Some(r);
+            }
             Err(_) => break,
         }
     }
@@ -72,6 +99,39 @@ mod tests {
     #[test]
     fn map_keeps_the_order_of_the_items() {
         assert_eq!(map(&[3, 1, 2], |x| x * 10), vec![30, 10, 20]);
+    }
+
+    #[test]
+    fn map_within_sparing_waits_for_the_late_item_only_a_moment_after_the_others() {
+        let start = Instant::now();
+        let out = map_within_sparing(
+            vec![5_000u64, 100, 0],
+            Duration::from_secs(10),
+            Some(0),
+            Duration::from_millis(200),
+            |ms| {
+                std::thread::sleep(Duration::from_millis(ms));
+                ms
+            },
+        );
+        assert_eq!(out, vec![None, Some(100), Some(0)]);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        // A late item that answers within the grace is kept.
+        let out = map_within_sparing(
+            vec![150u64, 100],
+            Duration::from_secs(10),
+            Some(0),
+            Duration::from_millis(500),
+            |ms| {
+                std::thread::sleep(Duration::from_millis(ms));
+                ms
+            },
+        );
+        assert_eq!(out, vec![Some(150), Some(100)]);
     }
 
     #[test]

@@ -38,6 +38,8 @@ impl Rng {
 pub const FENCE_OP_MAX: u64 = 600;
 /// Connect and query deadline of every conninfo (connect_timeout=2).
 pub const CONNECT_TIMEOUT: u64 = 2_000;
+/// observe::DOWN_GRACE in the driver.
+pub const DOWN_GRACE: u64 = 250;
 const CLIENT_EVERY: u64 = 50;
 const REPLICATE_EVERY: u64 = 10;
 
@@ -46,7 +48,8 @@ enum Ev {
     Wake(Id),
     ReadLocal(Id, u64),
     Input(Id, u64, Input),
-    Gather(Id, u64),
+    /// A cluster round ends; the node given answered too late to count.
+    Gather(Id, u64, Option<Id>),
     PeerReq {
         to: Id,
         token: u64,
@@ -207,10 +210,13 @@ impl World {
                     self.deliver(i, input);
                 }
             }
-            Ev::Gather(id, epoch) => {
+            Ev::Gather(id, epoch, late) => {
                 let i = self.idx(id);
                 if self.hosts[i].epoch == epoch {
-                    let obs = self.observe_all(i);
+                    let mut obs = self.observe_all(i);
+                    if let Some(o) = obs.iter_mut().find(|o| Some(o.id) == late) {
+                        *o = NodeObs::unreachable(o.id);
+                    }
                     if self.verbose {
                         let brief: Vec<String> = obs
                             .iter()
@@ -319,7 +325,7 @@ impl World {
                 };
                 self.at(self.g + delay, Ev::ReadLocal(id, epoch));
             }
-            Action::CheckUpstream { node, ping } => {
+            Action::CheckUpstream { node, ping, seq } => {
                 let (ok, delay) = self.probe(i, node);
                 let t = &self.hosts[self.idx(node)];
                 let in_recovery = (ok && !ping).then_some(t.pg.recovery);
@@ -327,23 +333,37 @@ impl World {
                     node,
                     ok,
                     in_recovery,
+                    seq,
                 };
                 self.at(self.g + delay, Ev::Input(id, epoch, input));
             }
             Action::Watch { node } => self.hosts[i].watching = node,
-            Action::GatherCluster => {
+            Action::GatherCluster { down } => {
                 let others: Vec<Id> = self
                     .hosts
                     .iter()
                     .map(|h| h.id)
-                    .filter(|o| *o != id)
+                    .filter(|o| *o != id && Some(*o) != down)
                     .collect();
-                let delay = others
+                let rest = others
                     .iter()
                     .map(|o| self.probe(i, *o).1)
                     .max()
                     .unwrap_or(1);
-                self.at(self.g + delay, Ev::Gather(id, epoch));
+                // The driver waits for a node found failed only a moment
+                // after the others (observe::DOWN_GRACE).
+                let (delay, late) = match down.filter(|d| *d != id) {
+                    Some(d) => {
+                        let mine = self.probe(i, d).1;
+                        if mine <= rest + DOWN_GRACE {
+                            (rest.max(mine), None)
+                        } else {
+                            (rest + DOWN_GRACE, Some(d))
+                        }
+                    }
+                    None => (rest, None),
+                };
+                self.at(self.g + delay, Ev::Gather(id, epoch, late));
             }
             Action::SendHeartbeats {
                 term,

@@ -10,7 +10,8 @@ use super::vote::{VoteBook, VoterView};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Pending {
     pub local: bool,
-    pub check: bool,
+    /// Checks sent and not answered yet.
+    pub checks: u32,
     pub gather: bool,
     pub votes: bool,
     pub job: bool,
@@ -26,6 +27,8 @@ pub(super) struct Ctx {
     /// The last facts the local server gave.
     pub facts: Option<LocalFacts>,
     pub pending: Pending,
+    /// The last check's number.
+    pub check_seq: u64,
     pub out: Vec<Action>,
 }
 
@@ -114,21 +117,36 @@ impl Ctx {
 
     /// Asks for a cluster round unless one is in flight.
     pub fn gather(&mut self) -> bool {
+        self.gather_sparing(None)
+    }
+
+    /// A cluster round that does not wait long for `down`, a node found
+    /// failed already (see [`Action::GatherCluster`]).
+    pub fn gather_sparing(&mut self, down: Option<NodeId>) -> bool {
         if self.pending.gather {
             return false;
         }
         self.pending.gather = true;
-        self.out.push(Action::GatherCluster);
+        self.out.push(Action::GatherCluster { down });
         true
     }
 
+    /// A routine check of `node`, unless one is still out.
     pub fn check(&mut self, node: NodeId) -> bool {
-        if self.pending.check {
+        if self.pending.checks > 0 {
             return false;
         }
-        self.pending.check = true;
-        self.out.push(Action::CheckUpstream { node, ping: false });
+        self.send_check(node, false);
         true
+    }
+
+    /// A check sent whatever else is out (a retry attempt); its `seq`.
+    pub fn send_check(&mut self, node: NodeId, ping: bool) -> u64 {
+        self.pending.checks += 1;
+        self.check_seq += 1;
+        let seq = self.check_seq;
+        self.out.push(Action::CheckUpstream { node, ping, seq });
+        seq
     }
 
     pub fn job(&mut self, a: Action) -> bool {

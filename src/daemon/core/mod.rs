@@ -75,6 +75,7 @@ impl Core {
                 s,
                 facts: None,
                 pending: Pending::default(),
+                check_seq: 0,
                 out: Vec::new(),
             },
             role: Role::Unknown,
@@ -144,7 +145,9 @@ impl Core {
     /// What the role in force does with an input.
     fn dispatch(&mut self, now: Time, input: Input) {
         match &input {
-            Input::UpstreamCheck { .. } => self.ctx.pending.check = false,
+            Input::UpstreamCheck { .. } => {
+                self.ctx.pending.checks = self.ctx.pending.checks.saturating_sub(1)
+            }
             Input::Cluster(_) => self.ctx.pending.gather = false,
             Input::Votes { .. } => self.ctx.pending.votes = false,
             Input::Done(_) => self.ctx.pending.job = false,

@@ -28,8 +28,9 @@ pub(super) struct Standby {
     watching: Option<NodeId>,
     /// When the upstream last answered a check.
     last_ok: Option<Time>,
-    /// When the last check was sent (it counts as the first attempt).
-    check_sent: Option<Time>,
+    /// When the last routine check was sent, and its number (it counts as
+    /// the first attempt when it fails).
+    check_sent: Option<(Time, u64)>,
     /// The upstream (expected to be the primary) last answered as a standby.
     upstream_in_recovery: bool,
     /// Since when each node has not answered, for the re-run window.
@@ -51,9 +52,17 @@ pub(super) struct Standby {
 enum Phase {
     Attaching,
     Healthy,
+    /// Attempt k (from 1) is sent at `first` + (k − 1) × reconnect_interval,
+    /// whether the ones before it have answered or not: a hung upstream
+    /// costs each attempt its deadline, and the attempts overlap.
     Retrying {
         first: Time,
-        attempt: u32,
+        /// Attempts sent (the failed check that began this counts).
+        sent: u32,
+        /// Attempts answered with a failure.
+        failed: u32,
+        /// Answers to checks numbered below this predate the loss.
+        from_seq: u64,
     },
     Electing {
         failed: NodeInfo,
@@ -153,11 +162,11 @@ impl Standby {
         }
     }
 
-    /// The next retry attempt is due at this time.
+    /// The next retry attempt is due at this time (None once all are out).
     fn attempt_due(&self, s: &Settings) -> Option<Time> {
         match self.phase {
-            Phase::Retrying { first, attempt } => {
-                Some(first.plus(s.reconnect_interval_ms * u64::from(attempt.saturating_sub(1))))
+            Phase::Retrying { first, sent, .. } if sent < s.reconnect_attempts => {
+                Some(first.plus(s.reconnect_interval_ms * u64::from(sent)))
             }
             _ => None,
         }
@@ -221,7 +230,7 @@ impl Standby {
                 if let Some(up) = &self.upstream {
                     let id = up.id;
                     if core.check(id) {
-                        self.check_sent = Some(now);
+                        self.check_sent = Some((now, core.check_seq));
                     }
                     core.out.push(Action::WriteStatus { upstream: Some(id) });
                 }
@@ -244,11 +253,11 @@ impl Standby {
                 // primary (and re-run the election when due).
                 if let Some(up) = self.upstream.clone() {
                     if core.check(up.id) {
-                        self.check_sent = Some(now);
+                        self.check_sent = Some((now, core.check_seq));
                     }
                 }
                 if core.s.failover == Failover::Automatic && !f.paused {
-                    core.gather();
+                    self.round(core);
                 }
             }
             _ => {}
@@ -256,26 +265,26 @@ impl Standby {
     }
 
     pub(super) fn timers(&mut self, core: &mut Ctx, now: Time) {
-        if let Some(due) = self.attempt_due(&core.s) {
-            if now >= due && !core.pending.check {
-                let Phase::Retrying { attempt, .. } = self.phase else {
-                    return;
-                };
-                if let Some(up) = self.upstream.clone() {
-                    core.log(
-                        Level::Info,
-                        format!(
-                            "checking state of node {up}, {attempt} of {} attempts",
-                            core.s.reconnect_attempts
-                        ),
-                    );
-                    core.pending.check = true;
-                    core.out.push(Action::CheckUpstream {
-                        node: up.id,
-                        ping: up.kind != NodeKind::Primary,
-                    });
-                }
+        while let Some(due) = self.attempt_due(&core.s) {
+            if now < due {
+                break;
             }
+            let Some(up) = self.upstream.clone() else {
+                break;
+            };
+            let Phase::Retrying { sent, .. } = &mut self.phase else {
+                break;
+            };
+            *sent += 1;
+            let attempt = *sent;
+            core.log(
+                Level::Info,
+                format!(
+                    "checking state of node {up}, {attempt} of {} attempts",
+                    core.s.reconnect_attempts
+                ),
+            );
+            core.send_check(up.id, up.kind != NodeKind::Primary);
         }
         match &mut self.phase {
             Phase::Waiting {
@@ -294,14 +303,14 @@ impl Standby {
                         ),
                     );
                     self.degrade(core, now, Some(failed), true);
-                } else if now >= *next_scan && core.gather() {
+                } else if now >= *next_scan && core.gather_sparing(Some(failed.id)) {
                     *next_scan = now.plus(SCAN_MS);
                 }
             }
             Phase::Electing {
                 step: Step::Confirming { next, .. },
-                ..
-            } if now >= *next && core.gather() => {
+                failed,
+            } if now >= *next && core.gather_sparing(Some(failed.id)) => {
                 *next = now.plus(SCAN_MS);
             }
             _ => {}
@@ -377,6 +386,7 @@ impl Standby {
                 node,
                 ok,
                 in_recovery,
+                seq,
             } => {
                 // A primary that runs in recovery now (demoted, rejoined)
                 // is no primary: that is a failed check of a primary.
@@ -394,13 +404,14 @@ impl Standby {
                         format!("upstream node {node} runs in recovery: it is no primary any more"),
                     );
                 }
-                self.on_check(core, now, node, ok && !demoted);
+                self.on_check(core, now, node, ok && !demoted, seq);
             }
             Input::UpstreamClosed { node } => {
                 let watched = self.upstream.as_ref().is_some_and(|u| u.id == node);
                 if watched && matches!(self.phase, Phase::Healthy) {
                     core.log(Level::Warning, "connection to the upstream node was lost");
-                    self.lose_upstream(core, now, now, 1);
+                    let from = core.check_seq + 1;
+                    self.lose_upstream(core, now, now, None, from);
                 }
             }
             Input::Cluster(obs) => self.on_cluster(core, now, &obs),
@@ -414,7 +425,7 @@ impl Standby {
     }
 
     // Long: one match over the phases a check result can arrive in.
-    fn on_check(&mut self, core: &mut Ctx, now: Time, node: NodeId, ok: bool) {
+    fn on_check(&mut self, core: &mut Ctx, now: Time, node: NodeId, ok: bool, seq: u64) {
         if !ok {
             self.unreachable_since.entry(node).or_insert(now);
         } else {
@@ -429,8 +440,8 @@ impl Standby {
                         self.watch(core, Some(node));
                     }
                 } else {
-                    let first = self.check_sent.unwrap_or(now);
-                    self.lose_upstream(core, now, first, 2);
+                    let first = self.check_sent.map_or(now, |(t, _)| t);
+                    self.lose_upstream(core, now, first, Some(seq), seq + 1);
                 }
             }
             Phase::Degraded { since, .. } if is_upstream && ok => {
@@ -454,7 +465,12 @@ impl Standby {
                 self.phase = Phase::Healthy;
                 self.watch(core, Some(node));
             }
-            Phase::Retrying { first, attempt } if is_upstream => {
+            Phase::Retrying {
+                first,
+                sent,
+                failed,
+                from_seq,
+            } if is_upstream && seq >= from_seq => {
                 let Some(up) = self.upstream.clone() else {
                     return;
                 };
@@ -473,7 +489,7 @@ impl Standby {
                     self.phase = Phase::Healthy;
                     self.watching = None;
                     self.watch(core, Some(up.id));
-                } else if attempt >= core.s.reconnect_attempts {
+                } else if failed + 1 >= core.s.reconnect_attempts {
                     core.log(
                         Level::Warning,
                         format!(
@@ -489,7 +505,9 @@ impl Standby {
                 } else {
                     self.phase = Phase::Retrying {
                         first,
-                        attempt: attempt + 1,
+                        sent,
+                        failed: failed + 1,
+                        from_seq,
                     };
                 }
             }
@@ -497,10 +515,18 @@ impl Standby {
         }
     }
 
-    /// The upstream stopped answering: retry on the clock. `first_attempt`
-    /// is the number the next attempt carries (2 when the failed check
-    /// itself counts as the first).
-    fn lose_upstream(&mut self, core: &mut Ctx, now: Time, first: Time, first_attempt: u32) {
+    /// The upstream stopped answering: retry on the clock from `first`.
+    /// `failed_check` is the failed check that counts as the first attempt
+    /// (None when the connection closed: the first attempt is sent now);
+    /// answers to checks numbered below `from_seq` are not counted.
+    fn lose_upstream(
+        &mut self,
+        core: &mut Ctx,
+        now: Time,
+        first: Time,
+        failed_check: Option<u64>,
+        from_seq: u64,
+    ) {
         let Some(up) = self.upstream.clone() else {
             return;
         };
@@ -516,7 +542,8 @@ impl Standby {
             None,
         );
         self.unreachable_since.entry(up.id).or_insert(first);
-        if first_attempt > core.s.reconnect_attempts {
+        let done = u32::from(failed_check.is_some());
+        if done >= core.s.reconnect_attempts {
             core.log(
                 Level::Warning,
                 format!(
@@ -533,7 +560,9 @@ impl Standby {
         }
         self.phase = Phase::Retrying {
             first,
-            attempt: first_attempt,
+            sent: done,
+            failed: done,
+            from_seq,
         };
         self.timers(core, now);
     }
@@ -583,9 +612,20 @@ impl Standby {
             failed,
             step: Step::Gathering,
         };
-        if !core.gather() {
+        if !self.round(core) {
             // A round is in flight; its answer serves the election.
         }
+    }
+
+    /// A cluster round; the node this phase lost is not waited for long.
+    fn round(&self, core: &mut Ctx) -> bool {
+        let down = match &self.phase {
+            Phase::Electing { failed, .. } | Phase::Waiting { failed, .. } => Some(failed.id),
+            Phase::Reattaching { lost } => Some(lost.id),
+            Phase::Degraded { lost, .. } => lost.as_ref().map(|l| l.id),
+            _ => None,
+        };
+        core.gather_sparing(down)
     }
 
     /// A primary's heartbeat arrived (pushed by a new primary right after

@@ -320,12 +320,13 @@ fn lose_upstream(s: &mut Script, until_ms: u64, other: NodeObs) {
         let asks: Vec<Action> = std::mem::take(&mut s.seen);
         for a in &asks {
             match a {
-                Action::CheckUpstream { node, .. } => s.feed(Input::UpstreamCheck {
+                Action::CheckUpstream { node, seq, .. } => s.feed(Input::UpstreamCheck {
                     node: *node,
                     ok: false,
                     in_recovery: None,
+                    seq: *seq,
                 }),
-                Action::GatherCluster => {
+                Action::GatherCluster { .. } => {
                     let me = NodeObs {
                         id: 2,
                         reachable: true,
@@ -406,4 +407,116 @@ fn a_manual_standby_with_more_wal_does_not_hold_a_failover_up() {
     });
     lose_upstream(&mut s, 20_000, other);
     assert!(s.any(|a| matches!(a, Action::RequestVotes { .. })));
+}
+
+/// How the upstream answers each check in a retry-schedule case.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    /// Fails after this many ms (a hung server costs its deadline).
+    FailsAfter(u64),
+    /// The n-th check (from 1) and every later one succeed at once.
+    BackFrom(u32),
+}
+
+/// A standby whose upstream starts failing at 10 s: when each check goes
+/// out, and when the election starts (None: it does not).
+fn retry_schedule(attempts: u32, interval_ms: u64, answer: Answer) -> (Vec<u64>, Option<u64>) {
+    let s = Settings {
+        reconnect_attempts: attempts,
+        reconnect_interval_ms: interval_ms,
+        ..settings(2, Failover::Automatic)
+    };
+    let mut sc = Script::new(s, Persisted::default(), facts(true, three(true, true)));
+    let mut out: Vec<(u64, u64, bool)> = Vec::new(); // (due, seq, ok)
+    let (mut sent, mut election) = (Vec::new(), None);
+    let mut failing = 0u32;
+    while sc.now < 60_000 && election.is_none() {
+        sc.now += 50;
+        sc.seen.clear();
+        sc.feed(Input::Tick);
+        // Answers due by now, and those their actions bring at once.
+        loop {
+            for a in std::mem::take(&mut sc.seen) {
+                match a {
+                    Action::CheckUpstream { seq, .. } => {
+                        if sc.now < 10_000 {
+                            out.push((sc.now, seq, true));
+                            continue;
+                        }
+                        failing += 1;
+                        sent.push(sc.now - 10_000);
+                        let (after, ok) = match answer {
+                            Answer::FailsAfter(ms) => (ms, false),
+                            Answer::BackFrom(n) => (0, failing >= n),
+                        };
+                        out.push((sc.now + after, seq, ok));
+                    }
+                    Action::GatherCluster { down: Some(1) } => {
+                        election = election.or(Some(sc.now - 10_000))
+                    }
+                    _ => {}
+                }
+            }
+            let Some(k) = out.iter().position(|o| o.0 <= sc.now) else {
+                break;
+            };
+            let (_, seq, ok) = out.remove(k);
+            sc.feed(Input::UpstreamCheck {
+                node: 1,
+                ok,
+                in_recovery: None,
+                seq,
+            });
+        }
+    }
+    (sent, election)
+}
+
+#[test]
+fn retry_attempts_are_reconnect_interval_apart_however_long_each_waits() {
+    use Answer::*;
+    // (attempts, interval, answer) -> checks sent (ms after the upstream
+    // failed, the first check counts as attempt 1), election start.
+    type Case = ((u32, u64, Answer), &'static [u64], Option<u64>);
+    let table: &[Case] = &[
+        // Refused at once: one attempt a second, failed after the third.
+        ((3, 1_000, FailsAfter(0)), &[0, 1_000, 2_000], Some(2_000)),
+        // Hung (each attempt waits out a 2 s deadline): the attempts due
+        // while the first check waited go out when it fails, and do not
+        // wait for each other: the last one, sent at 2 s, fails at 4 s.
+        (
+            (3, 1_000, FailsAfter(2_000)),
+            &[0, 2_000, 2_000],
+            Some(4_000),
+        ),
+        (
+            (4, 1_000, FailsAfter(2_000)),
+            &[0, 2_000, 2_000, 3_000],
+            Some(5_000),
+        ),
+        (
+            (3, 10_000, FailsAfter(2_000)),
+            &[0, 10_000, 20_000],
+            Some(22_000),
+        ),
+        ((1, 1_000, FailsAfter(2_000)), &[0], Some(2_000)),
+        // Back on the second attempt: no election.
+        ((3, 1_000, BackFrom(2)), &[0, 1_000], None),
+        // An interval of 0: the other attempts at once after the first.
+        ((3, 0, FailsAfter(500)), &[0, 500, 500], Some(1_000)),
+    ];
+    for &((attempts, interval, answer), checks, election) in table {
+        let (sent, got) = retry_schedule(attempts, interval, answer);
+        let case = format!("{attempts} attempts {interval} ms apart, {answer:?}");
+        // The first check after the failure starts at a tick (every
+        // second): shift to it.
+        let base = sent.first().copied().unwrap_or(0);
+        let rel: Vec<u64> = sent.iter().map(|t| t - base).collect();
+        assert_eq!(
+            &rel[..checks.len().min(rel.len())],
+            checks,
+            "{case}: checks sent"
+        );
+        assert_eq!(got.map(|g| g - base), election, "{case}: election start");
+    }
 }

@@ -354,6 +354,9 @@ pub enum Action {
     CheckUpstream {
         node: NodeId,
         ping: bool,
+        /// Echoed in the answer: checks may overlap (retry attempts are
+        /// `reconnect_interval` apart however long each one waits).
+        seq: u64,
     },
     /// Keep an idle connection to `node` and report it closing
     /// ([`Input::UpstreamClosed`]); None stops watching.
@@ -362,8 +365,12 @@ pub enum Action {
     },
     /// Ask every registered node (server and repmgrd) at once, this one
     /// included (so the answer carries a fresh view of itself too);
-    /// reported as [`Input::Cluster`].
-    GatherCluster,
+    /// reported as [`Input::Cluster`]. `down`: a node already found
+    /// failed, waited for only a moment once the others have answered (a
+    /// hung one would otherwise cost the whole round its deadline).
+    GatherCluster {
+        down: Option<NodeId>,
+    },
     /// A lease holder renews: a heartbeat to every voter's repmgrd, each
     /// answer reported as it comes ([`Input::Heartbeat`]). `promoted`: the
     /// sender runs as primary (not only a candidate holding votes).
@@ -523,6 +530,8 @@ pub enum Input {
         node: NodeId,
         ok: bool,
         in_recovery: Option<bool>,
+        /// The `seq` of the check answered.
+        seq: u64,
     },
     /// The watched connection to `node` closed.
     UpstreamClosed {

@@ -87,6 +87,7 @@ impl Witness {
                 node,
                 ok,
                 in_recovery,
+                ..
             } if Some(node) == self.primary => {
                 if ok && in_recovery != Some(true) {
                     self.last_ok = Some(now);

@@ -415,8 +415,8 @@ impl Driver {
                     self.queue.push_back(Input::Local(facts));
                 }
                 Action::Watch { node } => self.watch(node),
-                Action::CheckUpstream { node, ping } => self.check_upstream(node, ping),
-                Action::GatherCluster => self.gather(),
+                Action::CheckUpstream { node, ping, seq } => self.check_upstream(node, ping, seq),
+                Action::GatherCluster { down } => self.gather(down),
                 Action::SendHeartbeats {
                     term,
                     to,

@@ -210,13 +210,14 @@ impl Driver {
     /// One check of a node, on a thread: a ping (or, by
     /// `connection_check_type`, a connection or a query), with a login
     /// that reads its recovery state at least every fifth check.
-    pub(super) fn check_upstream(&mut self, node: NodeId, ping: bool) {
+    pub(super) fn check_upstream(&mut self, node: NodeId, ping: bool, seq: u64) {
         self.checks += 1;
         let Some(ci) = self.conninfo_of(node) else {
             (self.poster())(Input::UpstreamCheck {
                 node,
                 ok: false,
                 in_recovery: None,
+                seq,
             });
             return;
         };
@@ -242,13 +243,14 @@ impl Driver {
                 node,
                 ok,
                 in_recovery,
+                seq,
             });
         });
     }
 
     /// A round over every registered node, this one included, on threads:
     /// each server's state and each repmgrd's status.
-    pub(super) fn gather(&mut self) {
+    pub(super) fn gather(&mut self, down: Option<NodeId>) {
         let nodes = self.nodes.clone();
         let peers = self.peers.clone();
         let key = self.key.read().ok().and_then(|k| k.clone());
@@ -256,7 +258,7 @@ impl Driver {
         let post = self.poster();
         let tx = self.tx.clone();
         spawn("gather", move || {
-            let (obs, found) = observe_all(&nodes, &peers, key.as_ref(), window);
+            let (obs, found) = observe_all(&nodes, &peers, key.as_ref(), window, down);
             if !found.is_empty() {
                 let _ = tx.send(crate::daemon::signals::Wake::Peers(found));
             }
@@ -268,16 +270,24 @@ impl Driver {
 /// How long a cluster round waits for a node's repmgrd.
 const STATUS_LIMIT: Duration = Duration::from_secs(1);
 
+/// How long a cluster round waits for a node found failed already, once
+/// every other node has answered: a server that answers at all does so
+/// within a few round trips, as the others just did.
+pub const DOWN_GRACE: Duration = Duration::from_millis(250);
+
 /// Asks every node at once, each node's server and its repmgrd side by
-/// side; a node that does not answer in time is unreachable. Also
-/// returns the peer addresses not in `peers` that the servers announce
-/// (node, host, port).
+/// side; a node that does not answer in time is unreachable (`down`, a
+/// node found failed already, is waited for [`DOWN_GRACE`] after the
+/// others). Also returns the peer addresses not in `peers` that the
+/// servers announce (node, host, port).
 pub fn observe_all(
     nodes: &[NodeRecord],
     peers: &BTreeMap<NodeId, peer::Address>,
     key: Option<&peer::Key>,
     window_ms: i64,
+    down: Option<NodeId>,
 ) -> (Vec<NodeObs>, Vec<(NodeId, String, u16)>) {
+    let late = down.and_then(|d| nodes.iter().position(|n| n.node_id == d));
     let limit = nodes
         .iter()
         .filter_map(|n| ConnInfo::parse(&n.conninfo).ok())
@@ -291,37 +301,38 @@ pub fn observe_all(
         .map(|n| (n.clone(), peers.get(&n.node_id).cloned()))
         .collect();
     let key = key.cloned();
-    let answers = crate::parallel::map_within(work, limit, move |(n, addr)| {
-        // Its repmgrd is asked on a thread of its own, while the server is:
-        // a node where neither answers costs one deadline, not two.
-        let (tx, rx) = std::sync::mpsc::channel();
-        if let (Some(a), Some(k)) = (addr, key.clone()) {
-            spawn("status", move || {
-                if let Ok(PeerReply::Status(s)) =
-                    peer::ask(&a, &k, &PeerRequest::Status, STATUS_LIMIT)
-                {
-                    let _ = tx.send(s);
-                }
-            });
-        } else {
-            drop(tx);
-        }
-        let mut port = None;
-        let mut obs = match reach::connect_record(&n) {
-            Ok(mut c) => match db::observe::server(&mut c) {
-                Ok(row) => {
-                    port = row.peer_port;
-                    node_obs(n.node_id, &row, &all, window_ms)
-                }
+    let answers =
+        crate::parallel::map_within_sparing(work, limit, late, DOWN_GRACE, move |(n, addr)| {
+            // Its repmgrd is asked on a thread of its own, while the server is:
+            // a node where neither answers costs one deadline, not two.
+            let (tx, rx) = std::sync::mpsc::channel();
+            if let (Some(a), Some(k)) = (addr, key.clone()) {
+                spawn("status", move || {
+                    if let Ok(PeerReply::Status(s)) =
+                        peer::ask(&a, &k, &PeerRequest::Status, STATUS_LIMIT)
+                    {
+                        let _ = tx.send(s);
+                    }
+                });
+            } else {
+                drop(tx);
+            }
+            let mut port = None;
+            let mut obs = match reach::connect_record(&n) {
+                Ok(mut c) => match db::observe::server(&mut c) {
+                    Ok(row) => {
+                        port = row.peer_port;
+                        node_obs(n.node_id, &row, &all, window_ms)
+                    }
+                    Err(_) => NodeObs::unreachable(n.node_id),
+                },
                 Err(_) => NodeObs::unreachable(n.node_id),
-            },
-            Err(_) => NodeObs::unreachable(n.node_id),
-        };
-        obs.daemon = rx
-            .recv_timeout(STATUS_LIMIT + Duration::from_millis(100))
-            .ok();
-        (obs, port)
-    });
+            };
+            obs.daemon = rx
+                .recv_timeout(STATUS_LIMIT + Duration::from_millis(100))
+                .ok();
+            (obs, port)
+        });
     let mut found = Vec::new();
     let obs = nodes
         .iter()

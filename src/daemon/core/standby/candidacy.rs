@@ -496,7 +496,7 @@ impl Standby {
                 next: now,
             },
         };
-        core.gather();
+        self.round(core);
     }
 
     /// A visible standby that could be promoted and has WAL this node

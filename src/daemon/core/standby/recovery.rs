@@ -47,7 +47,7 @@ impl Standby {
             return;
         }
         self.phase = Phase::Reattaching { lost };
-        core.gather();
+        self.round(core);
     }
 
     pub(super) fn degrade(
