@@ -57,14 +57,33 @@ cl_own() {
 }
 
 # Create $CL_DIR (must not exist) with a copy of the release binary from
-# the repository at $1 (built beforehand) and a repmgrd symlink.
+# the repository at $1 (built beforehand) and a repmgrd symlink. With
+# CL_IMPL=repmgr5 the binaries are Debian's repmgr 5.3 instead
+# (postgresql-15-repmgr; see cl_need_repmgr5), and every server preloads
+# its extension.
 cl_setup_dir() {
     local root=$1
     mkdir -p "$CL_BIN"
-    install -m 0755 "$root/target/release/repmgr" "$CL_BIN/repmgr"
-    ln -sf repmgr "$CL_BIN/repmgrd"
+    if [[ ${CL_IMPL:-ours} == repmgr5 ]]; then
+        ln -sf "$PGBIN/repmgr" "$CL_BIN/repmgr"
+        ln -sf "$PGBIN/repmgrd" "$CL_BIN/repmgrd"
+    else
+        install -m 0755 "$root/target/release/repmgr" "$CL_BIN/repmgr"
+        ln -sf repmgr "$CL_BIN/repmgrd"
+    fi
     chmod 0700 "$CL_DIR"
     cl_own "$CL_DIR"
+}
+
+# Debian's repmgr 5.3, installed when missing (as root, with apt-get).
+cl_need_repmgr5() {
+    [[ -x "$PGBIN/repmgrd" && -x "$PGBIN/repmgr" ]] && return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        cl_die "repmgr 5.3 is not installed: run as root (it is installed then) or apt-get install postgresql-15-repmgr"
+    fi
+    echo "installing Debian's repmgr 5.3 (postgresql-15-repmgr) to run beside ours..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15-repmgr >/dev/null ||
+        cl_die "apt-get install postgresql-15-repmgr failed"
 }
 
 # A loopback TCP port nothing listens on (and not handed out before by
@@ -114,6 +133,9 @@ max_connections = 30
 fsync = off
 log_line_prefix = '%m [%p] '
 EOF
+    if [[ ${CL_IMPL:-ours} == repmgr5 ]]; then
+        echo "shared_preload_libraries = 'repmgr'" >>"$d/local.conf"
+    fi
     grep -qx "include 'local.conf'" "$d/postgresql.conf" ||
         printf "\ninclude 'local.conf'\n" >>"$d/postgresql.conf"
     cl_own "$d"
