@@ -27,7 +27,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let command = cli::parse(args)?;
     let (action, opts, arg) = match command {
         Command::Help(topic) => {
-            print!("{}", cli::help::text(topic.as_ref()));
+            print!("{}", cli::help::for_user(cli::help::text(topic.as_ref())));
             return Ok(());
         }
         Command::Version => {
@@ -36,6 +36,15 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         Command::VersionNumber => {
             println!("{}", cli::help::version_number());
+            return Ok(());
+        }
+        Command::DumpConfig(opts) => {
+            // as repmgr: a missing file is no error here, the defaults show
+            let text = match config::locate(opts.config_file.as_deref())? {
+                Some(p) => config::load_file(&p)?.dump(),
+                None => config::dump_defaults(),
+            };
+            print!("{text}");
             return Ok(());
         }
         Command::Run(a, o, arg) => (a, *o, arg),

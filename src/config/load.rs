@@ -41,6 +41,15 @@ pub struct Loaded {
     /// The file uses the seed's (repmgr 1.x) names, `node` and `cluster`;
     /// such files have no `data_directory`.
     pub seed_format: bool,
+    /// The known keys as read, for `--dump-config`.
+    entries: Vec<Entry>,
+}
+
+impl Loaded {
+    /// `--dump-config`'s text: every parameter as repmgr prints it.
+    pub fn dump(&self) -> String {
+        super::dump::dump(&self.entries)
+    }
 }
 
 /// Reads, checks and maps a configuration file and its includes.
@@ -85,6 +94,7 @@ fn build(reading: Reading, path: PathBuf) -> Result<Loaded> {
         path,
         warnings: resolved.warnings,
         seed_format: resolved.seed_format,
+        entries: resolved.entries,
     })
 }
 
