@@ -407,3 +407,25 @@ fn a_manual_standby_with_more_wal_does_not_hold_a_failover_up() {
     lose_upstream(&mut s, 20_000, other);
     assert!(s.any(|a| matches!(a, Action::RequestVotes { .. })));
 }
+
+#[test]
+fn log_status_interval_zero_logs_no_status_lines() {
+    let status_lines = |interval_ms: u64| {
+        let mut s = Script::new(
+            Settings {
+                log_status_interval_ms: interval_ms,
+                ..settings(1, Failover::Manual)
+            },
+            Persisted::default(),
+            facts(false, three(false, false)),
+        );
+        s.acks = vec![2, 3];
+        s.run_to(10_000);
+        s.seen
+            .iter()
+            .filter(|a| matches!(a, Action::Log(_, m) if m.contains("in normal state")))
+            .count()
+    };
+    assert_eq!(status_lines(0), 0, "0 is off, as in repmgr");
+    assert_eq!(status_lines(2_000), 5, "at 2, 4, 6, 8 and 10 s");
+}

@@ -109,7 +109,8 @@ pub fn settings(cfg: &Config, is_witness: bool) -> Settings {
         child_nodes_disconnect_timeout_ms: secs(cfg.child_nodes_disconnect_timeout),
         child_nodes_connected_include_witness: cfg.child_nodes_connected_include_witness,
         witness_sync_interval_ms: secs(cfg.witness_sync_interval.max(1)),
-        log_status_interval_ms: secs(cfg.log_status_interval.max(1)),
+        // 0 turns the status line off, as in repmgr
+        log_status_interval_ms: secs(cfg.log_status_interval.max(0)),
         is_witness,
         safety: Default::default(),
     }
