@@ -278,8 +278,13 @@ impl Driver {
         d.explain_protection();
         d.start_peer_channel(file.peer_port)?;
         d.announce();
-        d.run();
+        let asked_to_exit = d.run();
         d.shutdown();
+        if asked_to_exit {
+            // The core's only Exit is degraded_monitoring_timeout's; repmgr
+            // then exits with ERR_MONITORING_TIMEOUT (already logged).
+            return Err(Error::silent(ExitCode::MonitoringTimeout));
+        }
         Ok(())
     }
 
@@ -323,14 +328,15 @@ impl Driver {
         self.local = Some(c);
     }
 
-    fn run(&mut self) {
+    /// Runs until a stop signal (false) or the core's Exit (true).
+    fn run(&mut self) -> bool {
         loop {
             let wake_at = self.clock.at(lock(&self.core).next_wakeup());
             let wait = wake_at.saturating_duration_since(Instant::now());
             let input = match signals::wait(&self.rx, wait) {
                 Some(Wake::Stop(sig)) => {
                     crate::log_notice!("{sig} received: terminating");
-                    return;
+                    return false;
                 }
                 Some(Wake::Reload) => match self.reload() {
                     Some(s) => Input::Reload(Box::new(s)),
@@ -345,7 +351,7 @@ impl Driver {
                     // What the peer thread's step asked for; what those
                     // actions observe is stepped at once.
                     if !self.execute(a) || !self.drain() {
-                        return;
+                        return true;
                     }
                     continue;
                 }
@@ -366,7 +372,7 @@ impl Driver {
                 None => Input::Tick,
             };
             if !self.feed(input) {
-                return;
+                return true;
             }
         }
     }
