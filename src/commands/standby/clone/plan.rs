@@ -51,7 +51,8 @@ impl ClonePlan {
         let ci = source_conninfo(ctx)?;
         crate::log_notice!("destination directory \"{}\" provided", target.display());
         crate::log_info!("connecting to source node");
-        let mut source = Source::connect(ci, &target)?;
+        let superuser = ctx.opts.superuser.as_deref().filter(|s| !s.is_empty());
+        let mut source = Source::connect(ci, &target, superuser)?;
         let (slot, slot_state) = slot(cfg, &mut source.conn)?;
         check_replication(ctx, &bin, &mut source, method, slot_state)?;
         let tablespaces = tablespaces(cfg, &mut source, method)?;
@@ -207,7 +208,7 @@ fn tablespaces(cfg: &Config, source: &mut Source, method: Method) -> Result<Vec<
     if method == Method::Rsync && source.datadir.is_none() {
         return Err(Error::config("unable to read the upstream's data_directory")
             .detail("an rsync clone copies that directory; reading it needs superuser or pg_read_all_settings")
-            .hint("connect as a superuser with -U, or grant pg_read_all_settings to the user"));
+            .hint("provide a superuser with -S/--superuser, or grant pg_read_all_settings to the user"));
     }
     Ok(tablespaces)
 }
