@@ -116,12 +116,19 @@ fn load_config(opts: &Opts, action: Action) -> Result<Option<Loaded>> {
             Ok(Some(config::load_file(&p)?))
         }
         None if action == Action::StandbyClone => Ok(None),
+        // as repmgr: cluster show needs no file when given where to connect
+        None if action == Action::ClusterShow && connection_params_given(opts) => Ok(None),
         None => Err(
             Error::config("no configuration file provided and none found").hint(
                 "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
             ),
         ),
     }
+}
+
+/// Any of -h/-p/-U/-d given (repmgr's `connection_param_provided`).
+fn connection_params_given(opts: &Opts) -> bool {
+    opts.host.is_some() || opts.port.is_some() || opts.username.is_some() || opts.dbname.is_some()
 }
 
 fn dispatch(ctx: &Ctx) -> Result<()> {
