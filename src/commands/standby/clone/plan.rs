@@ -135,6 +135,7 @@ impl ClonePlan {
 /// with the option combinations a clone refuses.
 fn options(ctx: &Ctx) -> Result<(Method, Option<External>, String)> {
     let o = &ctx.opts;
+    refuse_barman_modes(ctx)?;
     if o.no_upstream_connection {
         return Err(Error::config(
             "--no-upstream-connection can only be used with --replication-conf-only",
@@ -157,6 +158,31 @@ fn options(ctx: &Ctx) -> Result<(Method, Option<External>, String)> {
         );
     }
     Ok((method, external, apply_delay(ctx)?))
+}
+
+/// repmgr 5 clones from Barman when barman_host is set (unless
+/// --without-barman), and through pg-backup-api when pg_backupapi_host is;
+/// this build has neither, and silently taking pg_basebackup instead would
+/// copy from somewhere the operator did not choose.
+fn refuse_barman_modes(ctx: &Ctx) -> Result<()> {
+    let cfg = ctx.config();
+    if !cfg.barman_host.is_empty() && !ctx.opts.without_barman {
+        return Err(Error::config("cloning from Barman is not supported by this repmgr")
+            .detail(format!(
+                "barman_host is set (\"{}\"), so repmgr 5 would clone from Barman",
+                cfg.barman_host
+            ))
+            .hint("add --without-barman to clone from the upstream with pg_basebackup, or remove barman_host from repmgr.conf"));
+    }
+    if !cfg.pg_backupapi_host.is_empty() {
+        return Err(Error::config("cloning through pg-backup-api is not supported by this repmgr")
+            .detail(format!(
+                "pg_backupapi_host is set (\"{}\"), so repmgr 5 would restore through pg-backup-api",
+                cfg.pg_backupapi_host
+            ))
+            .hint("remove pg_backupapi_host from repmgr.conf to clone from the upstream with pg_basebackup"));
+    }
+    Ok(())
 }
 
 /// The slot this standby will use and whether the upstream has it; a slot
