@@ -104,7 +104,11 @@ fn refuses_to_run_as_root() {
         .arg("--version")
         .output()
         .unwrap();
-    assert_eq!(repmgrd.status.code(), Some(1), "repmgrd refuses root outright");
+    assert_eq!(
+        repmgrd.status.code(),
+        Some(1),
+        "repmgrd refuses root outright"
+    );
 }
 
 #[test]
@@ -125,8 +129,15 @@ fn root_may_ask_for_version_and_help() {
     assert_eq!(run(&["--version-number"]), (Some(0), "50500\n".into()));
     let (code, help) = run(&["--help"]);
     assert_eq!(code, Some(0));
-    assert!(help.contains("*** repmgr must be executed by a non-superuser ***"), "{help}");
-    assert_eq!(run(&["help", "standby"]).0, Some(1), "the help word is no option");
+    assert!(
+        help.contains("*** repmgr must be executed by a non-superuser ***"),
+        "{help}"
+    );
+    assert_eq!(
+        run(&["help", "standby"]).0,
+        Some(1),
+        "the help word is no option"
+    );
 }
 
 #[test]
@@ -175,7 +186,11 @@ fn dump_config_prints_every_parameter_as_repmgr() {
     r.assert_success();
     let lines: Vec<&str> = r.stdout.lines().collect();
     // repmgr 5.5's order and formatting
-    assert_eq!(lines[..3], ["node_id|3", "node_name|n3", "conninfo|host=x"], "{r}");
+    assert_eq!(
+        lines[..3],
+        ["node_id|3", "node_name|n3", "conninfo|host=x"],
+        "{r}"
+    );
     assert!(lines.contains(&"use_replication_slots|true"), "{r}");
     assert!(lines.contains(&"failover|manual"), "{r}");
     assert!(lines.contains(&"repmgrd_standby_startup_timeout|60"), "{r}");

@@ -176,11 +176,21 @@ fn cluster_show_without_repmgr_conf_connects_with_the_options() {
     let port = nodes[0].pg.port.to_string();
     // as repmgr: -h/-p/-U/-d stand in for repmgr.conf's conninfo
     let r = crate::harness::Repmgr::new(&[
-        "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "cluster", "show",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "cluster",
+        "show",
     ])
     .cwd(dir.path())
     .run();
-    r.assert_success().assert_stdout_contains("| node2 | standby |");
+    r.assert_success()
+        .assert_stdout_contains("| node2 | standby |");
     // with nothing to connect to, still no configuration found
     crate::harness::Repmgr::new(&["cluster", "show"])
         .cwd(dir.path())

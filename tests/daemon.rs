@@ -171,7 +171,8 @@ fn degraded_monitoring_timeout_exits_9_like_repmgr() {
         d.output()
     );
     assert!(
-        d.output().contains("degraded monitoring timeout (2 seconds) exceeded"),
+        d.output()
+            .contains("degraded monitoring timeout (2 seconds) exceeded"),
         "{}",
         d.output()
     );

@@ -174,7 +174,10 @@ fn standby_register_waits_for_a_starting_standby_by_default() {
     s.repmgr(&["standby", "register", "-F"])
         .assert_code(ExitCode::DbConn)
         .assert_stderr_contains("registering it anyway (-F/--force)");
-    assert!(t.elapsed() < std::time::Duration::from_secs(20), "-F waited");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "-F waited"
+    );
     // repmgr's --wait-start default is 30 s: a standby that comes up a few
     // seconds later is registered without the option
     let starter = std::thread::scope(|scope| {

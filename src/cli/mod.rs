@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn root_may_only_ask_for_help_and_version() {
-        let ok = |s: &str| allowed_as_root(&s.split_whitespace().map(String::from).collect::<Vec<_>>());
+        let ok =
+            |s: &str| allowed_as_root(&s.split_whitespace().map(String::from).collect::<Vec<_>>());
         assert!(ok("--version"));
         assert!(ok("-V"));
         assert!(ok("--version-number"));

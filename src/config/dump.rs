@@ -133,7 +133,10 @@ mod tests {
         assert!(lines.contains(&"event_notifications|a,b"));
         assert!(lines.contains(&"tablespace_mapping|/a=/b,/c=/d"));
         assert!(lines.contains(&"ssh_options|-q -o ConnectTimeout=10"));
-        assert_eq!(lines[REPMGR_ORDER.len() - 1], "connection_check_query|SELECT 1");
+        assert_eq!(
+            lines[REPMGR_ORDER.len() - 1],
+            "connection_check_query|SELECT 1"
+        );
         // every key once
         assert_eq!(lines.len(), params::PARAMS.len());
         assert!(dump(&[]).starts_with("node_id|-1\n"));

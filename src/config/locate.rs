@@ -53,9 +53,7 @@ fn etc_path(exe_dir: &Path, sysconfdir: &str, bindir: &str) -> PathBuf {
     let exe = exe_dir.to_string_lossy();
     let exe = exe.trim_end_matches('/');
     match exe.strip_suffix(tail) {
-        Some(prefix) if prefix.ends_with('/') => {
-            Path::new(prefix).join(&sysconfdir[common..])
-        }
+        Some(prefix) if prefix.ends_with('/') => Path::new(prefix).join(&sysconfdir[common..]),
         _ => PathBuf::from(sysconfdir),
     }
 }
@@ -134,10 +132,16 @@ mod tests {
             at("/usr/lib/postgresql/15/bin", debian),
             PathBuf::from("/etc/postgresql-common")
         );
-        assert_eq!(at("/opt/x/bin", debian), PathBuf::from("/etc/postgresql-common"));
+        assert_eq!(
+            at("/opt/x/bin", debian),
+            PathBuf::from("/etc/postgresql-common")
+        );
         let source = ("/usr/local/pgsql/etc", "/usr/local/pgsql/bin");
         assert_eq!(at("/opt/pg/bin", source), PathBuf::from("/opt/pg/etc"));
-        assert_eq!(at("/usr/local/pgsql/bin", source), PathBuf::from("/usr/local/pgsql/etc"));
+        assert_eq!(
+            at("/usr/local/pgsql/bin", source),
+            PathBuf::from("/usr/local/pgsql/etc")
+        );
         // no common directory prefix: sysconfdir as is
         assert_eq!(at("/x/bin", ("etc", "/bin")), PathBuf::from("etc"));
     }

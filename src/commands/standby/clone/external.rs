@@ -76,7 +76,7 @@ pub fn copy_external_files(
             };
             let mut cmd = std::process::Command::new("rsync");
             let ssh = format!("ssh {}", ctx.config().ssh_options.trim());
-            cmd.args(["--archive", "-e", ssh.trim()])
+            cmd.args(["--archive", "-e", ssh.trim(), "--"])
                 .arg(remote)
                 .arg(&dest);
             process::run_checked(

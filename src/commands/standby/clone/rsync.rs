@@ -92,7 +92,8 @@ impl RsyncSource {
             cmd.args(["-e", ssh.trim()]);
         }
         cmd.args(self.rsync_options.split_whitespace());
-        cmd.arg(self.spec(from)).arg(format!(
+        // `--`: a host (or path) beginning with "-" is no option
+        cmd.arg("--").arg(self.spec(from)).arg(format!(
             "{}/",
             to.display().to_string().trim_end_matches('/')
         ));

@@ -177,10 +177,7 @@ pub fn check_remote(ctx: &Ctx, cfg: &Config, ssh: &Ssh, plan: &Plan) -> Result<(
 pub fn stop_command(ctx: &Ctx, old_repmgr: &str) -> String {
     let mut cmd = format!("{old_repmgr} node service --action=stop --checkpoint");
     if let Some(su) = super::superuser(ctx) {
-        cmd.push_str(&format!(
-            " --superuser={}",
-            crate::process::shell_quote(su)
-        ));
+        cmd.push_str(&format!(" --superuser={}", crate::process::shell_quote(su)));
     }
     cmd
 }
