@@ -181,7 +181,7 @@ pub const PARAMS: &[Param] = &[
     // Logging
     param("log_level", Kind::LogLevel, "INFO", RELOAD, G::Logging, "Minimum level logged: DEBUG, INFO, NOTICE, WARNING or ERROR."),
     param("log_facility", Str, "STDERR", RELOAD, G::Logging, "STDERR, or a syslog facility: LOCAL0 to LOCAL7 or USER."),
-    param("log_file", Str, "", RELOAD, G::Logging, "Log to this file instead of stderr (repmgrd, or repmgr with --log-to-file)."),
+    param("log_file", Str, "", RELOAD, G::Logging, "Log to this file instead of stderr (repmgrd, or repmgr with --log-to-file); a new file is created with mode 0600 (less if the umask says so)."),
     param("log_status_interval", int(0), "300", RELOAD, G::Logging, "Seconds between repmgrd status lines in the log; 0: none."),
     // Standby clone
     param("use_replication_slots", Bool, "off", FIXED, G::Clone, "Use physical replication slots for standbys."),
