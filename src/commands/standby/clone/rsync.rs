@@ -380,7 +380,7 @@ mod tests {
             shown.starts_with("rsync --archive --checksum --delete '--exclude=pg_wal/*'"),
             "{shown}"
         );
-        assert!(shown.ends_with("--bwlimit=1000 /src/ /dst/"), "{shown}");
+        assert!(shown.ends_with("--bwlimit=1000 -- /src/ /dst/"), "{shown}");
         let remote = RsyncSource {
             remote_host: Some("node1".into()),
             remote_user: Some("postgres".into()),

@@ -65,7 +65,7 @@ pub fn switchover(ctx: &Ctx) -> Result<()> {
 /// conninfo, a warning. The old primary's stop then runs as it (`node
 /// service --checkpoint --superuser`).
 fn check_superuser(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<()> {
-    let Some(su) = superuser(ctx) else {
+    let Some(su) = plan::superuser(ctx) else {
         if !db::checks::is_superuser(local)? {
             crate::log_warning!("no superuser connection available");
             crate::log_detail!(
@@ -99,11 +99,6 @@ fn check_superuser(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// -S/--superuser, when given.
-pub(super) fn superuser(ctx: &Ctx) -> Option<&str> {
-    ctx.opts.superuser.as_deref().filter(|s| !s.is_empty())
 }
 
 fn pause_repmgrd(pconn: &mut Session, ids: &[i32], paused: bool) -> Result<()> {

@@ -172,11 +172,16 @@ pub fn check_remote(ctx: &Ctx, cfg: &Config, ssh: &Ssh, plan: &Plan) -> Result<(
     Ok(())
 }
 
+/// -S/--superuser, when given.
+pub fn superuser(ctx: &Ctx) -> Option<&str> {
+    ctx.opts.superuser.as_deref().filter(|s| !s.is_empty())
+}
+
 /// The old primary's stop, run over ssh; with -S/--superuser its CHECKPOINT
 /// runs as that superuser, as repmgr passes it on.
 pub fn stop_command(ctx: &Ctx, old_repmgr: &str) -> String {
     let mut cmd = format!("{old_repmgr} node service --action=stop --checkpoint");
-    if let Some(su) = super::superuser(ctx) {
+    if let Some(su) = superuser(ctx) {
         cmd.push_str(&format!(" --superuser={}", crate::process::shell_quote(su)));
     }
     cmd
