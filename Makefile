@@ -14,8 +14,9 @@ DESTDIR ?=
 
 all: build
 
+# repmgr's last place for repmgr.conf is PostgreSQL's sysconfdir.
 build:
-	$(CARGO) build --release
+	REPMGR_PG_SYSCONFDIR="$(shell pg_config --sysconfdir 2>/dev/null)" REPMGR_PG_BINDIR="$(PG_BINDIR)" $(CARGO) build --release
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -12,7 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -81,7 +81,7 @@ impl LogSink {
     }
 
     pub fn open(&self, path: &str) -> io::Result<()> {
-        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        let f = open_log(Path::new(path))?;
         *self.lock() = Some((PathBuf::from(path), f));
         Ok(())
     }
@@ -89,7 +89,7 @@ impl LogSink {
     pub fn reopen(&self) -> io::Result<()> {
         let mut g = self.lock();
         if let Some((p, f)) = g.as_mut() {
-            *f = OpenOptions::new().create(true).append(true).open(&*p)?;
+            *f = open_log(p)?;
         }
         Ok(())
     }
@@ -101,6 +101,17 @@ impl LogSink {
     pub fn is_file(&self) -> bool {
         self.lock().is_some()
     }
+}
+
+/// A log file, created 0600 (less if the umask says so): log lines name
+/// nodes, hosts and commands, which other users have no business reading.
+fn open_log(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl Write for LogSink {
@@ -221,6 +232,16 @@ macro_rules! log_hint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_files_are_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("repmgr.log");
+        drop(open_log(&p).unwrap());
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
 
     #[test]
     fn levels_map_to_repmgr_order() {

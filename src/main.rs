@@ -13,7 +13,13 @@ fn main() -> ExitCode {
         .unwrap_or("repmgr")
         .to_string();
 
-    if nix::unistd::Uid::effective().is_root() {
+    let rest = args.get(1..).unwrap_or(&[]);
+    let is_daemon = prog.starts_with("repmgrd");
+    // repmgr lets root ask for --help, --version and --version-number
+    // (configuration-management tools call them as root); repmgrd refuses
+    // root outright, as repmgr 5 does.
+    let root_may_run = !is_daemon && repmgr::cli::allowed_as_root(rest);
+    if nix::unistd::Uid::effective().is_root() && !root_may_run {
         eprintln!(
             "{prog}: cannot be run as root\n\
              Please log in (using, e.g., \"su\") as the (unprivileged) user that owns the data directory."
@@ -21,8 +27,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
 
-    let rest = args.get(1..).unwrap_or(&[]);
-    let result = if prog.starts_with("repmgrd") {
+    let result = if is_daemon {
         repmgr::daemon::main(rest)
     } else {
         repmgr::commands::main(rest)

@@ -93,25 +93,26 @@ pub fn service_command_line(
         return configured.to_string();
     }
     let pg_ctl = process::shell_quote(&bin.path("pg_ctl").to_string_lossy());
-    let opts = if cfg.pg_ctl_options.trim().is_empty() {
-        String::new()
-    } else {
-        format!("{} ", cfg.pg_ctl_options.trim())
-    };
-    let dir = process::shell_quote(datadir);
+    // repmgr's layout to the byte: "<pg_ctl> <pg_ctl_options> -w -D '<dir>'"
+    // (two spaces when there are no options; the directory always quoted).
+    let opts = cfg.pg_ctl_options.trim();
+    let dir = always_quote(datadir);
+    let log = always_quote(&format!("{datadir}/log/repmgr-start.log"));
     match action {
-        // pg_ctl start keeps the server's stdout; send it to the server log
-        // inside the data directory so our pipe is not held open.
-        ServiceAction::Start => {
-            format!("{pg_ctl} {opts}-w -D {dir} -l {dir}/log/repmgr-start.log start")
-        }
-        ServiceAction::Stop => format!("{pg_ctl} {opts}-D {dir} -m fast -W stop"),
-        ServiceAction::Restart => {
-            format!("{pg_ctl} {opts}-w -D {dir} -m fast -l {dir}/log/repmgr-start.log restart")
-        }
-        ServiceAction::Reload => format!("{pg_ctl} {opts}-w -D {dir} reload"),
-        ServiceAction::Promote => format!("{pg_ctl} {opts}-w -D {dir} promote"),
+        // Deliberately unlike repmgr: pg_ctl start keeps the server's stdout,
+        // which would hold our pipe open, so it goes to a log file inside the
+        // data directory.
+        ServiceAction::Start => format!("{pg_ctl} {opts} -w -D {dir} -l {log} start"),
+        ServiceAction::Stop => format!("{pg_ctl} {opts} -D {dir} -W -m fast stop"),
+        ServiceAction::Restart => format!("{pg_ctl} {opts} -w -D {dir} -l {log} restart"),
+        ServiceAction::Reload => format!("{pg_ctl} {opts} -w -D {dir} reload"),
+        ServiceAction::Promote => format!("{pg_ctl} {opts} -w -D {dir} promote"),
     }
+}
+
+/// PostgreSQL's `appendShellString`: always in single quotes.
+fn always_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
 }
 
 /// Runs a service action with a deadline; exit 5 (ERR_LOCAL_COMMAND) on
@@ -304,7 +305,11 @@ mod tests {
         let bin = PgBin::new(Some("/usr/lib/postgresql/15/bin"), &cfg);
         assert_eq!(
             service_command_line(ServiceAction::Reload, &cfg, &bin, "/data/x"),
-            "/usr/lib/postgresql/15/bin/pg_ctl -w -D /data/x reload"
+            "/usr/lib/postgresql/15/bin/pg_ctl  -w -D '/data/x' reload"
+        );
+        assert_eq!(
+            service_command_line(ServiceAction::Stop, &cfg, &bin, "/it's"),
+            "/usr/lib/postgresql/15/bin/pg_ctl  -D '/it'\"'\"'s' -W -m fast stop"
         );
         let cfg = Config {
             service_promote_command: "sudo systemctl promote".into(),

@@ -67,6 +67,31 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// A new directory `<parent>/<prefix>.XXXXXXXX` that only this user can
+/// enter (0700), created atomically under a random name as mkdtemp(3) does:
+/// a predictable name in a shared directory such as /tmp could be made
+/// beforehand, or be a symlink, by another user.
+pub fn private_dir(parent: &std::path::Path, prefix: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut last = std::io::Error::other("no name could be chosen");
+    for _ in 0..16 {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let suffix: String = b
+            .iter()
+            .map(|x| char::from(ALPHABET[usize::from(*x) % ALPHABET.len()]))
+            .collect();
+        let dir = parent.join(format!("{prefix}.{suffix}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
 /// A command line as it would be typed, for logs and error messages.
 pub fn display_command(cmd: &Command) -> String {
     let mut parts = vec![shell_quote(&cmd.get_program().to_string_lossy())];
@@ -404,6 +429,23 @@ fn with_output(shown: &str, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_dirs_are_fresh_and_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let a = private_dir(parent.path(), "repmgr-x").unwrap();
+        let b = private_dir(parent.path(), "repmgr-x").unwrap();
+        assert_ne!(a, b);
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !0o700, 0, "{mode:o}");
+        assert!(a
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("repmgr-x."));
+    }
 
     #[test]
     fn captures_both_streams_and_status() {

@@ -49,11 +49,11 @@ impl Ssh {
 
     /// Reuses one connection per host for every command (ControlMaster).
     pub fn multiplexed(mut self) -> Ssh {
-        let dir = std::env::temp_dir().join(format!("repmgr-ssh-{}", std::process::id()));
-        if std::fs::create_dir_all(&dir).is_ok() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-            self.control_dir = Some(dir);
+        // A private directory (mkdtemp, 0700) for the control sockets: a
+        // predictable name in /tmp could be taken over by another user.
+        match process::private_dir(&std::env::temp_dir(), "repmgr-ssh") {
+            Ok(dir) => self.control_dir = Some(dir),
+            Err(e) => crate::log_debug!("no shared ssh connections: {e}"),
         }
         self
     }
@@ -68,7 +68,8 @@ impl Ssh {
         if let Some(u) = &self.user {
             c.args(["-l", u]);
         }
-        c.arg(host);
+        // `--`: a host name beginning with "-" is never read as an option
+        c.arg("--").arg(host);
         c
     }
 
@@ -101,7 +102,7 @@ impl Ssh {
         if let Some(u) = &self.user {
             c.args(["-l", u]);
         }
-        c.arg(host);
+        c.arg("--").arg(host);
         let status = process::run_quiet(c, MASTER_TIMEOUT, "ssh")?;
         if !status.success() {
             return Err(ssh_error(host, &process::describe_status(&status), ""));
@@ -159,7 +160,7 @@ impl Drop for Ssh {
             let mut c = Command::new("ssh");
             c.args(&self.options);
             c.arg("-o").arg(format!("ControlPath={}/%C", dir.display()));
-            c.args(["-O", "exit"]).arg(&host);
+            c.args(["-O", "exit", "--"]).arg(&host);
             let _ = process::run_quiet(c, Duration::from_secs(5), "ssh -O exit");
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -234,6 +235,32 @@ mod tests {
             slot_name: None,
             config_file: "/etc/repmgr conf".into(),
         }
+    }
+
+    #[test]
+    fn a_host_is_never_read_as_an_ssh_option() {
+        let cfg = Config::default();
+        let ssh = Ssh::new(&cfg, None);
+        let c = ssh.base("-oProxyCommand=evil");
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = args
+            .iter()
+            .position(|a| a == "-oProxyCommand=evil")
+            .unwrap();
+        assert_eq!(args[at - 1], "--", "{args:?}");
+        let m = Ssh::new(&cfg, None).multiplexed();
+        let dir = m.control_dir.clone().unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("repmgr-ssh.") && name.len() > "repmgr-ssh.".len(),
+            "{name}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
 
     #[test]

@@ -116,7 +116,8 @@ fn hung_server_fails_at_the_connect_timeout() {
     for args in [
         &["primary", "register"][..],
         &["cluster", "show"],
-        &["standby", "register"],
+        // without the 30 s of --wait-start's default
+        &["standby", "register", "--wait-start=0"],
     ] {
         let r = with_conf(
             &format!("node_id=1\nnode_name='x'\nconninfo='host=127.0.0.1 port={port} user=postgres connect_timeout=2'\ndata_directory='/d'\n"),

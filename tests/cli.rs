@@ -100,6 +100,44 @@ fn refuses_to_run_as_root() {
         .unwrap();
     assert_eq!(out.status.code(), Some(ExitCode::BadConfig.code()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be run as root"));
+    let repmgrd = std::process::Command::new(crate::harness::repmgrd_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        repmgrd.status.code(),
+        Some(1),
+        "repmgrd refuses root outright"
+    );
+}
+
+#[test]
+fn root_may_ask_for_version_and_help() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return; // only testable as root (as CI runs)
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(repmgr_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
+    assert_eq!(run(&["--version"]), (Some(0), "repmgr 5.5.0\n".into()));
+    assert_eq!(run(&["-V"]), (Some(0), "repmgr 5.5.0\n".into()));
+    assert_eq!(run(&["--version-number"]), (Some(0), "50500\n".into()));
+    let (code, help) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        help.contains("*** repmgr must be executed by a non-superuser ***"),
+        "{help}"
+    );
+    assert_eq!(
+        run(&["help", "standby"]).0,
+        Some(1),
+        "the help word is no option"
+    );
 }
 
 #[test]
@@ -134,4 +172,30 @@ fn config_search_order_uses_cwd_repmgr_conf() {
     let r = Repmgr::new(&["cluster", "show"]).cwd(dir.path()).run();
     r.assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("node_id");
+}
+
+#[test]
+fn dump_config_prints_every_parameter_as_repmgr() {
+    let dir = user_tempdir();
+    let conf = write_user_file(
+        &dir.path().join("repmgr.conf"),
+        "node_id=3\nnode_name='n3'\nconninfo='host=x'\ndata_directory='/d'\nuse_replication_slots=yes\n",
+    );
+    let conf = conf.display().to_string();
+    let r = repmgr(&["-f", &conf, "--dump-config"]);
+    r.assert_success();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    // repmgr 5.5's order and formatting
+    assert_eq!(
+        lines[..3],
+        ["node_id|3", "node_name|n3", "conninfo|host=x"],
+        "{r}"
+    );
+    assert!(lines.contains(&"use_replication_slots|true"), "{r}");
+    assert!(lines.contains(&"failover|manual"), "{r}");
+    assert!(lines.contains(&"repmgrd_standby_startup_timeout|60"), "{r}");
+    assert!(lines.iter().all(|l| l.contains('|')), "{r}");
+    repmgr(&["-f", &conf, "--dump-config", "cluster", "show"])
+        .assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("cannot be used in combination with a repmgr command");
 }

@@ -272,6 +272,49 @@ fn dry_run_changes_nothing() {
 }
 
 #[test]
+fn a_clone_that_would_use_barman_is_refused() {
+    let p = registered_primary();
+    let s = clone_target("node2", 2, "barman_host='backup1'\nbarman_server='main'");
+    // repmgr 5 would clone from Barman: refused, not silently pg_basebackup
+    clone_from(&p.pg, &s, &["--dry-run"])
+        .assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("parameter \"barman_host\" has no effect")
+        .assert_stderr_contains("ERROR: cloning from Barman is not supported")
+        .assert_stderr_contains("HINT: add --without-barman");
+    clone_from(&p.pg, &s, &["--dry-run", "--without-barman"]).assert_success();
+    let s3 = clone_target("node3", 3, "pg_backupapi_host='api1'");
+    clone_from(&p.pg, &s3, &["--dry-run"])
+        .assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("cloning through pg-backup-api is not supported");
+    assert!(!s.pg.datadir.exists() && !s3.pg.datadir.exists());
+}
+
+#[test]
+fn superuser_option_reads_what_the_clone_user_may_not() {
+    let p = registered_primary();
+    p.pg.execute("CREATE ROLE cloner LOGIN REPLICATION");
+    let s = clone_target("node2", 2, "");
+    // An rsync clone needs the source's data_directory: a plain user may
+    // not read it, -S/--superuser may (as repmgr)
+    let plain = ["--rsync-only", "--dry-run", "-U", "cloner"];
+    clone_from(&p.pg, &s, &plain)
+        .assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("unable to read the upstream's data_directory")
+        .assert_stderr_contains("-S/--superuser");
+    let mut with_su = plain.to_vec();
+    with_su.extend_from_slice(&["-S", "postgres"]);
+    clone_from(&p.pg, &s, &with_su)
+        .assert_success()
+        .assert_stderr_contains("as superuser \"postgres\"");
+    let mut not_su = plain.to_vec();
+    not_su.extend_from_slice(&["-S", "cloner"]);
+    clone_from(&p.pg, &s, &not_su)
+        .assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("is not a superuser connection");
+    assert!(!s.pg.datadir.exists());
+}
+
+#[test]
 fn force_rsync_brings_a_stale_standby_back() {
     let p = registered_primary();
     let s = clone_target("node2", 2, "");

@@ -134,24 +134,66 @@ fn cluster_event_filters() {
         lines[2].starts_with(" 3       | node3 | standby_register | t  |"),
         "{r}"
     );
-    assert_eq!(lines.len(), 2 + 4, "{r}");
+    // repmgr ends the table with an empty line
+    assert_eq!(lines.len(), 2 + 4 + 1, "{r}");
+    assert_eq!(lines[6], "", "{r}");
+    // as repmgr (each event its own transaction there): the registration
+    // is newer than the schema's creation, equal timestamps or not
+    assert!(lines[4].contains("| primary_register |"), "{r}");
+    assert!(lines[5].contains("| cluster_created  |"), "{r}");
 
     let r = p.repmgr(&["cluster", "event", "--limit=1"]);
-    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    assert_eq!(r.stdout.lines().count(), 4, "{r}");
     let r = p.repmgr(&["cluster", "event", "--event", "primary_register"]);
-    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    assert_eq!(r.stdout.lines().count(), 4, "{r}");
     r.assert_stdout_contains("primary_register");
     let r = p.repmgr(&["cluster", "event", "--node-id=2"]);
-    assert_eq!(r.stdout.lines().count(), 3, "{r}");
+    assert_eq!(r.stdout.lines().count(), 4, "{r}");
+    let r = p.repmgr(&["cluster", "event", "--event", "no_such_event"]);
+    r.assert_success();
+    assert_eq!(r.stdout, "no matching events found\n", "{r}");
+    // repmgr's --csv has no Details column
+    let r = p.repmgr(&["cluster", "event", "--all", "--csv"]);
+    let fields: Vec<usize> = r.stdout.lines().map(|l| l.split(',').count()).collect();
+    assert_eq!(fields, vec![5; 4], "{r}");
     let r = p.repmgr(&["cluster", "event", "--node-name", "node3", "--csv"]);
     r.assert_success();
     assert!(r.stdout.starts_with("3,node3,standby_register,t,"), "{r}");
     assert_eq!(r.stdout.lines().count(), 1, "{r}");
     let r = p.repmgr(&["cluster", "events", "--all", "--compact"]);
-    assert_eq!(r.stdout.lines().count(), 2 + 4, "{r}");
+    assert_eq!(r.stdout.lines().count(), 2 + 4 + 1, "{r}");
     assert!(!r.stdout.contains("Details"), "{r}");
     p.repmgr(&["cluster", "event", "--limit=0"])
         .assert_code(ExitCode::BadConfig);
     p.repmgr(&["cluster", "event", "--limit=x"])
+        .assert_code(ExitCode::BadConfig);
+}
+
+#[test]
+fn cluster_show_without_repmgr_conf_connects_with_the_options() {
+    let nodes = registered_cluster(1);
+    let dir = crate::harness::user_tempdir();
+    let port = nodes[0].pg.port.to_string();
+    // as repmgr: -h/-p/-U/-d stand in for repmgr.conf's conninfo
+    let r = crate::harness::Repmgr::new(&[
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "cluster",
+        "show",
+    ])
+    .cwd(dir.path())
+    .run();
+    r.assert_success()
+        .assert_stdout_contains("| node2 | standby |");
+    // with nothing to connect to, still no configuration found
+    crate::harness::Repmgr::new(&["cluster", "show"])
+        .cwd(dir.path())
+        .run()
         .assert_code(ExitCode::BadConfig);
 }

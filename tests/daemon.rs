@@ -150,3 +150,49 @@ fn repmgrd_refuses_an_unregistered_node() {
         .assert_stderr_contains("no metadata record found for this node")
         .assert_stderr_contains("primary register");
 }
+
+#[test]
+fn degraded_monitoring_timeout_exits_9_like_repmgr() {
+    let nodes = crate::fixture::registered_cluster_with(1, |_| {
+        "failover=manual\nmonitor_interval_secs=1\nreconnect_attempts=1\nreconnect_interval=1\ndegraded_monitoring_timeout=2\n".into()
+    });
+    let s = &nodes[1];
+    let mut d = Daemon::repmgrd(
+        "repmgrd-node2",
+        &["-f", &s.conf, "--daemonize=false", "--no-pid-file"],
+    );
+    d.wait_for_output("starting monitoring of node", Duration::from_secs(60));
+    nodes[0].pg.stop();
+    // ERR_MONITORING_TIMEOUT, as repmgr's terminate(ERR_MONITORING_TIMEOUT)
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(90)),
+        ExitCode::MonitoringTimeout.code(),
+        "{}",
+        d.output()
+    );
+    assert!(
+        d.output()
+            .contains("degraded monitoring timeout (2 seconds) exceeded"),
+        "{}",
+        d.output()
+    );
+}
+
+#[test]
+fn connection_check_query_is_what_a_query_check_runs() {
+    // A query that always fails: the upstream is deemed lost though its
+    // server answers, so a manual-failover standby ends degraded (exit 9).
+    let nodes = crate::fixture::registered_cluster_with(1, |_| {
+        "failover=manual\nmonitor_interval_secs=1\nreconnect_attempts=1\nreconnect_interval=1\ndegraded_monitoring_timeout=2\nconnection_check_type=query\nconnection_check_query='SELECT 1/0'\n".into()
+    });
+    let mut d = Daemon::repmgrd(
+        "repmgrd-node2",
+        &["-f", &nodes[1].conf, "--daemonize=false", "--no-pid-file"],
+    );
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(90)),
+        ExitCode::MonitoringTimeout.code(),
+        "{}",
+        d.output()
+    );
+}

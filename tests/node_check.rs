@@ -386,6 +386,13 @@ fn node_status_service_and_cleanup() {
     assert!(l[4].starts_with("  restart: \""), "{r}");
     assert!(l[5].starts_with("   reload: \""), "{r}");
     assert!(l[6].starts_with("  promote: \""), "{r}");
+    // repmgr's layout: no pg_ctl_options (two spaces), the directory quoted
+    let promote = format!(
+        "  promote: \"{}/pg_ctl  -w -D '{}' promote\"",
+        crate::harness::pg_bindir().display(),
+        s.pg.datadir.display()
+    );
+    assert_eq!(l[6], promote, "{r}");
     let r = s.repmgr(&["node", "service", "--list-actions", "--action=stop"]);
     assert!(r.stdout.contains("stop"), "{r}");
     assert_eq!(r.stdout.lines().count(), 1, "{r}");

@@ -163,6 +163,36 @@ fn standby_register_with_wait_sync_and_explicit_primary() {
 }
 
 #[test]
+fn standby_register_waits_for_a_starting_standby_by_default() {
+    let p = Node::primary("node1", 1);
+    p.repmgr(&["primary", "register"]).assert_success();
+    let s = Node::standby(&p, "node2", 2);
+    s.pg.stop();
+    // -F does not wait (as repmgr): it goes on at once to look for the
+    // primary (here it cannot: no -h was given)
+    let t = std::time::Instant::now();
+    s.repmgr(&["standby", "register", "-F"])
+        .assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("registering it anyway (-F/--force)");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "-F waited"
+    );
+    // repmgr's --wait-start default is 30 s: a standby that comes up a few
+    // seconds later is registered without the option
+    let starter = std::thread::scope(|scope| {
+        let h = scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            s.pg.start();
+        });
+        let r = s.repmgr(&["standby", "register"]);
+        h.join().unwrap();
+        r
+    });
+    starter.assert_success();
+}
+
+#[test]
 fn register_refuses_wrong_roles_and_duplicates() {
     let nodes = registered_cluster(1);
     let (p, s) = (&nodes[0], &nodes[1]);

@@ -31,14 +31,42 @@ fn switchover_swaps_roles_and_siblings_follow() {
     n1.repmgr(&["standby", "switchover"])
         .assert_code(ExitCode::SwitchoverFail)
         .assert_stderr_contains("must be executed from the standby");
-    // --dry-run changes nothing.
-    n2.repmgr(&["standby", "switchover", "--dry-run", "--siblings-follow"])
-        .assert_success()
-        .assert_stderr_contains("prerequisites for a switchover are met");
+    // --dry-run changes nothing; -S is checked here and passed on to the
+    // old primary's stop, as repmgr does.
+    n2.repmgr(&[
+        "standby",
+        "switchover",
+        "--dry-run",
+        "--siblings-follow",
+        "-S",
+        "postgres",
+    ])
+    .assert_success()
+    .assert_stderr_contains("prerequisites for a switchover are met")
+    .assert_stderr_contains("validating connection to local database for superuser \"postgres\"")
+    .assert_stderr_contains("node service --action=stop --checkpoint --superuser=postgres");
+    n1.pg.execute("CREATE ROLE plain LOGIN");
+    poll_until(Duration::from_secs(60), "role replicated", || {
+        n2.pg
+            .try_query_one_string("SELECT count(*) FROM pg_roles WHERE rolname = 'plain'")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+    });
+    n2.repmgr(&["standby", "switchover", "--dry-run", "-S", "plain"])
+        .assert_code(ExitCode::BadConfig)
+        .assert_stderr_contains("for provided superuser \"plain\" is not a superuser connection");
     assert!(n2.pg.is_in_recovery());
     assert!(!n1.pg.is_in_recovery());
 
-    let r = n2.repmgr(&["standby", "switchover", "--siblings-follow"]);
+    let r = n2.repmgr(&[
+        "standby",
+        "switchover",
+        "--siblings-follow",
+        "-S",
+        "postgres",
+    ]);
     r.assert_success()
         .assert_stderr_contains("STANDBY SWITCHOVER has completed successfully");
     assert!(!n2.pg.is_in_recovery(), "node2 is the primary");

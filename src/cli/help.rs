@@ -582,6 +582,20 @@ Options:
 }
 
 /// The help text for a topic (None: general help).
+/// repmgr's help header gains a warning banner when root runs it.
+pub fn for_user(text: &'static str) -> std::borrow::Cow<'static, str> {
+    const HEADER: &str = "repmgr: replication management tool for PostgreSQL\n\n";
+    match text.strip_prefix(HEADER) {
+        Some(body) if nix::unistd::Uid::effective().is_root() => format!(
+            "{HEADER}\t**************************************************\n\
+             \t*** repmgr must be executed by a non-superuser ***\n\
+             \t**************************************************\n\n{body}"
+        )
+        .into(),
+        _ => text.into(),
+    }
+}
+
 pub fn text(topic: Option<&HelpTopic>) -> &'static str {
     match topic {
         None => GENERAL,

@@ -28,6 +28,8 @@ pub enum Command {
     Help(Option<HelpTopic>),
     Version,
     VersionNumber,
+    /// `--dump-config`: the parsed repmgr.conf, no command.
+    DumpConfig(Box<Opts>),
     Run(Action, Box<Opts>, Option<String>),
 }
 
@@ -66,6 +68,15 @@ pub fn parse(args: &[String]) -> Result<Command> {
     }
 
     let words = &norm.words;
+    if opts.dump_config && !norm.help {
+        if !words.is_empty() {
+            return Err(Error::new(
+                ExitCode::BadConfig,
+                "--dump-config cannot be used in combination with a repmgr command",
+            ));
+        }
+        return Ok(Command::DumpConfig(Box::new(opts)));
+    }
     if norm.help
         || words
             .first()
@@ -90,6 +101,17 @@ pub fn parse(args: &[String]) -> Result<Command> {
             }
             Ok(Command::Run(act, Box::new(opts), rest.first().cloned()))
         }
+    }
+}
+
+/// Whether root may run this command line: as repmgr 5, only the
+/// `--help`/`-?` options and `--version`/`--version-number` (the `help` word
+/// is not an option there, so root is refused for it).
+pub fn allowed_as_root(args: &[String]) -> bool {
+    match parse(args) {
+        Ok(Command::Version | Command::VersionNumber) => true,
+        Ok(Command::Help(_)) => args.iter().any(|a| a == "--help" || a == "-?"),
+        _ => false,
     }
 }
 
@@ -196,6 +218,26 @@ mod tests {
             parse_str("--version-number").unwrap(),
             Command::VersionNumber
         ));
+        assert!(matches!(
+            parse_str("-f /x --dump-config").unwrap(),
+            Command::DumpConfig(_)
+        ));
+        let e = parse_str("--dump-config cluster show").unwrap_err();
+        assert_eq!(e.code, ExitCode::BadConfig);
+    }
+
+    #[test]
+    fn root_may_only_ask_for_help_and_version() {
+        let ok =
+            |s: &str| allowed_as_root(&s.split_whitespace().map(String::from).collect::<Vec<_>>());
+        assert!(ok("--version"));
+        assert!(ok("-V"));
+        assert!(ok("--version-number"));
+        assert!(ok("--help"));
+        assert!(ok("standby clone --help"));
+        assert!(!ok("help standby"));
+        assert!(!ok("cluster show"));
+        assert!(!ok("--bogus"));
     }
 
     #[test]

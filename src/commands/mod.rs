@@ -27,7 +27,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let command = cli::parse(args)?;
     let (action, opts, arg) = match command {
         Command::Help(topic) => {
-            print!("{}", cli::help::text(topic.as_ref()));
+            print!("{}", cli::help::for_user(cli::help::text(topic.as_ref())));
             return Ok(());
         }
         Command::Version => {
@@ -36,6 +36,15 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         Command::VersionNumber => {
             println!("{}", cli::help::version_number());
+            return Ok(());
+        }
+        Command::DumpConfig(opts) => {
+            // as repmgr: a missing file is no error here, the defaults show
+            let text = match config::locate(opts.config_file.as_deref())? {
+                Some(p) => config::load_file(&p)?.dump(),
+                None => config::dump_defaults(),
+            };
+            print!("{text}");
             return Ok(());
         }
         Command::Run(a, o, arg) => (a, *o, arg),
@@ -107,12 +116,19 @@ fn load_config(opts: &Opts, action: Action) -> Result<Option<Loaded>> {
             Ok(Some(config::load_file(&p)?))
         }
         None if action == Action::StandbyClone => Ok(None),
+        // as repmgr: cluster show needs no file when given where to connect
+        None if action == Action::ClusterShow && connection_params_given(opts) => Ok(None),
         None => Err(
             Error::config("no configuration file provided and none found").hint(
                 "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
             ),
         ),
     }
+}
+
+/// Any of -h/-p/-U/-d given (repmgr's `connection_param_provided`).
+fn connection_params_given(opts: &Opts) -> bool {
+    opts.host.is_some() || opts.port.is_some() || opts.username.is_some() || opts.dbname.is_some()
 }
 
 fn dispatch(ctx: &Ctx) -> Result<()> {

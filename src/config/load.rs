@@ -41,6 +41,15 @@ pub struct Loaded {
     /// The file uses the seed's (repmgr 1.x) names, `node` and `cluster`;
     /// such files have no `data_directory`.
     pub seed_format: bool,
+    /// The known keys as read, for `--dump-config`.
+    entries: Vec<Entry>,
+}
+
+impl Loaded {
+    /// `--dump-config`'s text: every parameter as repmgr prints it.
+    pub fn dump(&self) -> String {
+        super::dump::dump(&self.entries)
+    }
 }
 
 /// Reads, checks and maps a configuration file and its includes.
@@ -77,6 +86,7 @@ fn build(reading: Reading, path: PathBuf) -> Result<Loaded> {
         name_seed_node(&mut config, &mut resolved.warnings);
     }
     cross_check(&config, &resolved.entries, &mut errors);
+    warn_no_effect(&resolved.entries, &mut resolved.warnings);
     if !errors.is_empty() {
         return Err(config_error(errors));
     }
@@ -85,7 +95,44 @@ fn build(reading: Reading, path: PathBuf) -> Result<Loaded> {
         path,
         warnings: resolved.warnings,
         seed_format: resolved.seed_format,
+        entries: resolved.entries,
     })
+}
+
+/// repmgr 5 keys read for compatibility that change nothing here; each is
+/// described in repmgr.conf(5). The repmgrd ones steer repmgr's own
+/// election and timing, which this repmgrd's rules replace.
+const NO_EFFECT: &[&str] = &[
+    "promote_check_interval",
+    "repmgrd_standby_startup_timeout",
+    "repmgrd_exit_on_inactive_node",
+    "standby_disconnect_on_failover",
+    "sibling_nodes_disconnect_timeout",
+    "always_promote",
+    "reconnect_loop_sync",
+    "promote_delay",
+    "failover_delay",
+];
+
+/// Warns about keys that are read but cannot apply here: [`NO_EFFECT`], and
+/// Barman and pg-backup-api cloning, which do not exist in this build (a
+/// clone that would use them is refused, see `standby clone`).
+fn warn_no_effect(entries: &[Entry], warnings: &mut Vec<String>) {
+    for e in entries.iter().filter(|e| !e.value.trim().is_empty()) {
+        if NO_EFFECT.contains(&e.key.as_str()) {
+            warnings.push(format!(
+                "{}: parameter \"{}\" is accepted for compatibility and has no effect here (see repmgr.conf(5))",
+                e.location(),
+                e.key
+            ));
+        } else if e.key.starts_with("barman_") || e.key.starts_with("pg_backupapi_") {
+            warnings.push(format!(
+                "{}: parameter \"{}\" has no effect: this repmgr cannot clone from Barman or pg-backup-api",
+                e.location(),
+                e.key
+            ));
+        }
+    }
 }
 
 /// Maps deprecated names to current ones and drops unknown names, warning
@@ -318,6 +365,33 @@ priority = 0
         );
         let error = load(text).unwrap_err();
         assert!(error.hint.is_some());
+    }
+
+    #[test]
+    fn barman_and_backupapi_keys_warn_that_they_have_no_effect() {
+        let loaded = load("barman_host = b\nbarman_server = s\npg_backupapi_host = ''\n").unwrap();
+        assert_eq!(
+            loaded.warnings,
+            [
+                "/x/repmgr.conf:1: parameter \"barman_host\" has no effect: this repmgr cannot clone from Barman or pg-backup-api",
+                "/x/repmgr.conf:2: parameter \"barman_server\" has no effect: this repmgr cannot clone from Barman or pg-backup-api",
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_without_effect_warn() {
+        let loaded = load("always_promote = on\npromote_delay = 0\n").unwrap();
+        assert_eq!(
+            loaded.warnings,
+            [
+                "/x/repmgr.conf:1: parameter \"always_promote\" is accepted for compatibility and has no effect here (see repmgr.conf(5))",
+                "/x/repmgr.conf:2: parameter \"promote_delay\" is accepted for compatibility and has no effect here (see repmgr.conf(5))",
+            ]
+        );
+        for key in NO_EFFECT {
+            assert!(params::find(key).is_some(), "{key}");
+        }
     }
 
     #[test]

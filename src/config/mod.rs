@@ -6,6 +6,7 @@
 //! checks what every node needs and what one parameter implies for another.
 
 mod check;
+mod dump;
 mod load;
 mod locate;
 pub mod params;
@@ -19,6 +20,11 @@ use values::{at_least, boolean, comma_list, delay, log_level, node_id, tablespac
 
 pub use load::{load_file, parse_str, Loaded};
 pub use locate::locate;
+
+/// `--dump-config` without a configuration file: every default.
+pub fn dump_defaults() -> String {
+    dump::dump(&[])
+}
 pub use values::parse_bool;
 
 /// What repmgrd does when the primary fails.

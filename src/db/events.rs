@@ -46,7 +46,11 @@ pub struct EventFilter {
     pub limit: Option<i64>,
 }
 
-/// Events newest first, filtered.
+/// Events newest first, filtered. repmgr writes each event in a transaction
+/// of its own, so `primary_register` is newer than `cluster_created`; we
+/// write both in the registration's transaction (equal timestamps), so ties
+/// go newest row first (`ctid`: the table is append-only) to give repmgr's
+/// order.
 pub fn list(c: &mut impl Sql, f: &EventFilter) -> Result<Vec<EventRow>> {
     let rows = c
         .query(
@@ -58,7 +62,7 @@ pub fn list(c: &mut impl Sql, f: &EventFilter) -> Result<Vec<EventRow>> {
               WHERE ($1::INT IS NULL OR e.node_id = $1)
                 AND ($2::TEXT IS NULL OR n.node_name = $2)
                 AND ($3::TEXT IS NULL OR e.event = $3)
-           ORDER BY e.event_timestamp DESC
+           ORDER BY e.event_timestamp DESC, e.ctid DESC
               LIMIT $4",
             &[&f.node_id, &f.node_name, &f.event, &f.limit],
         )

@@ -22,6 +22,13 @@ pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
     row.val(0)
 }
 
+/// repmgrd's `connection_check_query`: the operator's own SQL, run as
+/// written (as repmgr does; it takes no parameters), only its success counts.
+pub fn run_check_query(c: &mut impl Sql, sql: &str) -> Result<()> {
+    c.batch_execute(sql)
+        .map_err(|e| query_error("running connection_check_query", &e))
+}
+
 /// `server_version_num`, e.g. 150018.
 pub fn version_num(c: &mut impl Sql) -> Result<i32> {
     let row = c

@@ -33,6 +33,13 @@ pub fn event(ctx: &Ctx) -> Result<()> {
         );
     }
     let events = db::events::list(&mut conn, &filter)?;
+    if events.is_empty() {
+        // repmgr prints this on stdout, not as a log line, and exits 0
+        println!("no matching events found");
+        return Ok(());
+    }
+    // repmgr omits Details with --csv (it would need quoting) and --compact
+    let details = !ctx.opts.compact && !ctx.opts.csv;
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -43,7 +50,7 @@ pub fn event(ctx: &Ctx) -> Result<()> {
                 if e.successful { "t" } else { "f" }.to_string(),
                 e.timestamp.clone(),
             ];
-            if !ctx.opts.compact {
+            if details {
                 r.push(e.details.clone());
             }
             r
@@ -54,11 +61,12 @@ pub fn event(ctx: &Ctx) -> Result<()> {
         print!("{out}");
         return Ok(());
     }
-    let headers: &[&str] = if ctx.opts.compact {
-        &["Node ID", "Name", "Event", "OK", "Timestamp"]
-    } else {
+    let headers: &[&str] = if details {
         &["Node ID", "Name", "Event", "OK", "Timestamp", "Details"]
+    } else {
+        &["Node ID", "Name", "Event", "OK", "Timestamp"]
     };
-    print!("{}", output::table(headers, &rows));
+    // repmgr ends the table with an empty line
+    println!("{}", output::table(headers, &rows));
     Ok(())
 }

@@ -75,7 +75,12 @@ pub fn show(ctx: &Ctx) -> Result<()> {
 
 /// The node records, read through the local node.
 fn registered_nodes(ctx: &Ctx) -> Result<Vec<NodeRecord>> {
-    let mut conn = ctx.connect_local()?;
+    // Without a conninfo from repmgr.conf, -h/-p/-U/-d name the node to ask
+    // (repmgr's establish_db_connection_by_params).
+    let mut conn = match ctx.conninfo_from_options()? {
+        Some(ci) if ctx.config().conninfo.is_empty() => crate::commands::connect_node(&ci, "", 0)?,
+        _ => ctx.connect_local()?,
+    };
     if !db::schema::exists(&mut conn)? {
         return Err(
             Error::config("the repmgr metadata schema was not found on this node")

@@ -472,10 +472,15 @@ fn replication_connection(ctx: &Ctx) -> Result<&'static str> {
     if ci.get("connect_timeout").is_none() {
         ci.set("connect_timeout", "2");
     }
+    // the password through the environment, never on psql's command line
+    let password = ci.remove("password");
     let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), ctx.config());
     let mut cmd = bin.command("psql");
     cmd.args(["-X", "-q", "-A", "-t", "-c", "IDENTIFY_SYSTEM", "-d"])
         .arg(ci.to_string());
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
     let ok = process::run(cmd, Duration::from_secs(10), "psql").is_ok_and(|o| o.success());
     Ok(if ok { "OK" } else { "BAD" })
 }

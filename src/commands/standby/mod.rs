@@ -219,10 +219,17 @@ fn write_registration(
     Ok(())
 }
 
-/// `--wait-start=N`: give a standby that is starting up N seconds to accept
-/// connections before giving up.
+/// repmgr's `DEFAULT_WAIT_START`, what `--help` promises.
+const DEFAULT_WAIT_START_SECS: i32 = 30;
+
+/// `--wait-start=N`: give a standby that is starting up N seconds (default
+/// 30) to accept connections before giving up. As repmgr, -F does not wait:
+/// it is for registering a node that is not running.
 fn connect_local_waiting(ctx: &Ctx, wait_start: Option<i32>) -> Result<Session> {
-    let secs = wait_start.unwrap_or(0).max(0) as u64;
+    if ctx.opts.force {
+        return ctx.connect_local();
+    }
+    let secs = wait_start.unwrap_or(DEFAULT_WAIT_START_SECS).max(0) as u64;
     let mut last = None;
     let conn = crate::poll::until(Duration::from_secs(secs), POLL, || {
         match ctx.connect_local() {

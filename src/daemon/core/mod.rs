@@ -244,7 +244,8 @@ impl Core {
     }
 
     fn timers(&mut self, now: Time) {
-        if now >= self.next_status_log {
+        // 0 is "off", as repmgr's `log_status_interval > 0` test
+        if self.ctx.s.log_status_interval_ms > 0 && now >= self.next_status_log {
             self.next_status_log = now.plus(self.ctx.s.log_status_interval_ms.max(1_000));
             let line = match &self.role {
                 Role::Standby(sb) => sb.status_line(&self.ctx.s),

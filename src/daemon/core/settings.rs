@@ -48,6 +48,7 @@ pub struct Settings {
     pub child_nodes_disconnect_timeout_ms: u64,
     pub child_nodes_connected_include_witness: bool,
     pub witness_sync_interval_ms: u64,
+    /// 0: no status lines.
     pub log_status_interval_ms: u64,
     /// This node is a witness.
     pub is_witness: bool,

@@ -520,3 +520,25 @@ fn retry_attempts_are_reconnect_interval_apart_however_long_each_waits() {
         assert_eq!(got.map(|g| g - base), election, "{case}: election start");
     }
 }
+
+#[test]
+fn log_status_interval_zero_logs_no_status_lines() {
+    let status_lines = |interval_ms: u64| {
+        let mut s = Script::new(
+            Settings {
+                log_status_interval_ms: interval_ms,
+                ..settings(1, Failover::Manual)
+            },
+            Persisted::default(),
+            facts(false, three(false, false)),
+        );
+        s.acks = vec![2, 3];
+        s.run_to(10_000);
+        s.seen
+            .iter()
+            .filter(|a| matches!(a, Action::Log(_, m) if m.contains("in normal state")))
+            .count()
+    };
+    assert_eq!(status_lines(0), 0, "0 is off, as in repmgr");
+    assert_eq!(status_lines(2_000), 5, "at 2, 4, 6, 8 and 10 s");
+}

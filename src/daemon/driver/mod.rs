@@ -109,7 +109,8 @@ pub fn settings(cfg: &Config, is_witness: bool) -> Settings {
         child_nodes_disconnect_timeout_ms: secs(cfg.child_nodes_disconnect_timeout),
         child_nodes_connected_include_witness: cfg.child_nodes_connected_include_witness,
         witness_sync_interval_ms: secs(cfg.witness_sync_interval.max(1)),
-        log_status_interval_ms: secs(cfg.log_status_interval.max(1)),
+        // 0 turns the status line off, as in repmgr
+        log_status_interval_ms: secs(cfg.log_status_interval.max(0)),
         is_witness,
         safety: Default::default(),
     }
@@ -277,8 +278,13 @@ impl Driver {
         d.explain_protection();
         d.start_peer_channel(file.peer_port)?;
         d.announce();
-        d.run();
+        let asked_to_exit = d.run();
         d.shutdown();
+        if asked_to_exit {
+            // The core's only Exit is degraded_monitoring_timeout's; repmgr
+            // then exits with ERR_MONITORING_TIMEOUT (already logged).
+            return Err(Error::silent(ExitCode::MonitoringTimeout));
+        }
         Ok(())
     }
 
@@ -322,14 +328,15 @@ impl Driver {
         self.local = Some(c);
     }
 
-    fn run(&mut self) {
+    /// Runs until a stop signal (false) or the core's Exit (true).
+    fn run(&mut self) -> bool {
         loop {
             let wake_at = self.clock.at(lock(&self.core).next_wakeup());
             let wait = wake_at.saturating_duration_since(Instant::now());
             let input = match signals::wait(&self.rx, wait) {
                 Some(Wake::Stop(sig)) => {
                     crate::log_notice!("{sig} received: terminating");
-                    return;
+                    return false;
                 }
                 Some(Wake::Reload) => match self.reload() {
                     Some(s) => Input::Reload(Box::new(s)),
@@ -344,7 +351,7 @@ impl Driver {
                     // What the peer thread's step asked for; what those
                     // actions observe is stepped at once.
                     if !self.execute(a) || !self.drain() {
-                        return;
+                        return true;
                     }
                     continue;
                 }
@@ -365,7 +372,7 @@ impl Driver {
                 None => Input::Tick,
             };
             if !self.feed(input) {
-                return;
+                return true;
             }
         }
     }

@@ -223,12 +223,21 @@ impl Driver {
         };
         let kind = self.loaded.config.connection_check_type;
         let login = !ping && (kind != ConnectionCheckType::Ping || self.checks % 5 == 0);
+        // connection_check_type=query also runs the operator's query
+        let check_query = (kind == ConnectionCheckType::Query && !ping)
+            .then(|| self.loaded.config.connection_check_query.clone())
+            .filter(|q| !q.trim().is_empty());
         let post = self.poster();
         spawn("check", move || {
             let (ok, in_recovery) = if login {
                 match db::connect::connect(&ci, reach::DAEMON_APP_NAME) {
                     Ok(mut c) => match db::server::in_recovery(&mut c) {
-                        Ok(r) => (true, Some(r)),
+                        Ok(r) => match &check_query {
+                            Some(q) if db::server::run_check_query(&mut c, q).is_err() => {
+                                (false, None)
+                            }
+                            _ => (true, Some(r)),
+                        },
                         Err(_) => (false, None),
                     },
                     Err(_) => (false, None),

@@ -74,7 +74,10 @@ pub fn rewind(
     primary: &NodeRecord,
     datadir: &Path,
 ) -> Result<String> {
-    let archive = config_archive_dir.join(format!("repmgr-config-archive-{}", cfg.node_name));
+    // A fresh private directory (mkdtemp, 0700): the default parent is /tmp.
+    let prefix = format!("repmgr-config-archive-{}", cfg.node_name);
+    let archive = process::private_dir(config_archive_dir, &prefix)
+        .map_err(|e| file_error("create", &config_archive_dir.join(&prefix), &e))?;
     let files = kept_files(datadir, config_files);
     let moved_signals = set_aside(datadir, &archive, &files)?;
     let out = match run_pg_rewind(pg_rewind, primary, datadir) {
@@ -106,13 +109,9 @@ pub fn rewind(
     Ok(format!("{}{}", out.stdout, out.stderr))
 }
 
-/// Copies the kept files into a fresh `archive` and moves the signal files
+/// Copies the kept files into the fresh `archive` and moves the signal files
 /// there; returns the signal files moved.
 fn set_aside(datadir: &Path, archive: &Path, files: &[String]) -> Result<Vec<&'static str>> {
-    if archive.exists() {
-        fs::remove_dir_all(archive).map_err(|e| file_error("remove", archive, &e))?;
-    }
-    fs::create_dir_all(archive).map_err(|e| file_error("create", archive, &e))?;
     for f in files {
         copy_file(&datadir.join(f), &archive.join(f))?;
         crate::log_info!("archived \"{f}\" to \"{}\"", archive.display());
@@ -148,11 +147,7 @@ fn run_pg_rewind(
     primary: &NodeRecord,
     datadir: &Path,
 ) -> Result<process::Output> {
-    let mut cmd = std::process::Command::new(pg_rewind);
-    cmd.arg("-D")
-        .arg(datadir)
-        .arg(format!("--source-server={}", primary.conninfo))
-        .env("LC_ALL", "C");
+    let cmd = pg_rewind_command(pg_rewind, primary, datadir)?;
     crate::log_notice!("executing pg_rewind with source node {}", primary);
     crate::log_detail!("{}", process::display_command(&cmd));
     let shown = process::display_command(&cmd);
@@ -180,6 +175,33 @@ fn run_pg_rewind(
             ))
         }
     })
+}
+
+/// The pg_rewind invocation. The password goes in the child's environment,
+/// never on its command line (any user can read that in ps) nor in the
+/// logged command.
+fn pg_rewind_command(
+    pg_rewind: &Path,
+    primary: &NodeRecord,
+    datadir: &Path,
+) -> Result<std::process::Command> {
+    let mut source = crate::conninfo::ConnInfo::parse(&primary.conninfo).map_err(|e| {
+        Error::new(
+            ExitCode::RejoinFail,
+            format!("invalid conninfo for node \"{}\"", primary.node_name),
+        )
+        .detail(e)
+    })?;
+    let password = source.remove("password");
+    let mut cmd = std::process::Command::new(pg_rewind);
+    cmd.arg("-D")
+        .arg(datadir)
+        .arg(format!("--source-server={source}"))
+        .env("LC_ALL", "C");
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    Ok(cmd)
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
@@ -244,6 +266,45 @@ pub fn remove_replication_slots(datadir: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pg_rewind_gets_the_password_through_its_environment() {
+        let primary = NodeRecord {
+            node_id: 1,
+            upstream_node_id: None,
+            active: true,
+            node_name: "node1".into(),
+            node_type: crate::db::nodes::NodeType::Primary,
+            location: "default".into(),
+            priority: 100,
+            conninfo: "host=db1 user=repmgr password=s3cret dbname=repmgr".into(),
+            repluser: "repmgr".into(),
+            slot_name: None,
+            config_file: String::new(),
+        };
+        let cmd =
+            pg_rewind_command(Path::new("/bin/pg_rewind"), &primary, Path::new("/d")).unwrap();
+        let line = process::display_command(&cmd);
+        assert!(!line.contains("s3cret"), "{line}");
+        assert!(
+            line.ends_with("'--source-server=host=db1 user=repmgr dbname=repmgr'"),
+            "{line}"
+        );
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(env.contains(&(
+            std::ffi::OsStr::new("PGPASSWORD"),
+            Some(std::ffi::OsStr::new("s3cret"))
+        )));
+    }
+
+    #[test]
+    fn the_config_archive_is_a_fresh_private_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let a = process::private_dir(tmp.path(), "repmgr-config-archive-node1").unwrap();
+        let mode = fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
 
     #[test]
     fn kept_files_and_slots() {

@@ -42,7 +42,7 @@ pub fn copy_external_files(
     let Some(datadir) = files.get("data_directory") else {
         return Err(Error::config("unable to read the upstream's file locations")
             .detail("--copy-external-config-files needs config_file, hba_file and ident_file, readable by superusers or pg_read_all_settings")
-            .hint("connect as a superuser with -U, or copy the files yourself"));
+            .hint("provide a superuser with -S/--superuser, or grant pg_read_all_settings to the user"));
     };
     let inside = |f: &str| Path::new(f).starts_with(Path::new(datadir));
     for key in ["config_file", "hba_file", "ident_file"] {
@@ -76,7 +76,7 @@ pub fn copy_external_files(
             };
             let mut cmd = std::process::Command::new("rsync");
             let ssh = format!("ssh {}", ctx.config().ssh_options.trim());
-            cmd.args(["--archive", "-e", ssh.trim()])
+            cmd.args(["--archive", "-e", ssh.trim(), "--"])
                 .arg(remote)
                 .arg(&dest);
             process::run_checked(

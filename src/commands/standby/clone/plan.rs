@@ -51,7 +51,8 @@ impl ClonePlan {
         let ci = source_conninfo(ctx)?;
         crate::log_notice!("destination directory \"{}\" provided", target.display());
         crate::log_info!("connecting to source node");
-        let mut source = Source::connect(ci, &target)?;
+        let superuser = ctx.opts.superuser.as_deref().filter(|s| !s.is_empty());
+        let mut source = Source::connect(ci, &target, superuser)?;
         let (slot, slot_state) = slot(cfg, &mut source.conn)?;
         check_replication(ctx, &bin, &mut source, method, slot_state)?;
         let tablespaces = tablespaces(cfg, &mut source, method)?;
@@ -134,6 +135,7 @@ impl ClonePlan {
 /// with the option combinations a clone refuses.
 fn options(ctx: &Ctx) -> Result<(Method, Option<External>, String)> {
     let o = &ctx.opts;
+    refuse_barman_modes(ctx)?;
     if o.no_upstream_connection {
         return Err(Error::config(
             "--no-upstream-connection can only be used with --replication-conf-only",
@@ -156,6 +158,31 @@ fn options(ctx: &Ctx) -> Result<(Method, Option<External>, String)> {
         );
     }
     Ok((method, external, apply_delay(ctx)?))
+}
+
+/// repmgr 5 clones from Barman when barman_host is set (unless
+/// --without-barman), and through pg-backup-api when pg_backupapi_host is;
+/// this build has neither, and silently taking pg_basebackup instead would
+/// copy from somewhere the operator did not choose.
+fn refuse_barman_modes(ctx: &Ctx) -> Result<()> {
+    let cfg = ctx.config();
+    if !cfg.barman_host.is_empty() && !ctx.opts.without_barman {
+        return Err(Error::config("cloning from Barman is not supported by this repmgr")
+            .detail(format!(
+                "barman_host is set (\"{}\"), so repmgr 5 would clone from Barman",
+                cfg.barman_host
+            ))
+            .hint("add --without-barman to clone from the upstream with pg_basebackup, or remove barman_host from repmgr.conf"));
+    }
+    if !cfg.pg_backupapi_host.is_empty() {
+        return Err(Error::config("cloning through pg-backup-api is not supported by this repmgr")
+            .detail(format!(
+                "pg_backupapi_host is set (\"{}\"), so repmgr 5 would restore through pg-backup-api",
+                cfg.pg_backupapi_host
+            ))
+            .hint("remove pg_backupapi_host from repmgr.conf to clone from the upstream with pg_basebackup"));
+    }
+    Ok(())
 }
 
 /// The slot this standby will use and whether the upstream has it; a slot
@@ -207,7 +234,7 @@ fn tablespaces(cfg: &Config, source: &mut Source, method: Method) -> Result<Vec<
     if method == Method::Rsync && source.datadir.is_none() {
         return Err(Error::config("unable to read the upstream's data_directory")
             .detail("an rsync clone copies that directory; reading it needs superuser or pg_read_all_settings")
-            .hint("connect as a superuser with -U, or grant pg_read_all_settings to the user"));
+            .hint("provide a superuser with -S/--superuser, or grant pg_read_all_settings to the user"));
     }
     Ok(tablespaces)
 }

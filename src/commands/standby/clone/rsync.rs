@@ -92,7 +92,8 @@ impl RsyncSource {
             cmd.args(["-e", ssh.trim()]);
         }
         cmd.args(self.rsync_options.split_whitespace());
-        cmd.arg(self.spec(from)).arg(format!(
+        // `--`: a host (or path) beginning with "-" is no option
+        cmd.arg("--").arg(self.spec(from)).arg(format!(
             "{}/",
             to.display().to_string().trim_end_matches('/')
         ));
@@ -379,7 +380,7 @@ mod tests {
             shown.starts_with("rsync --archive --checksum --delete '--exclude=pg_wal/*'"),
             "{shown}"
         );
-        assert!(shown.ends_with("--bwlimit=1000 /src/ /dst/"), "{shown}");
+        assert!(shown.ends_with("--bwlimit=1000 -- /src/ /dst/"), "{shown}");
         let remote = RsyncSource {
             remote_host: Some("node1".into()),
             remote_user: Some("postgres".into()),

@@ -29,7 +29,10 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn connect(ci: ConnInfo, target: &Path) -> Result<Source> {
+    /// `superuser` (-S/--superuser) reads the file locations when the
+    /// connecting user may not (no superuser or pg_read_all_settings), as
+    /// repmgr does for `--copy-external-config-files`.
+    pub fn connect(ci: ConnInfo, target: &Path, superuser: Option<&str>) -> Result<Source> {
         let (host, port) = shown_host_port(&ci);
         let mut conn = connect_source(&ci)?;
         let version = db::server::version_num(&mut conn)?;
@@ -39,7 +42,10 @@ impl Source {
                 version / 10000
             )));
         }
-        let files = repl::file_settings(&mut conn)?;
+        let mut files = repl::file_settings(&mut conn)?;
+        if let Some(su) = superuser.filter(|_| !files.contains_key("data_directory")) {
+            files = superuser_file_settings(&ci, su)?;
+        }
         let datadir = files.get("data_directory").cloned();
         let local = is_local_source(&ci);
         if local {
@@ -64,6 +70,25 @@ impl Source {
             local,
         })
     }
+}
+
+/// The source's file locations read as -S/--superuser.
+fn superuser_file_settings(ci: &ConnInfo, superuser: &str) -> Result<HashMap<String, String>> {
+    let mut su_ci = ci.clone();
+    su_ci.set("user", superuser);
+    crate::log_info!("reading the source's file locations as superuser \"{superuser}\"");
+    let mut conn = connect_source(&su_ci).map_err(|e| {
+        Error::config(format!(
+            "unable to connect to the source node as provided superuser \"{superuser}\""
+        ))
+        .detail(e.reason().to_string())
+    })?;
+    if !db::checks::is_superuser(&mut conn)? {
+        return Err(Error::config(format!(
+            "connection to the source node for provided superuser \"{superuser}\" is not a superuser connection"
+        )));
+    }
+    repl::file_settings(&mut conn)
 }
 
 /// The source: -h/-p/-U/-d or the positional HOST, on top of the configured

@@ -64,11 +64,17 @@ fn rejoin_old_primary(
     }
 }
 
-/// `repmgr -d <this node> node rejoin --no-wait`, with --force-rewind as given.
+/// `repmgr -d <this node> node rejoin --no-wait`, with --force-rewind as
+/// given. A password in this node's conninfo is left out: it would be on the
+/// remote command line (and in its process list); the old primary's own
+/// passfile or .pgpass supplies it.
 fn rejoin_command(ctx: &Ctx, cfg: &Config, old_repmgr: &str) -> String {
+    let conninfo = crate::conninfo::ConnInfo::parse(&cfg.conninfo)
+        .map(|ci| ci.to_string_without_password())
+        .unwrap_or_else(|_| cfg.conninfo.clone());
     let mut rejoin = format!(
         "{old_repmgr} -d {} node rejoin --no-wait",
-        crate::process::shell_quote(&cfg.conninfo)
+        crate::process::shell_quote(&conninfo)
     );
     match &ctx.opts.force_rewind {
         Some(path) if path.is_empty() => rejoin.push_str(" --force-rewind"),

@@ -30,7 +30,7 @@ use crate::db::Session;
 use crate::commands::{find_primary, Ctx};
 use crate::config::Config;
 use crate::db;
-use crate::error::{ExitCode, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::remote::Ssh;
 
 use plan::{check_prerequisites, check_remote, print_plan, Plan};
@@ -40,13 +40,14 @@ pub fn switchover(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(true)?;
     let started = Instant::now();
     let mut local = ctx.connect_local()?;
+    check_superuser(ctx, cfg, &mut local)?;
     let (plan, mut pconn) = check_prerequisites(ctx, cfg, &mut local)?;
     let ssh = Ssh::new(cfg, ctx.opts.remote_user.as_deref()).multiplexed();
     check_remote(ctx, cfg, &ssh, &plan)?;
 
     let pause = !ctx.opts.repmgrd_no_pause;
     if ctx.opts.dry_run {
-        print_plan(cfg, &plan, pause);
+        print_plan(ctx, cfg, &plan, pause);
         return Ok(());
     }
     if pause {
@@ -57,6 +58,47 @@ pub fn switchover(ctx: &Ctx) -> Result<()> {
         unpause_after(ctx, cfg, &plan);
     }
     result
+}
+
+/// repmgr's -S/--superuser check: the superuser must connect to this node
+/// and be one (exit 1 otherwise); without -S and without a superuser in the
+/// conninfo, a warning. The old primary's stop then runs as it (`node
+/// service --checkpoint --superuser`).
+fn check_superuser(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<()> {
+    let Some(su) = plan::superuser(ctx) else {
+        if !db::checks::is_superuser(local)? {
+            crate::log_warning!("no superuser connection available");
+            crate::log_detail!(
+                "it is recommended to perform switchover operations with a database superuser"
+            );
+            crate::log_hint!("provide the name of a superuser with -S/--superuser");
+        }
+        return Ok(());
+    };
+    if ctx.opts.dry_run {
+        crate::log_info!("validating connection to local database for superuser \"{su}\"");
+    }
+    let mut ci = ctx.local_conninfo()?;
+    ci.set("user", su);
+    let dbname = ci.get("dbname").unwrap_or_default().to_string();
+    let mut c = crate::commands::connect_node(&ci, &cfg.node_name, cfg.node_id.unwrap_or(0))
+        .map_err(|e| {
+            Error::config(format!(
+                "unable to connect to local database \"{dbname}\" as provided superuser \"{su}\""
+            ))
+            .detail(e.reason().to_string())
+        })?;
+    if !db::checks::is_superuser(&mut c)? {
+        return Err(Error::config(format!(
+            "connection established to local database \"{dbname}\" for provided superuser \"{su}\" is not a superuser connection"
+        )));
+    }
+    if ctx.opts.dry_run {
+        crate::log_info!(
+            "successfully established connection to local database \"{dbname}\" for provided superuser \"{su}\""
+        );
+    }
+    Ok(())
 }
 
 fn pause_repmgrd(pconn: &mut Session, ids: &[i32], paused: bool) -> Result<()> {

@@ -172,16 +172,31 @@ pub fn check_remote(ctx: &Ctx, cfg: &Config, ssh: &Ssh, plan: &Plan) -> Result<(
     Ok(())
 }
 
-pub fn print_plan(cfg: &Config, plan: &Plan, pause: bool) {
+/// -S/--superuser, when given.
+pub fn superuser(ctx: &Ctx) -> Option<&str> {
+    ctx.opts.superuser.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The old primary's stop, run over ssh; with -S/--superuser its CHECKPOINT
+/// runs as that superuser, as repmgr passes it on.
+pub fn stop_command(ctx: &Ctx, old_repmgr: &str) -> String {
+    let mut cmd = format!("{old_repmgr} node service --action=stop --checkpoint");
+    if let Some(su) = superuser(ctx) {
+        cmd.push_str(&format!(" --superuser={}", crate::process::shell_quote(su)));
+    }
+    cmd
+}
+
+pub fn print_plan(ctx: &Ctx, cfg: &Config, plan: &Plan, pause: bool) {
     let p = &plan.primary;
     crate::log_notice!("prerequisites for a switchover are met (--dry-run: nothing changed)");
     if pause {
         crate::log_info!("would pause repmgrd on {} node(s)", plan.all_ids.len());
     }
     crate::log_info!(
-        "would stop primary {} with \"{} node service --action=stop --checkpoint\" on {}",
+        "would stop primary {} with \"{}\" on {}",
         p,
-        remote::remote_repmgr(cfg, p),
+        stop_command(ctx, &remote::remote_repmgr(cfg, p)),
         plan.primary_host
     );
     crate::log_info!("would promote this node \"{}\"", cfg.node_name);

@@ -40,7 +40,8 @@ pub fn run_switchover(
 
     crate::log_notice!("stopping current primary node {}", p);
     let window = Instant::now();
-    let restart = stop_primary(cfg, ssh, plan, &old_repmgr, &pci)?;
+    let stop = super::plan::stop_command(ctx, &old_repmgr);
+    let restart = stop_primary(cfg, ssh, plan, &old_repmgr, &stop, &pci)?;
     check_promotion_safe(ctx, cfg, ssh, plan, &old_repmgr, &mut local)?;
     let mut newp = promote(ctx, cfg, local)?;
     // This node is the primary now: the old one must stay down.
@@ -100,15 +101,12 @@ fn stop_primary<'a>(
     ssh: &'a Ssh,
     plan: &'a Plan,
     old_repmgr: &'a str,
+    stop: &str,
     pci: &ConnInfo,
 ) -> Result<RestartOldPrimary<'a>> {
     let p = &plan.primary;
     let host = &plan.primary_host;
-    let out = ssh.run(
-        host,
-        &format!("{old_repmgr} node service --action=stop --checkpoint"),
-        REMOTE_TIMEOUT,
-    )?;
+    let out = ssh.run(host, stop, REMOTE_TIMEOUT)?;
     if !out.success() {
         return Err(
             fail(format!("unable to stop the primary \"{}\"", p.node_name))
