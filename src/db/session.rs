@@ -18,6 +18,7 @@
 //! host, as libpq); each call by the session's query bound unless the call
 //! names a longer one (CHECKPOINT, a backup start).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -27,7 +28,7 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Statement};
 
 pub use tokio_postgres::Row;
 
@@ -280,7 +281,15 @@ pub struct Session {
     client: Option<tokio_postgres::Client>,
     driver: Option<Driver>,
     bound: Duration,
+    /// Statements prepared on this connection, by their text: a query then
+    /// costs one round trip instead of two (repmgrd asks the same few every
+    /// cycle, and idle cost is mostly round trips).
+    statements: HashMap<String, Statement>,
 }
+
+/// Prepared statements kept per session at most (the queries are fixed
+/// texts; a caller that builds texts must not grow the cache).
+const STATEMENTS_KEPT: usize = 64;
 
 impl Session {
     /// Connects within `limit` (TCP, startup, authentication, all of it);
@@ -298,6 +307,7 @@ impl Session {
                 client: Some(client),
                 driver: Some(Box::pin(connection)),
                 bound,
+                statements: HashMap::new(),
             }),
             Waited::Done(Err(e)) => Err(SqlError::Server(e)),
             Waited::Closed => Err(SqlError::Closed),
@@ -348,6 +358,40 @@ impl Session {
     fn abandon(&mut self) {
         self.driver = None;
         self.client = None;
+        self.statements.clear();
+    }
+
+    /// `sql` prepared on this connection (once).
+    fn statement(&mut self, sql: &str) -> Result<Statement, SqlError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let limit = self.bound;
+        let s = bounded!(self, limit, |c| c.prepare(sql))?;
+        if self.statements.len() >= STATEMENTS_KEPT {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Runs `run` on the prepared `sql`; a statement the server no longer
+    /// takes (the schema changed under it, or it was discarded) is
+    /// prepared anew once.
+    fn prepared<T>(
+        &mut self,
+        sql: &str,
+        mut run: impl FnMut(&mut Session, &Statement) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        let s = self.statement(sql)?;
+        match run(self, &s) {
+            Err(e) if is_stale_statement(&e) => {
+                self.statements.remove(sql);
+                let s = self.statement(sql)?;
+                run(self, &s)
+            }
+            r => r,
+        }
     }
 
     /// A trivial round trip within `limit`.
@@ -456,15 +500,28 @@ fn exactly_one(mut rows: Vec<Row>) -> Result<Row, SqlError> {
     }
 }
 
+/// "cached plan must not change result type" (the table changed since
+/// the statement was prepared), or a statement the server dropped.
+fn is_stale_statement(e: &SqlError) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        *d.code() == SqlState::INVALID_SQL_STATEMENT_NAME
+            || (*d.code() == SqlState::FEATURE_NOT_SUPPORTED && d.message().contains("cached plan"))
+    })
+}
+
 impl Sql for Session {
     fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, SqlError> {
-        let limit = self.bound;
-        bounded!(self, limit, |c| c.query(sql, params))
+        self.prepared(sql, |s, stmt| {
+            let limit = s.bound;
+            bounded!(s, limit, |c| c.query(stmt, params))
+        })
     }
 
     fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, SqlError> {
-        let limit = self.bound;
-        bounded!(self, limit, |c| c.execute(sql, params))
+        self.prepared(sql, |s, stmt| {
+            let limit = s.bound;
+            bounded!(s, limit, |c| c.execute(stmt, params))
+        })
     }
 
     fn batch_execute(&mut self, sql: &str) -> Result<(), SqlError> {
