@@ -542,3 +542,77 @@ fn log_status_interval_zero_logs_no_status_lines() {
     assert_eq!(status_lines(0), 0, "0 is off, as in repmgr");
     assert_eq!(status_lines(2_000), 5, "at 2, 4, 6, 8 and 10 s");
 }
+
+/// What a standby does once its primary failed, by what the cluster round
+/// shows of the other standby (node 3): one row per outcome of the
+/// candidacy.
+#[test]
+fn a_standby_whose_primary_failed_acts_on_what_the_cluster_round_shows() {
+    let fenced_primary_heard = Persisted {
+        known_term: 1,
+        known_primary: Some(1),
+        known_fences: true,
+        ..Persisted::default()
+    };
+    let mut newer = standby_obs(3, 100);
+    newer.in_recovery = Some(false);
+    newer.term = 2;
+    let mut newer_fenced = newer.clone();
+    newer_fenced.fenced = true;
+    newer_fenced.timeline = 2;
+    type Expect = fn(&Script) -> bool;
+    let table: Vec<(&str, NodeObs, Expect)> = vec![
+        (
+            "node 3 has more WAL: it is the candidate, this one waits",
+            standby_obs(3, 500),
+            |s| {
+                !s.any(|a| matches!(a, Action::RequestVotes { .. }))
+                    && s.any(|a| matches!(a, Action::Log(_, m) if m.contains("node 3 is the promotion candidate")))
+            },
+        ),
+        (
+            "this one has the most WAL: it asks for votes",
+            standby_obs(3, 50),
+            |s| {
+                s.any(|a| matches!(a, Action::RequestVotes { request, .. } if request.candidate == 2 && request.failed == 1))
+            },
+        ),
+        (
+            "equal WAL: the lower node ID stands",
+            standby_obs(3, 100),
+            |s| s.any(|a| matches!(a, Action::RequestVotes { .. })),
+        ),
+        (
+            "node 3 already runs as the new primary: follow it",
+            newer,
+            |s| {
+                s.any(|a| matches!(a, Action::Follow { target: 3 }))
+                    && !s.any(|a| matches!(a, Action::RequestVotes { .. }))
+            },
+        ),
+        (
+            "node 3 is a fenced primary of a newer history: no second promotion",
+            newer_fenced,
+            |s| {
+                !s.any(|a| matches!(a, Action::RequestVotes { .. } | Action::Promote { .. }))
+                    && s.any(|a| matches!(a, Action::Log(_, m) if m.contains("failover cancelled")))
+            },
+        ),
+    ];
+    for (case, other, expect) in table {
+        let mut s = Script::new(
+            settings(2, Failover::Automatic),
+            fenced_primary_heard,
+            facts(true, three(true, true)),
+        );
+        lose_upstream(&mut s, 20_000, other);
+        assert!(
+            expect(&s),
+            "{case}: {:#?}",
+            s.seen
+                .iter()
+                .filter(|a| matches!(a, Action::Log(..)))
+                .collect::<Vec<_>>()
+        );
+    }
+}
