@@ -4,7 +4,6 @@
 use super::recorder::{History, PublishInfo, RecordWrite, Write, Writes};
 use super::Driver;
 use crate::daemon::core::types::*;
-use crate::db;
 
 impl Driver {
     /// How this node writes its metadata now.
@@ -41,14 +40,10 @@ impl Driver {
         self.recorder.send(Write::Publish(info));
     }
 
-    /// A primary says in its row whether it fences itself.
+    /// A primary says in its row whether it fences itself: after its row
+    /// is published (the recorder keeps the order).
     pub(super) fn publish_fencing(&mut self, fences: bool) {
-        let id = self.node_id();
-        if let Some(c) = self.local.as_mut() {
-            if let Err(e) = db::daemon_status::publish_fencing(c, id, fences) {
-                crate::log_warning!("unable to publish the fencing mode: {}", e.reason());
-            }
-        }
+        self.recorder.send(Write::PublishFencing(fences));
     }
 
     /// The heartbeat row (and, on a standby, a monitoring history row);

@@ -57,6 +57,9 @@ pub enum Write {
     /// The configuration changed (SIGHUP): the row is published anew.
     Config(Box<(Config, ConnInfo)>),
     Publish(PublishInfo),
+    /// A primary says in its row whether it fences itself (again after
+    /// each publish: the row may only just exist).
+    PublishFencing(bool),
     Status {
         /// None: not known yet (the local server was not read).
         writes: Option<Writes>,
@@ -105,6 +108,7 @@ impl RecorderHandle {
             pending: Default::default(),
             publish: None,
             published: false,
+            fences: None,
             local: None,
         };
         let spawned = std::thread::Builder::new()
@@ -149,6 +153,7 @@ struct Recorder {
     pending: super::pending::Pending,
     publish: Option<PublishInfo>,
     published: bool,
+    fences: Option<bool>,
     /// The witness's own server, for its copy of the records.
     local: Option<Session>,
 }
@@ -190,6 +195,10 @@ impl Recorder {
                 self.publish = Some(info);
                 self.published = false;
                 self.publish();
+            }
+            Write::PublishFencing(fences) => {
+                self.fences = Some(fences);
+                self.publish_fencing();
             }
             Write::Status {
                 writes,
@@ -328,6 +337,18 @@ impl Recorder {
             Ok(true)
         });
         self.published = done == Some(true);
+        if self.published {
+            self.publish_fencing();
+        }
+    }
+
+    fn publish_fencing(&mut self) {
+        let (Some(fences), id) = (self.fences, self.node_id) else {
+            return;
+        };
+        self.on_primary("publish whether this primary fences itself", |w, _| {
+            db::daemon_status::publish_fencing(w, id, fences)
+        });
     }
 
     /// The heartbeat row (and, on a standby, a monitoring history row);
