@@ -9,11 +9,12 @@
 //!
 //! [`ConnInfo`] lives here; `parse.rs` reads and quotes the two libpq
 //! forms, `resolve.rs` turns a [`ConnInfo`] into a [`ConnTarget`], and
-//! `passfile.rs` reads `.pgpass`.
+//! `passfile.rs` reads `.pgpass`, `ssl.rs` resolves the TLS settings.
 
 mod parse;
 mod passfile;
 mod resolve;
+mod ssl;
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ pub use resolve::{
     os_user_name, ConnTarget, Endpoint, EnvLookup, DEFAULT_PORT, DEFAULT_SOCKET_DIR,
     MIN_CONNECT_TIMEOUT,
 };
+pub use ssl::{RootCert, SslMode, SslSettings};
 
 /// A parsed connection string: libpq keywords in the order given.
 #[derive(Clone, Default, PartialEq, Eq)]

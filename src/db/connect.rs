@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+use std::time::Instant;
+
 use super::session::{Session, Sql, SqlError};
-use crate::conninfo::{ConnInfo, ConnTarget};
+use super::tls;
+use crate::conninfo::{ConnInfo, ConnTarget, Endpoint};
 use crate::error::{Error, Result};
 
 /// Appended to any user `options`: later `-c` settings win, so repmgr's
@@ -74,13 +77,96 @@ pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
     if let Some(answer) = super::ping::raw_ping(&target, app) {
         return answer;
     }
-    match Session::open(&target.to_config(), target.deadline(), target.deadline()) {
+    match open_attempts(&target, target.deadline(), target.deadline()) {
         Ok(_session) => Ping::Ok,
-        Err(e) => e
+        Err(Failure::Setup(_)) => Ping::NoResponse,
+        Err(Failure::Connect { last, .. }) => last
             .driver_error()
             .map(classify_ping_error)
             .unwrap_or(Ping::NoResponse),
     }
+}
+
+/// Why [`open_attempts`] gave up.
+enum Failure {
+    /// The TLS files could not be used: nothing was sent.
+    Setup(Error),
+    /// The last attempt's error, and what the earlier ones said.
+    Connect {
+        last: SqlError,
+        earlier: Vec<String>,
+    },
+}
+
+/// Endpoints connected to with one driver configuration: all of them,
+/// unless unix sockets and TCP are mixed (TLS applies to TCP only, and the
+/// driver takes one TLS mode per configuration).
+fn endpoint_groups(target: &ConnTarget) -> Vec<Vec<Endpoint>> {
+    let tcp = target
+        .endpoints
+        .iter()
+        .filter(|e| matches!(e, Endpoint::Tcp { .. }))
+        .count();
+    if tcp == 0 || tcp == target.endpoints.len() {
+        return vec![target.endpoints.clone()];
+    }
+    target.endpoints.iter().map(|e| vec![e.clone()]).collect()
+}
+
+/// libpq's attempts for the target's sslmode (see [`tls::plan`]), every
+/// one within what is left of `limit`.
+fn open_attempts(
+    target: &ConnTarget,
+    limit: Duration,
+    bound: Duration,
+) -> std::result::Result<Session, Failure> {
+    let deadline = Instant::now() + limit;
+    let mut earlier = Vec::new();
+    let mut last = None;
+    for group in endpoint_groups(target) {
+        for (attempt, fallback) in tls::plan(target, &group).map_err(Failure::Setup)? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let config = target.config_for(&group, attempt.mode);
+            let err = match Session::open(&config, attempt.tls.as_ref(), left, bound) {
+                Ok(s) => return Ok(s),
+                Err(e) => e,
+            };
+            let server_spoke = err.as_db_error().is_some();
+            let tls_failed = err.driver_error().is_some_and(tls::is_tls_failure);
+            let again = match fallback {
+                tls::Fallback::Never => false,
+                tls::Fallback::OnServerError => server_spoke,
+                tls::Fallback::OnTlsOrServerError => server_spoke || tls_failed,
+            };
+            if !again {
+                last = Some(err);
+                break;
+            }
+            let over = if attempt.tls.is_some() {
+                "over TLS"
+            } else {
+                "without TLS"
+            };
+            if tls_failed {
+                crate::log_info!(
+                    "TLS with {} failed ({}); trying without TLS, as sslmode={} allows",
+                    target.describe(),
+                    err,
+                    target.ssl.mode
+                );
+            } else {
+                crate::log_debug!("{over}: {err}; trying again as sslmode={}", target.ssl.mode);
+            }
+            earlier.push(format!("{over}: {err}"));
+        }
+    }
+    Err(Failure::Connect {
+        last: last.unwrap_or(SqlError::TimedOut(limit)),
+        earlier,
+    })
 }
 
 /// Applies repmgr's additions to the conninfo and resolves it.
@@ -113,11 +199,14 @@ fn with_empty_search_path(user_options: Option<&str>) -> String {
 
 fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Ping)> {
     let limit = target.deadline();
-    let mut session = match Session::open(&target.to_config(), limit, query_bound(target)) {
+    let mut session = match open_attempts(target, limit, query_bound(target)) {
         Ok(s) => s,
+        Err(Failure::Setup(e)) => return Err((e, Ping::NoResponse)),
         // The driver's own TCP connect timeout and our deadline for the
         // whole attempt end at the same moment: one message for both.
-        Err(e) if e.is_timeout() || e.to_string().contains("timed out") => {
+        Err(Failure::Connect { last: e, .. })
+            if e.is_timeout() || e.to_string().contains("timed out") =>
+        {
             return Err((
                 connection_failed(format!(
                     "timeout expired after {} s connecting to {}",
@@ -127,16 +216,20 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Pin
                 Ping::NoResponse,
             ))
         }
-        Err(e) => {
+        Err(Failure::Connect { last: e, earlier }) => {
             let ping = match e.driver_error() {
                 Some(d) => classify_ping_error(d),
                 None => Ping::NoResponse,
             };
-            let err = connection_failed(format!(
-                "could not connect to {}: {}",
-                target.describe(),
-                connect_cause(&e)
-            ));
+            let cause = connect_cause(&e);
+            let mut detail = format!("could not connect to {}: {cause}", target.describe());
+            if !earlier.is_empty() {
+                detail.push_str(&format!(" (before that, {})", earlier.join("; ")));
+            }
+            let mut err = connection_failed(detail);
+            if let Some(h) = tls::hint_for(&cause, &target.ssl) {
+                err = err.hint(h);
+            }
             return Err((err, ping));
         }
     };
@@ -277,9 +370,11 @@ mod tests {
 
     #[test]
     fn unsupported_conninfo_is_a_connection_error() {
-        let err = connect_err(&conninfo("host=127.0.0.1 sslmode=require"));
+        let err = connect_err(&conninfo(
+            "host=127.0.0.1 sslmode=verify-full sslrootcert=/nonexistent/root.crt",
+        ));
         assert_eq!(err.code, crate::error::ExitCode::DbConn);
-        assert!(err.message().contains("SSL is not supported"));
+        assert!(err.detail.unwrap().contains("does not exist"));
         assert_eq!(
             ping(&conninfo("host=127.0.0.1 service=x"), "repmgr"),
             Ping::NoResponse

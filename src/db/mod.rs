@@ -16,6 +16,7 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod timeline;
+pub mod tls;
 
 pub use session::{
     describe_duration, driver_error_text, query_error, Row, RowExt, Session, Sql, SqlError,

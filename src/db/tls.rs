@@ -1,0 +1,480 @@
+//! TLS as libpq does it, on OpenSSL: which attempts a sslmode makes (allow:
+//! plaintext, then TLS if the server turned us away; prefer: TLS, then
+//! plaintext if TLS failed), what is verified (the CA whenever a root
+//! certificate is there, as libpq; the host name only for verify-full),
+//! the client certificate and key (with libpq's permission rule), CRLs,
+//! and errors that say which check failed and what to change.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use openssl::pkey::PKey;
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
+use openssl::x509::store::{X509Lookup, X509StoreBuilder};
+use openssl::x509::verify::X509VerifyFlags;
+use postgres_openssl::MakeTlsConnector;
+use tokio_postgres::config::SslMode as DriverSslMode;
+
+use crate::conninfo::{ConnTarget, Endpoint, RootCert, SslMode, SslSettings};
+use crate::error::{Error, Result};
+
+/// A TLS setup for one target: an OpenSSL connector and what it checks.
+#[derive(Clone)]
+pub struct TlsSetup {
+    connector: SslConnector,
+    verify_host: bool,
+    sni: bool,
+}
+
+impl TlsSetup {
+    /// The driver's connector.
+    pub fn make_connector(&self) -> MakeTlsConnector {
+        let mut m = MakeTlsConnector::new(self.connector.clone());
+        let (verify_host, sni) = (self.verify_host, self.sni);
+        m.set_callback(move |cfg, _domain| {
+            cfg.set_verify_hostname(verify_host);
+            cfg.set_use_server_name_indication(sni);
+            Ok(())
+        });
+        m
+    }
+
+    /// A blocking handshake over `stream` (the raw ping): the caller bounds
+    /// every read and write with its deadline.
+    pub fn handshake<S: std::io::Read + std::io::Write>(
+        &self,
+        domain: &str,
+        stream: S,
+    ) -> Option<openssl::ssl::SslStream<S>> {
+        let mut cfg = self.connector.configure().ok()?;
+        cfg.set_verify_hostname(self.verify_host);
+        cfg.set_use_server_name_indication(self.sni);
+        cfg.connect(domain, stream).ok()
+    }
+}
+
+/// One way to try: the driver's TLS mode, with a connector when TLS may
+/// be used.
+pub struct Attempt {
+    pub mode: DriverSslMode,
+    pub tls: Option<TlsSetup>,
+}
+
+/// When the next attempt of a plan is made after this one failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Never (the last attempt, or one that must not fall back).
+    Never,
+    /// The server turned us away (an error response): allow's plaintext try.
+    OnServerError,
+    /// TLS failed or the server turned us away over TLS: prefer's TLS try.
+    OnTlsOrServerError,
+}
+
+/// libpq's attempts for `endpoints` (all sockets or all TCP): unix sockets
+/// never use TLS; the TLS files are read now, so a missing root
+/// certificate or a readable key fails before any connection is made.
+pub fn plan(target: &ConnTarget, endpoints: &[Endpoint]) -> Result<Vec<(Attempt, Fallback)>> {
+    let tcp = endpoints.iter().any(|e| matches!(e, Endpoint::Tcp { .. }));
+    let plain = || Attempt {
+        mode: DriverSslMode::Disable,
+        tls: None,
+    };
+    let mode = target.ssl.mode;
+    if !tcp || mode == SslMode::Disable {
+        return Ok(vec![(plain(), Fallback::Never)]);
+    }
+    let tls = match setup(&target.ssl) {
+        Ok(t) => t,
+        Err(e) if mode.requires() => return Err(e),
+        // libpq: TLS that cannot even be set up is one more failed TLS
+        // attempt, which allow and prefer survive in plaintext.
+        Err(e) => {
+            crate::log_info!(
+                "TLS not used with {}: {}",
+                target.describe(),
+                e.detail.as_deref().unwrap_or(e.message())
+            );
+            return Ok(vec![(plain(), Fallback::Never)]);
+        }
+    };
+    Ok(match mode {
+        SslMode::Allow => vec![
+            (plain(), Fallback::OnServerError),
+            (
+                Attempt {
+                    mode: DriverSslMode::Require,
+                    tls: Some(tls),
+                },
+                Fallback::Never,
+            ),
+        ],
+        SslMode::Prefer => vec![
+            (
+                Attempt {
+                    mode: DriverSslMode::Prefer,
+                    tls: Some(tls),
+                },
+                Fallback::OnTlsOrServerError,
+            ),
+            (plain(), Fallback::Never),
+        ],
+        _ => vec![(
+            Attempt {
+                mode: DriverSslMode::Require,
+                tls: Some(tls),
+            },
+            Fallback::Never,
+        )],
+    })
+}
+
+fn tls_error(what: String) -> Error {
+    Error::db_conn("connection to database failed").detail(what)
+}
+
+/// The OpenSSL connector for `ssl`, as libpq's `initialize_SSL`.
+pub fn setup(ssl: &SslSettings) -> Result<TlsSetup> {
+    let failed = |what: &str, e: openssl::error::ErrorStack| tls_error(format!("{what}: {e}"));
+    let mut b = SslConnector::builder(SslMethod::tls_client())
+        .map_err(|e| failed("could not create the TLS context", e))?;
+    b.set_min_proto_version(Some(protocol(
+        ssl.min_protocol.as_deref(),
+        SslVersion::TLS1_2,
+    )?))
+    .map_err(|e| failed("could not set ssl_min_protocol_version", e))?;
+    if let Some(max) = ssl.max_protocol.as_deref() {
+        b.set_max_proto_version(Some(protocol(Some(max), SslVersion::TLS1_3)?))
+            .map_err(|e| failed("could not set ssl_max_protocol_version", e))?;
+    }
+    let have_root = match &ssl.rootcert {
+        // The builder already trusts the system's roots.
+        Some(RootCert::System) => true,
+        Some(RootCert::File(p)) if p.exists() => {
+            // Only this file's CAs, as libpq: not the system's too.
+            let mut store = X509StoreBuilder::new()
+                .map_err(|e| failed("could not create the certificate store", e))?;
+            let lookup = store
+                .add_lookup(X509Lookup::file())
+                .map_err(|e| failed("could not create the certificate store", e))?;
+            lookup.load_cert_file(p, SslFiletype::PEM).map_err(|e| {
+                failed(
+                    &format!("could not read root certificate file \"{}\"", p.display()),
+                    e,
+                )
+            })?;
+            load_crls(ssl, &mut store)?;
+            b.set_cert_store(store.build());
+            true
+        }
+        root if ssl.mode.verifies() => {
+            let path = match root {
+                Some(RootCert::File(p)) => p.display().to_string(),
+                _ => "~/.postgresql/root.crt".to_string(),
+            };
+            return Err(tls_error(format!(
+                "root certificate file \"{path}\" does not exist (sslmode={})",
+                ssl.mode
+            ))
+            .hint(
+                "Either provide the file, use the system's trusted roots with \
+                 sslrootcert=system, or change sslmode to disable server certificate verification.",
+            ));
+        }
+        _ => false,
+    };
+    b.set_verify(match have_root {
+        true => SslVerifyMode::PEER,
+        false => SslVerifyMode::NONE,
+    });
+    client_certificate(ssl, &mut b)?;
+    Ok(TlsSetup {
+        connector: b.build(),
+        verify_host: have_root && ssl.mode == SslMode::VerifyFull,
+        sni: ssl.sni,
+    })
+}
+
+fn protocol(v: Option<&str>, default: SslVersion) -> Result<SslVersion> {
+    Ok(match v {
+        None => default,
+        Some("TLSv1") => SslVersion::TLS1,
+        Some("TLSv1.1") => SslVersion::TLS1_1,
+        Some("TLSv1.2") => SslVersion::TLS1_2,
+        Some("TLSv1.3") => SslVersion::TLS1_3,
+        Some(other) => {
+            return Err(
+                tls_error(format!("invalid SSL protocol version \"{other}\""))
+                    .hint("use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3"),
+            )
+        }
+    })
+}
+
+/// `sslcrl` (when the file exists) and `sslcrldir`, checked for the whole chain.
+fn load_crls(ssl: &SslSettings, store: &mut X509StoreBuilder) -> Result<()> {
+    let failed = |what: String, e: openssl::error::ErrorStack| tls_error(format!("{what}: {e}"));
+    let mut any = false;
+    if let Some(crl) = ssl.crl.as_deref().filter(|p| p.exists()) {
+        let lookup = store
+            .add_lookup(X509Lookup::file())
+            .map_err(|e| failed("could not create the CRL lookup".into(), e))?;
+        lookup.load_crl_file(crl, SslFiletype::PEM).map_err(|e| {
+            failed(
+                format!("could not read SSL CRL file \"{}\"", crl.display()),
+                e,
+            )
+        })?;
+        any = true;
+    }
+    if let Some(dir) = ssl.crldir.as_deref() {
+        let lookup = store
+            .add_lookup(X509Lookup::hash_dir())
+            .map_err(|e| failed("could not create the CRL lookup".into(), e))?;
+        lookup
+            .add_dir(&dir.to_string_lossy(), SslFiletype::PEM)
+            .map_err(|e| {
+                failed(
+                    format!("could not use SSL CRL directory \"{}\"", dir.display()),
+                    e,
+                )
+            })?;
+        any = true;
+    }
+    if any {
+        store
+            .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
+            .map_err(|e| failed("could not enable CRL checks".into(), e))?;
+    }
+    Ok(())
+}
+
+/// `sslcert` if the file exists, with its `sslkey`; as libpq, a missing
+/// certificate file means "no client certificate", not an error.
+fn client_certificate(ssl: &SslSettings, b: &mut openssl::ssl::SslConnectorBuilder) -> Result<()> {
+    let Some(cert) = ssl.cert.as_deref().filter(|p| p.exists()) else {
+        return Ok(());
+    };
+    b.set_certificate_chain_file(cert).map_err(|e| {
+        tls_error(format!(
+            "could not read certificate file \"{}\": {e}",
+            cert.display()
+        ))
+    })?;
+    let key = match ssl.key.as_deref() {
+        Some(k) if k.exists() => k,
+        other => {
+            let shown = other.map_or("~/.postgresql/postgresql.key".into(), |k| {
+                k.display().to_string()
+            });
+            return Err(tls_error(format!(
+                "certificate present, but not private key file \"{shown}\""
+            ))
+            .hint("set sslkey to the client certificate's key file"));
+        }
+    };
+    check_key_file(key)?;
+    let pem = fs::read(key).map_err(|e| {
+        tls_error(format!(
+            "could not open private key file \"{}\": {e}",
+            key.display()
+        ))
+    })?;
+    // Never OpenSSL's terminal prompt: no sslpassword means an empty one.
+    let pass = ssl.key_password().unwrap_or("");
+    let pkey = PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes()).map_err(|e| {
+        tls_error(format!(
+            "could not load private key file \"{}\": {e}",
+            key.display()
+        ))
+        .hint("if the key is encrypted, give its passphrase as sslpassword")
+    })?;
+    b.set_private_key(&pkey)
+        .and_then(|()| b.check_private_key())
+        .map_err(|e| {
+            tls_error(format!(
+                "certificate does not match private key file \"{}\": {e}",
+                key.display()
+            ))
+        })
+}
+
+/// libpq's rule: a regular file, no group or world access, except group
+/// read for a file owned by root.
+fn check_key_file(key: &Path) -> Result<()> {
+    let meta = fs::metadata(key).map_err(|e| {
+        tls_error(format!(
+            "could not open private key file \"{}\": {e}",
+            key.display()
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(tls_error(format!(
+            "private key file \"{}\" is not a regular file",
+            key.display()
+        )));
+    }
+    let mode = meta.mode();
+    let too_open = match meta.uid() {
+        0 => mode & 0o037 != 0,
+        _ => mode & 0o077 != 0,
+    };
+    if too_open {
+        return Err(tls_error(format!(
+            "private key file \"{}\" has group or world access; file must have permissions \
+             u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
+             or less if owned by root",
+            key.display()
+        ))
+        .hint(format!("chmod 0600 {}", key.display())));
+    }
+    Ok(())
+}
+
+/// What to change after a failed TLS step, from the driver's error text.
+pub fn hint_for(cause: &str, ssl: &SslSettings) -> Option<String> {
+    let root = match &ssl.rootcert {
+        Some(RootCert::File(p)) => format!("\"{}\"", p.display()),
+        Some(RootCert::System) => "the system's trusted roots".into(),
+        None => "no root certificate".into(),
+    };
+    if cause.contains("hostname mismatch") {
+        return Some(format!(
+            "the server's certificate does not name the host connected to (sslmode={}): connect \
+             with a host name or address listed in its subjectAltName, or use sslmode=verify-ca",
+            ssl.mode
+        ));
+    }
+    if cause.contains("certificate verify failed") {
+        return Some(format!(
+            "the server's certificate could not be verified against {root}: set sslrootcert to \
+             the CA that signed it{}",
+            match ssl.mode {
+                SslMode::VerifyCa | SslMode::VerifyFull => "",
+                _ => ", or remove the root certificate file to skip verification",
+            }
+        ));
+    }
+    if cause.contains("server does not support TLS") {
+        return Some(format!(
+            "the server does not accept TLS connections (ssl=off?): enable ssl on the server, \
+             or use a weaker sslmode than \"{}\"",
+            ssl.mode
+        ));
+    }
+    if cause.contains("TLS") || cause.contains("SSL routines") {
+        return Some("check the server's ssl settings and the ssl* connection parameters".into());
+    }
+    None
+}
+
+/// Whether a failed attempt is one TLS got wrong (a handshake error), as
+/// opposed to a server that did not answer at all.
+pub fn is_tls_failure(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_none() && e.to_string().contains("TLS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn settings(ci: &str) -> SslSettings {
+        crate::conninfo::ConnInfo::parse(ci)
+            .unwrap()
+            .resolve()
+            .unwrap()
+            .ssl
+    }
+
+    #[test]
+    fn verify_modes_need_a_root_certificate() {
+        let e = setup(&settings(
+            "user=u sslmode=verify-ca sslrootcert=/nonexistent/ca.crt",
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(e.code, crate::error::ExitCode::DbConn);
+        let d = e.detail.clone().unwrap();
+        assert!(
+            d.contains("root certificate file \"/nonexistent/ca.crt\" does not exist"),
+            "{d}"
+        );
+        // require without a root file: no verification, no error.
+        let s = setup(&settings(
+            "user=u sslmode=require sslrootcert=/nonexistent/ca.crt",
+        ))
+        .unwrap();
+        assert!(!s.verify_host);
+    }
+
+    #[test]
+    fn key_files_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        fs::write(&key, "x").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let owned_by_root = fs::metadata(&key).unwrap().uid() == 0;
+        let e = check_key_file(&key).unwrap_err();
+        assert!(e.detail.unwrap().contains("has group or world access"));
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(check_key_file(&key).is_ok(), owned_by_root);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(check_key_file(&key).is_ok());
+        assert!(check_key_file(dir.path()).is_err());
+    }
+
+    #[test]
+    fn hints_name_the_check() {
+        let s = settings("user=u sslmode=verify-full sslrootcert=/ca");
+        let h = hint_for("certificate verify failed: hostname mismatch", &s).unwrap();
+        assert!(h.contains("subjectAltName"), "{h}");
+        let h = hint_for("certificate verify failed: self-signed certificate", &s).unwrap();
+        assert!(h.contains("sslrootcert"), "{h}");
+        let h = hint_for("server does not support TLS", &s).unwrap();
+        assert!(h.contains("ssl=off"), "{h}");
+        assert_eq!(hint_for("Connection refused", &s), None);
+    }
+
+    #[test]
+    fn plans_follow_libpq() {
+        let t = |ci: &str| {
+            crate::conninfo::ConnInfo::parse(ci)
+                .unwrap()
+                .resolve()
+                .unwrap()
+        };
+        let modes = |ci: &str| {
+            let t = t(ci);
+            plan(&t, &t.endpoints)
+                .unwrap()
+                .into_iter()
+                .map(|(a, f)| (a.mode, a.tls.is_some(), f))
+                .collect::<Vec<_>>()
+        };
+        use DriverSslMode::*;
+        assert_eq!(
+            modes("host=127.0.0.1 user=u sslmode=allow sslrootcert=/none"),
+            vec![
+                (Disable, false, Fallback::OnServerError),
+                (Require, true, Fallback::Never)
+            ]
+        );
+        assert_eq!(
+            modes("host=127.0.0.1 user=u sslrootcert=/none"),
+            vec![
+                (Prefer, true, Fallback::OnTlsOrServerError),
+                (Disable, false, Fallback::Never)
+            ]
+        );
+        assert_eq!(
+            modes("host=127.0.0.1 user=u sslmode=require sslrootcert=/none"),
+            vec![(Require, true, Fallback::Never)]
+        );
+        assert_eq!(
+            modes("host=/tmp user=u sslmode=verify-full"),
+            vec![(Disable, false, Fallback::Never)]
+        );
+    }
+}
