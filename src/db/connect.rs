@@ -227,7 +227,7 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Pin
                 detail.push_str(&format!(" (before that, {})", earlier.join("; ")));
             }
             let mut err = connection_failed(detail);
-            if let Some(h) = tls::hint_for(&cause, &target.ssl) {
+            if let Some(h) = tls::hint_for(&cause, target) {
                 err = err.hint(h);
             }
             return Err((err, ping));
@@ -253,6 +253,9 @@ fn connection_failed(detail: String) -> Error {
 /// The error without the driver's redundant prefix, and with a readable
 /// reason when the server wanted a password we do not have.
 fn connect_cause(e: &SqlError) -> String {
+    if let Some(text) = e.driver_error().and_then(tls::failure_text) {
+        return text;
+    }
     let full = e.to_string();
     if full == "invalid configuration: password missing" {
         return "no password supplied (none in the conninfo, PGPASSWORD or the password file)"

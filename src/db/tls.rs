@@ -332,17 +332,30 @@ fn check_key_file(key: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What to change after a failed TLS step, from the driver's error text.
-pub fn hint_for(cause: &str, ssl: &SslSettings) -> Option<String> {
+/// What to change after a failed TLS step, from the failure's text.
+pub fn hint_for(cause: &str, target: &ConnTarget) -> Option<String> {
+    let ssl = &target.ssl;
     let root = match &ssl.rootcert {
         Some(RootCert::File(p)) => format!("\"{}\"", p.display()),
         Some(RootCert::System) => "the system's trusted roots".into(),
         None => "no root certificate".into(),
     };
     if cause.contains("hostname mismatch") {
+        let names: Vec<String> = target
+            .endpoints
+            .iter()
+            .filter_map(|e| match e {
+                Endpoint::Tcp { host: Some(h), .. } => Some(format!("\"{h}\"")),
+                Endpoint::Tcp {
+                    hostaddr: Some(a), ..
+                } => Some(format!("\"{a}\"")),
+                _ => None,
+            })
+            .collect();
         return Some(format!(
-            "the server's certificate does not name the host connected to (sslmode={}): connect \
-             with a host name or address listed in its subjectAltName, or use sslmode=verify-ca",
+            "the server's certificate does not name the host {} (sslmode={}): connect with a \
+             host name or address listed in its subjectAltName, or use sslmode=verify-ca",
+            names.join(" or "),
             ssl.mode
         ));
     }
@@ -363,10 +376,43 @@ pub fn hint_for(cause: &str, ssl: &SslSettings) -> Option<String> {
             ssl.mode
         ));
     }
-    if cause.contains("TLS") || cause.contains("SSL routines") {
+    if cause.starts_with("TLS handshake failed") {
         return Some("check the server's ssl settings and the ssl* connection parameters".into());
     }
     None
+}
+
+/// A failed handshake in a few words: OpenSSL's reason ("certificate
+/// verify failed") and the verification's own ("hostname mismatch"),
+/// without the error stack's codes and source lines.
+pub fn failure_text(e: &tokio_postgres::Error) -> Option<String> {
+    if !is_tls_failure(e) {
+        return None;
+    }
+    let outer = std::error::Error::source(e)?;
+    let text = outer.to_string();
+    let Some(ssl) = outer
+        .source()
+        .and_then(|s| s.downcast_ref::<openssl::ssl::Error>())
+    else {
+        // The driver's own words ("server does not support TLS").
+        return Some(format!("TLS handshake failed: {text}"));
+    };
+    let reason = ssl
+        .ssl_error()
+        .and_then(|st| st.errors().first())
+        .and_then(|x| x.reason().map(str::to_string))
+        .or_else(|| ssl.io_error().map(|io| io.to_string()))
+        .unwrap_or_else(|| ssl.to_string());
+    // The connector appends the verification result after the SSL error.
+    let verify = text
+        .strip_prefix(&ssl.to_string())
+        .and_then(|r| r.strip_prefix(": "))
+        .filter(|v| !v.is_empty());
+    Some(match verify {
+        Some(v) => format!("TLS handshake failed: {reason}: {v}"),
+        None => format!("TLS handshake failed: {reason}"),
+    })
 }
 
 /// Whether a failed attempt is one TLS got wrong (a handshake error), as
@@ -427,9 +473,13 @@ mod tests {
 
     #[test]
     fn hints_name_the_check() {
-        let s = settings("user=u sslmode=verify-full sslrootcert=/ca");
+        let s =
+            crate::conninfo::ConnInfo::parse("host=db user=u sslmode=verify-full sslrootcert=/ca")
+                .unwrap()
+                .resolve()
+                .unwrap();
         let h = hint_for("certificate verify failed: hostname mismatch", &s).unwrap();
-        assert!(h.contains("subjectAltName"), "{h}");
+        assert!(h.contains("subjectAltName") && h.contains("\"db\""), "{h}");
         let h = hint_for("certificate verify failed: self-signed certificate", &s).unwrap();
         assert!(h.contains("sslrootcert"), "{h}");
         let h = hint_for("server does not support TLS", &s).unwrap();
