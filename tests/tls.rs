@@ -384,3 +384,81 @@ fn clone_over_tls_streams_over_tls() {
     all_sessions_encrypted(&primary.pg, "repmgr");
     all_sessions_encrypted(&standby.pg, "repmgr");
 }
+
+/// VmRSS of a process in KiB, for the report of what TLS costs repmgrd.
+fn rss_kib(pid: i32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn repmgrd_monitors_and_fails_over_over_tls() {
+    let pki = make_pki();
+    let ssl = pki.client("verify-full");
+    let fast = |id: i32| {
+        let priority = if id == 2 { 0 } else { 100 };
+        format!(
+            "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\n\
+             monitor_interval_secs=1\npriority={priority}\nlog_level=INFO"
+        )
+    };
+    let pg = tls_server("node1", &pki);
+    let ci = conninfo("127.0.0.1", &pg, &ssl);
+    let conf = write_conf(&pg, 1, "node1", &ci, &fast(1));
+    let mut nodes = vec![Node { pg, conf }];
+    nodes[0].repmgr(&["primary", "register"]).assert_success();
+    for id in [2, 3] {
+        let name = format!("node{id}");
+        let mut b = PgNode::builder(&name);
+        for l in pki.server_conf() {
+            b = b.conf(&l);
+        }
+        let pg = b.standby_of(&nodes[0].pg);
+        let ci = conninfo("127.0.0.1", &pg, &ssl);
+        let conf = write_conf(&pg, id, &name, &ci, &fast(id));
+        let node = Node { pg, conf };
+        node.repmgr(&["standby", "register"]).assert_success();
+        wait_attached(&nodes[0], &node);
+        nodes.push(node);
+    }
+    crate::fixture::wait_all_replayed(&nodes);
+    let daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    // The standbys' repmgrd sessions on the primary are encrypted.
+    poll_until(WAIT, "repmgrd sessions on node1", || {
+        n1.query(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.application_name LIKE 'repmgrd%' AND a.client_addr IS NOT NULL",
+        ) != "0"
+    });
+    let plain = n1.query(
+        "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name LIKE 'repmgrd%' AND a.client_addr IS NOT NULL AND NOT s.ssl",
+    );
+    assert_eq!(plain, "0", "a repmgrd session without TLS");
+    // Past the start-up quarantine, with the primary's lease established.
+    std::thread::sleep(Duration::from_secs(11));
+    for (n, d) in nodes.iter().zip(&daemons) {
+        if let Some(kib) = rss_kib(d.pid()) {
+            eprintln!("[tls] repmgrd of {} VmRSS {kib} kB", n.pg.name);
+        }
+    }
+    n1.pg.kill9();
+    poll_until(WAIT, "node3 promoted", || crate::fixture::writable(n3));
+    poll_until(WAIT, "node2 follows node3", || {
+        crate::fixture::streams_from(n3, "node2")
+    });
+    let auto = fs::read_to_string(n2.pg.datadir.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("sslmode=verify-full"),
+        "follow kept TLS: {auto}"
+    );
+    let ssl_on = n3.query(
+        "SELECT bool_and(s.ssl)::text FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) \
+         WHERE r.application_name = 'node2'",
+    );
+    assert_eq!(ssl_on, "true", "node2 streams from node3 over TLS");
+    all_sessions_encrypted(&n3.pg, "repmgr");
+    drop(daemons);
+}

@@ -371,6 +371,53 @@ mod tests {
         drop(listener);
     }
 
+    /// Accepts TCP, says yes to the SSLRequest, then never speaks again: a
+    /// server that hangs in the TLS handshake.
+    fn silent_after_ssl_yes() -> (u16, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            // One connection from connect(), one from ping().
+            for _ in 0..2 {
+                let Ok((mut s, _)) = listener.accept() else {
+                    return;
+                };
+                let mut req = [0u8; 8];
+                if s.read_exact(&mut req).is_ok() {
+                    let _ = s.write_all(b"S");
+                }
+                let mut sink = [0u8; 512];
+                while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+            }
+        });
+        (port, handle)
+    }
+
+    #[test]
+    fn a_hung_tls_handshake_gives_up_at_the_deadline() {
+        let (port, server) = silent_after_ssl_yes();
+        let ci = conninfo(&format!(
+            "host=127.0.0.1 port={port} user=u dbname=d sslmode=require sslrootcert=/nonexistent"
+        ));
+        let start = std::time::Instant::now();
+        let detail = connect_err(&ci).detail.unwrap();
+        assert!(detail.starts_with("timeout expired after 2 s"), "{detail}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        let start = std::time::Instant::now();
+        assert_eq!(ping(&ci, "repmgr"), Ping::NoResponse);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        server.join().unwrap();
+    }
+
     #[test]
     fn unsupported_conninfo_is_a_connection_error() {
         let err = connect_err(&conninfo(
