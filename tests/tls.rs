@@ -462,3 +462,33 @@ fn repmgrd_monitors_and_fails_over_over_tls() {
     all_sessions_encrypted(&n3.pg, "repmgr");
     drop(daemons);
 }
+
+#[test]
+fn prefer_falls_back_to_plaintext_when_the_handshake_fails() {
+    let pki = make_pki();
+    // TLS on, plaintext allowed (the harness's trust lines), and a root
+    // certificate the server's certificate does not chain to: libpq's
+    // prefer verifies against it, fails, and goes on in plaintext.
+    let mut b = PgNode::builder("node1");
+    for l in pki.server_conf() {
+        b = b.conf(&l);
+    }
+    let pg = b.start();
+    let ssl = format!("sslmode=prefer sslrootcert={}", pki.other_ca.display());
+    let ci = conninfo("127.0.0.1", &pg, &ssl);
+    let node = node_with(pg, 1, &ci);
+    node.repmgr(&["primary", "register"])
+        .assert_success()
+        .assert_stderr_contains("trying without TLS, as sslmode=prefer allows");
+    let lines = authorized(&node.pg, "repmgr");
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| !l.contains("SSL enabled")),
+        "{lines:?}"
+    );
+    // require has no such fallback.
+    let ci = conninfo("127.0.0.1", &node.pg, &ssl.replace("prefer", "require"));
+    let conf = write_conf(&node.pg, 1, "node1", &ci, "");
+    crate::harness::repmgr(&["-f", &conf, "cluster", "show"])
+        .assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("certificate verify failed");
+}

@@ -150,17 +150,20 @@ fn open_attempts(
             } else {
                 "without TLS"
             };
+            let cause = connect_cause(&err);
             if tls_failed {
                 crate::log_info!(
-                    "TLS with {} failed ({}); trying without TLS, as sslmode={} allows",
+                    "{cause} with {}; trying without TLS, as sslmode={} allows",
                     target.describe(),
-                    err,
                     target.ssl.mode
                 );
             } else {
-                crate::log_debug!("{over}: {err}; trying again as sslmode={}", target.ssl.mode);
+                crate::log_debug!(
+                    "{over}: {cause}; trying again as sslmode={}",
+                    target.ssl.mode
+                );
             }
-            earlier.push(format!("{over}: {err}"));
+            earlier.push(format!("{over}: {cause}"));
         }
     }
     Err(Failure::Connect {
