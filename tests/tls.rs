@@ -492,3 +492,46 @@ fn prefer_falls_back_to_plaintext_when_the_handshake_fails() {
         .assert_code(ExitCode::DbConn)
         .assert_stderr_contains("certificate verify failed");
 }
+
+#[test]
+fn an_encrypted_client_key_needs_its_sslpassword() {
+    let pki = make_pki();
+    let dir = pki.client_key.parent().unwrap().to_path_buf();
+    let enc = dir.join("client-enc.key");
+    openssl(
+        &dir,
+        &[
+            "pkey",
+            "-in",
+            "client.key",
+            "-aes256",
+            "-passout",
+            "pass:opensesame",
+            "-out",
+            "client-enc.key",
+        ],
+    );
+    chown_to_user(&enc);
+    chmod(&enc, 0o600);
+    let ssl = format!(
+        "sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+        pki.ca.display(),
+        pki.client_crt.display(),
+        enc.display()
+    );
+    let node = tls_node("node1", 1, &pki, "127.0.0.1", &ssl);
+    // No passphrase: refused at once (never a terminal prompt).
+    node.repmgr(&["cluster", "show"])
+        .assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("sslpassword");
+    let ci = conninfo(
+        "127.0.0.1",
+        &node.pg,
+        &format!("{ssl} sslpassword=opensesame"),
+    );
+    let conf = write_conf(&node.pg, 1, "node1", &ci, "");
+    let r = crate::harness::repmgr(&["-f", &conf, "primary", "register"]);
+    r.assert_success();
+    assert!(!r.stderr.contains("opensesame") && !r.stdout.contains("opensesame"));
+    all_sessions_encrypted(&node.pg, "repmgr");
+}
