@@ -11,7 +11,7 @@ use tokio_postgres::error::SqlState;
 use std::time::Instant;
 
 use super::session::{Session, Sql, SqlError};
-use super::tls;
+use super::{tls, tls_plan};
 use crate::conninfo::{ConnInfo, ConnTarget, Endpoint};
 use crate::error::{Error, Result};
 
@@ -113,7 +113,7 @@ fn endpoint_groups(target: &ConnTarget) -> Vec<Vec<Endpoint>> {
     target.endpoints.iter().map(|e| vec![e.clone()]).collect()
 }
 
-/// libpq's attempts for the target's sslmode (see [`tls::plan`]), every
+/// libpq's attempts for the target's sslmode (see [`tls_plan::plan`]), every
 /// one within what is left of `limit`.
 fn open_attempts(
     target: &ConnTarget,
@@ -124,7 +124,7 @@ fn open_attempts(
     let mut earlier = Vec::new();
     let mut last = None;
     for group in endpoint_groups(target) {
-        for (attempt, fallback) in tls::plan(target, &group).map_err(Failure::Setup)? {
+        for (attempt, fallback) in tls_plan::plan(target, &group).map_err(Failure::Setup)? {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -137,9 +137,9 @@ fn open_attempts(
             let server_spoke = err.as_db_error().is_some();
             let tls_failed = err.driver_error().is_some_and(tls::is_tls_failure);
             let again = match fallback {
-                tls::Fallback::Never => false,
-                tls::Fallback::OnServerError => server_spoke,
-                tls::Fallback::OnTlsOrServerError => server_spoke || tls_failed,
+                tls_plan::Fallback::Never => false,
+                tls_plan::Fallback::OnServerError => server_spoke,
+                tls_plan::Fallback::OnTlsOrServerError => server_spoke || tls_failed,
             };
             if !again {
                 last = Some(err);

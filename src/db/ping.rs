@@ -104,24 +104,34 @@ fn tcp_ping(
     if mode <= SslMode::Allow {
         return exchange(connect()?, target, app);
     }
-    let setup = match super::tls::setup(&target.ssl) {
-        Ok(t) => t,
-        Err(_) if mode == SslMode::Prefer => return exchange(connect()?, target, app),
-        Err(e) => {
-            crate::log_debug!("ping: {e}");
-            return Some(Ping::NoResponse);
+    // As for sessions (tls_plan.rs): prefer sets OpenSSL up only for a
+    // server that accepts TLS, the stronger modes before anything is sent.
+    let mut ready = None;
+    if mode.requires() {
+        match super::tls::setup(&target.ssl) {
+            Ok(t) => ready = Some(t),
+            Err(e) => {
+                crate::log_debug!("ping: {e}");
+                return Some(Ping::NoResponse);
+            }
         }
-    };
+    }
     let mut s = connect()?;
     s.write_all(&SSL_REQUEST).ok()?;
     let mut answer = [0u8; 1];
     s.read_exact(&mut answer).ok()?;
     match answer[0] {
-        b'S' => match setup.handshake(domain, s) {
-            Some(tls) => exchange(tls, target, app),
-            None if mode == SslMode::Prefer => exchange(connect()?, target, app),
-            None => Some(Ping::NoResponse),
-        },
+        b'S' => {
+            let setup = match ready {
+                Some(t) => Some(t),
+                None => super::tls::setup(&target.ssl).ok(),
+            };
+            match setup.and_then(|t| t.handshake(domain, s)) {
+                Some(tls) => exchange(tls, target, app),
+                None if mode == SslMode::Prefer => exchange(connect()?, target, app),
+                None => Some(Ping::NoResponse),
+            }
+        }
         b'N' if mode == SslMode::Prefer => exchange(s, target, app),
         // The server refuses TLS and TLS is required: libpq fails without
         // a server error, which PQping reports as no response.

@@ -29,7 +29,7 @@ use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::NoTls;
 
-use super::tls::TlsSetup;
+use super::tls_plan::{LazyTls, Tls};
 
 pub use tokio_postgres::Row;
 
@@ -290,7 +290,7 @@ impl Session {
     /// Without `tls` the connection is plaintext whatever the config says.
     pub fn open(
         config: &tokio_postgres::Config,
-        tls: Option<&TlsSetup>,
+        tls: Option<&Tls>,
         limit: Duration,
         bound: Duration,
     ) -> Result<Session, SqlError> {
@@ -303,8 +303,12 @@ impl Session {
                     .connect(NoTls)
                     .await
                     .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
-                Some(t) => config
+                Some(Tls::Ready(t)) => config
                     .connect(t.make_connector())
+                    .await
+                    .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
+                Some(Tls::Lazy(ssl)) => config
+                    .connect(LazyTls(ssl.clone()))
                     .await
                     .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
             }

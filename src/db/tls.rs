@@ -1,9 +1,8 @@
-//! TLS as libpq does it, on OpenSSL: which attempts a sslmode makes (allow:
-//! plaintext, then TLS if the server turned us away; prefer: TLS, then
-//! plaintext if TLS failed), what is verified (the CA whenever a root
-//! certificate is there, as libpq; the host name only for verify-full),
-//! the client certificate and key (with libpq's permission rule), CRLs,
-//! and errors that say which check failed and what to change.
+//! TLS as libpq sets it up, on OpenSSL: what is verified (the CA whenever
+//! a root certificate is there, as libpq; the host name only for
+//! verify-full), the client certificate and key (with libpq's permission
+//! rule), CRLs, and errors that say which check failed and what to change.
+//! Which attempts a sslmode makes is `tls_plan.rs`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -14,7 +13,6 @@ use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode, SslVersi
 use openssl::x509::store::{X509Lookup, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyFlags;
 use postgres_openssl::MakeTlsConnector;
-use tokio_postgres::config::SslMode as DriverSslMode;
 
 use crate::conninfo::{ConnTarget, Endpoint, RootCert, SslMode, SslSettings};
 use crate::error::{Error, Result};
@@ -52,82 +50,6 @@ impl TlsSetup {
         cfg.set_use_server_name_indication(self.sni);
         cfg.connect(domain, stream).ok()
     }
-}
-
-/// One way to try: the driver's TLS mode, with a connector when TLS may
-/// be used.
-pub struct Attempt {
-    pub mode: DriverSslMode,
-    pub tls: Option<TlsSetup>,
-}
-
-/// When the next attempt of a plan is made after this one failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    /// Never (the last attempt, or one that must not fall back).
-    Never,
-    /// The server turned us away (an error response): allow's plaintext try.
-    OnServerError,
-    /// TLS failed or the server turned us away over TLS: prefer's TLS try.
-    OnTlsOrServerError,
-}
-
-/// libpq's attempts for `endpoints` (all sockets or all TCP): unix sockets
-/// never use TLS; the TLS files are read now, so a missing root
-/// certificate or a readable key fails before any connection is made.
-pub fn plan(target: &ConnTarget, endpoints: &[Endpoint]) -> Result<Vec<(Attempt, Fallback)>> {
-    let tcp = endpoints.iter().any(|e| matches!(e, Endpoint::Tcp { .. }));
-    let plain = || Attempt {
-        mode: DriverSslMode::Disable,
-        tls: None,
-    };
-    let mode = target.ssl.mode;
-    if !tcp || mode == SslMode::Disable {
-        return Ok(vec![(plain(), Fallback::Never)]);
-    }
-    let tls = match setup(&target.ssl) {
-        Ok(t) => t,
-        Err(e) if mode.requires() => return Err(e),
-        // libpq: TLS that cannot even be set up is one more failed TLS
-        // attempt, which allow and prefer survive in plaintext.
-        Err(e) => {
-            crate::log_info!(
-                "TLS not used with {}: {}",
-                target.describe(),
-                e.detail.as_deref().unwrap_or(e.message())
-            );
-            return Ok(vec![(plain(), Fallback::Never)]);
-        }
-    };
-    Ok(match mode {
-        SslMode::Allow => vec![
-            (plain(), Fallback::OnServerError),
-            (
-                Attempt {
-                    mode: DriverSslMode::Require,
-                    tls: Some(tls),
-                },
-                Fallback::Never,
-            ),
-        ],
-        SslMode::Prefer => vec![
-            (
-                Attempt {
-                    mode: DriverSslMode::Prefer,
-                    tls: Some(tls),
-                },
-                Fallback::OnTlsOrServerError,
-            ),
-            (plain(), Fallback::Never),
-        ],
-        _ => vec![(
-            Attempt {
-                mode: DriverSslMode::Require,
-                tls: Some(tls),
-            },
-            Fallback::Never,
-        )],
-    })
 }
 
 fn tls_error(what: String) -> Error {
@@ -485,46 +407,5 @@ mod tests {
         let h = hint_for("server does not support TLS", &s).unwrap();
         assert!(h.contains("ssl=off"), "{h}");
         assert_eq!(hint_for("Connection refused", &s), None);
-    }
-
-    #[test]
-    fn plans_follow_libpq() {
-        let t = |ci: &str| {
-            crate::conninfo::ConnInfo::parse(ci)
-                .unwrap()
-                .resolve()
-                .unwrap()
-        };
-        let modes = |ci: &str| {
-            let t = t(ci);
-            plan(&t, &t.endpoints)
-                .unwrap()
-                .into_iter()
-                .map(|(a, f)| (a.mode, a.tls.is_some(), f))
-                .collect::<Vec<_>>()
-        };
-        use DriverSslMode::*;
-        assert_eq!(
-            modes("host=127.0.0.1 user=u sslmode=allow sslrootcert=/none"),
-            vec![
-                (Disable, false, Fallback::OnServerError),
-                (Require, true, Fallback::Never)
-            ]
-        );
-        assert_eq!(
-            modes("host=127.0.0.1 user=u sslrootcert=/none"),
-            vec![
-                (Prefer, true, Fallback::OnTlsOrServerError),
-                (Disable, false, Fallback::Never)
-            ]
-        );
-        assert_eq!(
-            modes("host=127.0.0.1 user=u sslmode=require sslrootcert=/none"),
-            vec![(Require, true, Fallback::Never)]
-        );
-        assert_eq!(
-            modes("host=/tmp user=u sslmode=verify-full"),
-            vec![(Disable, false, Fallback::Never)]
-        );
     }
 }
