@@ -56,8 +56,54 @@ fn tls_error(what: String) -> Error {
     Error::db_conn("connection to database failed").detail(what)
 }
 
-/// The OpenSSL connector for `ssl`, as libpq's `initialize_SSL`.
+/// What the files a setup read looked like: a setup is reused only while
+/// none of them was written, replaced, created, removed or chmodded.
+type FileStamps = Vec<Option<(i64, i64, i64, u64)>>;
+
+fn stamps(ssl: &SslSettings) -> FileStamps {
+    let root = match &ssl.rootcert {
+        Some(RootCert::File(p)) => Some(p.as_path()),
+        _ => None,
+    };
+    [
+        root,
+        ssl.cert.as_deref(),
+        ssl.key.as_deref(),
+        ssl.crl.as_deref(),
+    ]
+    .into_iter()
+    .map(|p| {
+        let m = fs::metadata(p?).ok()?;
+        Some((m.mtime(), m.mtime_nsec(), m.ctime(), m.ino()))
+    })
+    .collect()
+}
+
+/// Setups kept for reuse. repmgrd connects every few seconds; a fresh
+/// OpenSSL context each time costs CPU, and memory the allocator keeps.
+const SETUP_CACHE: usize = 8;
+
+static SETUPS: std::sync::Mutex<Vec<(SslSettings, FileStamps, TlsSetup)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The OpenSSL connector for `ssl`, as libpq's `initialize_SSL`; the one
+/// made earlier for the same settings while their files are unchanged.
 pub fn setup(ssl: &SslSettings) -> Result<TlsSetup> {
+    let now = stamps(ssl);
+    let mut cache = SETUPS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, t)) = cache.iter().find(|(s, st, _)| s == ssl && *st == now) {
+        return Ok(t.clone());
+    }
+    let t = build(ssl)?;
+    cache.retain(|(s, _, _)| s != ssl);
+    if cache.len() >= SETUP_CACHE {
+        cache.remove(0);
+    }
+    cache.push((ssl.clone(), now, t.clone()));
+    Ok(t)
+}
+
+fn build(ssl: &SslSettings) -> Result<TlsSetup> {
     let failed = |what: &str, e: openssl::error::ErrorStack| tls_error(format!("{what}: {e}"));
     let mut b = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| failed("could not create the TLS context", e))?;
@@ -375,6 +421,22 @@ mod tests {
         ))
         .unwrap();
         assert!(!s.verify_host);
+    }
+
+    #[test]
+    fn a_setup_is_reused_until_its_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.crt");
+        let ci = format!("user=u sslmode=require sslrootcert={}", ca.display());
+        let s = settings(&ci);
+        assert!(!setup(&s).unwrap().verify_host);
+        // A root certificate appearing is seen (and, being junk, refused).
+        fs::write(&ca, "not a certificate").unwrap();
+        let e = setup(&s).err().unwrap();
+        assert!(e
+            .detail
+            .unwrap()
+            .contains("could not read root certificate file"));
     }
 
     #[test]
