@@ -392,6 +392,61 @@ fn rss_kib(pid: i32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// A registered TLS primary (node1) and two TLS standbys (node2, node3),
+/// each with `ssl` in its conninfo and `extra(id)` in its repmgr.conf.
+fn tls_cluster(pki: &Pki, ssl: &str, extra: impl Fn(i32) -> String) -> Vec<Node> {
+    let pg = tls_server("node1", pki);
+    let ci = conninfo("127.0.0.1", &pg, ssl);
+    let conf = write_conf(&pg, 1, "node1", &ci, &extra(1));
+    let mut nodes = vec![Node { pg, conf }];
+    nodes[0].repmgr(&["primary", "register"]).assert_success();
+    for id in [2, 3] {
+        let name = format!("node{id}");
+        let mut b = PgNode::builder(&name);
+        for l in pki.server_conf() {
+            b = b.conf(&l);
+        }
+        let pg = b.standby_of(&nodes[0].pg);
+        let ci = conninfo("127.0.0.1", &pg, ssl);
+        let conf = write_conf(&pg, id, &name, &ci, &extra(id));
+        let node = Node { pg, conf };
+        node.repmgr(&["standby", "register"]).assert_success();
+        wait_attached(&nodes[0], &node);
+        nodes.push(node);
+    }
+    crate::fixture::wait_all_replayed(&nodes);
+    nodes
+}
+
+/// Whether `upstream`'s walsender for `standby` uses TLS.
+fn streams_over_tls(upstream: &Node, standby: &str) -> bool {
+    upstream.query(&format!(
+        "SELECT coalesce(bool_and(s.ssl), false)::text FROM pg_stat_replication r \
+         JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = '{standby}' \
+         AND r.state = 'streaming'"
+    )) == "true"
+}
+
+#[test]
+fn promote_and_follow_over_tls() {
+    let pki = make_pki();
+    let nodes = tls_cluster(&pki, &pki.client("verify-full"), |_| String::new());
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n1.pg.stop();
+    n2.repmgr(&["standby", "promote"]).assert_success();
+    n3.repmgr(&["standby", "follow"]).assert_success();
+    poll_until(WAIT, "node3 streams from node2 over TLS", || {
+        streams_over_tls(n2, "node3")
+    });
+    let auto = fs::read_to_string(n3.pg.datadir.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("sslmode=verify-full"), "{auto}");
+    n2.repmgr(&["cluster", "show"])
+        .assert_success()
+        .assert_stdout_contains("| node3 | standby |   running | node2 ");
+    all_sessions_encrypted(&n2.pg, "repmgr");
+    all_sessions_encrypted(&n3.pg, "repmgr");
+}
+
 #[test]
 fn repmgrd_monitors_and_fails_over_over_tls() {
     let pki = make_pki();
@@ -403,26 +458,7 @@ fn repmgrd_monitors_and_fails_over_over_tls() {
              monitor_interval_secs=1\npriority={priority}\nlog_level=INFO"
         )
     };
-    let pg = tls_server("node1", &pki);
-    let ci = conninfo("127.0.0.1", &pg, &ssl);
-    let conf = write_conf(&pg, 1, "node1", &ci, &fast(1));
-    let mut nodes = vec![Node { pg, conf }];
-    nodes[0].repmgr(&["primary", "register"]).assert_success();
-    for id in [2, 3] {
-        let name = format!("node{id}");
-        let mut b = PgNode::builder(&name);
-        for l in pki.server_conf() {
-            b = b.conf(&l);
-        }
-        let pg = b.standby_of(&nodes[0].pg);
-        let ci = conninfo("127.0.0.1", &pg, &ssl);
-        let conf = write_conf(&pg, id, &name, &ci, &fast(id));
-        let node = Node { pg, conf };
-        node.repmgr(&["standby", "register"]).assert_success();
-        wait_attached(&nodes[0], &node);
-        nodes.push(node);
-    }
-    crate::fixture::wait_all_replayed(&nodes);
+    let nodes = tls_cluster(&pki, &ssl, fast);
     let daemons: Vec<_> = nodes.iter().map(|n| n.repmgrd()).collect();
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
     // The standbys' repmgrd sessions on the primary are encrypted.
