@@ -571,3 +571,26 @@ fn an_encrypted_client_key_needs_its_sslpassword() {
     assert!(!r.stderr.contains("opensesame") && !r.stdout.contains("opensesame"));
     all_sessions_encrypted(&node.pg, "repmgr");
 }
+
+#[test]
+fn a_service_file_carries_the_tls_settings() {
+    let pki = make_pki();
+    let pg = tls_server("node1", &pki);
+    let services = pg.dir.join("pg_service.conf");
+    let ssl = pki.client("verify-full").replace(' ', "\n");
+    crate::harness::write_user_file(
+        &services,
+        &format!("[node1]\nhost=localhost\nport={}\n{ssl}\n", pg.port),
+    );
+    let node = node_with(pg, 1, "service=node1 user=postgres dbname=postgres");
+    let with_services = |args: &[&str]| {
+        let mut all = vec!["-f", node.conf.as_str()];
+        all.extend_from_slice(args);
+        crate::harness::Repmgr::new(&all)
+            .env("PGSERVICEFILE", services.to_str().unwrap())
+            .run()
+    };
+    with_services(&["primary", "register"]).assert_success();
+    with_services(&["cluster", "show"]).assert_success();
+    all_sessions_encrypted(&node.pg, "repmgr");
+}

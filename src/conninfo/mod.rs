@@ -9,11 +9,13 @@
 //!
 //! [`ConnInfo`] lives here; `parse.rs` reads and quotes the two libpq
 //! forms, `resolve.rs` turns a [`ConnInfo`] into a [`ConnTarget`], and
-//! `passfile.rs` reads `.pgpass`, `ssl.rs` resolves the TLS settings.
+//! `passfile.rs` reads `.pgpass`, `service.rs` service files, `ssl.rs`
+//! resolves the TLS settings.
 
 mod parse;
 mod passfile;
 mod resolve;
+mod service;
 mod ssl;
 
 use std::fmt;

@@ -14,6 +14,7 @@ use tokio_postgres::config::{
 };
 
 use super::passfile::{lookup_passfile, read_passfile};
+use super::service::apply_service;
 use super::ssl::{resolve_ssl, SslMode, SslSettings, SSL_KEYS};
 use super::ConnInfo;
 use crate::error::{Error, Result};
@@ -281,6 +282,7 @@ const KEYS_USED: &[&str] = &[
 ];
 
 fn resolve(ci: &ConnInfo, env: EnvLookup) -> Result<ConnTarget> {
+    let ci = &apply_service(ci, env)?;
     reject_unsupported(ci)?;
     note_ignored_keys(ci);
     let user = match setting(ci, env, "user", Some("PGUSER")) {
@@ -361,11 +363,6 @@ fn connect_timeout(raw: Option<String>) -> Duration {
 }
 
 fn reject_unsupported(ci: &ConnInfo) -> Result<()> {
-    if ci.contains("service") {
-        return Err(Error::db_conn(
-            "service files are not supported; put the parameters in the connection string",
-        ));
-    }
     if ci.contains("replication") {
         return Err(Error::db_conn(
             "replication connections are not supported here",
@@ -815,8 +812,8 @@ mod tests {
             crate::error::ExitCode::DbConn
         );
         assert_eq!(
-            err("user=u service=x", &[]).message(),
-            "service files are not supported; put the parameters in the connection string"
+            err("user=u service=x", &[("PGSERVICEFILE", "/nonexistent")]).message(),
+            "definition of service \"x\" not found"
         );
         assert!(err("user=u replication=1", &[])
             .message()

@@ -49,6 +49,7 @@ pub const PG_ENV_VARS: &[&str] = &[
     "PGPASSFILE",
     "PGSERVICE",
     "PGSERVICEFILE",
+    "PGSYSCONFDIR",
     "PGOPTIONS",
     "PGDATA",
     "PGSSLMODE",
