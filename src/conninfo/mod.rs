@@ -25,7 +25,7 @@ use parse::{parse_key_values, parse_uri, uri_prefix_len};
 pub use parse::{is_libpq_keyword, quote_value, LIBPQ_KEYWORDS};
 pub use passfile::lookup_passfile;
 pub use resolve::{
-    os_user_name, ConnTarget, Endpoint, EnvLookup, DEFAULT_PORT, DEFAULT_SOCKET_DIR,
+    os_user_name, ConnTarget, Endpoint, EnvLookup, ServerRole, DEFAULT_PORT, DEFAULT_SOCKET_DIR,
     MIN_CONNECT_TIMEOUT,
 };
 pub use ssl::{RootCert, SslMode, SslSettings};

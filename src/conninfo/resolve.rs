@@ -121,6 +121,9 @@ pub struct ConnTarget {
     pub keepalives_interval: Option<Duration>,
     pub keepalives_count: Option<u32>,
     pub target_session_attrs: TargetSessionAttrs,
+    /// target_session_attrs primary, standby or prefer-standby, which the
+    /// driver does not know: checked after connecting (`db::connect`).
+    pub server_role: Option<ServerRole>,
     pub channel_binding: ChannelBinding,
     pub load_balance_hosts: LoadBalanceHosts,
     pub ssl: SslSettings,
@@ -320,6 +323,7 @@ fn resolve(ci: &ConnInfo, env: EnvLookup) -> Result<ConnTarget> {
         keepalives_count: int_setting(ci, "keepalives_count")?
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         target_session_attrs: target_session_attrs(ci.get("target_session_attrs"))?,
+        server_role: server_role(ci.get("target_session_attrs")),
         channel_binding: channel_binding(ci.get("channel_binding"))?,
         load_balance_hosts: load_balance_hosts(ci.get("load_balance_hosts"))?,
         ssl: resolve_ssl(ci, env)?,
@@ -398,14 +402,27 @@ fn target_session_attrs(v: Option<&str>) -> Result<TargetSessionAttrs> {
         "" | "any" => Ok(TargetSessionAttrs::Any),
         "read-write" => Ok(TargetSessionAttrs::ReadWrite),
         "read-only" => Ok(TargetSessionAttrs::ReadOnly),
-        "primary" | "standby" | "prefer-standby" => Err(Error::db_conn(format!(
-            "target_session_attrs=\"{}\" is not supported by this build",
-            v.unwrap_or_default()
-        ))
-        .hint("use read-write or read-only")),
+        "primary" | "standby" | "prefer-standby" => Ok(TargetSessionAttrs::Any),
         other => Err(Error::db_conn(format!(
             "invalid target_session_attrs value: \"{other}\""
         ))),
+    }
+}
+
+/// libpq 14's roles by recovery state (see [`ConnTarget::server_role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerRole {
+    Primary,
+    Standby,
+    PreferStandby,
+}
+
+fn server_role(v: Option<&str>) -> Option<ServerRole> {
+    match v? {
+        "primary" => Some(ServerRole::Primary),
+        "standby" => Some(ServerRole::Standby),
+        "prefer-standby" => Some(ServerRole::PreferStandby),
+        _ => None,
     }
 }
 

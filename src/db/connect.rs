@@ -10,9 +10,9 @@ use tokio_postgres::error::SqlState;
 
 use std::time::Instant;
 
-use super::session::{Session, Sql, SqlError};
+use super::session::{RowExt, Session, Sql, SqlError};
 use super::{tls, tls_plan};
-use crate::conninfo::{ConnInfo, ConnTarget, Endpoint};
+use crate::conninfo::{ConnInfo, ConnTarget, Endpoint, ServerRole};
 use crate::error::{Error, Result};
 
 /// Appended to any user `options`: later `-c` settings win, so repmgr's
@@ -123,53 +123,115 @@ fn open_attempts(
     let deadline = Instant::now() + limit;
     let mut earlier = Vec::new();
     let mut last = None;
-    for group in endpoint_groups(target) {
-        for (attempt, fallback) in tls_plan::plan(target, &group).map_err(Failure::Setup)? {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let config = target.config_for(&group, attempt.mode);
-            let err = match Session::open(&config, attempt.tls.as_ref(), left, bound) {
+    // libpq: prefer-standby takes any server when no standby answered.
+    let passes: &[Option<ServerRole>] = match target.server_role {
+        Some(ServerRole::PreferStandby) => &[Some(ServerRole::Standby), None],
+        Some(ServerRole::Primary) => &[Some(ServerRole::Primary)],
+        Some(ServerRole::Standby) => &[Some(ServerRole::Standby)],
+        None => &[None],
+    };
+    for want in passes {
+        for group in endpoint_groups(target) {
+            match try_group(target, &group, *want, deadline, bound, &mut earlier)? {
                 Ok(s) => return Ok(s),
-                Err(e) => e,
-            };
-            let server_spoke = err.as_db_error().is_some();
-            let tls_failed = err.driver_error().is_some_and(tls::is_tls_failure);
-            let again = match fallback {
-                tls_plan::Fallback::Never => false,
-                tls_plan::Fallback::OnServerError => server_spoke,
-                tls_plan::Fallback::OnTlsOrServerError => server_spoke || tls_failed,
-            };
-            if !again {
-                last = Some(err);
-                break;
+                Err(e) => last = Some(e),
             }
-            let over = if attempt.tls.is_some() {
-                "over TLS"
-            } else {
-                "without TLS"
-            };
-            let cause = connect_cause(&err);
-            if tls_failed {
-                crate::log_info!(
-                    "{cause} with {}; trying without TLS, as sslmode={} allows",
-                    target.describe(),
-                    target.ssl.mode
-                );
-            } else {
-                crate::log_debug!(
-                    "{over}: {cause}; trying again as sslmode={}",
-                    target.ssl.mode
-                );
-            }
-            earlier.push(format!("{over}: {cause}"));
         }
     }
     Err(Failure::Connect {
         last: last.unwrap_or(SqlError::TimedOut(limit)),
         earlier,
     })
+}
+
+/// Whether a session's server is in the role asked for; why not if not.
+fn role_mismatch(session: &mut Session, want: Option<ServerRole>) -> Option<String> {
+    let want = want?;
+    let standby = match session.query_typed_one("SELECT pg_is_in_recovery()", &[]) {
+        Ok(row) => row.val::<bool>(0).unwrap_or(false),
+        Err(e) => return Some(format!("could not check the server's role: {e}")),
+    };
+    match (want, standby) {
+        (ServerRole::Primary, true) => Some("server is in hot standby mode".into()),
+        (ServerRole::Standby | ServerRole::PreferStandby, false) => {
+            Some("server is not in hot standby mode".into())
+        }
+        _ => None,
+    }
+}
+
+/// The attempts of one endpoint group; the inner error is the last one.
+fn try_group(
+    target: &ConnTarget,
+    group: &[Endpoint],
+    want: Option<ServerRole>,
+    deadline: Instant,
+    bound: Duration,
+    earlier: &mut Vec<String>,
+) -> std::result::Result<std::result::Result<Session, SqlError>, Failure> {
+    let mut last = SqlError::TimedOut(Duration::ZERO);
+    // The role is checked per server, so each is its own group then.
+    if want.is_some() && group.len() > 1 {
+        for e in group {
+            match try_group(
+                target,
+                std::slice::from_ref(e),
+                want,
+                deadline,
+                bound,
+                earlier,
+            )? {
+                Ok(s) => return Ok(Ok(s)),
+                Err(e) => last = e,
+            }
+        }
+        return Ok(Err(last));
+    }
+    for (attempt, fallback) in tls_plan::plan(target, group).map_err(Failure::Setup)? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Err(SqlError::TimedOut(left)));
+        }
+        let config = target.config_for(group, attempt.mode);
+        let err = match Session::open(&config, attempt.tls.as_ref(), left, bound) {
+            Ok(mut s) => match role_mismatch(&mut s, want) {
+                None => return Ok(Ok(s)),
+                Some(why) => return Ok(Err(SqlError::Unexpected(why))),
+            },
+            Err(e) => e,
+        };
+        let server_spoke = err.as_db_error().is_some();
+        let tls_failed = err.driver_error().is_some_and(tls::is_tls_failure);
+        let again = match fallback {
+            tls_plan::Fallback::Never => false,
+            tls_plan::Fallback::OnServerError => server_spoke,
+            tls_plan::Fallback::OnTlsOrServerError => server_spoke || tls_failed,
+        };
+        if !again {
+            return Ok(Err(err));
+        }
+        let over = if attempt.tls.is_some() {
+            "over TLS"
+        } else {
+            "without TLS"
+        };
+        let cause = connect_cause(&err);
+        if tls_failed {
+            crate::log_info!(
+                "{cause} with {}; trying without TLS, as sslmode={} allows",
+                target.describe(),
+                target.ssl.mode
+            );
+        } else {
+            crate::log_debug!(
+                "{over}: {cause}; trying again as sslmode={}",
+                target.ssl.mode
+            );
+        }
+        earlier.push(format!("{over}: {cause}"));
+        last = err;
+    }
+    Ok(Err(last))
 }
 
 /// Applies repmgr's additions to the conninfo and resolves it.
@@ -256,6 +318,9 @@ fn connection_failed(detail: String) -> Error {
 /// The error without the driver's redundant prefix, and with a readable
 /// reason when the server wanted a password we do not have.
 fn connect_cause(e: &SqlError) -> String {
+    if let SqlError::Unexpected(why) = e {
+        return why.clone();
+    }
     if let Some(text) = e.driver_error().and_then(tls::failure_text) {
         return text;
     }
