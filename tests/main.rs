@@ -46,3 +46,5 @@ mod node_check;
 mod rejoin_witness;
 // The seed README's EXAMPLES end to end: clone, promote, follow, clone from the new primary.
 mod seed_examples;
+// TLS with real certificates: verify-full, cert auth, clone, refusals (issue 12).
+mod tls;

@@ -475,3 +475,62 @@ fn node_status_service_and_cleanup() {
         2
     );
 }
+
+/// target_session_attrs primary, standby and prefer-standby (libpq 14),
+/// which the driver does not know: each host is tried in turn and its
+/// recovery state checked.
+#[test]
+fn target_session_attrs_picks_the_server_by_role() {
+    use crate::harness::PgNode;
+    let primary = PgNode::builder("node1")
+        .conf("log_connections = on")
+        .start();
+    let standby = PgNode::standby_of_builder("node2")
+        .conf("log_connections = on")
+        .standby_of(&primary);
+    let sessions = |pg: &PgNode| {
+        std::fs::read_to_string(&pg.logfile)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("connection authorized") && l.contains("application_name=repmgr")
+            })
+            .count()
+    };
+    for (attrs, to_standby) in [
+        ("standby", true),
+        ("primary", false),
+        ("prefer-standby", true),
+    ] {
+        let ci = format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres connect_timeout=2 \
+             target_session_attrs={attrs}",
+            primary.port, standby.port
+        );
+        let conf = crate::fixture::write_conf(&primary, 1, "node1", &ci, "");
+        let before = (sessions(&primary), sessions(&standby));
+        crate::harness::repmgr(&["-f", &conf, "node", "check", "--db-connection"]).assert_success();
+        let after = (sessions(&primary), sessions(&standby));
+        let (p, s) = (after.0 - before.0, after.1 - before.1);
+        assert_eq!(
+            s > 0,
+            to_standby,
+            "{attrs}: {p} on the primary, {s} on the standby"
+        );
+        // The primary is tried first, so a standby-only session may pass
+        // by it (and leave a session that was closed at once) but never stay.
+        if !to_standby {
+            assert_eq!(s, 0, "{attrs}");
+        }
+    }
+    // Only a primary, asked for a standby: refused, in libpq's words.
+    let ci = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres target_session_attrs=standby",
+        primary.port
+    );
+    let conf = crate::fixture::write_conf(&primary, 1, "node1", &ci, "");
+    crate::harness::repmgr(&["-f", &conf, "cluster", "show"])
+        .assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("server is not in hot standby mode");
+    drop(standby);
+}

@@ -9,11 +9,14 @@
 //!
 //! [`ConnInfo`] lives here; `parse.rs` reads and quotes the two libpq
 //! forms, `resolve.rs` turns a [`ConnInfo`] into a [`ConnTarget`], and
-//! `passfile.rs` reads `.pgpass`.
+//! `passfile.rs` reads `.pgpass`, `service.rs` service files, `ssl.rs`
+//! resolves the TLS settings.
 
 mod parse;
 mod passfile;
 mod resolve;
+mod service;
+mod ssl;
 
 use std::fmt;
 
@@ -22,9 +25,10 @@ use parse::{parse_key_values, parse_uri, uri_prefix_len};
 pub use parse::{is_libpq_keyword, quote_value, LIBPQ_KEYWORDS};
 pub use passfile::lookup_passfile;
 pub use resolve::{
-    os_user_name, ConnTarget, Endpoint, EnvLookup, DEFAULT_PORT, DEFAULT_SOCKET_DIR,
+    os_user_name, ConnTarget, Endpoint, EnvLookup, ServerRole, DEFAULT_PORT, DEFAULT_SOCKET_DIR,
     MIN_CONNECT_TIMEOUT,
 };
+pub use ssl::{RootCert, SslMode, SslSettings};
 
 /// A parsed connection string: libpq keywords in the order given.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -108,21 +112,27 @@ impl ConnInfo {
         self.get("dbname")
     }
 
-    /// The key=value string with the password replaced, for log lines.
+    /// The key=value string without the secrets (the password and the
+    /// client key's passphrase), for log lines.
     pub fn to_string_without_password(&self) -> String {
         let mut shown = self.clone();
-        shown.remove("password");
+        for k in SECRET_KEYS {
+            shown.remove(k);
+        }
         shown.to_string()
     }
 }
 
-/// Never shows the password, so `{:?}` is safe in logs and panics.
+/// Keys whose values are secrets: never in a log line or a Debug.
+const SECRET_KEYS: &[&str] = &["password", "sslpassword"];
+
+/// Never shows the secrets, so `{:?}` is safe in logs and panics.
 impl fmt::Debug for ConnInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown: Vec<(&str, &str)> = self
             .iter()
             .map(|(k, v)| {
-                if k == "password" {
+                if SECRET_KEYS.contains(&k) {
                     (k, "********")
                 } else {
                     (k, v)
@@ -237,11 +247,13 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_debug_and_log_strings() {
-        let ci = parse("host=h password=hunter2");
+        let ci = parse("host=h password=hunter2 sslpassword=keypass");
         assert!(!format!("{ci:?}").contains("hunter2"));
+        assert!(!format!("{ci:?}").contains("keypass"));
         assert_eq!(ci.to_string_without_password(), "host=h");
         let t = ci.resolve_with(&env_of(&[("PGUSER", "u")])).unwrap();
         assert!(!format!("{t:?}").contains("hunter2"));
+        assert!(!format!("{t:?}").contains("keypass"));
         assert!(!t.describe().contains("hunter2"));
     }
 }

@@ -9,9 +9,13 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio_postgres::config::{ChannelBinding, LoadBalanceHosts, SslMode, TargetSessionAttrs};
+use tokio_postgres::config::{
+    ChannelBinding, LoadBalanceHosts, SslMode as DriverSslMode, TargetSessionAttrs,
+};
 
 use super::passfile::{lookup_passfile, read_passfile};
+use super::service::apply_service;
+use super::ssl::{resolve_ssl, SslMode, SslSettings, SSL_KEYS};
 use super::ConnInfo;
 use crate::error::{Error, Result};
 
@@ -117,8 +121,12 @@ pub struct ConnTarget {
     pub keepalives_interval: Option<Duration>,
     pub keepalives_count: Option<u32>,
     pub target_session_attrs: TargetSessionAttrs,
+    /// target_session_attrs primary, standby or prefer-standby, which the
+    /// driver does not know: checked after connecting (`db::connect`).
+    pub server_role: Option<ServerRole>,
     pub channel_binding: ChannelBinding,
     pub load_balance_hosts: LoadBalanceHosts,
+    pub ssl: SslSettings,
 }
 
 impl ConnTarget {
@@ -143,17 +151,37 @@ impl ConnTarget {
         )
     }
 
-    /// The driver's configuration. TLS is never used (sslmode
-    /// disable/allow/prefer all mean plaintext here; the stricter modes were
-    /// rejected during resolution).
+    /// The driver's configuration for every endpoint, with the TLS mode of
+    /// libpq's first attempt (`db::tls` plans the fallbacks).
     pub fn to_config(&self) -> tokio_postgres::Config {
+        let over_tcp = self
+            .endpoints
+            .iter()
+            .any(|e| matches!(e, Endpoint::Tcp { .. }));
+        let mode = match self.ssl.mode {
+            _ if !over_tcp => DriverSslMode::Disable,
+            SslMode::Disable | SslMode::Allow => DriverSslMode::Disable,
+            SslMode::Prefer => DriverSslMode::Prefer,
+            _ => DriverSslMode::Require,
+        };
+        self.config_for(&self.endpoints, mode)
+    }
+
+    /// The driver's configuration for some of the endpoints, with the
+    /// driver's TLS mode given (it knows only disable, prefer and require;
+    /// the verification is the connector's business).
+    pub fn config_for(
+        &self,
+        endpoints: &[Endpoint],
+        ssl_mode: DriverSslMode,
+    ) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        for e in &self.endpoints {
+        for e in endpoints {
             add_endpoint(&mut c, e);
         }
         c.user(&self.user)
             .dbname(&self.dbname)
-            .ssl_mode(SslMode::Disable)
+            .ssl_mode(ssl_mode)
             .connect_timeout(self.connect_timeout)
             .tcp_user_timeout(self.tcp_user_timeout)
             .keepalives(self.keepalives)
@@ -194,8 +222,17 @@ fn add_endpoint(c: &mut tokio_postgres::Config, e: &Endpoint) {
             hostaddr,
             port,
         } => {
-            if let Some(h) = host {
-                c.host(h);
+            // The driver names the server in the TLS handshake only by
+            // `host`, so a bare hostaddr stands in for it (libpq verifies a
+            // hostaddr-only connection against the address too).
+            match (host, hostaddr) {
+                (Some(h), _) => {
+                    c.host(h);
+                }
+                (None, Some(a)) => {
+                    c.host(a.to_string());
+                }
+                (None, None) => {}
             }
             if let Some(a) = hostaddr {
                 c.hostaddr(*a);
@@ -240,8 +277,6 @@ const KEYS_USED: &[&str] = &[
     "keepalives_interval",
     "keepalives_count",
     "tcp_user_timeout",
-    "sslmode",
-    "requiressl",
     "replication",
     "service",
     "target_session_attrs",
@@ -250,7 +285,8 @@ const KEYS_USED: &[&str] = &[
 ];
 
 fn resolve(ci: &ConnInfo, env: EnvLookup) -> Result<ConnTarget> {
-    reject_unsupported(ci, env)?;
+    let ci = &apply_service(ci, env)?;
+    reject_unsupported(ci)?;
     note_ignored_keys(ci);
     let user = match setting(ci, env, "user", Some("PGUSER")) {
         Some(u) => u,
@@ -287,8 +323,10 @@ fn resolve(ci: &ConnInfo, env: EnvLookup) -> Result<ConnTarget> {
         keepalives_count: int_setting(ci, "keepalives_count")?
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         target_session_attrs: target_session_attrs(ci.get("target_session_attrs"))?,
+        server_role: server_role(ci.get("target_session_attrs")),
         channel_binding: channel_binding(ci.get("channel_binding"))?,
         load_balance_hosts: load_balance_hosts(ci.get("load_balance_hosts"))?,
+        ssl: resolve_ssl(ci, env)?,
     })
 }
 
@@ -328,18 +366,12 @@ fn connect_timeout(raw: Option<String>) -> Duration {
     }
 }
 
-fn reject_unsupported(ci: &ConnInfo, env: EnvLookup) -> Result<()> {
-    if ci.contains("service") {
-        return Err(Error::db_conn(
-            "service files are not supported; put the parameters in the connection string",
-        ));
-    }
+fn reject_unsupported(ci: &ConnInfo) -> Result<()> {
     if ci.contains("replication") {
         return Err(Error::db_conn(
             "replication connections are not supported here",
         ));
     }
-    check_sslmode(ci, env)?;
     if ci.get("gssencmode") == Some("require") {
         return Err(Error::db_conn(
             "GSSAPI encryption (gssencmode=require) is not supported by this build",
@@ -348,31 +380,11 @@ fn reject_unsupported(ci: &ConnInfo, env: EnvLookup) -> Result<()> {
     Ok(())
 }
 
-/// Only plaintext is available: the modes that may fall back to it are fine.
-fn check_sslmode(ci: &ConnInfo, env: EnvLookup) -> Result<()> {
-    let requiressl = ci.get("requiressl").is_some_and(|v| v.trim() == "1");
-    let mode = match setting(ci, env, "sslmode", Some("PGSSLMODE")) {
-        Some(m) => m,
-        None if requiressl => "require".to_string(),
-        None => return Ok(()),
-    };
-    match mode.as_str() {
-        "disable" | "allow" | "prefer" => Ok(()),
-        "require" | "verify-ca" | "verify-full" => Err(Error::db_conn(format!(
-            "SSL is not supported by this build yet (sslmode={mode})"
-        ))
-        .hint("use sslmode=prefer or sslmode=disable, or connect through a unix socket")),
-        other => Err(Error::db_conn(format!(
-            "invalid sslmode value: \"{other}\""
-        ))),
-    }
-}
-
 fn note_ignored_keys(ci: &ConnInfo) {
     for (k, v) in ci.iter() {
         if k == "client_encoding" && !is_utf8_encoding(v) {
             crate::log_warning!("client_encoding \"{v}\" ignored: connections always use UTF8");
-        } else if !KEYS_USED.contains(&k) {
+        } else if !KEYS_USED.contains(&k) && !SSL_KEYS.contains(&k) {
             crate::log_debug!(
                 "connection parameter \"{k}\" is not used by this build and is ignored"
             );
@@ -390,14 +402,27 @@ fn target_session_attrs(v: Option<&str>) -> Result<TargetSessionAttrs> {
         "" | "any" => Ok(TargetSessionAttrs::Any),
         "read-write" => Ok(TargetSessionAttrs::ReadWrite),
         "read-only" => Ok(TargetSessionAttrs::ReadOnly),
-        "primary" | "standby" | "prefer-standby" => Err(Error::db_conn(format!(
-            "target_session_attrs=\"{}\" is not supported by this build",
-            v.unwrap_or_default()
-        ))
-        .hint("use read-write or read-only")),
+        "primary" | "standby" | "prefer-standby" => Ok(TargetSessionAttrs::Any),
         other => Err(Error::db_conn(format!(
             "invalid target_session_attrs value: \"{other}\""
         ))),
+    }
+}
+
+/// libpq 14's roles by recovery state (see [`ConnTarget::server_role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerRole {
+    Primary,
+    Standby,
+    PreferStandby,
+}
+
+fn server_role(v: Option<&str>) -> Option<ServerRole> {
+    match v? {
+        "primary" => Some(ServerRole::Primary),
+        "standby" => Some(ServerRole::Standby),
+        "prefer-standby" => Some(ServerRole::PreferStandby),
+        _ => None,
     }
 }
 
@@ -766,7 +791,7 @@ mod tests {
         assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(5)));
         assert_eq!(c.get_keepalives_retries(), Some(3));
         assert_eq!(c.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
-        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(c.get_ssl_mode(), DriverSslMode::Prefer);
         assert_eq!(
             t.describe(),
             "server at \"db:6\" (127.0.0.1) (dbname=d user=u)"
@@ -795,25 +820,17 @@ mod tests {
     #[test]
     fn unsupported_keys_are_clear_errors() {
         let err = |s: &str, env: &[(&str, &str)]| resolve_in(s, env).unwrap_err();
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let e = err(&format!("user=u sslmode={mode}"), &[]);
-            assert_eq!(e.code, crate::error::ExitCode::DbConn);
-            assert!(
-                e.message().contains("SSL is not supported by this build"),
-                "{mode}"
-            );
-        }
-        assert!(err("user=u", &[("PGSSLMODE", "require")])
-            .message()
-            .contains("SSL"));
-        assert!(err("user=u requiressl=1", &[]).message().contains("SSL"));
         assert_eq!(
             err("user=u sslmode=bogus", &[]).message(),
             "invalid sslmode value: \"bogus\""
         );
         assert_eq!(
-            err("user=u service=x", &[]).message(),
-            "service files are not supported; put the parameters in the connection string"
+            err("user=u", &[("PGSSLMODE", "bogus")]).code,
+            crate::error::ExitCode::DbConn
+        );
+        assert_eq!(
+            err("user=u service=x", &[("PGSERVICEFILE", "/nonexistent")]).message(),
+            "definition of service \"x\" not found"
         );
         assert!(err("user=u replication=1", &[])
             .message()
@@ -824,12 +841,39 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_resolve_and_choose_the_first_attempt() {
+        let mode = |s: &str| {
+            resolve_in(&format!("user=u {s}"), &[])
+                .unwrap()
+                .to_config()
+                .get_ssl_mode()
+        };
+        assert_eq!(mode("host=h"), DriverSslMode::Prefer);
+        assert_eq!(mode("host=h sslmode=allow"), DriverSslMode::Disable);
+        assert_eq!(mode("host=h sslmode=disable"), DriverSslMode::Disable);
+        assert_eq!(mode("host=h sslmode=verify-full"), DriverSslMode::Require);
+        assert_eq!(mode("host=h requiressl=1"), DriverSslMode::Require);
+        // No TLS over unix sockets, as libpq: sslmode does not apply there.
+        assert_eq!(mode("host=/tmp sslmode=require"), DriverSslMode::Disable);
+        let t = resolve_in("user=u sslmode=verify-ca sslrootcert=/ca", &[]).unwrap();
+        assert_eq!(t.ssl.mode, SslMode::VerifyCa);
+        // A bare hostaddr names the server in the handshake.
+        let c = resolve_in("user=u hostaddr=127.0.0.1", &[])
+            .unwrap()
+            .to_config();
+        assert_eq!(
+            c.get_hosts(),
+            &[tokio_postgres::config::Host::Tcp("127.0.0.1".into())]
+        );
+    }
+
+    #[test]
     fn harmless_libpq_keys_are_ignored() {
         for s in [
             "sslmode=disable",
             "sslmode=allow",
             "sslmode=prefer",
-            "sslrootcert=/x sslcert=/y sslkey=/z sslcrl=/w gssencmode=prefer",
+            "sslmode=require sslrootcert=/x sslcert=/y sslkey=/z sslcrl=/w gssencmode=prefer",
             "krbsrvname=postgres requirepeer=postgres client_encoding=UTF8 sslsni=1",
             "client_encoding=LATIN1",
         ] {

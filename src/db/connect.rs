@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
-use super::session::{Session, Sql, SqlError};
-use crate::conninfo::{ConnInfo, ConnTarget};
+use std::time::Instant;
+
+use super::session::{RowExt, Session, Sql, SqlError};
+use super::{tls, tls_plan};
+use crate::conninfo::{ConnInfo, ConnTarget, Endpoint, ServerRole};
 use crate::error::{Error, Result};
 
 /// Appended to any user `options`: later `-c` settings win, so repmgr's
@@ -74,13 +77,161 @@ pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
     if let Some(answer) = super::ping::raw_ping(&target, app) {
         return answer;
     }
-    match Session::open(&target.to_config(), target.deadline(), target.deadline()) {
+    match open_attempts(&target, target.deadline(), target.deadline()) {
         Ok(_session) => Ping::Ok,
-        Err(e) => e
+        Err(Failure::Setup(_)) => Ping::NoResponse,
+        Err(Failure::Connect { last, .. }) => last
             .driver_error()
             .map(classify_ping_error)
             .unwrap_or(Ping::NoResponse),
     }
+}
+
+/// Why [`open_attempts`] gave up.
+enum Failure {
+    /// The TLS files could not be used: nothing was sent.
+    Setup(Error),
+    /// The last attempt's error, and what the earlier ones said.
+    Connect {
+        last: SqlError,
+        earlier: Vec<String>,
+    },
+}
+
+/// Endpoints connected to with one driver configuration: all of them,
+/// unless unix sockets and TCP are mixed (TLS applies to TCP only, and the
+/// driver takes one TLS mode per configuration).
+fn endpoint_groups(target: &ConnTarget) -> Vec<Vec<Endpoint>> {
+    let tcp = target
+        .endpoints
+        .iter()
+        .filter(|e| matches!(e, Endpoint::Tcp { .. }))
+        .count();
+    if tcp == 0 || tcp == target.endpoints.len() {
+        return vec![target.endpoints.clone()];
+    }
+    target.endpoints.iter().map(|e| vec![e.clone()]).collect()
+}
+
+/// libpq's attempts for the target's sslmode (see [`tls_plan::plan`]), every
+/// one within what is left of `limit`.
+fn open_attempts(
+    target: &ConnTarget,
+    limit: Duration,
+    bound: Duration,
+) -> std::result::Result<Session, Failure> {
+    let deadline = Instant::now() + limit;
+    let mut earlier = Vec::new();
+    let mut last = None;
+    // libpq: prefer-standby takes any server when no standby answered.
+    let passes: &[Option<ServerRole>] = match target.server_role {
+        Some(ServerRole::PreferStandby) => &[Some(ServerRole::Standby), None],
+        Some(ServerRole::Primary) => &[Some(ServerRole::Primary)],
+        Some(ServerRole::Standby) => &[Some(ServerRole::Standby)],
+        None => &[None],
+    };
+    for want in passes {
+        for group in endpoint_groups(target) {
+            match try_group(target, &group, *want, deadline, bound, &mut earlier)? {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+    }
+    Err(Failure::Connect {
+        last: last.unwrap_or(SqlError::TimedOut(limit)),
+        earlier,
+    })
+}
+
+/// Whether a session's server is in the role asked for; why not if not.
+fn role_mismatch(session: &mut Session, want: Option<ServerRole>) -> Option<String> {
+    let want = want?;
+    let standby = match session.query_typed_one("SELECT pg_is_in_recovery()", &[]) {
+        Ok(row) => row.val::<bool>(0).unwrap_or(false),
+        Err(e) => return Some(format!("could not check the server's role: {e}")),
+    };
+    match (want, standby) {
+        (ServerRole::Primary, true) => Some("server is in hot standby mode".into()),
+        (ServerRole::Standby | ServerRole::PreferStandby, false) => {
+            Some("server is not in hot standby mode".into())
+        }
+        _ => None,
+    }
+}
+
+/// The attempts of one endpoint group; the inner error is the last one.
+fn try_group(
+    target: &ConnTarget,
+    group: &[Endpoint],
+    want: Option<ServerRole>,
+    deadline: Instant,
+    bound: Duration,
+    earlier: &mut Vec<String>,
+) -> std::result::Result<std::result::Result<Session, SqlError>, Failure> {
+    let mut last = SqlError::TimedOut(Duration::ZERO);
+    // The role is checked per server, so each is its own group then.
+    if want.is_some() && group.len() > 1 {
+        for e in group {
+            match try_group(
+                target,
+                std::slice::from_ref(e),
+                want,
+                deadline,
+                bound,
+                earlier,
+            )? {
+                Ok(s) => return Ok(Ok(s)),
+                Err(e) => last = e,
+            }
+        }
+        return Ok(Err(last));
+    }
+    for (attempt, fallback) in tls_plan::plan(target, group).map_err(Failure::Setup)? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Err(SqlError::TimedOut(left)));
+        }
+        let config = target.config_for(group, attempt.mode);
+        let err = match Session::open(&config, attempt.tls.as_ref(), left, bound) {
+            Ok(mut s) => match role_mismatch(&mut s, want) {
+                None => return Ok(Ok(s)),
+                Some(why) => return Ok(Err(SqlError::Unexpected(why))),
+            },
+            Err(e) => e,
+        };
+        let server_spoke = err.as_db_error().is_some();
+        let tls_failed = err.driver_error().is_some_and(tls::is_tls_failure);
+        let again = match fallback {
+            tls_plan::Fallback::Never => false,
+            tls_plan::Fallback::OnServerError => server_spoke,
+            tls_plan::Fallback::OnTlsOrServerError => server_spoke || tls_failed,
+        };
+        if !again {
+            return Ok(Err(err));
+        }
+        let over = if attempt.tls.is_some() {
+            "over TLS"
+        } else {
+            "without TLS"
+        };
+        let cause = connect_cause(&err);
+        if tls_failed {
+            crate::log_info!(
+                "{cause} with {}; trying without TLS, as sslmode={} allows",
+                target.describe(),
+                target.ssl.mode
+            );
+        } else {
+            crate::log_debug!(
+                "{over}: {cause}; trying again as sslmode={}",
+                target.ssl.mode
+            );
+        }
+        earlier.push(format!("{over}: {cause}"));
+        last = err;
+    }
+    Ok(Err(last))
 }
 
 /// Applies repmgr's additions to the conninfo and resolves it.
@@ -113,11 +264,14 @@ fn with_empty_search_path(user_options: Option<&str>) -> String {
 
 fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Ping)> {
     let limit = target.deadline();
-    let mut session = match Session::open(&target.to_config(), limit, query_bound(target)) {
+    let mut session = match open_attempts(target, limit, query_bound(target)) {
         Ok(s) => s,
+        Err(Failure::Setup(e)) => return Err((e, Ping::NoResponse)),
         // The driver's own TCP connect timeout and our deadline for the
         // whole attempt end at the same moment: one message for both.
-        Err(e) if e.is_timeout() || e.to_string().contains("timed out") => {
+        Err(Failure::Connect { last: e, .. })
+            if e.is_timeout() || e.to_string().contains("timed out") =>
+        {
             return Err((
                 connection_failed(format!(
                     "timeout expired after {} s connecting to {}",
@@ -127,16 +281,20 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Pin
                 Ping::NoResponse,
             ))
         }
-        Err(e) => {
+        Err(Failure::Connect { last: e, earlier }) => {
             let ping = match e.driver_error() {
                 Some(d) => classify_ping_error(d),
                 None => Ping::NoResponse,
             };
-            let err = connection_failed(format!(
-                "could not connect to {}: {}",
-                target.describe(),
-                connect_cause(&e)
-            ));
+            let cause = connect_cause(&e);
+            let mut detail = format!("could not connect to {}: {cause}", target.describe());
+            if !earlier.is_empty() {
+                detail.push_str(&format!(" (before that, {})", earlier.join("; ")));
+            }
+            let mut err = connection_failed(detail);
+            if let Some(h) = tls::hint_for(&cause, target) {
+                err = err.hint(h);
+            }
             return Err((err, ping));
         }
     };
@@ -160,6 +318,12 @@ fn connection_failed(detail: String) -> Error {
 /// The error without the driver's redundant prefix, and with a readable
 /// reason when the server wanted a password we do not have.
 fn connect_cause(e: &SqlError) -> String {
+    if let SqlError::Unexpected(why) = e {
+        return why.clone();
+    }
+    if let Some(text) = e.driver_error().and_then(tls::failure_text) {
+        return text;
+    }
     let full = e.to_string();
     if full == "invalid configuration: password missing" {
         return "no password supplied (none in the conninfo, PGPASSWORD or the password file)"
@@ -275,11 +439,60 @@ mod tests {
         drop(listener);
     }
 
+    /// Accepts TCP, says yes to the SSLRequest, then never speaks again: a
+    /// server that hangs in the TLS handshake.
+    fn silent_after_ssl_yes() -> (u16, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            // One connection from connect(), one from ping().
+            for _ in 0..2 {
+                let Ok((mut s, _)) = listener.accept() else {
+                    return;
+                };
+                let mut req = [0u8; 8];
+                if s.read_exact(&mut req).is_ok() {
+                    let _ = s.write_all(b"S");
+                }
+                let mut sink = [0u8; 512];
+                while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+            }
+        });
+        (port, handle)
+    }
+
+    #[test]
+    fn a_hung_tls_handshake_gives_up_at_the_deadline() {
+        let (port, server) = silent_after_ssl_yes();
+        let ci = conninfo(&format!(
+            "host=127.0.0.1 port={port} user=u dbname=d sslmode=require sslrootcert=/nonexistent"
+        ));
+        let start = std::time::Instant::now();
+        let detail = connect_err(&ci).detail.unwrap();
+        assert!(detail.starts_with("timeout expired after 2 s"), "{detail}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        let start = std::time::Instant::now();
+        assert_eq!(ping(&ci, "repmgr"), Ping::NoResponse);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        server.join().unwrap();
+    }
+
     #[test]
     fn unsupported_conninfo_is_a_connection_error() {
-        let err = connect_err(&conninfo("host=127.0.0.1 sslmode=require"));
+        let err = connect_err(&conninfo(
+            "host=127.0.0.1 sslmode=verify-full sslrootcert=/nonexistent/root.crt",
+        ));
         assert_eq!(err.code, crate::error::ExitCode::DbConn);
-        assert!(err.message().contains("SSL is not supported"));
+        assert!(err.detail.unwrap().contains("does not exist"));
         assert_eq!(
             ping(&conninfo("host=127.0.0.1 service=x"), "repmgr"),
             Ping::NoResponse

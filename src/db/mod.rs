@@ -16,6 +16,8 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod timeline;
+pub mod tls;
+pub mod tls_plan;
 
 pub use session::{
     describe_duration, driver_error_text, query_error, Row, RowExt, Session, Sql, SqlError,

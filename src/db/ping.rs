@@ -7,13 +7,19 @@
 //! Only for endpoints whose every step has a deadline: unix sockets and TCP
 //! to an IP address. A host name (resolution has no deadline) is left to
 //! the thread-bounded full connection.
+//!
+//! TLS as libpq's ping does it: for prefer and stronger modes an SSLRequest
+//! first, then the handshake (with the same checks as a session) and the
+//! startup packet inside it; every read and write is bounded by the same
+//! deadline. A failed handshake is no answer (libpq: PQPING_NO_RESPONSE),
+//! except that prefer tries again in plaintext.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::conninfo::{ConnTarget, Endpoint};
+use crate::conninfo::{ConnTarget, Endpoint, SslMode};
 
 /// What [`ping`] learned, like libpq's `PQping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +50,7 @@ pub fn raw_ping(target: &ConnTarget, app: &str) -> Option<Ping> {
                 let path = format!("{dir}/.s.PGSQL.{port}");
                 UnixStream::connect(path)
                     .ok()
-                    .and_then(|s| exchange(s, left, target, app))
+                    .and_then(|s| exchange(Bounded { s, deadline }, target, app))
             }
             Endpoint::Tcp {
                 host,
@@ -55,16 +61,8 @@ pub fn raw_ping(target: &ConnTarget, app: &str) -> Option<Ping> {
                     Some(a) => *a,
                     None => host.as_deref()?.parse::<IpAddr>().ok()?,
                 };
-                TcpStream::connect_timeout(&SocketAddr::new(ip, *port), left)
-                    .ok()
-                    .and_then(|s| {
-                        exchange(
-                            s,
-                            deadline.saturating_duration_since(Instant::now()),
-                            target,
-                            app,
-                        )
-                    })
+                let domain = host.clone().unwrap_or_else(|| ip.to_string());
+                tcp_ping(SocketAddr::new(ip, *port), &domain, deadline, target, app)
             }
         };
         match answer {
@@ -80,32 +78,125 @@ pub fn raw_ping(target: &ConnTarget, app: &str) -> Option<Ping> {
     })
 }
 
-/// The byte-level conversation over an open stream.
-trait Stream: Read + Write {
+/// SSLRequest: length 8, code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// One TCP endpoint, with TLS as the target's sslmode wants it. allow
+/// starts in plaintext, and any first answer already tells what libpq's
+/// retry over TLS would.
+fn tcp_ping(
+    addr: SocketAddr,
+    domain: &str,
+    deadline: Instant,
+    target: &ConnTarget,
+    app: &str,
+) -> Option<Ping> {
+    let connect = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        TcpStream::connect_timeout(&addr, left)
+            .ok()
+            .map(|s| Bounded { s, deadline })
+    };
+    let mode = target.ssl.mode;
+    if mode <= SslMode::Allow {
+        return exchange(connect()?, target, app);
+    }
+    // As for sessions (tls_plan.rs): prefer sets OpenSSL up only for a
+    // server that accepts TLS, the stronger modes before anything is sent.
+    let mut ready = None;
+    if mode.requires() {
+        match super::tls::setup(&target.ssl) {
+            Ok(t) => ready = Some(t),
+            Err(e) => {
+                crate::log_debug!("ping: {e}");
+                return Some(Ping::NoResponse);
+            }
+        }
+    }
+    let mut s = connect()?;
+    s.write_all(&SSL_REQUEST).ok()?;
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer).ok()?;
+    match answer[0] {
+        b'S' => {
+            let setup = match ready {
+                Some(t) => Some(t),
+                None => super::tls::setup(&target.ssl).ok(),
+            };
+            match setup.and_then(|t| t.handshake(domain, s)) {
+                Some(tls) => exchange(tls, target, app),
+                None if mode == SslMode::Prefer => exchange(connect()?, target, app),
+                None => Some(Ping::NoResponse),
+            }
+        }
+        b'N' if mode == SslMode::Prefer => exchange(s, target, app),
+        // The server refuses TLS and TLS is required: libpq fails without
+        // a server error, which PQping reports as no response.
+        _ => Some(Ping::NoResponse),
+    }
+}
+
+/// A stream whose every read and write ends by `deadline`, so that a
+/// conversation of many steps (a TLS handshake) is bounded as a whole.
+struct Bounded<S> {
+    s: S,
+    deadline: Instant,
+}
+
+trait Timeouts {
     fn set_timeouts(&self, d: Duration) -> std::io::Result<()>;
 }
 
-impl Stream for TcpStream {
+impl Timeouts for TcpStream {
     fn set_timeouts(&self, d: Duration) -> std::io::Result<()> {
         self.set_read_timeout(Some(d))?;
         self.set_write_timeout(Some(d))
     }
 }
 
-impl Stream for UnixStream {
+impl Timeouts for UnixStream {
     fn set_timeouts(&self, d: Duration) -> std::io::Result<()> {
         self.set_read_timeout(Some(d))?;
         self.set_write_timeout(Some(d))
     }
 }
 
-fn exchange<S: Stream>(mut s: S, left: Duration, target: &ConnTarget, app: &str) -> Option<Ping> {
-    if left.is_zero() {
-        return None;
+impl<S: Timeouts> Bounded<S> {
+    fn arm(&self) -> std::io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_timeouts(left)
     }
-    s.set_timeouts(left).ok()?;
+}
+
+impl<S: Timeouts + Read> Read for Bounded<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.s.read(buf)
+    }
+}
+
+impl<S: Timeouts + Write> Write for Bounded<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.s.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.arm()?;
+        self.s.flush()
+    }
+}
+
+/// The byte-level conversation over an open (bounded) stream.
+fn exchange<S: Read + Write>(mut s: S, target: &ConnTarget, app: &str) -> Option<Ping> {
     s.write_all(&startup_packet(&target.user, &target.dbname, app))
         .ok()?;
+    s.flush().ok()?;
     let mut kind = [0u8; 1];
     s.read_exact(&mut kind).ok()?;
     match kind[0] {

@@ -30,6 +30,8 @@ use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Statement};
 
+use super::tls_plan::{LazyTls, Tls};
+
 pub use tokio_postgres::Row;
 
 /// Reading a column without panicking: a server whose answer has another
@@ -292,20 +294,39 @@ pub struct Session {
 const STATEMENTS_KEPT: usize = 64;
 
 impl Session {
-    /// Connects within `limit` (TCP, startup, authentication, all of it);
-    /// later calls are bounded by `bound`.
+    /// Connects within `limit` (TCP, TLS handshake, startup,
+    /// authentication, all of it); later calls are bounded by `bound`.
+    /// Without `tls` the connection is plaintext whatever the config says.
     pub fn open(
         config: &tokio_postgres::Config,
+        tls: Option<&Tls>,
         limit: Duration,
         bound: Duration,
     ) -> Result<Session, SqlError> {
         let runtime = runtime()?;
         let mut none = None;
-        match wait_for(&runtime, &mut none, limit, config.connect(NoTls)) {
-            Waited::Done(Ok((client, connection))) => Ok(Session {
+        // Either connector ends in a client and a boxed socket driver.
+        let connecting = async {
+            match tls {
+                None => config
+                    .connect(NoTls)
+                    .await
+                    .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
+                Some(Tls::Ready(t)) => config
+                    .connect(t.make_connector())
+                    .await
+                    .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
+                Some(Tls::Lazy(ssl)) => config
+                    .connect(LazyTls(ssl.clone()))
+                    .await
+                    .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
+            }
+        };
+        match wait_for(&runtime, &mut none, limit, connecting) {
+            Waited::Done(Ok((client, driver))) => Ok(Session {
                 runtime,
                 client: Some(client),
-                driver: Some(Box::pin(connection)),
+                driver: Some(driver),
                 bound,
                 statements: HashMap::new(),
             }),
@@ -643,7 +664,7 @@ mod tests {
     fn a_server_that_stops_answering_mid_session_costs_the_bound_and_closes_it() {
         let (port, server) = silent_after_startup();
         let bound = Duration::from_millis(300);
-        let mut s = Session::open(&config(port), Duration::from_secs(5), bound).unwrap();
+        let mut s = Session::open(&config(port), None, Duration::from_secs(5), bound).unwrap();
         let err = s.query("SELECT 1", &[]).unwrap_err();
         assert!(err.is_timeout(), "{err}");
         assert!(s.is_closed());
@@ -658,6 +679,7 @@ mod tests {
         let (port, server) = silent_after_startup();
         let mut s = Session::open(
             &config(port),
+            None,
             Duration::from_secs(5),
             Duration::from_millis(100),
         )
@@ -681,6 +703,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let err = match Session::open(
             &config(port),
+            None,
             Duration::from_millis(300),
             Duration::from_secs(1),
         ) {

@@ -432,7 +432,7 @@ fn db_connection(ctx: &Ctx, mode: Mode) -> Result<()> {
         Err(_) => {
             let mut d = "connection parameters used:".to_string();
             for (k, v) in ci.iter() {
-                if k != "password" && !v.is_empty() {
+                if k != "password" && k != "sslpassword" && !v.is_empty() {
                     d.push_str(&format!(" {k}={v}"));
                 }
             }

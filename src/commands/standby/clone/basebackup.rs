@@ -38,7 +38,14 @@ pub fn command(
     }
     let mut extra = ConnInfo::default();
     for (k, v) in rci.iter() {
-        if !PLAIN_KEYS.contains(&k) {
+        if k == "sslpassword" {
+            // libpq reads it from nowhere but the conninfo, and a command
+            // line is visible to every user of the machine.
+            crate::log_warning!(
+                "sslpassword is not passed to pg_basebackup (it would be on its command line)"
+            );
+            crate::log_hint!("give pg_basebackup an unencrypted sslkey (mode 0600)");
+        } else if !PLAIN_KEYS.contains(&k) {
             extra.set(k, v);
         }
     }
