@@ -37,13 +37,21 @@ impl DaemonStatus {
 
 /// The table exists from schema version 2 on.
 pub fn table_exists(c: &mut impl Sql) -> Result<bool> {
+    const FACT: &str = "repmgr.repmgrd_status exists";
+    if c.knows(FACT) {
+        return Ok(true);
+    }
     let row = c
         .query_one(
             "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
             &[],
         )
         .map_err(|e| query_error("checking for repmgr.repmgrd_status", &e))?;
-    row.val(0)
+    let exists: bool = row.val(0)?;
+    if exists {
+        c.learn(FACT);
+    }
+    Ok(exists)
 }
 
 /// Records that a repmgrd started on `node_id` (keeps the pause flag).
@@ -163,6 +171,10 @@ pub struct PeerRow {
 
 /// Whether the columns of schema version 3 are there.
 fn has_peer_columns(c: &mut impl Sql) -> Result<bool> {
+    const FACT: &str = "repmgr.repmgrd_status has the peer columns";
+    if c.knows(FACT) {
+        return Ok(true);
+    }
     let row = c
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
@@ -171,7 +183,11 @@ fn has_peer_columns(c: &mut impl Sql) -> Result<bool> {
             &[],
         )
         .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?;
-    row.val(0)
+    let has: bool = row.val(0)?;
+    if has {
+        c.learn(FACT);
+    }
+    Ok(has)
 }
 
 /// Every repmgrd's peer address (this node's copy of the table).

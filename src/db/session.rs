@@ -287,6 +287,9 @@ pub struct Session {
     /// costs one round trip instead of two (repmgrd asks the same few every
     /// cycle, and idle cost is mostly round trips).
     statements: HashMap<String, Statement>,
+    /// Facts about the schema this session found true (a table or column
+    /// exists): asked once per connection, not every cycle.
+    known: Vec<&'static str>,
 }
 
 /// Prepared statements kept per session at most (the queries are fixed
@@ -329,6 +332,7 @@ impl Session {
                 driver: Some(driver),
                 bound,
                 statements: HashMap::new(),
+                known: Vec::new(),
             }),
             Waited::Done(Err(e)) => Err(SqlError::Server(e)),
             Waited::Closed => Err(SqlError::Closed),
@@ -481,6 +485,11 @@ pub trait Sql {
     fn execute_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<u64, SqlError>;
     /// Replaces the bound of later calls; returns the one it replaced.
     fn replace_bound(&mut self, bound: Duration) -> Duration;
+    /// Whether this connection already found `fact` true ([`Sql::learn`]).
+    fn knows(&self, fact: &'static str) -> bool;
+    /// Remembers a fact about the schema that stays true (an object that
+    /// exists) for the rest of this connection.
+    fn learn(&mut self, fact: &'static str);
 
     fn query_typed_one(&mut self, sql: &str, params: TypedParams<'_>) -> Result<Row, SqlError> {
         exactly_one(self.query_typed(sql, params)?)
@@ -563,6 +572,16 @@ impl Sql for Session {
     fn replace_bound(&mut self, bound: Duration) -> Duration {
         std::mem::replace(&mut self.bound, bound)
     }
+
+    fn knows(&self, fact: &'static str) -> bool {
+        self.known.contains(&fact)
+    }
+
+    fn learn(&mut self, fact: &'static str) {
+        if !self.knows(fact) {
+            self.known.push(fact);
+        }
+    }
 }
 
 /// A transaction on a session: rolled back when dropped uncommitted.
@@ -602,6 +621,12 @@ impl Sql for Transaction<'_> {
     fn execute_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<u64, SqlError> {
         self.session.execute_typed(sql, params)
     }
+    fn knows(&self, fact: &'static str) -> bool {
+        self.session.knows(fact)
+    }
+    /// Nothing is learnt inside a transaction: it may roll back what it
+    /// created.
+    fn learn(&mut self, _fact: &'static str) {}
     fn replace_bound(&mut self, bound: Duration) -> Duration {
         self.session.replace_bound(bound)
     }
