@@ -297,14 +297,7 @@ impl Standby {
                 return;
             }
         }
-        let request = VoteRequest {
-            term,
-            candidate: core.s.node_id,
-            failed: failed.id,
-            timeline: f.timeline,
-            lsn: f.lsn,
-            pre: true,
-        };
+        let request = vote_request(core, &failed, f, term, true);
         self.phase = Phase::Electing {
             failed,
             step: Step::Voting {
@@ -448,14 +441,7 @@ impl Standby {
                 self.degrade(core, now, Some(failed), true);
                 return;
             };
-            let request = VoteRequest {
-                term,
-                candidate: core.s.node_id,
-                failed: failed.id,
-                timeline: f.timeline,
-                lsn: f.lsn,
-                pre: false,
-            };
+            let request = vote_request(core, &failed, &f, term, false);
             self.phase = Phase::Electing {
                 failed,
                 step: Step::Voting {
@@ -695,6 +681,25 @@ impl Standby {
             },
             _ => {}
         }
+    }
+}
+
+/// This candidate's request for `term` (a pre-vote when `pre`), with the
+/// position its local server last gave.
+fn vote_request(
+    core: &Ctx,
+    failed: &NodeInfo,
+    f: &LocalFacts,
+    term: Term,
+    pre: bool,
+) -> VoteRequest {
+    VoteRequest {
+        term,
+        candidate: core.s.node_id,
+        failed: failed.id,
+        timeline: f.timeline,
+        lsn: f.lsn,
+        pre,
     }
 }
 
