@@ -297,18 +297,36 @@ impl Standby {
                 return;
             }
         }
-        let request = vote_request(core, &failed, f, term, true);
+        let ask = Ask {
+            term,
+            visible,
+            total,
+            pre: true,
+        };
+        self.start_voting(core, now, failed, f, ask);
+    }
+
+    /// Enters the (pre-)vote step of `ask` and sends its requests.
+    fn start_voting(
+        &mut self,
+        core: &mut Ctx,
+        now: Time,
+        failed: NodeInfo,
+        f: &LocalFacts,
+        ask: Ask,
+    ) {
+        let request = vote_request(core, &failed, f, ask.term, ask.pre);
         self.phase = Phase::Electing {
             failed,
             step: Step::Voting {
-                term,
+                term: ask.term,
                 sent: now,
-                visible,
-                total,
-                pre: true,
+                visible: ask.visible,
+                total: ask.total,
+                pre: ask.pre,
             },
         };
-        self.send_votes(core, now, request, visible, total);
+        self.send_votes(core, now, request, ask.visible, ask.total);
     }
 
     /// Asks every other voter; this node's own answer (by the same rules)
@@ -441,18 +459,13 @@ impl Standby {
                 self.degrade(core, now, Some(failed), true);
                 return;
             };
-            let request = vote_request(core, &failed, &f, term, false);
-            self.phase = Phase::Electing {
-                failed,
-                step: Step::Voting {
-                    term,
-                    sent: now,
-                    visible,
-                    total,
-                    pre: false,
-                },
+            let ask = Ask {
+                term,
+                visible,
+                total,
+                pre: false,
             };
-            self.send_votes(core, now, request, visible, total);
+            self.start_voting(core, now, failed, &f, ask);
             return;
         }
         core.log(
@@ -682,6 +695,15 @@ impl Standby {
             _ => {}
         }
     }
+}
+
+/// A round of (pre-)votes to start: for `term`, counted against `visible`
+/// and `total` voters.
+struct Ask {
+    term: Term,
+    visible: usize,
+    total: usize,
+    pre: bool,
 }
 
 /// This candidate's request for `term` (a pre-vote when `pre`), with the
