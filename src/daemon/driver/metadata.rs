@@ -68,6 +68,13 @@ impl Driver {
         });
     }
 
+    /// The local server was promoted: it is the primary written to from
+    /// now on, starting with the promotion's own event (the last local
+    /// read still says standby).
+    pub(super) fn promoted(&mut self) {
+        self.recorder.send(Write::Mode(Writes::OnLocalPrimary));
+    }
+
     pub(super) fn flush_pending(&mut self) {
         self.recorder.send(Write::Flush);
     }

@@ -397,6 +397,9 @@ impl Driver {
 
     /// One step of the core; the durable state is written under its lock.
     fn step(&mut self, input: Input) -> Vec<Action> {
+        if matches!(input, Input::Done(Done::Promoted { ok: Ok(()) })) {
+            self.promoted();
+        }
         let mut core = lock(&self.core);
         let actions = core.step(self.clock.now(), input);
         for a in &actions {

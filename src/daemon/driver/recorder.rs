@@ -60,6 +60,9 @@ pub enum Write {
     /// A primary says in its row whether it fences itself (again after
     /// each publish: the row may only just exist).
     PublishFencing(bool),
+    /// How this node writes from now on (told at a promotion, before the
+    /// events that follow it; each status says it again).
+    Mode(Writes),
     Status {
         /// None: not known yet (the local server was not read).
         writes: Option<Writes>,
@@ -200,6 +203,7 @@ impl Recorder {
                 self.fences = Some(fences);
                 self.publish_fencing();
             }
+            Write::Mode(w) => self.set_writes(w),
             Write::Status {
                 writes,
                 upstream,
