@@ -22,6 +22,7 @@
 
 mod context;
 pub mod election;
+pub mod health;
 mod primary;
 pub mod settings;
 mod standby;
@@ -32,6 +33,7 @@ pub mod vote;
 mod witness;
 
 use context::{Ctx, Pending};
+use health::{Health, HealthRole};
 use primary::Primary;
 pub use settings::{Failover, Quorum, Safety, Settings};
 use standby::Standby;
@@ -338,6 +340,75 @@ impl Core {
         // (the voter's own clock decides; see VoteBook).
         let _ = now;
         self.ctx.s = s;
+    }
+}
+
+// ------------------------------------------------------------ health
+
+impl Core {
+    /// This node's health at `now`.
+    pub fn health(&self, now: Time) -> Health {
+        let facts = self.ctx.facts.as_ref();
+        let running = self.local_down_since.is_none() && facts.is_some();
+        let durable = &self.ctx.book.durable;
+        let mut h = Health {
+            role: match &self.role {
+                Role::Unknown => HealthRole::Unknown,
+                Role::Primary(_) => HealthRole::Primary,
+                Role::Standby(_) => HealthRole::Standby,
+                Role::Witness(_) => HealthRole::Witness,
+            },
+            running,
+            writable: false,
+            fenced: durable.fence.is_some(),
+            isolated: false,
+            superseded: match durable.fence {
+                Some(FenceState::Superseded { term, .. }) => Some(term),
+                _ => None,
+            },
+            streaming: false,
+            upstream: None,
+            upstream_seen_ms_ago: None,
+            in_recovery: facts.map(|f| f.in_recovery),
+            timeline: facts.map(|f| f.timeline),
+            paused: facts.is_some_and(|f| f.paused),
+            known_term: durable.known_term,
+        };
+        match &self.role {
+            Role::Primary(p) => self.primary_health(p, now, &mut h),
+            Role::Standby(sb) => {
+                let (upstream, last_ok) = sb.upstream_seen();
+                h.upstream = upstream;
+                h.upstream_seen_ms_ago = last_ok.map(|t| now.since(t));
+                h.streaming = running
+                    && facts
+                        .is_some_and(|f| f.in_recovery && f.receiver.is_some_and(|r| r.streaming));
+            }
+            Role::Witness(_) | Role::Unknown => {}
+        }
+        h
+    }
+
+    fn primary_health(&self, p: &Primary, now: Time, h: &mut Health) {
+        let s = &self.ctx.s;
+        let lease = p.lease_view(s, now);
+        if let Some(term) = lease.superseded {
+            h.superseded = Some(h.superseded.map_or(term, |t| t.max(term)));
+        }
+        h.fenced |= lease.fenced;
+        h.isolated =
+            s.quorum == Quorum::Majority && self.ctx.book.durable.fencing && !lease.majority;
+        let facts_writable = self
+            .ctx
+            .facts
+            .as_ref()
+            .is_some_and(|f| !f.in_recovery && !f.read_only_fenced);
+        h.writable = h.running
+            && facts_writable
+            && !h.fenced
+            && !h.isolated
+            && h.superseded.is_none()
+            && !lease.down;
     }
 }
 

@@ -34,6 +34,7 @@ use super::types::*;
 
 mod children;
 mod done;
+mod health;
 
 /// Promises a lease holder collected: from each voter, when the request
 /// was sent and how long was promised.
@@ -447,17 +448,11 @@ impl Primary {
             return;
         }
         let s = core.s.clone();
-        // The thresholds scale with what the voters actually promise.
-        let lease = self.lease.span(s.lease_ms());
-        let stop_margin = (lease / 4).max(1_000).min(lease);
+        let t = self.thresholds(&s);
+        let (lease, stop_margin, soft_at) = (t.lease, t.stop_margin, t.soft_at);
         // Right after start the first answers are on their way.
         let grace = now.since(self.started) < s.heartbeat_every_ms() + s.heartbeat_timeout_ms();
-        let left = self.lease.end().map_or(0, |e| e.since(now));
-        let soft_after = match s.isolation_timeout_ms {
-            Some(t) => t.min(lease / 2),
-            None => lease / 2,
-        };
-        let soft_at = lease - soft_after;
+        let left = self.lease_left(now);
         let every = s.heartbeat_every_ms().min((lease / 4).max(200));
         let visible = 1 + self.lease.holding(now, every);
         let voters = self.lease.voters;

@@ -144,6 +144,11 @@ impl Standby {
         }
     }
 
+    /// Its upstream, and when that last answered a check.
+    pub(super) fn upstream_seen(&self) -> (Option<NodeId>, Option<Time>) {
+        (self.upstream.as_ref().map(|u| u.id), self.last_ok)
+    }
+
     pub(super) fn wakeup(&self, s: &Settings) -> Option<Time> {
         match &self.phase {
             Phase::Retrying { .. } => self.attempt_due(s),

@@ -616,3 +616,5 @@ fn a_standby_whose_primary_failed_acts_on_what_the_cluster_round_shows() {
         );
     }
 }
+
+mod health;

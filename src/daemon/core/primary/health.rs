@@ -1,0 +1,52 @@
+//! A primary's lease and fence as the health view reads them
+//! ([`crate::daemon::core::health`]), with the fence thresholds that
+//! `evaluate` acts on, so that the two can never disagree.
+
+use super::super::health::LeaseView;
+use super::super::settings::Settings;
+use super::super::types::*;
+use super::Primary;
+
+/// When a primary fences itself, as times left on its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Thresholds {
+    /// How long the voters promise now.
+    pub lease: u64,
+    /// Stopped when no more than this is left.
+    pub stop_margin: u64,
+    /// Read-only when less than this is left.
+    pub soft_at: u64,
+}
+
+impl Primary {
+    /// The thresholds scale with what the voters actually promise.
+    pub(super) fn thresholds(&self, s: &Settings) -> Thresholds {
+        let lease = self.lease.span(s.lease_ms());
+        let stop_margin = (lease / 4).max(1_000).min(lease);
+        let soft_after = match s.isolation_timeout_ms {
+            Some(t) => t.min(lease / 2),
+            None => lease / 2,
+        };
+        Thresholds {
+            lease,
+            stop_margin,
+            soft_at: lease - soft_after,
+        }
+    }
+
+    /// Time left on the lease a majority promised (0: none, or run out).
+    pub(super) fn lease_left(&self, now: Time) -> u64 {
+        self.lease.end().map_or(0, |e| e.since(now))
+    }
+
+    pub(in super::super) fn lease_view(&self, s: &Settings, now: Time) -> LeaseView {
+        let t = self.thresholds(s);
+        let left = self.lease_left(now);
+        LeaseView {
+            majority: left >= t.soft_at.max(t.stop_margin + 1),
+            fenced: self.applied.is_some() || self.applying.is_some(),
+            superseded: self.superseded.map(|(term, _)| term),
+            down: self.down_since.is_some(),
+        }
+    }
+}
