@@ -24,6 +24,10 @@ mod promote_follow;
 mod failover;
 // A frozen primary host and a server silent mid-session (issue 10).
 mod frozen;
+// repmgrd's HTTP endpoint: health checks, metrics (issue 13).
+mod http;
+// repmgrd under systemd: sd_notify (issue 13).
+mod notify;
 // Network partitions with nodes on separate hosts (network namespaces).
 mod partition_demo;
 // No split brain under network partitions: fencing, quorum, witness, flapping (issue 6).

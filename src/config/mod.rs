@@ -202,6 +202,9 @@ pub struct Config {
     /// repmgrd's durable state (votes, fence); "" = beside the data
     /// directory.
     pub repmgrd_state_file: String,
+    /// repmgrd's HTTP endpoint for load balancers and monitoring,
+    /// `ADDRESS:PORT`; "" = off.
+    pub http_listen: String,
     #[serde(deserialize_with = "boolean")]
     pub repmgrd_exit_on_inactive_node: bool,
     #[serde(deserialize_with = "boolean")]
@@ -331,6 +334,7 @@ impl Default for Config {
             repmgrd_pid_file: String::new(),
             repmgrd_port: 0,
             repmgrd_state_file: String::new(),
+            http_listen: String::new(),
             repmgrd_exit_on_inactive_node: false,
             monitoring_history: false,
             standby_disconnect_on_failover: false,

@@ -231,6 +231,7 @@ pub const PARAMS: &[Param] = &[
     param("repmgrd_pid_file", Str, "", FIXED, G::Repmgrd, "repmgrd PID file (default: in the temporary directory)."),
     param("repmgrd_port", int(0), "0", FIXED, G::Repmgrd, "TCP port of the channel between repmgrds (votes, heartbeats); 0: chosen at first start and kept. Set a fixed port where a firewall filters."),
     param("repmgrd_state_file", Str, "", FIXED, G::Repmgrd, "repmgrd's durable state (votes, fence), fsynced (default: <data_directory>.repmgrd, beside the data directory)."),
+    param("http_listen", Str, "", FIXED, G::Repmgrd, "ADDRESS:PORT of repmgrd's HTTP endpoint for load balancers and monitoring (/primary, /replica, /health, /metrics, ...); empty: off."),
     param("repmgrd_exit_on_inactive_node", Bool, "off", FIXED, G::Repmgrd, "Accepted for compatibility, no effect (loading warns)."),
     param("monitoring_history", Bool, "off", RELOAD, G::Repmgrd, "Record replication status in repmgr.monitoring_history."),
     param("standby_disconnect_on_failover", Bool, "off", RELOAD, G::Repmgrd, "Accepted for compatibility, no effect (loading warns): repmgrd's election (see repmgrd(8)) does not disconnect the standbys' WAL receivers."),

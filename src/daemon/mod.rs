@@ -7,6 +7,8 @@
 
 pub mod core;
 mod driver;
+pub mod http;
+mod notify;
 pub mod signals;
 mod watch;
 
@@ -186,6 +188,10 @@ pub fn main(args: &[String]) -> Result<()> {
     unsafe {
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
+    // Under systemd (Type=notify) repmgrd stays in the foreground: systemd
+    // follows the process it started, and is told when monitoring runs.
+    let notifier = notify::Notifier::from_env();
+    let daemonize = daemonize && notifier.is_none();
     // Fork before any thread exists (signal handlers, connection deadlines).
     if daemonize && daemonize_process()? == Forked::Parent {
         return Ok(());
@@ -197,7 +203,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let channel = signals::install()?;
     let bin = crate::pgtools::PgBin::new(None, &loaded.config);
     let pid_file = pid_path.as_ref().map(|p| p.display().to_string());
-    driver::Driver::start(loaded, conninfo, bin, pid_file, channel)
+    driver::Driver::start(loaded, conninfo, bin, pid_file, channel, notifier)
 }
 
 fn load_config(opts: &DaemonOpts) -> Result<Loaded> {

@@ -45,6 +45,13 @@ pub struct ServerRow {
     pub receive_lsn: Option<PgLsn>,
     pub replay_lsn: Option<PgLsn>,
     pub last_replay: Option<String>,
+    /// The sender's WAL end as its last message to the WAL receiver said
+    /// (`latest_end_lsn`): the upstream's position, as of that message.
+    pub sender_end_lsn: Option<PgLsn>,
+    /// repmgr's replication lag in seconds (0 when all that was received
+    /// is replayed, else the age of the last replayed transaction); None
+    /// on a primary.
+    pub lag_secs: Option<f64>,
 }
 
 /// Reads a server's state: its position (timeline from the history files
@@ -74,7 +81,12 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
                     pg_catalog.pg_last_wal_replay_lsn(),
                     pg_catalog.pg_last_xact_replay_timestamp()::TEXT,
                     (SELECT pg_catalog.substr(application_name, 14) FROM pg_catalog.pg_stat_activity
-                      WHERE application_name LIKE 'repmgrd port=%' LIMIT 1)",
+                      WHERE application_name LIKE 'repmgrd port=%' LIMIT 1),
+                    (SELECT latest_end_lsn FROM pg_catalog.pg_stat_wal_receiver),
+                    CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL
+                         WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn() THEN 0::FLOAT8
+                         ELSE EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp())::FLOAT8
+                    END",
             &[],
         )
         .map_err(|e| query_error("reading the server's state", &e))?;
@@ -101,6 +113,8 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
         replay_lsn: row.val(10)?,
         last_replay: row.val(11)?,
         peer_port: row.val::<Option<String>>(12)?.and_then(|p| p.parse().ok()),
+        sender_end_lsn: row.val(13)?,
+        lag_secs: row.val(14)?,
     })
 }
 

@@ -73,7 +73,13 @@ pub fn repmgrd_cmd() -> Command {
 /// [`repmgrd_cmd`], run inside the network namespace of `host` when given.
 pub fn repmgrd_cmd_on(host: Option<&Host>) -> Command {
     let mut cmd = base_command(&repmgrd_bin(), host);
-    cmd.current_dir("/").process_group(0);
+    // A test run under systemd must not have its repmgrds talk to the
+    // runner's own unit (tests that want it set it again).
+    cmd.current_dir("/")
+        .process_group(0)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
     cmd
 }
 

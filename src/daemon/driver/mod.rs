@@ -13,9 +13,11 @@
 //! across I/O) and writes the durable state before any answer leaves.
 
 mod effects;
+mod endpoint;
 mod jobs;
 mod metadata;
 mod observe;
+mod observed;
 pub mod peer;
 mod pending;
 mod recorder;
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::core::types::*;
 use super::core::{Core, Failover as CoreFailover, Quorum, Settings};
+use super::notify::Notifier;
 use super::signals::{self, Wake};
 use super::watch::{self, Watcher};
 use crate::config::{Config, Failover, FailoverQuorum, FenceMode, Loaded};
@@ -146,6 +149,10 @@ pub struct Driver {
     /// Daemon-less voters probed lately (their servers asked directly).
     probed: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
     queue: VecDeque<Input>,
+    /// What the HTTP endpoint reads besides the core.
+    observed: observed::Shared,
+    /// systemd's notify socket, when run as a Type=notify service.
+    notifier: Option<Notifier>,
 }
 
 impl Driver {
@@ -166,6 +173,7 @@ impl Driver {
         bin: PgBin,
         pid_file: Option<String>,
         channel: (Sender<Wake>, Receiver<Wake>),
+        notifier: Option<Notifier>,
     ) -> Result<()> {
         let cfg = loaded.config.clone();
         let id = cfg.node_id.unwrap_or_default();
@@ -247,6 +255,8 @@ impl Driver {
             is_witness,
             probed: Arc::new(Mutex::new(BTreeMap::new())),
             queue: VecDeque::new(),
+            observed: Default::default(),
+            notifier,
         };
         d.set_local(local);
         // The recorder looks for the primary among these until the first
@@ -277,6 +287,7 @@ impl Driver {
         }
         d.explain_protection();
         d.start_peer_channel(file.peer_port)?;
+        d.start_endpoint()?;
         d.announce();
         let asked_to_exit = d.run();
         d.shutdown();
@@ -331,17 +342,31 @@ impl Driver {
     /// Runs until a stop signal (false) or the core's Exit (true).
     fn run(&mut self) -> bool {
         loop {
-            let wake_at = self.clock.at(lock(&self.core).next_wakeup());
+            let mut wake_at = self.clock.at(lock(&self.core).next_wakeup());
+            if let Some(n) = &mut self.notifier {
+                // From this loop only: a loop that stops stops the pings.
+                n.watchdog();
+                wake_at = n.watchdog_due().map_or(wake_at, |t| t.min(wake_at));
+            }
             let wait = wake_at.saturating_duration_since(Instant::now());
             let input = match signals::wait(&self.rx, wait) {
                 Some(Wake::Stop(sig)) => {
                     crate::log_notice!("{sig} received: terminating");
                     return false;
                 }
-                Some(Wake::Reload) => match self.reload() {
-                    Some(s) => Input::Reload(Box::new(s)),
-                    None => continue,
-                },
+                Some(Wake::Reload) => {
+                    if let Some(n) = &self.notifier {
+                        n.reloading();
+                    }
+                    let reloaded = self.reload();
+                    if let Some(n) = &self.notifier {
+                        n.ready(&self.status_line());
+                    }
+                    match reloaded {
+                        Some(s) => Input::Reload(Box::new(s)),
+                        None => continue,
+                    }
+                }
                 Some(Wake::UpstreamLost(g)) => match (g == self.watch_gen, self.watched) {
                     (true, Some(node)) => Input::UpstreamClosed { node },
                     _ => continue,
@@ -400,6 +425,8 @@ impl Driver {
         if matches!(input, Input::Done(Done::Promoted { ok: Ok(()) })) {
             self.promoted();
         }
+        self.count(&input);
+        let cycle = matches!(input, Input::Local(_));
         let mut core = lock(&self.core);
         let actions = core.step(self.clock.now(), input);
         for a in &actions {
@@ -408,6 +435,10 @@ impl Driver {
                     crate::logging::log_error_report(&e);
                 }
             }
+        }
+        drop(core);
+        if cycle {
+            self.notify_cycle();
         }
         actions
     }
@@ -418,7 +449,9 @@ impl Driver {
             match a {
                 Action::Exit => return false,
                 Action::ReadLocal => {
+                    let began = Instant::now();
                     let facts = self.read_local();
+                    self.note_cycle(began);
                     if facts.is_none() {
                         self.flush_pending();
                     }
@@ -559,6 +592,9 @@ impl Driver {
     }
 
     fn shutdown(&mut self) {
+        if let Some(n) = &self.notifier {
+            n.stopping();
+        }
         self.watcher = None;
         // A stop requested by a signal ends every wait; the last writes
         // below get a moment of their own (shutdown::FINAL_WRITES).
