@@ -9,8 +9,18 @@ PGDIR ?= $(if $(PG_BINDIR),$(patsubst %/,%,$(dir $(PG_BINDIR))),/usr/lib/postgre
 PREFIX ?= /usr
 MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
+# make install overwrites files of installed packages only with FORCE=1.
+FORCE ?=
+# The binary make install and make deb take.
+REPMGR_BIN ?= target/release/repmgr
+DEB_OUTDIR ?= target/deb
 
-.PHONY: all build check fmt-check clippy layers test sim install demo demo-failover demo-down clean
+# What make install writes (without DESTDIR): checked first by the guard.
+MAN_PAGES := $(wildcard man/*.[1-9])
+INSTALL_TARGETS := $(PGDIR)/bin/repmgr $(PGDIR)/bin/repmgrd \
+	$(foreach f,$(MAN_PAGES),$(MANDIR)/man$(patsubst .%,%,$(suffix $(f)))/$(notdir $(f)))
+
+.PHONY: all build check fmt-check clippy layers test sim install deb demo demo-failover demo-down clean
 
 all: build
 
@@ -47,13 +57,22 @@ SIM_SEEDS ?= 20000
 sim:
 	SIM_SEEDS=$(SIM_SEEDS) $(CARGO) test --release --test sim
 
+# Refuses (before copying anything) to overwrite a file an installed
+# package owns, e.g. Debian's postgresql-15-repmgr: see
+# scripts/install-guard.sh. Not checked with DESTDIR set; FORCE=1 overrides.
 install: build
+	@DESTDIR="$(DESTDIR)" FORCE="$(FORCE)" bash scripts/install-guard.sh $(INSTALL_TARGETS)
 	install -d $(DESTDIR)$(PGDIR)/bin
-	install -m 0755 target/release/repmgr $(DESTDIR)$(PGDIR)/bin/repmgr
+	install -m 0755 "$(REPMGR_BIN)" $(DESTDIR)$(PGDIR)/bin/repmgr
 	ln -sf repmgr $(DESTDIR)$(PGDIR)/bin/repmgrd
 	$(if $(wildcard man/*.1),install -d $(DESTDIR)$(MANDIR)/man1 && install -m 0644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(wildcard man/*.5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 0644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/)
 	$(if $(wildcard man/*.8),install -d $(DESTDIR)$(MANDIR)/man8 && install -m 0644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8/)
+
+# A Debian package (repmgr-rs) with dpkg-deb, in $(DEB_OUTDIR): see
+# scripts/mkdeb.sh.
+deb: build
+	bash scripts/mkdeb.sh "$(REPMGR_BIN)" "$(DEB_OUTDIR)"
 
 # The seed README's three-node example with repmgrd, under /tmp/repmgr-demo.
 demo:

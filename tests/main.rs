@@ -52,3 +52,5 @@ mod rejoin_witness;
 mod seed_examples;
 // TLS with real certificates: verify-full, cert auth, clone, refusals (issue 12).
 mod tls;
+// make deb (its files, control fields and systemd units) and make install's guard (issue 13).
+mod package;
