@@ -26,6 +26,8 @@ mod failover;
 mod frozen;
 // repmgrd's HTTP endpoint: health checks, metrics (issue 13).
 mod http;
+// HAProxy in front of the cluster, checking repmgrd's /primary (issue 13).
+mod haproxy;
 // repmgrd under systemd: sd_notify (issue 13).
 mod notify;
 // Network partitions with nodes on separate hosts (network namespaces).

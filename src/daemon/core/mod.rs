@@ -169,6 +169,10 @@ impl Core {
         if let Role::Standby(sb) = &mut self.role {
             if let Some(p) = sb.promoted.take() {
                 self.role = Role::Primary(*p);
+                // Read the server again at once: until then the facts say
+                // it is in recovery, and the health view would not yet
+                // vouch for the new primary.
+                self.next_tick = self.last_now;
             }
         }
     }
