@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::db::Session;
 
-use super::cluster::{self, Probe, Reach};
 use super::Ctx;
 use crate::db::{self, daemon_status::DaemonStatus, nodes::NodeRecord, nodes::NodeType};
 use crate::error::{Error, ExitCode, Result};
+use crate::ops::cluster_view::{self as cluster, Probe, Reach};
 use crate::output;
 
 /// How long `service pause` waits for reachable standbys to replay the flag.
