@@ -9,6 +9,7 @@
 mod check;
 mod checks;
 mod control;
+mod diagnostics;
 mod service;
 mod status;
 
