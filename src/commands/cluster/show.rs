@@ -6,13 +6,27 @@
 use crate::commands::Ctx;
 use crate::db::{self, nodes::NodeRecord};
 use crate::error::{Error, ExitCode, Result};
-use crate::ops::cluster_view::{cluster_report, render_csv, render_issues, render_table};
+use crate::ops::cluster_view::{
+    cluster_report, render_csv, render_issues, render_json, render_table,
+};
 
 /// `repmgr cluster show`.
 pub fn show(ctx: &Ctx) -> Result<()> {
     let nodes = registered_nodes(ctx)?;
     let report = cluster_report(&nodes, ctx.opts.verbose);
 
+    if ctx.opts.json {
+        // The issues are in the document; the exit status is the table's.
+        print!("{}", render_json(&report));
+        if report.connection_errors && !ctx.opts.verbose && !ctx.opts.terse {
+            crate::log_hint!("execute with --verbose option to see connection error messages");
+        }
+        return if report.warnings.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::silent(ExitCode::NodeStatus))
+        };
+    }
     if ctx.opts.csv {
         print!("{}", render_csv(&report.rows));
         // The same exit status as the table: scripts test it.

@@ -11,5 +11,6 @@ mod report;
 pub use cells::{status_cell, upstream_cell};
 pub use probe::{probe_all, probe_all_with, Probe, Reach};
 pub use report::{
-    cluster_report, render_csv, render_issues, render_table, report, ShowReport, ShowRow,
+    cluster_report, render_csv, render_issues, render_json, render_table, report, ShowReport,
+    ShowRow,
 };

@@ -6,6 +6,7 @@ use super::cells::{status_cell, upstream_cell};
 use super::probe::{probe_all, Probe, Reach};
 use crate::db::nodes::{NodeRecord, NodeType};
 use crate::output;
+use crate::output::json::Json;
 
 /// One node as `cluster show` reports it, in every output format.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +157,36 @@ pub fn render_table(rows: &[ShowRow], compact: bool) -> String {
     output::table(headers, &cells)
 }
 
+/// The `--json` document (and repmgrd's `/cluster`): the table's columns
+/// per node, typed, and the issues listed under the table. The Status and
+/// Upstream cells are as the table has them, trimmed; a node without an
+/// upstream has `null`, and so has a timeline that is unknown or, for a
+/// witness, not applicable.
+pub fn render_json(report: &ShowReport) -> String {
+    let nodes: Vec<Json> = report
+        .rows
+        .iter()
+        .map(|r| {
+            let upstream = Some(r.upstream.trim()).filter(|u| !u.is_empty());
+            let timeline = r.timeline.filter(|_| r.node_type != NodeType::Witness);
+            Json::object()
+                .field("id", r.node_id)
+                .field("name", &r.node_name)
+                .field("role", r.node_type.to_string())
+                .field("status", r.status.trim())
+                .field("upstream", upstream)
+                .field("location", &r.location)
+                .field("priority", r.priority)
+                .field("timeline", timeline)
+                .field("connection_string", &r.conninfo)
+        })
+        .collect();
+    Json::object()
+        .field("nodes", nodes)
+        .field("warnings", report.warnings.clone())
+        .render()
+}
+
 /// The issues under the table, one `  - ` line each.
 pub fn render_issues(warnings: &[String]) -> String {
     warnings.iter().map(|w| format!("  - {w}\n")).collect()
@@ -220,6 +251,34 @@ mod tests {
     #[test]
     fn csv() {
         assert_eq!(render_csv(&rows()), "1,0,0\n2,0,0\n3,-1,-1\n");
+    }
+
+    #[test]
+    fn json() {
+        let report = ShowReport {
+            rows: rows(),
+            warnings: vec!["node \"node3\" (ID: 3) is unreachable".into()],
+            cell_issues: true,
+            connection_errors: true,
+        };
+        let text = render_json(&report);
+        assert!(text.ends_with("}\n") && text.matches('\n').count() > 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["nodes"][0],
+            serde_json::json!({
+                "id": 1, "name": "node1", "role": "primary", "status": "* running",
+                "upstream": null, "location": "default", "priority": 100,
+                "timeline": 1, "connection_string": "host=n1 dbname=repmgr"
+            })
+        );
+        // A witness's timeline is not applicable; an unreachable node's unknown.
+        assert!(v["nodes"][1]["timeline"].is_null());
+        assert_eq!(v["nodes"][1]["upstream"], "node1");
+        assert_eq!(v["nodes"][2]["status"], "? unreachable");
+        assert_eq!(v["nodes"][2]["upstream"], "? node1");
+        assert!(v["nodes"][2]["timeline"].is_null());
+        assert_eq!(v["warnings"], serde_json::json!([report.warnings[0]]));
     }
 
     #[test]
