@@ -8,6 +8,7 @@ use crate::db::{self, daemon_status::DaemonStatus, nodes::NodeRecord, nodes::Nod
 use crate::error::Result;
 use crate::ops::cluster_view::{self as cluster, Probe, Reach};
 use crate::output;
+use crate::output::json::Json;
 
 /// What one node told us about repmgrd: its copy of the whole table, and
 /// its own pause flag (the one its repmgrd obeys).
@@ -148,6 +149,14 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     let rows = freshest_rows(&nodes, &views).unwrap_or(local_rows);
     let report = report(&nodes, &views, &rows, ctx.opts.verbose);
 
+    if ctx.opts.json {
+        // The issues are in the document; hints stay on stderr.
+        print!("{}", render_json(&report));
+        if report.connection_errors && !ctx.opts.verbose && !ctx.opts.terse {
+            crate::log_hint!("execute with --verbose option to see connection error messages");
+        }
+        return Ok(());
+    }
     if ctx.opts.csv {
         print!("{}", render_csv(&report.rows));
         return Ok(());
@@ -293,6 +302,43 @@ pub(crate) fn render_table(rows: &[ServiceRow], detail: bool, compact: bool) -> 
         "Upstream last seen"
     });
     output::table(&headers, &cells)
+}
+
+/// The `--json` document: per node the table's columns (Location and
+/// Priority always), typed, `null` where the table says "n/a"; and the
+/// issues the text logs under the table.
+pub(crate) fn render_json(report: &ServiceReport) -> String {
+    let nodes: Vec<Json> = report
+        .rows
+        .iter()
+        .map(|r| {
+            let s = &r.repmgrd;
+            let known = s.pg_running;
+            let with_pid = known && s.pid.is_some();
+            Json::object()
+                .field("id", r.node_id)
+                .field("name", &r.node_name)
+                .field("role", r.node_type.to_string())
+                .field("status", r.status.trim())
+                .field(
+                    "upstream",
+                    Some(r.upstream.trim()).filter(|u| !u.is_empty()),
+                )
+                .field("location", &r.location)
+                .field("priority", r.priority)
+                .field("repmgrd", known.then_some(s.running))
+                .field("pid", s.pid.filter(|_| with_pid))
+                .field("paused", with_pid.then_some(s.paused))
+                .field(
+                    "upstream_last_seen",
+                    s.upstream_last_seen.filter(|_| with_pid),
+                )
+        })
+        .collect();
+    Json::object()
+        .field("nodes", nodes)
+        .field("warnings", report.warnings.clone())
+        .render()
 }
 
 /// The issues as the one message repmgr logs under the table.
@@ -497,6 +543,31 @@ mod tests {
              2  | node2 | standby |   running     | node1    | default  | 100   | running | 77   | yes     | 3 sec(s) ago\n \
              3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | n/a     | n/a  | n/a     | n/a         \n"
         );
+    }
+
+    #[test]
+    fn json_says_null_where_the_table_says_na() {
+        let report = ServiceReport {
+            rows: rows(),
+            warnings: vec!["unable to connect to node \"node3\" (ID: 3)".into()],
+            connection_errors: true,
+        };
+        let v: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
+        assert_eq!(
+            v["nodes"][1],
+            serde_json::json!({
+                "id": 2, "name": "node2", "role": "standby", "status": "running",
+                "upstream": "node1", "location": "default", "priority": 100,
+                "repmgrd": true, "pid": 77, "paused": true, "upstream_last_seen": 3
+            })
+        );
+        assert!(v["nodes"][0]["upstream"].is_null());
+        assert!(v["nodes"][0]["upstream_last_seen"].is_null());
+        assert_eq!(v["nodes"][0]["paused"], false);
+        for k in ["repmgrd", "pid", "paused", "upstream_last_seen"] {
+            assert!(v["nodes"][2][k].is_null(), "{k}");
+        }
+        assert_eq!(v["warnings"][0], report.warnings[0]);
     }
 
     #[test]
