@@ -5,6 +5,7 @@
 
 use crate::db::Session;
 
+use super::check_json;
 use super::checks::{
     check_archive_ready, check_data_directory, check_downstream, check_missing_slots,
     check_replication_config_owner, check_replication_lag, check_repmgrd, check_role_or_fenced,
@@ -103,6 +104,17 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(false)?;
     let mode = Mode::of(ctx);
 
+    // Answered by an exit status or an --optformat line only.
+    for (on, option) in [
+        (ctx.opts.has_passfile, "--has-passfile"),
+        (ctx.opts.replication_connection, "--replication-connection"),
+    ] {
+        if on && ctx.opts.json {
+            return Err(Error::config(format!(
+                "--json output not provided with {option} option"
+            )));
+        }
+    }
     if ctx.opts.has_passfile {
         return if has_passfile(cfg) {
             Ok(())
@@ -139,7 +151,10 @@ pub fn check(ctx: &Ctx) -> Result<()> {
 
     if let Some(s) = single {
         let chk = single_check(ctx, &mut c, s, &node, &stats, mode)?;
-        if let Some(l) = &chk.line {
+        if ctx.opts.json {
+            let one = std::slice::from_ref(&chk);
+            print!("{}", check_json::render(&node.node_name, node.node_id, one));
+        } else if let Some(l) = &chk.line {
             println!("{l}");
         }
         return chk.status.exit();
@@ -147,7 +162,13 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let facts = gather(ctx, &mut c, node, stats, mode)?;
     let (rows, upstream) = full_checks(cfg, &facts, mode);
     superuser_hint(ctx, &facts.stats, mode);
-    print!("{}", full_report(&facts.node, &rows, mode));
+    if ctx.opts.json {
+        // Text mode's rows: the upstream check is listed, as in the text.
+        let (name, id) = (&facts.node.node_name, facts.node.node_id);
+        print!("{}", check_json::render(name, id, &rows));
+    } else {
+        print!("{}", full_report(&facts.node, &rows, mode));
+    }
     warn_split_brain_risks(cfg, &mut c);
     if upstream.status != CheckStatus::Ok || rows.iter().any(|r| r.status != CheckStatus::Ok) {
         return Err(Error::silent(ExitCode::NodeStatus));

@@ -8,7 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::checks::{CheckStatus, Mode};
+use super::check_json::{render, DB_CONNECTION};
+use super::checks::{Check, CheckStatus, Mode};
 use super::{connect_local, local_conninfo};
 use crate::commands::{parse_conninfo, Ctx, APP_NAME};
 use crate::config::Config;
@@ -47,7 +48,17 @@ pub(super) fn db_connection(ctx: &Ctx, mode: Mode) -> Result<()> {
             (CheckStatus::Critical, d)
         }
     };
-    if mode == Mode::Optformat {
+    if ctx.opts.json {
+        let cfg = ctx.config();
+        let chk = Check {
+            item: DB_CONNECTION,
+            status,
+            details,
+            line: None,
+        };
+        let one = std::slice::from_ref(&chk);
+        print!("{}", render(&cfg.node_name, cfg.node_id.unwrap_or(0), one));
+    } else if mode == Mode::Optformat {
         println!("--db-connection={}", status.as_str());
     } else {
         println!("{} ({details})", status.as_str());
