@@ -1,7 +1,8 @@
 //! The diagnostics `standby switchover` runs on a node through
 //! `repmgr node check` (--db-connection, --replication-connection,
-//! --has-passfile, --replication-config-owner): each answers one question
-//! with a line or an exit status, not a check report.
+//! --has-passfile, --replication-config-owner) and `repmgr node status`
+//! (--is-shutdown-cleanly): each answers one question with a line or an
+//! exit status, not a report.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -10,13 +11,13 @@ use std::time::Duration;
 
 use super::check_json::{render, DB_CONNECTION};
 use super::checks::{Check, CheckStatus, Mode};
-use super::{connect_local, local_conninfo};
+use super::{connect_local, is_pg_dir, local_conninfo};
 use crate::commands::{parse_conninfo, Ctx, APP_NAME};
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
 use crate::db;
 use crate::error::{Error, Result};
-use crate::pgtools::PgBin;
+use crate::pgtools::{self, PgBin};
 use crate::process;
 
 /// `--db-connection`: can this node's database be reached with the
@@ -131,5 +132,75 @@ pub(super) fn replication_config_owner_ok(data_directory: &str) -> bool {
     match fs::metadata(file) {
         Ok(m) => m.uid() == dir_meta.uid(),
         Err(_) => true,
+    }
+}
+
+/// `--is-shutdown-cleanly`: UP, DOWN (with the shutdown checkpoint),
+/// SHUTTING_DOWN, UNCLEAN_SHUTDOWN or UNKNOWN, from a ping and pg_control.
+/// Works with the server down (`standby switchover` runs it remotely).
+pub(super) fn shutdown_state(ctx: &Ctx) -> Result<String> {
+    let cfg = ctx.node_config(true)?;
+    if !is_pg_dir(&cfg.data_directory) {
+        return Ok("UNKNOWN".into());
+    }
+    let ci = ctx.local_conninfo()?;
+    let up = matches!(
+        db::connect::ping(&ci, APP_NAME),
+        db::connect::Ping::Ok | db::connect::Ping::Reject
+    );
+    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
+    let cd = match pgtools::control_data(&bin, Path::new(&cfg.data_directory)) {
+        Ok(cd) if !cd.state.is_empty() => cd,
+        _ => {
+            crate::log_debug!("unable to determine db state");
+            return Ok("UNKNOWN".into());
+        }
+    };
+    Ok(shutdown_state_from(up, &cd.state, &cd.checkpoint_lsn))
+}
+
+/// The decision of [`shutdown_state`], from its three facts.
+pub fn shutdown_state_from(up: bool, db_state: &str, checkpoint_lsn: &str) -> String {
+    let shut_down = db_state == "shut down" || db_state == "shut down in recovery";
+    let mut state = if up { "UP" } else { "" };
+    if !shut_down {
+        if !up {
+            state = "UNCLEAN_SHUTDOWN";
+        } else if db_state == "shutting down" {
+            state = "SHUTTING_DOWN";
+        }
+    }
+    if checkpoint_lsn.is_empty() || checkpoint_lsn == "0/0" {
+        return "UNKNOWN".into();
+    }
+    if state.is_empty() {
+        return format!("DOWN --last-checkpoint-lsn={checkpoint_lsn}");
+    }
+    state.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_states() {
+        assert_eq!(
+            shutdown_state_from(true, "in production", "0/3000060"),
+            "UP"
+        );
+        assert_eq!(
+            shutdown_state_from(false, "shut down", "0/3000060"),
+            "DOWN --last-checkpoint-lsn=0/3000060"
+        );
+        assert_eq!(
+            shutdown_state_from(false, "in production", "0/3000060"),
+            "UNCLEAN_SHUTDOWN"
+        );
+        assert_eq!(
+            shutdown_state_from(true, "shutting down", "0/3000060"),
+            "SHUTTING_DOWN"
+        );
+        assert_eq!(shutdown_state_from(false, "shut down", ""), "UNKNOWN");
     }
 }

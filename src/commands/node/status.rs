@@ -1,16 +1,13 @@
-//! `repmgr node status`, and its `--is-shutdown-cleanly` probe that
-//! `standby switchover` runs on the demotion candidate.
+//! `repmgr node status` (its `--is-shutdown-cleanly` probe, which
+//! `standby switchover` runs on the demotion candidate, is
+//! `diagnostics.rs`).
 //!
 //! The node is read once into [`StatusFacts`]; the [`StatusReport`] made from
 //! them is all the text and CSV renderings see.
 
-use std::path::Path;
-
-use super::{is_pg_dir, ready_archive_files, Ctx};
-use crate::commands::APP_NAME;
+use super::{ready_archive_files, Ctx};
 use crate::db::{self, checks::Downstream, checks::NodeStats, nodes::NodeRecord, nodes::NodeType};
 use crate::error::{Error, ExitCode, Result};
-use crate::pgtools::{self, PgBin};
 
 /// One `Key: value` line of `node status`.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +74,7 @@ struct StatusFacts {
 /// `repmgr node status`.
 pub fn status(ctx: &Ctx) -> Result<()> {
     if ctx.opts.is_shutdown_cleanly {
-        println!("--state={}", shutdown_state(ctx)?);
+        println!("--state={}", super::diagnostics::shutdown_state(ctx)?);
         return Ok(());
     }
     let csv = ctx.opts.csv;
@@ -376,50 +373,6 @@ pub fn render_issues(warnings: &[String]) -> String {
     warnings.iter().map(|w| format!("  {w}\n")).collect()
 }
 
-/// `--is-shutdown-cleanly`: UP, DOWN (with the shutdown checkpoint),
-/// SHUTTING_DOWN, UNCLEAN_SHUTDOWN or UNKNOWN, from a ping and pg_control.
-/// Works with the server down (`standby switchover` runs it remotely).
-fn shutdown_state(ctx: &Ctx) -> Result<String> {
-    let cfg = ctx.node_config(true)?;
-    if !is_pg_dir(&cfg.data_directory) {
-        return Ok("UNKNOWN".into());
-    }
-    let ci = ctx.local_conninfo()?;
-    let up = matches!(
-        db::connect::ping(&ci, APP_NAME),
-        db::connect::Ping::Ok | db::connect::Ping::Reject
-    );
-    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
-    let cd = match pgtools::control_data(&bin, Path::new(&cfg.data_directory)) {
-        Ok(cd) if !cd.state.is_empty() => cd,
-        _ => {
-            crate::log_debug!("unable to determine db state");
-            return Ok("UNKNOWN".into());
-        }
-    };
-    Ok(shutdown_state_from(up, &cd.state, &cd.checkpoint_lsn))
-}
-
-/// The decision of [`shutdown_state`], from its three facts.
-pub fn shutdown_state_from(up: bool, db_state: &str, checkpoint_lsn: &str) -> String {
-    let shut_down = db_state == "shut down" || db_state == "shut down in recovery";
-    let mut state = if up { "UP" } else { "" };
-    if !shut_down {
-        if !up {
-            state = "UNCLEAN_SHUTDOWN";
-        } else if db_state == "shutting down" {
-            state = "SHUTTING_DOWN";
-        }
-    }
-    if checkpoint_lsn.is_empty() || checkpoint_lsn == "0/0" {
-        return "UNKNOWN".into();
-    }
-    if state.is_empty() {
-        return format!("DOWN --last-checkpoint-lsn={checkpoint_lsn}");
-    }
-    state.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,26 +536,5 @@ mod tests {
                 "- unable to check archive_status directory\n"
             ]
         );
-    }
-
-    #[test]
-    fn shutdown_states() {
-        assert_eq!(
-            shutdown_state_from(true, "in production", "0/3000060"),
-            "UP"
-        );
-        assert_eq!(
-            shutdown_state_from(false, "shut down", "0/3000060"),
-            "DOWN --last-checkpoint-lsn=0/3000060"
-        );
-        assert_eq!(
-            shutdown_state_from(false, "in production", "0/3000060"),
-            "UNCLEAN_SHUTDOWN"
-        );
-        assert_eq!(
-            shutdown_state_from(true, "shutting down", "0/3000060"),
-            "SHUTTING_DOWN"
-        );
-        assert_eq!(shutdown_state_from(false, "shut down", ""), "UNKNOWN");
     }
 }
