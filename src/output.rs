@@ -1,5 +1,7 @@
 //! repmgr's output formats: the psql-like tables of `cluster show`,
-//! `cluster event` and `service status`, and CSV.
+//! `cluster event` and `service status`, CSV, and JSON (`json.rs`).
+
+pub mod json;
 
 /// A node as repmgr names it in messages: `"node2" (ID: 2)`. For a node
 /// known only by its configuration (this node), or by its record (whose

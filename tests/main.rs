@@ -52,6 +52,8 @@ mod node_check;
 mod rejoin_witness;
 // The seed README's EXAMPLES end to end: clone, promote, follow, clone from the new primary.
 mod seed_examples;
+// --json of cluster show/event, node status/check, service status against their text.
+mod json;
 // TLS with real certificates: verify-full, cert auth, clone, refusals (issue 12).
 mod tls;
 // make deb (its files, control fields and systemd units) and make install's guard (issue 13).

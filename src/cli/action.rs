@@ -70,6 +70,16 @@ impl Action {
     pub(super) fn takes_host_argument(self) -> bool {
         matches!(self, Action::StandbyClone | Action::StandbyFollow)
     }
+
+    /// Whether `--json` renders this action's report; elsewhere it is
+    /// refused, as a script reading stdout as JSON would get text.
+    pub(super) fn has_json(self) -> bool {
+        use Action::*;
+        matches!(
+            self,
+            ClusterShow | ClusterEvent | NodeStatus | NodeCheck | ServiceStatus
+        )
+    }
 }
 
 /// Families and their actions, for resolving words and for hints.

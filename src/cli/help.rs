@@ -325,6 +325,7 @@ Usage:
 
 Options:
   --csv                     emit output as CSV
+  --json                    emit output as one JSON document (see repmgr(1), JSON OUTPUT)
   --verbose                 also show the system identifier
   --is-shutdown-cleanly     print the node's shutdown state without connecting:
                             --state=UP|DOWN|SHUTTING_DOWN|UNCLEAN_SHUTDOWN|UNKNOWN
@@ -347,6 +348,8 @@ Connection options:
 Output options:
   --csv                     emit output as CSV (not available for individual check output)
   --nagios                  emit output in Nagios format (individual check output only)
+  --json                    emit output as one JSON document, also for an individual
+                            check (see repmgr(1), JSON OUTPUT)
 
 Following options check an individual status:
   --archive-ready           number of WAL files ready for archiving
@@ -427,6 +430,7 @@ Usage:
 
 Options:
   --csv                     emit output as CSV (with a subset of fields)
+  --json                    emit output as one JSON document (see repmgr(1), JSON OUTPUT)
   --compact                 display only a subset of fields
   --terse                   only display the warnings, not hints and connection errors
   --verbose                 display connection error messages
@@ -443,6 +447,7 @@ Usage:
 
 Options:
   --csv                     emit output as CSV
+  --json                    emit output as one JSON document (see repmgr(1), JSON OUTPUT)
   --limit                   maximum number of events to display (default: 20)
   --all                     display all events (overrides --limit)
   --event                   filter specific event
@@ -532,6 +537,7 @@ Options:
                             id,name,type,pg_running,repmgrd_running,pid,paused,
                             priority,upstream_last_seen_secs,location
                             (-1 where unknown)
+  --json                    emit output as one JSON document (see repmgr(1), JSON OUTPUT)
   --detail                  show additional detail (location and priority)
   --compact                 shorter column headers
   --verbose                 show text of database connection error messages

@@ -92,6 +92,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
         [family, action, rest @ ..] => {
             let act =
                 resolve_action(family, action).ok_or_else(|| unknown_command(family, action))?;
+            json_conflicts(act, &opts)?;
             let max_extra = usize::from(act.takes_host_argument());
             if rest.len() > max_extra {
                 return Err(usage_error(format!(
@@ -113,6 +114,32 @@ pub fn allowed_as_root(args: &[String]) -> bool {
         Ok(Command::Help(_)) => args.iter().any(|a| a == "--help" || a == "-?"),
         _ => false,
     }
+}
+
+/// `--json` is one output format of five actions: with another format,
+/// or for another action, it is a usage error (exit 1), so stdout is never
+/// anything but the JSON document asked for.
+fn json_conflicts(act: Action, opts: &Opts) -> Result<()> {
+    if !opts.json {
+        return Ok(());
+    }
+    let other = [
+        (opts.csv, "--csv"),
+        (opts.nagios, "--nagios"),
+        (opts.optformat, "--optformat"),
+    ];
+    if let Some((_, name)) = other.iter().find(|(on, _)| *on) {
+        return Err(usage_error(format!(
+            "--json and {name} cannot be used together"
+        )));
+    }
+    if !act.has_json() {
+        return Err(usage_error(format!(
+            "--json is not available for \"repmgr {}\"",
+            act.name()
+        )));
+    }
+    Ok(())
 }
 
 fn help_topic(words: &[String]) -> Option<HelpTopic> {
@@ -224,6 +251,41 @@ mod tests {
         ));
         let e = parse_str("--dump-config cluster show").unwrap_err();
         assert_eq!(e.code, ExitCode::BadConfig);
+    }
+
+    #[test]
+    fn json_for_five_actions_and_alone() {
+        for ok in [
+            "cluster show --json",
+            "--json cluster event",
+            "node status --json",
+            "node check --role --json",
+            "service status --json",
+            "daemon status --json",
+        ] {
+            assert!(run(ok).1.json, "{ok}");
+        }
+        for (bad, msg) in [
+            (
+                "cluster show --json --csv",
+                "--json and --csv cannot be used together",
+            ),
+            ("node check --role --json --nagios", "--json and --nagios"),
+            ("node check --json --optformat", "--json and --optformat"),
+            (
+                "standby clone --json",
+                "--json is not available for \"repmgr standby clone\"",
+            ),
+            ("cluster matrix --json", "not available"),
+        ] {
+            let e = parse_str(bad).unwrap_err();
+            assert_eq!(e.code, ExitCode::BadConfig, "{bad}");
+            assert!(
+                e.messages.join("\n").contains(msg),
+                "{bad}: {:?}",
+                e.messages
+            );
+        }
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct Opts {
     /// output in Nagios format
     #[argh(switch)]
     pub nagios: bool,
+    /// output as one JSON document
+    #[argh(switch)]
+    pub json: bool,
     /// output as --name=value pairs (internal use)
     #[argh(switch)]
     pub optformat: bool,
@@ -274,6 +277,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt(Some('v'), "verbose", Arg::No),
     opt(None, "csv", Arg::No),
     opt(None, "nagios", Arg::No),
+    opt(None, "json", Arg::No),
     opt(None, "optformat", Arg::No),
     opt(None, "compact", Arg::No),
     opt(None, "detail", Arg::No),

@@ -3,6 +3,7 @@
 //! `db` (SQL), `pgtools` and `process` (server tools and child processes).
 //! Nothing here names `commands` or `daemon` (`make check` keeps it so).
 
+pub mod cluster_view;
 pub mod follow;
 pub mod pidfile;
 pub mod promote;

@@ -1,54 +1,32 @@
 //! `repmgr cluster show`: every node's role, state and upstream, as
-//! probed from here. The probe gathers [`ShowRow`]s; the table, the CSV and
-//! the list of issues are rendered from them alone.
+//! probed from here. The probe, the report and its renderings are
+//! `ops::cluster_view` (repmgrd serves the same report); this file reads
+//! the node records and prints.
 
-use super::cells::{status_cell, upstream_cell};
-use super::probe::{probe_all, Probe, Reach};
 use crate::commands::Ctx;
-use crate::db::{self, nodes::NodeRecord, nodes::NodeType};
+use crate::db::{self, nodes::NodeRecord};
 use crate::error::{Error, ExitCode, Result};
-use crate::output;
-
-/// One node as `cluster show` reports it, in every output format.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShowRow {
-    pub node_id: i32,
-    pub node_name: String,
-    pub node_type: NodeType,
-    /// The Status cell (`* running`, `? unreachable`, …).
-    pub status: String,
-    /// The Upstream cell: a name, maybe marked `?` or `!`.
-    pub upstream: String,
-    pub location: String,
-    pub priority: i32,
-    /// None when the node did not answer or could not tell.
-    pub timeline: Option<i64>,
-    pub conninfo: String,
-    /// Whether the node let us in.
-    pub reachable: bool,
-    /// None when unknown.
-    pub in_recovery: Option<bool>,
-}
-
-/// What `cluster show` found: the rows, and the issues listed under the
-/// table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShowReport {
-    pub rows: Vec<ShowRow>,
-    pub warnings: Vec<String>,
-    /// A Status or Upstream cell is an issue: the CSV's exit status, which
-    /// ignores the other warnings.
-    pub cell_issues: bool,
-    /// An active node could not be reached (the --verbose hint).
-    pub connection_errors: bool,
-}
+use crate::ops::cluster_view::{
+    cluster_report, render_csv, render_issues, render_json, render_table,
+};
 
 /// `repmgr cluster show`.
 pub fn show(ctx: &Ctx) -> Result<()> {
     let nodes = registered_nodes(ctx)?;
-    let probes = probe_all(&nodes);
-    let report = report(&nodes, &probes, ctx.opts.verbose);
+    let report = cluster_report(&nodes, ctx.opts.verbose);
 
+    if ctx.opts.json {
+        // The issues are in the document; the exit status is the table's.
+        print!("{}", render_json(&report));
+        if report.connection_errors && !ctx.opts.verbose && !ctx.opts.terse {
+            crate::log_hint!("execute with --verbose option to see connection error messages");
+        }
+        return if report.warnings.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::silent(ExitCode::NodeStatus))
+        };
+    }
     if ctx.opts.csv {
         print!("{}", render_csv(&report.rows));
         // The same exit status as the table: scripts test it.
@@ -94,186 +72,4 @@ fn registered_nodes(ctx: &Ctx) -> Result<Vec<NodeRecord>> {
             .hint("ensure \"repmgr primary register\" was run"));
     }
     Ok(nodes)
-}
-
-/// The rows and issues from the probes, in the nodes' order; `verbose`
-/// adds the connection errors to the issues.
-pub fn report(nodes: &[NodeRecord], probes: &[Probe], verbose: bool) -> ShowReport {
-    let mut out = ShowReport {
-        rows: Vec::new(),
-        warnings: Vec::new(),
-        cell_issues: false,
-        connection_errors: false,
-    };
-    for (n, p) in nodes.iter().zip(probes) {
-        let (status, w1) = status_cell(n, p);
-        let (upstream, w2) = upstream_cell(n, p, nodes, probes);
-        out.cell_issues |= w1.is_some() || w2.is_some();
-        out.warnings.extend(w1);
-        out.warnings.extend(w2);
-        if p.reach == Reach::Up && p.replay_paused {
-            out.warnings.push(format!(
-                "WAL replay is paused on node {} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed",
-                n));
-        }
-        if let Some(err) = p.error.as_ref().filter(|_| n.active) {
-            out.connection_errors = true;
-            if verbose {
-                out.warnings.push(format!(
-                    "when attempting to connect to node {}, following error encountered :\n\"{}\"",
-                    n,
-                    err.trim()
-                ));
-            }
-        }
-        out.rows.push(ShowRow {
-            node_id: n.node_id,
-            node_name: n.node_name.clone(),
-            node_type: n.node_type,
-            status,
-            upstream,
-            location: n.location.clone(),
-            priority: n.priority,
-            timeline: p.timeline.filter(|_| p.reach == Reach::Up),
-            conninfo: n.conninfo.clone(),
-            reachable: p.reach == Reach::Up,
-            in_recovery: p.in_recovery,
-        });
-    }
-    out
-}
-
-/// `node_id,availability,recovery` per node, as `cluster matrix` parses
-/// it: 0 reachable / -1 not; 0 primary, 1 standby, -1 unknown.
-pub fn render_csv(rows: &[ShowRow]) -> String {
-    let mut out = String::new();
-    for r in rows {
-        let availability = if r.reachable { 0 } else { -1 };
-        let recovery = match r.in_recovery {
-            Some(false) => 0,
-            Some(true) => 1,
-            None => -1,
-        };
-        out.push_str(&format!("{},{availability},{recovery}\n", r.node_id));
-    }
-    out
-}
-
-/// The table; `compact` abbreviates the headers and drops the conninfo.
-pub fn render_table(rows: &[ShowRow], compact: bool) -> String {
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let timeline = match (r.node_type, r.timeline) {
-                (NodeType::Witness, _) => "n/a".to_string(),
-                (_, Some(t)) => t.to_string(),
-                _ => "?".to_string(),
-            };
-            let mut row = vec![
-                r.node_id.to_string(),
-                r.node_name.clone(),
-                r.node_type.to_string(),
-                r.status.clone(),
-                r.upstream.clone(),
-                r.location.clone(),
-                r.priority.to_string(),
-                timeline,
-            ];
-            if !compact {
-                row.push(r.conninfo.clone());
-            }
-            row
-        })
-        .collect();
-    let headers: &[&str] = if compact {
-        &[
-            "ID", "Name", "Role", "Status", "Upstream", "Location", "Prio.", "TLI",
-        ]
-    } else {
-        &[
-            "ID",
-            "Name",
-            "Role",
-            "Status",
-            "Upstream",
-            "Location",
-            "Priority",
-            "Timeline",
-            "Connection string",
-        ]
-    };
-    output::table(headers, &cells)
-}
-
-/// The issues under the table, one `  - ` line each.
-pub fn render_issues(warnings: &[String]) -> String {
-    warnings.iter().map(|w| format!("  - {w}\n")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: i32, node_type: NodeType, status: &str, upstream: &str) -> ShowRow {
-        ShowRow {
-            node_id: id,
-            node_name: format!("node{id}"),
-            node_type,
-            status: status.into(),
-            upstream: upstream.into(),
-            location: "default".into(),
-            priority: 100,
-            timeline: Some(1),
-            conninfo: format!("host=n{id} dbname=repmgr"),
-            reachable: true,
-            in_recovery: Some(node_type == NodeType::Standby),
-        }
-    }
-
-    fn rows() -> Vec<ShowRow> {
-        let mut down = row(3, NodeType::Standby, "? unreachable", "? node1");
-        down.timeline = None;
-        down.reachable = false;
-        down.in_recovery = None;
-        vec![
-            row(1, NodeType::Primary, "* running", ""),
-            row(2, NodeType::Witness, "* running", "node1"),
-            down,
-        ]
-    }
-
-    #[test]
-    fn table() {
-        assert_eq!(
-            render_table(&rows(), false),
-            " ID | Name  | Role    | Status        | Upstream | Location | Priority | Timeline | Connection string    \n\
-             ----+-------+---------+---------------+----------+----------+----------+----------+-----------------------\n \
-             1  | node1 | primary | * running     |          | default  | 100      | 1        | host=n1 dbname=repmgr\n \
-             2  | node2 | witness | * running     | node1    | default  | 100      | n/a      | host=n2 dbname=repmgr\n \
-             3  | node3 | standby | ? unreachable | ? node1  | default  | 100      | ?        | host=n3 dbname=repmgr\n"
-        );
-    }
-
-    #[test]
-    fn compact_table() {
-        assert_eq!(
-            render_table(&rows(), true),
-            " ID | Name  | Role    | Status        | Upstream | Location | Prio. | TLI\n\
-             ----+-------+---------+---------------+----------+----------+-------+-----\n \
-             1  | node1 | primary | * running     |          | default  | 100   | 1  \n \
-             2  | node2 | witness | * running     | node1    | default  | 100   | n/a\n \
-             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | ?  \n"
-        );
-    }
-
-    #[test]
-    fn csv() {
-        assert_eq!(render_csv(&rows()), "1,0,0\n2,0,0\n3,-1,-1\n");
-    }
-
-    #[test]
-    fn issues() {
-        let w = vec!["a".to_string(), "b\nc".to_string()];
-        assert_eq!(render_issues(&w), "  - a\n  - b\nc\n");
-    }
 }

@@ -1,27 +1,24 @@
 //! `repmgr node check`: one single check, or the full run in repmgr's
-//! order; and the probes `standby switchover` runs on a node
-//! (--has-passfile, --db-connection, --replication-connection).
-
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::time::Duration;
+//! order. The diagnostics `standby switchover` runs through it
+//! (--has-passfile, --db-connection, --replication-connection) are
+//! `diagnostics.rs`.
 
 use crate::db::Session;
 
+use super::check_json;
 use super::checks::{
     check_archive_ready, check_data_directory, check_downstream, check_missing_slots,
     check_replication_config_owner, check_replication_lag, check_repmgrd, check_role_or_fenced,
     check_slots, check_upstream, Check, CheckStatus, Mode, Repmgrd, Upstream,
 };
+use super::diagnostics::{
+    db_connection, has_passfile, replication_config_owner_ok, replication_connection,
+};
 use super::{connect_local, is_pg_dir, local_conninfo, ready_archive_files};
-use crate::commands::{parse_conninfo, Ctx, APP_NAME};
+use crate::commands::Ctx;
 use crate::config::Config;
-use crate::conninfo::ConnInfo;
 use crate::db::{self, checks::Downstream, checks::NodeStats, nodes::NodeRecord, nodes::NodeType};
 use crate::error::{Error, ExitCode, Result};
-use crate::pgtools::PgBin;
-use crate::process;
 
 /// The single checks, in the order repmgr tries them when several are given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +104,17 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.node_config(false)?;
     let mode = Mode::of(ctx);
 
+    // Answered by an exit status or an --optformat line only.
+    for (on, option) in [
+        (ctx.opts.has_passfile, "--has-passfile"),
+        (ctx.opts.replication_connection, "--replication-connection"),
+    ] {
+        if on && ctx.opts.json {
+            return Err(Error::config(format!(
+                "--json output not provided with {option} option"
+            )));
+        }
+    }
     if ctx.opts.has_passfile {
         return if has_passfile(cfg) {
             Ok(())
@@ -143,7 +151,10 @@ pub fn check(ctx: &Ctx) -> Result<()> {
 
     if let Some(s) = single {
         let chk = single_check(ctx, &mut c, s, &node, &stats, mode)?;
-        if let Some(l) = &chk.line {
+        if ctx.opts.json {
+            let one = std::slice::from_ref(&chk);
+            print!("{}", check_json::render(&node.node_name, node.node_id, one));
+        } else if let Some(l) = &chk.line {
             println!("{l}");
         }
         return chk.status.exit();
@@ -151,7 +162,13 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let facts = gather(ctx, &mut c, node, stats, mode)?;
     let (rows, upstream) = full_checks(cfg, &facts, mode);
     superuser_hint(ctx, &facts.stats, mode);
-    print!("{}", full_report(&facts.node, &rows, mode));
+    if ctx.opts.json {
+        // Text mode's rows: the upstream check is listed, as in the text.
+        let (name, id) = (&facts.node.node_name, facts.node.node_id);
+        print!("{}", check_json::render(name, id, &rows));
+    } else {
+        print!("{}", full_report(&facts.node, &rows, mode));
+    }
     warn_split_brain_risks(cfg, &mut c);
     if upstream.status != CheckStatus::Ok || rows.iter().any(|r| r.status != CheckStatus::Ok) {
         return Err(Error::silent(ExitCode::NodeStatus));
@@ -408,111 +425,6 @@ pub fn full_report(node: &NodeRecord, rows: &[Check], mode: Mode) -> String {
         }
     }
     out
-}
-
-/// `--db-connection`: can this node's database be reached with the
-/// configured conninfo? Exit 0 or 2.
-fn db_connection(ctx: &Ctx, mode: Mode) -> Result<()> {
-    match mode {
-        Mode::Csv => {
-            return Err(Error::config(
-                "--csv output not provided with --db-connection option",
-            ))
-        }
-        Mode::Nagios => {
-            return Err(Error::config(
-                "--nagios output not provided with --db-connection option",
-            ))
-        }
-        _ => {}
-    }
-    let ci = local_conninfo(ctx)?;
-    let (status, details) = match db::connect::connect(&ci, APP_NAME) {
-        Ok(_) => (CheckStatus::Ok, String::new()),
-        Err(_) => {
-            let mut d = "connection parameters used:".to_string();
-            for (k, v) in ci.iter() {
-                if k != "password" && k != "sslpassword" && !v.is_empty() {
-                    d.push_str(&format!(" {k}={v}"));
-                }
-            }
-            (CheckStatus::Critical, d)
-        }
-    };
-    if mode == Mode::Optformat {
-        println!("--db-connection={}", status.as_str());
-    } else {
-        println!("{} ({details})", status.as_str());
-    }
-    status.exit()
-}
-
-/// `--replication-connection --remote-node-id=N`: can this node open a
-/// replication connection to node N as its replication user? (Run on the
-/// demotion candidate by `standby switchover`.) Tested with psql, as this
-/// client library does not speak the replication protocol.
-fn replication_connection(ctx: &Ctx) -> Result<&'static str> {
-    let Some(remote_id) = crate::cli::parse_int_option("remote-node-id", &ctx.opts.remote_node_id)?
-    else {
-        return Ok("UNKNOWN");
-    };
-    let Ok(mut c) = connect_local(ctx) else {
-        return Ok("CONNECTION_ERROR");
-    };
-    let Some(rec) = db::nodes::get(&mut c, remote_id)? else {
-        return Ok("UNKNOWN");
-    };
-    drop(c);
-    let mut ci = parse_conninfo(&rec.conninfo, "conninfo of the remote node")?;
-    if !rec.repluser.is_empty() && ci.get("user") != Some(rec.repluser.as_str()) {
-        ci.set("user", &rec.repluser);
-        ci.set("dbname", "replication");
-    }
-    ci.set("replication", "1");
-    if ci.get("connect_timeout").is_none() {
-        ci.set("connect_timeout", "2");
-    }
-    // the password through the environment, never on psql's command line
-    let password = ci.remove("password");
-    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), ctx.config());
-    let mut cmd = bin.command("psql");
-    cmd.args(["-X", "-q", "-A", "-t", "-c", "IDENTIFY_SYSTEM", "-d"])
-        .arg(ci.to_string());
-    if let Some(p) = password {
-        cmd.env("PGPASSWORD", p);
-    }
-    let ok = process::run(cmd, Duration::from_secs(10), "psql").is_ok_and(|o| o.success());
-    Ok(if ok { "OK" } else { "BAD" })
-}
-
-/// `--has-passfile`: a password file libpq would use exists.
-fn has_passfile(cfg: &Config) -> bool {
-    let from_conninfo = ConnInfo::parse(&cfg.conninfo)
-        .ok()
-        .and_then(|ci| ci.get("passfile").map(str::to_string));
-    let path = from_conninfo
-        .or_else(|| std::env::var("PGPASSFILE").ok())
-        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pgpass")));
-    path.is_some_and(|p| Path::new(&p).is_file())
-}
-
-/// The replication configuration file must belong to the data directory's
-/// owner, or the server cannot rewrite it (repmgr's
-/// check_replication_config_owner).
-fn replication_config_owner_ok(data_directory: &str) -> bool {
-    let dir = Path::new(data_directory);
-    let Ok(dir_meta) = fs::metadata(dir) else {
-        return false;
-    };
-    let file = if dir.join("recovery.conf").exists() && !dir.join("standby.signal").exists() {
-        dir.join("recovery.conf")
-    } else {
-        dir.join("postgresql.auto.conf")
-    };
-    match fs::metadata(file) {
-        Ok(m) => m.uid() == dir_meta.uid(),
-        Err(_) => true,
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! CSV of a full check), is kept as repmgr prints it.
 
 mod check;
+mod check_json;
 mod checks;
 mod control;
+mod diagnostics;
 mod service;
 mod status;
 

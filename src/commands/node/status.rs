@@ -1,16 +1,14 @@
-//! `repmgr node status`, and its `--is-shutdown-cleanly` probe that
-//! `standby switchover` runs on the demotion candidate.
+//! `repmgr node status` (its `--is-shutdown-cleanly` probe, which
+//! `standby switchover` runs on the demotion candidate, is
+//! `diagnostics.rs`).
 //!
 //! The node is read once into [`StatusFacts`]; the [`StatusReport`] made from
 //! them is all the text and CSV renderings see.
 
-use std::path::Path;
-
-use super::{is_pg_dir, ready_archive_files, Ctx};
-use crate::commands::APP_NAME;
+use super::{ready_archive_files, Ctx};
 use crate::db::{self, checks::Downstream, checks::NodeStats, nodes::NodeRecord, nodes::NodeType};
 use crate::error::{Error, ExitCode, Result};
-use crate::pgtools::{self, PgBin};
+use crate::output::json::{snake_case, Json};
 
 /// One `Key: value` line of `node status`.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,17 +17,25 @@ pub struct StatusRow {
     pub value: String,
     /// The CSV's own spelling of the value, where it differs (a bare count).
     pub csv_value: Option<String>,
-    /// Whether the text output shows it; the CSV lists every row.
+    /// Whether the text output shows it.
     pub in_text: bool,
+    /// Whether the CSV lists it: every row but those only --json has.
+    pub in_csv: bool,
+    /// The value in --json, typed: numbers as numbers, null where the
+    /// text says n/a or could not tell.
+    pub json: Json,
 }
 
 impl StatusRow {
     fn new(key: &'static str, value: impl Into<String>) -> StatusRow {
+        let value = value.into();
         StatusRow {
             key,
-            value: value.into(),
+            json: Json::Str(value.clone()),
+            value,
             csv_value: None,
             in_text: true,
+            in_csv: true,
         }
     }
 
@@ -37,6 +43,24 @@ impl StatusRow {
         StatusRow {
             in_text: false,
             ..StatusRow::new(key, value)
+        }
+    }
+
+    /// A row the text and CSV leave out, so that the JSON document has
+    /// the same keys whatever the node could tell.
+    fn json_only(key: &'static str, json: impl Into<Json>) -> StatusRow {
+        StatusRow {
+            in_csv: false,
+            ..StatusRow::csv_only(key, "")
+        }
+        .typed(json)
+    }
+
+    /// This row with its --json value.
+    fn typed(self, json: impl Into<Json>) -> StatusRow {
+        StatusRow {
+            json: json.into(),
+            ..self
         }
     }
 }
@@ -64,7 +88,8 @@ pub struct StatusReport {
 struct StatusFacts {
     node: NodeRecord,
     stats: NodeStats,
-    size: String,
+    /// None when the server could not tell.
+    size: Option<String>,
     /// Asked with --verbose only; empty when pg_control could not tell.
     system_identifier: Option<String>,
     ready_files: Option<i32>,
@@ -77,11 +102,20 @@ struct StatusFacts {
 /// `repmgr node status`.
 pub fn status(ctx: &Ctx) -> Result<()> {
     if ctx.opts.is_shutdown_cleanly {
-        println!("--state={}", shutdown_state(ctx)?);
+        println!("--state={}", super::diagnostics::shutdown_state(ctx)?);
         return Ok(());
     }
     let csv = ctx.opts.csv;
     let report = report(&gather(ctx)?);
+    if ctx.opts.json {
+        // The issues are in the document; the exit status is the text's.
+        print!("{}", render_json(&report));
+        return if report.warnings.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::silent(ExitCode::NodeStatus))
+        };
+    }
     if csv {
         print!("{}", render_csv(&report));
     } else {
@@ -107,7 +141,7 @@ fn gather(ctx: &Ctx) -> Result<StatusFacts> {
     let node = db::nodes::get(&mut c, node_id)?
         .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
     let stats = db::checks::stats(&mut c)?;
-    let size = db::checks::cluster_size(&mut c).unwrap_or_else(|_| "unknown".into());
+    let size = db::checks::cluster_size(&mut c).ok();
     let system_identifier = ctx
         .opts
         .verbose
@@ -171,12 +205,18 @@ fn identity_rows(f: &StatusFacts, r: &mut StatusReport) {
         "PostgreSQL version",
         &f.stats.server_version,
     ));
-    r.rows.push(StatusRow::new("Total data size", &f.size));
+    let size = f.size.as_deref().unwrap_or("unknown");
+    r.rows
+        .push(StatusRow::new("Total data size", size).typed(f.size.clone()));
     r.rows.push(StatusRow::new("Conninfo", &f.node.conninfo));
     match f.system_identifier.as_deref() {
-        None => {}
+        // Asked with --verbose only.
+        None => r
+            .rows
+            .push(StatusRow::json_only("System identifier", Json::Null)),
         Some("") => {
-            r.rows.push(StatusRow::new("System identifier", "unknown"));
+            r.rows
+                .push(StatusRow::new("System identifier", "unknown").typed(Json::Null));
             r.warnings
                 .push("unable to retrieve system identifier from pg_control".into());
         }
@@ -201,25 +241,30 @@ fn archiving_rows(f: &StatusFacts, r: &mut StatusReport) {
     let archiving_off = st.archive_mode == "off";
     if archiving_off {
         r.rows.push(StatusRow::new("WAL archiving", "off"));
-        r.rows.push(StatusRow::new("Archive command", "(none)"));
+        r.rows
+            .push(StatusRow::new("Archive command", "(none)").typed(Json::Null));
     } else {
         let enabled = !(st.in_recovery && st.archive_mode == "on");
-        let mut s = if enabled { "enabled" } else { "disabled" }.to_string();
+        let state = if enabled { "enabled" } else { "disabled" };
+        let mut s = state.to_string();
         if !enabled {
             s.push_str(" (on standbys \"archive_mode\" must be set to \"always\" to be effective)");
         }
-        r.rows.push(StatusRow::new("WAL archiving", s));
+        r.rows.push(StatusRow::new("WAL archiving", s).typed(state));
         r.rows
             .push(StatusRow::new("Archive command", &st.archive_command));
     }
     match f.ready_files {
-        None => r
-            .warnings
-            .push("- unable to check archive_status directory\n".into()),
+        None => {
+            r.warnings
+                .push("- unable to check archive_status directory\n".into());
+            r.rows
+                .push(StatusRow::json_only("WALs pending archiving", Json::Null));
+        }
         Some(n) => r.rows.push(StatusRow {
             csv_value: Some(n.to_string()),
             in_text: !archiving_off,
-            ..StatusRow::new("WALs pending archiving", format!("{n} pending files"))
+            ..StatusRow::new("WALs pending archiving", format!("{n} pending files")).typed(n)
         }),
     }
 }
@@ -227,13 +272,20 @@ fn archiving_rows(f: &StatusFacts, r: &mut StatusReport) {
 /// WAL senders, downstream nodes and replication slots.
 fn replication_rows(f: &StatusFacts, r: &mut StatusReport) {
     let st = &f.stats;
-    r.rows.push(StatusRow::new(
-        "Replication connections",
-        format!(
-            "{} (of maximal {})",
-            st.attached_wal_receivers, st.max_wal_senders
+    r.rows.push(
+        StatusRow::new(
+            "Replication connections",
+            format!(
+                "{} (of maximal {})",
+                st.attached_wal_receivers, st.max_wal_senders
+            ),
+        )
+        .typed(
+            Json::object()
+                .field("attached", st.attached_wal_receivers)
+                .field("max", st.max_wal_senders),
         ),
-    ));
+    );
     let expected: Vec<&Downstream> = f.downstream.iter().filter(|d| !d.is_witness).collect();
     let missing: Vec<&&Downstream> = expected.iter().filter(|d| !d.attached).collect();
     if !missing.is_empty() {
@@ -248,7 +300,8 @@ fn replication_rows(f: &StatusFacts, r: &mut StatusReport) {
         }
     }
     if st.max_replication_slots == 0 {
-        r.rows.push(StatusRow::new("Replication slots", "disabled"));
+        r.rows
+            .push(StatusRow::new("Replication slots", "disabled").typed(Json::Null));
         return;
     }
     let missing_slots: Vec<&Downstream> = f.downstream.iter().filter(|d| d.slot_missing).collect();
@@ -282,41 +335,67 @@ fn replication_rows(f: &StatusFacts, r: &mut StatusReport) {
             r.warnings.push(format!("  - {n}"));
         }
     }
-    r.rows.push(StatusRow::new("Replication slots", s));
+    let names = |v: &[String]| Json::from(v.to_vec());
+    let typed = Json::object()
+        .field("physical", st.active_slots + st.inactive_slots)
+        .field("max", st.max_replication_slots)
+        .field("missing", missing_slots.len() as i64)
+        .field("inactive", st.inactive_slots)
+        .field("inactive_names", names(&f.inactive_slot_names))
+        .field("missing_names", names(&r.missing_slot_names));
+    r.rows
+        .push(StatusRow::new("Replication slots", s).typed(typed));
 }
 
 /// A standby's upstream, lag and LSNs; n/a (mostly CSV-only) otherwise.
 fn upstream_rows(f: &StatusFacts, r: &mut StatusReport) {
     if f.node.node_type != NodeType::Standby {
-        r.rows.push(StatusRow::csv_only("Upstream node", "(none)"));
-        r.rows.push(StatusRow::new("Replication lag", "n/a"));
-        r.rows
-            .push(StatusRow::csv_only("Last received LSN", "(none)"));
-        r.rows
-            .push(StatusRow::csv_only("Last replayed LSN", "(none)"));
+        for (key, text_too, value) in [
+            ("Upstream node", false, "(none)"),
+            ("Replication lag", true, "n/a"),
+            ("Last received LSN", false, "(none)"),
+            ("Last replayed LSN", false, "(none)"),
+        ] {
+            let row = StatusRow::csv_only(key, value).typed(Json::Null);
+            r.rows.push(StatusRow {
+                in_text: text_too,
+                ..row
+            });
+        }
         return;
     }
     let st = &f.stats;
-    r.rows.push(StatusRow::new(
-        "Upstream node",
-        format!(
-            "{} (ID: {})",
-            f.upstream
-                .as_ref()
-                .map(|u| u.node_name.as_str())
-                .unwrap_or(""),
-            f.node.upstream_node_id.unwrap_or(0)
-        ),
-    ));
-    r.rows.push(StatusRow::new(
-        "Replication lag",
-        format!("{} seconds", st.status_lag_seconds),
-    ));
+    let up_name = f.upstream.as_ref().map(|u| u.node_name.clone());
+    let up_id = f.node.upstream_node_id;
+    r.rows.push(
+        StatusRow::new(
+            "Upstream node",
+            format!(
+                "{} (ID: {})",
+                up_name.as_deref().unwrap_or(""),
+                up_id.unwrap_or(0)
+            ),
+        )
+        .typed(up_id.map(|id| {
+            Json::object()
+                .field("node_id", id)
+                .field("node_name", up_name.clone())
+        })),
+    );
+    r.rows.push(
+        StatusRow::new(
+            "Replication lag",
+            format!("{} seconds", st.status_lag_seconds),
+        )
+        .typed(st.status_lag_seconds),
+    );
     let lsn = |l: &Option<String>| l.clone().unwrap_or_else(|| "0/0".into());
-    r.rows
-        .push(StatusRow::new("Last received LSN", lsn(&st.receive_lsn)));
-    r.rows
-        .push(StatusRow::new("Last replayed LSN", lsn(&st.replay_lsn)));
+    r.rows.push(
+        StatusRow::new("Last received LSN", lsn(&st.receive_lsn)).typed(st.receive_lsn.clone()),
+    );
+    r.rows.push(
+        StatusRow::new("Last replayed LSN", lsn(&st.replay_lsn)).typed(st.replay_lsn.clone()),
+    );
 }
 
 /// The text block: the rows the text output shows. repmgr puts() the
@@ -335,7 +414,7 @@ pub fn render_csv(r: &StatusReport) -> String {
     let mut out = String::new();
     out.push_str(&format!("\"Node name\",\"{}\"\n", r.node_name));
     out.push_str(&format!("\"Node ID\",\"{}\"\n", r.node_id));
-    for row in &r.rows {
+    for row in r.rows.iter().filter(|row| row.in_csv) {
         let v = row.csv_value.as_ref().unwrap_or(&row.value);
         out.push_str(&format!("\"{}\",\"{v}\"\n", row.key));
     }
@@ -371,238 +450,31 @@ pub fn render_csv(r: &StatusReport) -> String {
     out
 }
 
+/// The `--json` document: the node, every row under its label as a
+/// snake_case key with its typed value, and the issues the text lists
+/// under its warning (without their leading "- ").
+pub fn render_json(r: &StatusReport) -> String {
+    let mut doc = Json::object()
+        .field("node_name", &r.node_name)
+        .field("node_id", r.node_id);
+    for row in &r.rows {
+        doc.set(snake_case(row.key), row.json.clone());
+    }
+    let warnings: Vec<String> = r
+        .warnings
+        .iter()
+        .map(|w| {
+            let w = w.trim_end();
+            w.strip_prefix("- ").unwrap_or(w).to_string()
+        })
+        .collect();
+    doc.field("warnings", warnings).render()
+}
+
 /// The list printed under the warning, two spaces in.
 pub fn render_issues(warnings: &[String]) -> String {
     warnings.iter().map(|w| format!("  {w}\n")).collect()
 }
 
-/// `--is-shutdown-cleanly`: UP, DOWN (with the shutdown checkpoint),
-/// SHUTTING_DOWN, UNCLEAN_SHUTDOWN or UNKNOWN, from a ping and pg_control.
-/// Works with the server down (`standby switchover` runs it remotely).
-fn shutdown_state(ctx: &Ctx) -> Result<String> {
-    let cfg = ctx.node_config(true)?;
-    if !is_pg_dir(&cfg.data_directory) {
-        return Ok("UNKNOWN".into());
-    }
-    let ci = ctx.local_conninfo()?;
-    let up = matches!(
-        db::connect::ping(&ci, APP_NAME),
-        db::connect::Ping::Ok | db::connect::Ping::Reject
-    );
-    let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
-    let cd = match pgtools::control_data(&bin, Path::new(&cfg.data_directory)) {
-        Ok(cd) if !cd.state.is_empty() => cd,
-        _ => {
-            crate::log_debug!("unable to determine db state");
-            return Ok("UNKNOWN".into());
-        }
-    };
-    Ok(shutdown_state_from(up, &cd.state, &cd.checkpoint_lsn))
-}
-
-/// The decision of [`shutdown_state`], from its three facts.
-pub fn shutdown_state_from(up: bool, db_state: &str, checkpoint_lsn: &str) -> String {
-    let shut_down = db_state == "shut down" || db_state == "shut down in recovery";
-    let mut state = if up { "UP" } else { "" };
-    if !shut_down {
-        if !up {
-            state = "UNCLEAN_SHUTDOWN";
-        } else if db_state == "shutting down" {
-            state = "SHUTTING_DOWN";
-        }
-    }
-    if checkpoint_lsn.is_empty() || checkpoint_lsn == "0/0" {
-        return "UNKNOWN".into();
-    }
-    if state.is_empty() {
-        return format!("DOWN --last-checkpoint-lsn={checkpoint_lsn}");
-    }
-    state.to_string()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(id: i32, node_type: NodeType, upstream: Option<i32>) -> NodeRecord {
-        NodeRecord {
-            node_id: id,
-            upstream_node_id: upstream,
-            active: true,
-            node_name: format!("node{id}"),
-            node_type,
-            location: "default".into(),
-            priority: 100,
-            conninfo: format!("host=n{id} dbname=repmgr"),
-            repluser: "repmgr".into(),
-            slot_name: None,
-            config_file: String::new(),
-        }
-    }
-
-    fn primary_facts() -> StatusFacts {
-        StatusFacts {
-            node: record(1, NodeType::Primary, None),
-            stats: NodeStats {
-                server_version: "16.2".into(),
-                max_wal_senders: 10,
-                attached_wal_receivers: 1,
-                max_replication_slots: 10,
-                total_slots: 2,
-                active_slots: 1,
-                inactive_slots: 1,
-                archive_mode: "off".into(),
-                ..NodeStats::default()
-            },
-            size: "30 MB".into(),
-            system_identifier: None,
-            ready_files: Some(0),
-            downstream: vec![
-                Downstream {
-                    node_id: 2,
-                    node_name: "node2".into(),
-                    is_witness: false,
-                    attached: true,
-                    slot_missing: false,
-                    slot_name: Some("repmgr_slot_2".into()),
-                },
-                Downstream {
-                    node_id: 3,
-                    node_name: "node3".into(),
-                    is_witness: false,
-                    attached: false,
-                    slot_missing: true,
-                    slot_name: Some("repmgr_slot_3".into()),
-                },
-            ],
-            inactive_slot_names: vec!["repmgr_slot_4".into()],
-            upstream: None,
-        }
-    }
-
-    #[test]
-    fn primary_text_and_issues() {
-        let r = report(&primary_facts());
-        assert_eq!(
-            render_text(&r),
-            "Node \"node1\":\n\
-             \tPostgreSQL version: 16.2\n\
-             \tTotal data size: 30 MB\n\
-             \tConninfo: host=n1 dbname=repmgr\n\
-             \tRole: primary\n\
-             \tWAL archiving: off\n\
-             \tArchive command: (none)\n\
-             \tReplication connections: 1 (of maximal 10)\n\
-             \tReplication slots: 2 physical (of maximal 10; 1 missing); 1 inactive\n\
-             \tReplication lag: n/a\n\
-             \n"
-        );
-        assert_eq!(
-            render_issues(&r.warnings),
-            "  - 1 of 2 downstream nodes not attached:\n\
-             \x20   - node3 (ID: 3)\n\n\
-             \x20 - replication slots missing for following 1 node(s):\n\
-             \x20   - node3 (ID: 3, slot name: \"repmgr_slot_3\")\n\
-             \x20 - node has 1 inactive physical replication slots\n\
-             \x20   - repmgr_slot_4\n"
-        );
-    }
-
-    #[test]
-    fn primary_csv() {
-        assert_eq!(
-            render_csv(&report(&primary_facts())),
-            "\"Node name\",\"node1\"\n\
-             \"Node ID\",\"1\"\n\
-             \"PostgreSQL version\",\"16.2\"\n\
-             \"Total data size\",\"30 MB\"\n\
-             \"Conninfo\",\"host=n1 dbname=repmgr\"\n\
-             \"Role\",\"primary\"\n\
-             \"WAL archiving\",\"off\"\n\
-             \"Archive command\",\"(none)\"\n\
-             \"WALs pending archiving\",\"0\"\n\
-             \"Replication connections\",\"1 (of maximal 10)\"\n\
-             \"Replication slots\",\"2 physical (of maximal 10; 1 missing); 1 inactive\"\n\
-             \"Upstream node\",\"(none)\"\n\
-             \"Replication lag\",\"n/a\"\n\
-             \"Last received LSN\",\"(none)\"\n\
-             \"Last replayed LSN\",\"(none)\"\n\
-             \"max_wal_senders\",10\n\
-             \"occupied_wal_senders\",1\n\
-             \"max_replication_slots\",10\n\
-             \"active_replication_slots\",1\n\
-             \"inactive_replication_slots\",1,\"repmgr_slot_4\"\n\
-             \"missing_replication_slots\",1,\"repmgr_slot_3\"\n"
-        );
-    }
-
-    #[test]
-    fn standby_text() {
-        let f = StatusFacts {
-            node: record(2, NodeType::Standby, Some(1)),
-            stats: NodeStats {
-                in_recovery: true,
-                server_version: "16.2".into(),
-                max_wal_senders: 10,
-                archive_mode: "on".into(),
-                archive_command: "cp %p /a/%f".into(),
-                receive_lsn: Some("0/3000148".into()),
-                status_lag_seconds: 2,
-                ..NodeStats::default()
-            },
-            size: "30 MB".into(),
-            system_identifier: Some(String::new()),
-            ready_files: None,
-            downstream: Vec::new(),
-            inactive_slot_names: Vec::new(),
-            upstream: Some(record(1, NodeType::Primary, None)),
-        };
-        let r = report(&f);
-        assert_eq!(
-            render_text(&r),
-            "Node \"node2\":\n\
-             \tPostgreSQL version: 16.2\n\
-             \tTotal data size: 30 MB\n\
-             \tConninfo: host=n2 dbname=repmgr\n\
-             \tSystem identifier: unknown\n\
-             \tRole: standby\n\
-             \tWAL archiving: disabled (on standbys \"archive_mode\" must be set to \"always\" to be effective)\n\
-             \tArchive command: cp %p /a/%f\n\
-             \tReplication connections: 0 (of maximal 10)\n\
-             \tReplication slots: disabled\n\
-             \tUpstream node: node1 (ID: 1)\n\
-             \tReplication lag: 2 seconds\n\
-             \tLast received LSN: 0/3000148\n\
-             \tLast replayed LSN: 0/0\n\
-             \n"
-        );
-        assert_eq!(
-            r.warnings,
-            [
-                "unable to retrieve system identifier from pg_control",
-                "- unable to check archive_status directory\n"
-            ]
-        );
-    }
-
-    #[test]
-    fn shutdown_states() {
-        assert_eq!(
-            shutdown_state_from(true, "in production", "0/3000060"),
-            "UP"
-        );
-        assert_eq!(
-            shutdown_state_from(false, "shut down", "0/3000060"),
-            "DOWN --last-checkpoint-lsn=0/3000060"
-        );
-        assert_eq!(
-            shutdown_state_from(false, "in production", "0/3000060"),
-            "UNCLEAN_SHUTDOWN"
-        );
-        assert_eq!(
-            shutdown_state_from(true, "shutting down", "0/3000060"),
-            "SHUTTING_DOWN"
-        );
-        assert_eq!(shutdown_state_from(false, "shut down", ""), "UNKNOWN");
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@ use super::probe::{Probe, Reach};
 use crate::db::nodes::{NodeRecord, NodeType};
 
 /// The Status cell for a node, plus a warning when it is an issue.
-pub(crate) fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
+pub fn status_cell(n: &NodeRecord, p: &Probe) -> (String, Option<String>) {
     let who = format!("node {}", n);
     if p.reach == Reach::Up && p.fenced && n.node_type != NodeType::Witness {
         // Plainly: this server refuses writes because repmgrd fenced it.
@@ -104,7 +104,7 @@ fn running_cell(n: &NodeRecord, in_recovery: Option<bool>, who: &str) -> (String
 
 /// The Upstream cell: the name, marked `?` when the upstream cannot be
 /// asked and `!` when the node is not streaming from it.
-pub(crate) fn upstream_cell(
+pub fn upstream_cell(
     n: &NodeRecord,
     p: &Probe,
     nodes: &[NodeRecord],

@@ -3,12 +3,12 @@
 
 use std::thread;
 
-use crate::commands::{parse_conninfo, APP_NAME};
-use crate::db::{self, nodes::NodeRecord};
+use crate::conninfo::parse_described as parse_conninfo;
+use crate::db::{self, nodes::NodeRecord, reach::APP_NAME};
 
 /// How a node answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reach {
+pub enum Reach {
     Up,
     /// The server answers but would not let us in (repmgr's REJECTED).
     Rejected,
@@ -17,7 +17,7 @@ pub(crate) enum Reach {
 
 /// What one parallel probe of a node found.
 #[derive(Debug, Clone)]
-pub(crate) struct Probe {
+pub struct Probe {
     pub reach: Reach,
     pub error: Option<String>,
     pub in_recovery: Option<bool>,
@@ -85,7 +85,7 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
 
 /// Probes every node at once like [`probe_all`], then asks each reachable
 /// node `ask` on the same connection (still in that node's thread).
-pub(crate) fn probe_all_with<T, F>(nodes: &[NodeRecord], ask: F) -> Vec<(Probe, Option<T>)>
+pub fn probe_all_with<T, F>(nodes: &[NodeRecord], ask: F) -> Vec<(Probe, Option<T>)>
 where
     T: Send + 'static,
     F: Fn(&NodeRecord, &mut crate::db::Session) -> T + Send + Sync + 'static,
@@ -117,7 +117,7 @@ where
 }
 
 /// Probes every node at once, so one hung node costs one timeout in total.
-pub(super) fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
+pub fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
     let handles: Vec<_> = nodes
         .iter()
         .cloned()
