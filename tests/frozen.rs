@@ -101,7 +101,15 @@ fn refuses_writes(n: &Node) -> bool {
 /// interval, and the session a client held before the freeze is ended.
 #[test]
 fn a_frozen_primary_host_is_replaced_and_takes_no_write_once_it_resumes() {
-    let nodes = registered_cluster_with(2, fast);
+    // Each repmgrd's HTTP endpoint too: what a load balancer is told.
+    let http: Vec<u16> = (0..3).map(|_| crate::harness::pg::free_port()).collect();
+    let nodes = registered_cluster_with(2, |id| {
+        format!(
+            "{}\nhttp_listen='127.0.0.1:{}'",
+            fast(id),
+            http[id as usize - 1]
+        )
+    });
     let started = Instant::now();
     let d: Vec<Daemon> = nodes.iter().map(|n| n.repmgrd()).collect();
     settled(&nodes[0], 3, started);
@@ -154,10 +162,25 @@ fn a_frozen_primary_host_is_replaced_and_takes_no_write_once_it_resumes() {
         tails(&d)
     );
 
+    let new = if writable(&nodes[1]) { 1 } else { 2 };
     // Resumed: the old primary's repmgrd finds its lease long gone and
-    // fences before it serves another write.
+    // fences before it serves another write; its /primary never says 200
+    // (from its first answer on), the new primary's does.
     drop(server);
     drop(daemon);
+    let old_vouched = Arc::new(AtomicBool::new(false));
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (v, w, port) = (old_vouched.clone(), watching.clone(), http[0]);
+        std::thread::spawn(move || {
+            while w.load(Ordering::SeqCst) {
+                if crate::http::status(port, "/primary") == 200 {
+                    v.store(true, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let fenced = try_poll_until(Duration::from_secs(5), || refuses_writes(&nodes[0]));
     assert!(
         fenced,
@@ -173,6 +196,31 @@ fn a_frozen_primary_host_is_replaced_and_takes_no_write_once_it_resumes() {
     assert!(
         held.batch_execute("INSERT INTO held VALUES (1)").is_err(),
         "a session held from before the freeze still writes on the old primary"
+    );
+    poll_until(
+        Duration::from_secs(10),
+        "/primary 200 on the new primary",
+        || crate::http::status(http[new], "/primary") == 200,
+    );
+    // The old primary learns it was superseded (or is a standby already).
+    poll_until(
+        Duration::from_secs(10),
+        "node1 reports itself superseded",
+        || {
+            let m = crate::http::request(http[0], "GET", "/metrics").map(|a| a.body);
+            m.is_ok_and(|m| {
+                let pm = crate::http::parse_prometheus(&m);
+                pm.get("repmgr_superseded") == Some(&1.0)
+                    || pm.get("repmgr_role{role=\"standby\"}") == Some(&1.0)
+            })
+        },
+    );
+    watching.store(false, Ordering::SeqCst);
+    let _ = watcher.join();
+    assert!(
+        !old_vouched.load(Ordering::SeqCst),
+        "the resumed old primary's /primary said 200\n{}",
+        tails(&d)
     );
 }
 

@@ -130,12 +130,8 @@ fn tails(daemons: &[Daemon]) -> String {
         .join("\n")
 }
 
-fn json_field<'a>(body: &'a str, key: &str) -> &'a str {
-    let at = body
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {body}"));
-    let rest = &body[at + key.len() + 3..];
-    rest.split([',', '}']).next().unwrap()
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
 /// The role endpoints on a primary and two streaming standbys, the
@@ -202,13 +198,18 @@ fn the_endpoint_answers_as_patroni_does_on_a_primary_its_standbys_and_an_isolate
         a.headers.get("content-type").map(String::as_str),
         Some("application/json")
     );
-    assert_eq!(json_field(&a.body, "role"), "\"primary\"");
-    assert_eq!(json_field(&a.body, "node_name"), "\"node1\"");
-    assert_eq!(json_field(&a.body, "writable"), "true");
+    let b = json(&a.body);
+    assert_eq!(b["role"], "primary");
+    assert_eq!(b["node_name"], "node1");
+    assert_eq!(b["writable"], true);
+    assert_eq!(b["fenced"], false);
+    assert_eq!(b["upstream_node_id"], serde_json::Value::Null);
     let a = request(s2, "GET", "/replica").unwrap();
-    assert_eq!(json_field(&a.body, "role"), "\"standby\"");
-    assert_eq!(json_field(&a.body, "upstream_node_name"), "\"node1\"");
-    assert_eq!(json_field(&a.body, "streaming"), "true");
+    let b = json(&a.body);
+    assert_eq!(b["role"], "standby");
+    assert_eq!(b["upstream_node_name"], "node1");
+    assert_eq!(b["streaming"], true);
+    assert!(b["replication_lag_bytes"].is_u64(), "{b}");
 
     // Metrics: Prometheus text that parses, with this node's facts.
     let m = request(p, "GET", "/metrics").unwrap();
@@ -246,6 +247,14 @@ fn the_endpoint_answers_as_patroni_does_on_a_primary_its_standbys_and_an_isolate
         "{sm:?}\n{}",
         tails(&d)
     );
+
+    // /cluster: the document `cluster show --json` prints.
+    let a = request(s3, "GET", "/cluster").unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    let doc: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    let cli: serde_json::Value =
+        serde_json::from_str(&nodes[2].repmgr(&["cluster", "show", "--json"]).stdout).unwrap();
+    assert_eq!(doc, cli);
 
     // Clients that connect and send nothing take every slot: the next one
     // is told 503 at once, and once their deadline cuts them off the

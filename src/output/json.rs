@@ -4,13 +4,15 @@
 //! with the escaping RFC 8259 requires. Hand-written: the product only
 //! writes JSON, and writing it is a page of code, not a dependency.
 
-/// A JSON value. Numbers are integers: nothing repmgr reports is
-/// fractional.
+/// A JSON value. Integers and fractions apart: the CLI's documents hold
+/// integers only; repmgrd's status bodies also have seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
     Null,
     Bool(bool),
     Int(i64),
+    /// A non-finite value is written as null (JSON has no NaN).
+    Float(f64),
     Str(String),
     Array(Vec<Json>),
     /// Keys in insertion order; the builder never repeats one.
@@ -57,6 +59,8 @@ impl Json {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Int(n) => out.push_str(&n.to_string()),
+            Json::Float(x) if x.is_finite() => out.push_str(&x.to_string()),
+            Json::Float(_) => out.push_str("null"),
             Json::Str(s) => write_string(out, s),
             Json::Array(items) if items.is_empty() => out.push_str("[]"),
             Json::Object(fields) if fields.is_empty() => out.push_str("{}"),
@@ -133,6 +137,24 @@ impl From<i64> for Json {
     }
 }
 
+impl From<u32> for Json {
+    fn from(n: u32) -> Json {
+        Json::Int(i64::from(n))
+    }
+}
+
+impl From<u64> for Json {
+    fn from(n: u64) -> Json {
+        i64::try_from(n).map_or(Json::Float(n as f64), Json::Int)
+    }
+}
+
+impl From<f64> for Json {
+    fn from(x: f64) -> Json {
+        Json::Float(x)
+    }
+}
+
 impl From<&str> for Json {
     fn from(s: &str) -> Json {
         Json::Str(s.to_string())
@@ -186,6 +208,14 @@ mod tests {
 
     fn s(text: &str) -> String {
         Json::from(text).render()
+    }
+
+    #[test]
+    fn fractions_are_numbers_and_non_finite_ones_null() {
+        assert_eq!(Json::from(0.25).render(), "0.25\n");
+        assert_eq!(Json::from(3.0).render(), "3\n");
+        assert_eq!(Json::from(f64::NAN).render(), "null\n");
+        assert_eq!(Json::from(u64::MAX).render(), "18446744073709552000\n");
     }
 
     #[test]

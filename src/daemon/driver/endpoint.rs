@@ -13,6 +13,7 @@ use crate::daemon::core::health::HealthRole;
 use crate::daemon::core::types::{Done, Input};
 use crate::daemon::core::Core;
 use crate::daemon::http::{self, View};
+use crate::ops::cluster_view;
 
 fn observed(o: &Shared) -> std::sync::MutexGuard<'_, Observed> {
     o.lock().unwrap_or_else(|e| e.into_inner())
@@ -65,7 +66,13 @@ impl http::Source for Source {
     }
 
     fn cluster(&self) -> Option<String> {
-        None
+        let nodes = observed(&self.observed).nodes.clone();
+        if nodes.is_empty() {
+            return None;
+        }
+        // Every node asked in parallel, each within its connect deadline.
+        let report = cluster_view::cluster_report(&nodes, false);
+        Some(cluster_view::render_json(&report))
     }
 }
 
