@@ -6,11 +6,15 @@
 //! `WATCHDOG_USEC` and `WATCHDOG_PID`, as sd_notify's `unset_environment`
 //! does: the child processes repmgrd starts (pg_ctl starts PostgreSQL,
 //! which speaks the same protocol) must not talk to repmgrd's unit.
-//! Sending never blocks: the socket is non-blocking and a lost
-//! notification is not retried (systemd's socket does not drop them).
+//! A send waits at most [`SEND_DEADLINE`] (systemd's socket queue may be
+//! full for a moment); READY=1 is sent again after each cycle until it
+//! went out, since systemd stops a unit that never says it.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::{Duration, Instant};
+
+/// The longest a notification may wait for room in systemd's socket.
+pub const SEND_DEADLINE: Duration = Duration::from_millis(200);
 
 /// Where to send, and the watchdog's interval.
 #[derive(Debug)]
@@ -46,7 +50,7 @@ impl Notifier {
             return None;
         };
         let socket = UnixDatagram::unbound().ok()?;
-        socket.set_nonblocking(true).ok()?;
+        socket.set_write_timeout(Some(SEND_DEADLINE)).ok()?;
         let mine = for_pid
             .as_deref()
             .is_none_or(|p| p.trim() == std::process::id().to_string());
@@ -64,30 +68,34 @@ impl Notifier {
         })
     }
 
-    fn send(&self, msg: &str) {
-        if let Err(e) = self.socket.send_to_addr(msg.as_bytes(), &self.addr) {
-            crate::log_debug!("systemd notification not sent: {e}");
+    /// Whether the message went out.
+    fn send(&self, msg: &str) -> bool {
+        match self.socket.send_to_addr(msg.as_bytes(), &self.addr) {
+            Ok(_) => true,
+            Err(e) => {
+                crate::log_debug!("systemd notification not sent: {e}");
+                false
+            }
         }
     }
 
     /// Monitoring runs (again, after a reload).
-    pub fn ready(&self, status: &str) {
+    pub fn ready(&self, status: &str) -> bool {
         self.send(&format!(
-            "READY=1\nSTATUS={status}\nMAINPID={}",
+            "READY=1\nSTATUS={}\nMAINPID={}",
+            one_line(status),
             std::process::id()
-        ));
+        ))
     }
 
     /// A monitoring cycle ran: READY=1 after the first, then the status
     /// line whenever it changes.
     pub fn cycle(&mut self, status: &str) {
         if !self.ready_sent {
-            self.ready_sent = true;
+            self.ready_sent = self.ready(status);
             self.last_status = status.to_string();
-            self.ready(status);
-        } else if status != self.last_status {
+        } else if status != self.last_status && self.send(&format!("STATUS={}", one_line(status))) {
             self.last_status = status.to_string();
-            self.send(&format!("STATUS={status}"));
         }
     }
 
@@ -101,6 +109,10 @@ impl Notifier {
 
     pub fn stopping(&self) {
         self.send("STOPPING=1");
+    }
+
+    pub fn reloaded(&self, status: &str) {
+        self.ready(status);
     }
 
     /// When the next watchdog ping is due (None: no watchdog).
@@ -117,5 +129,21 @@ impl Notifier {
             self.last_ping = Some(Instant::now());
             self.send("WATCHDOG=1");
         }
+    }
+}
+
+/// A value on one line: node names come from the metadata, and a newline
+/// in one would add fields of its own to the notification.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_status_line_cannot_carry_fields_of_its_own() {
+        assert_eq!(super::one_line("standby\nREADY=1"), "standby READY=1");
     }
 }

@@ -364,7 +364,10 @@ impl Core {
             },
             running,
             writable: false,
-            fenced: durable.fence.is_some(),
+            // A superseded node stays fenced; an isolation fence counts
+            // only while the primary has one applied or being applied (the
+            // durable record of it outlives a fence job that failed).
+            fenced: matches!(durable.fence, Some(FenceState::Superseded { .. })),
             isolated: false,
             superseded: match durable.fence {
                 Some(FenceState::Superseded { term, .. }) => Some(term),

@@ -26,6 +26,7 @@ struct Source {
     node_id: i32,
     node_name: String,
     started_unix: u64,
+    pid: u32,
 }
 
 impl http::Source for Source {
@@ -59,7 +60,7 @@ impl http::Source for Source {
                 .cycle_at
                 .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)),
             interval_ms: o.interval_ms,
-            pid: std::process::id(),
+            pid: self.pid,
             started_unix: self.started_unix,
             health,
         }
@@ -91,6 +92,7 @@ impl Driver {
             observed: self.observed.clone(),
             node_id: self.node_id(),
             node_name: self.cfg().node_name.clone(),
+            pid: std::process::id(),
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

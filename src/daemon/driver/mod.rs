@@ -360,7 +360,7 @@ impl Driver {
                     }
                     let reloaded = self.reload();
                     if let Some(n) = &self.notifier {
-                        n.ready(&self.status_line());
+                        n.reloaded(&self.status_line());
                     }
                     match reloaded {
                         Some(s) => Input::Reload(Box::new(s)),

@@ -2,8 +2,11 @@
 //! balancers, Prometheus metrics, the cluster as JSON.
 //!
 //! No async runtime: one thread accepts, and each client is answered on a
-//! short-lived thread of its own, at most [`MAX_CLIENTS`] at once (one
-//! more is told 503 at once and dropped). Each client has
+//! worker thread of its own ([`pool`]: workers are kept a while for the
+//! next client, so steady health checks start no thread), at most
+//! [`MAX_CLIENTS`] at once and
+//! [`MAX_PER_PEER`] from one address (one more is told 503 at once and
+//! dropped). Each client has
 //! [`READ_DEADLINE`] to send its request head (at most
 //! [`request::MAX_HEAD`] bytes) and [`WRITE_DEADLINE`] to take the answer;
 //! every connection is closed after one answer. So no client can stall the
@@ -12,15 +15,16 @@
 
 mod body;
 mod metrics;
+mod pool;
 pub mod request;
 pub mod routes;
 mod view;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use request::{Method, ReadError};
@@ -29,10 +33,15 @@ pub use view::View;
 
 use crate::error::{Error, ExitCode, Result};
 
-/// Clients answered at once.
-pub const MAX_CLIENTS: usize = 8;
+/// Clients answered at once, and from any one address: a host that holds
+/// connections open without sending cannot take the load balancer's turn.
+pub const MAX_CLIENTS: usize = 32;
+pub const MAX_PER_PEER: usize = 8;
 /// How long a client may take to send its request head.
 pub const READ_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the accepting thread waits after accept fails for want of
+/// descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a client may take to read the answer.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
 /// How often the accepting thread looks at the stop request.
@@ -89,76 +98,164 @@ pub fn start(listen: &str, src: Arc<dyn Source>) -> Result<SocketAddr> {
     Ok(bound)
 }
 
+/// Clients being answered: in all, and from each address.
+#[derive(Default)]
+struct Clients {
+    total: usize,
+    by_peer: BTreeMap<IpAddr, usize>,
+}
+
 /// Counts a client in for as long as it lives.
-struct Slot(Arc<AtomicUsize>);
+struct Slot {
+    clients: Arc<Mutex<Clients>>,
+    peer: IpAddr,
+}
+
+impl Slot {
+    /// A slot for a client from `peer`, unless the endpoint is at either
+    /// cap.
+    fn take(clients: &Arc<Mutex<Clients>>, peer: IpAddr) -> Option<Slot> {
+        let mut c = clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = c.by_peer.get(&peer).copied().unwrap_or(0);
+        if c.total >= MAX_CLIENTS || mine >= MAX_PER_PEER {
+            return None;
+        }
+        c.total += 1;
+        c.by_peer.insert(peer, mine + 1);
+        Some(Slot {
+            clients: clients.clone(),
+            peer,
+        })
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.by_peer.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Holds the one /cluster request allowed at a time.
+struct ClusterTurn<'a>(&'a AtomicBool);
+
+impl<'a> ClusterTurn<'a> {
+    fn take(busy: &'a AtomicBool) -> Option<ClusterTurn<'a>> {
+        (!busy.swap(true, Ordering::SeqCst)).then_some(ClusterTurn(busy))
+    }
+}
+
+impl Drop for ClusterTurn<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
 fn accept_loop(listener: TcpListener, src: Arc<dyn Source>) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let active = Arc::new(AtomicUsize::new(0));
+    // accept waits at most ACCEPT_POLL (SO_RCVTIMEO bounds accept on
+    // Linux), then looks at the stop request: no poll before each accept.
+    let timeout = nix::sys::time::TimeVal::new(0, i64::from(ACCEPT_POLL_MS) * 1000);
+    let bounded = nix::sys::socket::setsockopt(
+        &listener,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &timeout,
+    )
+    .is_ok();
+    if !bounded {
+        // Without it accept could wait forever: a non-blocking listener
+        // and a short sleep bound it instead.
+        let _ = listener.set_nonblocking(true);
+    }
+    let clients = Arc::new(Mutex::new(Clients::default()));
     // One /cluster at a time: it asks every node.
     let cluster_busy = Arc::new(AtomicBool::new(false));
+    let inline_src = src.clone();
+    let pool = {
+        let busy = cluster_busy.clone();
+        pool::Pool::new(move |(stream, slot): (TcpStream, Slot)| {
+            serve(stream, &*src, &busy);
+            drop(slot);
+        })
+    };
     while !crate::shutdown::requested() {
-        let ready = {
-            let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-            poll(&mut fds, PollTimeout::from(ACCEPT_POLL_MS)).unwrap_or(0)
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The timeout passed (or, non-blocking, nothing is there).
+                if !bounded {
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                }
+                continue;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                // Out of descriptors or memory: the pending connection
+                // keeps the listener readable, so wait rather than spin.
+                crate::log_debug!("HTTP endpoint: accept failed: {e}");
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
         };
-        if ready == 0 {
-            continue;
-        }
-        let Ok((stream, _)) = listener.accept() else {
-            continue;
-        };
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
-            active.fetch_sub(1, Ordering::SeqCst);
+        let Some(slot) = Slot::take(&clients, peer.ip()) else {
             refuse(stream);
             continue;
-        }
-        let slot = Slot(active.clone());
-        let (src, cluster_busy) = (src.clone(), cluster_busy.clone());
-        let spawned = std::thread::Builder::new()
-            .name("http-client".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _slot = slot;
-                serve(stream, &*src, &cluster_busy);
-            });
-        if spawned.is_err() {
-            crate::log_debug!("HTTP endpoint: unable to start a client thread");
+        };
+        // Most clients (HAProxy, curl) send the request with the connect:
+        // answered here at once, with no thread woken. The rest wait for
+        // their request on a worker.
+        if request::ready_now(&stream) {
+            serve(stream, &*inline_src, &cluster_busy);
+            drop(slot);
+        } else {
+            pool.dispatch((stream, slot));
         }
     }
 }
 
-/// Over the cap: a 503 if the socket takes it at once, then closed. What
-/// the client has sent already is read first (a close with unread data
-/// would reset the connection and lose the answer); nothing is waited for.
-fn refuse(mut s: TcpStream) {
-    use std::io::Read;
-    let _ = s.set_nonblocking(true);
+/// Reads what the client has sent already, up to a request head's size,
+/// without waiting: a close with unread data would reset the connection
+/// and lose the answer.
+fn drain(s: &TcpStream) {
     let mut sink = [0u8; 1024];
-    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    let mut read = 0;
+    while read < request::MAX_HEAD {
+        match request::recv_now(s, &mut sink, false) {
+            Some(Ok(n)) if n > 0 => read += n,
+            _ => break,
+        }
+    }
+}
+
+/// Over a cap: a 503 if the socket takes it at once, then closed.
+fn refuse(mut s: TcpStream) {
+    drain(&s);
+    let _ = s.set_nonblocking(true);
     let _ = write_response(&mut s, "HTTP/1.1", &routes::busy(), false);
     let _ = s.shutdown(std::net::Shutdown::Write);
 }
 
 fn serve(mut s: TcpStream, src: &dyn Source, cluster_busy: &AtomicBool) {
-    let _ = s.set_nodelay(true);
+    // (No TCP_NODELAY: one write, then the close, which sends at once.)
     let _ = s.set_write_timeout(Some(WRITE_DEADLINE));
     let (version, head_only, resp) = match request::read(&mut s, Instant::now() + READ_DEADLINE) {
         Ok(req) => {
             let view = src.view();
             let resp = routes::answer(&req, &view, || {
-                if cluster_busy.swap(true, Ordering::SeqCst) {
-                    return None;
-                }
-                let doc = src.cluster();
-                cluster_busy.store(false, Ordering::SeqCst);
-                doc
+                let _turn = ClusterTurn::take(cluster_busy)?;
+                src.cluster()
             });
             (req.version, req.method == Method::Head, resp)
         }
@@ -167,7 +264,9 @@ fn serve(mut s: TcpStream, src: &dyn Source, cluster_busy: &AtomicBool) {
         Err(ReadError::TooLarge) => ("HTTP/1.1", false, routes::too_large()),
     };
     let _ = write_response(&mut s, version, &resp, head_only);
-    let _ = s.shutdown(std::net::Shutdown::Both);
+    // Whatever else the client sent (a body, a second request) is read,
+    // so the close does not reset the answer away.
+    drain(&s);
 }
 
 fn write_response(

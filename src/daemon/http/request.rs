@@ -50,6 +50,22 @@ pub enum ReadError {
     TooLarge,
 }
 
+/// `recv` without waiting (MSG_DONTWAIT), `peek` too: None when nothing
+/// is there yet. The socket's own mode is left alone (no ioctl per call).
+pub fn recv_now(s: &TcpStream, buf: &mut [u8], peek: bool) -> Option<std::io::Result<usize>> {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut flags = MsgFlags::MSG_DONTWAIT;
+    if peek {
+        flags |= MsgFlags::MSG_PEEK;
+    }
+    match recv(s.as_raw_fd(), buf, flags) {
+        Ok(n) => Some(Ok(n)),
+        Err(nix::errno::Errno::EAGAIN) => None,
+        Err(e) => Some(Err(std::io::Error::from(e))),
+    }
+}
+
 /// Reads a request head from `s`, giving up at `deadline`.
 pub fn read(s: &mut TcpStream, deadline: Instant) -> Result<Request, ReadError> {
     let mut buf = Vec::with_capacity(512);
@@ -61,17 +77,37 @@ pub fn read(s: &mut TcpStream, deadline: Instant) -> Result<Request, ReadError> 
         if buf.len() >= MAX_HEAD {
             return Err(ReadError::TooLarge);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ReadError::Gone);
-        }
-        // A zero timeout would mean "none": the least is a millisecond.
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        match s.read(&mut chunk) {
+        // What has arrived is taken at once; only a wait sets a deadline.
+        let got = match recv_now(s, &mut chunk, false) {
+            Some(r) => r,
+            None => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadError::Gone);
+                }
+                // A zero timeout would mean "none": the least is a millisecond.
+                let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+                s.read(&mut chunk)
+            }
+        };
+        match got {
             Ok(0) | Err(_) => return Err(ReadError::Gone),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// Whether a whole request head has arrived on `s` already (looked at,
+/// not read), and it is not for `/cluster` (which asks other nodes and so
+/// is never answered on the accepting thread).
+pub fn ready_now(s: &TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let n = match recv_now(s, &mut buf, true) {
+        Some(Ok(n)) => n,
+        _ => 0,
+    };
+    let got = &buf[..n];
+    head_end(got).is_some() && !got.windows(8).any(|w| w == b"/cluster")
 }
 
 /// Where the head ends (a blank line; bare LFs are accepted as curl and

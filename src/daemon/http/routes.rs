@@ -11,6 +11,9 @@
 //! | `/liveness` | repmgrd's monitoring loop ran within twice its interval |
 //! | `/metrics` | always (Prometheus text) |
 //! | `/cluster` | always, when the cluster could be asked (JSON) |
+//!
+//! The role paths and `/health` also need the monitoring loop to have run
+//! lately (what `/liveness` says): a stuck loop's facts are of unknown age.
 
 use super::body;
 use super::request::{Method, Request};
@@ -85,23 +88,28 @@ pub fn answer(req: &Request, v: &View, cluster: impl FnOnce() -> Option<String>)
             Some(v.lag_bytes.is_some_and(|l| l <= limit))
         }
     };
+    // What the last monitoring cycle read is vouched for only while the
+    // loop runs: a stuck loop's facts are of unknown age.
+    let alive = v.alive();
     match req.path.as_str() {
-        "/" | "/primary" | "/read-write" | "/master" | "/leader" => role(v.health.writable),
+        "/" | "/primary" | "/read-write" | "/master" | "/leader" => {
+            role(alive && v.health.writable)
+        }
         "/replica" | "/standby" => match lag_ok() {
-            Some(ok) => role(ok && replica(&v.health)),
+            Some(ok) => role(alive && ok && replica(&v.health)),
             None => plain(
                 400,
                 "lag: expected bytes or a size with a unit (kB, MB, GB, TB)",
             ),
         },
         "/read-only" => match lag_ok() {
-            Some(ok) => role(readable_primary(&v.health) || (ok && replica(&v.health))),
+            Some(ok) => role(alive && (readable_primary(&v.health) || (ok && replica(&v.health)))),
             None => plain(
                 400,
                 "lag: expected bytes or a size with a unit (kB, MB, GB, TB)",
             ),
         },
-        "/health" => role(v.health.running),
+        "/health" => role(alive && v.health.running),
         "/liveness" => role(v.alive()),
         "/metrics" => Response {
             status: 200,

@@ -114,3 +114,89 @@ fn a_standby_is_a_replica_while_its_wal_receiver_streams() {
     s.run_to(4_000);
     assert!(!s.core.health(Time(s.now)).streaming);
 }
+
+#[test]
+fn a_fence_that_failed_does_not_keep_a_primary_unwritable_once_its_majority_returns() {
+    let mut s = Script::new(
+        Settings {
+            reconnect_attempts: 6,
+            ..settings(1, Failover::Automatic)
+        },
+        Persisted::default(),
+        facts(false, three(true, true)),
+    );
+    s.acks = vec![2, 3];
+    s.run_to(3_000);
+    s.acks.clear();
+    // The voters go silent until the read-only fence is due, and the fence
+    // job fails (as it does for a repmgr user that is not a superuser).
+    let mut failed = false;
+    // Answers not yet given (a fence retried after its failure).
+    let mut queue = Vec::new();
+    while !failed && s.now < 12_000 {
+        s.now += 100;
+        queue = vec![Input::Tick];
+        // Each failure is retried at once: a few per step are enough.
+        let mut steps = 0;
+        while steps < 20 {
+            let Some(i) = queue.pop() else { break };
+            steps += 1;
+            for a in s.core.step(Time(s.now), i) {
+                match a {
+                    Action::ReadLocal => queue.push(Input::Local(s.local.clone())),
+                    Action::Fence { how } => {
+                        queue.push(Input::Done(Done::Fenced {
+                            how,
+                            ok: Err("permission denied".into()),
+                        }));
+                        failed = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(failed, "no fence was attempted");
+    assert!(!s.core.health(Time(s.now)).writable);
+    // The majority answers again (the fence, retried meanwhile, still
+    // fails): writable, though the durable record of the isolation
+    // remains.
+    s.acks = vec![2, 3];
+    let until = s.now + 4_000;
+    while s.now < until {
+        s.now += 100;
+        queue.push(Input::Tick);
+        let mut steps = 0;
+        while steps < 20 {
+            let Some(i) = queue.pop() else { break };
+            steps += 1;
+            for a in s.core.step(Time(s.now), i) {
+                match a {
+                    Action::ReadLocal => queue.push(Input::Local(s.local.clone())),
+                    Action::Fence { how } => queue.push(Input::Done(Done::Fenced {
+                        how,
+                        ok: Err("permission denied".into()),
+                    })),
+                    Action::Unfence { .. } => {
+                        queue.push(Input::Done(Done::Unfenced { ok: Ok(()) }))
+                    }
+                    Action::SendHeartbeats { to, .. } => {
+                        for from in to {
+                            queue.push(Input::Heartbeat {
+                                from,
+                                sent: Time(s.now),
+                                reply: HeartbeatReply::Ack {
+                                    promise_ms: s.promise_ms,
+                                    known_term: 1,
+                                },
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let h = s.core.health(Time(s.now));
+    assert!(h.writable && !h.fenced && !h.isolated, "{h:?}");
+}

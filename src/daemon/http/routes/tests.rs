@@ -165,6 +165,18 @@ fn liveness_fails_once_the_loop_has_not_run_for_twice_its_interval() {
 }
 
 #[test]
+fn a_stuck_monitoring_loop_vouches_for_nothing() {
+    for v in [writable(), streaming(Some(0))] {
+        let mut v = v;
+        v.cycle_age_ms = Some(60_000);
+        for path in ["/primary", "/replica", "/read-only", "/health", "/liveness"] {
+            assert_eq!(status("GET", path, &v), 503, "{path}");
+        }
+        assert_eq!(status("GET", "/metrics", &v), 200);
+    }
+}
+
+#[test]
 fn a_cluster_that_cannot_be_read_is_a_503() {
     let req = parse(b"GET /cluster HTTP/1.1").unwrap();
     assert_eq!(answer(&req, &writable(), || None).status, 503);
