@@ -387,9 +387,25 @@ fn the_endpoint_answers_as_patroni_does_on_a_primary_its_standbys_and_an_isolate
         "[http] node1's /primary turned 503 {:.2} s after its voters stopped",
         cut.elapsed().as_secs_f64()
     );
-    // It stays so: nothing answers for it.
+    // Its fence follows (read-only, then stopped); /primary stays 503
+    // throughout, and the metrics say fenced.
+    let mut vouched = false;
+    poll_until(
+        Duration::from_secs(30),
+        "node1 reports itself fenced",
+        || {
+            vouched |= status(p, "/primary") == 200;
+            request(p, "GET", "/metrics")
+                .is_ok_and(|m| parse_prometheus(&m.body).get("repmgr_fenced") == Some(&1.0))
+        },
+    );
     for _ in 0..10 {
-        assert_ne!(status(p, "/primary"), 200, "{}", tails(&d));
+        vouched |= status(p, "/primary") == 200;
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(
+        !vouched,
+        "the fenced node1's /primary said 200\n{}",
+        tails(&d)
+    );
 }

@@ -410,7 +410,7 @@ impl Recorder {
     }
 
     /// Witness mode: point this witness's record at `primary`, copy the
-    /// node records and the secret.
+    /// node records and the secret (ops::witness).
     fn witness_sync(&mut self, primary: NodeId, repoint: bool) {
         let id = self.node_id;
         if self.writer.as_ref().is_some_and(|(p, _)| *p != primary) {
@@ -446,9 +446,6 @@ impl Recorder {
                 "unable to copy the node records from the primary: {}",
                 e.reason()
             ),
-        }
-        if let Ok(Some((cluster, secret))) = db::secret::get(w) {
-            let _ = db::secret::copy(l, cluster, &secret);
         }
     }
 
