@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::fixture::registered_cluster;
+use crate::fixture::{registered_cluster, registered_cluster_with};
 use crate::harness::poll_until;
 use crate::harness::ExitCode;
 
@@ -128,6 +128,104 @@ fn follow_refuses_a_diverged_timeline_and_changes_nothing() {
         std::fs::read_to_string(&auto_conf).unwrap(),
         before,
         "nothing changed on disk"
+    );
+    assert_eq!(
+        nodes[1].count("SELECT count(*) FROM repmgr.events WHERE event = 'standby_follow'"),
+        0,
+        "not reported as following"
+    );
+}
+
+/// A standby promoted on its own and then turned back into a standby is on
+/// the same timeline number as the real new primary, and not ahead of it:
+/// the history check cannot tell the two timelines 2 apart. The standby
+/// then receives the primary's WAL but cannot replay it where its own WAL
+/// ended, and the follow must not be reported as done.
+#[test]
+fn follow_refuses_a_standby_promoted_on_its_own() {
+    let nodes = registered_cluster_with(2, |id| {
+        if id == 3 {
+            "standby_follow_timeout=3".into()
+        } else {
+            String::new()
+        }
+    });
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n1.pg.stop();
+    // node3 goes its own way on a timeline 2 and writes a little.
+    n3.pg.execute("SELECT pg_catalog.pg_promote(true, 60)");
+    n3.pg.execute("CREATE TABLE only_on_node3 AS SELECT 1 AS x");
+    n3.pg.stop();
+    // node2 is promoted properly (its own timeline 2) and writes more, so
+    // that node3 is not ahead of it.
+    n2.repmgr(&["standby", "promote"]).assert_success();
+    n2.pg
+        .execute("CREATE TABLE on_node2 AS SELECT generate_series(1, 20000) AS x");
+    n3.pg.write_file("data/standby.signal", "");
+    // Its startup process drops each connection to node2 within a
+    // millisecond (its WAL cannot continue node2's); retrying every 20 ms
+    // instead of 5 s gives many such moments of "streaming" to be fooled by.
+    let conf = std::fs::read_to_string(n3.pg.path("data/postgresql.conf")).unwrap();
+    n3.pg.write_file(
+        "data/postgresql.conf",
+        &format!("{conf}\nwal_retrieve_retry_interval = 20ms\n"),
+    );
+    n3.pg.start();
+    assert!(n3.pg.is_in_recovery());
+
+    let r = n3.repmgr(&["standby", "follow", "--upstream-node-id=2"]);
+    r.assert_code(ExitCode::FollowFail)
+        .assert_stderr_contains("did not start streaming from the new upstream");
+    assert_eq!(
+        n2.query(
+            "SELECT COALESCE(upstream_node_id::text, '-') FROM repmgr.nodes WHERE node_id = 3"
+        ),
+        "1",
+        "not recorded as following node2"
+    );
+    assert_eq!(
+        n2.count("SELECT count(*) FROM repmgr.events WHERE event = 'standby_follow'"),
+        0
+    );
+}
+
+/// When `standby follow` returns, everything the new primary had is
+/// already replayed on the standby and the metadata names the new
+/// upstream: no "? node1" window for `cluster show`. With a restart
+/// (standby_follow_restart), so the confirmation reconnects.
+#[test]
+fn follow_is_recorded_and_replayed_when_it_returns() {
+    let nodes = registered_cluster_with(2, |id| {
+        if id == 3 {
+            "standby_follow_restart=true".into()
+        } else {
+            String::new()
+        }
+    });
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n1.pg.stop();
+    n2.repmgr(&["standby", "promote"]).assert_success();
+    n2.pg
+        .execute("CREATE TABLE before_follow AS SELECT 42 AS x");
+
+    n3.repmgr(&["standby", "follow"])
+        .assert_success()
+        .assert_stderr_contains("STANDBY FOLLOW successful");
+    // No polling below: each of these holds at the moment it returns.
+    assert_eq!(n3.query("SELECT x::text FROM before_follow"), "42");
+    assert_eq!(
+        n3.query("SELECT status || ':' || received_tli FROM pg_stat_wal_receiver"),
+        "streaming:2"
+    );
+    assert_eq!(
+        n2.query("SELECT upstream_node_id::text FROM repmgr.nodes WHERE node_id = 3"),
+        "2"
+    );
+    let r = n2.repmgr(&["cluster", "show"]);
+    r.assert_success();
+    assert!(
+        r.stdout.contains("| node3 | standby |   running | node2 "),
+        "{r}"
     );
 }
 

@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod observe;
 pub mod ping;
 pub mod reach;
+pub mod receiver;
 pub mod replication;
 pub mod schema;
 pub mod secret;

@@ -1,7 +1,9 @@
 //! Re-pointing the local standby at another node: check that its history
 //! allows it, write the replication configuration, apply it, wait until it
 //! streams, record it. Shared by `repmgr standby follow`, `node rejoin`,
-//! and repmgrd.
+//! and repmgrd. How "it streams" is proven is in `confirm`.
+
+mod confirm;
 
 use std::time::{Duration, Instant};
 
@@ -45,24 +47,30 @@ pub fn follow_node<'a>(
         }
     }
     let version = db::server::version_num(&mut local)?;
+    // Before re-pointing: the proof is receiving what was already there.
+    let goal = confirm::goal(tconn)?;
     write_replication_config(cfg, target, slot.clone(), version)?;
-    apply_config(bin, cfg, &mut local, version)?;
-    drop(local);
+    let restarted = apply_config(bin, cfg, &mut local, version)?;
+    // A restart ended the session; confirm opens another.
+    let local = (!restarted).then_some(local);
 
     let timeout = Duration::from_secs(cfg.standby_follow_timeout.max(1) as u64);
-    wait_attached(tconn, &cfg.node_name, timeout).map_err(|e| {
+    confirm::wait_following(cfg, version, local, tconn, &goal, timeout).map_err(|e| {
         e.hint(format!(
             "check the PostgreSQL log of this node and that node \"{}\" accepts replication connections",
             target.node_name
         ))
     })?;
 
+    // The record first: `cluster show` is right as soon as it can be, and
+    // the old upstream may take a connect_timeout to answer (or not).
+    let recorded = record_follow(cfg, target, tconn)?;
     if let (Some(s), Some(old)) = (&slot, &old_upstream) {
         if old.node_id != target.node_id {
             drop_stale_slot(old, s);
         }
     }
-    record_follow(cfg, target, tconn)
+    Ok(recorded)
 }
 
 /// repmgr's check_node_can_attach: same system, history compatible.
@@ -140,26 +148,29 @@ pub fn write_replication_config(
 }
 
 /// PostgreSQL 13+ re-reads primary_conninfo on reload; older servers, and
-/// `standby_follow_restart`, need a restart.
-fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Session, version: i32) -> Result<()> {
+/// `standby_follow_restart`, need a restart. True when it restarted.
+fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Session, version: i32) -> Result<bool> {
     let fail = |e: Error| e.with_code(ExitCode::FollowFail);
     if version < 130000 || cfg.standby_follow_restart {
         crate::log_notice!("restarting server to apply the new upstream");
         return pgtools::run_service_action(ServiceAction::Restart, cfg, bin, &cfg.data_directory)
+            .map(|_| true)
             .map_err(fail);
     }
     if !cfg.service_reload_command.trim().is_empty() {
         return pgtools::run_service_action(ServiceAction::Reload, cfg, bin, &cfg.data_directory)
+            .map(|_| false)
             .map_err(fail);
     }
     match db::server::reload_conf(local) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(false),
         Err(e) => {
             crate::log_info!(
                 "pg_reload_conf() not available ({}); using pg_ctl",
                 db::pg_error_text(&e)
             );
             pgtools::run_service_action(ServiceAction::Reload, cfg, bin, &cfg.data_directory)
+                .map(|_| false)
                 .map_err(fail)
         }
     }
@@ -167,7 +178,8 @@ fn apply_config(bin: &PgBin, cfg: &Config, local: &mut Session, version: i32) ->
 
 /// How long the same walsender must stay `streaming` to count: a standby
 /// on an incompatible timeline shows `streaming` for a few milliseconds
-/// before each disconnect.
+/// before each disconnect. Only for `node rejoin`, which watches from the
+/// primary; a follow asks the standby itself (`confirm`).
 const STABLE_STREAMING: Duration = Duration::from_millis(500);
 
 /// Waits until the target lists this node as a streaming standby, with the
