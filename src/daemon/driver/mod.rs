@@ -22,6 +22,7 @@ pub mod peer;
 mod pending;
 mod recorder;
 pub mod state;
+mod takeover;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -197,6 +198,7 @@ impl Driver {
         };
         let pid = std::process::id() as i32;
         refuse_second_daemon(&mut local, &cfg, pid)?;
+        takeover::refuse_legacy_daemon(&mut local, &cfg)?;
         let pos = db::timeline::position(&mut local)?;
         let is_witness = me.node_type == NodeType::Witness;
         let state_path = state::path(&cfg.repmgrd_state_file, &cfg.data_directory, id);
@@ -333,7 +335,7 @@ impl Driver {
         // primary: a session setting overrides the configured default.
         let _ = db::fence::exempt_session(&mut c);
         if let Some(a) = &self.peer_addr {
-            let _ = db::observe::announce_peer_port(&mut c, a.port);
+            let _ = db::observe::announce_peer_port(&mut c, a.port, self.node_id());
         }
         self.local_pid = db::server::backend_pid(&mut c).ok();
         self.local = Some(c);
