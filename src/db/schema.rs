@@ -157,7 +157,7 @@ BEGIN
   -- repmgrd's session to its own server is named 'repmgrd port=P node=N'.
   CREATE FUNCTION repmgr.get_local_node_id() RETURNS INT
     LANGUAGE sql STABLE AS $f$
-      SELECT pg_catalog.substring(application_name FROM ' node=([0-9]+)$')::INT
+      SELECT pg_catalog.substring(application_name, ' node=([0-9]+)$')::INT
         FROM pg_catalog.pg_stat_activity
        WHERE application_name LIKE 'repmgrd port=% node=%'
        ORDER BY backend_start LIMIT 1

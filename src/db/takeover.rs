@@ -65,14 +65,18 @@ pub fn extension_loaded(c: &mut impl Sql) -> Result<bool> {
     if !extension_installed(c)? {
         return Ok(false);
     }
+    // pg_settings rather than current_setting(): a user without
+    // pg_read_all_settings gets no row instead of an ERROR in the server
+    // log; then the extension's package is taken to be there (it made the
+    // schema) and its functions are asked.
     let row = c
-        .query_one(
-            "SELECT pg_catalog.current_setting('shared_preload_libraries')",
+        .query_opt(
+            "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'shared_preload_libraries'",
             &[],
         )
         .map_err(|e| query_error("reading shared_preload_libraries", &e))?;
-    let setting: String = row.val(0)?;
-    let loaded = preloads_repmgr(&setting);
+    let setting: Option<String> = row.map(|r| r.val(0)).transpose()?;
+    let loaded = setting.as_deref().is_none_or(preloads_repmgr);
     if loaded {
         c.learn(FACT);
     }
