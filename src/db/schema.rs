@@ -155,39 +155,39 @@ BEGIN
     RETURN;
   END IF;
   -- repmgrd's session to its own server is named 'repmgrd port=P node=N'.
-  CREATE FUNCTION repmgr.get_local_node_id() RETURNS INT
+  CREATE OR REPLACE FUNCTION repmgr.get_local_node_id() RETURNS INT
     LANGUAGE sql STABLE AS $f$
       SELECT pg_catalog.substring(application_name, ' node=([0-9]+)$')::INT
         FROM pg_catalog.pg_stat_activity
        WHERE application_name LIKE 'repmgrd port=% node=%'
        ORDER BY backend_start LIMIT 1
     $f$;
-  CREATE FUNCTION repmgr.repmgrd_is_running() RETURNS BOOL
+  CREATE OR REPLACE FUNCTION repmgr.repmgrd_is_running() RETURNS BOOL
     LANGUAGE sql STABLE AS $f$
       SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
                       WHERE application_name LIKE 'repmgrd port=%')
     $f$;
-  CREATE FUNCTION repmgr.get_repmgrd_pid() RETURNS INT
+  CREATE OR REPLACE FUNCTION repmgr.get_repmgrd_pid() RETURNS INT
     LANGUAGE sql STABLE AS $f$
       SELECT s.pid FROM repmgr.repmgrd_status s
        WHERE s.node_id = repmgr.get_local_node_id() AND repmgr.repmgrd_is_running()
     $f$;
-  CREATE FUNCTION repmgr.get_repmgrd_pidfile() RETURNS TEXT
+  CREATE OR REPLACE FUNCTION repmgr.get_repmgrd_pidfile() RETURNS TEXT
     LANGUAGE sql STABLE AS $f$
       SELECT s.pid_file FROM repmgr.repmgrd_status s
        WHERE s.node_id = repmgr.get_local_node_id() AND repmgr.repmgrd_is_running()
     $f$;
-  CREATE FUNCTION repmgr.repmgrd_is_paused() RETURNS BOOL
+  CREATE OR REPLACE FUNCTION repmgr.repmgrd_is_paused() RETURNS BOOL
     LANGUAGE sql STABLE AS $f$
       SELECT COALESCE((SELECT s.paused FROM repmgr.repmgrd_status s
                         WHERE s.node_id = repmgr.get_local_node_id()), FALSE)
     $f$;
-  CREATE FUNCTION repmgr.get_upstream_node_id() RETURNS INT
+  CREATE OR REPLACE FUNCTION repmgr.get_upstream_node_id() RETURNS INT
     LANGUAGE sql STABLE AS $f$
       SELECT s.upstream_node_id FROM repmgr.repmgrd_status s
        WHERE s.node_id = repmgr.get_local_node_id()
     $f$;
-  CREATE FUNCTION repmgr.get_upstream_last_seen() RETURNS INT
+  CREATE OR REPLACE FUNCTION repmgr.get_upstream_last_seen() RETURNS INT
     LANGUAGE sql STABLE AS $f$
       SELECT CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN -1
                   ELSE COALESCE((SELECT EXTRACT(EPOCH FROM pg_catalog.now() - s.upstream_last_seen)::INT
@@ -195,12 +195,12 @@ BEGIN
                                   WHERE s.node_id = repmgr.get_local_node_id()), -1)
              END
     $f$;
-  CREATE FUNCTION repmgr.standby_get_last_updated() RETURNS TIMESTAMP WITH TIME ZONE
+  CREATE OR REPLACE FUNCTION repmgr.standby_get_last_updated() RETURNS TIMESTAMP WITH TIME ZONE
     LANGUAGE sql STABLE AS $f$
       SELECT s.last_updated FROM repmgr.repmgrd_status s
        WHERE s.node_id = repmgr.get_local_node_id()
     $f$;
-  CREATE FUNCTION repmgr.get_wal_receiver_pid() RETURNS INT
+  CREATE OR REPLACE FUNCTION repmgr.get_wal_receiver_pid() RETURNS INT
     LANGUAGE sql STABLE AS $f$
       SELECT pid FROM pg_catalog.pg_stat_wal_receiver
     $f$;

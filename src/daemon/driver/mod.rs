@@ -197,7 +197,7 @@ impl Driver {
                 .hint("check that \"repmgr primary register\" or \"repmgr standby register\" was executed for this node"));
         };
         let pid = std::process::id() as i32;
-        refuse_second_daemon(&mut local, &cfg, pid)?;
+        takeover::refuse_second_daemon(&mut local, &cfg, pid)?;
         takeover::refuse_legacy_daemon(&mut local, &cfg)?;
         let pos = db::timeline::position(&mut local)?;
         let is_witness = me.node_type == NodeType::Witness;
@@ -618,35 +618,4 @@ fn log(level: Level, msg: &str) {
         Level::Warning => crate::log_warning!("{msg}"),
         Level::Error => crate::log_error!("{msg}"),
     }
-}
-
-/// Another live repmgrd on this host already monitors this node.
-fn refuse_second_daemon(local: &mut Session, cfg: &Config, me: i32) -> Result<()> {
-    let id = cfg.node_id.unwrap_or_default();
-    let rows = db::daemon_status::all(local).unwrap_or_default();
-    let Some(row) = rows.into_iter().find(|r| r.node_id == id) else {
-        return Ok(());
-    };
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Some(pid) = row.pid {
-        let same_host = row.hostname.as_deref() == Some(host.as_str());
-        let alive = pid != me
-            && !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::errno::Errno::ESRCH)
-            );
-        if same_host && alive && row.is_running() {
-            return Err(Error::new(
-                ExitCode::BadPidfile,
-                format!(
-                    "repmgrd (PID {pid}) is already running for node \"{}\" (ID: {id})",
-                    cfg.node_name
-                ),
-            )
-            .hint("stop that repmgrd first; only one repmgrd may monitor a node"));
-        }
-    }
-    Ok(())
 }

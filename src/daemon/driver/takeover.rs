@@ -1,6 +1,7 @@
-//! repmgrd on a cluster built by repmgr 5 (see `db::takeover`): the
-//! schema completed at the first session to the primary, said once; and
-//! no start while repmgr 5's repmgrd runs for this node.
+//! One repmgrd per node, and repmgrd on a cluster built by repmgr 5 (see
+//! `db::takeover`): no start while another repmgrd (ours, or repmgr 5's)
+//! runs for this node; the schema completed at the first session to the
+//! primary, said once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -97,4 +98,35 @@ pub(super) fn refuse_legacy_daemon(local: &mut Session, cfg: &Config) -> Result<
         "stop it first: \"/usr/lib/postgresql/<version>/bin/repmgr -f {conf} daemon stop\" (repmgr 5), \"systemctl stop repmgrd\", or \"kill {}\"",
         d.pid
     )))
+}
+
+/// Another live repmgrd on this host already monitors this node.
+pub(super) fn refuse_second_daemon(local: &mut Session, cfg: &Config, me: i32) -> Result<()> {
+    let id = cfg.node_id.unwrap_or_default();
+    let rows = db::daemon_status::all(local).unwrap_or_default();
+    let Some(row) = rows.into_iter().find(|r| r.node_id == id) else {
+        return Ok(());
+    };
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(pid) = row.pid {
+        let same_host = row.hostname.as_deref() == Some(host.as_str());
+        let alive = pid != me
+            && !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            );
+        if same_host && alive && row.is_running() {
+            return Err(Error::new(
+                ExitCode::BadPidfile,
+                format!(
+                    "repmgrd (PID {pid}) is already running for node \"{}\" (ID: {id})",
+                    cfg.node_name
+                ),
+            )
+            .hint("stop that repmgrd first; only one repmgrd may monitor a node"));
+        }
+    }
+    Ok(())
 }
