@@ -58,3 +58,5 @@ mod json;
 mod tls;
 // make deb (its files, control fields and systemd units) and make install's guard (issue 13).
 mod package;
+// Taking over a cluster built by repmgr 5.3 without re-registering (issue 12).
+mod takeover;

@@ -50,7 +50,7 @@ fn primary_register_creates_schema_record_and_events() {
     );
     assert_eq!(
         p.query("SELECT version::text FROM repmgr.schema_version"),
-        "3"
+        "4"
     );
 }
 
@@ -63,7 +63,7 @@ fn an_older_schema_is_upgraded_by_primary_register_force() {
     p.pg.execute("UPDATE repmgr.schema_version SET version = 1");
     p.repmgr(&["primary", "register", "-F"])
         .assert_success()
-        .assert_stderr_contains("upgraded from version 1 to 3");
+        .assert_stderr_contains("upgraded from version 1 to 4");
     assert_eq!(
         p.query("SELECT (to_regclass('repmgr.repmgrd_status') IS NOT NULL)::text"),
         "true"

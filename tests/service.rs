@@ -259,12 +259,12 @@ fn service_pause_upgrades_a_version_1_schema() {
     let r = nodes[0].repmgr(&["service", "pause", "--dry-run"]);
     r.assert_success();
     r.assert_stderr_contains(
-        "would upgrade the repmgr metadata schema on the primary from version 1 to 3",
+        "would upgrade the repmgr metadata schema on the primary from version 1 to 4",
     );
     let r = nodes[0].repmgr(&["service", "pause"]);
     r.assert_success();
     r.assert_stderr_contains(
-        "upgrading the repmgr metadata schema on the primary from version 1 to 3",
+        "upgrading the repmgr metadata schema on the primary from version 1 to 4",
     );
     assert_eq!(
         nodes[0].count("SELECT count(*) FROM repmgr.repmgrd_status WHERE paused"),

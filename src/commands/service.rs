@@ -109,6 +109,8 @@ pub fn pause(ctx: &Ctx, pause: bool) -> Result<()> {
     for n in &nodes {
         crate::log_notice!("node {} ({}) {done}", n.node_id, n.node_name);
     }
+    let mut reached = reached;
+    pause_legacy(&mut reached, pause);
     confirm_replayed(reached, primary.node_id, pause);
     Ok(())
 }
@@ -127,6 +129,33 @@ fn reach_for_pause(nodes: &[NodeRecord]) -> Vec<super::Reached> {
         }
     }
     reached
+}
+
+/// Nodes still monitored by repmgr 5's repmgrd (a cluster taken over node
+/// by node) get its flag too, in their extension's shared memory, as its
+/// own `service pause` sets it.
+fn pause_legacy(reached: &mut [super::Reached], pause: bool) {
+    let done = if pause { "paused" } else { "unpaused" };
+    for r in reached.iter_mut() {
+        let Some(c) = r.conn.as_mut() else { continue };
+        if !matches!(db::takeover::legacy_daemon(c), Ok(Some(_))) {
+            continue;
+        }
+        match db::takeover::legacy_pause(c, pause) {
+            Ok(true) => crate::log_notice!(
+                "repmgr 5's repmgrd on node {} ({}) {done}",
+                r.node.node_id,
+                r.node.node_name
+            ),
+            Ok(false) => {}
+            Err(e) => crate::log_warning!(
+                "unable to set repmgr 5's pause flag on node {} ({}): {}",
+                r.node.node_id,
+                r.node.node_name,
+                e.reason()
+            ),
+        }
+    }
 }
 
 /// Brings the primary's metadata schema up from `version`, so that it has

@@ -16,6 +16,7 @@ pub mod schema;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod takeover;
 pub mod timeline;
 pub mod tls;
 pub mod tls_plan;

@@ -18,7 +18,11 @@ pub struct ReceiverRow {
 }
 
 /// The application_name repmgrd gives its local session, followed by its
-/// peer port: `repmgrd port=PORT` (13 characters, then the port).
+/// peer port and node: `repmgrd port=PORT node=ID` (13 characters, then
+/// the port). The node lets the SQL functions of repmgr 5's names
+/// (`repmgr.get_repmgrd_pid()`, …) tell which node their server is, and
+/// the whole mark tells this implementation's repmgrd from repmgr 5's,
+/// which names its sessions plain `repmgrd`.
 pub const PEER_MARK: &str = "repmgrd port=";
 
 /// One server's state.
@@ -80,7 +84,7 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
                     pg_catalog.pg_last_wal_receive_lsn(),
                     pg_catalog.pg_last_wal_replay_lsn(),
                     pg_catalog.pg_last_xact_replay_timestamp()::TEXT,
-                    (SELECT pg_catalog.substr(application_name, 14) FROM pg_catalog.pg_stat_activity
+                    (SELECT pg_catalog.split_part(pg_catalog.substr(application_name, 14), ' ', 1) FROM pg_catalog.pg_stat_activity
                       WHERE application_name LIKE 'repmgrd port=%' LIMIT 1),
                     (SELECT latest_end_lsn FROM pg_catalog.pg_stat_wal_receiver),
                     CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL
@@ -118,9 +122,10 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
     })
 }
 
-/// Marks this session as repmgrd's, with its peer port ([`PEER_MARK`]).
-pub fn announce_peer_port(c: &mut impl Sql, port: u16) -> Result<()> {
-    let name = format!("{PEER_MARK}{port}");
+/// Marks this session as repmgrd's, with its peer port and node
+/// ([`PEER_MARK`]).
+pub fn announce_peer_port(c: &mut impl Sql, port: u16, node_id: i32) -> Result<()> {
+    let name = format!("{PEER_MARK}{port} node={node_id}");
     c.execute(
         "SELECT pg_catalog.set_config('application_name', $1, false)",
         &[&name],

@@ -6,8 +6,10 @@
 //! to date by numbered migrations, each applied once, in one transaction,
 //! under an advisory lock so two `primary register` runs cannot race.
 //! What repmgr keeps in shared memory through its C extension (repmgrd pid,
-//! pause flag, upstream last seen) will live in plain tables added by a later
-//! migration; the version makes that a routine upgrade.
+//! pause flag, upstream last seen) lives in `repmgr.repmgrd_status` (version
+//! 2), read by SQL functions of the extension's names (version 4). A schema
+//! made by the extension counts as version 1 and is completed beside its
+//! objects (`db::takeover`).
 
 use super::session::RowExt;
 use super::session::{query_error, Session, Sql};
@@ -141,6 +143,69 @@ CREATE TABLE IF NOT EXISTS repmgr.daemon_secret (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS daemon_secret_single_row ON repmgr.daemon_secret ((TRUE));
 REVOKE ALL ON repmgr.daemon_secret FROM PUBLIC;
+"#,
+    // Version 4: the SQL-callable functions of repmgr 5's extension that
+    // scripts use, as plain SQL over this schema (see repmgr(1), "repmgr 5's
+    // functions"). Where the extension made the schema its own C functions
+    // have these names: they are left alone.
+    r#"
+DO $do$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'repmgr') THEN
+    RETURN;
+  END IF;
+  -- repmgrd's session to its own server is named 'repmgrd port=P node=N'.
+  CREATE OR REPLACE FUNCTION repmgr.get_local_node_id() RETURNS INT
+    LANGUAGE sql STABLE AS $f$
+      SELECT pg_catalog.substring(application_name, ' node=([0-9]+)$')::INT
+        FROM pg_catalog.pg_stat_activity
+       WHERE application_name LIKE 'repmgrd port=% node=%'
+       ORDER BY backend_start LIMIT 1
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.repmgrd_is_running() RETURNS BOOL
+    LANGUAGE sql STABLE AS $f$
+      SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+                      WHERE application_name LIKE 'repmgrd port=%')
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.get_repmgrd_pid() RETURNS INT
+    LANGUAGE sql STABLE AS $f$
+      SELECT s.pid FROM repmgr.repmgrd_status s
+       WHERE s.node_id = repmgr.get_local_node_id() AND repmgr.repmgrd_is_running()
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.get_repmgrd_pidfile() RETURNS TEXT
+    LANGUAGE sql STABLE AS $f$
+      SELECT s.pid_file FROM repmgr.repmgrd_status s
+       WHERE s.node_id = repmgr.get_local_node_id() AND repmgr.repmgrd_is_running()
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.repmgrd_is_paused() RETURNS BOOL
+    LANGUAGE sql STABLE AS $f$
+      SELECT COALESCE((SELECT s.paused FROM repmgr.repmgrd_status s
+                        WHERE s.node_id = repmgr.get_local_node_id()), FALSE)
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.get_upstream_node_id() RETURNS INT
+    LANGUAGE sql STABLE AS $f$
+      SELECT s.upstream_node_id FROM repmgr.repmgrd_status s
+       WHERE s.node_id = repmgr.get_local_node_id()
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.get_upstream_last_seen() RETURNS INT
+    LANGUAGE sql STABLE AS $f$
+      SELECT CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN -1
+                  ELSE COALESCE((SELECT EXTRACT(EPOCH FROM pg_catalog.now() - s.upstream_last_seen)::INT
+                                   FROM repmgr.repmgrd_status s
+                                  WHERE s.node_id = repmgr.get_local_node_id()), -1)
+             END
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.standby_get_last_updated() RETURNS TIMESTAMP WITH TIME ZONE
+    LANGUAGE sql STABLE AS $f$
+      SELECT s.last_updated FROM repmgr.repmgrd_status s
+       WHERE s.node_id = repmgr.get_local_node_id()
+    $f$;
+  CREATE OR REPLACE FUNCTION repmgr.get_wal_receiver_pid() RETURNS INT
+    LANGUAGE sql STABLE AS $f$
+      SELECT pid FROM pg_catalog.pg_stat_wal_receiver
+    $f$;
+END
+$do$;
 "#,
 ];
 
@@ -280,5 +345,12 @@ mod tests {
             assert!(sql.contains(obj), "{obj}");
         }
         assert!(!sql.contains("EXTENSION"));
+        for f in [
+            "repmgr.repmgrd_is_running() RETURNS BOOL",
+            "repmgr.get_repmgrd_pid() RETURNS INT",
+            "repmgr.repmgrd_is_paused() RETURNS BOOL",
+        ] {
+            assert!(sql.contains(f), "{f}");
+        }
     }
 }

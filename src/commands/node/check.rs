@@ -345,14 +345,33 @@ fn upstream_of(
 
 /// What the repmgrd table says about this node's repmgrd.
 fn repmgrd_state(c: &mut Session, node_id: i32) -> Result<Repmgrd> {
+    // repmgr 5's repmgrd on this node (a cluster taken over node by node)
+    // is in its extension's shared memory.
+    let legacy = db::takeover::legacy_daemon(c)
+        .ok()
+        .flatten()
+        .filter(|d| d.running);
     if !db::daemon_status::table_exists(c)? {
-        return Ok(Repmgrd::Unknown);
+        return Ok(match legacy {
+            Some(d) if d.paused => Repmgrd::Paused,
+            Some(_) => Repmgrd::Running,
+            None => Repmgrd::Unknown,
+        });
     }
     let rows = db::daemon_status::all(c)?;
     let running = rows
         .iter()
         .find(|r| r.node_id == node_id)
         .is_some_and(|r| r.is_running());
+    if !running {
+        if let Some(d) = legacy {
+            return Ok(if d.paused {
+                Repmgrd::Paused
+            } else {
+                Repmgrd::Running
+            });
+        }
+    }
     Ok(if !running {
         Repmgrd::NotRunning
     } else if db::daemon_status::is_paused(c, node_id)? {

@@ -4,6 +4,7 @@
 //! from them alone.
 
 use super::{read_nodes, verbose, Ctx};
+use crate::db::takeover::LegacyDaemon;
 use crate::db::{self, daemon_status::DaemonStatus, nodes::NodeRecord, nodes::NodeType};
 use crate::error::Result;
 use crate::ops::cluster_view::{self as cluster, Probe, Reach};
@@ -16,6 +17,9 @@ use crate::output::json::Json;
 struct NodeView {
     rows: Option<Vec<DaemonStatus>>,
     own_paused: Option<bool>,
+    /// repmgr 5's repmgrd on that node, where its extension is loaded (a
+    /// cluster being taken over node by node).
+    legacy: Option<LegacyDaemon>,
 }
 
 /// The repmgrd part of a `service status` line.
@@ -62,6 +66,23 @@ pub(crate) fn status_line(
         pid,
         paused,
         upstream_last_seen,
+    }
+}
+
+/// The repmgrd part of a line from repmgr 5's shared memory, as its own
+/// `service status` shows it.
+fn legacy_line(n: &NodeRecord, p: &Probe, d: &LegacyDaemon) -> StatusLine {
+    let is_primary = p.in_recovery == Some(false) && n.node_type != NodeType::Witness;
+    StatusLine {
+        pg_running: true,
+        running: true,
+        pid: Some(d.pid),
+        paused: d.paused,
+        upstream_last_seen: if is_primary {
+            None
+        } else {
+            d.upstream_last_seen
+        },
     }
 }
 
@@ -145,6 +166,7 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     let views = cluster::probe_all_with(&nodes, |n, c| NodeView {
         rows: db::daemon_status::all(c).ok(),
         own_paused: db::daemon_status::is_paused(c, n.node_id).ok(),
+        legacy: db::takeover::legacy_daemon(c).ok().flatten(),
     });
     let rows = freshest_rows(&nodes, &views).unwrap_or(local_rows);
     let report = report(&nodes, &views, &rows, ctx.opts.verbose);
@@ -214,8 +236,16 @@ fn report(
     for (n, (p, v)) in nodes.iter().zip(views) {
         let row = rows.iter().find(|r| r.node_id == n.node_id);
         let own = v.as_ref().and_then(|v| v.own_paused);
-        let s = status_line(n, p, row, own);
+        let mut s = status_line(n, p, row, own);
         let who = format!("node {}", n);
+        let legacy = v.as_ref().and_then(|v| v.legacy.as_ref());
+        if let Some(d) = legacy.filter(|d| d.running && s.pg_running && !s.running) {
+            s = legacy_line(n, p, d);
+            out.warnings.push(format!(
+                "{who} is monitored by repmgr 5's repmgrd (PID {}), not by this repmgr's",
+                d.pid
+            ));
+        }
         if p.reach != Reach::Up {
             out.connection_errors = true;
             out.warnings.push(if verbose {

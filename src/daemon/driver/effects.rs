@@ -88,8 +88,9 @@ impl Driver {
         crate::log_info!("repmgrd peer channel listening on {host}:{bound}");
         // Also on this node's own server: peers that never saw this
         // repmgrd's row (the primary died first) find the port there.
+        let id = self.node_id();
         if let Some(c) = self.local.as_mut() {
-            let _ = db::observe::announce_peer_port(c, bound);
+            let _ = db::observe::announce_peer_port(c, bound, id);
         }
         self.peer_addr = Some(peer::Address { host, port: bound });
         Ok(())
@@ -107,7 +108,6 @@ impl Driver {
             && !self.is_witness;
         if role_primary {
             if let Some(c) = self.local.as_mut() {
-                upgrade_schema(c);
                 if let Err(e) = db::secret::ensure(c) {
                     crate::log_warning!("unable to create the repmgrd secret: {}", e.reason());
                 }
@@ -399,24 +399,6 @@ fn bind_error(host: &str, port: u16, e: &std::io::Error) -> Error {
     )
     .detail(e.to_string())
     .hint("set repmgrd_port to a free port, or 0 to choose one")
-}
-
-/// On a primary at start: bring the schema to this version when allowed
-/// (a cluster registered by repmgr 5, or an older version of this one).
-fn upgrade_schema(c: &mut db::Session) {
-    match db::schema::installed_version(c) {
-        Ok(Some(v)) if v < db::schema::SCHEMA_VERSION => match db::schema::ensure_schema(c) {
-            Ok(_) => crate::log_notice!(
-                "the repmgr metadata schema was upgraded from version {v} to {}",
-                db::schema::SCHEMA_VERSION
-            ),
-            Err(e) => crate::log_warning!(
-                "the repmgr metadata schema (version {v}) could not be upgraded: {}",
-                e.reason()
-            ),
-        },
-        _ => {}
-    }
 }
 
 #[allow(dead_code)]

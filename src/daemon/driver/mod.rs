@@ -22,6 +22,7 @@ pub mod peer;
 mod pending;
 mod recorder;
 pub mod state;
+mod takeover;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -196,7 +197,8 @@ impl Driver {
                 .hint("check that \"repmgr primary register\" or \"repmgr standby register\" was executed for this node"));
         };
         let pid = std::process::id() as i32;
-        refuse_second_daemon(&mut local, &cfg, pid)?;
+        takeover::refuse_second_daemon(&mut local, &cfg, pid)?;
+        takeover::refuse_legacy_daemon(&mut local, &cfg)?;
         let pos = db::timeline::position(&mut local)?;
         let is_witness = me.node_type == NodeType::Witness;
         let state_path = state::path(&cfg.repmgrd_state_file, &cfg.data_directory, id);
@@ -333,7 +335,7 @@ impl Driver {
         // primary: a session setting overrides the configured default.
         let _ = db::fence::exempt_session(&mut c);
         if let Some(a) = &self.peer_addr {
-            let _ = db::observe::announce_peer_port(&mut c, a.port);
+            let _ = db::observe::announce_peer_port(&mut c, a.port, self.node_id());
         }
         self.local_pid = db::server::backend_pid(&mut c).ok();
         self.local = Some(c);
@@ -616,35 +618,4 @@ fn log(level: Level, msg: &str) {
         Level::Warning => crate::log_warning!("{msg}"),
         Level::Error => crate::log_error!("{msg}"),
     }
-}
-
-/// Another live repmgrd on this host already monitors this node.
-fn refuse_second_daemon(local: &mut Session, cfg: &Config, me: i32) -> Result<()> {
-    let id = cfg.node_id.unwrap_or_default();
-    let rows = db::daemon_status::all(local).unwrap_or_default();
-    let Some(row) = rows.into_iter().find(|r| r.node_id == id) else {
-        return Ok(());
-    };
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Some(pid) = row.pid {
-        let same_host = row.hostname.as_deref() == Some(host.as_str());
-        let alive = pid != me
-            && !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::errno::Errno::ESRCH)
-            );
-        if same_host && alive && row.is_running() {
-            return Err(Error::new(
-                ExitCode::BadPidfile,
-                format!(
-                    "repmgrd (PID {pid}) is already running for node \"{}\" (ID: {id})",
-                    cfg.node_name
-                ),
-            )
-            .hint("stop that repmgrd first; only one repmgrd may monitor a node"));
-        }
-    }
-    Ok(())
 }

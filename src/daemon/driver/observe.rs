@@ -15,14 +15,22 @@ use crate::db::{self, nodes::NodeRecord, nodes::NodeType, observe::ServerRow, re
 const REFRESH: Duration = Duration::from_secs(10);
 
 /// A record as the core sees it, with what its repmgrd published
-/// (`modes`: node, automatic, fences).
-pub fn info(n: &NodeRecord, modes: &[(i32, bool, bool)]) -> NodeInfo {
-    let (automatic, fences, published) = modes
-        .iter()
-        .find(|m| m.0 == n.node_id)
-        // A node whose repmgrd never published counts as automatic: a
-        // primary then fences itself rather than trust that it is not.
-        .map_or((true, false, false), |m| (m.1, m.2, true));
+/// (`modes`: node, automatic, fences; None where the metadata has no
+/// repmgrd table to publish in).
+pub fn info(n: &NodeRecord, modes: Option<&[(i32, bool, bool)]>) -> NodeInfo {
+    let (automatic, fences, published) = match modes {
+        Some(modes) => modes
+            .iter()
+            .find(|m| m.0 == n.node_id)
+            // A node whose repmgrd never published counts as automatic: a
+            // primary then fences itself rather than trust that it is not.
+            .map_or((true, false, false), |m| (m.1, m.2, true)),
+        // A schema made by repmgr 5 that this user may not complete: no
+        // repmgrd can publish (nor read the peer channel's secret), so
+        // none can win an election, and a primary fencing itself for want
+        // of voters that cannot exist would only stop a healthy server.
+        None => (false, false, false),
+    };
     NodeInfo {
         id: n.node_id,
         name: n.node_name.clone(),
@@ -103,7 +111,11 @@ impl Driver {
         let got = (|| -> crate::error::Result<LocalFacts> {
             let row = db::observe::server(c)?;
             let nodes = db::nodes::all(c)?;
-            let modes = db::daemon_status::published_modes(c)?;
+            let modes = if db::daemon_status::table_exists(c)? {
+                Some(db::daemon_status::published_modes(c)?)
+            } else {
+                None
+            };
             let paused = db::daemon_status::is_paused(c, id)?;
             let sync = if row.in_recovery {
                 db::daemon_status::published_sync_names(c)?
@@ -125,7 +137,7 @@ impl Driver {
                 lsn: row.lsn,
                 receiver,
                 paused,
-                nodes: nodes.iter().map(|n| info(n, &modes)).collect(),
+                nodes: nodes.iter().map(|n| info(n, modes.as_deref())).collect(),
                 voting_term: row.voting_term,
                 read_only_fenced: row.read_only_fenced,
                 sync_standby_names: sync,

@@ -234,6 +234,9 @@ impl Recorder {
                 self.retry_at = Instant::now();
                 let id = self.node_id;
                 self.on_primary("record that repmgrd stopped", |w, _| {
+                    if !db::daemon_status::table_exists(w)? {
+                        return Ok(());
+                    }
                     db::daemon_status::register_stop(w, id)
                 });
                 self.event("repmgrd_shutdown", true, event_details, None, None);
@@ -268,6 +271,7 @@ impl Recorder {
         if self.writes == Writes::OnLocalPrimary {
             if let Ok(mut c) = db::connect::connect(&self.conninfo, reach::DAEMON_APP_NAME) {
                 let _ = db::fence::exempt_session(&mut c);
+                super::takeover::complete_schema(&mut c);
                 self.writer = Some((self.node_id, c));
             }
             return;
@@ -276,7 +280,10 @@ impl Recorder {
             return;
         }
         self.retry_at = Instant::now() + Duration::from_secs(5);
-        if let Some((rec, c)) = reach::find_primary_among(&self.nodes) {
+        if let Some((rec, mut c)) = reach::find_primary_among(&self.nodes) {
+            // First contact with this primary: a cluster built by repmgr 5
+            // (or an older version) gets what this version writes to.
+            super::takeover::complete_schema(&mut c);
             self.writer = Some((rec.node_id, c));
         }
     }
@@ -361,11 +368,19 @@ impl Recorder {
         let (id, pid) = (self.node_id, self.pid);
         let on_primary = self.writes == Writes::OnLocalPrimary;
         self.on_primary("write repmgrd's status", |w, primary| {
+            // Without the table (a schema this user may not complete) the
+            // heartbeat is not recorded; the history still is.
+            let has_table = db::daemon_status::table_exists(w)?;
             if on_primary {
+                if !has_table {
+                    return Ok(());
+                }
                 db::daemon_status::heartbeat(w, id, pid, None, false)?;
                 return db::daemon_status::publish_sync_names(w, id);
             }
-            db::daemon_status::heartbeat(w, id, pid, upstream, true)?;
+            if has_table {
+                db::daemon_status::heartbeat(w, id, pid, upstream, true)?;
+            }
             if let Some(h) = &history {
                 if let Err(e) = db::monitoring::insert_history(
                     w,

@@ -102,6 +102,18 @@ fn check_superuser(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<()> {
 }
 
 fn pause_repmgrd(pconn: &mut Session, ids: &[i32], paused: bool) -> Result<()> {
+    // A schema made by repmgr 5's extension (or an older version) lacks
+    // the pause flag: completed here when this user may.
+    if paused && !db::daemon_status::table_exists(pconn)? {
+        if let db::takeover::Completion::NotPermitted { why, .. } = db::takeover::complete(pconn)? {
+            return Err(Error::new(
+                ExitCode::SwitchoverFail,
+                "unable to pause repmgrd: the repmgr metadata schema has no pause flag",
+            )
+            .detail(why)
+            .hint("run \"repmgr service unpause\" once as a superuser (it creates it), or use --repmgrd-no-pause"));
+        }
+    }
     if !db::daemon_status::table_exists(pconn)? {
         return Ok(());
     }
