@@ -157,16 +157,22 @@ impl Drop for ClusterTurn<'_> {
     }
 }
 
-fn accept_loop(listener: TcpListener, src: Arc<dyn Source>) {
-    // accept waits at most ACCEPT_POLL (SO_RCVTIMEO bounds accept on
-    // Linux), then looks at the stop request: no poll before each accept.
-    let timeout = nix::sys::time::TimeVal::new(0, i64::from(ACCEPT_POLL_MS) * 1000);
-    let bounded = nix::sys::socket::setsockopt(
-        &listener,
+/// SO_RCVTIMEO of ACCEPT_POLL_MS on the listener. The kernel takes
+/// microseconds below one second only (EDOM otherwise): split the value.
+fn bound_accept(listener: &TcpListener) -> nix::Result<()> {
+    let ms = i64::from(ACCEPT_POLL_MS);
+    let timeout = nix::sys::time::TimeVal::new(ms / 1000, (ms % 1000) * 1000);
+    nix::sys::socket::setsockopt(
+        listener,
         nix::sys::socket::sockopt::ReceiveTimeout,
         &timeout,
     )
-    .is_ok();
+}
+
+fn accept_loop(listener: TcpListener, src: Arc<dyn Source>) {
+    // accept waits at most ACCEPT_POLL (SO_RCVTIMEO bounds accept on
+    // Linux), then looks at the stop request: no poll before each accept.
+    let bounded = bound_accept(&listener).is_ok();
     if !bounded {
         // Without it accept could wait forever: a non-blocking listener
         // and a short sleep bound it instead.
@@ -312,5 +318,17 @@ mod tests {
         assert!(parse_listen("db1:8008").is_err());
         assert!(parse_listen("8008").is_err());
         assert!(parse_listen("127.0.0.1:99999").is_err());
+    }
+
+    /// The accepting thread blocks in accept (one wakeup a second), not
+    /// the non-blocking fallback that wakes ten times a second.
+    #[test]
+    fn accept_waits_in_the_kernel_for_its_poll_interval() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        bound_accept(&l).unwrap();
+        let t = std::time::Instant::now();
+        let e = l.accept().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        assert!(t.elapsed() >= Duration::from_millis(u64::from(ACCEPT_POLL_MS) - 50));
     }
 }
