@@ -11,6 +11,7 @@ pub mod http;
 mod notify;
 pub mod signals;
 mod watch;
+mod workers;
 
 use std::path::PathBuf;
 

@@ -137,6 +137,8 @@ pub struct Driver {
     /// The thread that writes this repmgrd's metadata and events.
     recorder: recorder::RecorderHandle,
     nodes: Vec<NodeRecord>,
+    /// The digest of repmgr.nodes when `nodes` was read.
+    nodes_digest: Option<String>,
     peers: BTreeMap<NodeId, peer::Address>,
     key: Arc<RwLock<Option<peer::Key>>>,
     key_checked_at: Option<Instant>,
@@ -245,6 +247,7 @@ impl Driver {
             local_pid: None,
             recorder,
             nodes: Vec::new(),
+            nodes_digest: None,
             peers: BTreeMap::new(),
             key: Arc::new(RwLock::new(None)),
             key_checked_at: None,

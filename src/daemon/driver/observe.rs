@@ -109,20 +109,23 @@ impl Driver {
         let id = self.node_id();
         let c = self.local.as_mut()?;
         let got = (|| -> crate::error::Result<LocalFacts> {
-            let row = db::observe::server(c)?;
-            let nodes = db::nodes::all(c)?;
-            let modes = if db::daemon_status::table_exists(c)? {
-                Some(db::daemon_status::published_modes(c)?)
-            } else {
-                None
+            let db::observe::LocalRow {
+                server: row,
+                paused,
+                published_sync_names,
+                modes,
+                nodes_digest,
+            } = db::observe::local(c, id)?;
+            // The records are read again only when their digest changed.
+            let nodes = match (&nodes_digest, &self.nodes_digest) {
+                (Some(now), Some(then)) if now == then => self.nodes.clone(),
+                _ => db::nodes::all(c)?,
             };
-            let paused = db::daemon_status::is_paused(c, id)?;
             let sync = if row.in_recovery {
-                db::daemon_status::published_sync_names(c)?
+                published_sync_names
             } else {
                 row.sync_standby_names.clone()
             };
-            let window = receiver_window_ms(self.loaded.config.monitor_interval_secs);
             let receiver = row.receiver.as_ref().map(|r| Receiver {
                 sender: sender_node(&nodes, r.sender_host.as_deref(), r.sender_port),
                 streaming: r.streaming,
@@ -130,7 +133,6 @@ impl Driver {
                     .last_msg_age_ms
                     .map_or(u64::MAX / 4, |a| u64::try_from(a.max(0)).unwrap_or(0)),
             });
-            let _ = window;
             let facts = LocalFacts {
                 in_recovery: row.in_recovery,
                 timeline: row.timeline,
@@ -148,6 +150,7 @@ impl Driver {
                     .send(super::recorder::Write::Nodes(nodes.clone()));
             }
             self.nodes = nodes;
+            self.nodes_digest = nodes_digest;
             self.last_row = Some(row);
             Ok(facts)
         })();

@@ -15,7 +15,6 @@
 
 mod body;
 mod metrics;
-mod pool;
 pub mod request;
 pub mod routes;
 mod view;
@@ -184,10 +183,13 @@ fn accept_loop(listener: TcpListener, src: Arc<dyn Source>) {
     let inline_src = src.clone();
     let pool = {
         let busy = cluster_busy.clone();
-        pool::Pool::new(move |(stream, slot): (TcpStream, Slot)| {
-            serve(stream, &*src, &busy);
-            drop(slot);
-        })
+        crate::daemon::workers::Pool::new(
+            "http-client",
+            move |(stream, slot): (TcpStream, Slot)| {
+                serve(stream, &*src, &busy);
+                drop(slot);
+            },
+        )
     };
     while !crate::shutdown::requested() {
         let (stream, peer) = match listener.accept() {
@@ -226,7 +228,9 @@ fn accept_loop(listener: TcpListener, src: Arc<dyn Source>) {
             serve(stream, &*inline_src, &cluster_busy);
             drop(slot);
         } else {
-            pool.dispatch((stream, slot));
+            if !pool.dispatch((stream, slot)) {
+                crate::log_debug!("HTTP endpoint: unable to start a client thread");
+            }
         }
     }
 }

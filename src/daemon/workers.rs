@@ -1,8 +1,9 @@
-//! The endpoint's worker threads. A client goes to a worker that is idle,
-//! or to a new one; a worker that has answered waits [`WORKER_IDLE`] for
-//! the next client, then ends. Health checks every second or so are thus
-//! answered by the same one or two threads (creating a thread per request
-//! cost more than answering it), and an idle daemon keeps none.
+//! Worker threads that outlive their job: a job goes to a worker that is
+//! idle, or to a new one; a worker that has finished waits [`WORKER_IDLE`]
+//! for the next job, then ends. Work that recurs every second or so (the
+//! endpoint's health checks, the driver's heartbeats and checks) is thus
+//! done by the same few threads: creating a thread per job cost more than
+//! the job. An idle daemon keeps none.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -14,6 +15,8 @@ pub const WORKER_IDLE: Duration = Duration::from_secs(10);
 
 /// Workers that run `handle` on each job given to [`Pool::dispatch`].
 pub struct Pool<J> {
+    /// The workers' thread name.
+    name: &'static str,
     handle: Box<dyn Fn(J) + Send + Sync>,
     /// Workers waiting for a job: their number and where to send it.
     idle: Mutex<Vec<(u64, Sender<J>)>>,
@@ -21,8 +24,9 @@ pub struct Pool<J> {
 }
 
 impl<J: Send + 'static> Pool<J> {
-    pub fn new(handle: impl Fn(J) + Send + Sync + 'static) -> Arc<Pool<J>> {
+    pub fn new(name: &'static str, handle: impl Fn(J) + Send + Sync + 'static) -> Arc<Pool<J>> {
         Arc::new(Pool {
+            name,
             handle: Box::new(handle),
             idle: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -33,14 +37,15 @@ impl<J: Send + 'static> Pool<J> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands `job` to an idle worker, or starts one for it.
-    pub fn dispatch(self: &Arc<Self>, mut job: J) {
+    /// Hands `job` to an idle worker, or starts one for it. False when no
+    /// thread could be started (the job is dropped).
+    pub fn dispatch(self: &Arc<Self>, mut job: J) -> bool {
         loop {
             let Some((_, tx)) = self.idle().pop() else {
                 break;
             };
             match tx.send(job) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 // That worker has just ended: try the next.
                 Err(back) => job = back.0,
             }
@@ -48,13 +53,11 @@ impl<J: Send + 'static> Pool<J> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = channel();
         let pool = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("http-client".into())
+        std::thread::Builder::new()
+            .name(self.name.into())
             .stack_size(256 * 1024)
-            .spawn(move || pool.work(id, tx, rx, job));
-        if spawned.is_err() {
-            crate::log_debug!("HTTP endpoint: unable to start a client thread");
-        }
+            .spawn(move || pool.work(id, tx, rx, job))
+            .is_ok()
     }
 
     fn work(&self, id: u64, tx: Sender<J>, rx: Receiver<J>, first: J) {
@@ -93,7 +96,7 @@ mod tests {
     fn jobs_one_after_another_reuse_one_worker() {
         let done = Arc::new(AtomicUsize::new(0));
         let d = done.clone();
-        let pool = Pool::new(move |_: ()| {
+        let pool = Pool::new("test", move |_: ()| {
             d.fetch_add(1, Ordering::SeqCst);
         });
         for n in 1..=5 {
