@@ -204,12 +204,22 @@ enum Waited<T> {
     Stopped,
 }
 
+/// Whether a wait also ends when a stop is requested (looked at every
+/// STOP_POLL), or only by its own limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnStop {
+    End,
+    Ignore,
+}
+
 /// Runs `fut` on `runtime` while also driving `driver` (the connection's
-/// socket), until it finishes, `limit` passes, or a stop is requested.
+/// socket), until it finishes, `limit` passes, or (`OnStop::End`) a stop
+/// is requested.
 fn wait_for<T>(
     runtime: &Runtime,
     driver: &mut Option<Driver>,
     limit: Duration,
+    on_stop: OnStop,
     fut: impl Future<Output = T>,
 ) -> Waited<T> {
     // Connecting has no driver yet; only a driver that ends mid-wait counts.
@@ -217,7 +227,7 @@ fn wait_for<T>(
     runtime.block_on(async {
         let mut fut = pin!(fut);
         let mut sleep = pin!(tokio::time::sleep(limit));
-        let mut stop_check = tokio::time::interval(STOP_POLL);
+        let mut stop_check = (on_stop == OnStop::End).then(|| tokio::time::interval(STOP_POLL));
         std::future::poll_fn(|cx| {
             if let Some(d) = driver.as_mut() {
                 if let Poll::Ready(result) = d.as_mut().poll(cx) {
@@ -237,9 +247,11 @@ fn wait_for<T>(
             if sleep.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Waited::TimedOut);
             }
-            while stop_check.poll_tick(cx).is_ready() {
-                if crate::shutdown::requested() {
-                    return Poll::Ready(Waited::Stopped);
+            if let Some(check) = stop_check.as_mut() {
+                while check.poll_tick(cx).is_ready() {
+                    if crate::shutdown::requested() {
+                        return Poll::Ready(Waited::Stopped);
+                    }
                 }
             }
             Poll::Pending
@@ -269,7 +281,7 @@ macro_rules! bounded {
         } = &mut *$s;
         match (client.as_ref(), driver.is_some()) {
             (Some($c), true) => {
-                let outcome = wait_for(runtime, driver, limit, $make);
+                let outcome = wait_for(runtime, driver, limit, OnStop::End, $make);
                 $s.finish(outcome, limit)
             }
             _ => Err(SqlError::Closed),
@@ -325,7 +337,7 @@ impl Session {
                     .map(|(c, conn)| (c, Box::pin(conn) as Driver)),
             }
         };
-        match wait_for(&runtime, &mut none, limit, connecting) {
+        match wait_for(&runtime, &mut none, limit, OnStop::End, connecting) {
             Waited::Done(Ok((client, driver))) => Ok(Session {
                 runtime,
                 client: Some(client),
@@ -428,7 +440,9 @@ impl Session {
 
     /// Waits up to `limit` for the server to close the connection (its
     /// backend ended: the server died or was stopped). True when closed.
-    /// Nothing is sent: an idle session costs the server nothing.
+    /// Nothing is sent: an idle session costs the server nothing, and the
+    /// wait does not wake for the stop flag either (its caller looks at
+    /// its own between waits), so an idle watcher costs no CPU.
     pub fn wait_closed(&mut self, limit: Duration) -> bool {
         let Session {
             runtime, driver, ..
@@ -437,7 +451,7 @@ impl Session {
             return true;
         }
         let never = std::future::pending::<()>();
-        match wait_for(runtime, driver, limit, never) {
+        match wait_for(runtime, driver, limit, OnStop::Ignore, never) {
             Waited::Stopped | Waited::Closed => {
                 self.abandon();
                 true
@@ -468,7 +482,7 @@ impl Drop for Session {
         } = self;
         if driver.is_some() {
             let never = std::future::pending::<()>();
-            let _ = wait_for(runtime, driver, CLOSE_GRACE, never);
+            let _ = wait_for(runtime, driver, CLOSE_GRACE, OnStop::End, never);
         }
     }
 }
