@@ -190,6 +190,12 @@ fn has_peer_columns(c: &mut impl Sql) -> Result<bool> {
     Ok(has)
 }
 
+/// Whether `repmgr.repmgrd_status` exists with the peer columns (this
+/// implementation's schema, not repmgr 5's).
+pub fn has_peer_table(c: &mut impl Sql) -> Result<bool> {
+    Ok(table_exists(c)? && has_peer_columns(c)?)
+}
+
 /// Every repmgrd's peer address (this node's copy of the table).
 pub fn peers(c: &mut impl Sql) -> Result<Vec<PeerRow>> {
     if !table_exists(c)? || !has_peer_columns(c)? {

@@ -4,7 +4,7 @@
 
 use tokio_postgres::types::PgLsn;
 
-use super::session::{query_error, RowExt, Sql};
+use super::session::{query_error, Row, RowExt, Sql};
 use crate::error::Result;
 
 /// A WAL receiver as `pg_stat_wal_receiver` shows it.
@@ -58,13 +58,9 @@ pub struct ServerRow {
     pub lag_secs: Option<f64>,
 }
 
-/// Reads a server's state: its position (timeline from the history files
-/// on a standby), then the rest in one query.
-pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
-    let pos = super::timeline::position(c)?;
-    let row = c
-        .query_one(
-            "SELECT (SELECT status = 'streaming' FROM pg_catalog.pg_stat_wal_receiver),
+/// What a server says of itself beside its position, as SELECT-list
+/// expressions ([`SERVER_WIDTH`] columns, read by [`server_from`]).
+const SERVER_COLUMNS: &str = "(SELECT status = 'streaming' FROM pg_catalog.pg_stat_wal_receiver),
                     (SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver),
                     (SELECT sender_port FROM pg_catalog.pg_stat_wal_receiver),
                     (SELECT (EXTRACT(EPOCH FROM (pg_catalog.now() - last_msg_receipt_time)) * 1000)::INT8
@@ -90,17 +86,110 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
                     CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL
                          WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn() THEN 0::FLOAT8
                          ELSE EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp())::FLOAT8
-                    END",
-            &[],
-        )
+                    END";
+
+const SERVER_WIDTH: usize = 15;
+
+/// What repmgrd reads of its own node each cycle beyond [`ServerRow`]:
+/// from this node's copy of the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRow {
+    pub server: ServerRow,
+    /// This node's repmgrd is paused.
+    pub paused: bool,
+    /// The primary's `synchronous_standby_names` as it published it.
+    pub published_sync_names: String,
+    /// Each repmgrd's published (node, failover automatic, fences); None
+    /// without `repmgr.repmgrd_status` (a repmgr 5 schema).
+    pub modes: Option<Vec<(i32, bool, bool)>>,
+    /// A digest of `repmgr.nodes`: the records need reading again only
+    /// when it changes (None: read them every time).
+    pub nodes_digest: Option<String>,
+}
+
+/// The metadata columns of [`local`], after the server's.
+const LOCAL_COLUMNS: &str = "COALESCE((SELECT paused FROM repmgr.repmgrd_status WHERE node_id = $1), FALSE),
+        COALESCE((SELECT s.sync_standby_names FROM repmgr.repmgrd_status s
+                    JOIN repmgr.nodes n ON n.node_id = s.node_id
+                   WHERE n.type = 'primary' AND n.active AND s.sync_standby_names IS NOT NULL
+                   ORDER BY s.last_updated DESC NULLS LAST LIMIT 1), ''),
+        ARRAY(SELECT node_id FROM repmgr.repmgrd_status ORDER BY node_id),
+        ARRAY(SELECT COALESCE(failover = 'automatic', FALSE) FROM repmgr.repmgrd_status ORDER BY node_id),
+        ARRAY(SELECT COALESCE(fences, FALSE) FROM repmgr.repmgrd_status ORDER BY node_id),
+        (SELECT pg_catalog.md5(pg_catalog.string_agg(n::TEXT, '|' ORDER BY n.node_id)) FROM repmgr.nodes n)";
+
+/// Reads repmgrd's own node: the server and this node's metadata, in one
+/// round trip where the schema has the peer columns of repmgrd_status
+/// (else, on a repmgr 5 schema, a few).
+pub fn local(c: &mut impl Sql, node_id: i32) -> Result<LocalRow> {
+    use super::daemon_status as status;
+    if !status::has_peer_table(c)? {
+        let server = server(c)?;
+        let exists = status::table_exists(c)?;
+        return Ok(LocalRow {
+            paused: status::is_paused(c, node_id)?,
+            published_sync_names: status::published_sync_names(c)?,
+            modes: if exists {
+                Some(status::published_modes(c)?)
+            } else {
+                None
+            },
+            nodes_digest: None,
+            server,
+        });
+    }
+    let sql = format!(
+        "SELECT {}, {SERVER_COLUMNS}, {LOCAL_COLUMNS}",
+        super::timeline::position_columns(c)?
+    );
+    let row = c
+        .query_one(&sql, &[&node_id])
+        .map_err(|e| query_error("reading the server's state and its metadata", &e))?;
+    let server = server_from(c, &row)?;
+    let at = super::timeline::POSITION_WIDTH + SERVER_WIDTH;
+    let ids: Vec<i32> = row.val(at + 2)?;
+    let automatic: Vec<bool> = row.val(at + 3)?;
+    let fences: Vec<bool> = row.val(at + 4)?;
+    let modes = ids
+        .into_iter()
+        .zip(automatic)
+        .zip(fences)
+        .map(|((id, a), f)| (id, a, f))
+        .collect();
+    Ok(LocalRow {
+        server,
+        paused: row.val(at)?,
+        published_sync_names: row.val(at + 1)?,
+        modes: Some(modes),
+        nodes_digest: row.val(at + 5)?,
+    })
+}
+
+/// Reads a server's state (its position, with the timeline from the
+/// history files on a standby, and the rest) in one round trip.
+pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
+    let sql = format!(
+        "SELECT {}, {SERVER_COLUMNS}",
+        super::timeline::position_columns(c)?
+    );
+    let row = c
+        .query_one(&sql, &[])
         .map_err(|e| query_error("reading the server's state", &e))?;
-    let streaming: Option<bool> = row.val(0)?;
+    server_from(c, &row)
+}
+
+/// The server's state from the head of `row`: the position, then
+/// [`SERVER_COLUMNS`].
+fn server_from(c: &mut impl Sql, row: &Row) -> Result<ServerRow> {
+    let pos = super::timeline::position_from(c, row)?;
+    let at = super::timeline::POSITION_WIDTH;
+    let streaming: Option<bool> = row.val(at)?;
     let receiver = streaming.map(|streaming| -> Result<ReceiverRow> {
         Ok(ReceiverRow {
             streaming,
-            sender_host: row.val(1)?,
-            sender_port: row.val(2)?,
-            last_msg_age_ms: row.val(3)?,
+            sender_host: row.val(at + 1)?,
+            sender_port: row.val(at + 2)?,
+            last_msg_age_ms: row.val(at + 3)?,
         })
     });
     Ok(ServerRow {
@@ -108,17 +197,19 @@ pub fn server(c: &mut impl Sql) -> Result<ServerRow> {
         timeline: pos.timeline,
         lsn: pos.lsn,
         receiver: receiver.transpose()?,
-        voting_term: row.val(4)?,
-        read_only_fenced: row.val(5)?,
-        sync_standby_names: row.val(6)?,
-        attached: row.val(7)?,
-        daemon_sessions: row.val(8)?,
-        receive_lsn: row.val(9)?,
-        replay_lsn: row.val(10)?,
-        last_replay: row.val(11)?,
-        peer_port: row.val::<Option<String>>(12)?.and_then(|p| p.parse().ok()),
-        sender_end_lsn: row.val(13)?,
-        lag_secs: row.val(14)?,
+        voting_term: row.val(at + 4)?,
+        read_only_fenced: row.val(at + 5)?,
+        sync_standby_names: row.val(at + 6)?,
+        attached: row.val(at + 7)?,
+        daemon_sessions: row.val(at + 8)?,
+        receive_lsn: row.val(at + 9)?,
+        replay_lsn: row.val(at + 10)?,
+        last_replay: row.val(at + 11)?,
+        peer_port: row
+            .val::<Option<String>>(at + 12)?
+            .and_then(|p| p.parse().ok()),
+        sender_end_lsn: row.val(at + 13)?,
+        lag_secs: row.val(at + 14)?,
     })
 }
 

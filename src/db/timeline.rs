@@ -20,29 +20,72 @@ pub struct Position {
     pub lsn: u64,
 }
 
-/// Reads the node's position in one round trip.
+/// The first four columns of a node's position (see [`position_from`]):
+/// system identifier, in recovery, the timeline pg_control or the WAL
+/// names, the LSN.
+macro_rules! position_head {
+    () => {
+        "(SELECT system_identifier FROM pg_catalog.pg_control_system()),
+        pg_catalog.pg_is_in_recovery(),
+        CASE WHEN pg_catalog.pg_is_in_recovery()
+          THEN GREATEST(
+                 (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
+                 (SELECT min_recovery_end_timeline FROM pg_catalog.pg_control_recovery()),
+                 COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), 0))::BIGINT
+          ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::BIT(32)::BIGINT
+        END,
+        CASE WHEN pg_catalog.pg_is_in_recovery()
+          THEN GREATEST(COALESCE(pg_catalog.pg_last_wal_receive_lsn(), '0/0'),
+                        COALESCE(pg_catalog.pg_last_wal_replay_lsn(), '0/0'))
+          ELSE pg_catalog.pg_current_wal_lsn()
+        END"
+    };
+}
+
+/// A node's position as SELECT-list expressions ([`POSITION_WIDTH`]
+/// columns): [`position_head`], then the newest timeline history file in
+/// pg_wal on a standby, NULL here: for roles that may not list pg_wal.
+pub const POSITION_COLUMNS: &str = concat!(position_head!(), ", NULL::TEXT");
+
+/// [`POSITION_COLUMNS`] with the history listing, for roles that may list
+/// and read pg_wal ([`may_read_history`]).
+pub const POSITION_COLUMNS_WITH_HISTORY: &str = concat!(
+    position_head!(),
+    ", CASE WHEN pg_catalog.pg_is_in_recovery()
+          THEN (SELECT pg_catalog.max(name) FROM pg_catalog.pg_ls_waldir()
+                 WHERE name ~ '^[0-9A-F]{8}\\.history$')
+        END"
+);
+
+/// How many columns the position takes at the head of a row.
+pub const POSITION_WIDTH: usize = 5;
+
+/// The position columns this session may use.
+pub fn position_columns(c: &mut impl Sql) -> Result<&'static str> {
+    Ok(if may_read_history(c)? {
+        POSITION_COLUMNS_WITH_HISTORY
+    } else {
+        POSITION_COLUMNS
+    })
+}
+
+/// Reads the node's position in one round trip (two when a standby's
+/// newest history file has to be read).
 pub fn position(c: &mut impl Sql) -> Result<Position> {
+    let sql = format!("SELECT {}", position_columns(c)?);
     let row = c
-        .query_one(
-            "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system()),
-                    pg_catalog.pg_is_in_recovery(),
-                    CASE WHEN pg_catalog.pg_is_in_recovery()
-                      THEN GREATEST(
-                             (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
-                             (SELECT min_recovery_end_timeline FROM pg_catalog.pg_control_recovery()),
-                             COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), 0))::BIGINT
-                      ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::BIT(32)::BIGINT
-                    END,
-                    CASE WHEN pg_catalog.pg_is_in_recovery()
-                      THEN GREATEST(COALESCE(pg_catalog.pg_last_wal_receive_lsn(), '0/0'),
-                                    COALESCE(pg_catalog.pg_last_wal_replay_lsn(), '0/0'))
-                      ELSE pg_catalog.pg_current_wal_lsn()
-                    END",
-            &[],
-        )
+        .query_one(&sql, &[])
         .map_err(|e| query_error("retrieving the node's WAL position", &e))?;
+    position_from(c, &row)
+}
+
+/// The position in the first [`POSITION_WIDTH`] columns of `row`. On a
+/// standby the timeline is checked against the history files, which may
+/// take a read of the newest one.
+pub fn position_from(c: &mut impl Sql, row: &tokio_postgres::Row) -> Result<Position> {
     let tli: i64 = row.val(2)?;
     let lsn: PgLsn = row.val(3)?;
+    let newest: Option<String> = row.val(4)?;
     let mut pos = Position {
         system_identifier: row.val(0)?,
         in_recovery: row.val(1)?,
@@ -50,19 +93,22 @@ pub fn position(c: &mut impl Sql) -> Result<Position> {
         lsn: u64::from(lsn),
     };
     if pos.in_recovery {
-        pos.timeline = standby_timeline(c, pos.timeline, pos.lsn)?;
+        pos.timeline = standby_timeline(c, pos.timeline, pos.lsn, newest)?;
     }
     Ok(pos)
 }
 
-/// A standby's timeline at its WAL position. pg_control's timelines lag
-/// until the next restartpoint, and `received_tli` is gone with the WAL
-/// receiver; a standby that streamed a new timeline and then lost its
-/// upstream would look as if it were still on the old one. The history
-/// files in its pg_wal tell: the newest one lists where each ancestor
-/// timeline ended. Needs pg_monitor (listing pg_wal) and
-/// pg_read_server_files (reading it); without them, `base` stands.
-fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64) -> Result<u32> {
+/// Whether this session's role may list pg_wal (pg_monitor) and read its
+/// files (pg_read_server_files). Asked once per session.
+fn may_read_history(c: &mut impl Sql) -> Result<bool> {
+    const YES: &str = "may list and read pg_wal";
+    const NO: &str = "may not list or read pg_wal";
+    if c.knows(YES) {
+        return Ok(true);
+    }
+    if c.knows(NO) {
+        return Ok(false);
+    }
     let allowed: bool = c
         .query_one(
             "SELECT pg_catalog.pg_has_role(current_user, 'pg_monitor', 'MEMBER')
@@ -71,21 +117,22 @@ fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64) -> Result<u32> {
         )
         .map_err(|e| query_error("checking permissions", &e))?
         .val(0)?;
-    if !allowed {
-        return Ok(base);
-    }
-    let newest: Option<String> = c
-        .query_one(
-            "SELECT pg_catalog.max(name) FROM pg_catalog.pg_ls_waldir()
-              WHERE name ~ '^[0-9A-F]{8}\\.history$'",
-            &[],
-        )
-        .map_err(|e| query_error("listing timeline history files", &e))?
-        .val(0)?;
+    c.learn(if allowed { YES } else { NO });
+    Ok(allowed)
+}
+
+/// A standby's timeline at its WAL position. pg_control's timelines lag
+/// until the next restartpoint, and `received_tli` is gone with the WAL
+/// receiver; a standby that streamed a new timeline and then lost its
+/// upstream would look as if it were still on the old one. The history
+/// files in its pg_wal tell (`newest`, listed by the position query): the
+/// newest one lists where each ancestor timeline ended. Without the
+/// permissions to list them, `base` stands.
+fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64, newest: Option<String>) -> Result<u32> {
     let Some(newest) = newest else {
         return Ok(base);
     };
-    let Ok(top) = u32::from_str_radix(&newest[..8], 16) else {
+    let Some(Ok(top)) = newest.get(..8).map(|h| u32::from_str_radix(h, 16)) else {
         return Ok(base);
     };
     if top <= base {

@@ -14,6 +14,7 @@
 
 mod effects;
 mod endpoint;
+mod idle_conns;
 mod jobs;
 mod metadata;
 mod observe;

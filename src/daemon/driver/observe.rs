@@ -384,13 +384,18 @@ pub(super) fn tcp_host(conninfo: &str) -> Option<String> {
     (!first.is_empty() && !first.starts_with('/')).then(|| first.to_string())
 }
 
-/// Starts a worker thread (a small stack: they only wait on sockets).
+/// A job of the driver's: a check, a heartbeat, a vote, a round.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` on a worker thread (a small stack: they only wait on sockets).
+/// The workers stay for the next job a while: the jobs of each cycle reuse
+/// the threads of the last one instead of starting new ones.
 pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
-    let spawned = std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(256 * 1024)
-        .spawn(f);
-    if let Err(e) = spawned {
-        crate::log_warning!("unable to start a thread ({name}): {e}");
+    static WORKERS: std::sync::OnceLock<std::sync::Arc<crate::daemon::workers::Pool<Job>>> =
+        std::sync::OnceLock::new();
+    let pool =
+        WORKERS.get_or_init(|| crate::daemon::workers::Pool::new("worker", |job: Job| job()));
+    if !pool.dispatch(Box::new(f)) {
+        crate::log_warning!("unable to start a thread ({name})");
     }
 }

@@ -22,13 +22,14 @@ use std::time::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::idle_conns;
 use crate::daemon::core::types::*;
 
 const TAG: &str = "RPMGR/1";
 /// The longest line either side accepts.
 pub const MAX_LINE: usize = 512;
 /// Concurrent connections a repmgrd serves at most.
-const MAX_CLIENTS: usize = 32;
+const MAX_CLIENTS: usize = 64;
 /// How long the server waits for a request line, and for its answer to go.
 const SERVE_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -245,12 +246,22 @@ pub enum NoAnswer {
     Silent,
 }
 
-fn read_line(stream: &TcpStream) -> Option<String> {
+/// Why no line came.
+#[derive(Debug, PartialEq, Eq)]
+enum NoLine {
+    /// The other side closed before sending anything.
+    Closed,
+    /// A timeout, an error, or a line cut short.
+    Failed,
+}
+
+fn read_line(stream: &TcpStream) -> Result<String, NoLine> {
     let mut reader = BufReader::new(stream.take_limited());
     let mut line = String::new();
     match reader.read_line(&mut line) {
-        Ok(n) if n > 0 && line.ends_with('\n') => Some(line),
-        _ => None,
+        Ok(n) if n > 0 && line.ends_with('\n') => Ok(line),
+        Ok(0) => Err(NoLine::Closed),
+        _ => Err(NoLine::Failed),
     }
 }
 
@@ -265,6 +276,9 @@ impl TakeLimited for TcpStream {
 }
 
 /// Sends `request` to `to` and waits at most `limit` for the answer.
+/// Heartbeats and status requests (which may be asked twice) reuse an
+/// open connection to the same repmgrd when there is one; votes always
+/// open their own.
 pub fn ask(
     to: &Address,
     key: &Key,
@@ -276,8 +290,23 @@ pub fn ask(
         .to_socket_addrs()
         .map_err(|_| NoAnswer::Silent)?
         .collect();
+    let reusable = !matches!(request, PeerRequest::Vote(_));
     let mut refused = false;
     for addr in addrs {
+        if reusable {
+            if let Some(stream) = idle_conns::take(addr) {
+                match exchange(&stream, key, request, deadline) {
+                    Ok(reply) => {
+                        idle_conns::put(addr, stream);
+                        return Ok(reply);
+                    }
+                    // Closed while idle (the repmgrd restarted, or its
+                    // idle limit passed): a new connection below.
+                    Err(Exchange::Unsent) => {}
+                    Err(Exchange::Failed) => return Err(NoAnswer::Silent),
+                }
+            }
+        }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             break;
@@ -289,32 +318,61 @@ pub fn ask(
                 continue;
             }
         };
-        let n = nonce();
-        let text = format!("{TAG} {} {n}", encode_request(request));
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let ok = stream
-            .set_write_timeout(Some(left.max(Duration::from_millis(1))))
-            .is_ok()
-            && stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .is_ok()
-            && (&stream).write_all(key.seal(&text).as_bytes()).is_ok();
-        if !ok {
-            return Err(NoAnswer::Silent);
-        }
-        let line = read_line(&stream).ok_or(NoAnswer::Silent)?;
-        let fields = key.open(&line).ok_or(NoAnswer::Silent)?;
-        // The answer ends with the request's nonce.
-        match fields.split_last() {
-            Some((echo, rest)) if *echo == n => return decode_reply(rest).ok_or(NoAnswer::Silent),
-            _ => return Err(NoAnswer::Silent),
-        }
+        return match exchange(&stream, key, request, deadline) {
+            Ok(reply) => {
+                if reusable {
+                    idle_conns::put(addr, stream);
+                }
+                Ok(reply)
+            }
+            Err(_) => Err(NoAnswer::Silent),
+        };
     }
     Err(if refused {
         NoAnswer::Refused
     } else {
         NoAnswer::Silent
     })
+}
+
+/// How an exchange on a connection failed.
+enum Exchange {
+    /// The connection was closed before the request could be read.
+    Unsent,
+    /// No (valid) answer by the deadline.
+    Failed,
+}
+
+/// One request and its answer on `stream`, by `deadline`.
+fn exchange(
+    stream: &TcpStream,
+    key: &Key,
+    request: &PeerRequest,
+    deadline: std::time::Instant,
+) -> Result<PeerReply, Exchange> {
+    let n = nonce();
+    let text = format!("{TAG} {} {n}", encode_request(request));
+    let left = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(Duration::from_millis(1));
+    if stream.set_write_timeout(Some(left)).is_err() || stream.set_read_timeout(Some(left)).is_err()
+    {
+        return Err(Exchange::Failed);
+    }
+    if (&*stream).write_all(key.seal(&text).as_bytes()).is_err() {
+        return Err(Exchange::Unsent);
+    }
+    let line = match read_line(stream) {
+        Ok(l) => l,
+        Err(NoLine::Closed) => return Err(Exchange::Unsent),
+        Err(NoLine::Failed) => return Err(Exchange::Failed),
+    };
+    let fields = key.open(&line).ok_or(Exchange::Failed)?;
+    // The answer ends with the request's nonce.
+    match fields.split_last() {
+        Some((echo, rest)) if *echo == n => decode_reply(rest).ok_or(Exchange::Failed),
+        _ => Err(Exchange::Failed),
+    }
 }
 
 /// What the server does with an authenticated request.
@@ -330,6 +388,14 @@ pub fn serve(
     let listener = TcpListener::bind(bind)?;
     let port = listener.local_addr()?.port();
     let busy = Arc::new(AtomicUsize::new(0));
+    // Requests come every heartbeat: the same few workers answer them.
+    let workers = {
+        let busy = busy.clone();
+        crate::daemon::workers::Pool::new("peer-serve", move |stream: TcpStream| {
+            serve_one(&stream, &key, &handler);
+            busy.fetch_sub(1, Ordering::SeqCst);
+        })
+    };
     std::thread::Builder::new()
         .name("peer-listen".into())
         .stack_size(256 * 1024)
@@ -343,15 +409,8 @@ pub fn serve(
                     continue; // dropped: the peer times out
                 }
                 busy.fetch_add(1, Ordering::SeqCst);
-                let (key, handler, busy) = (key.clone(), handler.clone(), busy.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("peer-serve".into())
-                    .stack_size(256 * 1024)
-                    .spawn(move || {
-                        serve_one(&stream, &key, &handler);
-                        busy.fetch_sub(1, Ordering::SeqCst);
-                    });
-                if spawned.is_err() {
+                if !workers.dispatch(stream) {
+                    busy.fetch_sub(1, Ordering::SeqCst);
                     crate::log_warning!("unable to start a thread for a peer request");
                 }
             }
@@ -359,34 +418,44 @@ pub fn serve(
     Ok(port)
 }
 
+/// Answers the requests on one connection: the first within
+/// SERVE_DEADLINE (an unauthenticated client holds a slot no longer), the
+/// next ones within SERVER_IDLE of the last answer. Anything that does
+/// not authenticate closes it.
 fn serve_one(stream: &TcpStream, key: &RwLock<Option<Key>>, handler: &Handler) {
-    if stream.set_read_timeout(Some(SERVE_DEADLINE)).is_err()
-        || stream.set_write_timeout(Some(SERVE_DEADLINE)).is_err()
-    {
-        return;
+    let mut wait = SERVE_DEADLINE;
+    loop {
+        if stream.set_read_timeout(Some(wait)).is_err()
+            || stream.set_write_timeout(Some(SERVE_DEADLINE)).is_err()
+        {
+            return;
+        }
+        let Ok(line) = read_line(stream) else {
+            return;
+        };
+        let Some(key) = key.read().ok().and_then(|k| k.clone()) else {
+            return; // no secret yet: nothing can be authenticated
+        };
+        let Some(fields) = key.open(&line) else {
+            crate::log_debug!("peer request that does not authenticate; ignored");
+            return;
+        };
+        let Some((nonce, rest)) = fields.split_last() else {
+            return;
+        };
+        let Some(request) = decode_request(rest) else {
+            return;
+        };
+        let Some(reply) = handler(request) else {
+            return;
+        };
+        let text = format!("{TAG} {} {nonce}", encode_reply(&reply));
+        let mut s = stream;
+        if s.write_all(key.seal(&text).as_bytes()).is_err() || crate::shutdown::requested() {
+            return;
+        }
+        wait = idle_conns::SERVER_IDLE;
     }
-    let Some(line) = read_line(stream) else {
-        return;
-    };
-    let Some(key) = key.read().ok().and_then(|k| k.clone()) else {
-        return; // no secret yet: nothing can be authenticated
-    };
-    let Some(fields) = key.open(&line) else {
-        crate::log_debug!("peer request that does not authenticate; ignored");
-        return;
-    };
-    let Some((nonce, rest)) = fields.split_last() else {
-        return;
-    };
-    let Some(request) = decode_request(rest) else {
-        return;
-    };
-    let Some(reply) = handler(request) else {
-        return;
-    };
-    let text = format!("{TAG} {} {nonce}", encode_reply(&reply));
-    let mut s = stream;
-    let _ = s.write_all(key.seal(&text).as_bytes());
 }
 
 #[cfg(test)]
@@ -462,6 +531,40 @@ mod tests {
         assert!(other.open(&sealed).is_none());
         let tampered = sealed.replace("STATUS", "STATUX");
         assert!(k.open(&tampered).is_none());
+    }
+
+    #[test]
+    fn a_status_request_leaves_its_connection_for_the_next_one() {
+        let key = Arc::new(RwLock::new(Some(self::key())));
+        let handler: Handler = Arc::new(|r| match r {
+            PeerRequest::Status => Some(PeerReply::Status(DaemonStatus::default())),
+            _ => None,
+        });
+        let port = serve("127.0.0.1:0".parse().unwrap(), key, handler).unwrap();
+        let to = Address {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let status = || {
+            ask(
+                &to,
+                &self::key(),
+                &PeerRequest::Status,
+                Duration::from_secs(2),
+            )
+        };
+        assert!(status().is_ok());
+        let kept = idle_conns::take(addr).expect("the connection is kept");
+        let local = kept.local_addr().unwrap();
+        idle_conns::put(addr, kept);
+        assert!(status().is_ok());
+        let again = idle_conns::take(addr).expect("kept again");
+        assert_eq!(again.local_addr().unwrap(), local, "the same connection");
+        // A connection the server closed is replaced, not an error.
+        again.shutdown(std::net::Shutdown::Both).unwrap();
+        idle_conns::put(addr, again);
+        assert!(status().is_ok());
     }
 
     #[test]
