@@ -199,6 +199,17 @@ pub struct HostCluster {
 /// registration replayed on every standby. Each repmgr.conf
 /// names the host address in its conninfo, has pg_bindir and `extra(id)`.
 pub fn registered_cluster_on_hosts(n: usize, extra: impl Fn(i32) -> String) -> HostCluster {
+    registered_cluster_on_hosts_with(n, &[], extra)
+}
+
+/// Like [`registered_cluster_on_hosts`], with extra postgresql.conf lines
+/// on every node (a standby needs some settings at least as high as its
+/// primary's, max_prepared_transactions for one).
+pub fn registered_cluster_on_hosts_with(
+    n: usize,
+    pg_conf: &[&str],
+    extra: impl Fn(i32) -> String,
+) -> HostCluster {
     let net = Net::new();
     let mut hosts = Vec::new();
     let mut nodes: Vec<Node> = Vec::new();
@@ -206,7 +217,9 @@ pub fn registered_cluster_on_hosts(n: usize, extra: impl Fn(i32) -> String) -> H
         let id = i as i32 + 1;
         let name = format!("node{id}");
         let host = net.host(&name);
-        let builder = PgNode::builder(&name).on_host(&host);
+        let builder = pg_conf
+            .iter()
+            .fold(PgNode::builder(&name).on_host(&host), |b, l| b.conf(l));
         let pg = if i == 0 {
             builder.start()
         } else {
@@ -245,4 +258,13 @@ pub fn streams_from(upstream: &Node, standby: &str) -> bool {
         .flatten()
         .as_deref()
         == Some("1")
+}
+
+/// The read-only fence setting in the node's postgresql.auto.conf, if any.
+pub fn auto_conf_fence(n: &Node) -> Option<String> {
+    std::fs::read_to_string(n.pg.datadir.join("postgresql.auto.conf"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains("default_transaction_read_only"))
+        .map(str::to_string)
 }

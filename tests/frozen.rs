@@ -34,10 +34,10 @@ fn fast(_: i32) -> String {
 }
 
 /// A repmgrd's whole process group stopped (SIGSTOP) until dropped.
-struct FrozenDaemon(i32);
+pub(crate) struct FrozenDaemon(i32);
 
 impl FrozenDaemon {
-    fn new(d: &Daemon) -> FrozenDaemon {
+    pub(crate) fn new(d: &Daemon) -> FrozenDaemon {
         let _ = killpg(Pid::from_raw(d.pid()), Signal::SIGSTOP);
         FrozenDaemon(d.pid())
     }

@@ -34,6 +34,8 @@ mod notify;
 mod partition_demo;
 // No split brain under network partitions: fencing, quorum, witness, flapping (issue 6).
 mod partition;
+// Every route around the read-only fence, against a fenced and a superseded primary (issue 11).
+mod fence_routes;
 // One link cut and partial heals (primary, standby, witness on hosts).
 mod links;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.

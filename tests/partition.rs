@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::fixture::streams_from;
-use crate::fixture::{registered_cluster_on_hosts, HostCluster, Node};
+use crate::fixture::{HostCluster, Node};
 use crate::harness::{holds_for, poll_until, try_poll_until, Daemon, PgNode};
 
 /// How often a "nothing happens" condition is checked while it must hold.
@@ -151,8 +151,8 @@ pub(crate) struct CheckerReport {
     rounds: u64,
     /// Rounds in which two or more nodes accepted a write.
     violations: Vec<String>,
-    first_accepted: HashMap<String, Instant>,
-    last_accepted: HashMap<String, Instant>,
+    pub(crate) first_accepted: HashMap<String, Instant>,
+    pub(crate) last_accepted: HashMap<String, Instant>,
 }
 
 /// A write that overrides every read-only default a client can override:
@@ -337,7 +337,16 @@ pub(crate) fn cluster(
     standbys: usize,
     extra: impl Fn(i32) -> String,
 ) -> (HostCluster, Vec<Daemon>) {
-    let c = registered_cluster_on_hosts(standbys, extra);
+    cluster_with(standbys, &[], extra)
+}
+
+/// [`cluster`] with extra postgresql.conf lines on every node.
+pub(crate) fn cluster_with(
+    standbys: usize,
+    pg_conf: &[&str],
+    extra: impl Fn(i32) -> String,
+) -> (HostCluster, Vec<Daemon>) {
+    let c = crate::fixture::registered_cluster_on_hosts_with(standbys, pg_conf, extra);
     c.nodes[0]
         .pg
         .execute("CREATE TABLE t (id bigserial PRIMARY KEY, at timestamptz)");
@@ -460,7 +469,8 @@ fn an_isolated_primary_stops_writing_before_a_standby_is_promoted_and_stays_fenc
 }
 
 /// Test 1, second half: with `auto_rejoin`, the old primary rejoins the new
-/// primary as a standby after the heal (pg_rewind when it diverged).
+/// primary as a standby after the heal (pg_rewind when it diverged), with
+/// no fence setting left: promoted later, it takes writes.
 #[test]
 fn an_isolated_primary_rejoins_the_new_primary_after_the_heal_with_auto_rejoin() {
     let (c, daemons) = cluster(2, |id| format!("{}\nauto_rejoin=true", safe(id)));
@@ -479,7 +489,21 @@ fn an_isolated_primary_rejoins_the_new_primary_after_the_heal_with_auto_rejoin()
     );
     assert!(n1.pg.is_in_recovery());
     checker.finish();
+    // Its read-only fence (applied before the stop) is not left behind: a
+    // later promotion of node1 gives a writable primary (issue 11).
+    assert!(
+        daemons[0].output().contains("fenced: read-only"),
+        "node1 was never fenced read-only: nothing to check\n{}",
+        daemons[0].output_tail(40)
+    );
+    assert_eq!(
+        crate::fixture::auto_conf_fence(n1),
+        None,
+        "auto_rejoin left the fence setting in node1's postgresql.auto.conf"
+    );
     drop(daemons);
+    n1.pg.execute("SELECT pg_promote()");
+    n1.pg.execute("INSERT INTO t (at) VALUES (now())");
 }
 
 /// Test 1 with `fence_mode=stop`: the isolated primary's server is shut

@@ -312,7 +312,12 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
     }
 }
 
-/// Stops the local server at once (immediate mode), bounded.
+/// Stops the local server at once (immediate mode), bounded, and returns
+/// once it is down: "fenced: server stopped" is logged only then, and what
+/// follows a stop (standby.signal for a superseded server, the restart of a
+/// demotion) finds no postmaster left. (`-W` returned while the postmaster
+/// was still shutting down: the preparation then found it running and
+/// skipped, so a restart by hand came up as a primary.)
 fn stop_now(ctx: &Ctx) -> Result<()> {
     let dir = &ctx.cfg.data_directory;
     if dir.is_empty() {
@@ -324,7 +329,8 @@ fn stop_now(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     let mut cmd = ctx.bin.command("pg_ctl");
-    cmd.args(["-D", dir, "-m", "immediate", "-W", "stop"]);
+    // pg_ctl gives up before our deadline, and says so.
+    cmd.args(["-D", dir, "-m", "immediate", "-w", "-t", "25", "stop"]);
     crate::process::run_checked(
         cmd,
         Duration::from_secs(30),
