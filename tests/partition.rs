@@ -66,7 +66,7 @@ pub(crate) fn wait_heartbeats(primary: &Node, n: usize) {
 }
 
 /// Promotions that repmgrd logged, over every daemon's output.
-fn promotions_logged(daemons: &[Daemon]) -> Vec<String> {
+pub(crate) fn promotions_logged(daemons: &[Daemon]) -> Vec<String> {
     daemons
         .iter()
         .flat_map(|d| {
@@ -151,8 +151,9 @@ pub(crate) struct CheckerReport {
     rounds: u64,
     /// Rounds in which two or more nodes accepted a write.
     violations: Vec<String>,
-    first_accepted: HashMap<String, Instant>,
-    last_accepted: HashMap<String, Instant>,
+    /// When each node (by name) first and last accepted a write.
+    pub(crate) first_accepted: HashMap<String, Instant>,
+    pub(crate) last_accepted: HashMap<String, Instant>,
 }
 
 /// A write that overrides every read-only default a client can override:
@@ -337,13 +338,23 @@ pub(crate) fn cluster(
     standbys: usize,
     extra: impl Fn(i32) -> String,
 ) -> (HostCluster, Vec<Daemon>) {
+    let (c, daemons, _) = cluster_since(standbys, extra);
+    (c, daemons)
+}
+
+/// [`cluster`], and when its first repmgrd was started.
+pub(crate) fn cluster_since(
+    standbys: usize,
+    extra: impl Fn(i32) -> String,
+) -> (HostCluster, Vec<Daemon>, Instant) {
     let c = registered_cluster_on_hosts(standbys, extra);
     c.nodes[0]
         .pg
         .execute("CREATE TABLE t (id bigserial PRIMARY KEY, at timestamptz)");
+    let started = Instant::now();
     let daemons: Vec<Daemon> = c.nodes.iter().map(|n| n.repmgrd()).collect();
     wait_heartbeats(&c.nodes[0], c.nodes.len());
-    (c, daemons)
+    (c, daemons, started)
 }
 
 // ------------------------------------------------------------------ tests
