@@ -38,6 +38,9 @@ mod partition;
 mod fence_routes;
 // One link cut and partial heals (primary, standby, witness on hosts).
 mod links;
+// Faults racing a failover: SYN-only loss, a voter restarted mid-claim, the
+// old primary back before the promotion (issue 11).
+mod races;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.

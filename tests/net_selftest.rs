@@ -347,3 +347,48 @@ fn a_subnet_in_use_on_the_machine_is_skipped() {
     drop(first);
     assert!(!subnet_in_use(&gone));
 }
+
+/// [`Host::refuse_new_connections`]: SYN-only loss. New connections to the
+/// host time out; an established one and the host's own outbound ones keep
+/// working; lifting it lets new ones through again.
+#[test]
+fn refusing_new_connections_keeps_established_ones() {
+    let net = Net::new();
+    let h1 = net.host("a");
+    let h2 = net.host("b");
+    let p1 = PgNode::builder("a").on_host(&h1).start();
+    let p2 = PgNode::builder("b").on_host(&h2).start();
+    // Established over TCP, through the bridge, before the loss.
+    let mut held = p1.client();
+
+    h1.refuse_new_connections();
+    assert!(
+        !tcp_ok(&h1.ip, p1.port, Duration::from_millis(500)),
+        "a new connection to the host completed"
+    );
+    psql_from(&h2, &quick(&p1), "select 1").assert_failure();
+    let one: i32 = held
+        .query_one("select 1", &[])
+        .expect("the established connection still answers")
+        .get(0);
+    assert_eq!(one, 1);
+    // The host still opens connections of its own, and reaches itself.
+    psql_from(&h1, &quick(&p2), "select 2")
+        .assert_success()
+        .assert_stdout_contains("2");
+    psql_from(&h1, &quick(&p1), "select 3")
+        .assert_success()
+        .assert_stdout_contains("3");
+    // Beside a one-way cut, both hold; lifting the cut leaves the loss.
+    h1.drop_to(&h2);
+    h1.undrop_to(&h2);
+    assert!(!tcp_ok(&h1.ip, p1.port, Duration::from_millis(500)));
+
+    h1.accept_new_connections();
+    poll_until(
+        Duration::from_secs(10),
+        "new connections to h1 again",
+        || tcp_ok(&h1.ip, p1.port, Duration::from_millis(500)),
+    );
+    psql_from(&h2, &quick(&p1), "select 1").assert_success();
+}

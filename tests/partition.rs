@@ -66,7 +66,7 @@ pub(crate) fn wait_heartbeats(primary: &Node, n: usize) {
 }
 
 /// Promotions that repmgrd logged, over every daemon's output.
-fn promotions_logged(daemons: &[Daemon]) -> Vec<String> {
+pub(crate) fn promotions_logged(daemons: &[Daemon]) -> Vec<String> {
     daemons
         .iter()
         .flat_map(|d| {
@@ -151,6 +151,7 @@ pub(crate) struct CheckerReport {
     rounds: u64,
     /// Rounds in which two or more nodes accepted a write.
     violations: Vec<String>,
+    /// When each node (by name) first and last accepted a write.
     pub(crate) first_accepted: HashMap<String, Instant>,
     pub(crate) last_accepted: HashMap<String, Instant>,
 }
@@ -346,13 +347,31 @@ pub(crate) fn cluster_with(
     pg_conf: &[&str],
     extra: impl Fn(i32) -> String,
 ) -> (HostCluster, Vec<Daemon>) {
+    let (c, daemons, _) = cluster_since_with(standbys, pg_conf, extra);
+    (c, daemons)
+}
+
+/// [`cluster`], and when its first repmgrd was started.
+pub(crate) fn cluster_since(
+    standbys: usize,
+    extra: impl Fn(i32) -> String,
+) -> (HostCluster, Vec<Daemon>, Instant) {
+    cluster_since_with(standbys, &[], extra)
+}
+
+fn cluster_since_with(
+    standbys: usize,
+    pg_conf: &[&str],
+    extra: impl Fn(i32) -> String,
+) -> (HostCluster, Vec<Daemon>, Instant) {
     let c = crate::fixture::registered_cluster_on_hosts_with(standbys, pg_conf, extra);
     c.nodes[0]
         .pg
         .execute("CREATE TABLE t (id bigserial PRIMARY KEY, at timestamptz)");
+    let started = Instant::now();
     let daemons: Vec<Daemon> = c.nodes.iter().map(|n| n.repmgrd()).collect();
     wait_heartbeats(&c.nodes[0], c.nodes.len());
-    (c, daemons)
+    (c, daemons, started)
 }
 
 // ------------------------------------------------------------------ tests

@@ -517,10 +517,19 @@ struct HostInner {
     ns: String,
     /// Root-side end of the veth pair (on the bridge).
     veth: String,
-    /// Addresses its packets are dropped to ([`Host::drop_to`]).
-    drops: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The packets its eth0 drops on the way out.
+    drops: std::sync::Mutex<Drops>,
     /// Keeps the bridge until the last host is gone.
     _net: Arc<NetInner>,
+}
+
+/// What a host's eth0 drops on the way out.
+#[derive(Default)]
+struct Drops {
+    /// Every packet to these addresses ([`Host::drop_to`]).
+    to: std::collections::BTreeSet<String>,
+    /// Its SYN-ACKs ([`Host::refuse_new_connections`]).
+    syn_acks: bool,
 }
 
 impl fmt::Debug for Host {
@@ -569,7 +578,7 @@ impl Host {
     #[track_caller]
     pub fn drop_to(&self, other: &Host) {
         let mut d = self.inner.drops.lock().unwrap_or_else(|e| e.into_inner());
-        d.insert(other.ip.clone());
+        d.to.insert(other.ip.clone());
         self.apply_drops(&d);
     }
 
@@ -577,19 +586,47 @@ impl Host {
     #[track_caller]
     pub fn undrop_to(&self, other: &Host) {
         let mut d = self.inner.drops.lock().unwrap_or_else(|e| e.into_inner());
-        d.remove(&other.ip);
+        d.to.remove(&other.ip);
+        self.apply_drops(&d);
+    }
+
+    /// SYN-only loss: no new TCP connection to this host completes (its
+    /// SYN-ACKs are dropped on the way out, so every connect from another
+    /// host or the test process times out), while every established
+    /// connection, in either direction, and every connection this host
+    /// opens itself keep working. Its own address is reached over `lo`,
+    /// which is untouched.
+    ///
+    /// Dropping the SYN-ACK at the host is what dropping the SYN at the
+    /// host's door does to a connecting client, and tc can do it on the
+    /// way out with the drop class [`drop_to`](Self::drop_to) already uses:
+    /// dropping on the way in would need an ingress drop action (act_gact)
+    /// or netfilter (nft, iptables), which CI machines need not have.
+    #[track_caller]
+    pub fn refuse_new_connections(&self) {
+        let mut d = self.inner.drops.lock().unwrap_or_else(|e| e.into_inner());
+        d.syn_acks = true;
+        self.apply_drops(&d);
+    }
+
+    /// Lifts [`refuse_new_connections`](Self::refuse_new_connections).
+    #[track_caller]
+    pub fn accept_new_connections(&self) {
+        let mut d = self.inner.drops.lock().unwrap_or_else(|e| e.into_inner());
+        d.syn_acks = false;
         self.apply_drops(&d);
     }
 
     /// The drops as tc on the namespace's eth0 (no iptables, no drop
     /// action module needed): an htb root whose default class passes
     /// everything, and a class behind a zero-length pfifo, which drops all
-    /// it is given, that a u32 filter per address sends packets to.
+    /// it is given, that a u32 filter per address (and one for SYN-ACKs)
+    /// sends packets to.
     #[track_caller]
-    fn apply_drops(&self, to: &std::collections::BTreeSet<String>) {
+    fn apply_drops(&self, drops: &Drops) {
         let ns = self.ns.as_str();
         let _ = tool("tc", &["-n", ns, "qdisc", "del", "dev", "eth0", "root"]);
-        if to.is_empty() {
+        if drops.to.is_empty() && !drops.syn_acks {
             return;
         }
         let ok = |args: &[&str]| {
@@ -629,7 +666,20 @@ impl Host {
             ],
         ]
         .concat());
-        for ip in to {
+        if drops.syn_acks {
+            // TCP, an IP header of 20 bytes (Linux sends no IP options), and
+            // SYN and ACK set in the TCP flags (byte 13 of the TCP header).
+            ok(&[
+                &dev[..],
+                &[
+                    "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1",
+                    "u32", "match", "ip", "protocol", "6", "0xff", "match", "u8", "0x05", "0x0f",
+                    "at", "0", "match", "u8", "0x12", "0x12", "at", "33", "flowid", "1:20",
+                ],
+            ]
+            .concat());
+        }
+        for ip in &drops.to {
             let dst = format!("{ip}/32");
             ok(&[
                 &dev[..],
