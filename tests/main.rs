@@ -36,6 +36,8 @@ mod partition_demo;
 mod partition;
 // One link cut and partial heals (primary, standby, witness on hosts).
 mod links;
+// Synchronous replication under a partition and under pgbench load (issue 11).
+mod sync_faults;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.
