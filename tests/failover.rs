@@ -5,7 +5,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::fixture::{registered_cluster_with, Node};
+use crate::fixture::{registered_cluster_with, set_sync_standbys, Node};
 use crate::fixture::{streams_from, writable};
 use crate::harness::ExitCode;
 use crate::harness::{holds_for, poll_until, try_poll_until, Daemon};
@@ -476,17 +476,11 @@ fn synchronous_commits_survive_a_failover() {
     let _d = start_all(&nodes);
     let p = &nodes[0];
     p.pg.execute("CREATE TABLE w (id int primary key)");
-    p.pg.execute("ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (node2, node3)'");
-    p.pg.execute("SELECT pg_reload_conf()");
-    poll_until(Duration::from_secs(60), "synchronous standbys", || {
-        p.pg.try_query_one_string(
-            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'",
-        )
-        .ok()
-        .flatten()
-        .as_deref()
-            == Some("2")
-    });
+    set_sync_standbys(
+        p,
+        "ANY 1 (node2, node3)",
+        &[("node2", "quorum"), ("node3", "quorum")],
+    );
     // A writer: one row per transaction, recording each acknowledged id.
     let conninfo = p.pg.conninfo();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -268,3 +268,35 @@ pub fn auto_conf_fence(n: &Node) -> Option<String> {
         .find(|l| l.contains("default_transaction_read_only"))
         .map(str::to_string)
 }
+
+/// Sets `synchronous_standby_names` on `primary` with ALTER SYSTEM (so on
+/// it alone: a standby promoted later does not inherit a list naming
+/// itself and wait for ever) and waits until `pg_stat_replication` shows
+/// each `(application_name, sync_state)` of `want`.
+pub fn set_sync_standbys(primary: &Node, names: &str, want: &[(&str, &str)]) {
+    // Two statements: ALTER SYSTEM cannot run in the implicit transaction
+    // of a multi-statement query.
+    primary.pg.execute(&format!(
+        "ALTER SYSTEM SET synchronous_standby_names = '{}'",
+        names.replace('\'', "''")
+    ));
+    primary.pg.execute("SELECT pg_reload_conf()");
+    for (standby, state) in want {
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND sync_state = '{state}'"
+        );
+        crate::harness::poll_until(
+            std::time::Duration::from_secs(60),
+            &format!("{standby} attached to {} as {state}", primary.pg.name),
+            || {
+                primary
+                    .pg
+                    .try_query_one_string(&sql)
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    == Some("1")
+            },
+        );
+    }
+}

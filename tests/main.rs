@@ -41,6 +41,8 @@ mod links;
 // Faults racing a failover: SYN-only loss, a voter restarted mid-claim, the
 // old primary back before the promotion (issue 11).
 mod races;
+// Synchronous replication under a partition and under pgbench load (issue 11).
+mod sync_faults;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.
