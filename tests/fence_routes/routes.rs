@@ -38,7 +38,7 @@ pub(super) enum Route {
     /// 3. `SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE`.
     SessionCharacteristics,
     /// 4. `-c default_transaction_read_only=off` in the startup packet
-    /// (PGOPTIONS), a new connection per write.
+    ///    (PGOPTIONS), a new connection per write.
     StartupOptions,
     /// 5. A role with `ALTER ROLE … SET default_transaction_read_only = off`.
     RoleSetting,
@@ -49,7 +49,7 @@ pub(super) enum Route {
     /// 6. A superuser session that overrides all it can.
     SuperuserOverriding,
     /// 7. `COMMIT PREPARED` of transactions prepared before the fault, from
-    /// a session that overrides nothing.
+    ///    a session that overrides nothing.
     CommitPrepared,
     /// 9. A plain client reconnecting every 20 ms once its session ends.
     Reconnecting,
