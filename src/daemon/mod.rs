@@ -10,6 +10,7 @@ mod driver;
 pub mod http;
 mod notify;
 pub mod signals;
+mod trim;
 mod watch;
 mod workers;
 

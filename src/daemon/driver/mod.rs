@@ -140,6 +140,8 @@ pub struct Driver {
     nodes: Vec<NodeRecord>,
     /// The digest of repmgr.nodes when `nodes` was read.
     nodes_digest: Option<String>,
+    /// Monitoring cycles run.
+    cycles: u64,
     peers: BTreeMap<NodeId, peer::Address>,
     key: Arc<RwLock<Option<peer::Key>>>,
     key_checked_at: Option<Instant>,
@@ -249,6 +251,7 @@ impl Driver {
             recorder,
             nodes: Vec::new(),
             nodes_digest: None,
+            cycles: 0,
             peers: BTreeMap::new(),
             key: Arc::new(RwLock::new(None)),
             key_checked_at: None,
@@ -445,6 +448,7 @@ impl Driver {
         drop(core);
         if cycle {
             self.notify_cycle();
+            super::trim::after_cycle(&mut self.cycles);
         }
         actions
     }
