@@ -617,4 +617,7 @@ fn a_standby_whose_primary_failed_acts_on_what_the_cluster_round_shows() {
     }
 }
 
+mod election_phases;
 mod health;
+mod standby_phases;
+mod world;
