@@ -76,6 +76,26 @@ fn standby_transitions() {
             ],
         },
         Case {
+            // Found by a round, the primary was once kept with its record's
+            // kind (standby): when it failed this node re-attached instead,
+            // found no primary, and stayed degraded with no election.
+            name: "attaching → healthy → retrying → gathering: the primary a round found (its record says standby) is elected against when it fails",
+            setup: || {
+                let mut s = standby_2();
+                let mut nodes = three(true, true);
+                nodes[0].kind = NodeKind::Standby;
+                nodes[1].upstream = None;
+                s.world.local = Some(facts(true, nodes));
+                s
+            },
+            beats: vec![
+                (12_000, Set(primary_fails)),
+                (5_000, Reach("primary")),
+                (0, Went(&["standby/attaching", "standby/healthy", "standby/retrying", "standby/gathering", "standby/pre-voting", "standby/voting", "standby/confirming", "standby/promoting", "primary"])),
+                (0, NotSaw("a re-attach", |a| logged(a, "re-attach"))),
+            ],
+        },
+        Case {
             name: "attaching: no primary anywhere, it keeps looking",
             setup: || {
                 let mut s = standby_2();
