@@ -657,26 +657,3 @@ impl Standby {
 pub(super) fn receiver_window(s: &Settings) -> u64 {
     2 * s.monitor_interval_ms + 1_000
 }
-
-#[cfg(test)]
-impl Standby {
-    /// The phase's name, for the phase tests.
-    pub(super) fn phase_name(&self) -> &'static str {
-        match &self.phase {
-            Phase::Attaching => "attaching",
-            Phase::Healthy => "healthy",
-            Phase::Retrying { .. } => "retrying",
-            Phase::Electing { step, .. } => match step {
-                Step::Gathering => "gathering",
-                Step::Voting { pre: true, .. } => "pre-voting",
-                Step::Voting { pre: false, .. } => "voting",
-                Step::Confirming { .. } => "confirming",
-                Step::Promoting { .. } => "promoting",
-            },
-            Phase::Waiting { .. } => "waiting",
-            Phase::Following { .. } => "following",
-            Phase::Reattaching { .. } => "reattaching",
-            Phase::Degraded { .. } => "degraded",
-        }
-    }
-}
