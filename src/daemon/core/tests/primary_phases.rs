@@ -101,6 +101,9 @@ fn primary_transitions() {
                 (5_000, Set(isolated)),
                 (3_000, Reach("primary/read-only")),
                 (0, Saw("why", |a| logged(a, "fencing this primary"))),
+                // The count given is of the voters that still hold its
+                // lease (it once said "3 of 3" here).
+                (0, Saw("the count", |a| logged(a, "this primary sees only 1 of 3 voters"))),
                 (0, Saw("the fence event", |a| event(a, "repmgrd_fence"))),
                 (2_000, Reach("primary/stopped")),
                 (0, Went(&["primary", "primary/read-only", "primary/stopped"])),
@@ -114,6 +117,7 @@ fn primary_transitions() {
                     matches!(a, Action::Unfence { start: true })
                 })),
                 (0, Saw("the unfence event", |a| event(a, "repmgrd_unfence"))),
+                (0, Saw("the count", |a| logged(a, "voters again"))),
                 (5_000, Went(&["primary"])),
             ],
         },
