@@ -285,7 +285,7 @@ fn primary_transitions() {
             ],
         },
         Case {
-            name: "a fence that fails is recorded once and retried; the primary is not taken for fenced",
+            name: "a fence that fails is recorded as failed and retried (the retries logged at debug level); no fence counts as applied",
             setup: || {
                 let mut s = primary_1();
                 s.world.fence = Err("permission denied".into());
