@@ -419,5 +419,21 @@ impl Core {
     }
 }
 
+// Test-only items stay at the end of the file: the layering check reads
+// a file only up to its first `#[cfg(test)]`.
+#[cfg(test)]
+impl Core {
+    /// The phase in force, for the phase tests: `standby/healthy`,
+    /// `primary/read-only`, `witness/watching 1`, ...
+    fn phase(&self) -> String {
+        match &self.role {
+            Role::Unknown => "unknown".into(),
+            Role::Standby(sb) => format!("standby/{}", sb.phase_name()),
+            Role::Primary(p) => p.phase_name(),
+            Role::Witness(w) => w.phase_name(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -45,8 +45,6 @@ pub(super) struct Lease {
     promises: BTreeMap<NodeId, (Time, u64)>,
     /// What each voter promised in its latest answer.
     latest_ms: BTreeMap<NodeId, u64>,
-    /// When each voter last answered (for the "sees N voters" lines).
-    answered: BTreeMap<NodeId, Time>,
     last_sent: Option<Time>,
 }
 
@@ -57,14 +55,12 @@ impl Lease {
             voters,
             promises: BTreeMap::new(),
             latest_ms: BTreeMap::new(),
-            answered: BTreeMap::new(),
             last_sent: None,
         }
     }
 
     /// Records a promise, keeping whichever of the old and new ends later.
     pub(super) fn promise(&mut self, from: NodeId, sent: Time, ms: u64) {
-        self.answered.insert(from, sent);
         self.latest_ms.insert(from, ms);
         let end = |(t, m): (Time, u64)| t.plus(timing::discount(m));
         let new = (sent, ms);
@@ -105,11 +101,15 @@ impl Lease {
         self.last_sent = Some(now);
     }
 
-    /// Voters that answered one of the last two renewals.
-    pub(super) fn holding(&self, now: Time, every: u64) -> usize {
-        self.answered
+    /// Voters whose promise has more than `left` ms still to run: those
+    /// that keep the lease above a fence threshold, for the "sees N
+    /// voters" lines. (Counting those that answered lately said "sees 3
+    /// of 3" at the very moment a primary fenced itself: the silence
+    /// that fences is shorter than "lately" was.)
+    pub(super) fn holding(&self, now: Time, left: u64) -> usize {
+        self.promises
             .values()
-            .filter(|t| now.since(**t) <= 2 * every + every / 2)
+            .filter(|(sent, ms)| sent.plus(timing::discount(*ms)) > now.plus(left))
             .count()
     }
 }
@@ -453,8 +453,7 @@ impl Primary {
         // Right after start the first answers are on their way.
         let grace = now.since(self.started) < s.heartbeat_every_ms() + s.heartbeat_timeout_ms();
         let left = self.lease_left(now);
-        let every = s.heartbeat_every_ms().min((lease / 4).max(200));
-        let visible = 1 + self.lease.holding(now, every);
+        let visible = 1 + self.lease.holding(now, soft_at.max(stop_margin + 1));
         let voters = self.lease.voters;
         if left < soft_at.max(stop_margin + 1) && !grace {
             if !self.majority_lost_logged {

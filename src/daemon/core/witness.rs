@@ -185,3 +185,16 @@ impl Witness {
         }
     }
 }
+
+#[cfg(test)]
+impl Witness {
+    /// `witness/watching N`, `witness/lost` or `witness/none`, for the
+    /// phase tests.
+    pub(super) fn phase_name(&self) -> String {
+        match (self.primary, self.lost_since) {
+            (Some(p), None) => format!("witness/watching {p}"),
+            (_, Some(_)) => "witness/lost".into(),
+            (None, None) => "witness/none".into(),
+        }
+    }
+}

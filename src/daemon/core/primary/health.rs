@@ -50,3 +50,29 @@ impl Primary {
         }
     }
 }
+
+#[cfg(test)]
+impl Primary {
+    /// `primary`, or `primary/` and what holds it back, for the phase
+    /// tests: `superseded`, the fence applied (`read-only`, `stopped`,
+    /// `demoted`), `down`.
+    pub(in super::super) fn phase_name(&self) -> String {
+        let mut parts = Vec::new();
+        if self.superseded.is_some() {
+            parts.push("superseded");
+        }
+        match self.applied {
+            Some(FenceHow::ReadOnly) => parts.push("read-only"),
+            Some(FenceHow::Stop) => parts.push("stopped"),
+            Some(FenceHow::Demote { .. }) => parts.push("demoted"),
+            None => {}
+        }
+        if self.down_since.is_some() {
+            parts.push("down");
+        }
+        match parts.is_empty() {
+            true => "primary".into(),
+            false => format!("primary/{}", parts.join("+")),
+        }
+    }
+}

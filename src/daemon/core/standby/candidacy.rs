@@ -31,7 +31,13 @@ impl Standby {
         }
         match self.phase.clone() {
             Phase::Attaching => {
-                if let Some(p) = self.primary_in(core, obs, None) {
+                if let Some(mut p) = self.primary_in(core, obs, None) {
+                    // It answers as the primary whatever its record says
+                    // (as when following a winner): when it fails, that is
+                    // a failed primary to elect against, not an upstream
+                    // standby to re-attach from.
+                    p.kind = NodeKind::Primary;
+                    p.upstream = None;
                     self.set_upstream(core, p);
                 }
             }

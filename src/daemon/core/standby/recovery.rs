@@ -179,3 +179,26 @@ impl Standby {
         true
     }
 }
+
+#[cfg(test)]
+impl Standby {
+    /// The phase's name, for the phase tests.
+    pub(in super::super) fn phase_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Attaching => "attaching",
+            Phase::Healthy => "healthy",
+            Phase::Retrying { .. } => "retrying",
+            Phase::Electing { step, .. } => match step {
+                Step::Gathering => "gathering",
+                Step::Voting { pre: true, .. } => "pre-voting",
+                Step::Voting { pre: false, .. } => "voting",
+                Step::Confirming { .. } => "confirming",
+                Step::Promoting { .. } => "promoting",
+            },
+            Phase::Waiting { .. } => "waiting",
+            Phase::Following { .. } => "following",
+            Phase::Reattaching { .. } => "reattaching",
+            Phase::Degraded { .. } => "degraded",
+        }
+    }
+}
