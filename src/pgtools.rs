@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::kill;
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::config::Config;
@@ -150,8 +150,72 @@ pub fn running_postmaster(datadir: &Path) -> Option<i32> {
     }
     match kill(Pid::from_raw(pid), None) {
         Err(Errno::ESRCH) => None,
+        // Killed (see kill_server) and not reaped yet by its parent.
+        _ if is_zombie(pid) => None,
         _ => Some(pid),
     }
+}
+
+/// Kills (SIGKILL) postmaster `pid` and every process it started, which
+/// a hung postmaster could not stop itself, and waits up to `limit` for
+/// the postmaster to be gone. A SIGKILL needs no cooperation: it ends a
+/// stopped (SIGSTOP) process too. Returns how many other processes were
+/// signalled.
+pub fn kill_server(pid: i32, limit: std::time::Duration) -> Result<usize> {
+    let postmaster = Pid::from_raw(pid);
+    // The children first looked up, then all killed: the postmaster
+    // cannot start new ones once it is killed.
+    let children = children_of(pid);
+    let _ = kill(postmaster, Signal::SIGKILL);
+    for c in &children {
+        let _ = kill(Pid::from_raw(*c), Signal::SIGKILL);
+    }
+    // Started between the look and the kill: looked up again.
+    let late: Vec<i32> = children_of(pid)
+        .into_iter()
+        .filter(|c| !children.contains(c))
+        .collect();
+    for c in &late {
+        let _ = kill(Pid::from_raw(*c), Signal::SIGKILL);
+    }
+    let gone = crate::poll::until(limit, std::time::Duration::from_millis(20), || {
+        (matches!(kill(postmaster, None), Err(Errno::ESRCH)) || is_zombie(pid)).then_some(())
+    });
+    if gone.is_none() {
+        return Err(Error::new(
+            ExitCode::LocalCommand,
+            format!(
+                "postmaster {pid} was sent SIGKILL but is still there after {} s",
+                limit.as_secs()
+            ),
+        ));
+    }
+    Ok(children.len() + late.len())
+}
+
+/// The pids whose parent is `parent` (from /proc).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| proc_stat_field(*pid, 1).as_deref() == Some(&parent.to_string()))
+        .collect()
+}
+
+/// Field `n` after the command name of /proc/PID/stat (0: the state).
+fn proc_stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(n).map(str::to_string)
+}
+
+/// A process that has exited but was not reaped yet (its parent, when the
+/// server was started by this process, reaps it later).
+fn is_zombie(pid: i32) -> bool {
+    proc_stat_field(pid, 0).as_deref() == Some("Z")
 }
 
 /// What `pg_controldata` reports that repmgr cares about.

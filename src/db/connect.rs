@@ -66,13 +66,23 @@ pub use super::ping::Ping;
 
 /// Checks whether a server is there, within the same deadline as [`connect`].
 pub fn ping(ci: &ConnInfo, app: &str) -> Ping {
-    let target = match prepare(ci, app) {
+    ping_within(ci, app, None)
+}
+
+/// [`ping`] bounded by `limit` instead of the conninfo's connect_timeout
+/// (which, as in libpq, is never below 2 s): for a look that must be
+/// quick.
+pub fn ping_within(ci: &ConnInfo, app: &str, limit: Option<Duration>) -> Ping {
+    let mut target = match prepare(ci, app) {
         Ok(t) => t,
         Err(e) => {
             crate::log_debug!("ping: {}", e);
             return Ping::NoResponse;
         }
     };
+    if let Some(limit) = limit {
+        target.connect_timeout = limit;
+    }
     // Cheap path first: a startup packet and the first answer, no thread.
     if let Some(answer) = super::ping::raw_ping(&target, app) {
         return answer;

@@ -781,7 +781,20 @@ impl World {
             }
             Action::Fence { how } => {
                 let h = &mut self.hosts[i];
-                let ok = if h.pg.paused || h.host_paused {
+                let ok = if how == FenceHow::Kill {
+                    // SIGKILL needs no answer; a server that answers, or
+                    // has no postmaster, is left as it is.
+                    if h.pg.running && h.pg.paused {
+                        h.pg.running = false;
+                        h.pg.crashed = true;
+                        h.pg.paused = false;
+                        Ok(())
+                    } else if h.pg.running {
+                        Err("the local server answers again".to_string())
+                    } else {
+                        Ok(())
+                    }
+                } else if h.pg.paused || h.host_paused {
                     Err("the server does not answer".to_string())
                 } else {
                     match how {
@@ -795,6 +808,7 @@ impl World {
                             h.pg.crashed = false;
                             Ok(())
                         }
+                        FenceHow::Kill => Ok(()),
                         FenceHow::Demote { to } => {
                             h.pg.standby_signal = true;
                             h.pg.recovery = true;

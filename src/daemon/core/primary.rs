@@ -35,6 +35,7 @@ use super::types::*;
 mod children;
 mod done;
 mod health;
+mod hung;
 
 /// Promises a lease holder collected: from each voter, when the request
 /// was sent and how long was promised.
@@ -136,6 +137,9 @@ pub(super) struct Primary {
     rejoin_after: Option<Time>,
     prepared_for: Option<NodeId>,
     down_since: Option<Time>,
+    /// Whether the server, down since `down_since`, was looked at for a
+    /// kill (primary/hung.rs).
+    hung_decided: bool,
     /// What its heartbeats say: it knows of an automatic candidate.
     advertise: bool,
     /// Since when heartbeats have said it does not fence, and the voters
@@ -173,6 +177,7 @@ impl Primary {
             rejoin_after: None,
             prepared_for: None,
             down_since: None,
+            hung_decided: false,
             advertise: true,
             no_fence_since: None,
             no_fence_heard: BTreeSet::new(),
@@ -199,6 +204,7 @@ impl Primary {
             rejoin_after: None,
             prepared_for: None,
             down_since: None,
+            hung_decided: false,
             advertise: true,
             no_fence_since: None,
             no_fence_heard: BTreeSet::new(),
@@ -215,7 +221,7 @@ impl Primary {
 
     pub(super) fn wakeup(&self, s: &Settings) -> Option<Time> {
         if self.down_since.is_some() && self.applied != Some(FenceHow::Stop) {
-            return None;
+            return self.kill_due(s);
         }
         let mut t = self.lease.next_renewal(s);
         if s.quorum == Quorum::Majority {
@@ -238,6 +244,10 @@ impl Primary {
     // ------------------------------------------------------------ ticks
 
     pub(super) fn tick(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
+        self.hung_decided = false;
+        if self.applied == Some(FenceHow::Kill) {
+            self.applied = None; // started again: the other fences apply
+        }
         if self.down_since.take().is_some() && self.applied != Some(FenceHow::Stop) {
             core.log(
                 Level::Notice,
@@ -270,6 +280,7 @@ impl Primary {
 
     pub(super) fn timers(&mut self, core: &mut Ctx, now: Time) {
         if self.down_since.is_some() && self.applied != Some(FenceHow::Stop) {
+            self.kill_if_hung(core, now);
             return;
         }
         // A superseded primary holds no lease: the voters' promises to it
@@ -318,6 +329,7 @@ impl Primary {
         if self.prepared_for.is_none() {
             core.gather();
         }
+        self.kill_if_hung(core, now);
     }
 
     // ---------------------------------------------------------- inputs

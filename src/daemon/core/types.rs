@@ -340,6 +340,12 @@ pub enum FenceHow {
     /// standby.signal is written and fsynced, then the server restarts in
     /// recovery: it can never take a write again, and reads go on.
     Demote { to: Option<NodeId> },
+    /// A server that answers nothing (hung: a stopped postmaster, a stuck
+    /// disk) while its postmaster runs: the postmaster and its backends
+    /// are killed (SIGKILL, as a crash: WAL recovery at the next start), so
+    /// that it cannot resume and take writes after another node was
+    /// promoted. A server that answers, or has no postmaster, is left.
+    Kill,
 }
 
 /// What the core asks the driver to do. Each action that takes time

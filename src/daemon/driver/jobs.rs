@@ -294,6 +294,29 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
             crate::log_warning!("node \"{name}\" (ID: {id}) fenced: server stopped");
             Ok(())
         }
+        FenceHow::Kill => {
+            let dir = Path::new(&cfg.data_directory);
+            let Some(pid) = pgtools::running_postmaster(dir) else {
+                return Ok(()); // crashed: nothing runs that could resume
+            };
+            // It has answered nothing for a while already (that is why
+            // the core asks); one more look, short, tells a server that
+            // answers with an error (too many clients, say) from a hung
+            // one before anything is killed.
+            let quick = Some(Duration::from_millis(500));
+            if db::connect::ping_within(&ctx.conninfo, reach::DAEMON_APP_NAME, quick)
+                != db::connect::Ping::NoResponse
+            {
+                return Err(Error::db_conn(
+                    "the local server answers again: it is not hung, and was not killed",
+                ));
+            }
+            let n = pgtools::kill_server(pid, Duration::from_secs(5))?;
+            crate::log_warning!(
+                "node \"{name}\" (ID: {id}) fenced: its server answered nothing and was killed (postmaster {pid} and {n} other process(es)); it recovers from its WAL at the next start"
+            );
+            Ok(())
+        }
         FenceHow::Demote { to } => {
             // standby.signal first, fsynced: whatever happens next, the
             // server can only come back in recovery.

@@ -13,8 +13,10 @@ impl Primary {
                         self.applied = Some(how);
                         self.fence_error = None;
                         self.record_fence(core);
-                        if matches!(how, FenceHow::Demote { .. } | FenceHow::Stop)
-                            && core.s.auto_rejoin
+                        if matches!(
+                            how,
+                            FenceHow::Demote { .. } | FenceHow::Stop | FenceHow::Kill
+                        ) && core.s.auto_rejoin
                         {
                             if let Some((_, by)) = self.superseded {
                                 self.rejoin(core, now, by);

@@ -64,6 +64,7 @@ impl Primary {
         match self.applied {
             Some(FenceHow::ReadOnly) => parts.push("read-only"),
             Some(FenceHow::Stop) => parts.push("stopped"),
+            Some(FenceHow::Kill) => parts.push("killed"),
             Some(FenceHow::Demote { .. }) => parts.push("demoted"),
             None => {}
         }

@@ -274,6 +274,28 @@ fn primary_transitions() {
             ],
         },
         Case {
+            name: "primary → down → killed: the server answers nothing as the lease runs out (hung, or crashed: the driver kills only a hung one)",
+            setup: primary_1,
+            beats: vec![
+                (5_000, Set(|w| w.local = None)),
+                (2_000, NotSaw("a kill while the lease holds", |a| {
+                    matches!(a, Action::Fence { how: FenceHow::Kill })
+                })),
+                (4_000, Saw("the kill", |a| {
+                    matches!(a, Action::Fence { how: FenceHow::Kill })
+                })),
+                (1_000, Went(&["primary", "primary/down", "primary/killed+down"])),
+                (0, NotSaw("a heartbeat after the kill", |a| {
+                    matches!(a, Action::SendHeartbeats { .. })
+                })),
+                // Started again by hand: without a lease it is stopped
+                // until its voters renew one, then started (as any primary
+                // back after its lease ran out).
+                (0, Set(|w| w.local = Some(facts(false, three(true, true))))),
+                (1_500, Went(&["primary", "primary/stopped", "primary"])),
+            ],
+        },
+        Case {
             name: "down → primary: the local server answers again",
             setup: primary_1,
             beats: vec![

@@ -317,6 +317,8 @@ impl Run {
                                 }
                             }
                             FenceHow::Stop => w.stopped = w.local.take().or(w.stopped.take()),
+                            // A hung server killed: it stays down.
+                            FenceHow::Kill => {}
                             // standby.signal, then a restart in recovery.
                             FenceHow::Demote { .. } => {
                                 if let Some(f) = &mut w.local {
