@@ -792,7 +792,7 @@ impl World {
                     } else if h.pg.running {
                         Err("the local server answers again".to_string())
                     } else {
-                        Ok(())
+                        Err("no postmaster runs".to_string())
                     }
                 } else if h.pg.paused || h.host_paused {
                     Err("the server does not answer".to_string())

@@ -297,7 +297,9 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
         FenceHow::Kill => {
             let dir = Path::new(&cfg.data_directory);
             let Some(pid) = pgtools::running_postmaster(dir) else {
-                return Ok(()); // crashed: nothing runs that could resume
+                return Err(Error::db_conn(
+                    "no postmaster runs: the server is down, not hung",
+                ));
             };
             // It has answered nothing for a while already (that is why
             // the core asks); one more look, short, tells a server that

@@ -6,6 +6,18 @@ use super::*;
 impl Primary {
     pub(super) fn on_done(&mut self, core: &mut Ctx, now: Time, d: Done) {
         match d {
+            Done::Fenced {
+                how: FenceHow::Kill,
+                ok: Err(why),
+            } => {
+                // Not killed: crashed (nothing runs that could resume) or
+                // answering after all. Neither is a fence, nor a failure.
+                self.applying = None;
+                core.log(
+                    Level::Notice,
+                    format!("the local server was not killed: {why}"),
+                );
+            }
             Done::Fenced { how, ok } => {
                 self.applying = None;
                 match ok {
