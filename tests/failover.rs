@@ -237,13 +237,28 @@ fn paused_repmgrd_does_not_fail_over_and_resumes_when_unpaused() {
             .to_string()
     });
     let d = start_all(&nodes);
+    // Both repmgrds' status rows first: a row written after the UPDATE
+    // (its repmgrd registering late) would not be paused.
+    poll_until(Duration::from_secs(60), "both repmgrd status rows", || {
+        nodes[0]
+            .pg
+            .try_query_one_string(
+                "SELECT count(*) FROM repmgr.repmgrd_status WHERE pid IS NOT NULL",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("2")
+    });
     nodes[0]
         .pg
         .execute("UPDATE repmgr.repmgrd_status SET paused = true");
     poll_until(Duration::from_secs(60), "pause flag replicated", || {
         nodes[1]
             .pg
-            .try_query_one_string("SELECT bool_and(paused)::text FROM repmgr.repmgrd_status")
+            .try_query_one_string(
+                "SELECT (count(*) = 2 AND bool_and(paused))::text FROM repmgr.repmgrd_status",
+            )
             .ok()
             .flatten()
             .as_deref()
