@@ -230,7 +230,7 @@ impl Primary {
             if let Some(end) = self.lease.end() {
                 let span = self.lease.span(s.lease_ms());
                 let soft = span / 2;
-                let stop = (span / 4).max(1_000).min(span);
+                let stop = self.lease.stop_margin(s);
                 for margin in [soft, stop] {
                     let at = end.minus(margin);
                     if at > Time(0) {

@@ -399,3 +399,23 @@ fn a_candidate_woken_only_when_it_asks_renews_its_lease_while_it_confirms() {
     );
     assert!(reached, "{}\n{}", r.history(), r.logs());
 }
+
+#[test]
+fn a_candidate_measures_its_votes_by_what_its_voters_promise() {
+    // This node's own settings promise 6 s (a 1.5 s stop margin); node 3
+    // promises 2 s, so the primary it becomes stops 1 s before its lease
+    // ends. A confirming round of 1.95 s leaves 1.43 s on the lease
+    // renewed every 500 ms: enough by the 1 s margin, never by 1.5 s.
+    let mut setup = standby_2();
+    setup.s.reconnect_attempts = 7;
+    setup.world.lag.gather = 1_950;
+    let mut r = Run::new(setup);
+    r.run_woken(12_000, None);
+    primary_fails(&mut r.world);
+    assert!(
+        r.run_woken(40_000, Some("primary")),
+        "{}\n{}",
+        r.history(),
+        r.logs()
+    );
+}
