@@ -6,7 +6,9 @@
 //! witness), random per-node settings, clock offsets and drift, and random
 //! faults: crashes of servers and repmgrds, pauses of whole hosts, of the
 //! postmaster only or of the daemon only, cuts of one link one way or both,
-//! partitions, delays. The invariants, checked as it runs:
+//! partitions, delays. One seed in 25 of each targeted class
+//! (`classes.rs`) instead puts the cluster where a single safety rule is
+//! all that prevents a violation. The invariants, checked as it runs:
 //!
 //! - (a) at most one node takes writes at a time, but for a primary whose
 //!   repmgrd or server just came back (a paused host resuming): it stops
@@ -16,12 +18,19 @@
 //! - (c) once every fault is healed, exactly one primary remains;
 //! - (d) no candidate is promoted while a visible standby has WAL it lacks.
 //!
+//! First a self-test switches each safety rule off in turn (the core's
+//! `Safety`) and expects the checker to find a violation: in the seeds of
+//! the rule's class, or for a rule the random faults expose, in the first
+//! random ones (`SIM_SELF_TEST=0` skips it).
+//!
 //! `SIM_SEEDS=N` (default 2000) sets how many schedules, `SIM_SEED=S`
-//! replays one (and prints its trace). The last line is
+//! replays one (and prints its trace), `SIM_OFF=rule` with it replays it
+//! with that rule off (as the self-test reports it). The last line is
 //! `simulation: N schedules, S steps, V violations`; the exit status is
 //! non-zero when V > 0, after the failing seed and the trace of the first
 //! violation.
 
+mod classes;
 mod model;
 mod schedule;
 mod world;
@@ -32,6 +41,8 @@ use std::sync::Mutex;
 
 use repmgr::daemon::core::Safety;
 
+use schedule::{Class, CLASS_EVERY, TARGETED};
+
 struct Outcome {
     steps: u64,
     violations: Vec<String>,
@@ -41,8 +52,8 @@ struct Outcome {
 fn run_one(seed: u64, safety: Safety) -> Outcome {
     let mut s = schedule::build(seed, safety);
     s.world.log(format!(
-        "schedule {seed}: {:?}, sync {:?}",
-        s.shape, s.world.sync
+        "schedule {seed}: {:?} {:?}, sync {:?}",
+        s.class, s.shape, s.world.sync
     ));
     s.world.run(s.end);
     if s.world.violations.is_empty() {
@@ -59,15 +70,14 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-/// Runs `count` schedules from `first` on every core; returns (steps,
+/// Runs the schedules of `seeds` on every core; returns (steps,
 /// violations, the first failing seed with its outcome).
 fn run_many(
-    first: u64,
-    count: u64,
+    seeds: &[u64],
     safety: Safety,
     stop_early: bool,
 ) -> (u64, usize, Option<(u64, Outcome)>) {
-    let next = AtomicU64::new(first);
+    let next = AtomicUsize::new(0);
     let steps = AtomicU64::new(0);
     let bad = AtomicUsize::new(0);
     let failed: Mutex<Option<(u64, Outcome)>> = Mutex::new(None);
@@ -80,10 +90,9 @@ fn run_many(
                 if stop_early && bad.load(Ordering::Relaxed) > 0 {
                     return;
                 }
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= first + count {
+                let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     return;
-                }
+                };
                 let o = run_one(seed, safety);
                 steps.fetch_add(o.steps, Ordering::Relaxed);
                 if !o.violations.is_empty() {
@@ -112,70 +121,82 @@ fn print_failure(seed: u64, o: &Outcome, tail: usize) {
     }
 }
 
-/// A safety rule the self-test switches off: what it is, whether the
-/// schedules must expose its absence, and the switch. Three rules are
-/// defences in depth that the schedules do not expose alone: the
-/// candidate's own wait for the old primary's lease covers a voter that
-/// breaks its promise; votes are counted against every voter whatever the
-/// election's count says; and the WAL rule (the most advanced visible
-/// candidate wins) covers most of what the sync rule does.
+/// A safety rule the self-test switches off: what it is, the schedule
+/// class built to expose its absence (None: the random schedules do),
+/// and the switch.
 struct Rule {
+    /// Its name for `SIM_OFF`.
+    key: &'static str,
     what: &'static str,
-    must_bite: bool,
+    class: Option<Class>,
     off: fn(&mut Safety),
 }
 
 const RULES: &[Rule] = &[
     Rule {
+        key: "hard_fence",
         what: "the primary's hard fence (stop before the lease ends)",
-        must_bite: true,
+        class: None,
         off: |s| s.hard_fence = false,
     },
     Rule {
+        key: "promises",
         what: "voters keeping their promises to a primary",
-        must_bite: false,
+        class: Some(Class::LatePromise),
         off: |s| s.voters_keep_promises = false,
     },
     Rule {
+        key: "count_failed",
         what: "counting the failed primary in the majority",
-        must_bite: false,
+        class: Some(Class::EvenSplit),
         off: |s| s.count_failed_primary = false,
     },
     Rule {
+        key: "sync_aware",
         what: "the sync-aware election",
-        must_bite: false,
+        class: Some(Class::SyncSplit),
         off: |s| s.sync_aware = false,
     },
     Rule {
+        key: "supersession",
         what: "the supersession check",
-        must_bite: true,
+        class: Some(Class::ReturningPrimary),
         off: |s| s.supersession_check = false,
     },
 ];
 
+/// The seeds a rule's self-test runs: the first of its class, or the
+/// first random ones (a rule the random faults expose shows it within a
+/// few; make test runs this in a debug build).
+fn self_test_seeds(class: Option<Class>) -> Vec<u64> {
+    match class.and_then(|c| TARGETED.iter().find(|(t, _)| *t == c)) {
+        Some((_, r)) => (0..30).map(|k| k * CLASS_EVERY + r).collect(),
+        None => (1..=600).collect(),
+    }
+}
+
 /// The checker bites: with each safety rule off in turn, it finds a
-/// violation. Rules whose absence the schedules do not expose are
-/// reported (their safety then rests on another rule too).
+/// violation.
 fn self_test() -> bool {
     let mut ok = true;
     for rule in RULES {
         let what = rule.what;
         let mut off = Safety::default();
         (rule.off)(&mut off);
-        // A rule that must bite shows it within a few schedules; the
-        // others get a shorter look (make test runs this in a debug build).
-        let count = if rule.must_bite { 600 } else { 200 };
-        let (_, bad, first) = run_many(1, count, off, true);
+        let seeds = self_test_seeds(rule.class);
+        let (_, bad, first) = run_many(&seeds, off, true);
         match first {
             Some((seed, o)) if bad > 0 => {
                 let v = o.violations.first().map_or("", String::as_str);
-                eprintln!("self-test: without {what} the checker finds a violation (seed {seed}): {v}");
+                eprintln!("self-test: without {what} the checker finds a violation (seed {seed}, SIM_OFF={}): {v}", rule.key);
             }
-            _ if rule.must_bite => {
-                eprintln!("self-test: without {what}, {count} schedules found no violation: the checker is blind");
+            _ => {
+                eprintln!(
+                    "self-test: without {what}, {} schedules found no violation: the checker is blind",
+                    seeds.len()
+                );
                 ok = false;
             }
-            _ => eprintln!("self-test: without {what}, {count} schedules found no violation (another rule covers it)"),
         }
     }
     ok
@@ -183,7 +204,19 @@ fn self_test() -> bool {
 
 fn main() -> ExitCode {
     if let Some(seed) = env_u64("SIM_SEED") {
-        let o = run_one(seed, Safety::default());
+        // SIM_OFF=key replays a self-test's schedule with its rule off.
+        let mut safety = Safety::default();
+        if let Ok(key) = std::env::var("SIM_OFF") {
+            match RULES.iter().find(|r| r.key == key.trim()) {
+                Some(r) => (r.off)(&mut safety),
+                None => {
+                    let keys: Vec<&str> = RULES.iter().map(|r| r.key).collect();
+                    eprintln!("SIM_OFF: no rule {key:?} (one of {keys:?})");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let o = run_one(seed, safety);
         for l in &o.trace {
             println!("{l}");
         }
@@ -202,7 +235,8 @@ fn main() -> ExitCode {
     if std::env::var("SIM_SELF_TEST").map_or(true, |v| v != "0") && !self_test() {
         return ExitCode::FAILURE;
     }
-    let (steps, bad, failed) = run_many(1, count, Safety::default(), false);
+    let seeds: Vec<u64> = (1..=count).collect();
+    let (steps, bad, failed) = run_many(&seeds, Safety::default(), false);
     if let Some((seed, o)) = &failed {
         print_failure(*seed, o, 80);
     }

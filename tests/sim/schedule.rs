@@ -35,8 +35,52 @@ pub enum Fault {
 pub enum Shape {
     TwoPlusWitness,
     Three,
+    /// Three data nodes and a witness, or four data nodes: an even number
+    /// of voters (only the targeted classes build them).
+    ThreePlusWitness,
+    Four,
     Five,
     FiveWithWitness,
+}
+
+/// The family a seed's schedule comes from. Most are random; one seed in
+/// [`CLASS_EVERY`] goes to each targeted class, whose faults leave one
+/// safety rule alone between the cluster and a violation (the
+/// self-test switches that rule off and expects one; see `classes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Random,
+    /// A voter whose promise to the primary outlasts a candidate's
+    /// failure window: its promise is what holds the vote back.
+    LatePromise,
+    /// Four voters split two against two: only counting the failed
+    /// primary keeps the side without it from a majority.
+    EvenSplit,
+    /// The primary and its only synchronous standby cut off from a
+    /// majority of asynchronous ones: only the sync-aware election keeps
+    /// acknowledged commits from being lost.
+    SyncSplit,
+    /// A primary cut off long enough to be replaced, and the witness's
+    /// repmgrd down when it comes back: the witness's server renews its
+    /// lease, and only hearing of the newer term fences it.
+    ReturningPrimary,
+}
+
+pub const CLASS_EVERY: u64 = 25;
+
+/// Each targeted class and its seeds' remainder modulo [`CLASS_EVERY`].
+pub const TARGETED: [(Class, u64); 4] = [
+    (Class::LatePromise, 6),
+    (Class::EvenSplit, 12),
+    (Class::SyncSplit, 18),
+    (Class::ReturningPrimary, 24),
+];
+
+pub fn class_of(seed: u64) -> Class {
+    TARGETED
+        .iter()
+        .find(|(_, r)| seed % CLASS_EVERY == *r)
+        .map_or(Class::Random, |(c, _)| *c)
 }
 
 pub struct Schedule {
@@ -45,6 +89,7 @@ pub struct Schedule {
     pub end: u64,
     /// For a failing seed's report.
     pub shape: Shape,
+    pub class: Class,
 }
 
 fn info(id: Id, kind: NodeKind, priority: i32) -> NodeInfo {
@@ -62,8 +107,151 @@ fn info(id: Id, kind: NodeKind, priority: i32) -> NodeInfo {
     }
 }
 
+pub fn kinds(shape: Shape) -> Vec<NodeKind> {
+    use NodeKind::{Primary as P, Standby as S, Witness as W};
+    match shape {
+        Shape::TwoPlusWitness => vec![P, S, W],
+        Shape::Three => vec![P, S, S],
+        Shape::ThreePlusWitness => vec![P, S, S, W],
+        Shape::Four => vec![P, S, S, S],
+        Shape::Five => vec![P, S, S, S, S],
+        Shape::FiveWithWitness => vec![P, S, S, S, W],
+    }
+}
+
+/// The registered nodes, node1 the primary and every other its standby.
+pub fn metadata(kinds: &[NodeKind], automatic: &[bool], priority: &[i32]) -> Vec<NodeInfo> {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| NodeInfo {
+            automatic: automatic[i],
+            ..info(i as Id + 1, *k, priority[i])
+        })
+        .collect()
+}
+
+/// What every schedule's repmgr.conf says, before its own choices.
+pub fn base_settings(id: Id, kind: NodeKind, automatic: bool, safety: Safety) -> Settings {
+    Settings {
+        node_id: id,
+        node_name: format!("node{id}"),
+        failover: if automatic {
+            Failover::Automatic
+        } else {
+            Failover::Manual
+        },
+        quorum: Quorum::Majority,
+        monitor_interval_ms: 1_000,
+        reconnect_attempts: 6,
+        reconnect_interval_ms: 1_000,
+        primary_notification_timeout_ms: 15_000,
+        election_rerun_interval_ms: 5_000,
+        degraded_monitoring_timeout_ms: None,
+        primary_visibility_consensus: false,
+        fence_read_only: true,
+        isolation_timeout_ms: None,
+        auto_rejoin: false,
+        child_nodes_check_interval_ms: None,
+        log_status_interval_ms: 3_600_000,
+        witness_sync_interval_ms: 5_000,
+        is_witness: kind == NodeKind::Witness,
+        safety,
+        ..Settings::default()
+    }
+}
+
+/// Host `id` as every schedule starts it: its server in its role, the
+/// durable state of a repmgrd that knew node1 as the primary, and a
+/// clock of its own (drawn from `rng`).
+pub fn host(id: Id, kind: NodeKind, settings: Settings, meta: &[NodeInfo], rng: &mut Rng) -> Host {
+    let standby = kind == NodeKind::Standby;
+    let pg = Pg {
+        running: true,
+        paused: false,
+        recovery: standby,
+        upstream: standby.then_some(1),
+        read_only: false,
+        standby_signal: standby,
+        wal: vec![],
+        tli: 1,
+        voting_term: 1,
+        meta: meta.to_vec(),
+        crashed: false,
+        last_recv: None,
+        streaming: false,
+        witness: kind == NodeKind::Witness,
+    };
+    Host {
+        id,
+        name: format!("node{id}"),
+        priority: meta[id as usize - 1].priority,
+        settings,
+        pg,
+        core: None,
+        epoch: 0,
+        durable: Persisted {
+            known_term: 1,
+            known_primary: Some(1),
+            ..Persisted::default()
+        },
+        daemon_paused: false,
+        host_paused: false,
+        backlog: Vec::new(),
+        clock_offset: rng.range(0, 10_000_000),
+        drift_ppm: rng.range(0, 8_000) as i64 - 4_000,
+        exposed_since: 0,
+        watching: None,
+        exited: false,
+    }
+}
+
+/// The world of these hosts with every repmgrd started.
+pub fn world(seed: u64, hosts: Vec<Host>, sync: String) -> World {
+    let mut world = World::new(hosts, sync, Rng(seed ^ 0x5eed));
+    for i in 0..world.hosts.len() {
+        world.start_daemon(i);
+    }
+    world
+}
+
+/// Both ways between every node of `side` and every other of the `n`.
+pub fn split(world: &mut World, side: &[Id], n: Id, at: u64, len: u64) {
+    for a in side.iter().copied() {
+        for b in (1..=n).filter(|b| !side.contains(b)) {
+            world.fault_at(at, Fault::Cut(a, b));
+            world.fault_at(at, Fault::Cut(b, a));
+            world.fault_at(at + len, Fault::Heal(a, b));
+            world.fault_at(at + len, Fault::Heal(b, a));
+        }
+    }
+}
+
+/// The stable phase after the last fault, and the end.
+pub fn finish(mut world: World, last_end: u64, shape: Shape, class: Class) -> Schedule {
+    let stable_at = last_end + 1_000;
+    world.fault_at(stable_at, Fault::Stabilise);
+    // Liveness: the failure window, an election and its re-runs, a fence
+    // and a rejoin all fit in this.
+    let end = stable_at + 45_000;
+    Schedule {
+        world,
+        stable_at,
+        end,
+        shape,
+        class,
+    }
+}
+
 /// Builds schedule `seed` (with `safety` rules, normally all on).
 pub fn build(seed: u64, safety: Safety) -> Schedule {
+    match class_of(seed) {
+        Class::Random => random(seed, safety),
+        class => crate::classes::build(class, seed, safety),
+    }
+}
+
+fn random(seed: u64, safety: Safety) -> Schedule {
     let mut rng = Rng(seed);
     let shape = match rng.range(0, 3) {
         0 => Shape::TwoPlusWitness,
@@ -71,24 +259,7 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
         2 => Shape::Five,
         _ => Shape::FiveWithWitness,
     };
-    let kinds: Vec<NodeKind> = match shape {
-        Shape::TwoPlusWitness => vec![NodeKind::Primary, NodeKind::Standby, NodeKind::Witness],
-        Shape::Three => vec![NodeKind::Primary, NodeKind::Standby, NodeKind::Standby],
-        Shape::Five => vec![
-            NodeKind::Primary,
-            NodeKind::Standby,
-            NodeKind::Standby,
-            NodeKind::Standby,
-            NodeKind::Standby,
-        ],
-        Shape::FiveWithWitness => vec![
-            NodeKind::Primary,
-            NodeKind::Standby,
-            NodeKind::Standby,
-            NodeKind::Standby,
-            NodeKind::Witness,
-        ],
-    };
+    let kinds = kinds(shape);
     // Synchronous replication in one schedule of five: FIRST 1 (node2).
     let sync = if rng.chance(20) {
         "FIRST 1 (node2)".to_string()
@@ -112,101 +283,36 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
     if !sync.is_empty() {
         automatic[1] = true;
     }
-    let meta: Vec<NodeInfo> = kinds
+    let priority: Vec<i32> = kinds
         .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let prio = if *k == NodeKind::Standby && rng.chance(10) {
+        .map(|k| {
+            if *k == NodeKind::Standby && rng.chance(10) {
                 0
             } else {
                 100
-            };
-            NodeInfo {
-                automatic: automatic[i],
-                ..info(i as Id + 1, *k, prio)
             }
         })
         .collect();
+    let meta = metadata(&kinds, &automatic, &priority);
     let auto_rejoin = rng.chance(30);
     let fast = rng.chance(50);
     let mut hosts = Vec::new();
     for (i, k) in kinds.iter().enumerate() {
         let id = i as Id + 1;
         let settings = Settings {
-            node_id: id,
-            node_name: format!("node{id}"),
-            failover: if automatic[i] {
-                Failover::Automatic
-            } else {
-                Failover::Manual
-            },
-            quorum: Quorum::Majority,
-            monitor_interval_ms: 1_000,
             reconnect_attempts: if fast {
                 rng.range(3, 5) as u32
             } else {
                 rng.range(5, 8) as u32
             },
-            reconnect_interval_ms: 1_000,
-            primary_notification_timeout_ms: 15_000,
             election_rerun_interval_ms: rng.range(3, 8) * 1_000,
-            degraded_monitoring_timeout_ms: None,
-            primary_visibility_consensus: false,
             fence_read_only: !rng.chance(20),
-            isolation_timeout_ms: None,
             auto_rejoin,
-            child_nodes_check_interval_ms: None,
-            log_status_interval_ms: 3_600_000,
-            witness_sync_interval_ms: 5_000,
-            is_witness: *k == NodeKind::Witness,
-            safety,
-            ..Settings::default()
+            ..base_settings(id, *k, automatic[i], safety)
         };
-        let primary = *k == NodeKind::Primary;
-        let pg = Pg {
-            running: true,
-            paused: false,
-            recovery: *k == NodeKind::Standby,
-            upstream: (*k == NodeKind::Standby).then_some(1),
-            read_only: false,
-            standby_signal: *k == NodeKind::Standby,
-            wal: vec![],
-            tli: 1,
-            voting_term: 1,
-            meta: meta.clone(),
-            crashed: false,
-            last_recv: None,
-            streaming: false,
-            witness: *k == NodeKind::Witness,
-        };
-        let _ = primary;
-        hosts.push(Host {
-            id,
-            name: format!("node{id}"),
-            priority: meta[i].priority,
-            settings,
-            pg,
-            core: None,
-            epoch: 0,
-            durable: Persisted {
-                known_term: 1,
-                known_primary: Some(1),
-                ..Persisted::default()
-            },
-            daemon_paused: false,
-            host_paused: false,
-            backlog: Vec::new(),
-            clock_offset: rng.range(0, 10_000_000),
-            drift_ppm: rng.range(0, 8_000) as i64 - 4_000,
-            exposed_since: 0,
-            watching: None,
-            exited: false,
-        });
+        hosts.push(host(id, *k, settings, &meta, &mut rng));
     }
-    let mut world = World::new(hosts, sync, Rng(seed ^ 0x5eed));
-    for i in 0..world.hosts.len() {
-        world.start_daemon(i);
-    }
+    let mut world = world(seed, hosts, sync);
     // Faults between 15 s (settled: quarantines over) and 60 s.
     let n = kinds.len() as Id;
     let faults = rng.range(1, 4);
@@ -226,14 +332,7 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
             0 => world.fault_at(at, Fault::CrashPg(node)),
             1 => {
                 // A host cut off, both ways.
-                for o in 1..=n {
-                    if o != node {
-                        world.fault_at(at, Fault::Cut(node, o));
-                        world.fault_at(at, Fault::Cut(o, node));
-                        world.fault_at(at + len, Fault::Heal(node, o));
-                        world.fault_at(at + len, Fault::Heal(o, node));
-                    }
-                }
+                split(&mut world, &[node], n, at, len);
             }
             2 => {
                 // One link, one way or both.
@@ -267,28 +366,12 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
             _ => {
                 // A partition that splits the cluster in two.
                 let cut = rng.range(1, n as u64 - 1) as Id;
-                for a in 1..=cut {
-                    for b in cut + 1..=n {
-                        world.fault_at(at, Fault::Cut(a, b));
-                        world.fault_at(at, Fault::Cut(b, a));
-                        world.fault_at(at + len, Fault::Heal(a, b));
-                        world.fault_at(at + len, Fault::Heal(b, a));
-                    }
-                }
+                let side: Vec<Id> = (1..=cut).collect();
+                split(&mut world, &side, n, at, len);
             }
         }
     }
-    let stable_at = last_end + 1_000;
-    world.fault_at(stable_at, Fault::Stabilise);
-    // Liveness: the failure window, an election and its re-runs, a fence
-    // and a rejoin all fit in this.
-    let end = stable_at + 45_000;
-    Schedule {
-        world,
-        stable_at,
-        end,
-        shape,
-    }
+    finish(world, last_end, shape, Class::Random)
 }
 
 pub fn apply(w: &mut World, f: Fault) {

@@ -111,16 +111,18 @@ impl Core {
 
     /// When the core next needs a [`Input::Tick`].
     pub fn next_wakeup(&self) -> Time {
-        let mut t = self.next_tick;
         let role = match &self.role {
-            Role::Standby(sb) => sb.wakeup(&self.ctx.s),
-            Role::Primary(p) => p.wakeup(&self.ctx.s),
-            Role::Witness(_) | Role::Unknown => None,
+            Role::Standby(sb) => sb.wakeups(&self.ctx.s),
+            Role::Primary(p) => p.wakeups(&self.ctx.s),
+            Role::Witness(_) | Role::Unknown => Vec::new(),
         };
-        if let Some(w) = role.filter(|w| *w > self.last_now) {
-            t = t.min(w);
-        }
-        t
+        // A time already passed is being waited on (an answer is due) or
+        // was handled; each is dropped alone, so that it cannot hide a
+        // later one (a primary's stop time behind its read-only time)
+        // until the next monitoring tick.
+        role.into_iter()
+            .filter(|w| *w > self.last_now)
+            .fold(self.next_tick, Time::min)
     }
 
     /// Feeds one observation; returns what to do.

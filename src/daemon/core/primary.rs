@@ -219,26 +219,27 @@ impl Primary {
         self.prepared_for
     }
 
-    pub(super) fn wakeup(&self, s: &Settings) -> Option<Time> {
+    /// When it needs a tick: the next renewal, and the soft and the hard
+    /// fence times.
+    pub(super) fn wakeups(&self, s: &Settings) -> Vec<Time> {
         if self.down_since.is_some() && self.applied != Some(FenceHow::Stop) {
-            return self.kill_due(s);
+            return self.kill_due(s).into_iter().collect();
         }
-        let mut t = self.lease.next_renewal(s);
+        let mut t = vec![self.lease.next_renewal(s)];
         if s.quorum == Quorum::Majority {
             if let Some(end) = self.lease.end() {
                 let span = self.lease.span(s.lease_ms());
                 let soft = span / 2;
-                let stop = (span / 4).max(1_000).min(span);
-                // Wake at the soft and the hard fence times.
+                let stop = self.lease.stop_margin(s);
                 for margin in [soft, stop] {
                     let at = end.minus(margin);
                     if at > Time(0) {
-                        t = t.min(at.max(Time(1)));
+                        t.push(at.max(Time(1)));
                     }
                 }
             }
         }
-        Some(t)
+        t
     }
 
     // ------------------------------------------------------------ ticks

@@ -149,21 +149,23 @@ impl Standby {
         (self.upstream.as_ref().map(|u| u.id), self.last_ok)
     }
 
-    pub(super) fn wakeup(&self, s: &Settings) -> Option<Time> {
+    /// When it needs a tick (a time past is dropped alone: a scan that
+    /// waits on its round must not hold up the lease's renewals).
+    pub(super) fn wakeups(&self, s: &Settings) -> Vec<Time> {
         match &self.phase {
-            Phase::Retrying { .. } => self.attempt_due(s),
+            Phase::Retrying { .. } => self.attempt_due(s).into_iter().collect(),
             Phase::Waiting {
                 next_scan, until, ..
-            } => Some((*next_scan).min(*until)),
+            } => vec![*next_scan, *until],
             Phase::Electing {
                 step: Step::Confirming { next, lease, .. },
                 ..
-            } => Some((*next).min(lease.next_renewal(s))),
+            } => vec![*next, lease.next_renewal(s)],
             Phase::Electing {
                 step: Step::Promoting { lease, .. },
                 ..
-            } => Some(lease.next_renewal(s)),
-            _ => None,
+            } => vec![lease.next_renewal(s)],
+            _ => Vec::new(),
         }
     }
 

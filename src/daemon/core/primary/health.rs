@@ -5,7 +5,7 @@
 use super::super::health::LeaseView;
 use super::super::settings::Settings;
 use super::super::types::*;
-use super::Primary;
+use super::{Lease, Primary};
 
 /// When a primary fences itself, as times left on its lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +18,24 @@ pub(super) struct Thresholds {
     pub soft_at: u64,
 }
 
+impl Lease {
+    /// How long before this lease ends its holder must be stopped: a
+    /// quarter of what the voters promise now, at least a second. A
+    /// candidate measures its votes with the same margin as the primary
+    /// it becomes (its own settings' margin, longer when its voters
+    /// promise less than it would, could never be met by renewals four
+    /// times per promise).
+    pub(in super::super) fn stop_margin(&self, s: &Settings) -> u64 {
+        let span = self.span(s.lease_ms());
+        (span / 4).max(1_000).min(span)
+    }
+}
+
 impl Primary {
     /// The thresholds scale with what the voters actually promise.
     pub(super) fn thresholds(&self, s: &Settings) -> Thresholds {
         let lease = self.lease.span(s.lease_ms());
-        let stop_margin = (lease / 4).max(1_000).min(lease);
+        let stop_margin = self.lease.stop_margin(s);
         let soft_after = match s.isolation_timeout_ms {
             Some(t) => t.min(lease / 2),
             None => lease / 2,

@@ -489,7 +489,7 @@ impl Standby {
         // The votes are promises from `sent`: promote while they hold.
         let until = lease
             .end()
-            .map_or(now, |e| e.minus(core.s.stop_margin_ms()));
+            .map_or(now, |e| e.minus(lease.stop_margin(&core.s)));
         self.phase = Phase::Electing {
             failed: failed.clone(),
             step: Step::Confirming {
@@ -582,7 +582,7 @@ impl Standby {
         };
         let still = lease
             .end()
-            .is_some_and(|e| now.plus(core.s.stop_margin_ms()) < e);
+            .is_some_and(|e| now.plus(lease.stop_margin(&core.s)) < e);
         if !still {
             core.log(
                 Level::Warning,

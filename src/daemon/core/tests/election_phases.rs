@@ -369,3 +369,53 @@ fn election_transitions() {
         },
     ]);
 }
+
+#[test]
+fn a_candidate_woken_only_when_it_asks_renews_its_lease_while_it_confirms() {
+    // The confirming round takes 1.8 s (a node that does not answer costs
+    // it its deadline) and node 3 promised 2 s: the candidate must renew
+    // those promises every 500 ms, waking for it, or they run out before
+    // the round ends ("the votes no longer hold").
+    let mut setup = standby_2();
+    setup.world.lag.gather = 1_800;
+    let mut r = Run::new(setup);
+    r.run_woken(12_000, None);
+    primary_fails(&mut r.world);
+    let reached = r.run_woken(30_000, Some("primary"));
+    let at = |phase: &str| r.phases.iter().find(|(_, p)| p == phase).map(|(t, _)| *t);
+    let (Some(from), Some(to)) = (at("standby/confirming"), at("standby/promoting")) else {
+        panic!("no promotion:\n{}\n{}", r.history(), r.logs());
+    };
+    let beats: Vec<u64> = r
+        .log
+        .iter()
+        .filter(|(t, a)| (from..=to).contains(t) && matches!(a, Action::SendHeartbeats { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        beats.windows(2).all(|w| w[1] - w[0] <= 500)
+            && to - beats.last().copied().unwrap_or(0) <= 500,
+        "renewals at {beats:?}, confirming {from}..{to} ms"
+    );
+    assert!(reached, "{}\n{}", r.history(), r.logs());
+}
+
+#[test]
+fn a_candidate_measures_its_votes_by_what_its_voters_promise() {
+    // This node's own settings promise 6 s (a 1.5 s stop margin); node 3
+    // promises 2 s, so the primary it becomes stops 1 s before its lease
+    // ends. A confirming round of 1.95 s leaves 1.43 s on the lease
+    // renewed every 500 ms: enough by the 1 s margin, never by 1.5 s.
+    let mut setup = standby_2();
+    setup.s.reconnect_attempts = 7;
+    setup.world.lag.gather = 1_950;
+    let mut r = Run::new(setup);
+    r.run_woken(12_000, None);
+    primary_fails(&mut r.world);
+    assert!(
+        r.run_woken(40_000, Some("primary")),
+        "{}\n{}",
+        r.history(),
+        r.logs()
+    );
+}

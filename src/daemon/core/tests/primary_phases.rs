@@ -339,3 +339,46 @@ fn primary_transitions() {
         },
     ]);
 }
+
+#[test]
+fn a_primary_woken_only_when_it_asks_stops_before_its_lease_ends() {
+    // repmgr's monitoring interval (2 s) and 4 s promises: read-only 2 s
+    // before the lease ends, stopped 1 s before. The driver wakes the core
+    // only at `next_wakeup`: the read-only time, once passed, must not
+    // hide the stop time behind the next monitoring tick.
+    let mut s = Script::new(
+        Settings {
+            reconnect_attempts: 5,
+            monitor_interval_ms: 2_000,
+            ..settings(1, Failover::Automatic)
+        },
+        Persisted::default(),
+        facts(false, three(true, true)),
+    );
+    s.acks = vec![2, 3];
+    let mut last_ack = 0;
+    while s.now < 10_000 {
+        s.now = s.core.next_wakeup().0.max(s.now + 1);
+        let before = s.seen.len();
+        s.feed(Input::Tick);
+        if s.seen[before..]
+            .iter()
+            .any(|a| matches!(a, Action::SendHeartbeats { .. }))
+        {
+            last_ack = s.now;
+        }
+    }
+    s.acks.clear();
+    let stop_by = last_ack + timing::discount(4_000) - 1_000;
+    while s.now <= stop_by + 2_000 && !s.fences().contains(&FenceHow::Stop) {
+        s.now = s.core.next_wakeup().0.max(s.now + 1);
+        s.feed(Input::Tick);
+    }
+    assert_eq!(s.fences().first(), Some(&FenceHow::ReadOnly));
+    assert!(s.fences().contains(&FenceHow::Stop), "{:?}", s.fences());
+    assert!(
+        s.now <= stop_by,
+        "stopped at {} ms, due by {stop_by}",
+        s.now
+    );
+}

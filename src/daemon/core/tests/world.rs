@@ -363,11 +363,25 @@ impl Run {
         entered(self)
     }
 
+    /// As [`Self::run_to`], but the clock jumps to the next time the core
+    /// asked to be woken at (or an answer is due), as the real driver's.
+    pub fn run_woken(&mut self, until: u64, stop: Option<&str>) -> bool {
+        let from = self.phases.len();
+        let entered = |r: &Run| stop.is_some_and(|p| r.phases[from..].iter().any(|(_, q)| q == p));
+        while self.now < until && !entered(self) {
+            let due = self.due.iter().map(|(t, _)| *t).min().unwrap_or(u64::MAX);
+            let wake = self.core.next_wakeup().0.min(due);
+            self.now = wake.max(self.now + 1).min(until);
+            self.feed(Input::Tick);
+        }
+        entered(self)
+    }
+
     pub fn phase(&self) -> String {
         self.core.phase()
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         self.log
             .iter()
             .filter_map(|(t, a)| match a {
@@ -379,7 +393,7 @@ impl Run {
             .join("\n")
     }
 
-    fn history(&self) -> String {
+    pub fn history(&self) -> String {
         self.phases
             .iter()
             .map(|(t, p)| format!("{t:>6} {p}"))
