@@ -227,6 +227,12 @@ impl Core {
                 sb.tick(&mut self.ctx, now, &f);
                 Role::Standby(sb)
             }
+            // The server left recovery before the promotion reported: the
+            // report makes this node a primary, with the term it won. (A
+            // primary made from these facts would hold the term before the
+            // election, hear of its own promotion as a newer one, and fence
+            // itself.)
+            Role::Standby(sb) if !f.in_recovery && sb.promoting() => Role::Standby(sb),
             Role::Standby(_) if !f.in_recovery => {
                 self.ctx.log(
                     Level::Notice,

@@ -390,6 +390,11 @@ impl Primary {
         if term <= self.term && by.is_none_or(|b| b == core.s.node_id) {
             return;
         }
+        // Its own promotion is no newer primary: it holds that term.
+        if by == Some(core.s.node_id) {
+            self.term = self.term.max(term);
+            return;
+        }
         self.superseded = Some((term, by));
         core.book.durable.fence = Some(FenceState::Superseded { term, by });
         let d = core.book.durable;

@@ -137,6 +137,17 @@ impl Standby {
     }
 
     /// A former primary whose server came back in recovery.
+    /// Whether its promotion has been started and has not reported yet.
+    pub(super) fn promoting(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Electing {
+                step: Step::Promoting { .. },
+                ..
+            }
+        )
+    }
+
     pub(super) fn after_primary(p: Primary) -> Standby {
         Standby {
             prepared_for: p.prepared_for(),

@@ -46,6 +46,30 @@ fn election_transitions() {
             ],
         },
         Case {
+            // Seen on a real server: pg_promote returned, the next read of
+            // the local server found it out of recovery before the job
+            // reported, and the node fenced itself as superseded by its
+            // own promotion.
+            name: "promoting → primary when the server leaves recovery before the promotion reports",
+            setup: || {
+                let mut s = standby_2();
+                s.world.promote_leaves_recovery_early = true;
+                s.world.lag.job = 2_500;
+                s
+            },
+            beats: vec![
+                (12_000, Set(primary_fails)),
+                (8_000, Reach("primary")),
+                (0, Went(WON)),
+                (0, Saw("the failover event", |a| event(a, "repmgrd_failover_promote"))),
+                (5_000, Is("primary")),
+                (0, Saw("heartbeats in the term it won", |a| {
+                    matches!(a, Action::SendHeartbeats { term: 2, .. })
+                })),
+                (0, NotSaw("a fence", |a| matches!(a, Action::Fence { .. }))),
+            ],
+        },
+        Case {
             name: "gathering → waiting: node 3 has more WAL",
             setup: || {
                 let mut s = standby_2();

@@ -228,6 +228,17 @@ fn primary_transitions() {
             ],
         },
         Case {
+            name: "a voter that names this node as the holder of a newer term does not fence it",
+            setup: primary_1,
+            beats: vec![
+                (5_000, Set(|w| {
+                    w.hb.insert(3, HeartbeatReply::Superseded { term: 5, by: Some(1) });
+                })),
+                (5_000, Is("primary")),
+                (0, NotSaw("a fence", fenced)),
+            ],
+        },
+        Case {
             name: "superseded at start: restarted with a durable record of term 5, it is demoted at once",
             setup: || Setup {
                 durable: Persisted {

@@ -40,6 +40,9 @@ pub(super) struct World {
     /// Each voter's answer to a heartbeat (none when missing).
     pub hb: BTreeMap<NodeId, HeartbeatReply>,
     pub promote: Result<(), String>,
+    /// The server leaves recovery as soon as the promotion starts, long
+    /// before the promotion job reports.
+    pub promote_leaves_recovery_early: bool,
     pub follow: Result<(), String>,
     /// A follow that failed leaves the WAL receiver streaming anyway.
     pub streams_anyway: bool,
@@ -58,6 +61,7 @@ impl World {
             votes: BTreeMap::new(),
             hb: BTreeMap::new(),
             promote: Ok(()),
+            promote_leaves_recovery_early: false,
             follow: Ok(()),
             streams_anyway: false,
             fence: Ok(()),
@@ -240,6 +244,13 @@ impl Run {
                 }
                 return;
             }
+            Action::Promote { .. } if self.world.promote_leaves_recovery_early => {
+                if let Some(f) = &mut self.world.local {
+                    f.in_recovery = false;
+                    f.timeline += 1;
+                }
+                (self.world.lag.job, Due::Job(a.clone()))
+            }
             Action::Promote { .. }
             | Action::Follow { .. }
             | Action::Fence { .. }
@@ -293,7 +304,7 @@ impl Run {
             Due::Job(a) => Input::Done(match a {
                 Action::ReadLocal => return Some(Input::Local(w.local.clone())),
                 Action::Promote { .. } => {
-                    if w.promote.is_ok() {
+                    if w.promote.is_ok() && !w.promote_leaves_recovery_early {
                         if let Some(f) = &mut w.local {
                             f.in_recovery = false;
                             f.timeline += 1;
