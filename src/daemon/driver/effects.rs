@@ -7,6 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::observe::spawn;
+
+/// How recent an answer of the local server stands for the check a
+/// renewal needs (a renewal on it extends the lease of a server that hung
+/// since by one heartbeat interval at most: the next renewal checks).
+const LOCAL_ANSWER_FRESH: Duration = Duration::from_millis(100);
 use super::{lock, peer, Driver};
 use crate::conninfo::ConnInfo;
 use crate::daemon::core::types::*;
@@ -177,13 +182,19 @@ impl Driver {
         fences: bool,
     ) {
         let sent = self.clock.now();
-        if local_must_answer {
+        // A read of the local server that answered just now (the tick's,
+        // which usually comes right before a renewal) is that proof.
+        let fresh = self
+            .local_answered_at
+            .is_some_and(|t| t.elapsed() < LOCAL_ANSWER_FRESH);
+        if local_must_answer && !fresh {
             let check = match self.local.as_mut() {
                 Some(c) => c.is_valid(Duration::from_millis(500)),
                 None => Err(db::SqlError::Closed),
             };
+            self.local_answered_at = None;
             match check {
-                Ok(()) => {}
+                Ok(()) => self.local_answered_at = Some(Instant::now()),
                 // Slow, not gone: no renewal, and the lease rules decide
                 // (a slow server may still take writes).
                 Err(db::SqlError::TimedOut(_) | db::SqlError::Stopped) => return,

@@ -151,6 +151,8 @@ pub struct Driver {
     watched: Option<NodeId>,
     checks: u64,
     last_row: Option<db::observe::ServerRow>,
+    /// When the local server last answered (a read or a check).
+    local_answered_at: Option<Instant>,
     is_witness: bool,
     /// Daemon-less voters probed lately (their servers asked directly).
     probed: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
@@ -261,6 +263,7 @@ impl Driver {
             watched: None,
             checks: 0,
             last_row: None,
+            local_answered_at: None,
             is_witness,
             probed: Arc::new(Mutex::new(BTreeMap::new())),
             queue: VecDeque::new(),

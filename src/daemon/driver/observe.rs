@@ -101,6 +101,7 @@ impl Driver {
     pub(super) fn read_local(&mut self) -> Option<LocalFacts> {
         if self.local.as_ref().is_none_or(|c| c.is_closed()) {
             self.local = None;
+            self.local_answered_at = None;
             match db::connect::connect(&self.conninfo, reach::DAEMON_APP_NAME) {
                 Ok(c) => self.set_local(c),
                 Err(_) => return None,
@@ -156,12 +157,14 @@ impl Driver {
         })();
         match got {
             Ok(f) => {
+                self.local_answered_at = Some(Instant::now());
                 self.refresh_peers();
                 Some(f)
             }
             Err(e) => {
                 crate::log_debug!("reading the local node failed: {}", e.reason());
                 self.local = None;
+                self.local_answered_at = None;
                 None
             }
         }
