@@ -286,20 +286,20 @@ pub fn published_modes(c: &mut impl Sql) -> Result<Vec<(i32, bool, bool)>> {
         .collect()
 }
 
-/// The primary publishes its `synchronous_standby_names` (when it
-/// changed): the standbys' elections read it from their copy.
-pub fn publish_sync_names(c: &mut impl Sql, node_id: i32) -> Result<()> {
+/// The primary's per-cycle heartbeat, with its `synchronous_standby_names`
+/// published in the same statement (the row is rewritten anyway).
+pub fn heartbeat_primary(c: &mut impl Sql, node_id: i32, pid: i32) -> Result<()> {
     if !has_peer_columns(c)? {
-        return Ok(());
+        return heartbeat(c, node_id, pid, None, false);
     }
     c.execute(
         "UPDATE repmgr.repmgrd_status
-            SET sync_standby_names = pg_catalog.current_setting('synchronous_standby_names')
-          WHERE node_id = $1
-            AND sync_standby_names IS DISTINCT FROM pg_catalog.current_setting('synchronous_standby_names')",
-        &[&node_id],
+            SET pid = $2, upstream_node_id = NULL, last_updated = now(),
+                sync_standby_names = pg_catalog.current_setting('synchronous_standby_names')
+          WHERE node_id = $1",
+        &[&node_id, &pid],
     )
-    .map_err(|e| query_error("publishing synchronous_standby_names", &e))?;
+    .map_err(|e| query_error("updating the repmgrd heartbeat", &e))?;
     Ok(())
 }
 

@@ -147,47 +147,55 @@ struct Bounded<S> {
 }
 
 trait Timeouts {
-    fn set_timeouts(&self, d: Duration) -> std::io::Result<()>;
+    fn set_read(&self, d: Duration) -> std::io::Result<()>;
+    fn set_write(&self, d: Duration) -> std::io::Result<()>;
 }
 
 impl Timeouts for TcpStream {
-    fn set_timeouts(&self, d: Duration) -> std::io::Result<()> {
-        self.set_read_timeout(Some(d))?;
+    fn set_read(&self, d: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(d))
+    }
+    fn set_write(&self, d: Duration) -> std::io::Result<()> {
         self.set_write_timeout(Some(d))
     }
 }
 
 impl Timeouts for UnixStream {
-    fn set_timeouts(&self, d: Duration) -> std::io::Result<()> {
-        self.set_read_timeout(Some(d))?;
+    fn set_read(&self, d: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(d))
+    }
+    fn set_write(&self, d: Duration) -> std::io::Result<()> {
         self.set_write_timeout(Some(d))
     }
 }
 
-impl<S: Timeouts> Bounded<S> {
-    fn arm(&self) -> std::io::Result<()> {
+impl<S> Bounded<S> {
+    /// What is left of the deadline; an error once it has passed.
+    fn left(&self) -> std::io::Result<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
-        self.s.set_timeouts(left)
+        Ok(left)
     }
 }
 
+// Each direction is armed only when used (the ping runs every monitoring
+// cycle: a system call saved per step is a few per second).
 impl<S: Timeouts + Read> Read for Bounded<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.arm()?;
+        self.s.set_read(self.left()?)?;
         self.s.read(buf)
     }
 }
 
 impl<S: Timeouts + Write> Write for Bounded<S> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.arm()?;
+        self.s.set_write(self.left()?)?;
         self.s.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.arm()?;
+        self.left()?;
         self.s.flush()
     }
 }

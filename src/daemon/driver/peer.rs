@@ -82,18 +82,27 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A fresh random nonce.
+/// A nonce never used before by any repmgrd: a random prefix drawn once
+/// per process, then a counter. (It need only be unique, not secret: a
+/// reply is sealed with the key and echoes the nonce of its request, so an
+/// old reply cannot answer a new request. One draw instead of one per
+/// heartbeat saves a system call several times a second.)
 fn nonce() -> String {
-    let mut b = [0u8; 12];
-    if getrandom::fill(&mut b).is_err() {
-        // No entropy source: fall back to time and pid (a nonce need only
-        // be unique, not secret).
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        return format!("{t:x}{:x}", std::process::id());
-    }
-    hex(&b)
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            // No entropy source: time and pid are unique enough.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            return format!("{t:x}{:x}", std::process::id());
+        }
+        hex(&b)
+    });
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}{n:08x}")
 }
 
 fn opt(v: Option<NodeId>) -> String {
@@ -295,7 +304,7 @@ pub fn ask(
     for addr in addrs {
         if reusable {
             if let Some(stream) = idle_conns::take(addr) {
-                match exchange(&stream, key, request, deadline) {
+                match exchange(&stream, key, request, deadline, false) {
                     Ok(reply) => {
                         idle_conns::put(addr, stream);
                         return Ok(reply);
@@ -318,7 +327,7 @@ pub fn ask(
                 continue;
             }
         };
-        return match exchange(&stream, key, request, deadline) {
+        return match exchange(&stream, key, request, deadline, true) {
             Ok(reply) => {
                 if reusable {
                     idle_conns::put(addr, stream);
@@ -343,19 +352,24 @@ enum Exchange {
     Failed,
 }
 
-/// One request and its answer on `stream`, by `deadline`.
+/// One request and its answer on `stream`, by `deadline`. The write
+/// timeout is set on a `fresh` connection only: a reused one keeps its
+/// first (one request line never fills an idle connection's buffer, so
+/// the write does not wait in practice; the bound is still there).
 fn exchange(
     stream: &TcpStream,
     key: &Key,
     request: &PeerRequest,
     deadline: std::time::Instant,
+    fresh: bool,
 ) -> Result<PeerReply, Exchange> {
     let n = nonce();
     let text = format!("{TAG} {} {n}", encode_request(request));
     let left = deadline
         .saturating_duration_since(std::time::Instant::now())
         .max(Duration::from_millis(1));
-    if stream.set_write_timeout(Some(left)).is_err() || stream.set_read_timeout(Some(left)).is_err()
+    if (fresh && stream.set_write_timeout(Some(left)).is_err())
+        || stream.set_read_timeout(Some(left)).is_err()
     {
         return Err(Exchange::Failed);
     }
@@ -424,11 +438,17 @@ pub fn serve(
 /// not authenticate closes it.
 fn serve_one(stream: &TcpStream, key: &RwLock<Option<Key>>, handler: &Handler) {
     let mut wait = SERVE_DEADLINE;
+    // Set once each, not per request: heartbeats come several a second.
+    let mut read_timeout = None;
+    if stream.set_write_timeout(Some(SERVE_DEADLINE)).is_err() {
+        return;
+    }
     loop {
-        if stream.set_read_timeout(Some(wait)).is_err()
-            || stream.set_write_timeout(Some(SERVE_DEADLINE)).is_err()
-        {
-            return;
+        if read_timeout != Some(wait) {
+            if stream.set_read_timeout(Some(wait)).is_err() {
+                return;
+            }
+            read_timeout = Some(wait);
         }
         let Ok(line) = read_line(stream) else {
             return;

@@ -375,8 +375,7 @@ impl Recorder {
                 if !has_table {
                     return Ok(());
                 }
-                db::daemon_status::heartbeat(w, id, pid, None, false)?;
-                return db::daemon_status::publish_sync_names(w, id);
+                return db::daemon_status::heartbeat_primary(w, id, pid);
             }
             if has_table {
                 db::daemon_status::heartbeat(w, id, pid, upstream, true)?;
