@@ -9,6 +9,8 @@
 //!    voted for holds its votes and has not promoted yet.
 //! 3. The old primary's server back (SIGCONT) after the candidate has its
 //!    votes and before it promotes.
+//! 4. The same while the candidate's failover_validation_command runs, the
+//!    old primary without a repmgrd to fence it.
 //!
 //! A candidate is held right before its promotion by a
 //! `failover_validation_command` that waits for the test ([`Gate`]):
@@ -485,4 +487,59 @@ fn back_during_the_claim(away: Away) {
         secs(first_new.duration_since(gone)),
     );
     drop(daemons);
+}
+
+/// 4. The old primary back while the winner's `failover_validation_command`
+/// runs, with no repmgrd of its own to fence it (failover_quorum=repmgr,
+/// two nodes: node2 wins alone). The core's last look came before the
+/// command; the promotion job looks once more after it, so node2 is not
+/// promoted beside a node1 that takes writes again.
+#[test]
+fn an_old_primary_back_during_the_validation_command_is_not_promoted_beside() {
+    let gate = Gate::new();
+    let nodes = crate::fixture::registered_cluster_with(1, |_| {
+        format!(
+            "failover=automatic\nfailover_quorum=repmgr\nreconnect_attempts=2\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO\n{}",
+            gate.conf()
+        )
+    });
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let d2 = n2.repmgrd();
+    poll_until(
+        Duration::from_secs(60),
+        "node2's status row on node1",
+        || {
+            n1.pg
+            .try_query_one_string(
+                "SELECT count(*) FROM repmgr.repmgrd_status WHERE node_id = 2 AND pid IS NOT NULL",
+            )
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+        },
+    );
+    let frozen = n1.pg.freeze();
+    poll_until(
+        Duration::from_secs(60),
+        "node2 held right before its promotion",
+        || gate.held() == vec![2],
+    );
+    drop(frozen);
+    poll_until(Duration::from_secs(10), "node1 takes writes again", || {
+        writable(n1)
+    });
+    gate.open();
+    poll_until(
+        Duration::from_secs(30),
+        "node2 giving up the promotion",
+        || {
+            d2.output()
+                .contains("answers again after failover_validation_command")
+        },
+    );
+    if let Err(e) = holds_for(Duration::from_secs(5), STEP, || !is_primary(n2)) {
+        panic!("node2 promoted beside node1 ({e})\n{}", d2.output_tail(40));
+    }
+    assert!(writable(n1), "node1 no longer takes writes");
 }

@@ -137,7 +137,21 @@ fn text(e: &Error) -> String {
 fn promote(ctx: &Ctx, term: Term, failed: NodeId, visible: usize, total: usize) -> Result<()> {
     let cfg = &ctx.cfg;
     validate(ctx, visible, total)?;
-    let _ = failed;
+    // The core's last look at the failed primary came before the command,
+    // which may have taken a while: look once more, right before acting.
+    if !cfg.failover_validation_command.trim().is_empty() {
+        if let Some(rec) = ctx.nodes.iter().find(|n| n.node_id == failed) {
+            if answers_as_primary(rec) {
+                return Err(Error::new(
+                    ExitCode::FailoverFail,
+                    format!(
+                        "node \"{}\" (ID: {failed}) answers again after failover_validation_command: not promoting",
+                        rec.node_name
+                    ),
+                ));
+            }
+        }
+    }
     let command = cfg.promote_command.trim();
     let result = if command.is_empty() {
         let local = ctx.connect_local()?;
@@ -167,6 +181,23 @@ fn promote(ctx: &Ctx, term: Term, failed: NodeId, visible: usize, total: usize) 
         crate::events::notify_in_background(cfg, &ev, Some(&ts));
     }
     Ok(())
+}
+
+/// Whether `rec`'s server accepts connections and is not in recovery (a
+/// server that accepts but cannot be asked counts as one: not promoting
+/// beside it is the safe side; the election runs again).
+fn answers_as_primary(rec: &NodeRecord) -> bool {
+    let Ok(ci) = ConnInfo::parse(&rec.conninfo) else {
+        return false;
+    };
+    let quick = Some(Duration::from_millis(500));
+    if db::connect::ping_within(&ci, reach::DAEMON_APP_NAME, quick) != db::connect::Ping::Ok {
+        return false;
+    }
+    match db::connect::connect(&ci, reach::DAEMON_APP_NAME) {
+        Ok(mut c) => !matches!(db::server::in_recovery(&mut c), Ok(true)),
+        Err(_) => true,
+    }
 }
 
 fn validate(ctx: &Ctx, visible: usize, total: usize) -> Result<()> {
