@@ -489,11 +489,11 @@ fn back_during_the_claim(away: Away) {
     drop(daemons);
 }
 
-/// 4. The old primary back while the winner's `failover_validation_command`
-/// runs, with no repmgrd of its own to fence it (failover_quorum=repmgr,
-/// two nodes: node2 wins alone). The core's last look came before the
-/// command; the promotion job looks once more after it, so node2 is not
-/// promoted beside a node1 that takes writes again.
+/// Test 4: the old primary back while the winner's
+/// `failover_validation_command` runs, with no repmgrd of its own to fence
+/// it (failover_quorum=repmgr, two nodes: node2 wins alone). The core's last
+/// look came before the command; the promotion job looks once more after
+/// it, so node2 is not promoted beside a node1 that takes writes again.
 #[test]
 fn an_old_primary_back_during_the_validation_command_is_not_promoted_beside() {
     let gate = Gate::new();
