@@ -128,6 +128,15 @@ pub fn write(datadir: &Path, version_num: i32, rc: &ReplicationConfig) -> Result
     Ok(())
 }
 
+/// Removes repmgrd's read-only fence from `datadir`'s postgresql.auto.conf
+/// (a server about to start in recovery: see [`FENCE_KEY`]).
+pub fn drop_fence(datadir: &Path) -> Result<()> {
+    if datadir.join("postgresql.auto.conf").exists() {
+        set_auto_conf(datadir, &[(FENCE_KEY, None)])?;
+    }
+    Ok(())
+}
+
 /// The `primary_conninfo` a data directory is configured with, if any.
 pub fn read_primary_conninfo(datadir: &Path) -> Option<String> {
     let text = fs::read_to_string(datadir.join("postgresql.auto.conf")).ok()?;
@@ -307,6 +316,18 @@ mod tests {
         write(dir.path(), 110000, &rc).unwrap();
         let text = fs::read_to_string(&p).unwrap();
         assert!(!text.contains("default_transaction_read_only"), "{text}");
+        // A demotion with no new primary to follow drops it too.
+        fs::write(
+            &p,
+            "work_mem = '8MB'
+default_transaction_read_only = on
+",
+        )
+        .unwrap();
+        drop_fence(dir.path()).unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("default_transaction_read_only"), "{text}");
+        assert!(text.contains("work_mem = '8MB'"));
     }
 
     #[test]

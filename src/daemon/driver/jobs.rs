@@ -356,7 +356,13 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
             let dir = Path::new(&cfg.data_directory);
             match to.and_then(|t| ctx.record(t).ok()) {
                 Some(rec) => write_standby_config(cfg, &rec, 150000)?,
-                None => fsync_signal(dir)?,
+                // No new primary known to follow: in recovery all the
+                // same, and without the read-only setting, which a later
+                // promotion of this node would otherwise keep.
+                None => {
+                    fsync_signal(dir)?;
+                    crate::replconf::drop_fence(dir)?;
+                }
             }
             stop_now(ctx)?;
             pgtools::run_service_action(ServiceAction::Start, cfg, &ctx.bin, &cfg.data_directory)?;
