@@ -315,3 +315,52 @@ fn dump_config_prints_every_parameter_as_repmgr() {
         .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("cannot be used in combination with a repmgr command");
 }
+
+/// `log_facility` sends the log lines to syslog (repmgrd's, and a command's
+/// with --log-to-file), at repmgr's facility and severity, under the
+/// program's name and pid. Read from a /dev/log of the test's own, so only
+/// where the machine has none (no syslog daemon) and as root.
+#[test]
+fn log_facility_sends_lines_to_syslog() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+    let dev_log = std::path::Path::new("/dev/log");
+    if dev_log.exists() || !nix::unistd::Uid::effective().is_root() {
+        return; // a real syslog owns it, or we may not create it
+    }
+    struct Remove(&'static std::path::Path);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let sock = UnixDatagram::bind(dev_log).unwrap();
+    let _remove = Remove(std::path::Path::new("/dev/log"));
+    std::fs::set_permissions(dev_log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+
+    let dir = user_tempdir();
+    let conf = write_user_file(
+        &dir.path().join("repmgr.conf"),
+        "node_id=1\nnode_name='n1'\nconninfo='host=127.0.0.1 port=1 connect_timeout=2'\ndata_directory='/d'\nlog_facility='LOCAL3'\n",
+    );
+    let conf = conf.display().to_string();
+    let r = repmgr(&["-f", &conf, "--log-to-file", "cluster", "show"]);
+    r.assert_code(ExitCode::DbConn);
+    assert!(
+        !r.stderr.contains("ERROR"),
+        "the ERROR line went to syslog: {r}"
+    );
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a syslog datagram");
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // LOCAL3 (19) * 8 + LOG_ERR (3)
+    assert!(line.starts_with("<155>"), "{line}");
+    assert!(line.contains(" repmgr["), "{line}");
+
+    // without --log-to-file a command logs to stderr, as repmgr's does
+    let r = repmgr(&["-f", &conf, "-L", "ERROR", "cluster", "show"]);
+    r.assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("ERROR");
+}

@@ -125,6 +125,10 @@ pub fn parameters(action: Action, o: &Opts, cfg: Option<&Config>) -> Checked {
                     .is_ok_and(|ci| ci.get("host").is_some() || ci.get("hostaddr").is_some())
         });
     let barman = !cfg_value(|c| &c.barman_host).is_empty() && !o.without_barman;
+    if o.remote_config_file.is_some() {
+        // (repmgr adds this one while reading the options)
+        c.warn("--remote-config-file is no longer required");
+    }
 
     match action {
         StandbyClone if barman => {

@@ -68,6 +68,10 @@ pub fn main(args: &[String]) -> Result<()> {
         for w in &l.warnings {
             crate::log_warning!("{w}");
         }
+        if opts.log_to_file {
+            // as repmgr: --log-to-file logs as repmgrd does, syslog included
+            logging::set_facility(&l.config.log_facility, c"repmgr");
+        }
         if opts.log_to_file && !l.config.log_file.is_empty() {
             logging::sink().open(&l.config.log_file).map_err(|e| {
                 Error::config(format!("unable to open log file \"{}\"", l.config.log_file))
