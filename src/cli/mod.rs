@@ -112,14 +112,13 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 errors.push(format!("unknown repmgr action '{family} {action}'"));
             }
             let mut rest = rest.iter();
-            if act.is_some_and(|a| a.takes_host_argument()) {
-                arg = rest.next().cloned();
-                if arg.is_some() && act == Some(Action::StandbyClone) {
-                    if let Some(given) = host_option(&opts) {
-                        errors.push(format!(
-                            "host name provided both with {given} and as an extra parameter"
-                        ));
-                    }
+            if act.is_some_and(|a| a.takes_host_argument()) && !rest.as_slice().is_empty() {
+                match host_option(&opts).filter(|_| act == Some(Action::StandbyClone)) {
+                    // repmgr leaves the word unused: it is an extra one too
+                    Some(given) => errors.push(format!(
+                        "host name provided both with {given} and as an extra parameter"
+                    )),
+                    None => arg = rest.next().cloned(),
                 }
             }
             if let Some(extra) = rest.next() {
@@ -356,10 +355,16 @@ mod tests {
         ] {
             let e = parse_str(bad).unwrap_err();
             assert_eq!(e.code, ExitCode::BadConfig, "{bad}");
-            assert_eq!(e.messages, [msg], "{bad}");
+            assert_eq!(e.messages[0], msg, "{bad}");
             let usage = e.usage.expect(bad);
             assert_eq!(usage.family.as_deref(), family, "{bad}");
         }
+        // as repmgr, the HOST word not taken is an extra one as well
+        let e = parse_str("-h x standby clone y").unwrap_err();
+        assert_eq!(
+            e.messages[1],
+            "too many command-line arguments (first extra is \"y\")"
+        );
     }
 
     #[test]
