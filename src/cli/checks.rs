@@ -110,15 +110,23 @@ pub struct Checked {
 }
 
 /// repmgr's `check_cli_parameters` for `action`: `cfg` is repmgr.conf
-/// when one was read. `--json`, which repmgr lacks, is checked here too.
-pub fn parameters(action: Action, o: &Opts, cfg: Option<&Config>) -> Checked {
+/// when one was read, `arg` the HOST word. `--json`, which repmgr lacks,
+/// is checked here too.
+pub fn parameters(action: Action, o: &Opts, cfg: Option<&Config>, arg: Option<&str>) -> Checked {
     use Action::*;
     let mut c = Checked::default();
     let name = action.name().to_ascii_uppercase();
     let cfg_value = |f: fn(&Config) -> &str| cfg.map(f).unwrap_or("");
     let connection_given =
         o.host.is_some() || o.port.is_some() || o.username.is_some() || o.dbname.is_some();
-    let host_given = o.host.is_some()
+    // Unlike repmgr 5, the HOST word alone is enough to clone from (the
+    // seed's `standby clone node1`).
+    let clone_source_given = connection_given || arg.is_some();
+    // This repmgr's --replication-conf-only needs no source with
+    // --no-upstream-connection (--upstream-conninfo says what to write).
+    let no_source_needed = o.replication_conf_only && o.no_upstream_connection;
+    let host_given = arg.is_some()
+        || o.host.is_some()
         || o.dbname.as_deref().is_some_and(|d| {
             looks_like_conninfo(d)
                 && crate::conninfo::ConnInfo::parse(d)
@@ -140,10 +148,10 @@ pub fn parameters(action: Action, o: &Opts, cfg: Option<&Config>) -> Checked {
             }
         }
         StandbyClone => {
-            if !host_given {
+            if !host_given && !no_source_needed {
                 c.error(format!("host name for the source node must be provided with -h/--host when executing {name}"));
             }
-            if !connection_given {
+            if !clone_source_given && !no_source_needed {
                 c.error(format!("database connection parameters for the source node must be provided when executing {name}"));
             }
             if o.pgdata.is_some() && !cfg_value(|c| &c.data_directory).is_empty() {
@@ -152,7 +160,7 @@ pub fn parameters(action: Action, o: &Opts, cfg: Option<&Config>) -> Checked {
             if o.upstream_conninfo.is_some() && o.replication_user.is_some() {
                 c.warn("--replication-user ineffective when specifying --upstream-conninfo");
             }
-            if o.no_upstream_connection {
+            if o.no_upstream_connection && !o.replication_conf_only {
                 c.warn("--no-upstream-connection only effective in Barman mode");
             }
         }
@@ -474,7 +482,7 @@ mod tests {
 
     #[test]
     fn action_needs_and_conflicts() {
-        let rejoin = parameters(Action::NodeRejoin, &Opts::default(), None);
+        let rejoin = parameters(Action::NodeRejoin, &Opts::default(), None, None);
         assert_eq!(
             rejoin.errors,
             ["database connection parameters for an available node must be provided when executing NODE REJOIN"]
@@ -484,17 +492,19 @@ mod tests {
             o.nagios = true;
         });
         assert_eq!(
-            parameters(Action::NodeCheck, &two, None).errors,
+            parameters(Action::NodeCheck, &two, None, None).errors,
             ["only one of --csv, --nagios and --optformat can be used"]
         );
-        let clone = parameters(Action::StandbyClone, &Opts::default(), None);
+        let clone = parameters(Action::StandbyClone, &Opts::default(), None, None);
         assert_eq!(clone.errors.len(), 2, "{clone:?}");
+        let seed = parameters(Action::StandbyClone, &Opts::default(), None, Some("node1"));
+        assert!(seed.errors.is_empty(), "{seed:?}");
         let json = opts(|o| o.json = true);
-        assert!(parameters(Action::ClusterShow, &json, None)
+        assert!(parameters(Action::ClusterShow, &json, None, None)
             .errors
             .is_empty());
         assert_eq!(
-            parameters(Action::StandbyClone, &json, None)
+            parameters(Action::StandbyClone, &json, None, None)
                 .errors
                 .last()
                 .unwrap(),
@@ -509,7 +519,7 @@ mod tests {
             o.compact = true;
             o.host = Some("x".into());
         });
-        let w = parameters(Action::NodeCheck, &o, None).warnings;
+        let w = parameters(Action::NodeCheck, &o, None, None).warnings;
         assert_eq!(
             w,
             [
@@ -520,13 +530,13 @@ mod tests {
         );
         let o = opts(|o| o.node_id = Some("2".into()));
         assert_eq!(
-            parameters(Action::NodeStatus, &o, None).warnings,
+            parameters(Action::NodeStatus, &o, None, None).warnings,
             [
                 "--node-id will be ignored; \"repmgr node status\" can only be executed on the local node",
                 "--node-id not required when executing NODE STATUS"
             ]
         );
-        assert!(parameters(Action::ClusterEvent, &o, None)
+        assert!(parameters(Action::ClusterEvent, &o, None, None)
             .warnings
             .is_empty());
     }

@@ -80,7 +80,12 @@ pub fn main(args: &[String]) -> Result<()> {
         }
     }
 
-    let checked = cli::checks::parameters(action, &opts, loaded.as_ref().map(|l| &l.config));
+    let checked = cli::checks::parameters(
+        action,
+        &opts,
+        loaded.as_ref().map(|l| &l.config),
+        arg.as_deref(),
+    );
     if !checked.errors.is_empty() {
         return Err(Error::usage(checked.errors, usage));
     }
