@@ -200,16 +200,27 @@ impl Checked {
     }
 }
 
+/// Warnings about options an action ignores, in repmgr's words ("{}" is
+/// the action's name).
+struct Ignored<'a> {
+    action: Action,
+    name: &'a str,
+    c: &'a mut Checked,
+}
+
+impl Ignored<'_> {
+    fn unless(&mut self, given: bool, allowed: &[Action], msg: &str) {
+        if given && !allowed.contains(&self.action) {
+            self.c.warn(msg.replace("{}", self.name));
+        }
+    }
+}
+
 /// Options given to an action that does not use them: repmgr warns.
 fn ignored_options(action: Action, o: &Opts, connection_given: bool, name: &str, c: &mut Checked) {
     use Action::*;
-    let not_for = |allowed: &[Action]| !allowed.contains(&action);
-    let mut warn_unless = |given: bool, allowed: &[Action], msg: &str| {
-        if given && not_for(allowed) {
-            c.warn(msg.replace("{}", name));
-        }
-    };
-    warn_unless(
+    let mut w = Ignored { action, name, c };
+    w.unless(
         connection_given,
         &[
             StandbyClone,
@@ -224,12 +235,12 @@ fn ignored_options(action: Action, o: &Opts, connection_given: bool, name: &str,
         ],
         "database connection parameters not required when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.pgdata.is_some(),
         &[StandbyClone, StandbyFollow, NodeService],
         "-D/--pgdata not required when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.node_id.is_some(),
         &[
             PrimaryUnregister,
@@ -245,18 +256,13 @@ fn ignored_options(action: Action, o: &Opts, connection_given: bool, name: &str,
     if o.node_name.is_some() {
         if matches!(action, StandbyUnregister | ClusterEvent) {
             if o.node_id.is_some() {
-                c.warn("--node-id provided, ignoring --node-name");
+                w.c.warn("--node-id provided, ignoring --node-name");
             }
         } else {
-            c.warn(format!("--node-name not required when executing {name}"));
+            w.c.warn(format!("--node-name not required when executing {name}"));
         }
     }
-    let mut warn_unless = |given: bool, allowed: &[Action], msg: &str| {
-        if given && !allowed.contains(&action) {
-            c.warn(msg.replace("{}", name));
-        }
-    };
-    warn_unless(
+    w.unless(
         o.upstream_node_id.is_some(),
         &[StandbyClone, StandbyRegister, StandbyFollow],
         "--upstream-node-id will be ignored when executing {}",
@@ -264,98 +270,90 @@ fn ignored_options(action: Action, o: &Opts, connection_given: bool, name: &str,
     if o.replication_user.is_some() {
         match action {
             PrimaryRegister | StandbyRegister | StandbyClone => {}
-            StandbyFollow => c.warn(format!("--replication-user ignored when executing {name}")),
-            _ => c.warn(format!(
+            StandbyFollow => {
+                w.c.warn(format!("--replication-user ignored when executing {name}"))
+            }
+            _ => w.c.warn(format!(
                 "--replication-user not required when executing {name}"
             )),
         }
     }
-    let mut warn_unless = |given: bool, allowed: &[Action], msg: &str| {
-        if given && !allowed.contains(&action) {
-            c.warn(msg.replace("{}", name));
-        }
-    };
-    warn_unless(
+    w.unless(
         o.superuser.is_some(),
         &[StandbyClone, StandbySwitchover, NodeCheck, NodeService],
         "--superuser ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.replication_conf_only,
         &[StandbyClone],
         "--create-recovery-conf will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.event.is_some(),
         &[ClusterEvent],
         "--event not required when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.limit.is_some(),
         &[ClusterEvent],
         "--limit not required when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.all && o.limit.is_none(),
         &[ClusterEvent],
         "--all not required when executing {}",
     );
     if o.all && o.limit.is_some() && action == ClusterEvent {
-        c.warn("--limit provided, ignoring --all");
+        w.c.warn("--limit provided, ignoring --all");
     }
-    let mut warn_unless = |given: bool, allowed: &[Action], msg: &str| {
-        if given && !allowed.contains(&action) {
-            c.warn(msg.replace("{}", name));
-        }
-    };
     if !(o.wait.is_some() && o.no_wait) {
-        warn_unless(
+        w.unless(
             o.wait.is_some(),
             &[DaemonStart, DaemonStop, StandbyFollow],
             "--wait will be ignored when executing {}",
         );
-        warn_unless(
+        w.unless(
             o.wait.is_none() && o.no_wait,
             &[DaemonStart, DaemonStop, NodeRejoin],
             "--no-wait will be ignored when executing {}",
         );
     }
-    warn_unless(
+    w.unless(
         o.action.is_some(),
         &[NodeService],
         "--action will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.is_shutdown_cleanly,
         &[NodeStatus],
         "--is-shutdown-cleanly will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.always_promote,
         &[StandbySwitchover],
         "--always-promote will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.force_rewind.is_some(),
         &[StandbySwitchover, NodeRejoin],
         "--force-rewind will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.repmgrd_no_pause,
         &[StandbySwitchover],
         "--repmgrd-no-pause will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.repmgrd_force_unpause,
         &[StandbySwitchover],
         "--repmgrd-force-unpause will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.config_files.is_some(),
         &[NodeRejoin],
         "--config-files will be ignored when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.dry_run,
         &[
             PrimaryRegister,
@@ -377,23 +375,23 @@ fn ignored_options(action: Action, o: &Opts, connection_given: bool, name: &str,
         ],
         "--dry-run is not effective when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.compact,
         &[ClusterShow, ClusterEvent, ServiceStatus],
         "--compact is not effective when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.detail,
         &[ServiceStatus],
         "--detail is not effective when executing {}",
     );
     // (repmgr's message has the four dashes)
-    warn_unless(
+    w.unless(
         o.siblings_follow,
         &[StandbyPromote, StandbySwitchover],
         "----siblings-follow is not effective when executing {}",
     );
-    warn_unless(
+    w.unless(
         o.disable_wal_receiver || o.enable_wal_receiver,
         &[NodeControl],
         "--disable-wal-receiver / --enable-wal-receiver not effective when executing {}",
