@@ -56,6 +56,22 @@ pub struct Error {
     pub hint: Option<String>,
     /// Output already printed to stdout (e.g. a Nagios line): nothing more to log.
     pub silent: bool,
+    /// A command-line error, reported in repmgr's own shape instead of as
+    /// ERROR lines (see [`Usage`]).
+    pub usage: Option<Box<Usage>>,
+}
+
+/// How repmgr reports a bad command line: getopt's complaints first
+/// (`<argv0>: unrecognized option '--x'`), then, when there are
+/// `messages`, "The following command line errors were encountered:" and
+/// one indented line each; the closing "Try ..." line names the family
+/// when one was recognised. With getopt complaints only, that line goes to
+/// stdout, as repmgr prints it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub getopt: Vec<String>,
+    /// The command family as typed, when it is one repmgr knows.
+    pub family: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -68,6 +84,7 @@ impl Error {
             detail: None,
             hint: None,
             silent: false,
+            usage: None,
         }
     }
 
@@ -79,6 +96,7 @@ impl Error {
             detail: None,
             hint: None,
             silent: false,
+            usage: None,
         }
     }
 
@@ -90,6 +108,17 @@ impl Error {
             detail: None,
             hint: None,
             silent: true,
+            usage: None,
+        }
+    }
+
+    /// A bad command line (exit 1), reported as repmgr does: `messages`
+    /// under "The following command line errors were encountered:",
+    /// after getopt's complaints in `usage`.
+    pub fn usage(messages: Vec<String>, usage: Usage) -> Self {
+        Error {
+            usage: Some(Box::new(usage)),
+            ..Self::many(ExitCode::BadConfig, messages)
         }
     }
 

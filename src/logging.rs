@@ -9,6 +9,9 @@
 //!
 //! The logger is installed once, writing to a switchable sink: stderr until
 //! the configuration names a `log_file`, then that file, reopened on SIGHUP.
+//! When `log_facility` names a syslog facility (repmgrd, or a command with
+//! `--log-to-file`), the lines go to syslog instead, and DETAIL and HINT
+//! still to the sink, as repmgr does.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -17,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use log::{Level, LevelFilter};
+use nix::syslog::{Facility, Severity};
 
 /// repmgr's log levels (`-L/--log-level`, `log_level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,6 +71,7 @@ pub const DETAIL_TARGET: &str = "repmgr::detail";
 pub const HINT_TARGET: &str = "repmgr::hint";
 
 static TERSE: AtomicBool = AtomicBool::new(false);
+static SYSLOG: AtomicBool = AtomicBool::new(false);
 static LAST_LEVEL: AtomicUsize = AtomicUsize::new(Level::Error as usize);
 static SINK: OnceLock<LogSink> = OnceLock::new();
 
@@ -151,6 +156,12 @@ pub fn init(level: RepmgrLevel, daemon: bool) {
                 "HINT"
             } else {
                 LAST_LEVEL.store(r.level() as usize, Ordering::Relaxed);
+                if SYSLOG.load(Ordering::Relaxed) {
+                    // severity alone: the facility is openlog's; a failed
+                    // send has nowhere to go
+                    let _ = nix::syslog::syslog(severity(r.level()), &r.args().to_string());
+                    return Ok(());
+                }
                 label(r.level())
             };
             if daemon || sink.is_file() {
@@ -169,6 +180,60 @@ pub fn init(level: RepmgrLevel, daemon: bool) {
         .try_init();
     if res.is_ok() {
         set_level(level);
+    }
+}
+
+/// repmgr's `detect_log_facility`: LOCAL0 to LOCAL7 and USER are syslog
+/// facilities, STDERR (or nothing) is none; anything else is unknown.
+fn facility(name: &str) -> Result<Option<Facility>, ()> {
+    use Facility::*;
+    Ok(Some(match name {
+        "" | "STDERR" => return Ok(None),
+        "USER" => LOG_USER,
+        "LOCAL0" => LOG_LOCAL0,
+        "LOCAL1" => LOG_LOCAL1,
+        "LOCAL2" => LOG_LOCAL2,
+        "LOCAL3" => LOG_LOCAL3,
+        "LOCAL4" => LOG_LOCAL4,
+        "LOCAL5" => LOG_LOCAL5,
+        "LOCAL6" => LOG_LOCAL6,
+        "LOCAL7" => LOG_LOCAL7,
+        _ => return Err(()),
+    }))
+}
+
+/// The syslog severity of a line (repmgr's levels, shifted as above).
+fn severity(l: Level) -> Severity {
+    match l {
+        Level::Trace => Severity::LOG_DEBUG,
+        Level::Debug => Severity::LOG_INFO,
+        Level::Info => Severity::LOG_NOTICE,
+        Level::Warn => Severity::LOG_WARNING,
+        Level::Error => Severity::LOG_ERR,
+    }
+}
+
+/// Applies `log_facility` (at start and on reload): a syslog facility
+/// sends the lines to syslog under `ident` (with the pid, as repmgr's
+/// `openlog(ident, LOG_CONS | LOG_PID | LOG_NDELAY, facility)`); STDERR
+/// sends them back to the sink; an unknown name warns and changes nothing.
+pub fn set_facility(name: &str, ident: &'static std::ffi::CStr) {
+    match facility(name) {
+        Ok(Some(f)) => {
+            use nix::syslog::LogFlags;
+            let flags = LogFlags::LOG_CONS | LogFlags::LOG_PID | LogFlags::LOG_NDELAY;
+            if nix::syslog::openlog(Some(ident), flags, f).is_ok() {
+                SYSLOG.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(None) => {
+            if SYSLOG.swap(false, Ordering::Relaxed) {
+                nix::syslog::closelog();
+            }
+        }
+        Err(()) => crate::log_warning!(
+            "cannot detect log facility {name} (use any of LOCAL0, LOCAL1, ..., LOCAL7, USER or STDERR)"
+        ),
     }
 }
 
@@ -241,6 +306,19 @@ mod tests {
         drop(open_log(&p).unwrap());
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn facilities_are_repmgrs() {
+        assert_eq!(facility("LOCAL0"), Ok(Some(Facility::LOG_LOCAL0)));
+        assert_eq!(facility("LOCAL7"), Ok(Some(Facility::LOG_LOCAL7)));
+        assert_eq!(facility("USER"), Ok(Some(Facility::LOG_USER)));
+        assert_eq!(facility("STDERR"), Ok(None));
+        assert_eq!(facility(""), Ok(None));
+        assert_eq!(facility("LOCAL8"), Err(()));
+        assert_eq!(facility("local0"), Err(()), "case matters, as in repmgr");
+        assert_eq!(severity(Level::Info), Severity::LOG_NOTICE);
+        assert_eq!(severity(Level::Error), Severity::LOG_ERR);
     }
 
     #[test]

@@ -35,7 +35,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if !e.silent {
+            if let Some(usage) = &e.usage {
+                repmgr::cli::report_usage(&e.messages, usage);
+            } else if !e.silent {
                 repmgr::logging::init(repmgr::logging::RepmgrLevel::Info, false);
                 repmgr::logging::log_error_report(&e);
             }

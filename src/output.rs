@@ -16,8 +16,10 @@ impl std::fmt::Display for NodeName<'_> {
 
 /// Renders a table as repmgr's `print_status_header` does: a space, cells
 /// padded to the column width and separated by " | ", a dashed rule with
-/// "-+-" joints. Every cell, the last included, is padded.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+/// "-+-" joints. Every cell, the last included, is padded; `row_end_space`:
+/// a data row ends in one more space, as repmgr prints each cell as
+/// `"| %-*s "` (all but `cluster show`'s conninfo column).
+pub fn table(headers: &[&str], rows: &[Vec<String>], row_end_space: bool) -> String {
     let widths: Vec<usize> = headers
         .iter()
         .enumerate()
@@ -48,6 +50,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.push('\n');
     for r in rows {
         line(&mut r.iter().map(String::as_str), &mut out);
+        if row_end_space {
+            out.insert(out.len() - 1, ' ');
+        }
     }
     out
 }
@@ -83,6 +88,7 @@ mod tests {
                 vec!["1".into(), "node1".into(), "primary".into()],
                 vec!["2".into(), "node2".into(), "standby".into()],
             ],
+            false,
         );
         assert_eq!(
             t,
@@ -91,6 +97,8 @@ mod tests {
              1  | node1 | primary\n \
              2  | node2 | standby\n"
         );
+        let t = table(&["ID"], &[vec!["1".into()]], true);
+        assert_eq!(t, " ID\n----\n 1  \n");
     }
 
     #[test]

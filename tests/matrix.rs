@@ -86,7 +86,7 @@ fn matrix_and_crosscheck_with_one_node_down() {
         r.stdout,
         r.stderr
     );
-    r.assert_stdout_contains("  node 3 inaccessible via SSH")
+    r.assert_stderr_contains("  node 3 inaccessible via SSH")
         .assert_stderr_contains("following problems detected");
     let r = n1.repmgr(&["cluster", "crosscheck", "--csv", "--terse"]);
     r.assert_code(ExitCode::NodeStatus);
@@ -105,8 +105,8 @@ fn matrix_without_ssh_exits_12() {
                         node3 | 3  | ? | ? | ? \n";
     let r = nodes[0].repmgr(&["cluster", "matrix"]);
     r.assert_code(ExitCode::BadSsh)
-        .assert_stdout_contains("  node 2 inaccessible via SSH")
-        .assert_stdout_contains("  node 3 inaccessible via SSH");
+        .assert_stderr_contains("  node 2 inaccessible via SSH")
+        .assert_stderr_contains("  node 3 inaccessible via SSH");
     assert!(r.stdout.starts_with(unknown_rows), "stdout: {}", r.stdout);
     // --terse: the grid only.
     let r = nodes[0].repmgr(&["cluster", "matrix", "--terse"]);
@@ -178,6 +178,6 @@ fn crosscheck_fills_unknown_rows_from_other_views() {
     );
     let r = n1.repmgr(&["cluster", "crosscheck"]);
     r.assert_code(ExitCode::BadSsh)
-        .assert_stdout_contains("  node 3 inaccessible via SSH");
+        .assert_stderr_contains("  node 3 inaccessible via SSH");
     assert!(r.stdout.starts_with(ALL_UP), "stdout: {}", r.stdout);
 }

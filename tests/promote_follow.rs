@@ -86,6 +86,12 @@ fn promote_refusals() {
         .assert_code(ExitCode::PromotionFail)
         .assert_stderr_contains("already has an active primary");
     assert!(nodes[1].pg.is_in_recovery());
+    // -F does not override it, as in repmgr: two writable primaries lose data
+    nodes[1]
+        .repmgr(&["standby", "promote", "-F"])
+        .assert_code(ExitCode::PromotionFail)
+        .assert_stderr_contains("already has an active primary");
+    assert!(nodes[1].pg.is_in_recovery());
 }
 
 #[test]

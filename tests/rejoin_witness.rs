@@ -268,6 +268,29 @@ fn witness_registers_copies_records_votes_and_follows_the_new_primary() {
     let d2 = n2.repmgrd();
     let dw = w.repmgrd();
     dw.wait_for_output("running as witness", Duration::from_secs(60));
+    // repmgrd_start in repmgr's words, for a standby and a witness
+    poll_until(
+        Duration::from_secs(60),
+        "repmgrd_start of node2 and the witness",
+        || {
+            answer(
+                n1,
+                "SELECT count(*) FROM repmgr.events WHERE event = 'repmgrd_start' AND node_id IN (2, 3)",
+            )
+            .as_deref()
+                == Some("2")
+        },
+    );
+    let primary = n1.query("SELECT node_name FROM repmgr.nodes WHERE node_id = 1");
+    assert_eq!(
+        n1.query(
+            "SELECT string_agg(node_id || ': ' || details, ' / ' ORDER BY node_id) FROM repmgr.events WHERE event = 'repmgrd_start'"
+        ),
+        format!(
+            "2: monitoring connection to upstream node \"{primary}\" (ID: 1) / \
+             3: witness monitoring connection to primary node \"{primary}\" (ID: 1)"
+        )
+    );
 
     // A record added on the primary reaches the witness's copy.
     n1.pg.execute(

@@ -207,7 +207,7 @@ fn service_status_and_pause_without_daemons() {
     r.assert_success();
     assert_eq!(
         r.stdout.lines().nth(2).unwrap(),
-        " 1  | node1 | primary | * running |          | not running | n/a | n/a     | n/a               "
+        " 1  | node1 | primary | * running |          | not running | n/a | n/a     | n/a                "
     );
 
     // --dry-run changes nothing.

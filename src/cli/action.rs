@@ -1,8 +1,6 @@
 //! The action words: which `FAMILY ACTION` pairs exist, what they
 //! resolve to, and the errors for words that resolve to nothing.
 
-use crate::error::{Error, ExitCode};
-
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -150,38 +148,8 @@ pub fn resolve_action(family: &str, action: &str) -> Option<Action> {
     })
 }
 
-fn family_actions(family: &str) -> Option<&'static [&'static str]> {
-    let f = family.to_ascii_lowercase();
-    let f = if f == "master" { "primary" } else { f.as_str() };
-    FAMILIES.iter().find(|(n, _)| *n == f).map(|(_, a)| *a)
-}
-
-pub(super) fn missing_action(family: &str) -> Error {
-    match family_actions(family) {
-        Some(actions) => Error::new(
-            ExitCode::BadConfig,
-            format!("no action provided for \"{family}\""),
-        )
-        .hint(format!(
-            "valid actions are: {}; try \"repmgr {family} --help\"",
-            actions.join(", ")
-        )),
-        None => unknown_command(family, ""),
-    }
-}
-
-pub(super) fn unknown_command(family: &str, action: &str) -> Error {
-    let cmd = format!("{family} {action}").trim().to_string();
-    let hint = match family_actions(family) {
-        Some(actions) => format!("valid actions for \"{family}\" are: {}", actions.join(", ")),
-        None => format!(
-            "valid command families are: {}; try \"repmgr --help\"",
-            FAMILIES
-                .iter()
-                .map(|(f, _)| *f)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Error::new(ExitCode::BadConfig, format!("unknown command \"{cmd}\"")).hint(hint)
+/// Whether `word` names a command family repmgr knows (`master` too).
+pub(super) fn is_family(word: &str) -> bool {
+    let f = word.to_ascii_lowercase();
+    f == "master" || FAMILIES.iter().any(|(n, _)| *n == f)
 }

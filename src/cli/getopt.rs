@@ -38,13 +38,27 @@ pub struct Normalized {
     pub args: Vec<String>,
     pub words: Vec<String>,
     pub help: bool,
+    /// getopt's complaints, in order (each option in error is skipped, as
+    /// getopt does, and parsing goes on).
+    pub errors: Vec<String>,
 }
 
-/// Rewrites `args` (without argv[0]) for argh. Errors are getopt's wording.
-/// `--help` and `-?` anywhere set `help`; words are returned separately too.
+/// Rewrites `args` (without argv[0]) for argh; the first error ends it.
 pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String> {
+    let norm = prepass_all(table, args);
+    match norm.errors.first() {
+        Some(e) => Err(e.clone()),
+        None => Ok(norm),
+    }
+}
+
+/// Rewrites `args` (without argv[0]) for argh, as getopt_long reads them:
+/// errors (getopt's wording) are collected and the option in error skipped.
+/// `--help` and `-?` anywhere set `help`; words are returned separately too.
+pub fn prepass_all(table: &[OptSpec], args: &[String]) -> Normalized {
     let mut toks: Vec<Token> = Vec::new();
     let mut words = Vec::new();
+    let mut errors = Vec::new();
     let mut help = false;
     let mut i = 0;
     while i < args.len() {
@@ -61,11 +75,14 @@ pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String>
             continue;
         }
         if let Some(body) = a.strip_prefix("--") {
-            toks.push(long_option(table, a, body, args, &mut i)?);
+            match long_option(table, a, body, args, &mut i) {
+                Ok(t) => toks.push(t),
+                Err(e) => errors.push(e),
+            }
             continue;
         }
         if a.len() > 1 && a.starts_with('-') {
-            short_options(table, &a[1..], args, &mut i, &mut toks)?;
+            short_options(table, &a[1..], args, &mut i, &mut toks, &mut errors);
             continue;
         }
         words.push(a.clone());
@@ -77,11 +94,12 @@ pub fn prepass(table: &[OptSpec], args: &[String]) -> Result<Normalized, String>
         out.push("--".into());
         out.extend(words.iter().cloned());
     }
-    Ok(Normalized {
+    Normalized {
         args: out,
         words,
         help,
-    })
+        errors,
+    }
 }
 
 /// One option as argh will get it: its long name, and `--long [value]`.
@@ -126,19 +144,21 @@ fn long_option(
 
 /// A cluster of short options (`-vF`, `-p5432`, `-p 5432`; `body` without
 /// the dash): switches until one that takes a value, which gets the rest
-/// of the cluster or the next argument.
+/// of the cluster or the next argument. An unknown letter is reported and
+/// skipped, as getopt does.
 fn short_options(
     table: &[OptSpec],
     body: &str,
     args: &[String],
     i: &mut usize,
     toks: &mut Vec<Token>,
-) -> Result<(), String> {
+    errors: &mut Vec<String>,
+) {
     for (pos, c) in body.char_indices() {
-        let spec = table
-            .iter()
-            .find(|o| o.short == Some(c))
-            .ok_or_else(|| format!("invalid option -- '{c}'"))?;
+        let Some(spec) = table.iter().find(|o| o.short == Some(c)) else {
+            errors.push(format!("invalid option -- '{c}'"));
+            continue;
+        };
         let mut t = vec![format!("--{}", spec.long)];
         let rest = &body[pos + c.len_utf8()..];
         match spec.arg {
@@ -148,18 +168,20 @@ fn short_options(
             }
             Arg::Opt(dflt) => t.push(if rest.is_empty() { dflt } else { rest }.to_string()),
             Arg::Req if !rest.is_empty() => t.push(rest.to_string()),
-            Arg::Req => {
-                let v = args
-                    .get(*i)
-                    .ok_or_else(|| format!("option requires an argument -- '{c}'"))?;
-                t.push(v.clone());
-                *i += 1;
-            }
+            Arg::Req => match args.get(*i) {
+                Some(v) => {
+                    t.push(v.clone());
+                    *i += 1;
+                }
+                None => {
+                    errors.push(format!("option requires an argument -- '{c}'"));
+                    return;
+                }
+            },
         }
         toks.push((Some(spec.long), t));
-        break;
+        return;
     }
-    Ok(())
 }
 
 /// getopt semantics: the last occurrence of an option wins.
@@ -300,6 +322,21 @@ mod tests {
             prepass(T, &s(&["-h"])).unwrap_err(),
             "option requires an argument -- 'h'"
         );
+    }
+
+    #[test]
+    fn getopt_goes_on_after_an_error() {
+        let n = prepass_all(T, &s(&["-xv", "--bogus", "cluster", "show", "-p"]));
+        assert_eq!(
+            n.errors,
+            s(&[
+                "invalid option -- 'x'",
+                "unrecognized option '--bogus'",
+                "option requires an argument -- 'p'"
+            ])
+        );
+        assert_eq!(n.words, s(&["cluster", "show"]));
+        assert_eq!(n.args, s(&["--verbose", "--", "cluster", "show"]));
     }
 
     #[test]

@@ -9,14 +9,15 @@
 //! words; this file puts them together into a [`Command`].
 
 mod action;
+pub mod checks;
 pub mod getopt;
 pub mod help;
 mod opts;
 
 use argh::FromArgs;
 
-use crate::error::{Error, ExitCode, Result};
-use action::{missing_action, unknown_command};
+use crate::error::{Error, Result, Usage};
+use action::is_family;
 use opts::apply_long_alias;
 
 pub use action::{resolve_action, Action, FAMILIES};
@@ -25,149 +26,181 @@ pub use opts::{wants_terse, Opts, OPTIONS};
 /// What `main` should do.
 #[derive(Debug)]
 pub enum Command {
-    Help(Option<HelpTopic>),
+    /// `--help`: the family's help (as typed; None or unknown: the general
+    /// help), with the options given for the defaults it shows.
+    Help(Option<String>, Box<Opts>),
     Version,
     VersionNumber,
     /// `--dump-config`: the parsed repmgr.conf, no command.
     DumpConfig(Box<Opts>),
-    Run(Action, Box<Opts>, Option<String>),
+    Run(Run),
 }
 
-/// Help for everything, a family, or one action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HelpTopic {
-    Family(String),
-    Action(Action),
+/// An action to run.
+#[derive(Debug)]
+pub struct Run {
+    pub action: Action,
+    pub opts: Box<Opts>,
+    /// The optional positional word (`standby clone HOST`).
+    pub arg: Option<String>,
+    /// getopt's complaints and the family: as in repmgr they end the
+    /// command (exit 1) only after repmgr.conf and the action's parameters
+    /// were checked.
+    pub usage: Usage,
 }
 
-/// A one-line usage error: exit 1 with a hint, as repmgr.
-fn usage_error(msg: String) -> Error {
-    Error::new(ExitCode::BadConfig, msg).hint("Try \"repmgr --help\" for more information.")
-}
-
-/// Parses repmgr's command line (without argv[0]).
+/// Parses repmgr's command line (without argv[0]) in repmgr's order:
+/// getopt, the option values, `--help`, `--dump-config`, then the words.
 pub fn parse(args: &[String]) -> Result<Command> {
     let args: Vec<String> = args.iter().map(|a| apply_long_alias(a)).collect();
-    let norm = getopt::prepass(OPTIONS, &args).map_err(usage_error)?;
+    let norm = getopt::prepass_all(OPTIONS, &args);
+    let mut usage = Usage {
+        getopt: norm.errors.clone(),
+        family: None,
+    };
     let strs: Vec<&str> = norm.args.iter().map(String::as_str).collect();
     let opts = Opts::from_args(&["repmgr"], &strs).map_err(|e| {
-        let first = e
-            .output
-            .lines()
-            .next()
-            .unwrap_or("invalid arguments")
-            .to_string();
-        usage_error(first)
+        let first = e.output.lines().next().unwrap_or("invalid arguments");
+        Error::usage(vec![first.to_string()], usage.clone())
     })?;
 
+    // repmgr prints the version as getopt meets the option, whatever else
+    // is wrong.
     if opts.version {
         return Ok(Command::Version);
     }
     if opts.version_number {
         return Ok(Command::VersionNumber);
     }
+    let errors = checks::option_values(&opts);
+    if !errors.is_empty() {
+        return Err(Error::usage(errors, usage));
+    }
 
     let words = &norm.words;
-    if opts.dump_config && !norm.help {
+    if norm.help {
+        return Ok(Command::Help(words.first().cloned(), Box::new(opts)));
+    }
+    if opts.dump_config {
         if !words.is_empty() {
-            return Err(Error::new(
-                ExitCode::BadConfig,
+            return Err(Error::config(
                 "--dump-config cannot be used in combination with a repmgr command",
             ));
         }
         return Ok(Command::DumpConfig(Box::new(opts)));
     }
-    if norm.help
-        || words
-            .first()
-            .is_some_and(|w| w.eq_ignore_ascii_case("help"))
-    {
-        let rest: &[String] = if norm.help { words } else { &words[1..] };
-        return Ok(Command::Help(help_topic(rest)));
-    }
 
-    match words.as_slice() {
-        [] => Err(usage_error("no command provided".into())),
-        [family] => Err(missing_action(family)),
-        [family, action, rest @ ..] => {
-            let act =
-                resolve_action(family, action).ok_or_else(|| unknown_command(family, action))?;
-            json_conflicts(act, &opts)?;
-            let max_extra = usize::from(act.takes_host_argument());
-            if rest.len() > max_extra {
-                return Err(usage_error(format!(
-                    "too many command-line arguments (first extra is \"{}\")",
-                    rest[max_extra]
-                )));
-            }
-            Ok(Command::Run(act, Box::new(opts), rest.first().cloned()))
+    usage.family = words.first().filter(|f| is_family(f)).cloned();
+    let mut errors = Vec::new();
+    let mut arg = None;
+    let action = match words.as_slice() {
+        [] => {
+            errors.push("no repmgr command provided".to_string());
+            None
         }
+        [family] if is_family(family) => {
+            errors.push(format!("no action provided for command '{family}'"));
+            None
+        }
+        [family] => {
+            errors.push(format!("unknown repmgr command '{family}'"));
+            None
+        }
+        [family, action, rest @ ..] => {
+            let act = resolve_action(family, action);
+            if act.is_none() {
+                errors.push(format!("unknown repmgr action '{family} {action}'"));
+            }
+            let mut rest = rest.iter();
+            if act.is_some_and(|a| a.takes_host_argument()) && !rest.as_slice().is_empty() {
+                match host_option(&opts).filter(|_| act == Some(Action::StandbyClone)) {
+                    // repmgr leaves the word unused: it is an extra one too
+                    Some(given) => errors.push(format!(
+                        "host name provided both with {given} and as an extra parameter"
+                    )),
+                    None => arg = rest.next().cloned(),
+                }
+            }
+            if let Some(extra) = rest.next() {
+                errors.push(format!(
+                    "too many command-line arguments (first extra is \"{extra}\")"
+                ));
+            }
+            act
+        }
+    };
+    match action {
+        Some(action) if errors.is_empty() => Ok(Command::Run(Run {
+            action,
+            opts: Box::new(opts),
+            arg,
+            usage,
+        })),
+        _ => Err(Error::usage(errors, usage)),
+    }
+}
+
+/// How a host was given besides the HOST word, in repmgr's words.
+fn host_option(opts: &Opts) -> Option<&'static str> {
+    if opts.host.is_some() {
+        return Some("-h/--host");
+    }
+    let d = opts.dbname.as_deref()?;
+    let ci = crate::conninfo::ConnInfo::parse(d).ok()?;
+    (crate::conninfo::looks_like_conninfo(d) && ci.get("host").is_some()).then_some("host=")
+}
+
+/// Prints a command-line error as repmgr does (see [`Usage`]).
+pub fn report_usage(messages: &[String], usage: &Usage) {
+    print_getopt_errors(&usage.getopt);
+    let try_line = match &usage.family {
+        Some(f) => format!("Try \"repmgr --help\" or \"repmgr {f} --help\" for more information."),
+        None => "Try \"repmgr --help\" for more information.".to_string(),
+    };
+    if messages.is_empty() {
+        // getopt's complaints alone: repmgr puts this line on stdout
+        println!("{try_line}");
+        return;
+    }
+    let mut out = String::from("The following command line errors were encountered:\n");
+    for m in messages {
+        out.push_str(&format!("  {m}\n"));
+    }
+    eprintln!("{out}{try_line}");
+}
+
+/// getopt's complaints, prefixed with argv[0] as given, as getopt does.
+pub fn print_getopt_errors(errors: &[String]) {
+    let argv0 = std::env::args().next().unwrap_or_else(|| "repmgr".into());
+    for e in errors {
+        eprintln!("{argv0}: {e}");
     }
 }
 
 /// Whether root may run this command line: as repmgr 5, only the
-/// `--help`/`-?` options and `--version`/`--version-number` (the `help` word
-/// is not an option there, so root is refused for it).
+/// `--help`/`-?` options and `--version`/`--version-number`.
 pub fn allowed_as_root(args: &[String]) -> bool {
-    match parse(args) {
-        Ok(Command::Version | Command::VersionNumber) => true,
-        Ok(Command::Help(_)) => args.iter().any(|a| a == "--help" || a == "-?"),
-        _ => false,
-    }
+    matches!(
+        parse(args),
+        Ok(Command::Version | Command::VersionNumber | Command::Help(..))
+    )
 }
 
-/// `--json` is one output format of five actions: with another format,
-/// or for another action, it is a usage error (exit 1), so stdout is never
-/// anything but the JSON document asked for.
-fn json_conflicts(act: Action, opts: &Opts) -> Result<()> {
-    if !opts.json {
-        return Ok(());
-    }
-    let other = [
-        (opts.csv, "--csv"),
-        (opts.nagios, "--nagios"),
-        (opts.optformat, "--optformat"),
-    ];
-    if let Some((_, name)) = other.iter().find(|(on, _)| *on) {
-        return Err(usage_error(format!(
-            "--json and {name} cannot be used together"
-        )));
-    }
-    if !act.has_json() {
-        return Err(usage_error(format!(
-            "--json is not available for \"repmgr {}\"",
-            act.name()
-        )));
-    }
-    Ok(())
-}
-
-fn help_topic(words: &[String]) -> Option<HelpTopic> {
-    match words {
-        [] => None,
-        [family] => Some(HelpTopic::Family(family.to_ascii_lowercase())),
-        [family, action, ..] => match resolve_action(family, action) {
-            Some(a) => Some(HelpTopic::Action(a)),
-            None => Some(HelpTopic::Family(family.to_ascii_lowercase())),
-        },
-    }
-}
-
-/// Parses a numeric option value, naming the option on error.
+/// Parses a numeric option value already checked by [`checks::option_values`]
+/// (so C's `strtol` reading: "3x" is 3).
 pub fn parse_int_option(name: &str, value: &Option<String>) -> Result<Option<i32>> {
     match value {
         None => Ok(None),
-        Some(v) => v.trim().parse::<i32>().map(Some).map_err(|_| {
-            usage_error(format!(
-                "invalid value provided for option \"--{name}\": \"{v}\" (expected an integer)"
-            ))
-        }),
+        Some(v) => checks::atoi(v, &format!("--{name}"), i32::MIN)
+            .map(Some)
+            .map_err(|e| Error::usage(vec![e], Usage::default())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ExitCode;
 
     fn parse_str(s: &str) -> Result<Command> {
         let v: Vec<String> = s.split_whitespace().map(String::from).collect();
@@ -176,7 +209,7 @@ mod tests {
 
     fn run(s: &str) -> (Action, Opts, Option<String>) {
         match parse_str(s).unwrap() {
-            Command::Run(a, o, h) => (a, *o, h),
+            Command::Run(r) => (r.action, *r.opts, r.arg),
             other => panic!("{s}: expected Run, got {other:?}"),
         }
     }
@@ -231,18 +264,21 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        assert!(matches!(parse_str("--help").unwrap(), Command::Help(None)));
+        assert!(matches!(
+            parse_str("--help").unwrap(),
+            Command::Help(None, _)
+        ));
         assert!(matches!(
             parse_str("standby clone --help").unwrap(),
-            Command::Help(Some(HelpTopic::Action(Action::StandbyClone)))
+            Command::Help(Some(f), _) if f == "standby"
         ));
         assert!(matches!(
             parse_str("standby -?").unwrap(),
-            Command::Help(Some(HelpTopic::Family(_)))
+            Command::Help(Some(_), _)
         ));
         assert!(matches!(parse_str("-V").unwrap(), Command::Version));
         assert!(matches!(
-            parse_str("--version-number").unwrap(),
+            parse_str("--bogus --version-number").unwrap(),
             Command::VersionNumber
         ));
         assert!(matches!(
@@ -251,10 +287,13 @@ mod tests {
         ));
         let e = parse_str("--dump-config cluster show").unwrap_err();
         assert_eq!(e.code, ExitCode::BadConfig);
+        // the help word is no command in repmgr
+        let e = parse_str("help standby").unwrap_err();
+        assert_eq!(e.messages, ["unknown repmgr action 'help standby'"]);
     }
 
     #[test]
-    fn json_for_five_actions_and_alone() {
+    fn json_for_five_actions() {
         for ok in [
             "cluster show --json",
             "--json cluster event",
@@ -264,27 +303,6 @@ mod tests {
             "daemon status --json",
         ] {
             assert!(run(ok).1.json, "{ok}");
-        }
-        for (bad, msg) in [
-            (
-                "cluster show --json --csv",
-                "--json and --csv cannot be used together",
-            ),
-            ("node check --role --json --nagios", "--json and --nagios"),
-            ("node check --json --optformat", "--json and --optformat"),
-            (
-                "standby clone --json",
-                "--json is not available for \"repmgr standby clone\"",
-            ),
-            ("cluster matrix --json", "not available"),
-        ] {
-            let e = parse_str(bad).unwrap_err();
-            assert_eq!(e.code, ExitCode::BadConfig, "{bad}");
-            assert!(
-                e.messages.join("\n").contains(msg),
-                "{bad}: {:?}",
-                e.messages
-            );
         }
     }
 
@@ -298,31 +316,70 @@ mod tests {
         assert!(ok("--help"));
         assert!(ok("standby clone --help"));
         assert!(!ok("help standby"));
+        assert!(!ok("--node-id=x --help"));
         assert!(!ok("cluster show"));
         assert!(!ok("--bogus"));
     }
 
     #[test]
-    fn usage_errors_exit_1_with_hint() {
-        for bad in [
-            "",
-            "primary",
-            "primary frobnicate",
-            "frob nicate",
-            "cluster show extra",
-            "standby clone a b",
-            "--bogus cluster show",
-            "-x cluster show",
+    fn usage_errors_in_repmgrs_words() {
+        for (bad, msg, family) in [
+            ("", "no repmgr command provided", None),
+            (
+                "primary",
+                "no action provided for command 'primary'",
+                Some("primary"),
+            ),
+            ("frob", "unknown repmgr command 'frob'", None),
+            (
+                "primary frobnicate",
+                "unknown repmgr action 'primary frobnicate'",
+                Some("primary"),
+            ),
+            ("frob nicate", "unknown repmgr action 'frob nicate'", None),
+            (
+                "cluster show extra",
+                "too many command-line arguments (first extra is \"extra\")",
+                Some("cluster"),
+            ),
+            (
+                "-h x standby clone y",
+                "host name provided both with -h/--host and as an extra parameter",
+                Some("standby"),
+            ),
+            (
+                "--node-id=abc cluster show",
+                "\"--node-id\": invalid value (provided: \"abc\")",
+                None,
+            ),
         ] {
             let e = parse_str(bad).unwrap_err();
             assert_eq!(e.code, ExitCode::BadConfig, "{bad}");
-            assert!(e.hint.is_some(), "{bad}: no hint");
-            assert_eq!(e.messages.len(), 1, "{bad}");
+            assert_eq!(e.messages[0], msg, "{bad}");
+            let usage = e.usage.expect(bad);
+            assert_eq!(usage.family.as_deref(), family, "{bad}");
         }
-        let e = parse_str("cluster show extra").unwrap_err();
-        assert!(e.messages[0].contains("first extra is \"extra\""));
-        let e = parse_str("primary frobnicate").unwrap_err();
-        assert!(e.messages[0].contains("unknown command \"primary frobnicate\""));
+        // as repmgr, the HOST word not taken is an extra one as well
+        let e = parse_str("-h x standby clone y").unwrap_err();
+        assert_eq!(
+            e.messages[1],
+            "too many command-line arguments (first extra is \"y\")"
+        );
+    }
+
+    #[test]
+    fn getopt_errors_wait_for_the_configuration() {
+        match parse_str("--bogus -x cluster show").unwrap() {
+            Command::Run(r) => {
+                assert_eq!(r.action, Action::ClusterShow);
+                assert_eq!(
+                    r.usage.getopt,
+                    ["unrecognized option '--bogus'", "invalid option -- 'x'"]
+                );
+                assert_eq!(r.usage.family.as_deref(), Some("cluster"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -332,5 +389,9 @@ mod tests {
             Some(3)
         );
         assert!(parse_int_option("node-id", &Some("x".into())).is_err());
+        assert_eq!(
+            parse_int_option("node-id", &Some("3x".into())).unwrap(),
+            Some(3)
+        );
     }
 }

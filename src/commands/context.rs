@@ -35,7 +35,8 @@ impl Ctx {
     /// the keys that identify the node.
     pub fn node_config(&self, need_data_directory: bool) -> Result<&Config> {
         let loaded = self.loaded.as_ref().ok_or_else(|| {
-            Error::config("no configuration file provided and none found").hint(
+            Error::config("no node information was found - please supply a configuration file")
+                .hint(
                 "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
             )
         })?;

@@ -14,7 +14,7 @@ pub mod witness;
 use crate::cli::{self, Action, Command, Opts};
 use crate::config::{self, Config, Loaded};
 use crate::db;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Usage};
 use crate::logging::{self, RepmgrLevel};
 
 pub use crate::conninfo::{looks_like_conninfo, parse_described as parse_conninfo};
@@ -25,9 +25,9 @@ pub use context::{check_registration, Ctx, APP_NAME};
 pub fn main(args: &[String]) -> Result<()> {
     logging::set_terse(cli::wants_terse(args));
     let command = cli::parse(args)?;
-    let (action, opts, arg) = match command {
-        Command::Help(topic) => {
-            print!("{}", cli::help::for_user(cli::help::text(topic.as_ref())));
+    let run = match command {
+        Command::Help(family, opts) => {
+            print!("{}", cli::help::text(family.as_deref(), &opts));
             return Ok(());
         }
         Command::Version => {
@@ -47,17 +47,18 @@ pub fn main(args: &[String]) -> Result<()> {
             print!("{text}");
             return Ok(());
         }
-        Command::Run(a, o, arg) => (a, *o, arg),
+        Command::Run(run) => run,
+    };
+    let (action, opts, arg) = (run.action, *run.opts, run.arg);
+    // getopt complains as it reads, before anything else is said
+    cli::print_getopt_errors(&run.usage.getopt);
+    let getopt_failed = !run.usage.getopt.is_empty();
+    let usage = Usage {
+        getopt: Vec::new(),
+        ..run.usage
     };
 
-    let cli_level = match &opts.log_level {
-        Some(l) => Some(RepmgrLevel::parse(l).ok_or_else(|| {
-            Error::config(format!("invalid log level \"{l}\" provided")).hint(
-                "valid log levels are DEBUG, INFO, NOTICE, WARNING, ERROR, ALERT, CRIT or EMERG",
-            )
-        })?),
-        None => None,
-    };
+    let cli_level = opts.log_level.as_deref().and_then(RepmgrLevel::parse);
     logging::init(effective_level(&opts, cli_level, RepmgrLevel::Info), false);
     logging::set_terse(opts.terse);
 
@@ -67,11 +68,34 @@ pub fn main(args: &[String]) -> Result<()> {
         for w in &l.warnings {
             crate::log_warning!("{w}");
         }
+        if opts.log_to_file {
+            // as repmgr: --log-to-file logs as repmgrd does, syslog included
+            logging::set_facility(&l.config.log_facility, c"repmgr");
+        }
         if opts.log_to_file && !l.config.log_file.is_empty() {
             logging::sink().open(&l.config.log_file).map_err(|e| {
                 Error::config(format!("unable to open log file \"{}\"", l.config.log_file))
                     .detail(e.to_string())
             })?;
+        }
+    }
+
+    let checked = cli::checks::parameters(
+        action,
+        &opts,
+        loaded.as_ref().map(|l| &l.config),
+        arg.as_deref(),
+    );
+    if !checked.errors.is_empty() {
+        return Err(Error::usage(checked.errors, usage));
+    }
+    if getopt_failed {
+        return Err(Error::usage(Vec::new(), usage));
+    }
+    if !checked.warnings.is_empty() && !opts.terse {
+        crate::log_warning!("following problems with command line parameters detected:");
+        for w in &checked.warnings {
+            eprintln!("  {w}");
         }
     }
 
@@ -91,7 +115,59 @@ pub fn main(args: &[String]) -> Result<()> {
         loaded,
         default_config: Config::default(),
     };
+    check_named_node(&ctx)?;
     dispatch(&ctx)
+}
+
+/// As repmgr, before the action: a node named with --node-id (or
+/// --node-name), for the actions that take one, must have a record.
+fn check_named_node(ctx: &Ctx) -> Result<()> {
+    use Action::*;
+    let takes_id = matches!(
+        ctx.action,
+        PrimaryUnregister
+            | StandbyUnregister
+            | WitnessUnregister
+            | ClusterCleanup
+            | ClusterEvent
+            | ClusterMatrix
+            | ClusterCrosscheck
+    );
+    let id = match takes_id {
+        true => cli::parse_int_option("node-id", &ctx.opts.node_id)?,
+        false => None,
+    };
+    let name = match matches!(ctx.action, StandbyUnregister | ClusterEvent) && id.is_none() {
+        true => ctx.opts.node_name.as_deref(),
+        false => None,
+    };
+    if id.is_none() && name.is_none() {
+        return Ok(());
+    }
+    let mut c = match ctx
+        .loaded
+        .as_ref()
+        .filter(|l| !l.config.conninfo.is_empty())
+    {
+        Some(_) => ctx.connect_local()?,
+        None => match ctx.conninfo_from_options()? {
+            Some(ci) => connect_node(&ci, "", 0)?,
+            None => return Ok(()),
+        },
+    };
+    // without the metadata the action says so itself
+    if !db::schema::exists(&mut c)? {
+        return Ok(());
+    }
+    match (id, name) {
+        (Some(id), _) if db::nodes::get(&mut c, id)?.is_none() => Err(Error::config(format!(
+            "node {id} (specified with --node-id) not found"
+        ))),
+        (None, Some(n)) if db::nodes::get_by_name(&mut c, n)?.is_none() => Err(Error::config(
+            format!("node \"{n}\" (specified with --node-name) not found"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn effective_level(opts: &Opts, cli: Option<RepmgrLevel>, configured: RepmgrLevel) -> RepmgrLevel {
@@ -118,11 +194,10 @@ fn load_config(opts: &Opts, action: Action) -> Result<Option<Loaded>> {
         None if action == Action::StandbyClone => Ok(None),
         // as repmgr: cluster show needs no file when given where to connect
         None if action == Action::ClusterShow && connection_params_given(opts) => Ok(None),
-        None => Err(
-            Error::config("no configuration file provided and none found").hint(
-                "provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf",
-            ),
-        ),
+        None => Err(Error::config(
+            "no node information was found - please supply a configuration file",
+        )
+        .hint("provide one with -f/--config-file, or create ./repmgr.conf or /etc/repmgr.conf")),
     }
 }
 

@@ -78,8 +78,9 @@ fn explicit_file(given: &str) -> Result<PathBuf> {
             "configuration file \"{given}\" is not a regular file"
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::config(format!(
-            "configuration file \"{given}\" not found"
-        ))),
+            "provided configuration file \"{given}\" not found"
+        ))
+        .detail("No such file or directory")),
         Err(e) => Err(Error::config(format!(
             "could not open configuration file \"{given}\": {e}"
         ))),

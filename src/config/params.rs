@@ -180,7 +180,7 @@ pub const PARAMS: &[Param] = &[
     param("use_primary_conninfo_password", Bool, "off", FIXED, G::Node, "Write PGPASSWORD into primary_conninfo."),
     // Logging
     param("log_level", Kind::LogLevel, "INFO", RELOAD, G::Logging, "Minimum level logged: DEBUG, INFO, NOTICE, WARNING or ERROR."),
-    param("log_facility", Str, "STDERR", RELOAD, G::Logging, "STDERR, or a syslog facility: LOCAL0 to LOCAL7 or USER."),
+    param("log_facility", Str, "STDERR", RELOAD, G::Logging, "STDERR, or a syslog facility (LOCAL0 to LOCAL7 or USER): repmgrd, and repmgr with --log-to-file, then log to syslog (with the program's name and pid), DETAIL and HINT lines still to stderr or log_file."),
     param("log_file", Str, "", RELOAD, G::Logging, "Log to this file instead of stderr (repmgrd, or repmgr with --log-to-file); a new file is created with mode 0600 (less if the umask says so)."),
     param("log_status_interval", int(0), "300", RELOAD, G::Logging, "Seconds between repmgrd status lines in the log; 0: none."),
     // Standby clone

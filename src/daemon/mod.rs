@@ -172,6 +172,7 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
+    logging::set_facility(&cfg.log_facility, c"repmgrd");
     if !cfg.log_file.is_empty() {
         logging::sink().open(&cfg.log_file).map_err(|e| {
             Error::config(format!("unable to open log file \"{}\"", cfg.log_file))

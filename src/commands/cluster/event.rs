@@ -11,13 +11,8 @@ pub fn event(ctx: &Ctx) -> Result<()> {
     let limit = if ctx.opts.all {
         None
     } else {
+        // (at least 1: checked with the other option values)
         let l = crate::cli::parse_int_option("limit", &ctx.opts.limit)?.unwrap_or(20);
-        if l < 1 {
-            return Err(
-                Error::config(format!("--limit must be 1 or more (got {l})"))
-                    .hint("use --all to show every event"),
-            );
-        }
         Some(i64::from(l))
     };
     let filter = db::events::EventFilter {
@@ -84,7 +79,7 @@ fn render_table(events: &[EventRow], details: bool) -> String {
     } else {
         &["Node ID", "Name", "Event", "OK", "Timestamp"]
     };
-    output::table(headers, &rows)
+    output::table(headers, &rows, false)
 }
 
 /// The `--json` document: every event with the table's columns, typed;

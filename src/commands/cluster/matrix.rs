@@ -310,7 +310,8 @@ fn print_warnings(ctx: &Ctx, problems: &Problems) {
         .iter()
         .map(|w| format!("  {w}\n"))
         .collect();
-    print!("{list}");
+    // repmgr's print_item_list: on stderr, under the WARNING line
+    eprint!("{list}");
 }
 
 fn finish(failed: bool, problems: &Problems) -> Result<()> {

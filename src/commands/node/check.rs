@@ -11,9 +11,7 @@ use super::checks::{
     check_replication_config_owner, check_replication_lag, check_repmgrd, check_role_or_fenced,
     check_slots, check_upstream, Check, CheckStatus, Mode, Repmgrd, Upstream,
 };
-use super::diagnostics::{
-    db_connection, has_passfile, replication_config_owner_ok, replication_connection,
-};
+use super::diagnostics::{db_connection, replication_config_owner_ok, replication_connection};
 use super::{connect_local, is_pg_dir, local_conninfo, ready_archive_files};
 use crate::commands::Ctx;
 use crate::config::Config;
@@ -115,12 +113,11 @@ pub fn check(ctx: &Ctx) -> Result<()> {
             )));
         }
     }
+    // repmgr's internal check that libpq knows the "passfile" keyword
+    // (PostgreSQL 10 and later), not that a file exists: this build's
+    // libpq layer always does.
     if ctx.opts.has_passfile {
-        return if has_passfile(cfg) {
-            Ok(())
-        } else {
-            Err(Error::silent(ExitCode::BadConfig))
-        };
+        return Ok(());
     }
     if ctx.opts.replication_connection {
         println!("--connection={}", replication_connection(ctx)?);
@@ -355,6 +352,8 @@ fn repmgrd_state(c: &mut Session, node_id: i32) -> Result<Repmgrd> {
         return Ok(match legacy {
             Some(d) if d.paused => Repmgrd::Paused,
             Some(_) => Repmgrd::Running,
+            // the extension answered: no repmgrd of repmgr 5 runs here
+            None if db::takeover::extension_loaded(c)? => Repmgrd::NotRunning,
             None => Repmgrd::Unknown,
         });
     }

@@ -1,6 +1,6 @@
 //! The diagnostics `standby switchover` runs on a node through
 //! `repmgr node check` (--db-connection, --replication-connection,
-//! --has-passfile, --replication-config-owner) and `repmgr node status`
+//! --replication-config-owner) and `repmgr node status`
 //! (--is-shutdown-cleanly): each answers one question with a line or an
 //! exit status, not a report.
 
@@ -13,8 +13,6 @@ use super::check_json::{render, DB_CONNECTION};
 use super::checks::{Check, CheckStatus, Mode};
 use super::{connect_local, is_pg_dir, local_conninfo};
 use crate::commands::{parse_conninfo, Ctx, APP_NAME};
-use crate::config::Config;
-use crate::conninfo::ConnInfo;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::pgtools::{self, PgBin};
@@ -103,17 +101,6 @@ pub(super) fn replication_connection(ctx: &Ctx) -> Result<&'static str> {
     }
     let ok = process::run(cmd, Duration::from_secs(10), "psql").is_ok_and(|o| o.success());
     Ok(if ok { "OK" } else { "BAD" })
-}
-
-/// `--has-passfile`: a password file libpq would use exists.
-pub(super) fn has_passfile(cfg: &Config) -> bool {
-    let from_conninfo = ConnInfo::parse(&cfg.conninfo)
-        .ok()
-        .and_then(|ci| ci.get("passfile").map(str::to_string));
-    let path = from_conninfo
-        .or_else(|| std::env::var("PGPASSFILE").ok())
-        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pgpass")));
-    path.is_some_and(|p| Path::new(&p).is_file())
 }
 
 /// The replication configuration file must belong to the data directory's

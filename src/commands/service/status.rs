@@ -106,6 +106,9 @@ pub(crate) struct ServiceRow {
 pub(crate) struct ServiceReport {
     pub rows: Vec<ServiceRow>,
     pub warnings: Vec<String>,
+    /// Of `warnings`, those repmgr would not report (a repmgrd stopped or
+    /// paused): with only these, stdout stays as repmgr's (no blank line).
+    pub beyond_repmgr: usize,
     /// A node could not be reached (the --verbose hint).
     pub connection_errors: bool,
 }
@@ -188,7 +191,10 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         render_table(&report.rows, ctx.opts.detail, ctx.opts.compact)
     );
     if !report.warnings.is_empty() && !ctx.opts.terse {
-        println!();
+        if report.warnings.len() > report.beyond_repmgr {
+            // repmgr's blank line before its issues
+            println!();
+        }
         // repmgr logs the list as one message ending in a newline.
         crate::log_warning!("{}\n", render_issues(&report.warnings));
         if report.connection_errors && !ctx.opts.verbose {
@@ -231,6 +237,7 @@ fn report(
     let mut out = ServiceReport {
         rows: Vec::new(),
         warnings: Vec::new(),
+        beyond_repmgr: 0,
         connection_errors: false,
     };
     for (n, (p, v)) in nodes.iter().zip(views) {
@@ -261,7 +268,10 @@ fn report(
         let (upstream, w2) = cluster::upstream_cell(n, p, nodes, &probes);
         out.warnings.extend(w1);
         out.warnings.extend(w2);
-        out.warnings.extend(daemon_issues(n, p, &s, &who));
+        let (replay, daemon) = daemon_issues(n, p, &s, &who);
+        out.warnings.extend(replay);
+        out.beyond_repmgr += daemon.len();
+        out.warnings.extend(daemon);
         out.rows.push(ServiceRow {
             node_id: n.node_id,
             node_name: n.node_name.clone(),
@@ -276,22 +286,25 @@ fn report(
     out
 }
 
-/// The issues of a node that answered: paused replay, and its repmgrd
-/// stopped or paused.
-fn daemon_issues(n: &NodeRecord, p: &Probe, s: &StatusLine, who: &str) -> Vec<String> {
+/// The issues of a node that answered: paused replay (repmgr's), and its
+/// repmgrd stopped or paused (this repmgr's).
+fn daemon_issues(
+    n: &NodeRecord,
+    p: &Probe,
+    s: &StatusLine,
+    who: &str,
+) -> (Option<String>, Vec<String>) {
+    let replay = (p.reach == Reach::Up && p.replay_paused).then(|| format!(
+        "WAL replay is paused on {who} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed"
+    ));
     let mut out = Vec::new();
-    if p.reach == Reach::Up && p.replay_paused {
-        out.push(format!(
-            "WAL replay is paused on {who} with WAL replay pending; this node cannot be manually promoted until WAL replay is resumed"
-        ));
-    }
     if s.pg_running && !s.running && n.active {
         out.push(format!("repmgrd is not running on {who}"));
     }
     if s.pg_running && s.running && s.paused {
         out.push(format!("repmgrd is paused on {who}"));
     }
-    out
+    (replay, out)
 }
 
 /// One CSV line per node.
@@ -331,7 +344,7 @@ pub(crate) fn render_table(rows: &[ServiceRow], detail: bool, compact: bool) -> 
     } else {
         "Upstream last seen"
     });
-    output::table(&headers, &cells)
+    output::table(&headers, &cells, true)
 }
 
 /// The `--json` document: per node the table's columns (Location and
@@ -557,9 +570,9 @@ mod tests {
             render_table(&rows(), false, false),
             " ID | Name  | Role    | Status        | Upstream | repmgrd | PID  | Paused? | Upstream last seen\n\
              ----+-------+---------+---------------+----------+---------+------+---------+--------------------\n \
-             1  | node1 | primary | * running     |          | running | 4242 | no      | n/a               \n \
-             2  | node2 | standby |   running     | node1    | running | 77   | yes     | 3 second(s) ago   \n \
-             3  | node3 | standby | ? unreachable | ? node1  | n/a     | n/a  | n/a     | n/a               \n"
+             1  | node1 | primary | * running     |          | running | 4242 | no      | n/a                \n \
+             2  | node2 | standby |   running     | node1    | running | 77   | yes     | 3 second(s) ago    \n \
+             3  | node3 | standby | ? unreachable | ? node1  | n/a     | n/a  | n/a     | n/a                \n"
         );
     }
 
@@ -569,9 +582,9 @@ mod tests {
             render_table(&rows(), true, true),
             " ID | Name  | Role    | Status        | Upstream | Location | Prio. | repmgrd | PID  | Paused? | Upstr. last \n\
              ----+-------+---------+---------------+----------+----------+-------+---------+------+---------+--------------\n \
-             1  | node1 | primary | * running     |          | default  | 100   | running | 4242 | no      | n/a         \n \
-             2  | node2 | standby |   running     | node1    | default  | 100   | running | 77   | yes     | 3 sec(s) ago\n \
-             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | n/a     | n/a  | n/a     | n/a         \n"
+             1  | node1 | primary | * running     |          | default  | 100   | running | 4242 | no      | n/a          \n \
+             2  | node2 | standby |   running     | node1    | default  | 100   | running | 77   | yes     | 3 sec(s) ago \n \
+             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | n/a     | n/a  | n/a     | n/a          \n"
         );
     }
 
@@ -580,6 +593,7 @@ mod tests {
         let report = ServiceReport {
             rows: rows(),
             warnings: vec!["unable to connect to node \"node3\" (ID: 3)".into()],
+            beyond_repmgr: 0,
             connection_errors: true,
         };
         let v: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();

@@ -38,7 +38,7 @@ pub fn promote(ctx: &Ctx) -> Result<()> {
                 .hint("resume replay with \"SELECT pg_wal_replay_resume()\" and retry"),
         );
     }
-    refuse_if_primary_reachable(ctx, cfg, &mut local)?;
+    refuse_if_primary_reachable(cfg, &mut local)?;
     // The siblings as this node's metadata knows them before the promotion:
     // active standbys that shared its upstream.
     let siblings = if ctx.opts.siblings_follow {
@@ -143,8 +143,9 @@ fn siblings_follow(ctx: &Ctx, cfg: &Config, siblings: &[crate::db::nodes::NodeRe
 }
 
 /// Refuses when any other registered node answers as a primary: promoting
-/// now would make two writable primaries. -F overrides, loudly.
-fn refuse_if_primary_reachable(ctx: &Ctx, cfg: &Config, local: &mut Session) -> Result<()> {
+/// now would make two writable primaries. As in repmgr, -F does not
+/// override this.
+fn refuse_if_primary_reachable(cfg: &Config, local: &mut Session) -> Result<()> {
     if !db::schema::exists(local)? {
         crate::log_warning!(
             "no repmgr metadata found on this node; cannot check for another primary"
@@ -156,28 +157,21 @@ fn refuse_if_primary_reachable(ctx: &Ctx, cfg: &Config, local: &mut Session) -> 
         .into_iter()
         .filter(|n| n.node_id != node_id && n.node_type != db::nodes::NodeType::Witness)
         .collect();
-    let primaries: Vec<_> = reach_all(&others)
+    let primary = reach_all(&others)
         .into_iter()
-        .filter(|r| r.in_recovery == Some(false))
-        .map(|r| r.node)
-        .collect();
-    if let Some(p) = primaries.first() {
-        if !ctx.opts.force {
-            return Err(Error::new(
-                ExitCode::PromotionFail,
-                "this replication cluster already has an active primary server",
-            )
-            .detail(format!(
-                "current primary is {}, which is reachable and not in recovery",
-                p))
-            .hint("promoting now would leave two writable primaries; use \"repmgr standby switchover\", or stop that server first (-F overrides this check)"));
-        }
-        crate::log_warning!(
-            "node {} is running as primary; promoting anyway because of -F/--force",
-            p
-        );
+        .find(|r| r.in_recovery == Some(false))
+        .map(|r| r.node);
+    match primary {
+        Some(p) => Err(Error::new(
+            ExitCode::PromotionFail,
+            "this replication cluster already has an active primary server",
+        )
+        .detail(format!(
+            "current primary is {p}, which is reachable and not in recovery"
+        ))
+        .hint("promoting now would leave two writable primaries; use \"repmgr standby switchover\", or stop that server first")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn promote_method(ctx: &Ctx, cfg: &Config) -> String {

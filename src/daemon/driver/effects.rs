@@ -119,12 +119,17 @@ impl Driver {
             }
         }
         self.publish();
-        let details = match (role_primary, self.upstream_record()) {
+        // repmgr's details, word for word, for each role
+        let details = match (role_primary, self.is_witness) {
             (true, _) => format!("monitoring cluster primary \"{name}\" (ID: {id})"),
-            (false, Some(u)) if !self.is_witness => {
-                format!("monitoring connection to upstream node {u}")
-            }
-            _ => format!("monitoring connection to node \"{name}\" (ID: {id}) established"),
+            (false, false) => match self.upstream_record() {
+                Some(u) => format!("monitoring connection to upstream node {u}"),
+                None => format!("monitoring connection to node \"{name}\" (ID: {id}) established"),
+            },
+            (false, true) => match self.primary_record() {
+                Some(p) => format!("witness monitoring connection to primary node {p}"),
+                None => format!("monitoring connection to node \"{name}\" (ID: {id}) established"),
+            },
         };
         self.event("repmgrd_start", true, details, None, None);
     }
@@ -134,6 +139,12 @@ impl Driver {
         let c = self.local.as_mut()?;
         let me = db::nodes::get(c, id).ok().flatten()?;
         db::nodes::get(c, me.upstream_node_id?).ok().flatten()
+    }
+
+    /// The primary as the local metadata has it (a witness's view).
+    fn primary_record(&mut self) -> Option<NodeRecord> {
+        let c = self.local.as_mut()?;
+        db::nodes::active_primaries(c).ok()?.into_iter().next()
     }
 
     /// `fence_command` (%n %a %e), off the decision path, with a deadline.

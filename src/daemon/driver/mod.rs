@@ -570,6 +570,9 @@ impl Driver {
             }
         };
         crate::logging::set_level(new.log_level);
+        if new.log_facility != old.log_facility {
+            crate::logging::set_facility(&new.log_facility, c"repmgrd");
+        }
         if new.log_file != old.log_file {
             let res = if new.log_file.is_empty() {
                 crate::logging::sink().to_stderr();

@@ -154,7 +154,8 @@ pub fn render_table(rows: &[ShowRow], compact: bool) -> String {
             "Connection string",
         ]
     };
-    output::table(headers, &cells)
+    // repmgr ends each row with a space, but for the conninfo column
+    output::table(headers, &cells, compact)
 }
 
 /// The `--json` document (and repmgrd's `/cluster`): the table's columns
@@ -242,9 +243,9 @@ mod tests {
             render_table(&rows(), true),
             " ID | Name  | Role    | Status        | Upstream | Location | Prio. | TLI\n\
              ----+-------+---------+---------------+----------+----------+-------+-----\n \
-             1  | node1 | primary | * running     |          | default  | 100   | 1  \n \
-             2  | node2 | witness | * running     | node1    | default  | 100   | n/a\n \
-             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | ?  \n"
+             1  | node1 | primary | * running     |          | default  | 100   | 1   \n \
+             2  | node2 | witness | * running     | node1    | default  | 100   | n/a \n \
+             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | ?   \n"
         );
     }
 
