@@ -140,6 +140,10 @@ pub(super) struct Primary {
     /// Whether the server, down since `down_since`, was looked at for a
     /// kill (primary/hung.rs).
     hung_decided: bool,
+    /// Since when the server has not answered while a fence job of ours
+    /// ran (that job may be what took it down; if it fails, the server
+    /// is down all the same: primary/hung.rs).
+    down_in_job: Option<Time>,
     /// What its heartbeats say: it knows of an automatic candidate.
     advertise: bool,
     /// Since when heartbeats have said it does not fence, and the voters
@@ -178,6 +182,7 @@ impl Primary {
             prepared_for: None,
             down_since: None,
             hung_decided: false,
+            down_in_job: None,
             advertise: true,
             no_fence_since: None,
             no_fence_heard: BTreeSet::new(),
@@ -205,6 +210,7 @@ impl Primary {
             prepared_for: None,
             down_since: None,
             hung_decided: false,
+            down_in_job: None,
             advertise: true,
             no_fence_since: None,
             no_fence_heard: BTreeSet::new(),
@@ -246,6 +252,7 @@ impl Primary {
 
     pub(super) fn tick(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
         self.hung_decided = false;
+        self.down_in_job = None;
         if self.applied == Some(FenceHow::Kill) {
             self.applied = None; // started again: the other fences apply
         }
@@ -309,8 +316,13 @@ impl Primary {
     }
 
     pub(super) fn local_down(&mut self, core: &mut Ctx, now: Time) {
-        if self.applied == Some(FenceHow::Stop) || self.applying.is_some() {
+        if self.applied == Some(FenceHow::Stop) {
             return; // our own fence stopped it
+        }
+        if self.applying.is_some() {
+            // Our own fence may be stopping it: known when the job ends.
+            self.down_in_job.get_or_insert(now);
+            return;
         }
         if self.down_since.is_none() {
             self.down_since = Some(now);

@@ -47,4 +47,14 @@ impl Primary {
         );
         self.fence(core, FenceHow::Kill);
     }
+
+    /// A fence job failed while the server did not answer: it is down
+    /// (hung, or crashed), not stopped by us. Without this a hung server
+    /// whose fence was retried back to back was never seen down, so
+    /// never killed, and took writes again once it resumed.
+    pub(super) fn down_after_failed_job(&mut self, core: &mut Ctx, now: Time) {
+        if self.down_in_job.take().is_some() {
+            self.local_down(core, now);
+        }
+    }
 }

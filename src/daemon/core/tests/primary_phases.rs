@@ -296,6 +296,27 @@ fn primary_transitions() {
             ],
         },
         Case {
+            name: "primary → down → killed: the server hangs as its read-only fence is due, and every retry fails (before, it was never seen down, so never killed)",
+            setup: || {
+                let mut s = primary_1();
+                // Each try takes time, as it does against a hung server.
+                s.world.lag.job = 300;
+                s
+            },
+            beats: vec![
+                (5_000, Set(isolated)),
+                // It hangs as the read-only fence is due (at 7.5 s): that
+                // fence and every retry fail for want of an answer, back
+                // to back, and so does every local read.
+                (2_400, Set(|w| w.fence = Err("the server does not answer".into()))),
+                (150, Set(|w| w.local = None)),
+                (3_000, Saw("the kill", |a| {
+                    matches!(a, Action::Fence { how: FenceHow::Kill })
+                })),
+                (0, Went(&["primary", "primary/down"])),
+            ],
+        },
+        Case {
             name: "down → primary: the local server answers again",
             setup: primary_1,
             beats: vec![
