@@ -52,6 +52,11 @@ impl Primary {
         self.lease.end().map_or(0, |e| e.since(now))
     }
 
+    /// The same, of the promises that reported no higher term.
+    pub(super) fn reported_left(&self, now: Time) -> u64 {
+        self.lease.reported_end().map_or(0, |e| e.since(now))
+    }
+
     pub(in super::super) fn lease_view(&self, s: &Settings, now: Time) -> LeaseView {
         let t = self.thresholds(s);
         let left = self.lease_left(now);

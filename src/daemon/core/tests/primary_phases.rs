@@ -122,6 +122,24 @@ fn primary_transitions() {
             ],
         },
         Case {
+            name: "stopped: a voter's server answering without its repmgrd holds no evidence; no unfence until a voter's repmgrd acknowledges (a partial heal to a witness whose repmgrd is down unfenced it beside the new primary)",
+            setup: primary_1,
+            beats: vec![
+                (5_000, Set(isolated)),
+                (5_000, Reach("primary/stopped")),
+                // Only the link to node 3 heals, and node 3's repmgrd is
+                // down: its server answers (it may have voted before).
+                (0, Set(|w| {
+                    w.hb.insert(3, HeartbeatReply::NoDaemon);
+                })),
+                (10_000, Is("primary/stopped")),
+                (0, NotSaw("an unfence", unfenced)),
+                // Its repmgrd back, it acknowledges: that is evidence.
+                (0, Set(|w| w.acks(3, 5_000))),
+                (2_000, Reach("primary")),
+            ],
+        },
+        Case {
             name: "read-only → primary: the voters answer before the stop is due",
             setup: primary_1,
             beats: vec![
