@@ -541,7 +541,7 @@ impl Primary {
                 );
                 self.fence(core, FenceHow::ReadOnly);
             }
-        } else if self.applied.is_some() && self.reported_left(now) > soft_at + lease / 8 {
+        } else if self.applied.is_some() && self.evidence_left(&s, now) > soft_at + lease / 8 {
             // A majority renewed the lease, each saying it knows no newer
             // term (a server without its repmgrd says nothing of votes
             // that repmgrd granted: a partial heal to a witness whose

@@ -52,8 +52,12 @@ impl Primary {
         self.lease.end().map_or(0, |e| e.since(now))
     }
 
-    /// The same, of the promises that reported no higher term.
-    pub(super) fn reported_left(&self, now: Time) -> u64 {
+    /// The same, of the promises that reported no higher term (every
+    /// promise, with `unfence_evidence` off in the simulation's self-test).
+    pub(super) fn evidence_left(&self, s: &Settings, now: Time) -> u64 {
+        if !s.safety.unfence_evidence {
+            return self.lease_left(now);
+        }
         self.lease.reported_end().map_or(0, |e| e.since(now))
     }
 

@@ -13,7 +13,7 @@ impl Primary {
     /// before the lease ends (at once without a lease). None once decided
     /// for this outage.
     pub(super) fn kill_due(&self, s: &Settings) -> Option<Time> {
-        if self.hung_decided || s.quorum != Quorum::Majority || !s.safety.hard_fence {
+        if self.hung_decided || s.quorum != Quorum::Majority || !s.safety.kill_hung {
             return None;
         }
         let t = self.thresholds(s);
