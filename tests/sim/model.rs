@@ -3,7 +3,7 @@
 //! decision core (`repmgr::daemon::core::Core`); this file plays its driver
 //! against the model, with latencies and deadlines like the real ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use repmgr::daemon::core::types::*;
 use repmgr::daemon::core::{Core, Settings};
@@ -38,6 +38,8 @@ pub struct Pg {
     pub streaming: bool,
     /// A witness's own server: never a data node.
     pub witness: bool,
+    /// When it was last paused.
+    pub paused_at: u64,
 }
 
 /// A simulated host: its server, its repmgrd, its clock.
@@ -98,14 +100,22 @@ impl Host {
     }
 }
 
-/// The network: per direction, up or down, and a delay.
+/// The network: per direction, up or down, and a delay; and per
+/// direction, whether new connections fail (SYNs dropped) while the
+/// established ones carry on (WAL streams, sessions, the repmgrd peer
+/// connections kept open between heartbeats).
 #[derive(Debug, Clone, Default)]
 pub struct Net {
     pub down: BTreeMap<(Id, Id), bool>,
     pub extra_delay: BTreeMap<(Id, Id), u64>,
+    pub syn_dropped: BTreeSet<(Id, Id)>,
 }
 
 impl Net {
+    /// A new connection from `a` to `b` can be opened.
+    pub fn connects(&self, a: Id, b: Id) -> bool {
+        self.both(a, b) && !self.syn_dropped.contains(&(a, b))
+    }
     pub fn up(&self, a: Id, b: Id) -> bool {
         a == b || !self.down.get(&(a, b)).copied().unwrap_or(false)
     }

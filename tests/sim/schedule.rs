@@ -17,6 +17,10 @@ pub enum Fault {
     Cut(Id, Id),
     Heal(Id, Id),
     Delay(Id, Id, u64),
+    /// New connections from the first to the second fail (SYNs dropped),
+    /// established ones carry on; and back to normal.
+    DropSyn(Id, Id),
+    PassSyn(Id, Id),
     PauseHost(Id),
     ResumeHost(Id),
     PausePostmaster(Id),
@@ -62,18 +66,59 @@ pub enum Class {
     SyncSplit,
     /// A primary cut off long enough to be replaced, and the witness's
     /// repmgrd down when it comes back: the witness's server renews its
-    /// lease, and only hearing of the newer term fences it.
+    /// lease (no evidence to unfence on), and only hearing of the newer
+    /// term makes it rejoin the new primary.
     ReturningPrimary,
+    /// New connections to the primary fail (SYNs dropped) while the WAL
+    /// streams on, its repmgrd down: only the standbys' WAL receivers
+    /// show it lives.
+    SynOnly,
+    /// Primary / standby / witness, the primary's repmgrd down, only the
+    /// primary–standby link cut: only the witness's own view of the
+    /// primary holds its vote back.
+    PrimarySeen,
+    /// Two candidates that cannot see each other, and the two voters the
+    /// first won restarted right after granting: only their durable
+    /// record keeps the second from the same term.
+    RestartedVoters,
+    /// After a fence and a promotion, only the old-primary–witness link
+    /// heals: only positive reports of no higher term may unfence it.
+    PartialHeal,
+    /// A standby that kept streaming from a cut-off primary (an older
+    /// timeline, more WAL past the fork) beside one on the new primary's
+    /// timeline, the new primary gone: only ranking on the newest timeline
+    /// keeps the later primary's commits.
+    OlderFork,
+    /// The primary's server hangs (every process stopped) past its
+    /// lease, its repmgrd running: only the kill keeps it from taking
+    /// writes when it resumes.
+    HungPrimary,
+    /// The voter whose promise holds the primary's lease restarts as the
+    /// primary is cut off: only its start-up quarantine keeps the promise
+    /// it no longer remembers.
+    RestartedPromiser,
+    /// An old primary without repmgrd writes on beside a newer one, and
+    /// the newer one fails: only skipping inactive, fenced and lower-term
+    /// nodes lets the standbys follow the next primary, not chase it.
+    ZombiePrimary,
 }
 
-pub const CLASS_EVERY: u64 = 25;
+pub const CLASS_EVERY: u64 = 50;
 
 /// Each targeted class and its seeds' remainder modulo [`CLASS_EVERY`].
-pub const TARGETED: [(Class, u64); 4] = [
+pub const TARGETED: [(Class, u64); 12] = [
     (Class::LatePromise, 6),
     (Class::EvenSplit, 12),
     (Class::SyncSplit, 18),
     (Class::ReturningPrimary, 24),
+    (Class::SynOnly, 30),
+    (Class::PrimarySeen, 34),
+    (Class::RestartedVoters, 38),
+    (Class::PartialHeal, 42),
+    (Class::OlderFork, 46),
+    (Class::HungPrimary, 49),
+    (Class::RestartedPromiser, 3),
+    (Class::ZombiePrimary, 9),
 ];
 
 pub fn class_of(seed: u64) -> Class {
@@ -181,6 +226,7 @@ pub fn host(id: Id, kind: NodeKind, settings: Settings, meta: &[NodeInfo], rng: 
         last_recv: None,
         streaming: false,
         witness: kind == NodeKind::Witness,
+        paused_at: 0,
     };
     Host {
         id,
@@ -394,6 +440,12 @@ pub fn apply(w: &mut World, f: Fault) {
         Fault::Delay(a, b, ms) => {
             w.net.extra_delay.insert((a, b), ms);
         }
+        Fault::DropSyn(a, b) => {
+            w.net.syn_dropped.insert((a, b));
+        }
+        Fault::PassSyn(a, b) => {
+            w.net.syn_dropped.remove(&(a, b));
+        }
         Fault::PauseHost(id) => {
             let i = idx(w, id);
             w.hosts[i].host_paused = true;
@@ -408,13 +460,23 @@ pub fn apply(w: &mut World, f: Fault) {
         }
         Fault::PausePostmaster(id) => {
             let i = idx(w, id);
-            w.hosts[i].pg.paused = true;
+            if !w.hosts[i].pg.paused {
+                w.hosts[i].pg.paused = true;
+                w.hosts[i].pg.paused_at = w.g;
+            }
         }
         Fault::ResumePostmaster(id) => {
             let i = idx(w, id);
-            if w.hosts[i].pg.paused {
-                w.hosts[i].pg.paused = false;
-                w.hosts[i].exposed_since = w.g;
+            let h = &mut w.hosts[i];
+            if h.pg.paused {
+                h.pg.paused = false;
+                // A repmgrd that ran throughout had the whole pause to
+                // kill a server that could have been superseded: no
+                // allowance for it.
+                let watched = h.daemon_alive() && h.exposed_since <= h.pg.paused_at;
+                if !watched {
+                    h.exposed_since = w.g;
+                }
             }
         }
         Fault::PauseDaemon(id) => {
@@ -451,6 +513,7 @@ pub fn apply(w: &mut World, f: Fault) {
             w.deliver(i, Input::Reload(Box::new(s)));
         }
         Fault::Stabilise => {
+            w.check_following();
             w.net = Net::default();
             for i in 0..w.hosts.len() {
                 let h = &mut w.hosts[i];

@@ -11,6 +11,8 @@ use repmgr::daemon::core::{Core, Failover};
 use crate::model::*;
 use crate::schedule::Fault;
 
+mod checks;
+
 /// splitmix64: small, fast, and the same on every machine.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);
@@ -66,6 +68,22 @@ enum Ev {
     Replicate,
 }
 
+/// Something a targeted class waits for to apply its next faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// This voter granted a (real, not pre-) vote.
+    Grants(Id),
+    /// A node was promoted.
+    Promotion,
+}
+
+/// The faults applied once `when` happens (given the node it happened
+/// to), each after its delay (ms).
+pub struct Trigger {
+    pub when: When,
+    pub faults: Box<dyn Fn(Id) -> Vec<(u64, Fault)>>,
+}
+
 /// Who asked a peer request, for routing the answer.
 #[derive(Debug, Clone, Copy)]
 struct Token {
@@ -101,6 +119,16 @@ pub struct World {
     wake_at: BTreeMap<Id, u64>,
     /// Info lines in the trace too (SIM_VERBOSE=1).
     pub verbose: bool,
+    pub triggers: Vec<Trigger>,
+    /// A targeted class in which no node may be promoted at all: why.
+    pub no_promotion: Option<&'static str>,
+    /// A targeted class's nodes whose servers must run at the end: why.
+    pub expect_running: Vec<(Id, &'static str)>,
+    /// A targeted class's standbys that must stream from the newest
+    /// primary by the stable phase: why.
+    pub expect_following: Option<(Vec<Id>, &'static str)>,
+    /// Who was promoted in each term.
+    promoted_in: BTreeMap<Term, Id>,
 }
 
 impl World {
@@ -126,6 +154,11 @@ impl World {
             promotions: 0,
             wake_at: BTreeMap::new(),
             verbose: std::env::var("SIM_VERBOSE").is_ok_and(|v| v == "1"),
+            triggers: Vec::new(),
+            no_promotion: None,
+            expect_running: Vec::new(),
+            expect_following: None,
+            promoted_in: BTreeMap::new(),
         };
         w.at(0, Ev::Client);
         w.at(0, Ev::Replicate);
@@ -144,6 +177,23 @@ impl World {
 
     pub fn fault_at(&mut self, t: u64, f: Fault) {
         self.at(t, Ev::Fault(f));
+    }
+
+    /// Applies the faults of the triggers waiting for `when`, once.
+    fn happened(&mut self, when: When, who: Id) {
+        let (now, later): (Vec<Trigger>, Vec<Trigger>) = std::mem::take(&mut self.triggers)
+            .into_iter()
+            .partition(|t| t.when == when);
+        self.triggers = later;
+        for t in now {
+            self.log(format!("TRIGGER {when:?} of node{who}"));
+            for (d, f) in (t.faults)(who) {
+                match d {
+                    0 => crate::schedule::apply(self, f),
+                    _ => self.fault_at(self.g + d, f),
+                }
+            }
+        }
     }
 
     fn idx(&self, id: Id) -> usize {
@@ -498,7 +548,7 @@ impl World {
         let me = self.hosts[i].id;
         let t = &self.hosts[self.idx(to)];
         let rtt = self.net.delay(me, to) + self.net.delay(to, me);
-        if !self.net.both(me, to) {
+        if !self.net.connects(me, to) {
             return (false, CONNECT_TIMEOUT);
         }
         if t.pg_up() {
@@ -516,7 +566,7 @@ impl World {
         self.hosts
             .iter()
             .map(|h| {
-                if !(self.net.both(me, h.id) && h.pg_up()) {
+                if !(self.net.connects(me, h.id) && h.pg_up()) {
                     return NodeObs::unreachable(h.id);
                 }
                 let fresh = h.pg.streaming
@@ -559,7 +609,7 @@ impl World {
         let (from, epoch) = (self.hosts[i].id, self.hosts[i].epoch);
         let t = self.idx(to);
         if self.hosts[t].core.is_none() {
-            if self.net.both(from, to) && self.hosts[t].pg_up() {
+            if self.net.connects(from, to) && self.hosts[t].pg_up() {
                 let rtt = self.net.delay(from, to) + self.net.delay(to, from) + 1;
                 // The driver reads the server it probes: a primary, or a
                 // newer history, supersedes the sender.
@@ -620,7 +670,8 @@ impl World {
                 sent: None,
             },
         );
-        if self.net.up(from, to) {
+        // A vote opens a connection of its own.
+        if self.net.up(from, to) && !self.net.syn_dropped.contains(&(from, to)) {
             let d = self.net.delay(from, to);
             self.at(self.g + d, Ev::PeerReq { to, token, req });
         }
@@ -642,6 +693,7 @@ impl World {
             return;
         }
         let now = self.hosts[i].local(self.g);
+        let real_vote = matches!(req, PeerRequest::Vote(VoteRequest { pre: false, .. }));
         let actions = match self.hosts[i].core.as_mut() {
             Some(c) => c.step(
                 now,
@@ -652,6 +704,16 @@ impl World {
             ),
             None => return,
         };
+        let granted = real_vote
+            && actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Reply {
+                        reply: PeerReply::Vote(VoteReply::Granted { .. }),
+                        ..
+                    }
+                )
+            });
         for a in &actions {
             if let Action::Reply { token: t, reply } = a {
                 if *t == token && self.net.up(to, tok.from) {
@@ -668,6 +730,9 @@ impl World {
         }
         self.execute(i, actions);
         self.schedule_wake(i);
+        if granted {
+            self.happened(When::Grants(to), to);
+        }
     }
 
     fn peer_reply(&mut self, token: u64, reply: PeerReply) {
@@ -757,7 +822,7 @@ impl World {
             },
             Action::Follow { target } => {
                 let t = self.idx(target);
-                let ok = if self.net.both(id, target)
+                let ok = if self.net.connects(id, target)
                     && self.hosts[t].pg_up()
                     && self.hosts[i].pg_up()
                 {
@@ -840,7 +905,7 @@ impl World {
                 // ops::rejoin needs the primary itself.
                 let primary = !self.hosts[t].pg.recovery && !self.hosts[t].pg.witness;
                 let ok = if primary
-                    && self.net.both(id, target)
+                    && self.net.connects(id, target)
                     && self.hosts[t].pg_up()
                     && !self.hosts[i].host_paused
                 {
@@ -918,6 +983,17 @@ impl World {
         }
         self.promotions += 1;
         self.log(format!("node{id} PROMOTED term {term} timeline {tli}"));
+        if let Some(why) = self.no_promotion {
+            self.violation(format!("node{id} promoted: {why}"));
+        }
+        // Invariant (e): one primary per term.
+        match self.promoted_in.insert(term, id) {
+            Some(other) if other != id => self.violation(format!(
+                "node{id} promoted in term {term}, as node{other} was"
+            )),
+            _ => {}
+        }
+        self.happened(When::Promotion, id);
         if !self.sync.is_empty() {
             let wal = &self.hosts[i].pg.wal;
             let last = wal.last().copied().unwrap_or(0);
@@ -935,45 +1011,6 @@ impl World {
             }
         }
         Ok(())
-    }
-
-    /// Invariant (d): no visible candidate (an automatic standby of
-    /// priority > 0 whose repmgrd runs: without one nothing can promote
-    /// it, as with repmgr) has WAL the new primary lacks.
-    fn check_candidate_has_the_wal(&mut self, i: usize) {
-        let id = self.hosts[i].id;
-        let mine = self.hosts[i].pg.wal.clone();
-        // Active, and automatic as far as the cluster knows: a mode
-        // changed while no primary could record it is not known yet.
-        let active = |n: Id| {
-            self.hosts[i]
-                .pg
-                .meta
-                .iter()
-                .any(|m| m.id == n && m.active && m.automatic)
-        };
-        for o in &self.hosts {
-            let candidate = o.priority > 0
-                && o.settings.failover == Failover::Automatic
-                && o.core.is_some()
-                && !o.exited;
-            if o.id == id || !o.pg.recovery || o.pg.witness || !candidate || !active(o.id) {
-                continue;
-            }
-            if !(self.net.both(id, o.id) && o.pg_up()) {
-                continue;
-            }
-            if o.pg.wal.len() > mine.len() && is_prefix(&mine, &o.pg.wal) {
-                let msg = format!(
-                    "node{id} promoting with {} records while visible node{} has {}",
-                    mine.len(),
-                    o.id,
-                    o.pg.wal.len()
-                );
-                self.violations.push(format!("t={} {msg}", self.g));
-                return;
-            }
-        }
     }
 
     // --------------------------------------------------------- traffic
@@ -1018,58 +1055,19 @@ impl World {
         self.check_one_writer(&writers);
     }
 
-    /// Invariant (a): two nodes take writes at once only while the older
-    /// one is within the bound after its repmgrd (or server) came back.
-    fn check_one_writer(&mut self, writers: &[usize]) {
-        if writers.len() < 2 {
-            return;
-        }
-        let top = writers
-            .iter()
-            .copied()
-            .max_by_key(|w| (self.hosts[*w].pg.voting_term, self.hosts[*w].pg.tli))
-            .unwrap_or(0);
-        for &w in writers {
-            if w == top {
-                continue;
-            }
-            let (x, y) = (&self.hosts[w], &self.hosts[top]);
-            if x.pg.voting_term == y.pg.voting_term && x.pg.tli == y.pg.tli {
-                let msg = format!(
-                    "node{} and node{} both take writes in term {}",
-                    x.id, y.id, x.pg.voting_term
-                );
-                self.violation(msg);
-                return;
-            }
-            let s = &x.settings;
-            let bound = s.heartbeat_every_ms()
-                + s.heartbeat_timeout_ms()
-                + 2 * FENCE_OP_MAX
-                + s.monitor_interval_ms;
-            let protected = x.daemon_alive() && self.g.saturating_sub(x.exposed_since) >= bound;
-            if protected {
-                let msg = format!(
-                    "node{} (term {}) takes writes while node{} (term {}) does, {} ms after its repmgrd or server came back",
-                    x.id,
-                    x.pg.voting_term,
-                    y.id,
-                    y.pg.voting_term,
-                    self.g.saturating_sub(x.exposed_since)
-                );
-                self.violation(msg);
-                return;
-            }
-        }
-    }
-
     fn replicate(&mut self) {
         for s in 0..self.hosts.len() {
             let (sid, up) = (self.hosts[s].id, self.hosts[s].pg.upstream);
             let streams = match up {
                 Some(u) if u != sid && self.hosts[s].pg.recovery && self.hosts[s].pg_up() => {
                     let ui = self.idx(u);
-                    self.net.both(sid, u) && self.hosts[ui].pg_up() && !self.hosts[ui].pg.witness
+                    // A stream carries on through dropped SYNs; a new
+                    // one cannot start.
+                    let opens = !self.net.syn_dropped.contains(&(sid, u));
+                    self.net.both(sid, u)
+                        && (opens || self.hosts[s].pg.streaming)
+                        && self.hosts[ui].pg_up()
+                        && !self.hosts[ui].pg.witness
                 }
                 _ => false,
             };
@@ -1101,33 +1099,6 @@ impl World {
             h.pg.meta = meta;
             h.pg.last_recv = Some(self.g);
             h.pg.streaming = true;
-        }
-    }
-
-    // -------------------------------------------------------- liveness
-
-    /// Invariant (c): exactly one node takes writes, while automatic
-    /// failover is configured somewhere. (With every standby set to
-    /// manual by the end, a primary that fenced itself while a candidate
-    /// still held a granted term waits for the operator, as repmgr's
-    /// manual mode does: at most one then.)
-    pub fn check_exactly_one_primary(&mut self, stable_since: u64) {
-        let writers: Vec<Id> = self
-            .hosts
-            .iter()
-            .filter(|h| h.takes_writes())
-            .map(|h| h.id)
-            .collect();
-        let automatic = self
-            .hosts
-            .iter()
-            .any(|h| h.pg.recovery && h.priority > 0 && h.settings.failover == Failover::Automatic);
-        if writers.len() > 1 || (writers.is_empty() && automatic) {
-            self.violation(format!(
-                "{} node(s) take writes {} ms after the cluster became stable: {writers:?}",
-                writers.len(),
-                self.g - stable_since
-            ));
         }
     }
 

@@ -134,11 +134,13 @@ pub fn visible_voters(b: &Ballot<'_>) -> usize {
 /// repmgr's ordering, on the newest timeline only: most WAL, then highest
 /// priority, then lowest node_id. A node on an older timeline may hold WAL
 /// past the fork that the others do not share; it is never preferred.
-fn best(cands: &[Candidate]) -> Option<Candidate> {
+/// (`newest_timeline` off, in the simulation's self-test only: every
+/// timeline competes on its LSN.)
+fn best(cands: &[Candidate], newest_timeline: bool) -> Option<Candidate> {
     let eligible = || cands.iter().filter(|c| c.priority > 0);
     let newest = eligible().map(|c| c.timeline).max()?;
     eligible()
-        .filter(|c| c.timeline == newest)
+        .filter(|c| c.timeline == newest || !newest_timeline)
         .min_by(|a, b| {
             b.lsn
                 .cmp(&a.lsn)
@@ -169,8 +171,7 @@ pub fn decide(b: &Ballot<'_>) -> Outcome {
     // outright: follow it.
     if let Some((n, _)) = siblings
         .iter()
-        .filter(|(n, o)| n.kind != NodeKind::Witness && o.is_writable_primary())
-        .filter(|(_, o)| o.term >= b.known_term)
+        .filter(|(n, o)| n.kind != NodeKind::Witness && o.may_follow(b.known_term, s.safety))
         .min_by_key(|(n, _)| n.id)
     {
         return Outcome::FollowExisting { new_primary: n.id };
@@ -190,10 +191,10 @@ pub fn decide(b: &Ballot<'_>) -> Outcome {
     if b.me.location != *location && !siblings.iter().any(|(n, _)| n.location == *location) {
         return Outcome::Cancelled(Cancel::NetworkSplit);
     }
-    if b.my_receiver_fresh {
+    if b.my_receiver_fresh && s.safety.receiver_check {
         return Outcome::Cancelled(Cancel::PrimaryStillVisible { by: b.me.id });
     }
-    if s.primary_visibility_consensus {
+    if s.primary_visibility_consensus && s.safety.receiver_check {
         if let Some((n, _)) = siblings
             .iter()
             .find(|(_, o)| o.receiver_fresh && o.streams_from == Some(b.failed.id))
@@ -234,7 +235,7 @@ pub fn decide(b: &Ballot<'_>) -> Outcome {
                 lsn: o.lsn,
             }),
     );
-    let Some(winner) = best(&cands) else {
+    let Some(winner) = best(&cands, s.safety.newest_timeline) else {
         return Outcome::NoCandidate;
     };
     if let Some(spec) = &b.sync {

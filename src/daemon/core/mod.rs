@@ -69,8 +69,14 @@ impl Core {
     pub fn new(s: Settings, persisted: Persisted, now: Time) -> Core {
         let lease = s.lease_ms();
         let status_every = s.log_status_interval_ms;
+        let mut persisted = persisted;
+        if !s.safety.durable_votes {
+            // The grants lived in memory only (a session lock, say).
+            persisted.granted_term = 0;
+            persisted.granted_to = None;
+        }
         let mut book = VoteBook::new(persisted, now, lease);
-        book.keep_promises = s.safety.voters_keep_promises;
+        book.set_safety(s.safety);
         Core {
             ctx: Ctx {
                 book,

@@ -44,6 +44,10 @@ pub(super) struct Lease {
     term: Term,
     voters: usize,
     promises: BTreeMap<NodeId, (Time, u64)>,
+    /// The promises that are also reports that the voter knows no higher
+    /// term (acknowledgements and votes; not a voter's server answering
+    /// without its repmgrd): what lifting a fence rests on.
+    reports: BTreeMap<NodeId, (Time, u64)>,
     /// What each voter promised in its latest answer.
     latest_ms: BTreeMap<NodeId, u64>,
     last_sent: Option<Time>,
@@ -55,27 +59,36 @@ impl Lease {
             term,
             voters,
             promises: BTreeMap::new(),
+            reports: BTreeMap::new(),
             latest_ms: BTreeMap::new(),
             last_sent: None,
         }
     }
 
-    /// Records a promise, keeping whichever of the old and new ends later.
+    /// Records a promise that reports no higher term (an acknowledgement
+    /// or a vote), keeping whichever of the old and new ends later.
     pub(super) fn promise(&mut self, from: NodeId, sent: Time, ms: u64) {
+        self.promise_unreported(from, sent, ms);
+        keep_later(&mut self.reports, from, (sent, ms));
+    }
+
+    /// A promise that reports nothing: a voter's server answering with
+    /// no repmgrd (that repmgrd, once started, sits out its quarantine,
+    /// but it may have voted before it stopped).
+    pub(super) fn promise_unreported(&mut self, from: NodeId, sent: Time, ms: u64) {
         self.latest_ms.insert(from, ms);
-        let end = |(t, m): (Time, u64)| t.plus(timing::discount(m));
-        let new = (sent, ms);
-        match self.promises.get(&from) {
-            Some(old) if end(*old) >= end(new) => {}
-            _ => {
-                self.promises.insert(from, new);
-            }
-        }
+        keep_later(&mut self.promises, from, (sent, ms));
     }
 
     /// When a majority's promises have all run out.
     pub(super) fn end(&self) -> Option<Time> {
         let p: Vec<(Time, u64)> = self.promises.values().copied().collect();
+        timing::lease_end(self.voters, &p)
+    }
+
+    /// The same, counting only the promises that reported no higher term.
+    pub(super) fn reported_end(&self) -> Option<Time> {
+        let p: Vec<(Time, u64)> = self.reports.values().copied().collect();
         timing::lease_end(self.voters, &p)
     }
 
@@ -115,6 +128,17 @@ impl Lease {
     }
 }
 
+/// Keeps whichever of `from`'s old promise and `new` ends later.
+fn keep_later(m: &mut BTreeMap<NodeId, (Time, u64)>, from: NodeId, new: (Time, u64)) {
+    let end = |(t, ms): (Time, u64)| t.plus(timing::discount(ms));
+    match m.get(&from) {
+        Some(old) if end(*old) >= end(new) => {}
+        _ => {
+            m.insert(from, new);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Primary {
     term: Term,
@@ -140,6 +164,10 @@ pub(super) struct Primary {
     /// Whether the server, down since `down_since`, was looked at for a
     /// kill (primary/hung.rs).
     hung_decided: bool,
+    /// Since when the server has not answered while a fence job of ours
+    /// ran (that job may be what took it down; if it fails, the server
+    /// is down all the same: primary/hung.rs).
+    down_in_job: Option<Time>,
     /// What its heartbeats say: it knows of an automatic candidate.
     advertise: bool,
     /// Since when heartbeats have said it does not fence, and the voters
@@ -178,6 +206,7 @@ impl Primary {
             prepared_for: None,
             down_since: None,
             hung_decided: false,
+            down_in_job: None,
             advertise: true,
             no_fence_since: None,
             no_fence_heard: BTreeSet::new(),
@@ -205,6 +234,7 @@ impl Primary {
             prepared_for: None,
             down_since: None,
             hung_decided: false,
+            down_in_job: None,
             advertise: true,
             no_fence_since: None,
             no_fence_heard: BTreeSet::new(),
@@ -246,6 +276,7 @@ impl Primary {
 
     pub(super) fn tick(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
         self.hung_decided = false;
+        self.down_in_job = None;
         if self.applied == Some(FenceHow::Kill) {
             self.applied = None; // started again: the other fences apply
         }
@@ -309,8 +340,13 @@ impl Primary {
     }
 
     pub(super) fn local_down(&mut self, core: &mut Ctx, now: Time) {
-        if self.applied == Some(FenceHow::Stop) || self.applying.is_some() {
+        if self.applied == Some(FenceHow::Stop) {
             return; // our own fence stopped it
+        }
+        if self.applying.is_some() {
+            // Our own fence may be stopping it: known when the job ends.
+            self.down_in_job.get_or_insert(now);
+            return;
         }
         if self.down_since.is_none() {
             self.down_since = Some(now);
@@ -346,7 +382,9 @@ impl Primary {
                             self.update_fencing(core, now);
                         }
                     }
-                    HeartbeatReply::NoDaemon => self.lease.promise(from, sent, QUARANTINE_MS),
+                    HeartbeatReply::NoDaemon => {
+                        self.lease.promise_unreported(from, sent, QUARANTINE_MS)
+                    }
                     HeartbeatReply::Superseded { term, by } => self.supersede(core, term, by),
                 }
                 self.evaluate(core, now);
@@ -508,8 +546,11 @@ impl Primary {
                 );
                 self.fence(core, FenceHow::ReadOnly);
             }
-        } else if self.applied.is_some() && left > soft_at + lease / 8 {
-            // A majority renewed the lease, and nobody knows a newer term.
+        } else if self.applied.is_some() && self.evidence_left(&s, now) > soft_at + lease / 8 {
+            // A majority renewed the lease, each saying it knows no newer
+            // term (a server without its repmgrd says nothing of votes
+            // that repmgrd granted: a partial heal to a witness whose
+            // repmgrd is down unfenced the old primary beside the new).
             let start = self.applied == Some(FenceHow::Stop);
             if core.job(Action::Unfence { start }) {
                 self.applying = Some(FenceHow::ReadOnly);

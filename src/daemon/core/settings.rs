@@ -58,7 +58,8 @@ pub struct Settings {
     pub safety: Safety,
 }
 
-/// Rules the simulation's self-test can switch off.
+/// Rules the simulation's self-test can switch off (each one alone: the
+/// self-test shows the checker finds the violation the rule prevents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Safety {
     /// Voters keep the promises they make (no vote while one holds).
@@ -73,6 +74,33 @@ pub struct Safety {
     pub sync_aware: bool,
     /// A primary that hears of a newer term fences (demotes) at once.
     pub supersession_check: bool,
+    /// A WAL receiver that streams fresh WAL from the failed primary is
+    /// proof it lives: the candidate does not run, and the voter does
+    /// not vote.
+    pub receiver_check: bool,
+    /// A voter refuses a term while it has heard from a healthy primary
+    /// (its own check of it) within the failure window.
+    pub prevote: bool,
+    /// A granted vote is part of the voter's durable record: a restarted
+    /// voter still refuses that term (and any lower one) to anyone else.
+    pub durable_votes: bool,
+    /// A fenced primary is unfenced only on positive reports that no
+    /// higher term exists (acknowledgements of its heartbeats), never on
+    /// a voter's server answering without its repmgrd.
+    pub unfence_evidence: bool,
+    /// Candidates are ranked, and voters compare WAL, on the newest
+    /// timeline only (an older timeline's LSN past the fork is not WAL
+    /// the newer one lacks).
+    pub newest_timeline: bool,
+    /// A primary whose server hangs is killed before its lease ends (a
+    /// hung server that resumed would take writes).
+    pub kill_hung: bool,
+    /// A standby looking for the new primary skips inactive and fenced
+    /// nodes and any of a term below the highest it knows.
+    pub follow_checks: bool,
+    /// A repmgrd that starts (or whose server comes back) grants no vote
+    /// for its quarantine: promises it made before are not remembered.
+    pub quarantine: bool,
 }
 
 impl Default for Safety {
@@ -83,6 +111,14 @@ impl Default for Safety {
             hard_fence: true,
             sync_aware: true,
             supersession_check: true,
+            receiver_check: true,
+            prevote: true,
+            durable_votes: true,
+            unfence_evidence: true,
+            newest_timeline: true,
+            kill_hung: true,
+            follow_checks: true,
+            quarantine: true,
         }
     }
 }

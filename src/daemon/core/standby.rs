@@ -216,9 +216,9 @@ impl Standby {
             && self.last_ok.is_some_and(|t| {
                 now.since(t) <= s.failure_window_ms().max(s.monitor_interval_ms * 2)
             });
-        let streams = f
-            .and_then(|f| f.receiver)
-            .is_some_and(|r| r.streaming && r.last_msg_age <= receiver_window(s));
+        let streams = s.safety.receiver_check
+            && f.and_then(|f| f.receiver)
+                .is_some_and(|r| r.streaming && r.last_msg_age <= receiver_window(s));
         (checked || streams).then_some(up.id)
     }
 

@@ -158,6 +158,16 @@ impl NodeObs {
     pub fn is_writable_primary(&self) -> bool {
         self.reachable && self.in_recovery == Some(false) && !self.fenced
     }
+
+    /// A primary to follow for a node that knows term `known`: writable
+    /// (not fenced) and of no lower term. (`follow_checks` off, in the
+    /// simulation's self-test only: any node not in recovery.)
+    pub fn may_follow(&self, known: Term, safety: super::settings::Safety) -> bool {
+        if !safety.follow_checks {
+            return self.reachable && self.in_recovery == Some(false);
+        }
+        self.is_writable_primary() && self.term >= known
+    }
 }
 
 /// What a repmgrd says of itself (its answer to a status request).

@@ -13,6 +13,7 @@
 //!   fence itself (it knew of no node that could be promoted
 //!   automatically): promoting then could leave two primaries.
 
+use super::settings::Safety;
 use super::timing::QUARANTINE_MS;
 use super::types::{
     DaemonStatus, HeartbeatReply, Lsn, NodeId, Persisted, Refusal, Term, Time, VoteReply,
@@ -50,8 +51,8 @@ pub struct VoteBook {
     promise_to: Option<NodeId>,
     /// No vote before this (start-up, or its server came back).
     quarantine_until: Time,
-    /// Always true in repmgrd (see `Safety`).
-    pub keep_promises: bool,
+    /// Every rule on in repmgrd (see `Safety`).
+    safety: Safety,
 }
 
 impl VoteBook {
@@ -61,13 +62,25 @@ impl VoteBook {
             promise_until: Time(0),
             promise_to: None,
             quarantine_until: now.plus(lease_ms.max(QUARANTINE_MS)),
-            keep_promises: true,
+            safety: Safety::default(),
+        }
+    }
+
+    /// The rules in force (only the simulation's self-test switches one
+    /// off).
+    pub fn set_safety(&mut self, safety: Safety) {
+        self.safety = safety;
+        if !safety.quarantine {
+            self.quarantine_until = Time(0);
         }
     }
 
     /// The local server came back after being unreachable: a primary may
     /// have counted this node as one without a repmgrd in the meantime.
     pub fn requarantine(&mut self, now: Time, lease_ms: u64) {
+        if !self.safety.quarantine {
+            return;
+        }
         self.quarantine_until = self
             .quarantine_until
             .max(now.plus(lease_ms.max(QUARANTINE_MS)));
@@ -195,16 +208,20 @@ impl VoteBook {
         } else {
             self.bound_until()
         };
-        if now < bound && self.keep_promises {
+        if now < bound && self.safety.voters_keep_promises {
             return Some(Refusal::LeaseHeld {
                 left_ms: bound.since(now),
             });
         }
-        if view.sees == Some(req.failed) {
+        if view.sees == Some(req.failed) && self.safety.prevote {
             return Some(Refusal::PrimaryVisible);
         }
         if let Some((tli, lsn)) = view.wal {
-            let behind = tli > req.timeline || (tli == req.timeline && lsn > req.lsn);
+            let behind = if self.safety.newest_timeline {
+                tli > req.timeline || (tli == req.timeline && lsn > req.lsn)
+            } else {
+                lsn > req.lsn
+            };
             if behind {
                 return Some(Refusal::MoreWal { lsn });
             }

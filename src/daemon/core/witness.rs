@@ -125,7 +125,7 @@ impl Witness {
                 let known = core.book.highest_term();
                 let found = obs
                     .iter()
-                    .filter(|o| o.is_writable_primary() && o.term >= known)
+                    .filter(|o| o.may_follow(known, core.s.safety))
                     .filter(|o| core.node(o.id).is_some_and(|n| n.kind != NodeKind::Witness))
                     .min_by_key(|o| o.id)
                     .map(|o| o.id);

@@ -22,6 +22,7 @@ impl Primary {
                 self.applying = None;
                 match ok {
                     Ok(()) => {
+                        self.down_in_job = None;
                         self.applied = Some(how);
                         self.fence_error = None;
                         self.record_fence(core);
@@ -37,6 +38,7 @@ impl Primary {
                     }
                     Err(why) if self.fence_error.as_deref() == Some(why.as_str()) => {
                         core.log(Level::Debug, format!("fencing failed again: {why}"));
+                        self.down_after_failed_job(core, now);
                     }
                     Err(why) => {
                         core.log(Level::Error, why.clone());
@@ -47,6 +49,7 @@ impl Primary {
                             None,
                         );
                         self.fence_error = Some(why);
+                        self.down_after_failed_job(core, now);
                     }
                 }
             }

@@ -52,6 +52,15 @@ impl Primary {
         self.lease.end().map_or(0, |e| e.since(now))
     }
 
+    /// The same, of the promises that reported no higher term (every
+    /// promise, with `unfence_evidence` off in the simulation's self-test).
+    pub(super) fn evidence_left(&self, s: &Settings, now: Time) -> u64 {
+        if !s.safety.unfence_evidence {
+            return self.lease_left(now);
+        }
+        self.lease.reported_end().map_or(0, |e| e.since(now))
+    }
+
     pub(in super::super) fn lease_view(&self, s: &Settings, now: Time) -> LeaseView {
         let t = self.thresholds(s);
         let left = self.lease_left(now);

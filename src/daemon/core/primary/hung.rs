@@ -13,7 +13,7 @@ impl Primary {
     /// before the lease ends (at once without a lease). None once decided
     /// for this outage.
     pub(super) fn kill_due(&self, s: &Settings) -> Option<Time> {
-        if self.hung_decided || s.quorum != Quorum::Majority || !s.safety.hard_fence {
+        if self.hung_decided || s.quorum != Quorum::Majority || !s.safety.kill_hung {
             return None;
         }
         let t = self.thresholds(s);
@@ -46,5 +46,15 @@ impl Primary {
             "the local server does not answer and the lease of this primary is about to run out: killing the server if it is hung, before another node can be promoted",
         );
         self.fence(core, FenceHow::Kill);
+    }
+
+    /// A fence job failed while the server did not answer: it is down
+    /// (hung, or crashed), not stopped by us. Without this a hung server
+    /// whose fence was retried back to back was never seen down, so
+    /// never killed, and took writes again once it resumed.
+    pub(super) fn down_after_failed_job(&mut self, core: &mut Ctx, now: Time) {
+        if self.down_in_job.take().is_some() {
+            self.local_down(core, now);
+        }
     }
 }

@@ -134,13 +134,14 @@ impl Standby {
     ) -> Option<NodeInfo> {
         let known = self.known(core);
         let nodes = core.nodes();
+        let checks = core.s.safety.follow_checks;
         obs.iter()
-            .filter(|o| o.is_writable_primary() && Some(o.id) != except && o.id != core.s.node_id)
-            .filter(|o| o.term >= known)
+            .filter(|o| o.may_follow(known, core.s.safety))
+            .filter(|o| Some(o.id) != except && o.id != core.s.node_id)
             .filter_map(|o| {
                 nodes
                     .iter()
-                    .find(|n| n.id == o.id && n.active && n.kind != NodeKind::Witness)
+                    .find(|n| n.id == o.id && (n.active || !checks) && n.kind != NodeKind::Witness)
             })
             .min_by_key(|n| n.id)
             .cloned()
@@ -527,7 +528,10 @@ impl Standby {
                         && n.automatic
                 })
             })
-            .find(|o| o.timeline > tli || (o.timeline == tli && o.lsn > lsn))
+            .find(|o| match core.s.safety.newest_timeline {
+                true => o.timeline > tli || (o.timeline == tli && o.lsn > lsn),
+                false => o.lsn > lsn,
+            })
             .map(|o| o.id)
     }
 

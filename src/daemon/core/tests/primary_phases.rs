@@ -122,6 +122,24 @@ fn primary_transitions() {
             ],
         },
         Case {
+            name: "stopped: a voter's server answering without its repmgrd holds no evidence; no unfence until a voter's repmgrd acknowledges (a partial heal to a witness whose repmgrd is down unfenced it beside the new primary)",
+            setup: primary_1,
+            beats: vec![
+                (5_000, Set(isolated)),
+                (5_000, Reach("primary/stopped")),
+                // Only the link to node 3 heals, and node 3's repmgrd is
+                // down: its server answers (it may have voted before).
+                (0, Set(|w| {
+                    w.hb.insert(3, HeartbeatReply::NoDaemon);
+                })),
+                (10_000, Is("primary/stopped")),
+                (0, NotSaw("an unfence", unfenced)),
+                // Its repmgrd back, it acknowledges: that is evidence.
+                (0, Set(|w| w.acks(3, 5_000))),
+                (2_000, Reach("primary")),
+            ],
+        },
+        Case {
             name: "read-only → primary: the voters answer before the stop is due",
             setup: primary_1,
             beats: vec![
@@ -304,6 +322,27 @@ fn primary_transitions() {
                 // back after its lease ran out).
                 (0, Set(|w| w.local = Some(facts(false, three(true, true))))),
                 (1_500, Went(&["primary", "primary/stopped", "primary"])),
+            ],
+        },
+        Case {
+            name: "primary → down → killed: the server hangs as its read-only fence is due, and every retry fails (before, it was never seen down, so never killed)",
+            setup: || {
+                let mut s = primary_1();
+                // Each try takes time, as it does against a hung server.
+                s.world.lag.job = 300;
+                s
+            },
+            beats: vec![
+                (5_000, Set(isolated)),
+                // It hangs as the read-only fence is due (at 7.5 s): that
+                // fence and every retry fail for want of an answer, back
+                // to back, and so does every local read.
+                (2_400, Set(|w| w.fence = Err("the server does not answer".into()))),
+                (150, Set(|w| w.local = None)),
+                (3_000, Saw("the kill", |a| {
+                    matches!(a, Action::Fence { how: FenceHow::Kill })
+                })),
+                (0, Went(&["primary", "primary/down"])),
             ],
         },
         Case {
