@@ -928,9 +928,18 @@ impl World {
             }
             _ => return,
         };
-        if self.hosts[i].epoch == epoch {
-            self.deliver(i, Input::Done(done));
+        if self.hosts[i].epoch != epoch {
+            return;
         }
+        // pg_promote has returned, the job still records the promotion:
+        // a read of the local server can see it out of recovery before the
+        // report arrives.
+        if matches!(done, Done::Promoted { ok: Ok(()) }) && self.rng.chance(33) {
+            let d = self.rng.range(1, 600);
+            self.at(self.g + d, Ev::Input(id, epoch, Input::Done(done)));
+            return;
+        }
+        self.deliver(i, Input::Done(done));
     }
 
     /// What follow and rejoin record on the primary: an active standby
