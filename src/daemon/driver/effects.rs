@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::observe::spawn;
-
-/// How recent an answer of the local server stands for the check a
-/// renewal needs (a renewal on it extends the lease of a server that hung
-/// since by one heartbeat interval at most: the next renewal checks).
-const LOCAL_ANSWER_FRESH: Duration = Duration::from_millis(100);
 use super::{lock, peer, Driver};
 use crate::conninfo::ConnInfo;
 use crate::daemon::core::types::*;
 use crate::daemon::signals::Wake;
 use crate::db::{self, nodes::NodeRecord, nodes::NodeType, reach};
 use crate::error::{Error, ExitCode, Result};
+
+/// How recent an answer of the local server stands for the check a
+/// renewal needs (a renewal on it extends the lease of a server that hung
+/// since by one heartbeat interval at most: the next renewal checks).
+const LOCAL_ANSWER_FRESH: Duration = Duration::from_millis(100);
 
 /// How often a daemon-less voter's server is asked again.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
