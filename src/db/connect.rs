@@ -16,11 +16,14 @@ use crate::conninfo::{ConnInfo, ConnTarget, Endpoint, ServerRole};
 use crate::error::{Error, Result};
 
 /// Appended to any user `options`: later `-c` settings win, so repmgr's
-/// queries always run with an empty, safe search_path.
-const SEARCH_PATH_OPTION: &str = "-csearch_path=";
+/// queries always run with an empty, safe search_path, and with
+/// `synchronous_commit` at `local` (repmgr's `SET` after connecting; in the
+/// startup packet it costs no round trip, and a setting given there beats
+/// role and database settings just as a `SET` does).
+const SESSION_OPTIONS: &str = "-csearch_path= -csynchronous_commit=local";
 
 /// Opens a connection for `app` ("repmgr" or "repmgrd", the fallback
-/// application_name). The whole attempt, from TCP connect to the final SET,
+/// application_name). The whole attempt, from TCP connect to ReadyForQuery,
 /// is bounded by connect_timeout (per host), and so is every later query
 /// on the session (see [`set_query_bound`]).
 pub fn connect(ci: &ConnInfo, app: &str) -> Result<Session> {
@@ -257,24 +260,24 @@ fn with_repmgr_defaults(ci: &ConnInfo, app: &str) -> ConnInfo {
     ci
 }
 
-/// Resolves and adds the empty search_path after the environment was
+/// Resolves and adds the session options after the environment was
 /// applied, so it also follows any PGOPTIONS.
 fn resolve_target(ci: &ConnInfo) -> Result<ConnTarget> {
     let mut target = ci.resolve()?;
-    target.options = Some(with_empty_search_path(target.options.as_deref()));
+    target.options = Some(with_session_options(target.options.as_deref()));
     Ok(target)
 }
 
-fn with_empty_search_path(user_options: Option<&str>) -> String {
+fn with_session_options(user_options: Option<&str>) -> String {
     match user_options.map(str::trim).filter(|o| !o.is_empty()) {
-        Some(o) => format!("{o} {SEARCH_PATH_OPTION}"),
-        None => SEARCH_PATH_OPTION.to_string(),
+        Some(o) => format!("{o} {SESSION_OPTIONS}"),
+        None => SESSION_OPTIONS.to_string(),
     }
 }
 
 fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Ping)> {
     let limit = target.deadline();
-    let mut session = match open_attempts(target, limit, query_bound(target)) {
+    let session = match open_attempts(target, limit, query_bound(target)) {
         Ok(s) => s,
         Err(Failure::Setup(e)) => return Err((e, Ping::NoResponse)),
         // The driver's own TCP connect timeout and our deadline for the
@@ -308,16 +311,6 @@ fn open_session(target: &ConnTarget) -> std::result::Result<Session, (Error, Pin
             return Err((err, ping));
         }
     };
-    session
-        .batch_execute("SET synchronous_commit TO 'local'")
-        .map_err(|e| {
-            let err = connection_failed(format!(
-                "unable to set \"synchronous_commit\" to \"local\" on {}: {}",
-                target.describe(),
-                e
-            ));
-            (err, Ping::Ok)
-        })?;
     Ok(session)
 }
 
@@ -383,12 +376,12 @@ mod tests {
     }
 
     #[test]
-    fn search_path_option_is_appended_to_user_options() {
-        assert_eq!(with_empty_search_path(None), "-csearch_path=");
-        assert_eq!(with_empty_search_path(Some(" ")), "-csearch_path=");
+    fn session_options_are_appended_to_user_options() {
+        assert_eq!(with_session_options(None), SESSION_OPTIONS);
+        assert_eq!(with_session_options(Some(" ")), SESSION_OPTIONS);
         assert_eq!(
-            with_empty_search_path(Some("-c work_mem=64MB")),
-            "-c work_mem=64MB -csearch_path="
+            with_session_options(Some("-c work_mem=64MB")),
+            "-c work_mem=64MB -csearch_path= -csynchronous_commit=local"
         );
     }
 
