@@ -2,8 +2,14 @@
 //!
 //! `node check` runs from cron and Nagios every minute, so the local facts
 //! come from one statement (one round trip, no prepare) instead of repmgr's
-//! dozen small queries.
+//! dozen small queries. The statistics views are read through the functions
+//! behind them (`pg_stat_get_wal_senders()`, `pg_stat_get_activity(pid)`,
+//! `pg_get_replication_slots()`): a new session parses and plans a view's
+//! joins (pg_authid, pg_database) against cold catalog caches, which cost
+//! more than the rest of the command.
 
+use super::nodes::{self, NodeRecord};
+use super::session::Row;
 use super::session::RowExt;
 use super::session::Sql;
 use tokio_postgres::types::Type;
@@ -38,66 +44,131 @@ pub struct NodeStats {
     pub replay_lsn: Option<String>,
     /// repmgr's replication_lag_time for `node status` (0 when unknown).
     pub status_lag_seconds: i32,
+    /// A primary fenced read-only by repmgrd (see [`super::fence::is_fenced`]).
+    pub fenced: bool,
+}
+
+/// What [`stats`] selects, as columns of one row (scalar subqueries only,
+/// so it can follow the node record's columns in one statement).
+const STATS_COLUMNS: &str = "pg_catalog.pg_is_in_recovery(),
+    pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),
+    pg_catalog.current_setting('max_wal_senders')::INT4,
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_get_wal_senders())::INT4,
+    pg_catalog.current_setting('max_replication_slots')::INT4,
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_get_replication_slots()
+      WHERE slot_type = 'physical')::INT4,
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_get_replication_slots()
+      WHERE slot_type = 'physical' AND active)::INT4,
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_get_replication_slots()
+      WHERE slot_type = 'physical' AND NOT active)::INT4,
+    CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL
+         WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
+         ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
+                                  - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
+    END,
+    CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
+         THEN pg_catalog.current_setting('data_directory') END,
+    pg_catalog.current_setting('archive_mode'),
+    pg_catalog.current_setting('archive_command'),
+    pg_catalog.pg_last_wal_receive_lsn()::TEXT,
+    pg_catalog.pg_last_wal_replay_lsn()::TEXT,
+    CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
+         WHEN pg_catalog.pg_last_xact_replay_timestamp() IS NULL THEN 0
+         ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
+                                  - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
+    END,
+    NOT pg_catalog.pg_is_in_recovery() AND COALESCE((FENCED), FALSE)";
+
+/// `fence::is_fenced`'s test, as a scalar subquery.
+const FENCED: &str = "SELECT setting = 'on' AND source = 'configuration file'
+      FROM pg_catalog.pg_show_all_settings() WHERE name = 'default_transaction_read_only'";
+
+/// What [`role`] selects: the recovery state and the fence.
+const ROLE_COLUMNS: &str = "pg_catalog.pg_is_in_recovery(),
+    NOT pg_catalog.pg_is_in_recovery() AND COALESCE((FENCED), FALSE)";
+
+fn columns(template: &str) -> String {
+    template.replace("FENCED", FENCED)
 }
 
 /// One statement, one round trip.
 pub fn stats(c: &mut impl Sql) -> Result<NodeStats> {
+    let sql = format!("SELECT {}", columns(STATS_COLUMNS));
     let row = c
-        .query_typed_one(
-            "SELECT pg_catalog.pg_is_in_recovery(),
-                    pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),
-                    pg_catalog.current_setting('max_wal_senders')::INT4,
-                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication)::INT4,
-                    pg_catalog.current_setting('max_replication_slots')::INT4,
-                    s.total::INT4, s.active::INT4, s.inactive::INT4,
-                    CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL
-                         WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
-                         ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
-                                                  - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
-                    END,
-                    CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
-                         THEN pg_catalog.current_setting('data_directory') END,
-                    pg_catalog.current_setting('archive_mode'),
-                    pg_catalog.current_setting('archive_command'),
-                    pg_catalog.pg_last_wal_receive_lsn()::TEXT,
-                    pg_catalog.pg_last_wal_replay_lsn()::TEXT,
-                    CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
-                         WHEN pg_catalog.pg_last_xact_replay_timestamp() IS NULL THEN 0
-                         ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
-                                                  - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
-                    END
-               FROM (SELECT pg_catalog.count(*) AS total,
-                            pg_catalog.count(*) FILTER (WHERE active) AS active,
-                            pg_catalog.count(*) FILTER (WHERE NOT active) AS inactive
-                       FROM pg_catalog.pg_replication_slots WHERE slot_type = 'physical') s",
-            &[],
-        )
+        .query_typed_one(&sql, &[])
         .map_err(|e| query_error("retrieving replication statistics", &e))?;
+    stats_from(&row, 0)
+}
+
+/// Node `node_id`'s record and [`stats`], in one statement (`node check`
+/// runs from cron and Nagios: each round trip on a new session counts).
+/// None without a record.
+pub fn record_and_stats(c: &mut impl Sql, node_id: i32) -> Result<Option<(NodeRecord, NodeStats)>> {
+    record_and(c, node_id, STATS_COLUMNS, stats_from)
+}
+
+/// Node `node_id`'s record and [`role`], in one statement.
+pub fn record_and_role(c: &mut impl Sql, node_id: i32) -> Result<Option<(NodeRecord, NodeStats)>> {
+    record_and(c, node_id, ROLE_COLUMNS, role_from)
+}
+
+fn record_and(
+    c: &mut impl Sql,
+    node_id: i32,
+    template: &str,
+    from: fn(&Row, usize) -> Result<NodeStats>,
+) -> Result<Option<(NodeRecord, NodeStats)>> {
+    let sql = format!(
+        "SELECT {}, {} FROM repmgr.nodes WHERE node_id = $1",
+        nodes::COLUMNS,
+        columns(template)
+    );
+    let row = c
+        .query_typed_opt(&sql, &[(&node_id, Type::INT4)])
+        .map_err(|e| query_error(&format!("retrieving the record for node {node_id}"), &e))?;
+    match row {
+        Some(r) => Ok(Some((nodes::from_row(&r)?, from(&r, nodes::COLUMN_COUNT)?))),
+        None => Ok(None),
+    }
+}
+
+fn stats_from(row: &Row, at: usize) -> Result<NodeStats> {
     Ok(NodeStats {
-        in_recovery: row.val(0)?,
-        server_version: row.val(1)?,
-        max_wal_senders: row.val(2)?,
-        attached_wal_receivers: row.val(3)?,
-        max_replication_slots: row.val(4)?,
-        total_slots: row.val(5)?,
-        active_slots: row.val(6)?,
-        inactive_slots: row.val(7)?,
-        lag_seconds: row.val(8)?,
-        data_directory: row.val(9)?,
-        archive_mode: row.val(10)?,
-        archive_command: row.val(11)?,
-        receive_lsn: row.val(12)?,
-        replay_lsn: row.val(13)?,
-        status_lag_seconds: row.val::<Option<i32>>(14)?.unwrap_or(0),
+        in_recovery: row.val(at)?,
+        server_version: row.val(at + 1)?,
+        max_wal_senders: row.val(at + 2)?,
+        attached_wal_receivers: row.val(at + 3)?,
+        max_replication_slots: row.val(at + 4)?,
+        total_slots: row.val(at + 5)?,
+        active_slots: row.val(at + 6)?,
+        inactive_slots: row.val(at + 7)?,
+        lag_seconds: row.val(at + 8)?,
+        data_directory: row.val(at + 9)?,
+        archive_mode: row.val(at + 10)?,
+        archive_command: row.val(at + 11)?,
+        receive_lsn: row.val(at + 12)?,
+        replay_lsn: row.val(at + 13)?,
+        status_lag_seconds: row.val::<Option<i32>>(at + 14)?.unwrap_or(0),
+        fenced: row.val(at + 15)?,
     })
 }
 
-/// Just `pg_is_in_recovery()`, in one round trip (`node check --role`).
-pub fn in_recovery(c: &mut impl Sql) -> Result<bool> {
+/// Only what `node check --role` needs, in one round trip: the recovery
+/// state and the fence (the rest of [`NodeStats`] left at its default).
+pub fn role(c: &mut impl Sql) -> Result<NodeStats> {
+    let sql = format!("SELECT {}", columns(ROLE_COLUMNS));
     let row = c
-        .query_typed_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .query_typed_one(&sql, &[])
         .map_err(|e| query_error("checking the recovery state", &e))?;
-    row.val(0)
+    role_from(&row, 0)
+}
+
+fn role_from(row: &Row, at: usize) -> Result<NodeStats> {
+    Ok(NodeStats {
+        in_recovery: row.val(at)?,
+        fenced: row.val(at + 1)?,
+        ..NodeStats::default()
+    })
 }
 
 /// A node registered with this node as its upstream, as the checks see it.
@@ -119,10 +190,11 @@ pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
     let rows = c
         .query_typed(
             "SELECT n.node_id, n.node_name, n.type = 'witness',
-                    EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication r
-                             WHERE r.application_name = n.node_name AND r.state = 'streaming'),
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders() w,
+                                          pg_catalog.pg_stat_get_activity(w.pid) a
+                             WHERE a.application_name = n.node_name AND w.state = 'streaming'),
                     (n.type = 'standby' AND n.slot_name IS NOT NULL AND n.slot_name <> ''
-                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_get_replication_slots() s
                                       WHERE s.slot_name = n.slot_name)),
                     n.slot_name
                FROM repmgr.nodes n
@@ -149,7 +221,7 @@ pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
 pub fn inactive_slots(c: &mut impl Sql) -> Result<Vec<String>> {
     let rows = c
         .query_typed(
-            "SELECT slot_name::TEXT FROM pg_catalog.pg_replication_slots
+            "SELECT slot_name::TEXT FROM pg_catalog.pg_get_replication_slots()
               WHERE NOT active AND slot_type = 'physical' ORDER BY slot_name",
             &[],
         )

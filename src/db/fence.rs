@@ -14,13 +14,16 @@ use crate::error::Result;
 
 /// Whether this node is fenced: a primary whose configured default is
 /// read-only (`default_transaction_read_only` from postgresql.auto.conf).
+/// (`checks::stats` asks the same in its one statement.) Through
+/// `pg_show_all_settings()`, not the `pg_settings` view: one round trip,
+/// no view to expand.
 pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
     let row = c
-        .query_one(
+        .query_typed_one(
             "SELECT NOT pg_catalog.pg_is_in_recovery()
                 AND setting = 'on'
                 AND source = 'configuration file'
-               FROM pg_catalog.pg_settings WHERE name = 'default_transaction_read_only'",
+               FROM pg_catalog.pg_show_all_settings() WHERE name = 'default_transaction_read_only'",
             &[],
         )
         .map_err(|e| query_error("checking whether the node is fenced", &e))?;

@@ -78,10 +78,12 @@ impl fmt::Display for NodeRecord {
     }
 }
 
-const COLUMNS: &str = "node_id, upstream_node_id, active, node_name, type, location, \
+pub(super) const COLUMNS: &str = "node_id, upstream_node_id, active, node_name, type, location, \
                        priority, conninfo, repluser, slot_name, config_file";
+/// How many columns [`COLUMNS`] names: a statement may select more after them.
+pub(super) const COLUMN_COUNT: usize = 11;
 
-fn from_row(row: &Row) -> Result<NodeRecord> {
+pub(super) fn from_row(row: &Row) -> Result<NodeRecord> {
     let t: String = row.val(4)?;
     let node_type = NodeType::parse(&t)
         .ok_or_else(|| Error::db_query(format!("unknown node type \"{t}\" in repmgr.nodes")))?;
@@ -123,8 +125,10 @@ pub fn get_by_name(c: &mut impl Sql, name: &str) -> Result<Option<NodeRecord>> {
 /// All nodes, ordered by node_id (the order `cluster show` prints).
 pub fn all(c: &mut impl Sql) -> Result<Vec<NodeRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes ORDER BY node_id");
+    // One round trip (no prepare): `cluster show` and most commands start
+    // here; repmgrd reads the records again only when they change.
     let rows = c
-        .query(sql.as_str(), &[])
+        .query_typed(sql.as_str(), &[])
         .map_err(|e| query_error("retrieving node records", &e))?;
     rows.iter().map(from_row).collect()
 }
@@ -303,4 +307,14 @@ pub fn set_witness_upstream(c: &mut impl Sql, node_id: i32, upstream_id: i32) ->
         )
         .map_err(|e| query_error(&format!("updating the upstream of witness {node_id}"), &e))?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::{COLUMNS, COLUMN_COUNT};
+
+    #[test]
+    fn column_count_matches_the_column_list() {
+        assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
+    }
 }

@@ -223,7 +223,7 @@ pub enum SchemaChange {
 /// Whether the `repmgr` schema (with its nodes table) exists on this node.
 pub fn exists(client: &mut impl Sql) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT pg_catalog.to_regclass('repmgr.nodes') IS NOT NULL",
             &[],
         )

@@ -72,13 +72,63 @@ pub fn timeline(c: &mut impl Sql) -> Result<i64> {
 /// application_names of the standbys streaming (or catching up) from here.
 pub fn attached_standbys(c: &mut impl Sql) -> Result<Vec<String>> {
     let rows = c
-        .query(
-            "SELECT application_name FROM pg_catalog.pg_stat_replication
-              WHERE state IN ('streaming', 'catchup', 'startup', 'backup')",
+        .query_typed(
+            "SELECT a.application_name::TEXT
+               FROM pg_catalog.pg_stat_get_wal_senders() w,
+                    pg_catalog.pg_stat_get_activity(w.pid) a
+              WHERE w.state IN ('streaming', 'catchup', 'startup', 'backup')",
             &[],
         )
         .map_err(|e| query_error("checking pg_stat_replication", &e))?;
     rows.iter().map(|r| r.val(0)).collect()
+}
+
+/// What `cluster show` asks each node, in one statement (one round trip,
+/// no prepare): [`in_recovery`], [`timeline`], [`wal_replay_paused`],
+/// [`attached_standbys`] and `fence::is_fenced`. The statistics are read
+/// through the functions behind the views (`pg_stat_get_wal_senders()`,
+/// `pg_stat_get_activity(pid)`, `pg_stat_get_wal_receiver()`,
+/// `pg_show_all_settings()`): a new session would otherwise spend most of
+/// its time expanding the views' joins against cold catalog caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFacts {
+    pub in_recovery: bool,
+    pub timeline: Option<i64>,
+    pub replay_paused: bool,
+    pub attached: Vec<String>,
+    pub fenced: bool,
+}
+
+pub fn probe_facts(c: &mut impl Sql) -> Result<ProbeFacts> {
+    let row = c
+        .query_typed_one(
+            "SELECT pg_catalog.pg_is_in_recovery(),
+                    CASE WHEN pg_catalog.pg_is_in_recovery()
+                    THEN COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_get_wal_receiver()
+                                    WHERE pid IS NOT NULL),
+                                  (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))::BIGINT
+                    ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::BIT(32)::BIGINT
+                    END,
+                    CASE WHEN pg_catalog.pg_is_in_recovery()
+                    THEN pg_catalog.pg_is_wal_replay_paused() ELSE FALSE END,
+                    ARRAY(SELECT a.application_name::TEXT
+                            FROM pg_catalog.pg_stat_get_wal_senders() w,
+                                 pg_catalog.pg_stat_get_activity(w.pid) a
+                           WHERE w.state IN ('streaming', 'catchup', 'startup', 'backup')),
+                    NOT pg_catalog.pg_is_in_recovery()
+                      AND COALESCE((SELECT setting = 'on' AND source = 'configuration file'
+                                      FROM pg_catalog.pg_show_all_settings()
+                                     WHERE name = 'default_transaction_read_only'), FALSE)",
+            &[],
+        )
+        .map_err(|e| query_error("probing the node", &e))?;
+    Ok(ProbeFacts {
+        in_recovery: row.val(0)?,
+        timeline: row.val(1)?,
+        replay_paused: row.val(2)?,
+        attached: row.val(3)?,
+        fenced: row.val(4)?,
+    })
 }
 
 /// Whether WAL replay is paused (standbys only; false on a primary).

@@ -259,12 +259,16 @@ pub fn is_streaming_to(c: &mut impl Sql, application_name: &str) -> Result<bool>
 /// is cut off, again and again: callers that must know it really streams
 /// check that the same walsender is still there a little later.
 pub fn streaming_pid(c: &mut impl Sql, application_name: &str) -> Result<Option<i32>> {
+    // pg_stat_replication's own functions, not the view: a new session
+    // (`node check` on a standby asks its upstream) skips expanding it.
     let row = c
-        .query_opt(
-            "SELECT pid FROM pg_catalog.pg_stat_replication
-              WHERE application_name = $1 AND state = 'streaming'
-              ORDER BY backend_start LIMIT 1",
-            &[&application_name],
+        .query_typed_opt(
+            "SELECT w.pid
+               FROM pg_catalog.pg_stat_get_wal_senders() w,
+                    pg_catalog.pg_stat_get_activity(w.pid) a
+              WHERE a.application_name = $1 AND w.state = 'streaming'
+              ORDER BY a.backend_start LIMIT 1",
+            &[(&application_name, tokio_postgres::types::Type::TEXT)],
         )
         .map_err(|e| query_error("checking pg_stat_replication", &e))?;
     row.map(|r| r.val(0)).transpose()

@@ -134,17 +134,15 @@ pub fn check(ctx: &Ctx) -> Result<()> {
         Err(e) => return connection_failed(cfg, single, mode, e),
     };
     let node_id = cfg.node_id.unwrap_or(0);
-    let node = db::nodes::get(&mut c, node_id)?
-        .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
-    // --role needs only the recovery state: skip the snapshot's planning.
-    let stats = if single == Some(Single::Role) {
-        NodeStats {
-            in_recovery: db::checks::in_recovery(&mut c)?,
-            ..NodeStats::default()
-        }
+    // The record and the local facts in one statement; --role needs only
+    // the recovery state and the fence: skip the snapshot's planning.
+    let found = if single == Some(Single::Role) {
+        db::checks::record_and_role(&mut c, node_id)?
     } else {
-        db::checks::stats(&mut c)?
+        db::checks::record_and_stats(&mut c, node_id)?
     };
+    let (node, stats) =
+        found.ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
 
     if let Some(s) = single {
         let chk = single_check(ctx, &mut c, s, &node, &stats, mode)?;
@@ -243,10 +241,7 @@ fn single_check(
         Single::ReplicationLag => {
             check_replication_lag(cfg, node, stats.in_recovery, stats.lag_seconds, mode)
         }
-        Single::Role => {
-            let fenced = db::fence::is_fenced(c).unwrap_or(false);
-            check_role_or_fenced(node, stats.in_recovery, fenced, mode)
-        }
+        Single::Role => check_role_or_fenced(node, stats.in_recovery, stats.fenced, mode),
         Single::Slots => check_slots(stats, mode),
         Single::MissingSlots => {
             check_missing_slots(&db::checks::downstream(c, node.node_id)?, mode)
@@ -273,15 +268,30 @@ fn gather(
     mode: Mode,
 ) -> Result<Facts> {
     let cfg = ctx.config();
-    let downstream = db::checks::downstream(c, node.node_id)?;
-    let upstream = upstream_of(ctx, c, &node, mode)?;
-    let fenced = db::fence::is_fenced(c).unwrap_or(false);
+    // The upstream is asked on its own connection while the local server
+    // answers for the downstream nodes: a standby's check costs about one
+    // connection's time, not two.
+    let up_record = upstream_record(c, &node)?;
+    let (downstream, upstream) = std::thread::scope(|s| {
+        let asked = up_record.map(|r| s.spawn(move || ask_upstream(ctx, r, mode)));
+        let downstream = db::checks::downstream(c, node.node_id);
+        let upstream = match asked {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(Error::db_query(
+                    "internal error while asking the upstream node",
+                ))
+            }),
+            None => Ok(None),
+        };
+        (downstream, upstream)
+    });
+    let (downstream, upstream) = (downstream?, upstream?);
     Ok(Facts {
+        fenced: stats.fenced,
         node,
         stats,
         downstream,
         upstream,
-        fenced,
         ready_files: ready_archive_files(&cfg.data_directory),
         pg_dir: is_pg_dir(&cfg.data_directory),
     })
@@ -322,13 +332,22 @@ fn upstream_of(
     node: &NodeRecord,
     mode: Mode,
 ) -> Result<Option<Upstream>> {
-    let record = match node.upstream_node_id {
-        Some(id) if node.node_type != NodeType::Witness => db::nodes::get(c, id)?,
-        _ => None,
-    };
-    let Some(record) = record else {
-        return Ok(None);
-    };
+    match upstream_record(c, node)? {
+        Some(record) => ask_upstream(ctx, record, mode),
+        None => Ok(None),
+    }
+}
+
+/// This node's registered upstream's record; None for a witness.
+fn upstream_record(c: &mut Session, node: &NodeRecord) -> Result<Option<NodeRecord>> {
+    match node.upstream_node_id {
+        Some(id) if node.node_type != NodeType::Witness => db::nodes::get(c, id),
+        _ => Ok(None),
+    }
+}
+
+/// Whether the upstream `record` names sees this node streaming from it.
+fn ask_upstream(ctx: &Ctx, record: NodeRecord, mode: Mode) -> Result<Option<Upstream>> {
     let attached = match crate::commands::connect_record(&record) {
         Ok(mut uc) => db::timeline::is_streaming_to(&mut uc, &ctx.config().node_name)?,
         Err(e) if mode == Mode::Nagios => {

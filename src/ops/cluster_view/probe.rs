@@ -66,11 +66,27 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
             return (Probe::down(reach, text), None);
         }
     };
-    let in_recovery = db::server::in_recovery(&mut c).ok();
-    let timeline = db::server::timeline(&mut c).ok();
-    let replay_paused = db::server::wal_replay_paused(&mut c).unwrap_or(false);
-    let attached = db::server::attached_standbys(&mut c).unwrap_or_default();
-    let fenced = db::fence::is_fenced(&mut c).unwrap_or(false);
+    // One statement; should the server refuse it (an odd privilege
+    // setup), each fact is asked on its own, so what can be read still
+    // is. A session closed by a missed deadline is not asked again.
+    let (in_recovery, timeline, replay_paused, attached, fenced) =
+        match db::server::probe_facts(&mut c) {
+            Ok(f) => (
+                Some(f.in_recovery),
+                f.timeline,
+                f.replay_paused,
+                f.attached,
+                f.fenced,
+            ),
+            Err(_) if c.is_closed() => (None, None, false, Vec::new(), false),
+            Err(_) => (
+                db::server::in_recovery(&mut c).ok(),
+                db::server::timeline(&mut c).ok(),
+                db::server::wal_replay_paused(&mut c).unwrap_or(false),
+                db::server::attached_standbys(&mut c).unwrap_or_default(),
+                db::fence::is_fenced(&mut c).unwrap_or(false),
+            ),
+        };
     let p = Probe {
         reach: Reach::Up,
         error: None,
