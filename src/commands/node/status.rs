@@ -138,9 +138,8 @@ fn gather(ctx: &Ctx) -> Result<StatusFacts> {
     let cfg = ctx.node_config(false)?;
     let mut c = ctx.connect_local()?;
     let node_id = cfg.node_id.unwrap_or(0);
-    let node = db::nodes::get(&mut c, node_id)?
+    let (node, stats) = db::checks::record_and_stats(&mut c, node_id)?
         .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
-    let stats = db::checks::stats(&mut c)?;
     let size = db::checks::cluster_size(&mut c).ok();
     let system_identifier = ctx
         .opts
