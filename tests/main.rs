@@ -43,6 +43,9 @@ mod links;
 mod races;
 // Synchronous replication under a partition and under pgbench load (issue 11).
 mod sync_faults;
+// Nodes of an earlier history: a fenced, inactive old primary back after a
+// failover, a standby left on an older timeline (issue 11).
+mod old_histories;
 // standby clone: pg_basebackup and rsync, refusals, tablespaces, slots.
 mod clone;
 // repmgrd control: service status/pause/unpause, daemon start/stop.

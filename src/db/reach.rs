@@ -90,9 +90,9 @@ pub fn reach_all(nodes: &[NodeRecord]) -> Vec<Reached> {
 
 /// Finds the current primary from a node's metadata: the registered active
 /// primary if it answers and is not in recovery, else any registered node
-/// that answers out of recovery. All nodes are asked at once, so a hung
-/// node costs one connect deadline in total. Returns its record and
-/// connection.
+/// that answers out of recovery (see [`primary_rank`]). All nodes are
+/// asked at once, so a hung node costs one connect deadline in total.
+/// Returns its record and connection.
 pub fn find_primary(meta: &mut Session) -> Result<Option<(NodeRecord, Session)>> {
     let nodes = super::nodes::all(meta)?;
     Ok(find_primary_among(&nodes))
@@ -110,15 +110,68 @@ pub fn find_primary_among(nodes: &[NodeRecord]) -> Option<(NodeRecord, Session)>
         .into_iter()
         .filter(|r| r.in_recovery == Some(false) && r.conn.is_some())
         .collect();
-    // The registered active primary first, then by node_id.
-    primaries.sort_by_key(|r| {
-        (
-            !(r.node.node_type == NodeType::Primary && r.node.active),
-            r.node.node_id,
-        )
-    });
+    primaries.sort_by_key(|r| primary_rank(&r.node));
     primaries
         .into_iter()
         .next()
         .and_then(|r| r.conn.map(|c| (r.node, c)))
+}
+
+/// The order in which nodes that answer out of recovery are taken for the
+/// primary: the registered active primary first, then other active nodes
+/// (a standby just promoted, while this copy of the records still says
+/// standby), then inactive ones, each by node_id. An old primary marked
+/// inactive by a failover that runs again as a primary without a repmgrd
+/// to demote it comes last: metadata written there (events, repmgrd's
+/// status) would be lost to the cluster, or fail on its read-only fence.
+pub fn primary_rank(n: &NodeRecord) -> (bool, bool, i32) {
+    (
+        !(n.node_type == NodeType::Primary && n.active),
+        !n.active,
+        n.node_id,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(node_id: i32, node_type: NodeType, active: bool) -> NodeRecord {
+        NodeRecord {
+            node_id,
+            upstream_node_id: None,
+            active,
+            node_name: format!("node{node_id}"),
+            node_type,
+            location: "default".into(),
+            priority: 100,
+            conninfo: String::new(),
+            repluser: "repmgr".into(),
+            slot_name: None,
+            config_file: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_inactive_old_primary_is_taken_for_the_primary_last() {
+        // After two failovers, in a copy of the records that has not seen
+        // the second yet: node1 (inactive since the first) runs again as a
+        // primary, node2 (the registered primary) is down, node3 (still a
+        // standby here) was just promoted.
+        let mut answering = [
+            rec(1, NodeType::Primary, false),
+            rec(3, NodeType::Standby, true),
+        ];
+        answering.sort_by_key(primary_rank);
+        assert_eq!(answering[0].node_id, 3);
+        // The registered active primary comes first of all.
+        let mut answering = [
+            rec(3, NodeType::Standby, true),
+            rec(1, NodeType::Primary, false),
+            rec(4, NodeType::Primary, true),
+        ];
+        answering.sort_by_key(primary_rank);
+        let ids: Vec<i32> = answering.iter().map(|n| n.node_id).collect();
+        assert_eq!(ids, vec![4, 3, 1]);
+    }
 }

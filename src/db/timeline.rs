@@ -128,6 +128,15 @@ fn may_read_history(c: &mut impl Sql) -> Result<bool> {
 /// files in its pg_wal tell (`newest`, listed by the position query): the
 /// newest one lists where each ancestor timeline ended. Without the
 /// permissions to list them, `base` stands.
+///
+/// A history file alone is no proof the standby switched: its WAL
+/// receiver fetches the history of its upstream's timeline before it
+/// asks for WAL, also when that timeline forked before the standby's own
+/// position and it cannot follow. Such a standby stays on its older
+/// timeline, past the fork; taken for the newest one, with its higher
+/// LSN, it would win an election without the newest timeline's commits.
+/// So the segment files holding its position decide (see
+/// [`timeline_from`]).
 fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64, newest: Option<String>) -> Result<u32> {
     let Some(newest) = newest else {
         return Ok(base);
@@ -141,7 +150,62 @@ fn standby_timeline(c: &mut impl Sql, base: u32, lsn: u64, newest: Option<String
     let Some(text) = history_file(c, top)? else {
         return Ok(base);
     };
-    Ok(timeline_at(&parse_history(&text), top, lsn).max(base))
+    let history = parse_history(&text);
+    if timeline_at(&history, top, lsn) <= base {
+        return Ok(base);
+    }
+    let segments = segment_timelines(c, lsn)?;
+    Ok(timeline_from(base, &history, top, lsn, &segments))
+}
+
+/// A standby's timeline at `lsn`: by the history of timeline `top`, unless
+/// the WAL segment files holding `lsn` (`segments`: their timelines) show
+/// it never reached that timeline there. WAL received or replayed on a
+/// timeline sits in segment files named with it, so a standby on the
+/// history's timeline has that segment; one left on an older timeline
+/// past the fork has only the older one's. No segment of a timeline from
+/// `base` on (archive recovery reads its segments under a temporary name)
+/// is no evidence: the history stands.
+pub fn timeline_from(
+    base: u32,
+    history: &[HistoryEntry],
+    top: u32,
+    lsn: u64,
+    segments: &[u32],
+) -> u32 {
+    let by_history = timeline_at(history, top, lsn).max(base);
+    segments
+        .iter()
+        .copied()
+        .filter(|t| (base..=by_history).contains(t))
+        .max()
+        .unwrap_or(by_history)
+}
+
+/// The timelines of the WAL segment files in pg_wal that hold the byte
+/// before `lsn` (the last one the standby has). Needs pg_monitor (as the
+/// listing of history files does).
+fn segment_timelines(c: &mut impl Sql, lsn: u64) -> Result<Vec<u32>> {
+    let Some(last) = lsn.checked_sub(1).and_then(|l| i64::try_from(l).ok()) else {
+        return Ok(Vec::new());
+    };
+    let row = c
+        .query_one(
+            "SELECT ARRAY(
+               SELECT ('x' || pg_catalog.substr(w.name, 1, 8))::BIT(32)::BIGINT
+                 FROM pg_catalog.pg_ls_waldir() w,
+                      (SELECT bytes_per_wal_segment::INT8 AS size FROM pg_catalog.pg_control_init()) s
+                WHERE w.name ~ '^[0-9A-F]{24}$'
+                  AND ('x' || pg_catalog.substr(w.name, 9, 8))::BIT(32)::BIGINT * (4294967296 / s.size)
+                      + ('x' || pg_catalog.substr(w.name, 17, 8))::BIT(32)::BIGINT = $1 / s.size)",
+            &[&last],
+        )
+        .map_err(|e| query_error("listing the WAL segment files at the node's position", &e))?;
+    let tlis: Vec<i64> = row.val(0)?;
+    Ok(tlis
+        .into_iter()
+        .filter_map(|t| u32::try_from(t).ok())
+        .collect())
 }
 
 /// The timeline holding `lsn`, given the history of timeline `top`: the
@@ -307,6 +371,28 @@ mod tests {
         assert_eq!(timeline_at(&h, 3, 0x3000000), 1);
         assert_eq!(timeline_at(&h, 3, 0x3000001), 2);
         assert_eq!(timeline_at(&h, 3, 0x6000000), 3);
+    }
+
+    #[test]
+    fn the_segment_files_at_the_position_decide_whether_the_history_was_followed() {
+        // Timeline 2 forked from 1 at 0/6000100.
+        let h = parse_history("1\t0/6000100\tx\n");
+        // Past the fork with timeline 2's segment: on timeline 2.
+        assert_eq!(timeline_from(1, &h, 2, 0x8000000, &[2]), 2);
+        assert_eq!(timeline_from(1, &h, 2, 0x6000200, &[1, 2]), 2);
+        // Past the fork with timeline 1's segment only: the history was
+        // fetched but never followed (the WAL receiver could not).
+        assert_eq!(timeline_from(1, &h, 2, 0x8000000, &[1]), 1);
+        // No segment at all: no evidence, the history stands.
+        assert_eq!(timeline_from(1, &h, 2, 0x8000000, &[]), 2);
+        // Before the fork: timeline 1 whatever the files.
+        assert_eq!(timeline_from(1, &h, 2, 0x6000000, &[1, 2]), 1);
+        // Timeline 3 forked from 2 at 0/7000000; left on 2 past that.
+        let h = parse_history("1\t0/6000100\tx\n2\t0/7000000\ty\n");
+        assert_eq!(timeline_from(1, &h, 3, 0x9000000, &[1, 2]), 2);
+        assert_eq!(timeline_from(2, &h, 3, 0x9000000, &[3]), 3);
+        // A segment of a timeline below the lower bound is no evidence.
+        assert_eq!(timeline_from(2, &h, 3, 0x9000000, &[1]), 3);
     }
 
     #[test]
