@@ -25,7 +25,9 @@
 //!
 //! and what a targeted class expects of its own schedule (no promotion
 //! at all, a standby following the newest primary once the faults are
-//! over, an old primary rejoined by the end).
+//! over, an old primary rejoined by the end); and in every schedule, a
+//! node whose own fence keeps its server stopped has rejoined, with
+//! `auto_rejoin`, once a primary of a higher term takes writes.
 //!
 //! First a self-test switches each safety rule off in turn (the core's
 //! `Safety`) and expects the checker to find a violation: in the seeds of
@@ -70,6 +72,9 @@ fn run_one(seed: u64, safety: Safety) -> Outcome {
     }
     if s.world.violations.is_empty() {
         s.world.check_running(s.stable_at);
+    }
+    if s.world.violations.is_empty() {
+        s.world.check_rejoined(s.stable_at);
     }
     Outcome {
         steps: s.world.steps,

@@ -194,6 +194,19 @@ impl Core {
                 Role::Standby(sb) => sb.local_down(&mut self.ctx, now),
                 Role::Primary(p) => p.local_down(&mut self.ctx, now),
                 Role::Witness(w) => w.local_down(&mut self.ctx, now),
+                // Started while the server is down, and the state file
+                // records a fence of this node's own: that fence keeps the
+                // server stopped, and a newer primary is looked for
+                // (primary/rejoin.rs); else nothing is known to act on.
+                Role::Unknown
+                    if !self.ctx.s.is_witness && self.ctx.book.durable.fence.is_some() =>
+                {
+                    self.ctx.log(
+                        Level::Notice,
+                        "the local server is down and this node fenced it: it stays fenced; looking for a newer primary",
+                    );
+                    self.role = Role::Primary(Primary::stopped(&mut self.ctx, now));
+                }
                 Role::Unknown => {}
             }
             self.settle_role();

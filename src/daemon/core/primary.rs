@@ -36,6 +36,7 @@ mod children;
 mod done;
 mod health;
 mod hung;
+mod rejoin;
 
 /// Promises a lease holder collected: from each voter, when the request
 /// was sent and how long was promised.
@@ -159,6 +160,12 @@ pub(super) struct Primary {
     children_missing_since: Option<Time>,
     next_child_check: Time,
     rejoin_after: Option<Time>,
+    /// A rejoin waits for a cluster round to name its target
+    /// (primary/rejoin.rs).
+    rejoin_wanted: bool,
+    /// When a server stopped by its own fence next looks for a newer
+    /// primary (primary/rejoin.rs).
+    next_look: Time,
     prepared_for: Option<NodeId>,
     down_since: Option<Time>,
     /// Whether the server, down since `down_since`, was looked at for a
@@ -203,6 +210,8 @@ impl Primary {
             children_missing_since: None,
             next_child_check: now,
             rejoin_after: None,
+            rejoin_wanted: false,
+            next_look: now,
             prepared_for: None,
             down_since: None,
             hung_decided: false,
@@ -231,6 +240,8 @@ impl Primary {
             children_missing_since: None,
             next_child_check: now,
             rejoin_after: None,
+            rejoin_wanted: false,
+            next_look: now,
             prepared_for: None,
             down_since: None,
             hung_decided: false,
@@ -390,7 +401,10 @@ impl Primary {
                 self.evaluate(core, now);
             }
             Input::Done(d) => self.on_done(core, now, d),
-            Input::Cluster(obs) => self.prepare_while_down(core, &obs),
+            Input::Cluster(obs) => {
+                self.prepare_while_down(core, &obs);
+                self.on_cluster_stopped(core, now, &obs);
+            }
             _ => {}
         }
     }
@@ -457,8 +471,7 @@ impl Primary {
                 self.prepare(core, by);
             }
             if self.down_since.is_none() && self.superseded.is_some() && core.s.auto_rejoin {
-                let by = self.superseded.and_then(|(_, by)| by);
-                self.rejoin(core, now, by);
+                self.rejoin(core, now);
             }
             return;
         }
@@ -484,8 +497,15 @@ impl Primary {
                 );
                 self.fence(core, how);
             } else if core.s.auto_rejoin {
-                self.rejoin(core, now, by);
+                self.rejoin(core, now);
             }
+            return;
+        }
+        self.look_while_stopped(core, now);
+        if core.facts.is_none() {
+            // Restarted while its fence keeps the server stopped: no
+            // metadata, so no voters to count a lease on (one voter, itself,
+            // would make a majority and lift the fence).
             return;
         }
         if core.s.quorum != Quorum::Majority {
@@ -602,24 +622,6 @@ impl Primary {
         if core.job(Action::Fence { how }) {
             self.applying = Some(how);
         }
-    }
-
-    fn rejoin(&mut self, core: &mut Ctx, now: Time, by: Option<NodeId>) {
-        let Some(target) = by else {
-            return;
-        };
-        if self.rejoin_after.is_some_and(|t| now < t) {
-            return;
-        }
-        self.rejoin_after = Some(now.plus(core.s.election_rerun_interval_ms.max(1_000)));
-        core.log(
-            Level::Notice,
-            format!(
-                "auto_rejoin: rejoining node {} as a standby of the new primary",
-                core.me()
-            ),
-        );
-        core.job(Action::Rejoin { target });
     }
 
     /// While the local server is down: if a promotion happened elsewhere,

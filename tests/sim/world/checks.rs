@@ -169,4 +169,43 @@ impl World {
             self.violation(msg);
         }
     }
+
+    /// Liveness at the end: a node whose own fence keeps its server
+    /// stopped, whose repmgrd runs with `auto_rejoin`, has rejoined once
+    /// a primary of a higher term takes writes (whether that repmgrd ran
+    /// throughout or was restarted meanwhile, and whichever node
+    /// superseded it first, that one may have failed since).
+    pub fn check_rejoined(&mut self, stable_since: u64) {
+        let newest = self
+            .hosts
+            .iter()
+            .filter(|h| h.takes_writes())
+            .max_by_key(|h| (h.pg.voting_term, h.pg.tli))
+            .map(|h| (h.id, h.pg.voting_term));
+        let Some((p, term)) = newest else {
+            return;
+        };
+        let stuck: Vec<Id> = self
+            .hosts
+            .iter()
+            .filter(|h| {
+                h.id != p
+                    && h.core.is_some()
+                    && !h.exited
+                    && h.settings.auto_rejoin
+                    && !h.pg.running
+                    && !h.pg.crashed
+                    && h.durable.fence.is_some()
+                    && h.pg.voting_term < term
+            })
+            .map(|h| h.id)
+            .collect();
+        for id in stuck {
+            let msg = format!(
+                "node{id}, stopped by its own fence with auto_rejoin, has not rejoined node{p} (term {term}) {} ms after the cluster became stable",
+                self.g - stable_since
+            );
+            self.violation(msg);
+        }
+    }
 }

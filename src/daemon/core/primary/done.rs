@@ -30,10 +30,9 @@ impl Primary {
                             how,
                             FenceHow::Demote { .. } | FenceHow::Stop | FenceHow::Kill
                         ) && core.s.auto_rejoin
+                            && self.superseded.is_some()
                         {
-                            if let Some((_, by)) = self.superseded {
-                                self.rejoin(core, now, by);
-                            }
+                            self.rejoin(core, now);
                         }
                     }
                     Err(why) if self.fence_error.as_deref() == Some(why.as_str()) => {
@@ -82,9 +81,13 @@ impl Primary {
                     Err(why) => core.log(Level::Error, why),
                 }
             }
-            Done::Rejoined { ok, .. } => match ok {
+            Done::Rejoined { ok, target } => match ok {
                 Ok(details) => {
                     core.log(Level::Notice, details);
+                    // Its upstream now: not necessarily the node it was
+                    // prepared for, which may have failed since (the
+                    // standby it becomes checks that it streams from it).
+                    self.prepared_for = Some(target);
                     core.book.durable.fence = None;
                     let d = core.book.durable;
                     core.persist(Some(d));
