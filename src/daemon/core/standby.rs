@@ -463,6 +463,14 @@ impl Standby {
                 }
             }
             Phase::Degraded { since, .. } if is_upstream && ok => {
+                // A primary upstream that another node has superseded (this
+                // node heard a newer primary) is no upstream to go back to,
+                // even if it runs again (an old primary without repmgrd):
+                // degraded, the re-runs and the newer primary's heartbeats
+                // decide.
+                if self.upstream_superseded(core) {
+                    return;
+                }
                 let up = self.upstream.clone();
                 if let Some(u) = up {
                     core.log(
@@ -644,6 +652,19 @@ impl Standby {
             _ => None,
         };
         core.gather_sparing(down)
+    }
+
+    /// The upstream is a primary and another node is the primary this node
+    /// last heard of.
+    fn upstream_superseded(&self, core: &Ctx) -> bool {
+        let Some(up) = self
+            .upstream
+            .as_ref()
+            .filter(|u| u.kind == NodeKind::Primary)
+        else {
+            return false;
+        };
+        core.book.durable.known_primary.is_some_and(|p| p != up.id)
     }
 
     /// A primary's heartbeat arrived (pushed by a new primary right after

@@ -287,6 +287,29 @@ fn standby_transitions() {
             ],
         },
         Case {
+            name: "degraded: the lost primary answers again after a newer primary was heard: no reconnect to it",
+            setup: standby_2,
+            beats: vec![
+                (12_000, Set(|w| {
+                    primary_fails(w);
+                    w.cut(3);
+                })),
+                (5_000, Reach("standby/degraded")),
+                (0, Set(|w| {
+                    node_3_promoted(w);
+                    // Its WAL diverged from node 3's: every follow fails.
+                    w.follow = Err("this node cannot follow: its timeline diverged".into());
+                })),
+                (0, Feed(heartbeat_from_3(2))),
+                (1_000, Reach("standby/degraded")),
+                // node 1, superseded, runs again as a primary (no repmgrd).
+                (0, Set(|w| {
+                    w.checks.insert(1, Some(false));
+                })),
+                (3_000, NotSaw("a reconnect", |a| logged(a, "reconnected to upstream node"))),
+            ],
+        },
+        Case {
             name: "degraded → following: a round shows a new primary",
             setup: standby_2,
             beats: vec![
