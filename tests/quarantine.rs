@@ -42,11 +42,13 @@ fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
-/// Kills (-9) a repmgrd and starts a new one for the same node.
-fn restart(d: &mut Daemon, n: &Node) -> Daemon {
+/// Kills (-9) a repmgrd and starts a new one for the same node; returns
+/// it and when it was started (its quarantine begins no earlier).
+fn restart(d: &mut Daemon, n: &Node) -> (Daemon, Instant) {
     d.signal(Signal::SIGKILL);
     d.wait_exit(Duration::from_secs(10));
-    n.repmgrd()
+    let at = Instant::now();
+    (n.repmgrd(), at)
 }
 
 /// node1 is cut off from both others; the witness's repmgrd, whose 11 s
@@ -75,9 +77,9 @@ fn a_restarted_witness_sits_out_its_quarantine_while_the_primary_counts_on_it() 
 
     let cut = Instant::now();
     n1.host().cut();
-    let fresh = restart(&mut daemons[2], &w);
+    let (fresh, at) = restart(&mut daemons[2], &w);
     let _killed = std::mem::replace(&mut daemons[2], fresh);
-    let restarted = cut.elapsed();
+    let restarted = at.duration_since(cut);
 
     poll_until(Duration::from_secs(60), "node2 promoted", || writable(n2));
     let promoted = cut.elapsed();
@@ -128,7 +130,7 @@ fn a_restarted_witness_sits_out_its_quarantine_while_the_primary_counts_on_it() 
         tails(&daemons)
     );
     eprintln!(
-        "[quarantine] cut at +0, witness restarted by +{}, node1's last write at +{}, node2 writable at +{}",
+        "[quarantine] cut at +0, witness restarted at +{}, node1's last write at +{}, node2 writable at +{}",
         secs(restarted),
         last_old.map_or("-".into(), |t| secs(t.saturating_duration_since(cut))),
         secs(promoted)
