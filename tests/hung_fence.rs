@@ -65,6 +65,8 @@ fn a_primary_hung_during_its_own_fence_job_is_killed_before_a_promotion() {
     let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     past_quarantine(started);
     let checker = Checker::start(n1, &[n1, n2, n3]);
+    // The probe table on the standbys before the cut.
+    crate::fixture::wait_all_replayed(&c.nodes);
     let pm = n1
         .pg
         .postmaster_pid()

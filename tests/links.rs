@@ -98,6 +98,8 @@ fn a_partial_heal_to_a_witness_without_its_repmgrd_does_not_unfence_the_old_prim
     daemons.push(dw);
     let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
     let checker = Checker::start(n1, &[n1, n2]);
+    // The probe table on node2 before the cut.
+    crate::fixture::wait_replayed(n1, n2);
     let (h1, h2, hw) = (n1.host(), n2.host(), w.host());
     for (a, b) in [(h1, h2), (h2, h1), (h1, hw), (hw, h1)] {
         a.drop_to(b);

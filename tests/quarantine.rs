@@ -74,6 +74,8 @@ fn a_restarted_witness_sits_out_its_quarantine_while_the_primary_counts_on_it() 
     // restart's.
     past_quarantine(witness_started - Duration::from_secs(1));
     let checker = Checker::start(n1, &[n1, n2]);
+    // The probe table on node2 before the cut.
+    crate::fixture::wait_replayed(n1, n2);
 
     let cut = Instant::now();
     n1.host().cut();
