@@ -61,6 +61,21 @@ fn secs(d: Duration) -> String {
 /// and is prepared to come back as a standby.
 #[test]
 fn a_primary_hung_during_its_own_fence_job_is_killed_before_a_promotion() {
+    hung_during_the_fence(Duration::ZERO);
+}
+
+/// The same, the server hung 25 ms into the job: its first steps done
+/// (ALTER SYSTEM, the reload), it waits for the setting to be live on a
+/// new session that gets no answer. (That wait went on for its 5 s, and
+/// ending the sessions for another deadline, while the lease ran out: the
+/// kill came after the promotion.)
+#[test]
+fn a_primary_hung_midway_through_its_own_fence_job_is_killed_before_a_promotion() {
+    hung_during_the_fence(Duration::from_millis(25));
+}
+
+/// The scenario, the server hung `into_job` after the fence was decided.
+fn hung_during_the_fence(into_job: Duration) {
     let (c, daemons, started) = cluster_since(2, safe);
     let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     past_quarantine(started);
@@ -79,6 +94,7 @@ fn a_primary_hung_during_its_own_fence_job_is_killed_before_a_promotion() {
     while !daemons[0].output().contains(FENCE_DECIDED) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
+    std::thread::sleep(into_job);
     let frozen = freeze_whole(n1, pm);
     let hung = cut.elapsed();
     let at_freeze = daemons[0].output();
@@ -163,7 +179,8 @@ fn a_primary_hung_during_its_own_fence_job_is_killed_before_a_promotion() {
         tails(&daemons)
     );
     eprintln!(
-        "[hung_fence] cut at +0, server hung at +{} ({} the read-only step), killed at +{}, {} writable at +{}, resumed and healed at +{}",
+        "[hung_fence] cut at +0, server hung ({} ms into the job) at +{} ({} the read-only step), killed at +{}, {} writable at +{}, resumed and healed at +{}",
+        into_job.as_millis(),
         secs(hung),
         if done_before { "after" } else { "during" },
         secs(killed),

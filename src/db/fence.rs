@@ -30,7 +30,7 @@ pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
 /// A new session for [`fence_read_only`]'s look at the reloaded setting,
 /// or why there is none.
 pub enum Fresh {
-    Open(Session),
+    Open(Box<Session>),
     /// The server answered, with an error (too many clients, say).
     Refused,
     /// Nothing answered within the connect deadline: the server is hung
@@ -42,7 +42,7 @@ pub enum Fresh {
 /// (but `spare`, repmgrd's own). `fresh` opens a new session, to see when
 /// the reloaded setting is live before the sessions are ended (none may
 /// slip through in between). A server that answers no new connection at
-/// all fails the fence at once: it is hung, ending its sessions would wait
+/// all (or no query on one) fails the fence at once: it is hung, ending its sessions would wait
 /// out another deadline, and the time left is the kill's (a fence job that
 /// waited out its 5 s here against a hung server kept its repmgrd from
 /// killing it before its lease ended).
@@ -67,17 +67,23 @@ pub fn fence_read_only(
                 return Some(());
             }
         };
-        let r = f
-            .query_one(
-                "SELECT pg_catalog.current_setting('default_transaction_read_only')",
-                &[],
-            )
-            .ok()?;
+        let r = match f.query_one(
+            "SELECT pg_catalog.current_setting('default_transaction_read_only')",
+            &[],
+        ) {
+            Ok(r) => r,
+            // Connected, then nothing: hung since.
+            Err(e) if e.is_timeout() => {
+                silent = true;
+                return Some(());
+            }
+            Err(_) => return None,
+        };
         (r.val::<String>(0).ok()? == "on").then_some(())
     });
     if silent {
         return Err(crate::error::Error::db_conn(
-            "the server answers no new connection: its client sessions were not ended",
+            "the server answers no new connection (or no query on one): its client sessions were not ended",
         ));
     }
     end_client_sessions(c, spare)

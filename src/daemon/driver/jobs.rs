@@ -312,7 +312,7 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
             let mut c = ctx.connect_local()?;
             let ci = ctx.conninfo.clone();
             let fresh = move || match db::connect::probe(&ci, reach::DAEMON_APP_NAME) {
-                Ok(s) => db::fence::Fresh::Open(s),
+                Ok(s) => db::fence::Fresh::Open(Box::new(s)),
                 Err((_, db::ping::Ping::NoResponse)) => db::fence::Fresh::Silent,
                 Err(_) => db::fence::Fresh::Refused,
             };
