@@ -41,6 +41,10 @@ mod links;
 // Faults racing a failover: SYN-only loss, a voter restarted mid-claim, the
 // old primary back before the promotion (issue 11).
 mod races;
+// A primary whose server hangs while its own fence job runs (issue 11).
+mod hung_fence;
+// A voter's repmgrd restarted or down: its start-up quarantine (issue 11).
+mod quarantine;
 // Synchronous replication under a partition and under pgbench load (issue 11).
 mod sync_faults;
 // Nodes of an earlier history: a fenced, inactive old primary back after a

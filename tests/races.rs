@@ -38,12 +38,12 @@ const STEP: Duration = Duration::from_millis(100);
 /// Waits out every repmgrd's start-up quarantine (10 s after it started, in
 /// which it grants no vote), so elections are decided by the rules under
 /// test, not by the quarantine.
-fn past_quarantine(started: Instant) {
+pub(crate) fn past_quarantine(started: Instant) {
     std::thread::sleep(Duration::from_secs(11).saturating_sub(started.elapsed()));
 }
 
 /// A runs as a primary that takes writes (not fenced read-only).
-fn writable(n: &Node) -> bool {
+pub(crate) fn writable(n: &Node) -> bool {
     is_primary(n) && !fenced_or_down(n)
 }
 

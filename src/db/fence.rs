@@ -30,13 +30,28 @@ pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
     row.val(0)
 }
 
+/// A new session for [`fence_read_only`]'s look at the reloaded setting,
+/// or why there is none.
+pub enum Fresh {
+    Open(Box<Session>),
+    /// The server answered, with an error (too many clients, say).
+    Refused,
+    /// Nothing answered within the connect deadline: the server is hung
+    /// (or gone).
+    Silent,
+}
+
 /// Makes the server read-only for new sessions and ends the existing ones
 /// (but `spare`, repmgrd's own). `fresh` opens a new session, to see when
 /// the reloaded setting is live before the sessions are ended (none may
-/// slip through in between).
+/// slip through in between). A server that answers no new connection at
+/// all (or no query on one) fails the fence at once: it is hung, ending its sessions would wait
+/// out another deadline, and the time left is the kill's (a fence job that
+/// waited out its 5 s here against a hung server kept its repmgrd from
+/// killing it before its lease ended).
 pub fn fence_read_only(
     c: &mut Session,
-    fresh: &dyn Fn() -> Option<Session>,
+    fresh: &dyn Fn() -> Fresh,
     spare: Option<i32>,
 ) -> Result<u64> {
     c.batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
@@ -45,16 +60,35 @@ pub fn fence_read_only(
         .map_err(|e| query_error("reloading the configuration", &e))?;
     // Bounded: if the setting is not seen live within 5 s the sessions
     // are ended all the same (new ones get the reloaded default anyway).
+    let mut silent = false;
     let _live = crate::poll::until(Duration::from_secs(5), Duration::from_millis(20), || {
-        let mut f = fresh()?;
-        let r = f
-            .query_one(
-                "SELECT pg_catalog.current_setting('default_transaction_read_only')",
-                &[],
-            )
-            .ok()?;
+        let mut f = match fresh() {
+            Fresh::Open(f) => f,
+            Fresh::Refused => return None,
+            Fresh::Silent => {
+                silent = true;
+                return Some(());
+            }
+        };
+        let r = match f.query_one(
+            "SELECT pg_catalog.current_setting('default_transaction_read_only')",
+            &[],
+        ) {
+            Ok(r) => r,
+            // Connected, then nothing: hung since.
+            Err(e) if e.is_timeout() => {
+                silent = true;
+                return Some(());
+            }
+            Err(_) => return None,
+        };
         (r.val::<String>(0).ok()? == "on").then_some(())
     });
+    if silent {
+        return Err(crate::error::Error::db_conn(
+            "the server answers no new connection (or no query on one): its client sessions were not ended",
+        ));
+    }
     end_client_sessions(c, spare)
 }
 

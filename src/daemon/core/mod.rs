@@ -134,6 +134,14 @@ impl Core {
     /// Feeds one observation; returns what to do.
     pub fn step(&mut self, now: Time, input: Input) -> Vec<Action> {
         self.last_now = now;
+        // A read's own answer never asks for the next read: the driver
+        // reads synchronously and steps the answer at once, so against a
+        // hung server (each read takes its whole deadline, longer than
+        // the interval) reads would follow reads for ever and nothing else
+        // the driver received (a fence job's end, a peer's answer) would
+        // be stepped: a primary hung during its own fence job was never
+        // killed. The next tick, after those, asks.
+        let read_answer = matches!(input, Input::Local(_));
         match input {
             Input::Peer { token, request } => self.on_peer(now, token, request),
             Input::Reload(s) => self.on_reload(now, *s),
@@ -143,7 +151,7 @@ impl Core {
             }
             other => self.dispatch(now, other),
         }
-        if now >= self.next_tick && !self.ctx.pending.local {
+        if now >= self.next_tick && !self.ctx.pending.local && !read_answer {
             self.ctx.pending.local = true;
             self.next_tick = now.plus(self.ctx.s.monitor_interval_ms.max(100));
             self.ctx.out.push(Action::ReadLocal);

@@ -311,7 +311,11 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
         FenceHow::ReadOnly => {
             let mut c = ctx.connect_local()?;
             let ci = ctx.conninfo.clone();
-            let fresh = move || db::connect::connect(&ci, reach::DAEMON_APP_NAME).ok();
+            let fresh = move || match db::connect::probe(&ci, reach::DAEMON_APP_NAME) {
+                Ok(s) => db::fence::Fresh::Open(Box::new(s)),
+                Err((_, db::ping::Ping::NoResponse)) => db::fence::Fresh::Silent,
+                Err(_) => db::fence::Fresh::Refused,
+            };
             let n = db::fence::fence_read_only(&mut c, &fresh, ctx.spare).map_err(|e| {
                 e.hint("fencing needs a superuser connection; set fence_mode=stop otherwise")
             })?;

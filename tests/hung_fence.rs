@@ -1,0 +1,192 @@
+//! A primary whose server hangs while its own fence job runs (issue 11),
+//! on real servers: every node on its own host, the partition tests'
+//! [`Checker`] beside it (its writes override the read-only default, as a
+//! client can).
+//!
+//! The primary's host is cut off, so its lease runs out and its repmgrd
+//! starts fencing it (the read-only step first). The moment it decides to,
+//! its server (postmaster, then every process the postmaster has) is
+//! stopped with SIGSTOP: the fence job meets a server that answers nothing.
+//! The rule (src/daemon/core/primary/hung.rs): a fence job that fails
+//! while the server answers nothing leaves it down, not fenced, and the
+//! kill comes a stop margin before the lease ends, before any standby can
+//! be promoted. (Before, a hung server whose fence jobs failed and were
+//! retried back to back was never seen down, so never killed: resumed, it
+//! took writes beside the new primary; simulation class HungPrimary.)
+
+use std::time::{Duration, Instant};
+
+use crate::fixture::{streams_from, Node};
+use crate::harness::pg::Frozen;
+use crate::harness::{holds_for, pid_alive, poll_until};
+use crate::partition::{cluster_since, fenced_or_down, promotions_logged, safe, tails, Checker};
+use crate::races::{past_quarantine, writable};
+
+/// How often a "nothing happens" condition is checked while it must hold.
+const STEP: Duration = Duration::from_millis(100);
+
+/// What node1's repmgrd logs as it decides the read-only fence of a
+/// cut-off primary (the job starts right after the line).
+const FENCE_DECIDED: &str = "fencing this primary before another node can be promoted";
+
+/// What it logs once it killed the hung server.
+const KILLED: &str = "its server answered nothing and was killed";
+
+/// Stops every process of the server: the postmaster first, and once it
+/// is stopped (it then starts no process), every process it has, the
+/// fence job's own session included. (Listing the children while the
+/// postmaster was still in fork() missed the session being started.)
+fn freeze_whole(n: &Node, pm: i32) -> (Frozen, Frozen) {
+    let first = Frozen::pids(vec![pm]);
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pm}/stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('T')))
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stopped() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (first, n.pg.freeze())
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// The primary cut off, its server hung (SIGSTOP) the moment its fence
+/// job starts: its repmgrd kills the server before a standby is promoted;
+/// resumed (SIGCONT) and healed, it takes no write beside the new primary
+/// and is prepared to come back as a standby.
+#[test]
+fn a_primary_hung_during_its_own_fence_job_is_killed_before_a_promotion() {
+    hung_during_the_fence(Duration::ZERO);
+}
+
+/// The same, the server hung 25 ms into the job: its first steps done
+/// (ALTER SYSTEM, the reload), it waits for the setting to be live on a
+/// new session that gets no answer. (That wait went on for its 5 s, and
+/// ending the sessions for another deadline, while the lease ran out: the
+/// kill came after the promotion.)
+#[test]
+fn a_primary_hung_midway_through_its_own_fence_job_is_killed_before_a_promotion() {
+    hung_during_the_fence(Duration::from_millis(25));
+}
+
+/// The scenario, the server hung `into_job` after the fence was decided.
+fn hung_during_the_fence(into_job: Duration) {
+    let (c, daemons, started) = cluster_since(2, safe);
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    past_quarantine(started);
+    let checker = Checker::start(n1, &[n1, n2, n3]);
+    // The probe table on the standbys before the cut.
+    crate::fixture::wait_all_replayed(&c.nodes);
+    let pm = n1
+        .pg
+        .postmaster_pid()
+        .unwrap_or_else(|| panic!("node1 has no postmaster.pid\n{}", tails(&daemons)));
+
+    let cut = Instant::now();
+    n1.host().cut();
+    // Watched closely: the job's first connection follows the line at once.
+    let deadline = cut + Duration::from_secs(30);
+    while !daemons[0].output().contains(FENCE_DECIDED) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(into_job);
+    let frozen = freeze_whole(n1, pm);
+    let hung = cut.elapsed();
+    let at_freeze = daemons[0].output();
+    assert!(
+        at_freeze.contains(FENCE_DECIDED),
+        "node1's repmgrd never decided to fence the cut-off primary\n{}",
+        tails(&daemons)
+    );
+    // Whether the read-only step was done before the freeze (then the
+    // server hung after its fence, not during it).
+    let done_before = at_freeze.contains("fenced: read-only");
+
+    // The kill, before any standby is promoted.
+    let (mut killed, mut new) = (None, None);
+    let deadline = cut + Duration::from_secs(60);
+    while new.is_none() && Instant::now() < deadline {
+        if killed.is_none() && daemons[0].output().contains(KILLED) {
+            killed = Some(cut.elapsed());
+        }
+        new = [n2, n3].into_iter().find(|n| writable(n));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let promoted = cut.elapsed();
+    let Some(new) = new else {
+        panic!(
+            "no standby promoted while node1 was cut off and hung\n{}",
+            tails(&daemons)
+        );
+    };
+    let Some(killed) = killed else {
+        panic!(
+            "node1's hung server (postmaster {pm}, alive: {}) was not killed before {} was promoted\n{}",
+            pid_alive(pm),
+            new.pg.name,
+            tails(&daemons)
+        );
+    };
+    assert!(
+        !pid_alive(pm),
+        "node1's postmaster {pm} lives on after the kill"
+    );
+    let other = if new.pg.name == n2.pg.name { n3 } else { n2 };
+    poll_until(
+        Duration::from_secs(60),
+        &format!("{} follows {}", other.pg.name, new.pg.name),
+        || streams_from(new, &other.pg.name),
+    );
+
+    // Resumed (nothing is left to resume) and healed.
+    drop(frozen);
+    n1.host().heal();
+    let back = cut.elapsed();
+    if let Err(e) = holds_for(Duration::from_secs(5), STEP, || fenced_or_down(n1)) {
+        panic!(
+            "the old primary takes writes after the resume and the heal ({e})\n{}",
+            tails(&daemons)
+        );
+    }
+    poll_until(
+        Duration::from_secs(30),
+        "node1 prepared to come back as a standby (standby.signal)",
+        || n1.pg.datadir.join("standby.signal").exists(),
+    );
+    assert!(writable(new), "{} no longer takes writes", new.pg.name);
+    let promotions = promotions_logged(&daemons);
+    assert_eq!(
+        promotions.len(),
+        1,
+        "promotions: {promotions:?}\n{}",
+        tails(&daemons)
+    );
+    let r = checker.finish();
+    let first_new = *r
+        .first_accepted
+        .get(&new.pg.name)
+        .unwrap_or_else(|| panic!("the checker never saw {} accept a write", new.pg.name));
+    let last_old = r.last_accepted.get("node1").copied();
+    assert!(
+        last_old.is_none_or(|t| t < first_new),
+        "node1 accepted a write after {} did\n{}",
+        new.pg.name,
+        tails(&daemons)
+    );
+    eprintln!(
+        "[hung_fence] cut at +0, server hung ({} ms into the job) at +{} ({} the read-only step), killed at +{}, {} writable at +{}, resumed and healed at +{}",
+        into_job.as_millis(),
+        secs(hung),
+        if done_before { "after" } else { "during" },
+        secs(killed),
+        new.pg.name,
+        secs(promoted),
+        secs(back)
+    );
+    drop(daemons);
+}
