@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use crate::fixture::{streams_from, Node};
 use crate::harness::pg::Frozen;
 use crate::harness::{holds_for, pid_alive, poll_until};
-use crate::partition::{cluster_since, fenced_or_down, promotions_logged, safe, tails, Checker};
+use crate::partition::{
+    assert_one_handover, cluster_since, fenced_or_down, safe, secs, tails, Checker,
+};
 use crate::races::{past_quarantine, writable};
 
 /// How often a "nothing happens" condition is checked while it must hold.
@@ -49,10 +51,6 @@ fn freeze_whole(n: &Node, pm: i32) -> (Frozen, Frozen) {
         std::thread::sleep(Duration::from_millis(1));
     }
     (first, n.pg.freeze())
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
 }
 
 /// The primary cut off, its server hung (SIGSTOP) the moment its fence
@@ -159,25 +157,7 @@ fn hung_during_the_fence(into_job: Duration) {
         || n1.pg.datadir.join("standby.signal").exists(),
     );
     assert!(writable(new), "{} no longer takes writes", new.pg.name);
-    let promotions = promotions_logged(&daemons);
-    assert_eq!(
-        promotions.len(),
-        1,
-        "promotions: {promotions:?}\n{}",
-        tails(&daemons)
-    );
-    let r = checker.finish();
-    let first_new = *r
-        .first_accepted
-        .get(&new.pg.name)
-        .unwrap_or_else(|| panic!("the checker never saw {} accept a write", new.pg.name));
-    let last_old = r.last_accepted.get("node1").copied();
-    assert!(
-        last_old.is_none_or(|t| t < first_new),
-        "node1 accepted a write after {} did\n{}",
-        new.pg.name,
-        tails(&daemons)
-    );
+    assert_one_handover(&daemons, &checker.finish(), "node1", &new.pg.name);
     eprintln!(
         "[hung_fence] cut at +0, server hung ({} ms into the job) at +{} ({} the read-only step), killed at +{}, {} writable at +{}, resumed and healed at +{}",
         into_job.as_millis(),

@@ -27,6 +27,7 @@ use crate::harness::{holds_for, poll_until, run_checked, write_user_file, Daemon
 use crate::partition::{
     fenced_or_down, is_primary, promotions_logged, tails, wait_heartbeats, Checker,
 };
+use crate::races::{past_quarantine, writable};
 
 /// How often a "nothing happens" condition is checked while it must hold.
 const STEP: Duration = Duration::from_millis(100);
@@ -35,18 +36,6 @@ const STEP: Duration = Duration::from_millis(100);
 fn conf(_: i32) -> String {
     "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"
         .to_string()
-}
-
-/// Waits out every repmgrd's start-up quarantine (10 s after it started, in
-/// which it grants no vote), so the failovers are decided by the rules
-/// under test, not by the quarantine.
-fn past_quarantine(started: Instant) {
-    std::thread::sleep(Duration::from_secs(11).saturating_sub(started.elapsed()));
-}
-
-/// Runs as a primary that takes writes (not fenced read-only).
-fn writable(n: &Node) -> bool {
-    is_primary(n) && !fenced_or_down(n)
 }
 
 /// Appends lines to the node's postgresql.auto.conf (the server stopped).

@@ -88,8 +88,37 @@ pub(crate) fn tails(daemons: &[Daemon]) -> String {
         .join("\n")
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
+}
+
+/// Asserts that the daemons logged exactly one promotion and that the
+/// write checker saw `old` accept no write after `new`'s first; returns
+/// `old`'s last and `new`'s first accepted write.
+pub(crate) fn assert_one_handover(
+    daemons: &[Daemon],
+    r: &CheckerReport,
+    old: &str,
+    new: &str,
+) -> (Option<Instant>, Instant) {
+    let promotions = promotions_logged(daemons);
+    assert_eq!(
+        promotions.len(),
+        1,
+        "promotions: {promotions:?}\n{}",
+        tails(daemons)
+    );
+    let first_new = *r
+        .first_accepted
+        .get(new)
+        .unwrap_or_else(|| panic!("the checker never saw {new} accept a write"));
+    let last_old = r.last_accepted.get(old).copied();
+    assert!(
+        last_old.is_none_or(|t| t < first_new),
+        "{old} accepted a write after {new} did\n{}",
+        tails(daemons)
+    );
+    (last_old, first_new)
 }
 
 // ---------------------------------------------------------------- checker

@@ -17,7 +17,8 @@ use nix::sys::signal::Signal;
 use crate::fixture::Node;
 use crate::harness::{poll_until, Daemon};
 use crate::partition::{
-    add_witness, cluster, fenced_or_down, promotions_logged, safe, tails, wait_heartbeats, Checker,
+    add_witness, assert_one_handover, cluster, fenced_or_down, safe, secs, tails, wait_heartbeats,
+    Checker,
 };
 use crate::races::{past_quarantine, writable};
 
@@ -37,10 +38,6 @@ fn patient_witness() -> String {
 
 /// The witness's lease (and quarantine), from [`patient_witness`].
 const WITNESS_LEASE: Duration = Duration::from_secs(11);
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
 
 /// Kills (-9) a repmgrd and starts a new one for the same node; returns
 /// it and when it was started (its quarantine begins no earlier).
@@ -113,24 +110,7 @@ fn a_restarted_witness_sits_out_its_quarantine_while_the_primary_counts_on_it() 
         || n1.pg.datadir.join("standby.signal").exists(),
     );
     assert!(fenced_or_down(n1), "node1 takes writes after the heal");
-    let promotions = promotions_logged(&daemons);
-    assert_eq!(
-        promotions.len(),
-        1,
-        "promotions: {promotions:?}\n{}",
-        tails(&daemons)
-    );
-    let r = checker.finish();
-    let first_new = *r
-        .first_accepted
-        .get("node2")
-        .unwrap_or_else(|| panic!("the checker never saw node2 accept a write"));
-    let last_old = r.last_accepted.get("node1").copied();
-    assert!(
-        last_old.is_none_or(|t| t < first_new),
-        "node1 accepted a write after node2 did\n{}",
-        tails(&daemons)
-    );
+    let (last_old, _) = assert_one_handover(&daemons, &checker.finish(), "node1", "node2");
     eprintln!(
         "[quarantine] cut at +0, witness restarted at +{}, node1's last write at +{}, node2 writable at +{}",
         secs(restarted),

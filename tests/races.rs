@@ -29,7 +29,8 @@ use crate::harness::{
     holds_for, poll_until, try_poll_until, user_tempdir, write_user_file, Daemon,
 };
 use crate::partition::{
-    cluster_since, fenced_or_down, is_primary, promotions_logged, safe, tails, Checker,
+    assert_one_handover, cluster_since, fenced_or_down, is_primary, promotions_logged, safe, secs,
+    tails, Checker,
 };
 
 /// How often a "nothing happens" condition is checked while it must hold.
@@ -45,10 +46,6 @@ pub(crate) fn past_quarantine(started: Instant) {
 /// A runs as a primary that takes writes (not fenced read-only).
 pub(crate) fn writable(n: &Node) -> bool {
     is_primary(n) && !fenced_or_down(n)
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
 }
 
 /// The voting term of the first claim `d` logged: "claim of voting term T:
@@ -459,25 +456,8 @@ fn back_during_the_claim(away: Away) {
         "node1 prepared to come back as a standby (standby.signal)",
         || n1.pg.datadir.join("standby.signal").exists(),
     );
-    let promotions = promotions_logged(&daemons);
-    assert_eq!(
-        promotions.len(),
-        1,
-        "promotions: {promotions:?}\n{}",
-        tails(&daemons)
-    );
-    let r = checker.finish();
-    let first_new = *r
-        .first_accepted
-        .get(&cand.pg.name)
-        .unwrap_or_else(|| panic!("the checker never saw {} accept a write", cand.pg.name));
-    let last_old = r.last_accepted.get("node1").copied();
-    assert!(
-        last_old.is_none_or(|t| t < first_new),
-        "node1 accepted a write after {} did\n{}",
-        cand.pg.name,
-        tails(&daemons)
-    );
+    let (last_old, first_new) =
+        assert_one_handover(&daemons, &checker.finish(), "node1", &cand.pg.name);
     eprintln!(
         "[races] node1 away at +0, {} claimed and node1 back at +{}, node1's last write at +{}, {} first writable at +{}",
         cand.pg.name,
