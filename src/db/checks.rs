@@ -76,19 +76,15 @@ const STATS_COLUMNS: &str = "pg_catalog.pg_is_in_recovery(),
          WHEN pg_catalog.pg_last_xact_replay_timestamp() IS NULL THEN 0
          ELSE EXTRACT(EPOCH FROM (pg_catalog.clock_timestamp()
                                   - pg_catalog.pg_last_xact_replay_timestamp()))::INT4
-    END,
-    NOT pg_catalog.pg_is_in_recovery() AND COALESCE((FENCED), FALSE)";
+    END";
 
-/// `fence::is_fenced`'s test, as a scalar subquery.
-const FENCED: &str = "SELECT setting = 'on' AND source = 'configuration file'
-      FROM pg_catalog.pg_show_all_settings() WHERE name = 'default_transaction_read_only'";
+/// What [`role`] selects: the recovery state (and the fence, as every
+/// statement here: see [`columns`]).
+const ROLE_COLUMNS: &str = "pg_catalog.pg_is_in_recovery()";
 
-/// What [`role`] selects: the recovery state and the fence.
-const ROLE_COLUMNS: &str = "pg_catalog.pg_is_in_recovery(),
-    NOT pg_catalog.pg_is_in_recovery() AND COALESCE((FENCED), FALSE)";
-
+/// `template`'s columns and, last, whether the node is fenced.
 fn columns(template: &str) -> String {
-    template.replace("FENCED", FENCED)
+    format!("{template}, {}", super::fence::FENCED)
 }
 
 /// One statement, one round trip.

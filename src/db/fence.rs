@@ -12,6 +12,12 @@ use super::session::{Session, Sql};
 use super::query_error;
 use crate::error::Result;
 
+/// [`is_fenced`] as an expression, for statements that ask more.
+pub(super) const FENCED: &str = "NOT pg_catalog.pg_is_in_recovery()
+    AND COALESCE((SELECT setting = 'on' AND source = 'configuration file'
+                    FROM pg_catalog.pg_show_all_settings()
+                   WHERE name = 'default_transaction_read_only'), FALSE)";
+
 /// Whether this node is fenced: a primary whose configured default is
 /// read-only (`default_transaction_read_only` from postgresql.auto.conf).
 /// (`checks::stats` asks the same in its one statement.) Through
@@ -19,13 +25,7 @@ use crate::error::Result;
 /// no view to expand.
 pub fn is_fenced(c: &mut impl Sql) -> Result<bool> {
     let row = c
-        .query_typed_one(
-            "SELECT NOT pg_catalog.pg_is_in_recovery()
-                AND setting = 'on'
-                AND source = 'configuration file'
-               FROM pg_catalog.pg_show_all_settings() WHERE name = 'default_transaction_read_only'",
-            &[],
-        )
+        .query_typed_one(&format!("SELECT {FENCED}"), &[])
         .map_err(|e| query_error("checking whether the node is fenced", &e))?;
     row.val(0)
 }

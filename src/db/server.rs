@@ -102,7 +102,7 @@ pub struct ProbeFacts {
 pub fn probe_facts(c: &mut impl Sql) -> Result<ProbeFacts> {
     let row = c
         .query_typed_one(
-            "SELECT pg_catalog.pg_is_in_recovery(),
+            &format!("SELECT pg_catalog.pg_is_in_recovery(),
                     CASE WHEN pg_catalog.pg_is_in_recovery()
                     THEN COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_get_wal_receiver()
                                     WHERE pid IS NOT NULL),
@@ -115,10 +115,7 @@ pub fn probe_facts(c: &mut impl Sql) -> Result<ProbeFacts> {
                             FROM pg_catalog.pg_stat_get_wal_senders() w,
                                  pg_catalog.pg_stat_get_activity(w.pid) a
                            WHERE w.state IN ('streaming', 'catchup', 'startup', 'backup')),
-                    NOT pg_catalog.pg_is_in_recovery()
-                      AND COALESCE((SELECT setting = 'on' AND source = 'configuration file'
-                                      FROM pg_catalog.pg_show_all_settings()
-                                     WHERE name = 'default_transaction_read_only'), FALSE)",
+                    {}", super::fence::FENCED),
             &[],
         )
         .map_err(|e| query_error("probing the node", &e))?;
