@@ -117,11 +117,14 @@ fn no_route_gets_a_write_past_the_fence_of_a_cut_off_primary() {
         tails(&daemons)
     );
     // The checker's writes land on the new primary; the routes go on
-    // trying node1 a little longer.
+    // trying node1 a little longer. Its first is the first the new primary
+    // wrote itself (by its port): a checker write node1 took while the cut
+    // was being made may have replicated, and is no sign of the promotion.
     let first_new_at = || {
         new.pg
             .try_query_one_string(&format!(
-                "SELECT min(at)::text FROM split_brain_probe WHERE at > '{cut_at}'"
+                "SELECT min(at)::text FROM split_brain_probe WHERE at > '{cut_at}' AND port = {}",
+                new.pg.port
             ))
             .ok()
             .flatten()

@@ -206,7 +206,8 @@ impl Checker {
     pub(crate) fn start(primary: &Node, nodes: &[&Node]) -> Checker {
         primary
             .pg
-            .execute("CREATE TABLE IF NOT EXISTS split_brain_probe (at timestamptz DEFAULT clock_timestamp())");
+            .execute("CREATE TABLE IF NOT EXISTS split_brain_probe (at timestamptz DEFAULT clock_timestamp(),
+                                                                   port int DEFAULT current_setting('port')::int)");
         let targets: Vec<Target> = nodes.iter().map(|n| Target::of(n)).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
