@@ -170,3 +170,85 @@ fn hung_during_the_fence(into_job: Duration) {
     );
     drop(daemons);
 }
+
+/// What node1's repmgrd logs as it decides the hard fence (the stop).
+const STOP_DECIDED: &str = "stopping the server before another node can be promoted";
+
+/// What it logs when the postmaster did not act on the stop.
+const STOP_IGNORED: &str = "did not stop within 0.5 s of an immediate shutdown";
+
+/// The primary cut off and fenced read-only; then its postmaster alone
+/// stops (SIGSTOP) before the hard fence, while its backends run on: the
+/// checker's session, opened again after the read-only step ended the
+/// last one, keeps taking writes that override the read-only default. The
+/// stop's signal goes unheeded; node1's repmgrd kills the postmaster and
+/// its backends within its grace, before any standby is promoted. (pg_ctl
+/// waited 25 s for the stop before: the backends took writes beside the
+/// new primary.)
+#[test]
+fn a_postmaster_that_ignores_the_stop_is_killed_before_a_promotion() {
+    let (c, daemons, started) = cluster_since(2, safe);
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    past_quarantine(started);
+    let checker = Checker::start(n1, &[n1, n2, n3]);
+    crate::fixture::wait_all_replayed(&c.nodes);
+    let pm = n1
+        .pg
+        .postmaster_pid()
+        .unwrap_or_else(|| panic!("node1 has no postmaster.pid\n{}", tails(&daemons)));
+
+    let cut = Instant::now();
+    n1.host().cut();
+    daemons[0].wait_for_output("fenced: read-only", Duration::from_secs(60));
+    // The checker reconnects at once (every 50 ms): its new session is
+    // one of the backends that outlive the postmaster's pause.
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen = Frozen::pids(vec![pm]);
+    let paused = cut.elapsed();
+    assert!(
+        !daemons[0].output().contains(STOP_DECIDED),
+        "the hard fence came before the postmaster was paused: the test proves nothing\n{}",
+        tails(&daemons)
+    );
+
+    let (mut killed, mut new) = (None, None);
+    let deadline = cut + Duration::from_secs(60);
+    while new.is_none() && Instant::now() < deadline {
+        if killed.is_none() && daemons[0].output().contains(STOP_IGNORED) {
+            killed = Some(cut.elapsed());
+        }
+        new = [n2, n3].into_iter().find(|n| writable(n));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let promoted = cut.elapsed();
+    let Some(new) = new else {
+        panic!(
+            "no standby promoted while node1 was cut off\n{}",
+            tails(&daemons)
+        );
+    };
+    let Some(killed) = killed else {
+        panic!(
+            "node1's paused postmaster {pm} (alive: {}) was not killed before {} was promoted\n{}",
+            pid_alive(pm),
+            new.pg.name,
+            tails(&daemons)
+        );
+    };
+    assert!(
+        !pid_alive(pm),
+        "node1's postmaster {pm} lives on after the kill"
+    );
+    drop(frozen);
+    n1.host().heal();
+    assert!(writable(new), "{} no longer takes writes", new.pg.name);
+    assert_one_handover(&daemons, &checker.finish(), "node1", &new.pg.name);
+    eprintln!(
+        "[hung_fence] cut at +0, postmaster paused at +{}, killed at +{}, {} writable at +{}",
+        secs(paused),
+        secs(killed),
+        new.pg.name,
+        secs(promoted)
+    );
+    drop(daemons);
+}

@@ -381,9 +381,14 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
 /// Stops the local server at once (immediate mode), bounded, and returns
 /// once it is down: "fenced: server stopped" is logged only then, and what
 /// follows a stop (standby.signal for a superseded server, the restart of a
-/// demotion) finds no postmaster left. (`-W` returned while the postmaster
-/// was still shutting down: the preparation then found it running and
-/// skipped, so a restart by hand came up as a primary.)
+/// demotion) finds no postmaster left. (`-W` alone returned while the
+/// postmaster was still shutting down: the preparation then found it
+/// running and skipped, so a restart by hand came up as a primary.)
+///
+/// A postmaster that does not act on the signal (paused, or stuck) would
+/// keep its backends, and their sessions' writes, for as long as pg_ctl
+/// waited (25 s here before): after [`STOP_GRACE`] it and every process it
+/// started are killed, which needs no cooperation.
 fn stop_now(ctx: &Ctx) -> Result<()> {
     let dir = &ctx.cfg.data_directory;
     if dir.is_empty() {
@@ -391,20 +396,42 @@ fn stop_now(ctx: &Ctx) -> Result<()> {
             "data_directory is not set: the server cannot be stopped",
         ));
     }
-    if pgtools::running_postmaster(Path::new(dir)).is_none() {
+    let datadir = Path::new(dir);
+    let Some(pid) = pgtools::running_postmaster(datadir) else {
         return Ok(());
-    }
+    };
+    // Signals the postmaster and returns: the wait is ours, bounded.
     let mut cmd = ctx.bin.command("pg_ctl");
-    // pg_ctl gives up before our deadline, and says so.
-    cmd.args(["-D", dir, "-m", "immediate", "-w", "-t", "25", "stop"]);
-    crate::process::run_checked(
+    cmd.args(["-D", dir, "-m", "immediate", "-W", "stop"]);
+    let signalled = crate::process::run_checked(
         cmd,
-        Duration::from_secs(30),
+        Duration::from_secs(10),
         "pg_ctl stop",
         ExitCode::LocalCommand,
-    )?;
+    );
+    let down = crate::poll::until(STOP_GRACE, Duration::from_millis(20), || {
+        pgtools::running_postmaster(datadir).is_none().then_some(())
+    });
+    if down.is_some() {
+        return Ok(());
+    }
+    if let Err(e) = signalled {
+        crate::logging::log_error_report(&e);
+    }
+    let n = pgtools::kill_server(pid, Duration::from_secs(5))?;
+    crate::log_warning!(
+        "the local server did not stop within {:.1} s of an immediate shutdown: postmaster {pid} and {n} other process(es) killed; it recovers from its WAL at the next start",
+        STOP_GRACE.as_secs_f64()
+    );
     Ok(())
 }
+
+/// How long an immediate shutdown may take before the server is killed:
+/// well inside the stop margin (a quarter of the lease, at least 1 s),
+/// which the stop must not outlast. Killing a server that was merely slow
+/// costs nothing more: an immediate shutdown is already a crash for the
+/// next start, which recovers from the WAL either way.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 fn unfence(ctx: &Ctx, start: bool) -> Result<()> {
     let cfg = &ctx.cfg;
