@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("db", 3),
     ("pgtools", 3),
     ("remote", 3),
+    ("tool_secrets", 3),
     ("events", 4),
     ("cli", 4),
     ("ops", 5),

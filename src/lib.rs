@@ -26,6 +26,7 @@ pub mod process;
 pub mod remote;
 pub mod replconf;
 pub mod shutdown;
+pub mod tool_secrets;
 
 #[cfg(test)]
 mod layering;

@@ -529,9 +529,8 @@ fn prefer_falls_back_to_plaintext_when_the_handshake_fails() {
         .assert_stderr_contains("certificate verify failed");
 }
 
-#[test]
-fn an_encrypted_client_key_needs_its_sslpassword() {
-    let pki = make_pki();
+/// Our client key, encrypted with the passphrase "opensesame" (0600).
+fn encrypted_client_key(pki: &Pki) -> std::path::PathBuf {
     let dir = pki.client_key.parent().unwrap().to_path_buf();
     let enc = dir.join("client-enc.key");
     openssl(
@@ -549,6 +548,13 @@ fn an_encrypted_client_key_needs_its_sslpassword() {
     );
     chown_to_user(&enc);
     chmod(&enc, 0o600);
+    enc
+}
+
+#[test]
+fn an_encrypted_client_key_needs_its_sslpassword() {
+    let pki = make_pki();
+    let enc = encrypted_client_key(&pki);
     let ssl = format!(
         "sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
         pki.ca.display(),
@@ -570,6 +576,35 @@ fn an_encrypted_client_key_needs_its_sslpassword() {
     r.assert_success();
     assert!(!r.stderr.contains("opensesame") && !r.stdout.contains("opensesame"));
     all_sessions_encrypted(&node.pg, "repmgr");
+}
+
+/// pg_basebackup gets the key's passphrase from a service file of its own,
+/// never on its command line (nor in the log of the command): the clone
+/// of a server that takes only certificates works with an encrypted key.
+#[test]
+fn a_clone_with_an_encrypted_key_hands_pg_basebackup_its_sslpassword() {
+    let pki = make_pki();
+    let enc = encrypted_client_key(&pki);
+    let ssl = format!(
+        "sslmode=verify-full sslrootcert={} sslcert={} sslkey={} sslpassword=opensesame",
+        pki.ca.display(),
+        pki.client_crt.display(),
+        enc.display()
+    );
+    let primary = tls_node("node1", 1, &pki, "127.0.0.1", &ssl);
+    primary.repmgr(&["primary", "register"]).assert_success();
+    let pg = PgNode::empty("node2");
+    let ci = conninfo("127.0.0.1", &pg, &ssl);
+    let standby = node_with(pg, 2, &ci);
+    let source = conninfo("127.0.0.1", &primary.pg, &ssl);
+    let r = standby.repmgr(&["-d", &source, "--log-level=INFO", "standby", "clone"]);
+    r.assert_success();
+    assert!(
+        r.stderr.contains("executing:") && !r.stderr.contains("opensesame"),
+        "the logged pg_basebackup command line:\n{}",
+        r.stderr
+    );
+    assert!(standby.pg.datadir.join("PG_VERSION").exists());
 }
 
 #[test]

@@ -147,7 +147,7 @@ fn run_pg_rewind(
     primary: &NodeRecord,
     datadir: &Path,
 ) -> Result<process::Output> {
-    let cmd = pg_rewind_command(pg_rewind, primary, datadir)?;
+    let (cmd, _service_file) = pg_rewind_command(pg_rewind, primary, datadir)?;
     crate::log_notice!("executing pg_rewind with source node {}", primary);
     crate::log_detail!("{}", process::display_command(&cmd));
     let shown = process::display_command(&cmd);
@@ -177,14 +177,18 @@ fn run_pg_rewind(
     })
 }
 
-/// The pg_rewind invocation. The password goes in the child's environment,
-/// never on its command line (any user can read that in ps) nor in the
-/// logged command.
+/// The pg_rewind invocation. The password goes in the child's environment
+/// and sslpassword in a service file of its own (kept until pg_rewind has
+/// run), never on its command line (any user can read that in ps) nor in
+/// the logged command.
 fn pg_rewind_command(
     pg_rewind: &Path,
     primary: &NodeRecord,
     datadir: &Path,
-) -> Result<std::process::Command> {
+) -> Result<(
+    std::process::Command,
+    Option<crate::tool_secrets::ServiceFile>,
+)> {
     let mut source = crate::conninfo::ConnInfo::parse(&primary.conninfo).map_err(|e| {
         Error::new(
             ExitCode::RejoinFail,
@@ -194,6 +198,8 @@ fn pg_rewind_command(
     })?;
     let password = source.remove("password");
     let mut cmd = std::process::Command::new(pg_rewind);
+    let service_file = crate::tool_secrets::hand_sslpassword(&mut source, &mut cmd, "pg_rewind")
+        .map_err(|e| e.with_code(ExitCode::RejoinFail))?;
     cmd.arg("-D")
         .arg(datadir)
         .arg(format!("--source-server={source}"))
@@ -201,7 +207,7 @@ fn pg_rewind_command(
     if let Some(p) = password {
         cmd.env("PGPASSWORD", p);
     }
-    Ok(cmd)
+    Ok((cmd, service_file))
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
@@ -282,7 +288,7 @@ mod tests {
             slot_name: None,
             config_file: String::new(),
         };
-        let cmd =
+        let (cmd, _) =
             pg_rewind_command(Path::new("/bin/pg_rewind"), &primary, Path::new("/d")).unwrap();
         let line = process::display_command(&cmd);
         assert!(!line.contains("s3cret"), "{line}");
@@ -295,6 +301,28 @@ mod tests {
             std::ffi::OsStr::new("PGPASSWORD"),
             Some(std::ffi::OsStr::new("s3cret"))
         )));
+
+        // sslpassword: in a service file of its own, never on the line.
+        let primary = NodeRecord {
+            conninfo: "host=db1 user=repmgr sslkey=/k sslpassword=k3y dbname=repmgr".into(),
+            ..primary
+        };
+        let (cmd, file) =
+            pg_rewind_command(Path::new("/bin/pg_rewind"), &primary, Path::new("/d")).unwrap();
+        let line = process::display_command(&cmd);
+        assert!(!line.contains("k3y"), "{line}");
+        let file = file.expect("a service file for sslpassword");
+        let path = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "PGSERVICEFILE")
+            .and_then(|(_, v)| v)
+            .map(std::path::PathBuf::from)
+            .unwrap();
+        assert!(fs::read_to_string(&path)
+            .unwrap()
+            .contains("sslpassword=k3y"));
+        drop(file);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -38,14 +38,9 @@ pub fn command(
     }
     let mut extra = ConnInfo::default();
     for (k, v) in rci.iter() {
-        if k == "sslpassword" {
-            // libpq reads it from nowhere but the conninfo, and a command
-            // line is visible to every user of the machine.
-            crate::log_warning!(
-                "sslpassword is not passed to pg_basebackup (it would be on its command line)"
-            );
-            crate::log_hint!("give pg_basebackup an unencrypted sslkey (mode 0600)");
-        } else if !PLAIN_KEYS.contains(&k) {
+        // sslpassword never on the command line (every user of the
+        // machine can read that): see [`hand_secrets`].
+        if k != "sslpassword" && !PLAIN_KEYS.contains(&k) {
             extra.set(k, v);
         }
     }
@@ -83,6 +78,18 @@ pub fn command(
         cmd.env("PGPASSWORD", p);
     }
     cmd
+}
+
+/// Hands `ci`'s sslpassword to the [`command`] built from it, through a
+/// service file of its own: keep the returned file until pg_basebackup has
+/// run.
+pub fn hand_secrets(
+    ci: &ConnInfo,
+    cmd: &mut std::process::Command,
+) -> Result<Option<crate::tool_secrets::ServiceFile>> {
+    let mut ci = ci.clone();
+    crate::tool_secrets::hand_sslpassword(&mut ci, cmd, "pg_basebackup")
+        .map_err(|e| e.with_code(ExitCode::BadBasebackup))
 }
 
 /// Runs pg_basebackup into `target` (which exists and is empty); exit 14

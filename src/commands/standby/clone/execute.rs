@@ -93,15 +93,17 @@ fn copy(ctx: &Ctx, plan: &mut ClonePlan, progress: bool) -> Result<()> {
     let o = &ctx.opts;
     match plan.method {
         Method::Basebackup => {
-            let cmd = basebackup::command(
+            let ci = with_replication_user(ctx, &plan.source.ci);
+            let mut cmd = basebackup::command(
                 &plan.bin,
                 cfg,
-                &with_replication_user(ctx, &plan.source.ci),
+                &ci,
                 &plan.target,
                 o.fast_checkpoint,
                 plan.slot.as_deref(),
                 progress,
             );
+            let _service_file = basebackup::hand_secrets(&ci, &mut cmd)?;
             basebackup::run(cmd, &plan.target, progress).and_then(|_| {
                 if o.verify_backup {
                     basebackup::verify(&plan.bin, &plan.target)
