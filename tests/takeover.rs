@@ -300,3 +300,85 @@ fn repmgr5s_functions_answer_on_a_schema_we_created() {
         "{shown}"
     );
 }
+
+/// Our switchover on a cluster still monitored by repmgr 5's repmgrd on a
+/// standby: that repmgrd gets its own pause flag (its extension's shared
+/// memory) for the switchover, as repmgr 5's switchover sets it, and it is
+/// lifted afterwards. (Before, only our flag was set: a repmgr 5 repmgrd
+/// with automatic failover saw the primary stop and could promote beside
+/// the switchover.)
+#[test]
+fn our_switchover_pauses_repmgr5s_repmgrd_for_its_duration() {
+    repmgr5("repmgr");
+    let sshd = crate::harness::Sshd::start();
+    let conf = format!(
+        "monitor_interval_secs=1\nreconnect_attempts=3\nreconnect_interval=1\nlog_level=INFO\nfailover=manual\nssh_options='{}'",
+        sshd.ssh_options()
+    );
+    let preload = "shared_preload_libraries = 'repmgr'";
+    let primary = Node::configure(PgNode::builder("node1").conf(preload).start(), 1, &conf);
+    run5(&primary, &["primary", "register"]).assert_success();
+    let mut nodes = vec![primary];
+    for id in 2..=3 {
+        let pg = PgNode::standby_of_builder(&format!("node{id}"))
+            .conf(preload)
+            .standby_of(&nodes[0].pg);
+        let s = Node::configure(pg, id, &conf);
+        run5(&s, &["standby", "register"]).assert_success();
+        wait_attached(&nodes[0], &s);
+        nodes.push(s);
+    }
+    wait_all_replayed(&nodes);
+    let _old = repmgrd5(&nodes[2]);
+    let paused = "SELECT repmgr.repmgrd_is_paused()::text";
+    poll_until(Duration::from_secs(30), "repmgr 5's repmgrd seen", || {
+        nodes[2]
+            .pg
+            .try_query_one_string("SELECT repmgr.repmgrd_is_running()::text")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("true")
+    });
+    // Watches node3's flag while the switchover runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let (sockdir, port) = (nodes[2].pg.sockdir.clone(), nodes[2].pg.port);
+    let watcher = std::thread::spawn(move || {
+        let mut seen = false;
+        let mut conn = None;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if conn.is_none() {
+                conn = postgres::Config::new()
+                    .host_path(&sockdir)
+                    .port(port)
+                    .user("postgres")
+                    .dbname("postgres")
+                    .connect_timeout(Duration::from_secs(1))
+                    .connect(postgres::NoTls)
+                    .ok();
+            }
+            if let Some(c) = conn.as_mut() {
+                match c.query_one(paused, &[]) {
+                    Ok(row) => seen |= row.get::<_, String>(0) == "true",
+                    Err(_) => conn = None,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    });
+    let r = nodes[1].repmgr(&["standby", "switchover", "--siblings-follow"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap_or(false);
+    r.assert_success()
+        .assert_stderr_contains("repmgr 5's repmgrd on node \"node3\" (ID: 3) paused")
+        .assert_stderr_contains("repmgr 5's repmgrd on node \"node3\" (ID: 3) unpaused");
+    assert!(
+        seen,
+        "node3's repmgr 5 flag was never seen set\n{}",
+        r.stderr
+    );
+    assert_eq!(nodes[2].query(paused), "false", "left paused");
+    assert!(!nodes[1].pg.is_in_recovery(), "node2 is the primary");
+}

@@ -50,14 +50,73 @@ pub fn switchover(ctx: &Ctx) -> Result<()> {
         print_plan(ctx, cfg, &plan, pause);
         return Ok(());
     }
+    let mut legacy = Vec::new();
     if pause {
         pause_repmgrd(&mut pconn, &plan.all_ids, true)?;
+        legacy = pause_legacy(&mut pconn);
     }
     let result = run_switchover(ctx, cfg, &ssh, &plan, pconn, local, started);
     if pause {
         unpause_after(ctx, cfg, &plan);
+        unpause_legacy(&legacy);
     }
     result
+}
+
+/// On a cluster taken over from repmgr 5 node by node, the nodes whose
+/// repmgr 5 repmgrd still runs get its own pause flag (in its extension's
+/// shared memory, on each node) for the switchover, as repmgr 5's
+/// switchover sets it: that repmgrd would otherwise see the primary go
+/// away and fail over beside ours. Only where the primary loads the
+/// extension (nothing else can run such a repmgrd); a node already paused
+/// is left as it is. Returns the nodes paused here.
+fn pause_legacy(pconn: &mut Session) -> Vec<db::nodes::NodeRecord> {
+    if !matches!(db::takeover::extension_loaded(pconn), Ok(true)) {
+        return Vec::new();
+    }
+    let Ok(nodes) = db::nodes::all(pconn) else {
+        return Vec::new();
+    };
+    let mut paused = Vec::new();
+    for mut r in crate::commands::reach_all(&nodes) {
+        let Some(c) = r.conn.as_mut() else { continue };
+        match db::takeover::legacy_daemon(c) {
+            Ok(Some(d)) if d.running && !d.paused => {}
+            _ => continue,
+        }
+        match db::takeover::legacy_pause(c, true) {
+            Ok(true) => {
+                crate::log_notice!("repmgr 5's repmgrd on node {} paused", r.node);
+                paused.push(r.node);
+            }
+            Ok(false) => {}
+            Err(e) => crate::log_warning!(
+                "unable to pause repmgr 5's repmgrd on node {}: {}",
+                r.node,
+                e.reason()
+            ),
+        }
+    }
+    paused
+}
+
+/// Lifts the pause [`pause_legacy`] set (a node restarted meanwhile has
+/// lost it with its shared memory already).
+fn unpause_legacy(nodes: &[db::nodes::NodeRecord]) {
+    for n in nodes {
+        let done = crate::commands::connect_record(n)
+            .and_then(|mut c| db::takeover::legacy_pause(&mut c, false));
+        match done {
+            Ok(_) => crate::log_notice!("repmgr 5's repmgrd on node {n} unpaused"),
+            Err(e) => {
+                crate::log_warning!(
+                    "unable to unpause repmgr 5's repmgrd on node {n}: {}",
+                    e.reason()
+                );
+                crate::log_hint!("run \"repmgr service unpause\"");
+            }
+        }
+    }
 }
 
 /// repmgr's -S/--superuser check: the superuser must connect to this node
