@@ -45,6 +45,8 @@ mod races;
 mod hung_fence;
 // A voter's repmgrd restarted or down: its start-up quarantine (issue 11).
 mod quarantine;
+// A standby streaming from a superseded (zombie) primary ends that stream (issue 11).
+mod zombie_stream;
 // Synchronous replication under a partition and under pgbench load (issue 11).
 mod sync_faults;
 // Nodes of an earlier history: a fenced, inactive old primary back after a

@@ -204,3 +204,34 @@ pub fn set_wal_receiver_enabled(c: &mut impl Sql, enabled: bool) -> Result<()> {
         .map_err(|e| query_error("reloading the configuration", &e))?;
     Ok(())
 }
+
+/// The host and port the WAL receiver streams from, when it streams.
+pub fn wal_receiver_sender(c: &mut impl Sql) -> Result<Option<(String, i32)>> {
+    let row = c
+        .query_opt(
+            "SELECT sender_host, sender_port FROM pg_catalog.pg_stat_wal_receiver
+              WHERE status = 'streaming'",
+            &[],
+        )
+        .map_err(|e| query_error("reading pg_stat_wal_receiver", &e))?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let host: Option<String> = r.val(0)?;
+    let port: Option<i32> = r.val(1)?;
+    Ok(host.zip(port))
+}
+
+/// Ends the WAL receiver's stream for good (repmgrd, on a standby that
+/// streams from a superseded node): `primary_conninfo` becomes empty in
+/// postgresql.auto.conf and the configuration is reloaded. From PostgreSQL
+/// 13 on the startup process ends a running receiver when primary_conninfo
+/// changes, and starts none while it is empty, through restarts too; a
+/// later follow or rejoin writes it anew.
+pub fn clear_primary_conninfo(c: &mut impl Sql) -> Result<()> {
+    c.batch_execute("ALTER SYSTEM SET primary_conninfo = ''")
+        .map_err(|e| query_error("clearing primary_conninfo (ALTER SYSTEM)", &e))?;
+    c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
+        .map_err(|e| query_error("reloading the configuration", &e))?;
+    Ok(())
+}

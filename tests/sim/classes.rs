@@ -26,6 +26,7 @@ pub fn build(class: Class, seed: u64, safety: Safety) -> Schedule {
         Class::HungPrimary => hung_primary(seed, &mut rng, safety),
         Class::RestartedPromiser => restarted_promiser(seed, &mut rng, safety),
         Class::ZombiePrimary => zombie_primary(seed, &mut rng, safety),
+        Class::SupersededStream => superseded_stream(seed, &mut rng, safety),
         Class::SyncSplit | Class::Random => sync_split(seed, &mut rng, safety),
     }
 }
@@ -476,5 +477,48 @@ fn zombie_primary(seed: u64, rng: &mut Rng, safety: Safety) -> Schedule {
         crash + rng.range(20_000, 25_000),
         shape,
         Class::ZombiePrimary,
+    )
+}
+
+/// Three nodes, `ANY 1 (node2, node3)`: node1's repmgrd crashes, then its
+/// server hangs (every process stopped). node2 or node3 is promoted; at
+/// that moment node1's server resumes (a paused host, an old primary
+/// restarted without repmgrd), and the links between the two standbys
+/// slow down for a while, so that the other standby's WAL receiver,
+/// still pointed at node1, takes node1's new commits (and acknowledges
+/// them) before the new primary's heartbeat reaches it. Its follow then
+/// fails (its timeline diverged) and its server streams on from node1,
+/// a zombie no repmgrd fences until the faults are over: only the rule
+/// that ends a stream from a superseded node stops it acknowledging
+/// commits the new primary never has.
+fn superseded_stream(seed: u64, rng: &mut Rng, safety: Safety) -> Schedule {
+    let shape = Shape::Three;
+    let kinds = kinds(shape);
+    let hosts = hosts(&kinds, &[100; 3], rng, safety, keep);
+    let mut world = world(seed, hosts, "ANY 1 (node2, node3)".to_string());
+    let at = rng.range(15_000, 30_000);
+    world.fault_at(at, Fault::CrashDaemon(1));
+    let pause = at + rng.range(500, 1_500);
+    world.fault_at(pause, Fault::PausePostmaster(1));
+    let slow = rng.range(400, 800);
+    let heal = rng.range(2_000, 4_000);
+    world.triggers.push(Trigger {
+        when: When::Promotion,
+        faults: Box::new(move |who| {
+            let other = if who == 2 { 3 } else { 2 };
+            vec![
+                (0, Fault::ResumePostmaster(1)),
+                (0, Fault::Delay(who, other, slow)),
+                (0, Fault::Delay(other, who, slow)),
+                (heal, Fault::Delay(who, other, 0)),
+                (heal, Fault::Delay(other, who, 0)),
+            ]
+        }),
+    });
+    finish(
+        world,
+        pause + rng.range(35_000, 45_000),
+        shape,
+        Class::SupersededStream,
     )
 }

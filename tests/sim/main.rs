@@ -223,6 +223,12 @@ const RULES: &[Rule] = &[
         off: |s| s.follow_checks = false,
     },
     Rule {
+        key: "superseded_stream",
+        what: "ending a standby's stream from a superseded node (a zombie primary)",
+        class: Some(Class::SupersededStream),
+        off: |s| s.superseded_stream = false,
+    },
+    Rule {
         key: "quarantine",
         what: "the start-up quarantine of a restarted voter",
         class: Some(Class::RestartedPromiser),

@@ -101,12 +101,17 @@ pub enum Class {
     /// the newer one fails: only skipping inactive, fenced and lower-term
     /// nodes lets the standbys follow the next primary, not chase it.
     ZombiePrimary,
+    /// The old primary, without repmgrd, resumes right after a promotion
+    /// and feeds a standby WAL past the fork before it follows: its
+    /// follow fails (diverged), and only ending that stream keeps it from
+    /// acknowledging the zombie's synchronous commits for good.
+    SupersededStream,
 }
 
 pub const CLASS_EVERY: u64 = 50;
 
 /// Each targeted class and its seeds' remainder modulo [`CLASS_EVERY`].
-pub const TARGETED: [(Class, u64); 12] = [
+pub const TARGETED: [(Class, u64); 13] = [
     (Class::LatePromise, 6),
     (Class::EvenSplit, 12),
     (Class::SyncSplit, 18),
@@ -119,6 +124,7 @@ pub const TARGETED: [(Class, u64); 12] = [
     (Class::HungPrimary, 49),
     (Class::RestartedPromiser, 3),
     (Class::ZombiePrimary, 9),
+    (Class::SupersededStream, 27),
 ];
 
 pub fn class_of(seed: u64) -> Class {

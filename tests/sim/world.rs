@@ -129,6 +129,9 @@ pub struct World {
     pub expect_following: Option<(Vec<Id>, &'static str)>,
     /// Who was promoted in each term.
     promoted_in: BTreeMap<Term, Id>,
+    /// Since when each standby's server has streamed from a node that a
+    /// term its repmgrd knows superseded (invariant (f)).
+    superseded_stream_since: BTreeMap<Id, u64>,
 }
 
 impl World {
@@ -159,6 +162,7 @@ impl World {
             expect_running: Vec::new(),
             expect_following: None,
             promoted_in: BTreeMap::new(),
+            superseded_stream_since: BTreeMap::new(),
         };
         w.at(0, Ev::Client);
         w.at(0, Ev::Replicate);
@@ -302,6 +306,7 @@ impl World {
             }
             Ev::Replicate => {
                 self.replicate();
+                self.check_superseded_streams();
                 self.at(self.g + REPLICATE_EVERY, Ev::Replicate);
             }
         }
@@ -483,6 +488,16 @@ impl World {
                 if !h.pg.running {
                     h.pg.standby_signal = true;
                     h.pg.upstream = Some(target);
+                }
+            }
+            Action::EndStream { from, .. } => {
+                // ALTER SYSTEM SET primary_conninfo = '' and a reload: the
+                // receiver ends and starts no more. (The driver does it
+                // only while the receiver still streams from `from`.)
+                let h = &mut self.hosts[i];
+                if h.pg_up() && h.pg.recovery && h.pg.streaming && h.pg.upstream == Some(from) {
+                    h.pg.upstream = None;
+                    h.pg.streaming = false;
                 }
             }
             Action::Persist(p) => self.hosts[i].durable = p,

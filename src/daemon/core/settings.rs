@@ -101,6 +101,10 @@ pub struct Safety {
     /// A repmgrd that starts (or whose server comes back) grants no vote
     /// for its quarantine: promises it made before are not remembered.
     pub quarantine: bool,
+    /// A standby whose server streams from a node that a newer term
+    /// superseded (a zombie primary: its follow of the new primary failed,
+    /// its timeline diverged) ends that stream and keeps it ended.
+    pub superseded_stream: bool,
 }
 
 impl Default for Safety {
@@ -119,6 +123,7 @@ impl Default for Safety {
             kill_hung: true,
             follow_checks: true,
             quarantine: true,
+            superseded_stream: true,
         }
     }
 }

@@ -43,6 +43,10 @@ pub(super) struct Standby {
     /// Since when no round has shown a writable primary.
     no_primary_since: Option<Time>,
     local_was_down: bool,
+    /// The local WAL receiver streams from this superseded node, since
+    /// then; and the node whose stream this standby ended (reported once).
+    superseded_stream: Option<(NodeId, Time)>,
+    stream_ended: Option<NodeId>,
     /// Set when this standby's promotion completed: the core makes it the
     /// role in force.
     pub(super) promoted: Option<Box<Primary>>,
@@ -132,6 +136,8 @@ impl Standby {
             seen_term: 0,
             no_primary_since: None,
             local_was_down: false,
+            superseded_stream: None,
+            stream_ended: None,
             promoted: None,
         }
     }
@@ -239,6 +245,7 @@ impl Standby {
                 None,
             );
         }
+        self.end_superseded_stream(core, now, f);
         if self.after_preparation(core, now, f) {
             return;
         }

@@ -443,6 +443,16 @@ pub enum Action {
     PrepareAsStandby {
         target: NodeId,
     },
+    /// The local standby's WAL receiver streams from `from`, which a
+    /// primary of term `term` superseded: its `primary_conninfo` becomes
+    /// empty (ALTER SYSTEM, then a reload), so the receiver ends and does
+    /// not connect again, through restarts too, until the node is
+    /// rejoined or follows anew (which write `primary_conninfo`). Done
+    /// before the next input, bounded by the local connection's deadline.
+    EndStream {
+        from: NodeId,
+        term: Term,
+    },
     /// Write the durable state (fsync) now, before anything else.
     Persist(Persisted),
     /// Answer a peer request.

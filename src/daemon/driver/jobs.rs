@@ -115,6 +115,47 @@ impl Driver {
         }
     }
 
+    /// The core found the local WAL receiver streaming from `from`, which
+    /// term `term` superseded: unless it streams from another node by
+    /// now (a follow job that ran meanwhile re-pointed it), clear
+    /// primary_conninfo and reload (each statement bounded by the local
+    /// connection's deadline), then end a receiver still running after a
+    /// moment (an auxiliary process: pg_terminate_backend refuses it;
+    /// repmgrd runs on the server's host as its user). The core repeats
+    /// this each cycle while it streams.
+    pub(super) fn end_stream(&mut self, from: NodeId, term: Term) {
+        let Some(c) = self.local.as_mut() else {
+            return;
+        };
+        let now_from = match db::server::wal_receiver_sender(c) {
+            Ok(Some((host, port))) => {
+                super::observe::sender_node(&self.nodes, Some(&host), Some(port))
+            }
+            Ok(None) => return,
+            Err(e) => {
+                crate::log_warning!("unable to read the WAL receiver: {}", e.reason());
+                return;
+            }
+        };
+        if now_from != Some(from) {
+            return;
+        }
+        if let Err(e) = db::server::clear_primary_conninfo(c) {
+            crate::log_warning!(
+                "unable to end the WAL stream from node {from} (superseded in term {term}): {}",
+                e.reason()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if let Ok(Some(pid)) = db::server::wal_receiver_pid(c) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+
     fn server_version(&mut self) -> i32 {
         self.local
             .as_mut()

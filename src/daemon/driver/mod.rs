@@ -491,6 +491,7 @@ impl Driver {
                 | Action::Unfence { .. }
                 | Action::Rejoin { .. } => self.job(a),
                 Action::PrepareAsStandby { target } => self.prepare_as_standby(target),
+                Action::EndStream { from, term } => self.end_stream(from, term),
                 Action::Persist(_) | Action::Reply { .. } => {}
                 Action::WriteStatus { upstream } => self.write_status(upstream),
                 Action::SetActive { active } => self.set_active(active),

@@ -54,6 +54,61 @@ impl World {
         }
     }
 
+    /// Invariant (f): a standby's server does not stream from a node that
+    /// a newer term superseded, once its repmgrd knows of that term (its
+    /// durable known term is above the sender's, and the primary of it
+    /// is another node), for longer than the rule takes to end the
+    /// stream: a receiver window, a few monitoring cycles and a local
+    /// operation. Such a stream feeds a zombie primary (its synchronous
+    /// commits are acknowledged, and the cluster's primary never has
+    /// them) and takes the standby ever further from the primary.
+    pub(super) fn check_superseded_streams(&mut self) {
+        let mut found = None;
+        for h in &self.hosts {
+            let sender =
+                h.pg.upstream
+                    .filter(|_| h.pg.recovery && h.pg.streaming && h.pg_up() && h.daemon_alive());
+            let superseded = sender.is_some_and(|u| {
+                let up = &self.hosts[self.idx(u)];
+                h.durable.known_term > up.pg.voting_term && h.durable.known_primary != Some(u)
+            });
+            if !superseded {
+                self.superseded_stream_since.remove(&h.id);
+                continue;
+            }
+            let since = *self.superseded_stream_since.entry(h.id).or_insert(self.g);
+            let s = &h.settings;
+            let bound =
+                2 * s.monitor_interval_ms + 1_000 + 3 * s.monitor_interval_ms + 2 * FENCE_OP_MAX;
+            if found.is_none() && self.g.saturating_sub(since) > bound {
+                found = Some((
+                    h.id,
+                    sender.unwrap_or_default(),
+                    h.durable.known_term,
+                    self.g - since,
+                    h.pg.voting_term,
+                ));
+            }
+        }
+        let Some((id, from, term, ms, copy)) = found else {
+            return;
+        };
+        // What the stream let the zombie acknowledge that the newest
+        // writer does not have.
+        let newest = self
+            .hosts
+            .iter()
+            .filter(|h| h.takes_writes())
+            .max_by_key(|h| (h.pg.voting_term, h.pg.tli));
+        let lost = newest.map_or(0, |n| {
+            self.acked.iter().filter(|r| !n.pg.wal.contains(r)).count()
+        });
+        self.violation(format!(
+            "node{id}'s server streams from node{from}, superseded in term {term} as its repmgrd knows (its own copy has term {copy}), for {ms} ms ({lost} acknowledged commits the newest primary lacks)"
+        ));
+        self.superseded_stream_since.clear();
+    }
+
     /// Invariant (a): two nodes take writes at once only while the older
     /// one is within the bound after its repmgrd (or server) came back.
     pub(super) fn check_one_writer(&mut self, writers: &[usize]) {

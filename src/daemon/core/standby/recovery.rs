@@ -180,6 +180,85 @@ impl Standby {
     }
 }
 
+impl Standby {
+    /// The node the local WAL receiver streams from, when a newer term
+    /// superseded it: this repmgrd knows a primary of a term above the
+    /// local server's `voting_term` (which replicates from its upstream:
+    /// a cascading upstream standby of the current timeline, or the
+    /// primary itself, brings the current term), and that primary is
+    /// another node. (The term row arrives a moment after a follow: the
+    /// caller waits `receiver_window` before acting on it.)
+    fn superseded_sender(&self, core: &Ctx, f: &LocalFacts) -> Option<NodeId> {
+        let d = &core.book.durable;
+        let r = f.receiver?;
+        let sender = r.sender?;
+        let fresh = r.streaming && r.last_msg_age <= receiver_window(&core.s);
+        let superseded = d.known_term > f.voting_term
+            && d.known_primary.is_some_and(|p| p != sender)
+            && sender != core.s.node_id;
+        (fresh && superseded).then_some(sender)
+    }
+
+    /// A standby's server that streams from a superseded node (a zombie
+    /// primary that came back: a paused host resumed, an old primary
+    /// restarted without repmgrd) feeds it: its acknowledgements let the
+    /// zombie confirm synchronous commits the cluster's primary never
+    /// has, and this node diverges further. This happens when a follow of
+    /// the new primary failed (this node had WAL past its fork) while the
+    /// old stream went on. The stream is ended and kept ended
+    /// ([`Action::EndStream`], repeated every cycle while it streams);
+    /// the operator rewinds the node (`repmgr node rejoin
+    /// --force-rewind`). A follow may run meanwhile (a degraded standby
+    /// tries the new primary again at each of its heartbeats): the driver
+    /// ends the stream only if it still comes from that node.
+    pub(super) fn end_superseded_stream(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
+        if !core.s.safety.superseded_stream {
+            return;
+        }
+        let Some(sender) = self.superseded_sender(core, f) else {
+            self.superseded_stream = None;
+            if f.receiver.is_some_and(|r| r.streaming) {
+                self.stream_ended = None;
+            }
+            return;
+        };
+        let since = match self.superseded_stream {
+            Some((s, t)) if s == sender => t,
+            _ => {
+                self.superseded_stream = Some((sender, now));
+                now
+            }
+        };
+        if now.since(since) < receiver_window(&core.s) {
+            return;
+        }
+        let d = core.book.durable;
+        let term = d.known_term;
+        if self.stream_ended != Some(sender) {
+            self.stream_ended = Some(sender);
+            let primary = d
+                .known_primary
+                .and_then(|p| core.node(p))
+                .map_or_else(|| "another node".to_string(), |p| format!("node {p}"));
+            let from = core
+                .node(sender)
+                .map_or_else(|| format!("node {sender}"), |n| format!("node {n}"));
+            let details = format!(
+                "the WAL receiver of node {} streams from {from}, superseded by {primary} in term {term}: ending the stream (primary_conninfo cleared); run \"repmgr node rejoin --force-rewind\" to make it a standby of the primary",
+                core.me()
+            );
+            core.log(Level::Warning, details.clone());
+            core.event_on(
+                d.known_primary.unwrap_or(sender),
+                "repmgrd_superseded_stream_ended",
+                true,
+                details,
+            );
+        }
+        core.out.push(Action::EndStream { from: sender, term });
+    }
+}
+
 #[cfg(test)]
 impl Standby {
     /// The phase's name, for the phase tests.

@@ -435,3 +435,132 @@ fn standby_transitions() {
         },
     ]);
 }
+
+fn ended(a: &Action) -> bool {
+    matches!(a, Action::EndStream { .. })
+}
+
+/// The local WAL receiver streams from `from` (fresh), the local copy of
+/// the metadata carrying `term`.
+fn streams_from(w: &mut World, from: NodeId, term: Term) {
+    let f = w.local.as_mut().expect("local");
+    f.receiver = Some(Receiver {
+        sender: Some(from),
+        streaming: true,
+        last_msg_age: 0,
+    });
+    f.voting_term = term;
+}
+
+#[test]
+fn superseded_streams() {
+    run_table(vec![
+        Case {
+            name: "degraded, the follow failed: the receiver streams from node 1, superseded in term 2: the stream is ended, with an event naming the rejoin",
+            setup: standby_2,
+            beats: vec![
+                (12_000, Set(|w| {
+                    primary_fails(w);
+                    w.cut(3);
+                })),
+                (5_000, Reach("standby/degraded")),
+                (0, Set(|w| {
+                    node_3_promoted(w);
+                    w.follow = Err("this node cannot follow: its timeline diverged".into());
+                })),
+                (0, Feed(heartbeat_from_3(2))),
+                (1_000, Reach("standby/degraded")),
+                // node 1 resumes without repmgrd; node 2's server, still
+                // pointed at it, streams from it again (term 1).
+                (0, Set(|w| {
+                    w.checks.insert(1, Some(false));
+                    streams_from(w, 1, 1);
+                })),
+                // Not before the receiver window (3 s): a term row may
+                // still be on its way.
+                (2_500, NotSaw("an early end", ended)),
+                (2_000, Saw("the stream ended", |a| {
+                    matches!(a, Action::EndStream { from: 1, term: 2 })
+                })),
+                (0, Saw("the event", |a| event(a, "repmgrd_superseded_stream_ended"))),
+                (0, Saw("what to run", |a| logged(a, "repmgr node rejoin --force-rewind"))),
+                // Ended (the receiver is gone): nothing more.
+                (3_000, NotSaw("another end", ended)),
+            ],
+        },
+        Case {
+            name: "a receiver that comes back on the superseded node is ended again",
+            setup: standby_2,
+            beats: vec![
+                (12_000, Set(|w| {
+                    primary_fails(w);
+                    w.cut(3);
+                })),
+                (5_000, Reach("standby/degraded")),
+                (0, Set(|w| {
+                    node_3_promoted(w);
+                    w.follow = Err("this node cannot follow: its timeline diverged".into());
+                })),
+                (0, Feed(heartbeat_from_3(2))),
+                (1_000, Set(|w| streams_from(w, 1, 1))),
+                (5_000, Saw("the stream ended", ended)),
+                (0, Set(|w| streams_from(w, 1, 1))),
+                (5_000, Saw("ended again", ended)),
+            ],
+        },
+        Case {
+            name: "no end: the receiver streams from the primary of the known term",
+            setup: standby_2,
+            beats: vec![
+                (12_000, Set(|w| {
+                    primary_fails(w);
+                    w.cut(3);
+                })),
+                (5_000, Reach("standby/degraded")),
+                (0, Set(node_3_promoted)),
+                (0, Feed(heartbeat_from_3(2))),
+                // Followed; the term row is not replayed yet.
+                (0, Set(|w| streams_from(w, 3, 1))),
+                (10_000, NotSaw("an end", ended)),
+                (0, Is("standby/healthy")),
+            ],
+        },
+        Case {
+            name: "no end: a cascading upstream standby of the current term",
+            setup: || {
+                let mut s = cascaded_3();
+                s.durable = Persisted {
+                    known_term: 2,
+                    known_primary: Some(1),
+                    ..heard_primary_1()
+                };
+                // node 3 streams from standby 2, whose copy has term 2.
+                streams_from(&mut s.world, 2, 2);
+                s
+            },
+            beats: vec![(10_000, NotSaw("an end", ended)), (0, Is("standby/healthy"))],
+        },
+        Case {
+            name: "switched off (the simulation's self-test only): the stream from the superseded node goes on",
+            setup: || {
+                let mut s = standby_2();
+                s.s.safety.superseded_stream = false;
+                s
+            },
+            beats: vec![
+                (12_000, Set(|w| {
+                    primary_fails(w);
+                    w.cut(3);
+                })),
+                (5_000, Reach("standby/degraded")),
+                (0, Set(|w| {
+                    node_3_promoted(w);
+                    w.follow = Err("this node cannot follow: its timeline diverged".into());
+                })),
+                (0, Feed(heartbeat_from_3(2))),
+                (1_000, Set(|w| streams_from(w, 1, 1))),
+                (10_000, NotSaw("an end", ended)),
+            ],
+        },
+    ]);
+}

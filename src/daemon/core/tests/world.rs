@@ -256,6 +256,13 @@ impl Run {
             | Action::Fence { .. }
             | Action::Unfence { .. }
             | Action::Rejoin { .. } => (self.world.lag.job, Due::Job(a.clone())),
+            // primary_conninfo cleared: the receiver is gone.
+            Action::EndStream { .. } => {
+                if let Some(f) = &mut self.world.local {
+                    f.receiver = None;
+                }
+                return;
+            }
             _ => return,
         };
         self.due.push_back((self.now + lag, due));
