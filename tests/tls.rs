@@ -337,6 +337,17 @@ fn a_client_key_others_can_read_is_refused() {
 
 #[test]
 fn clone_over_tls_streams_over_tls() {
+    clone_over_tls(&[]);
+}
+
+/// The rsync clone: its backup is started and stopped on the upstream
+/// over a TLS session, and the standby it makes streams over TLS.
+#[test]
+fn rsync_clone_over_tls_streams_over_tls() {
+    clone_over_tls(&["--rsync-only"]);
+}
+
+fn clone_over_tls(method: &[&str]) {
     let pki = make_pki();
     let primary = tls_node("node1", 1, &pki, "127.0.0.1", &pki.client("verify-full"));
     primary.repmgr(&["primary", "register"]).assert_success();
@@ -344,9 +355,9 @@ fn clone_over_tls_streams_over_tls() {
     let ci = conninfo("127.0.0.1", &pg, &pki.client("verify-full"));
     let standby = node_with(pg, 2, &ci);
     let source = conninfo("127.0.0.1", &primary.pg, &pki.client("verify-full"));
-    standby
-        .repmgr(&["-d", &source, "standby", "clone"])
-        .assert_success();
+    let mut args = vec!["-d", source.as_str(), "standby", "clone"];
+    args.extend_from_slice(method);
+    standby.repmgr(&args).assert_success();
     let auto = fs::read_to_string(standby.pg.datadir.join("postgresql.auto.conf")).unwrap();
     assert!(
         auto.contains("sslmode=verify-full") && auto.contains("sslcert="),
@@ -445,6 +456,38 @@ fn promote_and_follow_over_tls() {
         .assert_stdout_contains("| node3 | standby |   running | node2 ");
     all_sessions_encrypted(&n2.pg, "repmgr");
     all_sessions_encrypted(&n3.pg, "repmgr");
+}
+
+/// A switchover on a cluster whose servers take only certificates over
+/// TLS: the old primary, rejoined over ssh, and the sibling stream from the
+/// new primary over TLS, and every session repmgr opened was encrypted.
+#[test]
+fn switchover_over_tls() {
+    let sshd = crate::harness::Sshd::start();
+    let opts = sshd.ssh_options();
+    let pki = make_pki();
+    let ssl = pki.client("verify-full");
+    let nodes = tls_cluster(&pki, &ssl, |_| format!("ssh_options='{opts}'"));
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n2.repmgr(&["standby", "switchover", "--siblings-follow"])
+        .assert_success()
+        .assert_stderr_contains("STANDBY SWITCHOVER has completed successfully");
+    assert!(!n2.pg.is_in_recovery(), "node2 is the primary");
+    for n in [n1, n3] {
+        poll_until(
+            WAIT,
+            &format!("{} streams from node2 over TLS", n.pg.name),
+            || streams_over_tls(n2, &n.pg.name),
+        );
+    }
+    let auto = fs::read_to_string(n1.pg.datadir.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("sslmode=verify-full"),
+        "rejoin kept TLS: {auto}"
+    );
+    for n in &nodes {
+        all_sessions_encrypted(&n.pg, "repmgr");
+    }
 }
 
 #[test]
