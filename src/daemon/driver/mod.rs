@@ -117,6 +117,9 @@ pub fn settings(cfg: &Config, is_witness: bool) -> Settings {
         // 0 turns the status line off, as in repmgr
         log_status_interval_ms: secs(cfg.log_status_interval.max(0)),
         is_witness,
+        failover_delay_ms: secs(cfg.failover_delay),
+        promote_delay_ms: secs(cfg.promote_delay),
+        always_promote: cfg.always_promote,
         safety: Default::default(),
     }
 }
