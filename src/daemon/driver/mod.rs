@@ -22,6 +22,7 @@ mod observed;
 pub mod peer;
 mod pending;
 mod recorder;
+mod startup;
 pub mod state;
 mod takeover;
 
@@ -210,6 +211,7 @@ impl Driver {
         takeover::refuse_second_daemon(&mut local, &cfg, pid)?;
         takeover::refuse_legacy_daemon(&mut local, &cfg)?;
         let pos = db::timeline::position(&mut local)?;
+        let activate = startup::inactive_record(&cfg, &me, pos.in_recovery)?;
         let is_witness = me.node_type == NodeType::Witness;
         let state_path = state::path(&cfg.repmgrd_state_file, &cfg.data_directory, id);
         let file = state::load(&state_path, id, pos.system_identifier);
@@ -274,6 +276,9 @@ impl Driver {
             notifier,
         };
         d.set_local(local);
+        if activate {
+            d.set_active(true);
+        }
         // The recorder looks for the primary among these until the first
         // cycle reads them again.
         if let Some(n) = d.local.as_mut().and_then(|c| db::nodes::all(c).ok()) {
