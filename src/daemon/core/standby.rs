@@ -304,10 +304,8 @@ impl Standby {
             Phase::Electing {
                 failed,
                 step: Step::FailoverDelay { .. } | Step::PromoteDelay { .. },
-            } => {
-                if core.check(failed.id) {
-                    self.check_sent = Some((now, core.check_seq));
-                }
+            } if core.check(failed.id) => {
+                self.check_sent = Some((now, core.check_seq));
             }
             _ => {}
         }
