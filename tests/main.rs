@@ -22,6 +22,8 @@ mod daemon;
 mod promote_follow;
 // repmgrd monitoring and automatic failover.
 mod failover;
+// repmgr 5 keys with an effect on repmgrd: failover_delay, exit_on_inactive_node, standby_startup_timeout.
+mod repmgr_keys;
 // A frozen primary host and a server silent mid-session (issue 10).
 mod frozen;
 // repmgrd's HTTP endpoint: health checks, metrics (issue 13).

@@ -99,19 +99,25 @@ fn build(reading: Reading, path: PathBuf) -> Result<Loaded> {
     })
 }
 
-/// repmgr 5 keys read for compatibility that change nothing here; each is
-/// described in repmgr.conf(5). The repmgrd ones steer repmgr's own
-/// election and timing, which this repmgrd's rules replace.
-const NO_EFFECT: &[&str] = &[
-    "promote_check_interval",
-    "repmgrd_standby_startup_timeout",
-    "repmgrd_exit_on_inactive_node",
-    "standby_disconnect_on_failover",
-    "sibling_nodes_disconnect_timeout",
-    "always_promote",
-    "reconnect_loop_sync",
-    "promote_delay",
-    "failover_delay",
+/// repmgr 5 keys read for compatibility that change nothing here, each
+/// with why; repmgr.conf(5) says the same.
+const NO_EFFECT: &[(&str, &str)] = &[
+    (
+        "promote_check_interval",
+        "promotion progress is checked every 10 ms (promote_check_timeout bounds the wait)",
+    ),
+    (
+        "standby_disconnect_on_failover",
+        "repmgrd never disconnects the WAL receivers: a receiver still streaming from the primary is the proof it lives that the election relies on",
+    ),
+    (
+        "sibling_nodes_disconnect_timeout",
+        "it only applies with standby_disconnect_on_failover, which has no effect",
+    ),
+    (
+        "reconnect_loop_sync",
+        "reconnection attempts are always scheduled on the clock from the first failed check",
+    ),
 ];
 
 /// Warns about keys that are read but cannot apply here: [`NO_EFFECT`], and
@@ -119,9 +125,9 @@ const NO_EFFECT: &[&str] = &[
 /// clone that would use them is refused, see `standby clone`).
 fn warn_no_effect(entries: &[Entry], warnings: &mut Vec<String>) {
     for e in entries.iter().filter(|e| !e.value.trim().is_empty()) {
-        if NO_EFFECT.contains(&e.key.as_str()) {
+        if let Some((_, why)) = NO_EFFECT.iter().find(|(k, _)| *k == e.key) {
             warnings.push(format!(
-                "{}: parameter \"{}\" is accepted for compatibility and has no effect here (see repmgr.conf(5))",
+                "{}: parameter \"{}\" is accepted for compatibility and has no effect here: {why} (see repmgr.conf(5))",
                 e.location(),
                 e.key
             ));
@@ -381,15 +387,20 @@ priority = 0
 
     #[test]
     fn keys_without_effect_warn() {
-        let loaded = load("always_promote = on\npromote_delay = 0\n").unwrap();
+        let loaded = load("reconnect_loop_sync = on\npromote_check_interval = 2\nalways_promote = on\npromote_delay = 1\nfailover_delay = 1\n").unwrap();
         assert_eq!(
             loaded.warnings,
             [
-                "/x/repmgr.conf:1: parameter \"always_promote\" is accepted for compatibility and has no effect here (see repmgr.conf(5))",
-                "/x/repmgr.conf:2: parameter \"promote_delay\" is accepted for compatibility and has no effect here (see repmgr.conf(5))",
+                "/x/repmgr.conf:1: parameter \"reconnect_loop_sync\" is accepted for compatibility and has no effect here: reconnection attempts are always scheduled on the clock from the first failed check (see repmgr.conf(5))",
+                "/x/repmgr.conf:2: parameter \"promote_check_interval\" is accepted for compatibility and has no effect here: promotion progress is checked every 10 ms (promote_check_timeout bounds the wait) (see repmgr.conf(5))",
             ]
         );
-        for key in NO_EFFECT {
+        assert!(loaded.config.always_promote);
+        assert_eq!(
+            (loaded.config.promote_delay, loaded.config.failover_delay),
+            (1, 1)
+        );
+        for (key, _) in NO_EFFECT {
             assert!(params::find(key).is_some(), "{key}");
         }
     }

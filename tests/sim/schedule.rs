@@ -303,6 +303,18 @@ pub fn build(seed: u64, safety: Safety) -> Schedule {
     }
 }
 
+/// Whether random schedules give their nodes repmgr's `failover_delay`
+/// and `promote_delay` (0–3 s, each on about one node in three) and
+/// `always_promote`: on unless `SIM_DELAYS=0`.
+pub const DRAW_DELAYS: bool = true;
+
+fn draw_delays() -> bool {
+    match std::env::var("SIM_DELAYS") {
+        Ok(v) => v.trim() != "0",
+        Err(_) => DRAW_DELAYS,
+    }
+}
+
 fn random(seed: u64, safety: Safety) -> Schedule {
     let mut rng = Rng(seed);
     let shape = match rng.range(0, 3) {
@@ -348,10 +360,28 @@ fn random(seed: u64, safety: Safety) -> Schedule {
     let meta = metadata(&kinds, &automatic, &priority);
     let auto_rejoin = rng.chance(30);
     let fast = rng.chance(50);
+    // The delays come from a generator of their own, so that every other
+    // draw of a seed (and so its schedule) is what it was without them.
+    let mut delays = Rng(seed ^ 0xde1a_75ee_d000_0000);
     let mut hosts = Vec::new();
     for (i, k) in kinds.iter().enumerate() {
         let id = i as Id + 1;
+        let (failover_delay_ms, promote_delay_ms, always_promote) = if draw_delays() {
+            let mut secs = |p| {
+                if delays.chance(p) {
+                    delays.range(1, 3) * 1_000
+                } else {
+                    0
+                }
+            };
+            (secs(30), secs(30), delays.chance(50))
+        } else {
+            (0, 0, false)
+        };
         let settings = Settings {
+            failover_delay_ms,
+            promote_delay_ms,
+            always_promote,
             reconnect_attempts: if fast {
                 rng.range(3, 5) as u32
             } else {

@@ -52,6 +52,16 @@ pub struct Settings {
     pub log_status_interval_ms: u64,
     /// This node is a witness.
     pub is_witness: bool,
+    /// `failover_delay`: once the upstream primary is declared failed,
+    /// the election starts this much later (the primary answering
+    /// meanwhile cancels it).
+    pub failover_delay_ms: u64,
+    /// `promote_delay`: a node that won the election asks for the votes
+    /// this much later (every check of the election comes after it).
+    pub promote_delay_ms: u64,
+    /// `always_promote`: a winner whose own record names no upstream
+    /// promotes all the same (repmgr refuses: its metadata is stale).
+    pub always_promote: bool,
     /// The safety rules, all on. Switching one off is for the
     /// simulation's self-test only (it proves the checker finds the split
     /// brain the rule prevents); repmgrd never does.
@@ -154,6 +164,9 @@ impl Default for Settings {
             witness_sync_interval_ms: 15_000,
             log_status_interval_ms: 300_000,
             is_witness: false,
+            failover_delay_ms: 0,
+            promote_delay_ms: 0,
+            always_promote: false,
             safety: Safety::default(),
         }
     }

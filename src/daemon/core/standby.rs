@@ -93,7 +93,25 @@ enum Phase {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Gathering,
+    /// `failover_delay`: the election starts at `until`; the failed
+    /// primary is checked every cycle meanwhile, and an answer (to a check
+    /// numbered `from_seq` or later) cancels it.
+    FailoverDelay {
+        until: Time,
+        from_seq: u64,
+    },
+    /// `promote_delay`: this node won; at `until` a fresh round decides
+    /// again (and the votes, the look at the old primary and every other
+    /// check follow it). The failed primary answering cancels it.
+    PromoteDelay {
+        until: Time,
+        from_seq: u64,
+    },
+    /// A cluster round for the decision; `delayed`: `promote_delay` has
+    /// been served (a win asks for the votes at once).
+    Gathering {
+        delayed: bool,
+    },
     /// Asking whether voters would grant `term` (`pre`), then for the votes.
     Voting {
         term: Term,
@@ -182,6 +200,10 @@ impl Standby {
                 step: Step::Promoting { lease, .. },
                 ..
             } => vec![lease.next_renewal(s)],
+            Phase::Electing {
+                step: Step::FailoverDelay { until, .. } | Step::PromoteDelay { until, .. },
+                ..
+            } => vec![*until],
             _ => Vec::new(),
         }
     }
@@ -285,6 +307,13 @@ impl Standby {
                     self.round(core);
                 }
             }
+            // A delay: the failed primary may come back meanwhile.
+            Phase::Electing {
+                failed,
+                step: Step::FailoverDelay { .. } | Step::PromoteDelay { .. },
+            } if core.check(failed.id) => {
+                self.check_sent = Some((now, core.check_seq));
+            }
             _ => {}
         }
     }
@@ -337,6 +366,20 @@ impl Standby {
                 failed,
             } if now >= *next && core.gather_sparing(Some(failed.id)) => {
                 *next = now.plus(SCAN_MS);
+            }
+            Phase::Electing {
+                step: Step::FailoverDelay { until, .. },
+                ..
+            } if now >= *until => self.gather_for_decision(core, false),
+            Phase::Electing {
+                step: Step::PromoteDelay { until, .. },
+                ..
+            } if now >= *until => {
+                core.log(
+                    Level::Info,
+                    "\"promote_delay\" has passed; deciding again before asking for the votes",
+                );
+                self.gather_for_decision(core, true)
             }
             _ => {}
         }
@@ -498,6 +541,36 @@ impl Standby {
                 self.phase = Phase::Healthy;
                 self.watch(core, Some(node));
             }
+            Phase::Electing {
+                failed,
+                step: Step::FailoverDelay { from_seq, .. } | Step::PromoteDelay { from_seq, .. },
+            } if ok && node == failed.id && seq >= from_seq => {
+                // Not a primary another node has superseded (an old
+                // primary without repmgrd answering still).
+                if core
+                    .book
+                    .durable
+                    .known_primary
+                    .is_some_and(|p| p != failed.id)
+                {
+                    return;
+                }
+                core.log(
+                    Level::Notice,
+                    format!("node {failed} has recovered during the delay; failover cancelled"),
+                );
+                core.event(
+                    "repmgrd_upstream_reconnect",
+                    true,
+                    format!("reconnected to upstream node {failed}"),
+                    None,
+                );
+                self.upstream = Some(failed.clone());
+                self.last_ok = Some(now);
+                self.phase = Phase::Healthy;
+                self.watching = None;
+                self.watch(core, Some(failed.id));
+            }
             Phase::Retrying {
                 first,
                 sent,
@@ -639,11 +712,43 @@ impl Standby {
 
     // -------------------------------------------------------- election
 
-    fn start_election(&mut self, core: &mut Ctx, _now: Time, failed: NodeInfo) {
+    fn start_election(&mut self, core: &mut Ctx, now: Time, failed: NodeInfo) {
         self.watch(core, None);
+        let delay = core.s.failover_delay_ms;
+        if delay > 0 {
+            core.log(
+                Level::Notice,
+                format!(
+                    "waiting {} seconds (\"failover_delay\") before starting the election",
+                    delay / 1000
+                ),
+            );
+            self.phase = Phase::Electing {
+                failed,
+                step: Step::FailoverDelay {
+                    until: now.plus(delay),
+                    from_seq: core.check_seq + 1,
+                },
+            };
+            return;
+        }
         self.phase = Phase::Electing {
             failed,
-            step: Step::Gathering,
+            step: Step::Gathering { delayed: false },
+        };
+        if !self.round(core) {
+            // A round is in flight; its answer serves the election.
+        }
+    }
+
+    /// A delay ended: a cluster round decides (again).
+    fn gather_for_decision(&mut self, core: &mut Ctx, delayed: bool) {
+        let Phase::Electing { failed, .. } = &self.phase else {
+            return;
+        };
+        self.phase = Phase::Electing {
+            failed: failed.clone(),
+            step: Step::Gathering { delayed },
         };
         if !self.round(core) {
             // A round is in flight; its answer serves the election.

@@ -619,6 +619,7 @@ fn a_standby_whose_primary_failed_acts_on_what_the_cluster_round_shows() {
 
 mod election_phases;
 mod health;
+mod keys;
 mod local_reads;
 mod primary_phases;
 mod rejoin_phases;

@@ -316,7 +316,17 @@ fn undo_promotion(ctx: &Ctx) {
     }
 }
 
+/// Follows `target`, then waits (`repmgrd_standby_startup_timeout`) for
+/// the local server to accept connections again, as repmgr does: a server
+/// that never does is a failed follow.
 fn follow(ctx: &Ctx, target: NodeId) -> Result<()> {
+    follow_only(ctx, target)?;
+    let timeout = super::startup::standby_startup_timeout(&ctx.cfg);
+    super::startup::wait_for_local(&ctx.cfg, timeout, || ctx.connect_local())
+        .map_err(|why| Error::new(ExitCode::DbConn, why))
+}
+
+fn follow_only(ctx: &Ctx, target: NodeId) -> Result<()> {
     let rec = ctx.record(target)?;
     let command = ctx.cfg.follow_command.trim();
     if !command.is_empty() {

@@ -22,6 +22,7 @@ mod observed;
 pub mod peer;
 mod pending;
 mod recorder;
+mod startup;
 pub mod state;
 mod takeover;
 
@@ -117,6 +118,9 @@ pub fn settings(cfg: &Config, is_witness: bool) -> Settings {
         // 0 turns the status line off, as in repmgr
         log_status_interval_ms: secs(cfg.log_status_interval.max(0)),
         is_witness,
+        failover_delay_ms: secs(cfg.failover_delay),
+        promote_delay_ms: secs(cfg.promote_delay),
+        always_promote: cfg.always_promote,
         safety: Default::default(),
     }
 }
@@ -207,6 +211,7 @@ impl Driver {
         takeover::refuse_second_daemon(&mut local, &cfg, pid)?;
         takeover::refuse_legacy_daemon(&mut local, &cfg)?;
         let pos = db::timeline::position(&mut local)?;
+        let activate = startup::inactive_record(&cfg, &me, pos.in_recovery)?;
         let is_witness = me.node_type == NodeType::Witness;
         let state_path = state::path(&cfg.repmgrd_state_file, &cfg.data_directory, id);
         let file = state::load(&state_path, id, pos.system_identifier);
@@ -271,6 +276,9 @@ impl Driver {
             notifier,
         };
         d.set_local(local);
+        if activate {
+            d.set_active(true);
+        }
         // The recorder looks for the primary among these until the first
         // cycle reads them again.
         if let Some(n) = d.local.as_mut().and_then(|c| db::nodes::all(c).ok()) {

@@ -178,6 +178,14 @@ fn aborted(e: Error) -> Error {
 }
 
 fn promote(ctx: &Ctx, cfg: &Config, local: Session) -> Result<Session> {
+    // repmgr's testing aid, at the same place (after the WAL check).
+    if cfg.promote_delay > 0 {
+        crate::log_info!(
+            "sleeping {} seconds (\"promote_delay\") before promoting standby",
+            cfg.promote_delay
+        );
+        std::thread::sleep(Duration::from_secs(cfg.promote_delay as u64));
+    }
     let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
     let reconnect = || ctx.connect_local();
     crate::ops::promote::promote_local(cfg, &bin, local, &reconnect).map_err(|e| {

@@ -43,8 +43,8 @@ impl Standby {
             }
             Phase::Electing {
                 failed,
-                step: Step::Gathering,
-            } => self.decide(core, now, failed, obs),
+                step: Step::Gathering { delayed },
+            } => self.decide(core, now, failed, obs, delayed),
             Phase::Electing {
                 failed,
                 step: Step::Confirming { until, .. },
@@ -149,7 +149,14 @@ impl Standby {
 
     // Long: the refusals before a candidacy, in order, each a short early
     // return with its log line and event.
-    pub(super) fn decide(&mut self, core: &mut Ctx, now: Time, failed: NodeInfo, obs: &[NodeObs]) {
+    pub(super) fn decide(
+        &mut self,
+        core: &mut Ctx,
+        now: Time,
+        failed: NodeInfo,
+        obs: &[NodeObs],
+        delayed: bool,
+    ) {
         let Some(f) = core.facts.clone() else {
             core.log(
                 Level::Warning,
@@ -241,7 +248,59 @@ impl Standby {
                 Some(p) => self.follow(core, now, Some(failed), p),
                 None => self.degrade(core, now, Some(failed), true),
             },
-            Outcome::Won => self.ask_for_votes(core, now, failed, &f, obs, visible, total),
+            Outcome::Won if core.s.promote_delay_ms > 0 && !delayed => {
+                let delay = core.s.promote_delay_ms;
+                core.log(
+                    Level::Notice,
+                    format!(
+                        "this node won the election; waiting {} seconds (\"promote_delay\") before promoting",
+                        delay / 1000
+                    ),
+                );
+                self.phase = Phase::Electing {
+                    failed,
+                    step: Step::PromoteDelay {
+                        until: now.plus(delay),
+                        from_seq: core.check_seq + 1,
+                    },
+                };
+            }
+            Outcome::Won if me.upstream.is_none() && !core.s.always_promote => {
+                // repmgr's promote_self: stale metadata on the winner.
+                core.log(
+                    Level::Error,
+                    format!(
+                        "this node (ID: {}) does not have its upstream_node_id set, not promoting",
+                        me.id
+                    ),
+                );
+                core.log(
+                    Level::Info,
+                    "the local node's metadata has not been updated since it became a standby; set \"always_promote\" to \"true\" to force promotion in this situation",
+                );
+                core.event(
+                    "repmgrd_promote_error",
+                    false,
+                    format!(
+                        "node {} does not have its upstream_node_id set; not promoting",
+                        core.me()
+                    ),
+                    None,
+                );
+                self.degrade(core, now, Some(failed), true);
+            }
+            Outcome::Won => {
+                if me.upstream.is_none() {
+                    core.log(
+                        Level::Warning,
+                        format!(
+                            "this node (ID: {}) does not have its upstream_node_id set, promoting anyway (\"always_promote\" is set to \"true\")",
+                            me.id
+                        ),
+                    );
+                }
+                self.ask_for_votes(core, now, failed, &f, obs, visible, total)
+            }
             Outcome::Lost { winner } => {
                 core.log(
                     Level::Notice,

@@ -268,7 +268,9 @@ impl Standby {
             Phase::Healthy => "healthy",
             Phase::Retrying { .. } => "retrying",
             Phase::Electing { step, .. } => match step {
-                Step::Gathering => "gathering",
+                Step::FailoverDelay { .. } => "failover-delay",
+                Step::PromoteDelay { .. } => "promote-delay",
+                Step::Gathering { .. } => "gathering",
                 Step::Voting { pre: true, .. } => "pre-voting",
                 Step::Voting { pre: false, .. } => "voting",
                 Step::Confirming { .. } => "confirming",

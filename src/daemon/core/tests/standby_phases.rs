@@ -86,6 +86,9 @@ fn standby_transitions() {
                 nodes[0].kind = NodeKind::Standby;
                 nodes[1].upstream = None;
                 s.world.local = Some(facts(true, nodes));
+                // Its own record names no upstream: repmgr promotes such a
+                // node only with always_promote (see keys.rs).
+                s.s.always_promote = true;
                 s
             },
             beats: vec![
