@@ -81,7 +81,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    // Four MACs a heartbeat: one string, not one per byte.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 0xf)]));
+    }
+    s
 }
 
 /// A nonce never used before by any repmgrd: a random prefix drawn once
@@ -267,8 +274,10 @@ enum NoLine {
 }
 
 fn read_line(stream: &TcpStream) -> Result<String, NoLine> {
-    let mut reader = BufReader::new(stream.take_limited());
-    let mut line = String::new();
+    // One line is all either side reads before it writes: a buffer of
+    // MAX_LINE, not BufReader's default 8 KiB, for each.
+    let mut reader = BufReader::with_capacity(MAX_LINE, stream.take_limited());
+    let mut line = String::with_capacity(MAX_LINE);
     match reader.read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') => Ok(line),
         Ok(0) => Err(NoLine::Closed),
@@ -633,6 +642,11 @@ mod tests {
             let f: Vec<String> = encode_reply(&r).split(' ').map(str::to_string).collect();
             assert_eq!(decode_reply(&f), Some(r));
         }
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]
