@@ -180,10 +180,11 @@ impl Driver {
 
     // ------------------------------------------------------------- peers
 
-    /// Heartbeats to `to`, each answer posted as it comes. Voters whose
+    /// Heartbeats to `to`, each answer posted as it comes: on the
+    /// connections kept open to their repmgrds, from one thread; the
+    /// others (and any whose connection was found closed) each from a
+    /// thread of its own with [`heartbeat`]'s fallbacks. Voters whose
     /// repmgrd does not listen have their server asked instead.
-    // Long: the heartbeat thread's fallbacks (no address, no repmgrd,
-    // repmgrd at another port) are one sequence per voter.
     pub(super) fn send_heartbeats(
         &mut self,
         term: Term,
@@ -229,65 +230,78 @@ impl Driver {
             super::settings(self.cfg(), self.is_witness).heartbeat_timeout_ms(),
         );
         let me = self.node_id();
-        for t in to {
-            let addr = self.peers.get(&t).cloned();
-            let rec = self.record(t);
+        let request = PeerRequest::Heartbeat {
+            from: me,
+            term,
+            timeline,
+            promoted,
+            fences,
+        };
+        // One voter's heartbeat on a thread of its own, with every
+        // fallback (a new connection, a repmgrd at another port, no
+        // repmgrd): what the round below cannot do on an open connection.
+        let one = {
+            let peers = self.peers.clone();
+            let nodes = self.nodes.clone();
             let key = key.clone();
             let post = self.poster();
             let tx = self.tx.clone();
             let probed = self.probed.clone();
-            let request = PeerRequest::Heartbeat {
-                from: me,
-                term,
-                timeline,
-                promoted,
-                fences,
-            };
-            spawn("heartbeat", move || {
-                let answer = match &addr {
-                    Some(a) => peer::ask(a, &key, &request, timeout),
-                    None => Err(peer::NoAnswer::Refused),
-                };
-                if let Err(e) = &answer {
-                    crate::log_debug!("heartbeat to node {t} ({addr:?}): no answer ({e:?})");
-                }
-                let reply = match answer {
-                    Ok(PeerReply::Heartbeat(r)) => Some(r),
-                    Ok(_) | Err(peer::NoAnswer::Silent) => None,
-                    Err(peer::NoAnswer::Refused) => {
-                        let due = {
-                            let mut p = probed.lock().unwrap_or_else(|e| e.into_inner());
-                            let due = p.get(&t).is_none_or(|at| at.elapsed() >= PROBE_EVERY);
-                            if due {
-                                p.insert(t, Instant::now());
-                            }
-                            due
-                        };
-                        match (due, rec) {
-                            (true, Some(rec)) => match probe_daemonless(&rec, term, timeline) {
-                                Probe::Reply(r) => Some(r),
-                                Probe::Listening(a) => {
-                                    let _ = tx.send(Wake::Peers(vec![(t, a.host.clone(), a.port)]));
-                                    match peer::ask(&a, &key, &request, timeout) {
-                                        Ok(PeerReply::Heartbeat(r)) => Some(r),
-                                        _ => None,
-                                    }
-                                }
-                                Probe::Unknown => None,
-                            },
-                            _ => None,
-                        }
+            move |t: NodeId| {
+                let addr = peers.get(&t).cloned();
+                let rec = nodes.iter().find(|n| n.node_id == t).cloned();
+                let key = key.clone();
+                let post = post.clone();
+                let tx = tx.clone();
+                let probed = probed.clone();
+                spawn("heartbeat", move || {
+                    let reply = heartbeat(
+                        t, addr, rec, &key, &request, timeout, &probed, &tx, term, timeline,
+                    );
+                    if let Some(reply) = reply {
+                        post(Input::Heartbeat {
+                            from: t,
+                            sent,
+                            reply,
+                        });
                     }
-                };
-                if let Some(reply) = reply {
-                    post(Input::Heartbeat {
+                });
+            }
+        };
+        let (kept, elsewhere): (Vec<NodeId>, Vec<NodeId>) =
+            to.into_iter().partition(|t| self.peers.contains_key(t));
+        for t in elsewhere {
+            one(t);
+        }
+        if kept.is_empty() {
+            return;
+        }
+        let targets: Vec<(NodeId, peer::Address)> = kept
+            .into_iter()
+            .filter_map(|t| self.peers.get(&t).map(|a| (t, a.clone())))
+            .collect();
+        let post = self.poster();
+        // The voters this process has a connection open to, all from one
+        // thread: one wake-up of it per round, not one per voter.
+        spawn("heartbeats", move || {
+            peer::ask_many(
+                &targets,
+                &key,
+                &request,
+                timeout,
+                |t, answer| match answer {
+                    Ok(PeerReply::Heartbeat(reply)) => post(Input::Heartbeat {
                         from: t,
                         sent,
                         reply,
-                    });
-                }
-            });
-        }
+                    }),
+                    other => {
+                        crate::log_debug!("heartbeat to node {t}: no answer ({other:?})");
+                    }
+                },
+                &one,
+            );
+        });
     }
 
     /// Asks `to` for their votes; posts the answers once `needed` granted,
@@ -368,6 +382,60 @@ enum Probe {
     Listening(peer::Address),
     /// Nothing to count on.
     Unknown,
+}
+
+/// One heartbeat to voter `t` with its fallbacks: its repmgrd at the
+/// address known, else (nothing listens there, at most every
+/// PROBE_EVERY) its server asked directly, and its repmgrd at the port
+/// the server names.
+#[allow(clippy::too_many_arguments)]
+fn heartbeat(
+    t: NodeId,
+    addr: Option<peer::Address>,
+    rec: Option<NodeRecord>,
+    key: &peer::Key,
+    request: &PeerRequest,
+    timeout: Duration,
+    probed: &std::sync::Mutex<std::collections::BTreeMap<NodeId, Instant>>,
+    tx: &mpsc::Sender<Wake>,
+    term: Term,
+    timeline: u32,
+) -> Option<HeartbeatReply> {
+    let answer = match &addr {
+        Some(a) => peer::ask(a, key, request, timeout),
+        None => Err(peer::NoAnswer::Refused),
+    };
+    if let Err(e) = &answer {
+        crate::log_debug!("heartbeat to node {t} ({addr:?}): no answer ({e:?})");
+    }
+    match answer {
+        Ok(PeerReply::Heartbeat(r)) => Some(r),
+        Ok(_) | Err(peer::NoAnswer::Silent) => None,
+        Err(peer::NoAnswer::Refused) => {
+            let due = {
+                let mut p = probed.lock().unwrap_or_else(|e| e.into_inner());
+                let due = p.get(&t).is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+                if due {
+                    p.insert(t, Instant::now());
+                }
+                due
+            };
+            match (due, rec) {
+                (true, Some(rec)) => match probe_daemonless(&rec, term, timeline) {
+                    Probe::Reply(r) => Some(r),
+                    Probe::Listening(a) => {
+                        let _ = tx.send(Wake::Peers(vec![(t, a.host.clone(), a.port)]));
+                        match peer::ask(&a, key, request, timeout) {
+                            Ok(PeerReply::Heartbeat(r)) => Some(r),
+                            _ => None,
+                        }
+                    }
+                    Probe::Unknown => None,
+                },
+                _ => None,
+            }
+        }
+    }
 }
 
 /// A voter whose repmgrd did not answer: its server says where its

@@ -15,11 +15,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sha2::Sha256;
 
 use super::idle_conns;
@@ -79,7 +81,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    // Four MACs a heartbeat: one string, not one per byte.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 0xf)]));
+    }
+    s
 }
 
 /// A nonce never used before by any repmgrd: a random prefix drawn once
@@ -265,8 +274,10 @@ enum NoLine {
 }
 
 fn read_line(stream: &TcpStream) -> Result<String, NoLine> {
-    let mut reader = BufReader::new(stream.take_limited());
-    let mut line = String::new();
+    // One line is all either side reads before it writes: a buffer of
+    // MAX_LINE, not BufReader's default 8 KiB, for each.
+    let mut reader = BufReader::with_capacity(MAX_LINE, stream.take_limited());
+    let mut line = String::with_capacity(MAX_LINE);
     match reader.read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') => Ok(line),
         Ok(0) => Err(NoLine::Closed),
@@ -294,7 +305,7 @@ pub fn ask(
     request: &PeerRequest,
     limit: Duration,
 ) -> Result<PeerReply, NoAnswer> {
-    let deadline = std::time::Instant::now() + limit;
+    let deadline = Instant::now() + limit;
     let addrs: Vec<SocketAddr> = (to.host.as_str(), to.port)
         .to_socket_addrs()
         .map_err(|_| NoAnswer::Silent)?
@@ -316,7 +327,7 @@ pub fn ask(
                 }
             }
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
@@ -360,13 +371,26 @@ fn exchange(
     stream: &TcpStream,
     key: &Key,
     request: &PeerRequest,
-    deadline: std::time::Instant,
+    deadline: Instant,
     fresh: bool,
 ) -> Result<PeerReply, Exchange> {
+    let n = send_request(stream, key, request, deadline, fresh)?;
+    read_reply(stream, key, &n)
+}
+
+/// Sends `request` on `stream` (its answer due by `deadline`); returns
+/// the nonce the answer must echo.
+fn send_request(
+    stream: &TcpStream,
+    key: &Key,
+    request: &PeerRequest,
+    deadline: Instant,
+    fresh: bool,
+) -> Result<String, Exchange> {
     let n = nonce();
     let text = format!("{TAG} {} {n}", encode_request(request));
     let left = deadline
-        .saturating_duration_since(std::time::Instant::now())
+        .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
     if (fresh && stream.set_write_timeout(Some(left)).is_err())
         || stream.set_read_timeout(Some(left)).is_err()
@@ -376,6 +400,11 @@ fn exchange(
     if (&*stream).write_all(key.seal(&text).as_bytes()).is_err() {
         return Err(Exchange::Unsent);
     }
+    Ok(n)
+}
+
+/// The answer to the request of nonce `n` on `stream`.
+fn read_reply(stream: &TcpStream, key: &Key, n: &str) -> Result<PeerReply, Exchange> {
     let line = match read_line(stream) {
         Ok(l) => l,
         Err(NoLine::Closed) => return Err(Exchange::Unsent),
@@ -386,6 +415,82 @@ fn exchange(
     match fields.split_last() {
         Some((echo, rest)) if *echo == n => decode_reply(rest).ok_or(Exchange::Failed),
         _ => Err(Exchange::Failed),
+    }
+}
+
+/// One request (a heartbeat) to several repmgrds from one thread. To each
+/// target this process has an open connection to, the request goes on it
+/// and the answers are read as they come, one poll over all of them (a
+/// round used to wake a thread per voter). `answered` gets each answer as
+/// it is read, and each silence at the deadline (`limit` from now), as
+/// [`ask`] would have; `elsewhere` gets at once each target this cannot
+/// serve (no open connection, or one found closed), to be asked with
+/// [`ask`] on a thread of its own, as before.
+pub fn ask_many<T: Copy>(
+    targets: &[(T, Address)],
+    key: &Key,
+    request: &PeerRequest,
+    limit: Duration,
+    mut answered: impl FnMut(T, Result<PeerReply, NoAnswer>),
+    mut elsewhere: impl FnMut(T),
+) {
+    let deadline = Instant::now() + limit;
+    let mut waiting: Vec<(T, SocketAddr, TcpStream, String)> = Vec::with_capacity(targets.len());
+    for (t, to) in targets {
+        let kept = (to.host.as_str(), to.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.find_map(|a| idle_conns::take(a).map(|s| (a, s))));
+        let Some((addr, stream)) = kept else {
+            elsewhere(*t);
+            continue;
+        };
+        match send_request(&stream, key, request, deadline, false) {
+            Ok(n) => waiting.push((*t, addr, stream, n)),
+            Err(Exchange::Unsent) => elsewhere(*t),
+            Err(Exchange::Failed) => answered(*t, Err(NoAnswer::Silent)),
+        }
+    }
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = waiting
+                .iter()
+                .map(|(_, _, s, _)| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                    .collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        };
+        let mut still = Vec::with_capacity(waiting.len());
+        for ((t, addr, stream, n), ready) in waiting.drain(..).zip(ready) {
+            if !ready {
+                still.push((t, addr, stream, n));
+                continue;
+            }
+            match read_reply(&stream, key, &n) {
+                Ok(reply) => {
+                    idle_conns::put(addr, stream);
+                    answered(t, Ok(reply));
+                }
+                // Closed while idle: a new connection, elsewhere.
+                Err(Exchange::Unsent) => elsewhere(t),
+                Err(Exchange::Failed) => answered(t, Err(NoAnswer::Silent)),
+            }
+        }
+        waiting = still;
+    }
+    for (t, ..) in waiting {
+        answered(t, Err(NoAnswer::Silent));
     }
 }
 
@@ -540,6 +645,11 @@ mod tests {
     }
 
     #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
+
+    #[test]
     fn a_forged_or_foreign_line_does_not_open() {
         let k = key();
         let sealed = k.seal("RPMGR/1 STATUS abc");
@@ -585,6 +695,65 @@ mod tests {
         again.shutdown(std::net::Shutdown::Both).unwrap();
         idle_conns::put(addr, again);
         assert!(status().is_ok());
+    }
+
+    #[test]
+    fn a_round_asks_on_open_connections_and_hands_the_others_on() {
+        let key = Arc::new(RwLock::new(Some(self::key())));
+        let handler: Handler = Arc::new(|r| match r {
+            PeerRequest::Status => Some(PeerReply::Status(DaemonStatus::default())),
+            _ => None,
+        });
+        let open = serve("127.0.0.1:0".parse().unwrap(), key.clone(), handler.clone()).unwrap();
+        let other = serve("127.0.0.1:0".parse().unwrap(), key, handler).unwrap();
+        let at = |port| Address {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        // A connection kept to the first only.
+        let status = PeerRequest::Status;
+        assert!(ask(&at(open), &self::key(), &status, Duration::from_secs(2)).is_ok());
+        let targets = [(1, at(open)), (2, at(other))];
+        let (mut answers, mut handed) = (Vec::new(), Vec::new());
+        ask_many(
+            &targets,
+            &self::key(),
+            &status,
+            Duration::from_secs(2),
+            |t, a| answers.push((t, a)),
+            |t| handed.push(t),
+        );
+        assert_eq!(
+            answers,
+            vec![(1, Ok(PeerReply::Status(DaemonStatus::default())))]
+        );
+        assert_eq!(handed, vec![2]);
+        // The connection is kept for the next round; a silent answer costs
+        // the deadline and no more.
+        let hb = PeerRequest::Heartbeat {
+            from: 1,
+            term: 1,
+            timeline: 1,
+            promoted: true,
+            fences: false,
+        };
+        let (mut answers, mut handed) = (Vec::new(), Vec::new());
+        let began = std::time::Instant::now();
+        ask_many(
+            &targets[..1],
+            &self::key(),
+            &hb,
+            Duration::from_millis(300),
+            |t, a| answers.push((t, a)),
+            |t| handed.push(t),
+        );
+        assert!(began.elapsed() < Duration::from_secs(1));
+        // The server closes a connection whose request it does not answer:
+        // closed, so handed on (as ask would retry on a new one).
+        assert!(
+            answers == vec![(1, Err(NoAnswer::Silent))] || handed == vec![1],
+            "{answers:?} {handed:?}"
+        );
     }
 
     #[test]
