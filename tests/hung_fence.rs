@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::fixture::{streams_from, Node};
 use crate::harness::pg::Frozen;
-use crate::harness::{holds_for, pid_alive, poll_until};
+use crate::harness::{holds_for, pid_alive, poll_until, Daemon};
 use crate::partition::{
     assert_one_handover, cluster_since, fenced_or_down, safe, secs, tails, Checker,
 };
@@ -51,6 +51,27 @@ fn freeze_whole(n: &Node, pm: i32) -> (Frozen, Frozen) {
         std::thread::sleep(Duration::from_millis(1));
     }
     (first, n.pg.freeze())
+}
+
+/// Waits, up to 60 s after `cut`, for one of `standbys` to take writes,
+/// noting meanwhile when node1's repmgrd first logged `line`: (when it
+/// logged it, the standby that took writes), each None if not seen.
+fn until_promoted<'a>(
+    daemons: &[Daemon],
+    cut: Instant,
+    line: &str,
+    standbys: [&'a Node; 2],
+) -> (Option<Duration>, Option<&'a Node>) {
+    let (mut logged, mut new) = (None, None);
+    let deadline = cut + Duration::from_secs(60);
+    while new.is_none() && Instant::now() < deadline {
+        if logged.is_none() && daemons[0].output().contains(line) {
+            logged = Some(cut.elapsed());
+        }
+        new = standbys.into_iter().find(|n| writable(n));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (logged, new)
 }
 
 /// The primary cut off, its server hung (SIGSTOP) the moment its fence
@@ -106,15 +127,7 @@ fn hung_during_the_fence(into_job: Duration) {
     let done_before = at_freeze.contains("fenced: read-only");
 
     // The kill, before any standby is promoted.
-    let (mut killed, mut new) = (None, None);
-    let deadline = cut + Duration::from_secs(60);
-    while new.is_none() && Instant::now() < deadline {
-        if killed.is_none() && daemons[0].output().contains(KILLED) {
-            killed = Some(cut.elapsed());
-        }
-        new = [n2, n3].into_iter().find(|n| writable(n));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (killed, new) = until_promoted(&daemons, cut, KILLED, [n2, n3]);
     let promoted = cut.elapsed();
     let Some(new) = new else {
         panic!(
@@ -211,15 +224,7 @@ fn a_postmaster_that_ignores_the_stop_is_killed_before_a_promotion() {
         tails(&daemons)
     );
 
-    let (mut killed, mut new) = (None, None);
-    let deadline = cut + Duration::from_secs(60);
-    while new.is_none() && Instant::now() < deadline {
-        if killed.is_none() && daemons[0].output().contains(STOP_IGNORED) {
-            killed = Some(cut.elapsed());
-        }
-        new = [n2, n3].into_iter().find(|n| writable(n));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (killed, new) = until_promoted(&daemons, cut, STOP_IGNORED, [n2, n3]);
     let promoted = cut.elapsed();
     let Some(new) = new else {
         panic!(

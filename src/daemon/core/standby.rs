@@ -19,7 +19,11 @@ use super::sync::SyncSpec;
 use super::types::*;
 
 mod candidacy;
+mod delay;
+mod promotion;
 mod recovery;
+mod retry;
+mod votes;
 
 #[derive(Debug, Clone)]
 pub(super) struct Standby {
@@ -208,16 +212,6 @@ impl Standby {
         }
     }
 
-    /// The next retry attempt is due at this time (None once all are out).
-    fn attempt_due(&self, s: &Settings) -> Option<Time> {
-        match self.phase {
-            Phase::Retrying { first, sent, .. } if sent < s.reconnect_attempts => {
-                Some(first.plus(s.reconnect_interval_ms * u64::from(sent)))
-            }
-            _ => None,
-        }
-    }
-
     pub(super) fn status_line(&self, s: &Settings) -> String {
         let me = format!("\"{}\" (ID: {})", s.node_name, s.node_id);
         match (&self.phase, &self.upstream) {
@@ -309,37 +303,15 @@ impl Standby {
             }
             // A delay: the failed primary may come back meanwhile.
             Phase::Electing {
-                failed,
                 step: Step::FailoverDelay { .. } | Step::PromoteDelay { .. },
-            } if core.check(failed.id) => {
-                self.check_sent = Some((now, core.check_seq));
-            }
+                ..
+            } => self.delay_tick(core, now),
             _ => {}
         }
     }
 
     pub(super) fn timers(&mut self, core: &mut Ctx, now: Time) {
-        while let Some(due) = self.attempt_due(&core.s) {
-            if now < due {
-                break;
-            }
-            let Some(up) = self.upstream.clone() else {
-                break;
-            };
-            let Phase::Retrying { sent, .. } = &mut self.phase else {
-                break;
-            };
-            *sent += 1;
-            let attempt = *sent;
-            core.log(
-                Level::Info,
-                format!(
-                    "checking state of node {up}, {attempt} of {} attempts",
-                    core.s.reconnect_attempts
-                ),
-            );
-            core.send_check(up.id, up.kind != NodeKind::Primary);
-        }
+        self.send_due_attempts(core, now);
         match &mut self.phase {
             Phase::Waiting {
                 until,
@@ -368,65 +340,12 @@ impl Standby {
                 *next = now.plus(SCAN_MS);
             }
             Phase::Electing {
-                step: Step::FailoverDelay { until, .. },
+                step: Step::FailoverDelay { .. } | Step::PromoteDelay { .. },
                 ..
-            } if now >= *until => self.gather_for_decision(core, false),
-            Phase::Electing {
-                step: Step::PromoteDelay { until, .. },
-                ..
-            } if now >= *until => {
-                core.log(
-                    Level::Info,
-                    "\"promote_delay\" has passed; deciding again before asking for the votes",
-                );
-                self.gather_for_decision(core, true)
-            }
+            } => self.delay_timers(core, now),
             _ => {}
         }
         self.renew_candidate_lease(core, now);
-    }
-
-    /// A candidate with votes holds the lease those votes promised; it
-    /// renews it with heartbeats until its promotion is done.
-    fn renew_candidate_lease(&mut self, core: &mut Ctx, now: Time) {
-        let term = match &self.phase {
-            Phase::Electing {
-                step: Step::Confirming { term, .. } | Step::Promoting { term, .. },
-                ..
-            } => *term,
-            _ => return,
-        };
-        let due = match &self.phase {
-            Phase::Electing {
-                step: Step::Confirming { lease, .. } | Step::Promoting { lease, .. },
-                ..
-            } => lease.next_renewal(&core.s),
-            _ => return,
-        };
-        if now < due {
-            return;
-        }
-        let to: Vec<NodeId> = core
-            .voters()
-            .iter()
-            .filter(|n| n.id != core.s.node_id)
-            .map(|n| n.id)
-            .collect();
-        if let Phase::Electing {
-            step: Step::Confirming { lease, .. } | Step::Promoting { lease, .. },
-            ..
-        } = &mut self.phase
-        {
-            lease.renewal_sent(now);
-        }
-        core.out.push(Action::SendHeartbeats {
-            term,
-            to,
-            promoted: false,
-            local_must_answer: true,
-            // A candidate that loses its lease undoes its promotion.
-            fences: true,
-        });
     }
 
     pub(super) fn local_down(&mut self, core: &mut Ctx, _now: Time) {
@@ -545,132 +464,13 @@ impl Standby {
                 failed,
                 step: Step::FailoverDelay { from_seq, .. } | Step::PromoteDelay { from_seq, .. },
             } if ok && node == failed.id && seq >= from_seq => {
-                // Not a primary another node has superseded (an old
-                // primary without repmgrd answering still).
-                if core
-                    .book
-                    .durable
-                    .known_primary
-                    .is_some_and(|p| p != failed.id)
-                {
-                    return;
-                }
-                core.log(
-                    Level::Notice,
-                    format!("node {failed} has recovered during the delay; failover cancelled"),
-                );
-                core.event(
-                    "repmgrd_upstream_reconnect",
-                    true,
-                    format!("reconnected to upstream node {failed}"),
-                    None,
-                );
-                self.upstream = Some(failed.clone());
-                self.last_ok = Some(now);
-                self.phase = Phase::Healthy;
-                self.watching = None;
-                self.watch(core, Some(failed.id));
+                self.recovered_during_delay(core, now, failed)
             }
-            Phase::Retrying {
-                first,
-                sent,
-                failed,
-                from_seq,
-            } if is_upstream && seq >= from_seq => {
-                let Some(up) = self.upstream.clone() else {
-                    return;
-                };
-                if ok {
-                    core.log(
-                        Level::Notice,
-                        format!("node {up} has recovered, reconnecting"),
-                    );
-                    core.event(
-                        "repmgrd_upstream_reconnect",
-                        true,
-                        format!("reconnected to upstream node {up}"),
-                        None,
-                    );
-                    self.last_ok = Some(now);
-                    self.phase = Phase::Healthy;
-                    self.watching = None;
-                    self.watch(core, Some(up.id));
-                } else if failed + 1 >= core.s.reconnect_attempts {
-                    core.log(
-                        Level::Warning,
-                        format!(
-                            "unable to reconnect to node {up} after {} attempts",
-                            core.s.reconnect_attempts
-                        ),
-                    );
-                    if up.kind == NodeKind::Primary {
-                        self.start_election(core, now, up);
-                    } else {
-                        self.reattach(core, now, up);
-                    }
-                } else {
-                    self.phase = Phase::Retrying {
-                        first,
-                        sent,
-                        failed: failed + 1,
-                        from_seq,
-                    };
-                }
+            Phase::Retrying { from_seq, .. } if is_upstream && seq >= from_seq => {
+                self.retry_answered(core, now, ok)
             }
             _ => {}
         }
-    }
-
-    /// The upstream stopped answering: retry on the clock from `first`.
-    /// `failed_check` is the failed check that counts as the first attempt
-    /// (None when the connection closed: the first attempt is sent now);
-    /// answers to checks numbered below `from_seq` are not counted.
-    fn lose_upstream(
-        &mut self,
-        core: &mut Ctx,
-        now: Time,
-        first: Time,
-        failed_check: Option<u64>,
-        from_seq: u64,
-    ) {
-        let Some(up) = self.upstream.clone() else {
-            return;
-        };
-        self.watch(core, None);
-        core.log(
-            Level::Warning,
-            format!("unable to connect to upstream node {up}"),
-        );
-        core.event(
-            "repmgrd_upstream_disconnect",
-            false,
-            format!("lost connection to upstream node {up}"),
-            None,
-        );
-        self.unreachable_since.entry(up.id).or_insert(first);
-        let done = u32::from(failed_check.is_some());
-        if done >= core.s.reconnect_attempts {
-            core.log(
-                Level::Warning,
-                format!(
-                    "unable to reconnect to node {up} after {} attempts",
-                    core.s.reconnect_attempts
-                ),
-            );
-            if up.kind == NodeKind::Primary {
-                self.start_election(core, now, up);
-            } else {
-                self.reattach(core, now, up);
-            }
-            return;
-        }
-        self.phase = Phase::Retrying {
-            first,
-            sent: done,
-            failed: done,
-            from_seq,
-        };
-        self.timers(core, now);
     }
 
     fn watch(&mut self, core: &mut Ctx, node: Option<NodeId>) {
@@ -711,49 +511,6 @@ impl Standby {
     }
 
     // -------------------------------------------------------- election
-
-    fn start_election(&mut self, core: &mut Ctx, now: Time, failed: NodeInfo) {
-        self.watch(core, None);
-        let delay = core.s.failover_delay_ms;
-        if delay > 0 {
-            core.log(
-                Level::Notice,
-                format!(
-                    "waiting {} seconds (\"failover_delay\") before starting the election",
-                    delay / 1000
-                ),
-            );
-            self.phase = Phase::Electing {
-                failed,
-                step: Step::FailoverDelay {
-                    until: now.plus(delay),
-                    from_seq: core.check_seq + 1,
-                },
-            };
-            return;
-        }
-        self.phase = Phase::Electing {
-            failed,
-            step: Step::Gathering { delayed: false },
-        };
-        if !self.round(core) {
-            // A round is in flight; its answer serves the election.
-        }
-    }
-
-    /// A delay ended: a cluster round decides (again).
-    fn gather_for_decision(&mut self, core: &mut Ctx, delayed: bool) {
-        let Phase::Electing { failed, .. } = &self.phase else {
-            return;
-        };
-        self.phase = Phase::Electing {
-            failed: failed.clone(),
-            step: Step::Gathering { delayed },
-        };
-        if !self.round(core) {
-            // A round is in flight; its answer serves the election.
-        }
-    }
 
     /// A cluster round; the node this phase lost is not waited for long.
     fn round(&self, core: &mut Ctx) -> bool {

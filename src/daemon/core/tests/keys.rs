@@ -64,10 +64,7 @@ fn failover_delay_transitions() {
             beats: vec![
                 (12_000, Set(primary_fails)),
                 (DECLARED_FAILED_AT - 12_000, Reach("standby/failover-delay")),
-                (1_000, Set(|w| {
-                    w.checks.insert(1, Some(false));
-                    *w.obs(1) = primary_obs(1, 1);
-                })),
+                (1_000, Set(primary_1_back)),
                 (2_000, Is("standby/healthy")),
                 (0, Went(&["standby/healthy", "standby/retrying", "standby/failover-delay", "standby/healthy"])),
                 (0, Saw("the cancellation", |a| logged(a, "has recovered during the delay; failover cancelled"))),
@@ -127,10 +124,7 @@ fn promote_delay_transitions() {
             beats: vec![
                 (12_000, Set(primary_fails)),
                 (DECLARED_FAILED_AT - 12_000, Reach("standby/promote-delay")),
-                (1_000, Set(|w| {
-                    w.checks.insert(1, Some(false));
-                    *w.obs(1) = primary_obs(1, 1);
-                })),
+                (1_000, Set(primary_1_back)),
                 (2_000, Is("standby/healthy")),
                 (0, Went(&["standby/healthy", "standby/retrying", "standby/gathering", "standby/promote-delay", "standby/healthy"])),
                 (5_000, Is("standby/healthy")),
@@ -201,11 +195,7 @@ fn delays_bound_the_promotion_from_below() {
 fn always_promote_transitions() {
     /// Node 2's own record names no upstream (stale metadata).
     fn stale() -> Setup {
-        let mut s = standby_2();
-        let mut nodes = three(true, true);
-        nodes[1].upstream = None;
-        s.world.local = Some(facts(true, nodes));
-        s
+        standby_2_with_nodes(|n| n[1].upstream = None)
     }
     run_table(vec![
         Case {
@@ -261,13 +251,7 @@ fn always_promote_transitions() {
                 s
             },
             beats: vec![
-                (
-                    12_000,
-                    Set(|w| {
-                        primary_fails(w);
-                        w.cut(3);
-                    }),
-                ),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (10_000, NotSaw("a promotion", promoted)),
             ],

@@ -45,6 +45,20 @@ fn heartbeat_from_3(term: Term) -> Input {
     }
 }
 
+/// Node 1 runs as the primary, its record says standby; node 2's record
+/// names no upstream.
+fn stale_primary_record(n: &mut [NodeInfo]) {
+    n[0].kind = NodeKind::Standby;
+    n[1].upstream = None;
+}
+
+/// Node 3 is promoted, and node 2's WAL diverged from its: every follow
+/// fails.
+fn node_3_promoted_diverged(w: &mut World) {
+    node_3_promoted(w);
+    w.follow = Err("this node cannot follow: its timeline diverged".into());
+}
+
 const WAITING: &[&str] = &[
     "standby/healthy",
     "standby/retrying",
@@ -58,13 +72,9 @@ fn standby_transitions() {
         Case {
             name: "attaching → healthy: no upstream in the metadata, a cluster round finds the primary",
             setup: || {
-                let mut s = standby_2();
-                let mut nodes = three(true, true);
                 // A stale record: node 1 runs as the primary, its record
                 // says standby; node 2's record names no upstream.
-                nodes[0].kind = NodeKind::Standby;
-                nodes[1].upstream = None;
-                s.world.local = Some(facts(true, nodes));
+                let mut s = standby_2_with_nodes(stale_primary_record);
                 s.world.lag.gather = 500;
                 s
             },
@@ -81,11 +91,7 @@ fn standby_transitions() {
             // found no primary, and stayed degraded with no election.
             name: "attaching → healthy → retrying → gathering: the primary a round found (its record says standby) is elected against when it fails",
             setup: || {
-                let mut s = standby_2();
-                let mut nodes = three(true, true);
-                nodes[0].kind = NodeKind::Standby;
-                nodes[1].upstream = None;
-                s.world.local = Some(facts(true, nodes));
+                let mut s = standby_2_with_nodes(stale_primary_record);
                 // Its own record names no upstream: repmgr promotes such a
                 // node only with always_promote (see keys.rs).
                 s.s.always_promote = true;
@@ -101,11 +107,10 @@ fn standby_transitions() {
         Case {
             name: "attaching: no primary anywhere, it keeps looking",
             setup: || {
-                let mut s = standby_2();
-                let mut nodes = three(true, true);
-                nodes[0].active = false;
-                nodes[1].upstream = None;
-                s.world.local = Some(facts(true, nodes));
+                let mut s = standby_2_with_nodes(|n| {
+                    n[0].active = false;
+                    n[1].upstream = None;
+                });
                 s.world.cut(1);
                 s
             },
@@ -198,10 +203,7 @@ fn standby_transitions() {
             beats: vec![
                 (12_000, Set(primary_fails)),
                 (5_000, Reach("standby/waiting")),
-                (0, Set(|w| {
-                    *w.obs(1) = primary_obs(1, 1);
-                    w.checks.insert(1, Some(false));
-                })),
+                (0, Set(primary_1_back)),
                 (1_000, Went(&["standby/healthy", "standby/retrying", "standby/gathering", "standby/waiting", "standby/healthy"])),
                 (0, Saw("the aborted failover", |a| event(a, "repmgrd_failover_aborted"))),
                 (0, NotSaw("a follow", followed)),
@@ -277,10 +279,7 @@ fn standby_transitions() {
             name: "degraded → healthy: the lost primary answers its check again",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (0, Set(|w| {
                     w.checks.insert(1, Some(false));
@@ -293,16 +292,9 @@ fn standby_transitions() {
             name: "degraded: the lost primary answers again after a newer primary was heard: no reconnect to it",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
-                (0, Set(|w| {
-                    node_3_promoted(w);
-                    // Its WAL diverged from node 3's: every follow fails.
-                    w.follow = Err("this node cannot follow: its timeline diverged".into());
-                })),
+                (0, Set(node_3_promoted_diverged)),
                 (0, Feed(heartbeat_from_3(2))),
                 (1_000, Reach("standby/degraded")),
                 // node 1, superseded, runs again as a primary (no repmgrd).
@@ -316,10 +308,7 @@ fn standby_transitions() {
             name: "degraded → following: a round shows a new primary",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (1_000, Set(node_3_promoted)),
                 (1_500, Went(&["standby/healthy", "standby/retrying", "standby/gathering", "standby/degraded", "standby/following", "standby/healthy"])),
@@ -330,10 +319,7 @@ fn standby_transitions() {
             name: "degraded → following: the new primary's heartbeat",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (0, Set(node_3_promoted)),
                 (0, Feed(heartbeat_from_3(2))),
@@ -344,10 +330,7 @@ fn standby_transitions() {
             name: "degraded: the election is re-run every election_rerun_interval while it cannot conclude",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (4_800, Went(&["standby/healthy", "standby/retrying", "standby/gathering", "standby/degraded"])),
                 (400, Went(&["standby/gathering", "standby/degraded"])),
@@ -364,10 +347,7 @@ fn standby_transitions() {
                 s
             },
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (3_500, NotSaw("an exit", |a| matches!(a, Action::Exit))),
                 (1_000, Saw("an exit", |a| matches!(a, Action::Exit))),
@@ -462,15 +442,9 @@ fn superseded_streams() {
             name: "degraded, the follow failed: the receiver streams from node 1, superseded in term 2: the stream is ended, with an event naming the rejoin",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
-                (0, Set(|w| {
-                    node_3_promoted(w);
-                    w.follow = Err("this node cannot follow: its timeline diverged".into());
-                })),
+                (0, Set(node_3_promoted_diverged)),
                 (0, Feed(heartbeat_from_3(2))),
                 (1_000, Reach("standby/degraded")),
                 // node 1 resumes without repmgrd; node 2's server, still
@@ -495,15 +469,9 @@ fn superseded_streams() {
             name: "a receiver that comes back on the superseded node is ended again",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
-                (0, Set(|w| {
-                    node_3_promoted(w);
-                    w.follow = Err("this node cannot follow: its timeline diverged".into());
-                })),
+                (0, Set(node_3_promoted_diverged)),
                 (0, Feed(heartbeat_from_3(2))),
                 (1_000, Set(|w| streams_from(w, 1, 1))),
                 (5_000, Saw("the stream ended", ended)),
@@ -515,10 +483,7 @@ fn superseded_streams() {
             name: "no end: the receiver streams from the primary of the known term",
             setup: standby_2,
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
                 (0, Set(node_3_promoted)),
                 (0, Feed(heartbeat_from_3(2))),
@@ -551,15 +516,9 @@ fn superseded_streams() {
                 s
             },
             beats: vec![
-                (12_000, Set(|w| {
-                    primary_fails(w);
-                    w.cut(3);
-                })),
+                (12_000, Set(primary_and_3_fail)),
                 (5_000, Reach("standby/degraded")),
-                (0, Set(|w| {
-                    node_3_promoted(w);
-                    w.follow = Err("this node cannot follow: its timeline diverged".into());
-                })),
+                (0, Set(node_3_promoted_diverged)),
                 (0, Feed(heartbeat_from_3(2))),
                 (1_000, Set(|w| streams_from(w, 1, 1))),
                 (10_000, NotSaw("an end", ended)),

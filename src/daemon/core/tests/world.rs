@@ -538,3 +538,25 @@ pub(super) fn node_3_promoted(w: &mut World) {
     w.obs(3).timeline = 2;
     w.checks.insert(3, Some(false));
 }
+
+/// [`standby_2`] with node 2's local copy of the metadata edited (a
+/// stale record, say).
+pub(super) fn standby_2_with_nodes(edit: fn(&mut [NodeInfo])) -> Setup {
+    let mut s = standby_2();
+    let mut nodes = three(true, true);
+    edit(&mut nodes);
+    s.world.local = Some(facts(true, nodes));
+    s
+}
+
+/// The primary fails and node 3 is cut off too: node 2 sees no majority.
+pub(super) fn primary_and_3_fail(w: &mut World) {
+    primary_fails(w);
+    w.cut(3);
+}
+
+/// The failed primary, node 1, answers again as the primary of term 1.
+pub(super) fn primary_1_back(w: &mut World) {
+    w.checks.insert(1, Some(false));
+    *w.obs(1) = primary_obs(1, 1);
+}
