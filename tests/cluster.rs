@@ -110,7 +110,7 @@ fn cluster_show_reports_hung_nodes_as_unreachable() {
     assert!(r.stdout.contains("hung8 | standby | ? unreachable"), "{r}");
     // Given up on at the conninfo's deadline, not left hanging.
     assert_eq!(
-        r.stdout.matches("timeout expired after 2 s").count(),
+        r.stderr.matches("timeout expired after 2 s").count(),
         2,
         "{r}"
     );
