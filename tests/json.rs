@@ -64,7 +64,9 @@ fn assert_cluster_show_agrees(node: &Node, code: ExitCode) -> Value {
         assert_eq!(cell(&n["upstream"]), row[4], "{r}");
         assert_eq!(cell(&n["location"]), row[5], "{r}");
         assert_eq!(n["priority"].to_string(), row[6], "{r}");
-        let tli = n["timeline"].as_i64().map_or(String::new(), |t| t.to_string());
+        let tli = n["timeline"]
+            .as_i64()
+            .map_or(String::new(), |t| t.to_string());
         assert_eq!(tli, row[7], "{r}");
         assert_eq!(cell(&n["connection_string"]), row[8], "{r}");
     }

@@ -425,7 +425,9 @@ fn node_status_service_and_cleanup() {
     let r = s.repmgr(&["node", "status", "--is-shutdown-cleanly"]);
     r.assert_success();
     assert!(
-        r.stdout.starts_with("--state=SHUTDOWN --last-checkpoint-lsn=") && r.stdout.contains('/'),
+        r.stdout
+            .starts_with("--state=SHUTDOWN --last-checkpoint-lsn=")
+            && r.stdout.contains('/'),
         "{r}"
     );
     s.repmgr(&["node", "service", "--action=start"])
