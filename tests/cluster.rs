@@ -54,7 +54,8 @@ fn cluster_show_marks_unreachable_node_and_exits_25() {
             .contains(" 3  | node3 | standby | ? unreachable | ? node1"),
         "{r}"
     );
-    r.assert_stdout_contains(
+    // The issues go to stderr, as repmgr 5.3's: stdout is the table.
+    r.assert_stderr_contains(
         "node \"node3\" (ID: 3) is registered as an active standby but is unreachable",
     );
     r.assert_stderr_contains("WARNING: following issues were detected");
@@ -65,7 +66,7 @@ fn cluster_show_marks_unreachable_node_and_exits_25() {
     // --verbose shows the connection error itself.
     let r = nodes[0].repmgr(&["cluster", "show", "--verbose"]);
     r.assert_code(ExitCode::NodeStatus)
-        .assert_stdout_contains("following error encountered");
+        .assert_stderr_contains("following error encountered");
     // An inactive unreachable node is "- failed", not an issue.
     nodes[0]
         .pg
@@ -109,7 +110,7 @@ fn cluster_show_reports_hung_nodes_as_unreachable() {
     assert!(r.stdout.contains("hung8 | standby | ? unreachable"), "{r}");
     // Given up on at the conninfo's deadline, not left hanging.
     assert_eq!(
-        r.stdout.matches("timeout expired after 2 s").count(),
+        r.stderr.matches("timeout expired after 2 s").count(),
         2,
         "{r}"
     );

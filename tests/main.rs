@@ -78,3 +78,5 @@ mod tls;
 mod package;
 // Taking over a cluster built by repmgr 5.3 without re-registering (issue 12).
 mod takeover;
+// repmgr 5.3 and ours side by side: exit codes and stdout shape (issue 12).
+mod parity;

@@ -411,7 +411,7 @@ fn node_status_service_and_cleanup() {
         .assert_code(ExitCode::BadConfig)
         .assert_stderr_contains("unknown value \"bogus\" provided for parameter --action");
 
-    // --is-shutdown-cleanly: UP, DOWN after a clean stop, UNCLEAN after kill -9.
+    // --is-shutdown-cleanly: UP, SHUTDOWN after a clean stop, UNCLEAN after kill -9.
     let r = s.repmgr(&["node", "status", "--is-shutdown-cleanly"]);
     assert_eq!(r.stdout, "--state=UP\n", "{r}");
     s.repmgr(&["node", "service", "--action=stop", "--checkpoint"])
@@ -425,7 +425,9 @@ fn node_status_service_and_cleanup() {
     let r = s.repmgr(&["node", "status", "--is-shutdown-cleanly"]);
     r.assert_success();
     assert!(
-        r.stdout.starts_with("--state=DOWN --last-checkpoint-lsn=") && r.stdout.contains('/'),
+        r.stdout
+            .starts_with("--state=SHUTDOWN --last-checkpoint-lsn=")
+            && r.stdout.contains('/'),
         "{r}"
     );
     s.repmgr(&["node", "service", "--action=start"])

@@ -41,12 +41,18 @@ pub fn show(ctx: &Ctx) -> Result<()> {
     if report.warnings.is_empty() {
         return Ok(());
     }
-    println!();
-    crate::log_warning!("following issues were detected");
-    print!("{}", render_issues(&report.warnings));
-    if report.connection_errors && !ctx.opts.verbose && !ctx.opts.terse {
+    // As repmgr 5.3: a blank line on stdout, the issues as one WARNING on
+    // stderr (stdout stays the table scripts parse), none of it with
+    // --terse; the exit status says it either way.
+    if !ctx.opts.terse {
         println!();
-        crate::log_hint!("execute with --verbose option to see connection error messages");
+        crate::log_warning!(
+            "following issues were detected\n{}",
+            render_issues(&report.warnings)
+        );
+        if report.connection_errors && !ctx.opts.verbose {
+            crate::log_hint!("execute with --verbose option to see connection error messages");
+        }
     }
     Err(Error::silent(ExitCode::NodeStatus))
 }

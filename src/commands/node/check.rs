@@ -127,12 +127,14 @@ pub fn check(ctx: &Ctx) -> Result<()> {
         return db_connection(ctx, mode);
     }
     let single = Single::chosen(ctx);
-    refuse_mode(single, mode)?;
-
+    // repmgr 5.3 connects before it looks at the output mode: a node that
+    // is down exits 6 (or gives its --optformat or Nagios line) whatever
+    // the mode, and scripts tell "down" from "bad options" so.
     let mut c = match connect_local(ctx) {
         Ok(c) => c,
         Err(e) => return connection_failed(cfg, single, mode, e),
     };
+    refuse_mode(single, mode)?;
     let node_id = cfg.node_id.unwrap_or(0);
     // The record and the local facts in one statement; --role needs only
     // the recovery state and the fence: skip the snapshot's planning.

@@ -122,7 +122,7 @@ pub(super) fn replication_config_owner_ok(data_directory: &str) -> bool {
     }
 }
 
-/// `--is-shutdown-cleanly`: UP, DOWN (with the shutdown checkpoint),
+/// `--is-shutdown-cleanly`: UP, SHUTDOWN (with the shutdown checkpoint),
 /// SHUTTING_DOWN, UNCLEAN_SHUTDOWN or UNKNOWN, from a ping and pg_control.
 /// Works with the server down (`standby switchover` runs it remotely).
 pub(super) fn shutdown_state(ctx: &Ctx) -> Result<String> {
@@ -161,7 +161,8 @@ pub fn shutdown_state_from(up: bool, db_state: &str, checkpoint_lsn: &str) -> St
         return "UNKNOWN".into();
     }
     if state.is_empty() {
-        return format!("DOWN --last-checkpoint-lsn={checkpoint_lsn}");
+        // repmgr 5's word for a clean shutdown, which its switchover parses.
+        return format!("SHUTDOWN --last-checkpoint-lsn={checkpoint_lsn}");
     }
     state.to_string()
 }
@@ -178,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             shutdown_state_from(false, "shut down", "0/3000060"),
-            "DOWN --last-checkpoint-lsn=0/3000060"
+            "SHUTDOWN --last-checkpoint-lsn=0/3000060"
         );
         assert_eq!(
             shutdown_state_from(false, "in production", "0/3000060"),

@@ -102,18 +102,32 @@ fn running_cell(n: &NodeRecord, in_recovery: Option<bool>, who: &str) -> (String
     }
 }
 
-/// The Upstream cell: the name, marked `?` when the upstream cannot be
-/// asked and `!` when the node is not streaming from it.
+/// The Upstream cell: the name, marked `?` when the node or its upstream
+/// cannot be asked and `!` when the node is not streaming from it.
 pub fn upstream_cell(
     n: &NodeRecord,
     p: &Probe,
     nodes: &[NodeRecord],
     probes: &[Probe],
 ) -> (String, Option<String>) {
+    let up_idx = n
+        .upstream_node_id
+        .and_then(|id| nodes.iter().position(|x| x.node_id == id));
+    if p.reach != Reach::Up {
+        // As repmgr 5.3: the node's own record cannot be read, so whatever
+        // its type or state (a primary too, with no upstream: a lone `?`),
+        // the recorded upstream is unverified.
+        let cell = match (n.upstream_node_id, up_idx) {
+            (None, _) => "?".to_string(),
+            (Some(_), Some(i)) => format!("? {}", nodes[i].node_name),
+            (Some(id), None) => format!("? {id}"),
+        };
+        return (cell, None);
+    }
     let Some(up_id) = n.upstream_node_id else {
         return (String::new(), None);
     };
-    let Some(idx) = nodes.iter().position(|x| x.node_id == up_id) else {
+    let Some(idx) = up_idx else {
         return (format!("? {up_id}"), None);
     };
     let up = &nodes[idx];
@@ -121,15 +135,6 @@ pub fn upstream_cell(
     if n.node_type != NodeType::Standby {
         // A witness connects by SQL, not by streaming: nothing to verify.
         return (up.node_name.clone(), None);
-    }
-    if p.reach != Reach::Up {
-        // Whether it streams cannot be verified while it does not answer.
-        let cell = if n.active {
-            format!("? {}", up.node_name)
-        } else {
-            up.node_name.clone()
-        };
-        return (cell, None);
     }
     if p.in_recovery != Some(true) {
         return (up.node_name.clone(), None);

@@ -119,7 +119,8 @@ pub fn render_table(rows: &[ShowRow], compact: bool) -> String {
             let timeline = match (r.node_type, r.timeline) {
                 (NodeType::Witness, _) => "n/a".to_string(),
                 (_, Some(t)) => t.to_string(),
-                _ => "?".to_string(),
+                // repmgr 5.3 leaves the cell empty for a node it cannot ask.
+                _ => String::new(),
             };
             let mut row = vec![
                 r.node_id.to_string(),
@@ -233,7 +234,7 @@ mod tests {
              ----+-------+---------+---------------+----------+----------+----------+----------+-----------------------\n \
              1  | node1 | primary | * running     |          | default  | 100      | 1        | host=n1 dbname=repmgr\n \
              2  | node2 | witness | * running     | node1    | default  | 100      | n/a      | host=n2 dbname=repmgr\n \
-             3  | node3 | standby | ? unreachable | ? node1  | default  | 100      | ?        | host=n3 dbname=repmgr\n"
+             3  | node3 | standby | ? unreachable | ? node1  | default  | 100      |          | host=n3 dbname=repmgr\n"
         );
     }
 
@@ -245,7 +246,7 @@ mod tests {
              ----+-------+---------+---------------+----------+----------+-------+-----\n \
              1  | node1 | primary | * running     |          | default  | 100   | 1   \n \
              2  | node2 | witness | * running     | node1    | default  | 100   | n/a \n \
-             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   | ?   \n"
+             3  | node3 | standby | ? unreachable | ? node1  | default  | 100   |     \n"
         );
     }
 

@@ -152,7 +152,9 @@ fn check_promotion_safe(
     let p = &plan.primary;
     let (state, checkpoint) =
         shutdown_state(ssh, &plan.primary_host, old_repmgr).map_err(aborted)?;
-    if state != "DOWN" && !ctx.opts.force {
+    // "DOWN" is what this repmgr said before it used repmgr 5's word: an
+    // old primary may still run such a binary.
+    if state != "SHUTDOWN" && state != "DOWN" && !ctx.opts.force {
         return Err(fail(format!(
             "the primary \"{}\" did not shut down cleanly (state {state})",
             p.node_name
