@@ -55,17 +55,21 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
         Ok(ci) => ci,
         Err(e) => return (Probe::down(Reach::Down, e.reason().to_string()), None),
     };
-    let mut c = match db::connect::probe(&ci, APP_NAME) {
-        Ok(c) => c,
+    match db::connect::probe(&ci, APP_NAME) {
+        Ok(c) => probe_on(c),
         Err((e, ping)) => {
             let reach = match ping {
                 db::connect::Ping::Ok => Reach::Rejected,
                 _ => Reach::Down,
             };
             let text = e.reason().to_string();
-            return (Probe::down(reach, text), None);
+            (Probe::down(reach, text), None)
         }
-    };
+    }
+}
+
+/// The probe's questions, on a session already open to the node.
+fn probe_on(mut c: crate::db::Session) -> (Probe, Option<crate::db::Session>) {
     // One statement; should the server refuse it (an odd privilege
     // setup), each fact is asked on its own, so what can be read still
     // is. A session closed by a missed deadline is not asked again.
@@ -134,10 +138,36 @@ where
 
 /// Probes every node at once, so one hung node costs one timeout in total.
 pub fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
+    probe_all_reusing(nodes, None)
+}
+
+/// [`probe_all`], where `open` is a session already open to the node at
+/// that index, made with that node's own conninfo: it is asked on that
+/// session instead of a new connection (`cluster show` read the records
+/// through it; a second connection to the same server would cost it a
+/// backend start for nothing).
+pub fn probe_all_reusing(
+    nodes: &[NodeRecord],
+    open: Option<(usize, crate::db::Session)>,
+) -> Vec<Probe> {
+    let mut open = open;
     let handles: Vec<_> = nodes
         .iter()
         .cloned()
-        .map(|n| thread::spawn(move || probe(&n)))
+        .enumerate()
+        .map(|(i, n)| {
+            let reuse = match open.take() {
+                Some((at, c)) if at == i => Some(c),
+                other => {
+                    open = other;
+                    None
+                }
+            };
+            thread::spawn(move || match reuse {
+                Some(c) if !c.is_closed() => probe_on(c).0,
+                _ => probe(&n),
+            })
+        })
         .collect();
     handles
         .into_iter()
