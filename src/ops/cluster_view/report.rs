@@ -49,13 +49,14 @@ pub fn cluster_report(nodes: &[NodeRecord], verbose: bool) -> ShowReport {
 }
 
 /// [`cluster_report`], asking the node at `open`'s index on that session
-/// (open to it with its own conninfo) instead of connecting again.
+/// (open to it with its own conninfo) instead of connecting again, and
+/// each node only what the report needs of it (see [`probe_all_reusing`]).
 pub fn cluster_report_reusing(
     nodes: &[NodeRecord],
     open: Option<(usize, crate::db::Session)>,
     verbose: bool,
 ) -> ShowReport {
-    report(nodes, &probe_all_reusing(nodes, open), verbose)
+    report(nodes, &probe_all_reusing(nodes, open, true), verbose)
 }
 
 /// The rows and issues from the probes, in the nodes' order; `verbose`
