@@ -151,6 +151,8 @@ fn record_and_from(
 /// downstream nodes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ask {
+    /// [`downstream`].
+    pub downstream: bool,
     /// [`cluster_size`] (`node status`).
     pub size: bool,
     /// The record of the node's registered upstream.
@@ -161,7 +163,8 @@ pub struct Ask {
 pub struct LocalFacts {
     /// The node's record and [`stats`]; None without a record.
     pub found: Option<(NodeRecord, NodeStats)>,
-    pub downstream: Result<Vec<Downstream>>,
+    /// When asked: [`downstream`].
+    pub downstream: Option<Result<Vec<Downstream>>>,
     /// When asked: [`cluster_size`].
     pub size: Option<Result<String>>,
     /// When asked: the record of the node named as this node's upstream
@@ -169,7 +172,7 @@ pub struct LocalFacts {
     pub upstream: Option<Result<Option<NodeRecord>>>,
 }
 
-/// [`record_and_stats`], [`downstream`] and what `ask` adds, as separate
+/// [`record_and_stats`] and what `ask` adds, as separate
 /// statements sent together: one round trip on a new session instead of
 /// one each (cron and Nagios run these every minute). An error of the
 /// record's statement fails the call; the others' are in their fields.
@@ -181,7 +184,10 @@ pub fn local_facts(c: &mut impl Sql, node_id: i32, ask: Ask) -> Result<LocalFact
         nodes::COLUMNS
     );
     let id: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)] = &[(&node_id, Type::INT4)];
-    let mut stmts = vec![(record.as_str(), id), (DOWNSTREAM, id)];
+    let mut stmts = vec![(record.as_str(), id)];
+    if ask.downstream {
+        stmts.push((DOWNSTREAM, id));
+    }
     if ask.size {
         stmts.push((CLUSTER_SIZE, &[]));
     }
@@ -198,7 +204,7 @@ pub fn local_facts(c: &mut impl Sql, node_id: i32, ask: Ask) -> Result<LocalFact
             .unwrap_or_else(|| Err(super::SqlError::Unexpected("no answer".into())))
     };
     let found = record_and_from(next(), node_id, stats_from)?;
-    let downstream = downstream_from(next());
+    let downstream = ask.downstream.then(|| downstream_from(next()));
     let size = ask.size.then(|| cluster_size_from(next()));
     let upstream = ask.upstream.then(|| {
         let rows = next().map_err(|e| query_error("retrieving the upstream node record", &e))?;

@@ -136,15 +136,19 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let node_id = cfg.node_id.unwrap_or(0);
     // The record and the local facts in one statement; --role needs only
     // the recovery state and the fence: skip the snapshot's planning.
-    // The full run's downstream nodes (and a standby's upstream record)
-    // come in the same round trip as the record.
+    // The full run's next question comes in the same round trip as the
+    // record: a standby's upstream record (its downstream nodes are then
+    // asked here while the upstream is asked on its own connection), or a
+    // primary's downstream nodes.
     let (found, asked) = match single {
         Some(Single::Role) => (db::checks::record_and_role(&mut c, node_id)?, None),
         Some(_) => (db::checks::record_and_stats(&mut c, node_id)?, None),
         None => {
+            let standby = super::likely_standby(&cfg.data_directory);
             let ask = db::checks::Ask {
+                downstream: !standby,
                 size: false,
-                upstream: super::likely_standby(&cfg.data_directory),
+                upstream: standby,
             };
             let f = db::checks::local_facts(&mut c, node_id, ask)?;
             (f.found, Some((f.downstream, f.upstream)))
@@ -163,10 +167,7 @@ pub fn check(ctx: &Ctx) -> Result<()> {
         }
         return chk.status.exit();
     }
-    let (downstream, up_record) = match asked {
-        Some(a) => a,
-        None => (db::checks::downstream(&mut c, node.node_id), None),
-    };
+    let (downstream, up_record) = asked.unwrap_or((None, None));
     let facts = gather(ctx, &mut c, node, stats, downstream, up_record, mode)?;
     let (rows, upstream) = full_checks(cfg, &facts, mode);
     superuser_hint(ctx, &facts.stats, mode);
@@ -273,13 +274,13 @@ fn single_check(
 }
 
 /// Everything the full run looks at, from what the record's round trip
-/// brought: the downstream nodes, and the upstream's record when asked.
+/// brought (the downstream nodes, or the upstream's record) and the rest.
 fn gather(
     ctx: &Ctx,
     c: &mut Session,
     node: NodeRecord,
     stats: NodeStats,
-    downstream: Result<Vec<Downstream>>,
+    downstream: Option<Result<Vec<Downstream>>>,
     up_record: Option<Result<Option<NodeRecord>>>,
     mode: Mode,
 ) -> Result<Facts> {
@@ -291,10 +292,25 @@ fn gather(
         Some(_) => None,
         None => upstream_record(c, &node)?,
     };
-    let upstream = match up_record {
-        Some(r) => ask_upstream(ctx, r, mode),
-        None => Ok(None),
-    };
+    // The upstream is asked on its own connection while the local server
+    // answers for the downstream nodes (unless it already did): a
+    // standby's check costs about one connection's time, not two.
+    let (downstream, upstream) = std::thread::scope(|s| {
+        let asked = up_record.map(|r| s.spawn(move || ask_upstream(ctx, r, mode)));
+        let downstream = match downstream {
+            Some(d) => d,
+            None => db::checks::downstream(c, node.node_id),
+        };
+        let upstream = match asked {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(Error::db_query(
+                    "internal error while asking the upstream node",
+                ))
+            }),
+            None => Ok(None),
+        };
+        (downstream, upstream)
+    });
     let (downstream, upstream) = (downstream?, upstream?);
     Ok(Facts {
         fenced: stats.fenced,

@@ -142,6 +142,7 @@ fn gather(ctx: &Ctx) -> Result<StatusFacts> {
     // round trip (and a standby's upstream record, when the data directory
     // says it is one).
     let ask = db::checks::Ask {
+        downstream: true,
         size: true,
         upstream: super::likely_standby(&cfg.data_directory),
     };
@@ -155,7 +156,10 @@ fn gather(ctx: &Ctx) -> Result<StatusFacts> {
         .verbose
         .then(|| db::replication::system_identifier(&mut c).unwrap_or_default());
     let ready_files = ready_archive_files(&cfg.data_directory);
-    let downstream = facts.downstream?;
+    let downstream = match facts.downstream {
+        Some(asked) => asked?,
+        None => db::checks::downstream(&mut c, node_id)?,
+    };
     let mut inactive_slot_names = Vec::new();
     if stats.max_replication_slots != 0 && stats.inactive_slots > 0 {
         inactive_slot_names = db::checks::inactive_slots(&mut c)?;
