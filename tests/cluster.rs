@@ -198,3 +198,59 @@ fn cluster_show_without_repmgr_conf_connects_with_the_options() {
         .run()
         .assert_code(ExitCode::BadConfig);
 }
+
+#[test]
+fn a_primary_fenced_in_its_configuration_shows_as_fenced_and_a_role_setting_does_not() {
+    let nodes = registered_cluster(1);
+    let p = &nodes[0];
+    let role = |n: &crate::fixture::Node| {
+        let r = n.repmgr(&["node", "check", "--role", "--nagios"]);
+        (r.stdout.trim_end().to_string(), r.status)
+    };
+    // Read-only for the repmgr user only (a role setting, not the
+    // configuration file): not the fence.
+    p.pg.execute("ALTER ROLE postgres SET default_transaction_read_only = on");
+    assert_eq!(
+        role(p),
+        (
+            "REPMGR_SERVER_ROLE OK: node is primary".to_string(),
+            crate::harness::Nagios::Ok.code()
+        )
+    );
+    p.pg.execute(
+        "BEGIN READ WRITE; ALTER ROLE postgres RESET default_transaction_read_only; COMMIT",
+    );
+    // The fence: the configured default, from postgresql.auto.conf.
+    p.pg.execute("ALTER SYSTEM SET default_transaction_read_only = on");
+    p.pg.execute("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        role(p),
+        (
+            "REPMGR_SERVER_ROLE CRITICAL: node is fenced: running as primary but read-only"
+                .to_string(),
+            crate::harness::Nagios::Critical.code()
+        )
+    );
+    let r = nodes[1].repmgr(&["cluster", "show"]);
+    r.assert_stdout_contains("| node1 | primary | ! fenced ");
+    // A standby never counts as fenced, whatever its setting.
+    assert_eq!(
+        role(&nodes[1]),
+        (
+            "REPMGR_SERVER_ROLE OK: node is standby".to_string(),
+            crate::harness::Nagios::Ok.code()
+        )
+    );
+    p.pg.execute("ALTER SYSTEM RESET default_transaction_read_only");
+    p.pg.execute("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(300));
+    p.repmgr(&["cluster", "show"]).assert_success();
+
+    // cluster show on a node without the metadata says so (one statement
+    // now asks for the records and finds the table missing).
+    p.pg.execute("DROP SCHEMA repmgr CASCADE");
+    let r = p.repmgr(&["cluster", "show"]);
+    r.assert_code(ExitCode::BadConfig);
+    r.assert_stderr_contains("the repmgr metadata schema was not found on this node");
+}

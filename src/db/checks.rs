@@ -114,18 +114,108 @@ fn record_and(
     template: &str,
     from: fn(&Row, usize) -> Result<NodeStats>,
 ) -> Result<Option<(NodeRecord, NodeStats)>> {
-    let sql = format!(
+    let sql = record_and_sql(template);
+    let rows = c.query_typed(&sql, &[(&node_id, Type::INT4)]);
+    record_and_from(rows, node_id, from)
+}
+
+fn record_and_sql(template: &str) -> String {
+    format!(
         "SELECT {}, {} FROM repmgr.nodes WHERE node_id = $1",
         nodes::COLUMNS,
         columns(template)
-    );
-    let row = c
-        .query_typed_opt(&sql, &[(&node_id, Type::INT4)])
-        .map_err(|e| query_error(&format!("retrieving the record for node {node_id}"), &e))?;
-    match row {
+    )
+}
+
+fn record_and_from(
+    rows: std::result::Result<Vec<Row>, super::SqlError>,
+    node_id: i32,
+    from: fn(&Row, usize) -> Result<NodeStats>,
+) -> Result<Option<(NodeRecord, NodeStats)>> {
+    let what = || format!("retrieving the record for node {node_id}");
+    let mut rows = rows.map_err(|e| query_error(&what(), &e))?;
+    if rows.len() > 1 {
+        let e = super::SqlError::Unexpected(format!(
+            "{} rows where at most one was expected",
+            rows.len()
+        ));
+        return Err(query_error(&what(), &e));
+    }
+    match rows.pop() {
         Some(r) => Ok(Some((nodes::from_row(&r)?, from(&r, nodes::COLUMN_COUNT)?))),
         None => Ok(None),
     }
+}
+
+/// What [`local_facts`] asks besides the record, the statistics and the
+/// downstream nodes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask {
+    /// [`downstream`].
+    pub downstream: bool,
+    /// [`cluster_size`] (`node status`).
+    pub size: bool,
+    /// The record of the node's registered upstream.
+    pub upstream: bool,
+}
+
+/// What `node status` and `node check` read from the local node.
+pub struct LocalFacts {
+    /// The node's record and [`stats`]; None without a record.
+    pub found: Option<(NodeRecord, NodeStats)>,
+    /// When asked: [`downstream`].
+    pub downstream: Option<Result<Vec<Downstream>>>,
+    /// When asked: [`cluster_size`].
+    pub size: Option<Result<String>>,
+    /// When asked: the record of the node named as this node's upstream
+    /// (None when it names none, or no such record).
+    pub upstream: Option<Result<Option<NodeRecord>>>,
+}
+
+/// [`record_and_stats`] and what `ask` adds, as separate
+/// statements sent together: one round trip on a new session instead of
+/// one each (cron and Nagios run these every minute). An error of the
+/// record's statement fails the call; the others' are in their fields.
+pub fn local_facts(c: &mut impl Sql, node_id: i32, ask: Ask) -> Result<LocalFacts> {
+    let record = record_and_sql(STATS_COLUMNS);
+    let upstream = format!(
+        "SELECT {} FROM repmgr.nodes
+          WHERE node_id = (SELECT upstream_node_id FROM repmgr.nodes WHERE node_id = $1)",
+        nodes::COLUMNS
+    );
+    let id: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)] = &[(&node_id, Type::INT4)];
+    let mut stmts = vec![(record.as_str(), id)];
+    if ask.downstream {
+        stmts.push((DOWNSTREAM, id));
+    }
+    if ask.size {
+        stmts.push((CLUSTER_SIZE, &[]));
+    }
+    if ask.upstream {
+        stmts.push((upstream.as_str(), id));
+    }
+    let mut answers = c
+        .query_typed_all(&stmts)
+        .map_err(|e| query_error(&format!("retrieving the record for node {node_id}"), &e))?
+        .into_iter();
+    let mut next = || {
+        answers
+            .next()
+            .unwrap_or_else(|| Err(super::SqlError::Unexpected("no answer".into())))
+    };
+    let found = record_and_from(next(), node_id, stats_from)?;
+    let downstream = ask.downstream.then(|| downstream_from(next()));
+    let size = ask.size.then(|| cluster_size_from(next()));
+    let upstream = ask.upstream.then(|| {
+        let rows = next().map_err(|e| query_error("retrieving the upstream node record", &e))?;
+        rows.first().map(nodes::from_row).transpose()
+    });
+    Ok(LocalFacts {
+        found,
+        downstream,
+        size,
+        upstream,
+    })
 }
 
 fn stats_from(row: &Row, at: usize) -> Result<NodeStats> {
@@ -180,12 +270,8 @@ pub struct Downstream {
     pub slot_name: Option<String>,
 }
 
-/// Every node registered downstream of `node_id`, by node_id, with whether
-/// it is attached here and whether its slot is missing (one round trip).
-pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
-    let rows = c
-        .query_typed(
-            "SELECT n.node_id, n.node_name, n.type = 'witness',
+/// [`downstream`]'s statement.
+const DOWNSTREAM: &str = "SELECT n.node_id, n.node_name, n.type = 'witness',
                     EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders() w,
                                           pg_catalog.pg_stat_get_activity(w.pid) a
                              WHERE a.application_name = n.node_name AND w.state = 'streaming'),
@@ -195,10 +281,18 @@ pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
                     n.slot_name
                FROM repmgr.nodes n
               WHERE n.upstream_node_id = $1
-              ORDER BY n.node_id",
-            &[(&node_id, Type::INT4)],
-        )
-        .map_err(|e| query_error("retrieving downstream node records", &e))?;
+              ORDER BY n.node_id";
+
+/// Every node registered downstream of `node_id`, by node_id, with whether
+/// it is attached here and whether its slot is missing (one round trip).
+pub fn downstream(c: &mut impl Sql, node_id: i32) -> Result<Vec<Downstream>> {
+    downstream_from(c.query_typed(DOWNSTREAM, &[(&node_id, Type::INT4)]))
+}
+
+fn downstream_from(
+    rows: std::result::Result<Vec<Row>, super::SqlError>,
+) -> Result<Vec<Downstream>> {
+    let rows = rows.map_err(|e| query_error("retrieving downstream node records", &e))?;
     rows.iter()
         .map(|r| {
             Ok(Downstream {
@@ -225,16 +319,28 @@ pub fn inactive_slots(c: &mut impl Sql) -> Result<Vec<String>> {
     rows.iter().map(|r| r.val(0)).collect()
 }
 
+/// [`cluster_size`]'s statement.
+const CLUSTER_SIZE: &str =
+    "SELECT pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_database_size(oid))::BIGINT)
+       FROM pg_catalog.pg_database";
+
 /// The size of all databases, pretty-printed as repmgr's get_cluster_size.
 pub fn cluster_size(c: &mut impl Sql) -> Result<String> {
-    let row = c
-        .query_typed_one(
-            "SELECT pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_database_size(oid))::BIGINT)
-               FROM pg_catalog.pg_database",
-            &[],
-        )
-        .map_err(|e| query_error("retrieving the cluster size", &e))?;
-    row.val(0)
+    cluster_size_from(c.query_typed(CLUSTER_SIZE, &[]))
+}
+
+fn cluster_size_from(rows: std::result::Result<Vec<Row>, super::SqlError>) -> Result<String> {
+    let rows = rows.map_err(|e| query_error("retrieving the cluster size", &e))?;
+    match rows.first() {
+        Some(r) if rows.len() == 1 => r.val(0),
+        _ => {
+            let e = super::SqlError::Unexpected(format!(
+                "{} rows where exactly one was expected",
+                rows.len()
+            ));
+            Err(query_error("retrieving the cluster size", &e))
+        }
+    }
 }
 
 /// Whether this session is a superuser (CHECKPOINT needs one before 15's

@@ -12,11 +12,20 @@ use super::session::{Session, Sql};
 use super::query_error;
 use crate::error::Result;
 
-/// [`is_fenced`] as an expression, for statements that ask more.
-pub(super) const FENCED: &str = "NOT pg_catalog.pg_is_in_recovery()
-    AND COALESCE((SELECT setting = 'on' AND source = 'configuration file'
-                    FROM pg_catalog.pg_show_all_settings()
-                   WHERE name = 'default_transaction_read_only'), FALSE)";
+/// [`is_fenced`] as an expression, for statements that ask more. The
+/// source of the setting is only in `pg_show_all_settings()`, which builds
+/// every setting's row: on a new session that is about half a millisecond
+/// of server time, most of what `node check --role` costs the server. The
+/// CASE asks it only when the current value is read-only at all (CASE
+/// evaluates its branches lazily; the sub-select is an InitPlan run on
+/// first use), so a node that is not fenced never pays for it.
+pub(super) const FENCED: &str = "CASE WHEN pg_catalog.pg_is_in_recovery()
+           OR NOT pg_catalog.current_setting('default_transaction_read_only')::BOOL
+         THEN FALSE
+         ELSE COALESCE((SELECT setting = 'on' AND source = 'configuration file'
+                          FROM pg_catalog.pg_show_all_settings()
+                         WHERE name = 'default_transaction_read_only'), FALSE)
+    END";
 
 /// Whether this node is fenced: a primary whose configured default is
 /// read-only (`default_transaction_read_only` from postgresql.auto.conf).

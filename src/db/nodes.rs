@@ -133,6 +133,25 @@ pub fn all(c: &mut impl Sql) -> Result<Vec<NodeRecord>> {
     rows.iter().map(from_row).collect()
 }
 
+/// [`all`], or None when this node has no `repmgr.nodes` table: one
+/// statement instead of [`super::schema::exists`] and then [`all`]
+/// (`cluster show` asks it on every run; only a node without the metadata
+/// pays for it, with an error line in its server log).
+pub fn all_if_registered(c: &mut impl Sql) -> Result<Option<Vec<NodeRecord>>> {
+    use tokio_postgres::error::SqlState;
+    let sql = format!("SELECT {COLUMNS} FROM repmgr.nodes ORDER BY node_id");
+    match c.query_typed(sql.as_str(), &[]) {
+        Ok(rows) => rows.iter().map(from_row).collect::<Result<_>>().map(Some),
+        Err(e)
+            if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+                || e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(query_error("retrieving node records", &e)),
+    }
+}
+
 /// The active primaries registered (normally at most one).
 pub fn active_primaries(c: &mut impl Sql) -> Result<Vec<NodeRecord>> {
     let sql = format!(

@@ -99,7 +99,22 @@ pub struct ProbeFacts {
     pub fenced: bool,
 }
 
-pub fn probe_facts(c: &mut impl Sql) -> Result<ProbeFacts> {
+/// [`ProbeFacts`] in one statement. `want_attached`: whether the standbys
+/// streaming from here are asked (`cluster show` needs them only of a node
+/// some standby names as its upstream; `pg_stat_get_activity()` copies
+/// every backend's status, a good part of what a probe costs a new
+/// session). A primary's timeline comes as its current WAL file's name,
+/// read here: the casts that would turn it into a number on the server
+/// cost more cold catalog lookups than the answer is worth.
+pub fn probe_facts(c: &mut impl Sql, want_attached: bool) -> Result<ProbeFacts> {
+    let attached = if want_attached {
+        "ARRAY(SELECT a.application_name::TEXT
+                 FROM pg_catalog.pg_stat_get_wal_senders() w,
+                      pg_catalog.pg_stat_get_activity(w.pid) a
+                WHERE w.state IN ('streaming', 'catchup', 'startup', 'backup'))"
+    } else {
+        "NULL::TEXT[]"
+    };
     let row = c
         .query_typed_one(
             &format!("SELECT pg_catalog.pg_is_in_recovery(),
@@ -107,25 +122,31 @@ pub fn probe_facts(c: &mut impl Sql) -> Result<ProbeFacts> {
                     THEN COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_get_wal_receiver()
                                     WHERE pid IS NOT NULL),
                                   (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))::BIGINT
-                    ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::BIT(32)::BIGINT
                     END,
+                    CASE WHEN NOT pg_catalog.pg_is_in_recovery()
+                    THEN pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
                     CASE WHEN pg_catalog.pg_is_in_recovery()
                     THEN pg_catalog.pg_is_wal_replay_paused() ELSE FALSE END,
-                    ARRAY(SELECT a.application_name::TEXT
-                            FROM pg_catalog.pg_stat_get_wal_senders() w,
-                                 pg_catalog.pg_stat_get_activity(w.pid) a
-                           WHERE w.state IN ('streaming', 'catchup', 'startup', 'backup')),
+                    {attached},
                     {}", super::fence::FENCED),
             &[],
         )
         .map_err(|e| query_error("probing the node", &e))?;
+    let standby_tli: Option<i64> = row.val(1)?;
+    let walfile: Option<String> = row.val(2)?;
+    let attached: Option<Vec<String>> = row.val(4)?;
     Ok(ProbeFacts {
         in_recovery: row.val(0)?,
-        timeline: row.val(1)?,
-        replay_paused: row.val(2)?,
-        attached: row.val(3)?,
-        fenced: row.val(4)?,
+        timeline: standby_tli.or_else(|| walfile.as_deref().and_then(walfile_timeline)),
+        replay_paused: row.val(3)?,
+        attached: attached.unwrap_or_default(),
+        fenced: row.val(5)?,
     })
+}
+
+/// The timeline in a WAL file's name: its first 8 hex digits.
+fn walfile_timeline(name: &str) -> Option<i64> {
+    name.get(..8).and_then(|t| i64::from_str_radix(t, 16).ok())
 }
 
 /// Whether WAL replay is paused (standbys only; false on a primary).
@@ -234,4 +255,17 @@ pub fn clear_primary_conninfo(c: &mut impl Sql) -> Result<()> {
     c.batch_execute("SELECT pg_catalog.pg_reload_conf()")
         .map_err(|e| query_error("reloading the configuration", &e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::walfile_timeline;
+
+    #[test]
+    fn the_timeline_is_the_first_eight_hex_digits_of_the_wal_file_name() {
+        assert_eq!(walfile_timeline("000000010000000000000003"), Some(1));
+        assert_eq!(walfile_timeline("0000001A00000000000000FF"), Some(26));
+        assert_eq!(walfile_timeline("0000"), None);
+        assert_eq!(walfile_timeline("zzzzzzzz0000000000000000"), None);
+    }
 }

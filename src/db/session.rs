@@ -505,6 +505,20 @@ pub trait Sql {
     /// exists) for the rest of this connection.
     fn learn(&mut self, fact: &'static str);
 
+    /// Several [`Sql::query_typed`] statements, each answered on its own
+    /// (one's error leaves the others' answers). A session sends them all
+    /// before reading any answer: one round trip for all, under one bound.
+    /// The outer error is a missed bound or a lost session.
+    fn query_typed_all(
+        &mut self,
+        stmts: &[(&str, TypedParams<'_>)],
+    ) -> Result<Vec<Result<Vec<Row>, SqlError>>, SqlError> {
+        Ok(stmts
+            .iter()
+            .map(|(sql, params)| self.query_typed(sql, params))
+            .collect())
+    }
+
     fn query_typed_one(&mut self, sql: &str, params: TypedParams<'_>) -> Result<Row, SqlError> {
         exactly_one(self.query_typed(sql, params)?)
     }
@@ -544,6 +558,37 @@ fn exactly_one(mut rows: Vec<Row>) -> Result<Row, SqlError> {
     }
 }
 
+/// Every statement's request made (each future polled once, which queues
+/// its messages for the connection) before any answer is awaited, so the
+/// socket driver writes them together; the answers come back in order.
+async fn pipelined(
+    c: &tokio_postgres::Client,
+    stmts: &[(&str, TypedParams<'_>)],
+) -> Result<Vec<Result<Vec<Row>, tokio_postgres::Error>>, tokio_postgres::Error> {
+    let mut pending: Vec<_> = stmts
+        .iter()
+        .map(|(sql, params)| Box::pin(c.query_typed(sql, params)))
+        .collect();
+    let mut answers: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
+        pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (fut, answer) in pending.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                    *answer = Some(r);
+                }
+            }
+        }
+        if answers.iter().all(Option::is_some) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    Ok(answers.into_iter().flatten().collect())
+}
+
 /// "cached plan must not change result type" (the table changed since
 /// the statement was prepared), or a statement the server dropped.
 fn is_stale_statement(e: &SqlError) -> bool {
@@ -578,6 +623,17 @@ impl Sql for Session {
         bounded!(self, limit, |c| c.query_typed(sql, params))
     }
 
+    fn query_typed_all(
+        &mut self,
+        stmts: &[(&str, TypedParams<'_>)],
+    ) -> Result<Vec<Result<Vec<Row>, SqlError>>, SqlError> {
+        let limit = self.bound;
+        let answers = bounded!(self, limit, |c| pipelined(c, stmts))?;
+        Ok(answers
+            .into_iter()
+            .map(|a| a.map_err(SqlError::Server))
+            .collect())
+    }
     fn execute_typed(&mut self, sql: &str, params: TypedParams<'_>) -> Result<u64, SqlError> {
         let limit = self.bound;
         bounded!(self, limit, |c| c.execute_typed(sql, params))

@@ -4,16 +4,16 @@
 //! the node records and prints.
 
 use crate::commands::Ctx;
-use crate::db::{self, nodes::NodeRecord};
+use crate::db::{self, nodes::NodeRecord, Session};
 use crate::error::{Error, ExitCode, Result};
 use crate::ops::cluster_view::{
-    cluster_report, render_csv, render_issues, render_json, render_table,
+    cluster_report_reusing, render_csv, render_issues, render_json, render_table,
 };
 
 /// `repmgr cluster show`.
 pub fn show(ctx: &Ctx) -> Result<()> {
-    let nodes = registered_nodes(ctx)?;
-    let report = cluster_report(&nodes, ctx.opts.verbose);
+    let (nodes, local) = registered_nodes(ctx)?;
+    let report = cluster_report_reusing(&nodes, local, ctx.opts.verbose);
 
     if ctx.opts.json {
         // The issues are in the document; the exit status is the table's.
@@ -57,25 +57,35 @@ pub fn show(ctx: &Ctx) -> Result<()> {
     Err(Error::silent(ExitCode::NodeStatus))
 }
 
-/// The node records, read through the local node.
-fn registered_nodes(ctx: &Ctx) -> Result<Vec<NodeRecord>> {
+/// The session open to the node at that index of the records.
+type Local = (usize, Session);
+
+/// The node records, read through the local node, and that session with
+/// the index of the node it is open to when it was made with that node's
+/// registered conninfo (the probe asks it there, not on a new connection).
+fn registered_nodes(ctx: &Ctx) -> Result<(Vec<NodeRecord>, Option<Local>)> {
     // Without a conninfo from repmgr.conf, -h/-p/-U/-d name the node to ask
     // (repmgr's establish_db_connection_by_params).
-    let mut conn = match ctx.conninfo_from_options()? {
-        Some(ci) if ctx.config().conninfo.is_empty() => crate::commands::connect_node(&ci, "", 0)?,
-        _ => ctx.connect_local()?,
+    let (mut conn, from_config) = match ctx.conninfo_from_options()? {
+        Some(ci) if ctx.config().conninfo.is_empty() => {
+            (crate::commands::connect_node(&ci, "", 0)?, false)
+        }
+        _ => (ctx.connect_local()?, true),
     };
-    if !db::schema::exists(&mut conn)? {
+    let Some(nodes) = db::nodes::all_if_registered(&mut conn)? else {
         return Err(
             Error::config("the repmgr metadata schema was not found on this node")
                 .hint("run \"repmgr primary register\" on the primary first"),
         );
-    }
-    let nodes = db::nodes::all(&mut conn)?;
-    drop(conn);
+    };
     if nodes.is_empty() {
         return Err(Error::config("no node records were found")
             .hint("ensure \"repmgr primary register\" was run"));
     }
-    Ok(nodes)
+    let cfg = ctx.config();
+    let local = nodes
+        .iter()
+        .position(|n| from_config && Some(n.node_id) == cfg.node_id && n.conninfo == cfg.conninfo)
+        .map(|i| (i, conn));
+    Ok((nodes, local))
 }

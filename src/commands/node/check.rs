@@ -138,10 +138,23 @@ pub fn check(ctx: &Ctx) -> Result<()> {
     let node_id = cfg.node_id.unwrap_or(0);
     // The record and the local facts in one statement; --role needs only
     // the recovery state and the fence: skip the snapshot's planning.
-    let found = if single == Some(Single::Role) {
-        db::checks::record_and_role(&mut c, node_id)?
-    } else {
-        db::checks::record_and_stats(&mut c, node_id)?
+    // The full run's next question comes in the same round trip as the
+    // record: a standby's upstream record (its downstream nodes are then
+    // asked here while the upstream is asked on its own connection), or a
+    // primary's downstream nodes.
+    let (found, asked) = match single {
+        Some(Single::Role) => (db::checks::record_and_role(&mut c, node_id)?, None),
+        Some(_) => (db::checks::record_and_stats(&mut c, node_id)?, None),
+        None => {
+            let standby = super::likely_standby(&cfg.data_directory);
+            let ask = db::checks::Ask {
+                downstream: !standby,
+                size: false,
+                upstream: standby,
+            };
+            let f = db::checks::local_facts(&mut c, node_id, ask)?;
+            (f.found, Some((f.downstream, f.upstream)))
+        }
     };
     let (node, stats) =
         found.ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
@@ -156,7 +169,8 @@ pub fn check(ctx: &Ctx) -> Result<()> {
         }
         return chk.status.exit();
     }
-    let facts = gather(ctx, &mut c, node, stats, mode)?;
+    let (downstream, up_record) = asked.unwrap_or((None, None));
+    let facts = gather(ctx, &mut c, node, stats, downstream, up_record, mode)?;
     let (rows, upstream) = full_checks(cfg, &facts, mode);
     superuser_hint(ctx, &facts.stats, mode);
     if ctx.opts.json {
@@ -261,22 +275,34 @@ fn single_check(
     })
 }
 
-/// Everything the full run looks at.
+/// Everything the full run looks at, from what the record's round trip
+/// brought (the downstream nodes, or the upstream's record) and the rest.
 fn gather(
     ctx: &Ctx,
     c: &mut Session,
     node: NodeRecord,
     stats: NodeStats,
+    downstream: Option<Result<Vec<Downstream>>>,
+    up_record: Option<Result<Option<NodeRecord>>>,
     mode: Mode,
 ) -> Result<Facts> {
     let cfg = ctx.config();
+    let up_record = match up_record {
+        Some(asked) if node.upstream_node_id.is_some() && node.node_type != NodeType::Witness => {
+            asked?
+        }
+        Some(_) => None,
+        None => upstream_record(c, &node)?,
+    };
     // The upstream is asked on its own connection while the local server
-    // answers for the downstream nodes: a standby's check costs about one
-    // connection's time, not two.
-    let up_record = upstream_record(c, &node)?;
+    // answers for the downstream nodes (unless it already did): a
+    // standby's check costs about one connection's time, not two.
     let (downstream, upstream) = std::thread::scope(|s| {
         let asked = up_record.map(|r| s.spawn(move || ask_upstream(ctx, r, mode)));
-        let downstream = db::checks::downstream(c, node.node_id);
+        let downstream = match downstream {
+            Some(d) => d,
+            None => db::checks::downstream(c, node.node_id),
+        };
         let upstream = match asked {
             Some(h) => h.join().unwrap_or_else(|_| {
                 Err(Error::db_query(

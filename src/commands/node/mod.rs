@@ -42,6 +42,13 @@ pub fn ready_archive_files(data_directory: &str) -> Option<i32> {
     )
 }
 
+/// Whether the data directory holds `standby.signal` (PostgreSQL 12+): a
+/// hint only, for asking a standby's upstream record in the same round
+/// trip as the rest; without it the record is asked afterwards.
+pub(super) fn likely_standby(data_directory: &str) -> bool {
+    !data_directory.is_empty() && Path::new(data_directory).join("standby.signal").exists()
+}
+
 /// repmgr's is_pg_dir: a directory holding PG_VERSION.
 pub(super) fn is_pg_dir(dir: &str) -> bool {
     !dir.is_empty() && Path::new(dir).join("PG_VERSION").is_file()

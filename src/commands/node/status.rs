@@ -138,21 +138,35 @@ fn gather(ctx: &Ctx) -> Result<StatusFacts> {
     let cfg = ctx.node_config(false)?;
     let mut c = ctx.connect_local()?;
     let node_id = cfg.node_id.unwrap_or(0);
-    let (node, stats) = db::checks::record_and_stats(&mut c, node_id)?
+    // The record, the statistics, the size and the downstream nodes in one
+    // round trip (and a standby's upstream record, when the data directory
+    // says it is one).
+    let ask = db::checks::Ask {
+        downstream: true,
+        size: true,
+        upstream: super::likely_standby(&cfg.data_directory),
+    };
+    let facts = db::checks::local_facts(&mut c, node_id, ask)?;
+    let (node, stats) = facts
+        .found
         .ok_or_else(|| Error::config(format!("no record found for node {node_id}")))?;
-    let size = db::checks::cluster_size(&mut c).ok();
+    let size = facts.size.and_then(|s| s.ok());
     let system_identifier = ctx
         .opts
         .verbose
         .then(|| db::replication::system_identifier(&mut c).unwrap_or_default());
     let ready_files = ready_archive_files(&cfg.data_directory);
-    let downstream = db::checks::downstream(&mut c, node_id)?;
+    let downstream = match facts.downstream {
+        Some(asked) => asked?,
+        None => db::checks::downstream(&mut c, node_id)?,
+    };
     let mut inactive_slot_names = Vec::new();
     if stats.max_replication_slots != 0 && stats.inactive_slots > 0 {
         inactive_slot_names = db::checks::inactive_slots(&mut c)?;
     }
-    let upstream = match node.upstream_node_id {
-        Some(id) if node.node_type == NodeType::Standby => db::nodes::get(&mut c, id)?,
+    let upstream = match (node.upstream_node_id, facts.upstream) {
+        (Some(_), Some(asked)) if node.node_type == NodeType::Standby => asked?,
+        (Some(id), None) if node.node_type == NodeType::Standby => db::nodes::get(&mut c, id)?,
         _ => None,
     };
     // The CSV lists the inactive slots whatever the slot count said.

@@ -9,8 +9,8 @@ mod probe;
 mod report;
 
 pub use cells::{status_cell, upstream_cell};
-pub use probe::{probe_all, probe_all_with, Probe, Reach};
+pub use probe::{probe_all, probe_all_reusing, probe_all_with, Probe, Reach};
 pub use report::{
-    cluster_report, render_csv, render_issues, render_json, render_table, report, ShowReport,
-    ShowRow,
+    cluster_report, cluster_report_reusing, render_csv, render_issues, render_json, render_table,
+    report, ShowReport, ShowRow,
 };

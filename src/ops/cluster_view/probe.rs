@@ -4,7 +4,7 @@
 use std::thread;
 
 use crate::conninfo::parse_described as parse_conninfo;
-use crate::db::{self, nodes::NodeRecord, reach::APP_NAME};
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType, reach::APP_NAME};
 
 /// How a node answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,32 +45,36 @@ impl Probe {
 
 /// Probes one node: a connection bounded by its connect_timeout, then a few
 /// cheap queries. Never fails: what went wrong is part of the result.
-fn probe(n: &NodeRecord) -> Probe {
-    probe_keep(n).0
+fn probe(n: &NodeRecord, want_attached: bool) -> Probe {
+    probe_keep(n, want_attached).0
 }
 
 /// [`probe`], keeping the connection for further questions.
-fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
+fn probe_keep(n: &NodeRecord, want_attached: bool) -> (Probe, Option<crate::db::Session>) {
     let ci = match parse_conninfo(&n.conninfo, "conninfo") {
         Ok(ci) => ci,
         Err(e) => return (Probe::down(Reach::Down, e.reason().to_string()), None),
     };
-    let mut c = match db::connect::probe(&ci, APP_NAME) {
-        Ok(c) => c,
+    match db::connect::probe(&ci, APP_NAME) {
+        Ok(c) => probe_on(c, want_attached),
         Err((e, ping)) => {
             let reach = match ping {
                 db::connect::Ping::Ok => Reach::Rejected,
                 _ => Reach::Down,
             };
             let text = e.reason().to_string();
-            return (Probe::down(reach, text), None);
+            (Probe::down(reach, text), None)
         }
-    };
+    }
+}
+
+/// The probe's questions, on a session already open to the node.
+fn probe_on(mut c: crate::db::Session, want_attached: bool) -> (Probe, Option<crate::db::Session>) {
     // One statement; should the server refuse it (an odd privilege
     // setup), each fact is asked on its own, so what can be read still
     // is. A session closed by a missed deadline is not asked again.
     let (in_recovery, timeline, replay_paused, attached, fenced) =
-        match db::server::probe_facts(&mut c) {
+        match db::server::probe_facts(&mut c, want_attached) {
             Ok(f) => (
                 Some(f.in_recovery),
                 f.timeline,
@@ -83,7 +87,10 @@ fn probe_keep(n: &NodeRecord) -> (Probe, Option<crate::db::Session>) {
                 db::server::in_recovery(&mut c).ok(),
                 db::server::timeline(&mut c).ok(),
                 db::server::wal_replay_paused(&mut c).unwrap_or(false),
-                db::server::attached_standbys(&mut c).unwrap_or_default(),
+                match want_attached {
+                    true => db::server::attached_standbys(&mut c).unwrap_or_default(),
+                    false => Vec::new(),
+                },
                 db::fence::is_fenced(&mut c).unwrap_or(false),
             ),
         };
@@ -113,7 +120,7 @@ where
         .map(|n| {
             let ask = ask.clone();
             thread::spawn(move || {
-                let (p, c) = probe_keep(&n);
+                let (p, c) = probe_keep(&n, true);
                 let answer = c.map(|mut c| ask(&n, &mut c));
                 (p, answer)
             })
@@ -134,10 +141,49 @@ where
 
 /// Probes every node at once, so one hung node costs one timeout in total.
 pub fn probe_all(nodes: &[NodeRecord]) -> Vec<Probe> {
+    probe_all_reusing(nodes, None, false)
+}
+
+/// Whether a standby's record names `n` as its upstream: only then does
+/// the Upstream cell need to know who streams from it.
+fn is_an_upstream(n: &NodeRecord, nodes: &[NodeRecord]) -> bool {
+    nodes
+        .iter()
+        .any(|m| m.node_type == NodeType::Standby && m.upstream_node_id == Some(n.node_id))
+}
+
+/// [`probe_all`], where `open` is a session already open to the node at
+/// that index, made with that node's own conninfo: it is asked on that
+/// session instead of a new connection (`cluster show` read the records
+/// through it; a second connection to the same server would cost it a
+/// backend start for nothing). `lean`: the standbys streaming from a node
+/// are asked only of a node some standby's record names as its upstream
+/// (the Upstream cell asks them of no other; [`Probe::attached`] stays
+/// empty elsewhere).
+pub fn probe_all_reusing(
+    nodes: &[NodeRecord],
+    open: Option<(usize, crate::db::Session)>,
+    lean: bool,
+) -> Vec<Probe> {
+    let mut open = open;
     let handles: Vec<_> = nodes
         .iter()
         .cloned()
-        .map(|n| thread::spawn(move || probe(&n)))
+        .enumerate()
+        .map(|(i, n)| {
+            let want_attached = !lean || is_an_upstream(&n, nodes);
+            let reuse = match open.take() {
+                Some((at, c)) if at == i => Some(c),
+                other => {
+                    open = other;
+                    None
+                }
+            };
+            thread::spawn(move || match reuse {
+                Some(c) if !c.is_closed() => probe_on(c, want_attached).0,
+                _ => probe(&n, want_attached),
+            })
+        })
         .collect();
     handles
         .into_iter()

@@ -3,7 +3,7 @@
 //! CLI prints them; repmgrd serves the same report, so it lives here.
 
 use super::cells::{status_cell, upstream_cell};
-use super::probe::{probe_all, Probe, Reach};
+use super::probe::{probe_all, probe_all_reusing, Probe, Reach};
 use crate::db::nodes::{NodeRecord, NodeType};
 use crate::output;
 use crate::output::json::Json;
@@ -46,6 +46,17 @@ pub struct ShowReport {
 /// prints, and what repmgrd serves, from one place.
 pub fn cluster_report(nodes: &[NodeRecord], verbose: bool) -> ShowReport {
     report(nodes, &probe_all(nodes), verbose)
+}
+
+/// [`cluster_report`], asking the node at `open`'s index on that session
+/// (open to it with its own conninfo) instead of connecting again, and
+/// each node only what the report needs of it (see [`probe_all_reusing`]).
+pub fn cluster_report_reusing(
+    nodes: &[NodeRecord],
+    open: Option<(usize, crate::db::Session)>,
+    verbose: bool,
+) -> ShowReport {
+    report(nodes, &probe_all_reusing(nodes, open, true), verbose)
 }
 
 /// The rows and issues from the probes, in the nodes' order; `verbose`
