@@ -17,6 +17,8 @@ pub enum Wake {
     UpstreamLost(u64),
     /// An observation gathered by a worker, for the decision core.
     Core(Box<super::core::types::Input>),
+    /// Observations gathered together (a heartbeat round's answers).
+    CoreBatch(Vec<super::core::types::Input>),
     /// Actions the core returned while answering a peer (on the peer
     /// thread), to be carried out by the main loop.
     Actions(Vec<super::core::types::Action>),

@@ -218,6 +218,13 @@ impl Primary {
             self.applied = Some(FenceHow::ReadOnly);
         }
         core.out.push(Action::WriteStatus { upstream: None });
+        // A renewal due within a quarter interval goes with this cycle's
+        // answer of the local server (which it needs anyway): one wake-up
+        // a second instead of two, and no separate check of the server.
+        if self.down_since.is_none() && self.applied != Some(FenceHow::Stop) {
+            let soon = now.plus(self.lease.renewal_every(&core.s) / 4);
+            self.renew_due(core, now, soon);
+        }
         self.evaluate(core, now);
         self.check_children(core, now, f);
     }
@@ -227,9 +234,17 @@ impl Primary {
             self.kill_if_hung(core, now);
             return;
         }
+        self.renew_due(core, now, now);
+        self.evaluate(core, now);
+    }
+
+    /// Sends the heartbeats that renew the lease when the next renewal is
+    /// due by `by` (`now`, or a little later: renewing early only starts
+    /// the voters' promises sooner, which is always safe).
+    fn renew_due(&mut self, core: &mut Ctx, now: Time, by: Time) {
         // A superseded primary holds no lease: the voters' promises to it
         // must run out so that an election can succeed.
-        if self.superseded.is_none() && now >= self.lease.next_renewal(&core.s) {
+        if self.superseded.is_none() && by >= self.lease.next_renewal(&core.s) {
             let me = core.s.node_id;
             let to: Vec<NodeId> = core
                 .voters()
@@ -248,7 +263,6 @@ impl Primary {
                 });
             }
         }
-        self.evaluate(core, now);
     }
 
     pub(super) fn local_down(&mut self, core: &mut Ctx, now: Time) {

@@ -280,7 +280,7 @@ impl Driver {
             .into_iter()
             .filter_map(|t| self.peers.get(&t).map(|a| (t, a.clone())))
             .collect();
-        let post = self.poster();
+        let post_all = self.batch_poster();
         // The voters this process has a connection open to, all from one
         // thread: one wake-up of it per round, not one per voter.
         spawn("heartbeats", move || {
@@ -289,15 +289,22 @@ impl Driver {
                 &key,
                 &request,
                 timeout,
-                |t, answer| match answer {
-                    Ok(PeerReply::Heartbeat(reply)) => post(Input::Heartbeat {
-                        from: t,
-                        sent,
-                        reply,
-                    }),
-                    other => {
-                        crate::log_debug!("heartbeat to node {t}: no answer ({other:?})");
-                    }
+                |answers| {
+                    let inputs: Vec<Input> = answers
+                        .into_iter()
+                        .filter_map(|(t, answer)| match answer {
+                            Ok(PeerReply::Heartbeat(reply)) => Some(Input::Heartbeat {
+                                from: t,
+                                sent,
+                                reply,
+                            }),
+                            other => {
+                                crate::log_debug!("heartbeat to node {t}: no answer ({other:?})");
+                                None
+                            }
+                        })
+                        .collect();
+                    post_all(inputs);
                 },
                 &one,
             );

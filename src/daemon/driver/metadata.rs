@@ -5,6 +5,10 @@ use super::recorder::{History, PublishInfo, RecordWrite, Write, Writes};
 use super::Driver;
 use crate::daemon::core::types::*;
 
+/// How often an unchanged status row written through the primary is
+/// rewritten (each monitoring cycle when that is longer).
+const STATUS_REFRESH: std::time::Duration = std::time::Duration::from_millis(1_900);
+
 impl Driver {
     /// How this node writes its metadata now.
     fn writes(&self) -> Option<Writes> {
@@ -61,6 +65,18 @@ impl Driver {
             },
             _ => None,
         };
+        // A standby's row is written through the primary (a transaction
+        // and WAL there, a round trip here): when nothing in it changed,
+        // every STATUS_REFRESH is enough to show the daemon running (a row
+        // counts for three monitoring intervals and at least 5 s).
+        let now = std::time::Instant::now();
+        let same = self.status_sent.is_some_and(|(at, w, u)| {
+            w == writes && u == upstream && now.duration_since(at) < STATUS_REFRESH
+        });
+        if same && history.is_none() && writes == Some(Writes::ThroughPrimary) {
+            return;
+        }
+        self.status_sent = Some((now, writes, upstream));
         self.recorder.send(Write::Status {
             writes,
             upstream,

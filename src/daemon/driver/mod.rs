@@ -155,6 +155,8 @@ pub struct Driver {
     watched: Option<NodeId>,
     checks: u64,
     last_row: Option<db::observe::ServerRow>,
+    /// The last status row sent to the recorder: when, how, which upstream.
+    status_sent: Option<(Instant, Option<recorder::Writes>, Option<NodeId>)>,
     /// When the local server last answered (a read or a check).
     local_answered_at: Option<Instant>,
     is_witness: bool,
@@ -268,6 +270,7 @@ impl Driver {
             watched: None,
             checks: 0,
             last_row: None,
+            status_sent: None,
             local_answered_at: None,
             is_witness,
             probed: Arc::new(Mutex::new(BTreeMap::new())),
@@ -392,6 +395,13 @@ impl Driver {
                     _ => continue,
                 },
                 Some(Wake::Core(i)) => *i,
+                Some(Wake::CoreBatch(inputs)) => {
+                    self.queue.extend(inputs);
+                    if !self.drain() {
+                        return true;
+                    }
+                    continue;
+                }
                 Some(Wake::Actions(a)) => {
                     // What the peer thread's step asked for; what those
                     // actions observe is stepped at once.
@@ -546,6 +556,18 @@ impl Driver {
         let tx = self.tx.clone();
         move |i: Input| {
             let _ = tx.send(Wake::Core(Box::new(i)));
+        }
+    }
+
+    /// As [`Driver::poster`], for observations that arrive together: the
+    /// main loop wakes once for all of them.
+    fn batch_poster(&self) -> impl Fn(Vec<Input>) + Send + Clone + 'static {
+        let tx = self.tx.clone();
+        move |inputs: Vec<Input>| match inputs.len() {
+            0 => {}
+            _ => {
+                let _ = tx.send(Wake::CoreBatch(inputs));
+            }
         }
     }
 

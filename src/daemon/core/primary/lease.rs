@@ -80,10 +80,14 @@ impl Lease {
     /// Renewals come four times per promise, and at least as often as
     /// this node's own settings say.
     pub fn next_renewal(&self, s: &Settings) -> Time {
-        let every = s
-            .heartbeat_every_ms()
-            .min((self.span(s.lease_ms()) / 4).max(200));
-        self.last_sent.map_or(Time(0), |t| t.plus(every))
+        self.last_sent
+            .map_or(Time(0), |t| t.plus(self.renewal_every(s)))
+    }
+
+    /// The interval between renewals.
+    pub fn renewal_every(&self, s: &Settings) -> u64 {
+        s.heartbeat_every_ms()
+            .min((self.span(s.lease_ms()) / 4).max(200))
     }
 
     pub fn renewal_sent(&mut self, now: Time) {

@@ -210,21 +210,23 @@ fn read_reply(stream: &TcpStream, key: &Key, n: &str) -> Result<PeerReply, Excha
 /// One request (a heartbeat) to several repmgrds from one thread. To each
 /// target this process has an open connection to, the request goes on it
 /// and the answers are read as they come, one poll over all of them (a
-/// round used to wake a thread per voter). `answered` gets each answer as
-/// it is read, and each silence at the deadline (`limit` from now), as
-/// [`ask`] would have; `elsewhere` gets at once each target this cannot
-/// serve (no open connection, or one found closed), to be asked with
-/// [`ask`] on a thread of its own, as before.
+/// round used to wake a thread per voter). `answered` gets the answers
+/// read on one wake-up together (so that whoever it tells is woken once
+/// for them, not once per voter), and the silences at the deadline
+/// (`limit` from now), as [`ask`] would have; `elsewhere` gets at once each
+/// target this cannot serve (no open connection, or one found closed), to
+/// be asked with [`ask`] on a thread of its own, as before.
 pub fn ask_many<T: Copy>(
     targets: &[(T, Address)],
     key: &Key,
     request: &PeerRequest,
     limit: Duration,
-    mut answered: impl FnMut(T, Result<PeerReply, NoAnswer>),
+    mut answered: impl FnMut(Vec<(T, Result<PeerReply, NoAnswer>)>),
     mut elsewhere: impl FnMut(T),
 ) {
     let deadline = Instant::now() + limit;
     let mut waiting: Vec<(T, SocketAddr, TcpStream, String)> = Vec::with_capacity(targets.len());
+    let mut unsent = Vec::new();
     for (t, to) in targets {
         let kept = (to.host.as_str(), to.port)
             .to_socket_addrs()
@@ -237,8 +239,11 @@ pub fn ask_many<T: Copy>(
         match send_request(&stream, key, request, deadline, false) {
             Ok(n) => waiting.push((*t, addr, stream, n)),
             Err(Exchange::Unsent) => elsewhere(*t),
-            Err(Exchange::Failed) => answered(*t, Err(NoAnswer::Silent)),
+            Err(Exchange::Failed) => unsent.push((*t, Err(NoAnswer::Silent))),
         }
+    }
+    if !unsent.is_empty() {
+        answered(unsent);
     }
     while !waiting.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -261,6 +266,7 @@ pub fn ask_many<T: Copy>(
             }
         };
         let mut still = Vec::with_capacity(waiting.len());
+        let mut read = Vec::new();
         for ((t, addr, stream, n), ready) in waiting.drain(..).zip(ready) {
             if !ready {
                 still.push((t, addr, stream, n));
@@ -269,17 +275,24 @@ pub fn ask_many<T: Copy>(
             match read_reply(&stream, key, &n) {
                 Ok(reply) => {
                     idle_conns::put(addr, stream);
-                    answered(t, Ok(reply));
+                    read.push((t, Ok(reply)));
                 }
                 // Closed while idle: a new connection, elsewhere.
                 Err(Exchange::Unsent) => elsewhere(t),
-                Err(Exchange::Failed) => answered(t, Err(NoAnswer::Silent)),
+                Err(Exchange::Failed) => read.push((t, Err(NoAnswer::Silent))),
             }
+        }
+        if !read.is_empty() {
+            answered(read);
         }
         waiting = still;
     }
-    for (t, ..) in waiting {
-        answered(t, Err(NoAnswer::Silent));
+    let silent: Vec<_> = waiting
+        .into_iter()
+        .map(|(t, ..)| (t, Err(NoAnswer::Silent)))
+        .collect();
+    if !silent.is_empty() {
+        answered(silent);
     }
 }
 

@@ -133,7 +133,7 @@ fn a_round_asks_on_open_connections_and_hands_the_others_on() {
         &self::key(),
         &status,
         Duration::from_secs(2),
-        |t, a| answers.push((t, a)),
+        |batch| answers.extend(batch),
         |t| handed.push(t),
     );
     assert_eq!(
@@ -157,7 +157,7 @@ fn a_round_asks_on_open_connections_and_hands_the_others_on() {
         &self::key(),
         &hb,
         Duration::from_millis(300),
-        |t, a| answers.push((t, a)),
+        |batch| answers.extend(batch),
         |t| handed.push(t),
     );
     assert!(began.elapsed() < Duration::from_secs(1));
