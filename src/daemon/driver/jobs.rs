@@ -147,12 +147,26 @@ impl Driver {
             );
             return;
         }
-        std::thread::sleep(Duration::from_millis(200));
-        if let Ok(Some(pid)) = db::server::wal_receiver_pid(c) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+        // The startup process ends the receiver itself once it has the
+        // reload; a receiver still streaming from that node after
+        // RECEIVER_END_WAIT is ended by signal (the reload was slow to
+        // arrive: a new receiver then starts with no primary_conninfo).
+        let ended = crate::poll::until(RECEIVER_END_WAIT, Duration::from_millis(20), || {
+            match db::server::wal_receiver_sender(c) {
+                Ok(Some((host, port))) => {
+                    let still = super::observe::sender_node(&self.nodes, Some(&host), Some(port));
+                    (still != Some(from)).then_some(())
+                }
+                Ok(None) | Err(_) => Some(()),
+            }
+        });
+        if ended.is_none() {
+            if let Ok(Some(pid)) = db::server::wal_receiver_pid(c) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
         }
     }
 
@@ -382,11 +396,11 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
         }
         FenceHow::Kill => {
             let dir = Path::new(&cfg.data_directory);
-            let Some(pid) = pgtools::running_postmaster(dir) else {
+            if pgtools::running_postmaster(dir).is_none() {
                 return Err(Error::db_conn(
                     "no postmaster runs: the server is down, not hung",
                 ));
-            };
+            }
             // It has answered nothing for a while already (that is why
             // the core asks); one more look, short, tells a server that
             // answers with an error (too many clients, say) from a hung
@@ -399,6 +413,13 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
                     "the local server answers again: it is not hung, and was not killed",
                 ));
             }
+            // The postmaster read before may have ended during that look
+            // and its pid been reused: only the one running now is killed.
+            let Some(pid) = pgtools::running_postmaster(dir) else {
+                return Err(Error::db_conn(
+                    "the postmaster ended by itself: the server is down, not hung",
+                ));
+            };
             let n = pgtools::kill_server(pid, Duration::from_secs(5))?;
             crate::log_warning!(
                 "node \"{name}\" (ID: {id}) fenced: its server answered nothing and was killed (postmaster {pid} and {n} other process(es)); it recovers from its WAL at the next start"
@@ -448,9 +469,9 @@ fn stop_now(ctx: &Ctx) -> Result<()> {
         ));
     }
     let datadir = Path::new(dir);
-    let Some(pid) = pgtools::running_postmaster(datadir) else {
+    if pgtools::running_postmaster(datadir).is_none() {
         return Ok(());
-    };
+    }
     // Signals the postmaster and returns: the wait is ours, bounded.
     let mut cmd = ctx.bin.command("pg_ctl");
     cmd.args(["-D", dir, "-m", "immediate", "-W", "stop"]);
@@ -469,6 +490,11 @@ fn stop_now(ctx: &Ctx) -> Result<()> {
     if let Err(e) = signalled {
         crate::logging::log_error_report(&e);
     }
+    // Read again: the postmaster signalled may have ended since and its
+    // pid been reused; only the one running now is killed.
+    let Some(pid) = pgtools::running_postmaster(datadir) else {
+        return Ok(());
+    };
     let n = pgtools::kill_server(pid, Duration::from_secs(5))?;
     crate::log_warning!(
         "the local server did not stop within {:.1} s of an immediate shutdown: postmaster {pid} and {n} other process(es) killed; it recovers from its WAL at the next start",
@@ -483,6 +509,10 @@ fn stop_now(ctx: &Ctx) -> Result<()> {
 /// costs nothing more: an immediate shutdown is already a crash for the
 /// next start, which recovers from the WAL either way.
 const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// How long a standby waits for its WAL receiver to end by itself after
+/// its stream from a superseded node was cut (the main loop waits).
+const RECEIVER_END_WAIT: Duration = Duration::from_millis(500);
 
 fn unfence(ctx: &Ctx, start: bool) -> Result<()> {
     let cfg = &ctx.cfg;
