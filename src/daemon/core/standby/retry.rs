@@ -72,18 +72,7 @@ impl Standby {
             self.watching = None;
             self.watch(core, Some(up.id));
         } else if failed + 1 >= core.s.reconnect_attempts {
-            core.log(
-                Level::Warning,
-                format!(
-                    "unable to reconnect to node {up} after {} attempts",
-                    core.s.reconnect_attempts
-                ),
-            );
-            if up.kind == NodeKind::Primary {
-                self.start_election(core, now, up);
-            } else {
-                self.reattach(core, now, up);
-            }
+            self.give_up_on(core, now, up);
         } else {
             self.phase = Phase::Retrying {
                 first,
@@ -91,6 +80,23 @@ impl Standby {
                 failed: failed + 1,
                 from_seq,
             };
+        }
+    }
+
+    /// Every reconnection attempt to `up` failed: an election when it was
+    /// the primary, else another upstream.
+    fn give_up_on(&mut self, core: &mut Ctx, now: Time, up: NodeInfo) {
+        core.log(
+            Level::Warning,
+            format!(
+                "unable to reconnect to node {up} after {} attempts",
+                core.s.reconnect_attempts
+            ),
+        );
+        if up.kind == NodeKind::Primary {
+            self.start_election(core, now, up);
+        } else {
+            self.reattach(core, now, up);
         }
     }
 
@@ -123,18 +129,7 @@ impl Standby {
         self.unreachable_since.entry(up.id).or_insert(first);
         let done = u32::from(failed_check.is_some());
         if done >= core.s.reconnect_attempts {
-            core.log(
-                Level::Warning,
-                format!(
-                    "unable to reconnect to node {up} after {} attempts",
-                    core.s.reconnect_attempts
-                ),
-            );
-            if up.kind == NodeKind::Primary {
-                self.start_election(core, now, up);
-            } else {
-                self.reattach(core, now, up);
-            }
+            self.give_up_on(core, now, up);
             return;
         }
         self.phase = Phase::Retrying {
