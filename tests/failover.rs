@@ -292,6 +292,71 @@ fn sighup_changes_reconnect_attempts() {
     assert!(nodes[1].pg.is_in_recovery());
 }
 
+/// SIGHUP checks the new timing as the start does: the lease change, a
+/// primary_isolation_timeout that defeats itself, and, once each has
+/// published its own, the other repmgrds' differing timing (issue 11).
+#[test]
+fn sighup_checks_the_new_timing_and_names_nodes_whose_timing_differs() {
+    let nodes = registered_cluster_with(1, |_| {
+        "failover=automatic\nreconnect_attempts=3\nreconnect_interval=1\nmonitor_interval_secs=1\nlog_level=INFO"
+            .to_string()
+    });
+    let d = start_all(&nodes);
+    let lease_of = |id: i32| {
+        nodes[0]
+            .pg
+            .try_query_one_string(&format!(
+                "SELECT lease_ms::text FROM repmgr.repmgrd_status WHERE node_id = {id} AND pid IS NOT NULL"
+            ))
+            .ok()
+            .flatten()
+    };
+    poll_until(Duration::from_secs(60), "both leases published", || {
+        lease_of(1).as_deref() == Some("2000") && lease_of(2).as_deref() == Some("2000")
+    });
+    for x in &d {
+        x.wait_for_output(
+            "promises a primary not to vote for 2000 ms",
+            Duration::from_secs(60),
+        );
+    }
+    assert!(
+        !d[0].output().contains("runs with a lease"),
+        "same timing everywhere, yet a difference was reported\n{}",
+        d[0].output_tail(30)
+    );
+    nodes[1].append_conf("reconnect_attempts=7\nprimary_isolation_timeout=0");
+    d[1].signal(Signal::SIGHUP);
+    d[1].wait_for_output(
+        "the lease changes from 2000 ms to 6000 ms",
+        Duration::from_secs(60),
+    );
+    d[1].wait_for_output(
+        "promises a primary not to vote for 6000 ms",
+        Duration::from_secs(60),
+    );
+    d[1].wait_for_output(
+        "primary_isolation_timeout (0 s) is not above a heartbeat interval",
+        Duration::from_secs(60),
+    );
+    d[1].wait_for_output(
+        "node \"node1\" (ID: 1) runs with a lease of 2000 ms (reconnect_attempts=3, reconnect_interval=1, monitor_interval_secs=1); this node with a lease of 6000 ms (reconnect_attempts=7",
+        Duration::from_secs(60),
+    );
+    // The primary names node2 at its next SIGHUP, once node2's row says so.
+    poll_until(
+        Duration::from_secs(60),
+        "node2's new lease published",
+        || lease_of(2).as_deref() == Some("6000"),
+    );
+    d[0].signal(Signal::SIGHUP);
+    d[0].wait_for_output(
+        "node \"node2\" (ID: 2) runs with a lease of 6000 ms",
+        Duration::from_secs(60),
+    );
+    assert!(nodes[0].pg.try_execute("SELECT 1").is_ok());
+}
+
 #[test]
 fn a_second_repmgrd_for_the_same_node_is_refused() {
     let nodes = registered_cluster_with(0, |_| "monitor_interval_secs=1".to_string());

@@ -222,6 +222,46 @@ pub fn peers(c: &mut impl Sql) -> Result<Vec<PeerRow>> {
     Ok(out)
 }
 
+/// The timing a running repmgrd published (schema version 3 columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimingRow {
+    pub node_id: i32,
+    pub lease_ms: i64,
+    pub reconnect_attempts: i32,
+    /// Seconds.
+    pub reconnect_interval: i32,
+    pub monitor_interval_secs: i32,
+}
+
+/// The timing of every running repmgrd that published one (this node's
+/// copy of the table).
+pub fn published_timings(c: &mut impl Sql) -> Result<Vec<TimingRow>> {
+    if !table_exists(c)? || !has_peer_columns(c)? {
+        return Ok(Vec::new());
+    }
+    let rows = c
+        .query(
+            "SELECT node_id, lease_ms, reconnect_attempts, reconnect_interval, monitor_interval_secs
+               FROM repmgr.repmgrd_status
+              WHERE pid IS NOT NULL AND lease_ms IS NOT NULL
+                AND reconnect_attempts IS NOT NULL AND reconnect_interval IS NOT NULL
+              ORDER BY node_id",
+            &[],
+        )
+        .map_err(|e| query_error("reading the repmgrd timing settings", &e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(TimingRow {
+                node_id: r.val(0)?,
+                lease_ms: r.val(1)?,
+                reconnect_attempts: r.val(2)?,
+                reconnect_interval: r.val(3)?,
+                monitor_interval_secs: r.val(4)?,
+            })
+        })
+        .collect()
+}
+
 /// Publishes this repmgrd's peer address and what it promises (on the
 /// primary; the others read it from their copy).
 pub fn publish_peer(

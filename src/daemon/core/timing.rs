@@ -84,6 +84,85 @@ impl Settings {
     }
 }
 
+/// A repmgrd's timing as its status row publishes it: what the others
+/// compare theirs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub lease_ms: u64,
+    pub reconnect_attempts: u32,
+    pub reconnect_interval_ms: u64,
+    pub monitor_interval_ms: u64,
+}
+
+impl std::fmt::Display for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a lease of {} ms (reconnect_attempts={}, reconnect_interval={}, monitor_interval_secs={})",
+            self.lease_ms,
+            self.reconnect_attempts,
+            self.reconnect_interval_ms / 1000,
+            self.monitor_interval_ms / 1000
+        )
+    }
+}
+
+impl Settings {
+    /// This node's timing, as published.
+    pub fn published(&self) -> Published {
+        Published {
+            lease_ms: self.lease_ms(),
+            reconnect_attempts: self.reconnect_attempts,
+            reconnect_interval_ms: self.reconnect_interval_ms,
+            monitor_interval_ms: self.monitor_interval_ms,
+        }
+    }
+
+    /// What in these settings is safe but works against its purpose: a
+    /// `primary_isolation_timeout` that the lease overrides, that fences a
+    /// healthy primary between two heartbeats, or whose read-only fence
+    /// repmgrd can never lift (the bounds repmgrd.8, TIMING, states).
+    /// Checked at start and after each SIGHUP.
+    pub fn timing_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(t) = self.isolation_timeout_ms else {
+            return out;
+        };
+        let lease = self.lease_ms();
+        let half = lease / 2;
+        let hiccup = self.heartbeat_every_ms() + lease * DRIFT_PER_10K / 10_000 + PROMISE_SLACK_MS;
+        let unlift = lease / 8 + lease * DRIFT_PER_10K / 10_000 + PROMISE_SLACK_MS;
+        if t > half {
+            out.push(format!(
+                "primary_isolation_timeout ({} s) is more than half the lease ({lease} ms): an isolated primary is made read-only after {half} ms",
+                t / 1000
+            ));
+        } else if t <= hiccup {
+            out.push(format!(
+                "primary_isolation_timeout ({} s) is not above a heartbeat interval plus its allowance ({hiccup} ms): a healthy primary is made read-only between two heartbeats",
+                t / 1000
+            ));
+        } else if t <= unlift {
+            out.push(format!(
+                "primary_isolation_timeout ({} s) is not above an eighth of the lease plus its allowance ({unlift} ms): repmgrd can never lift the read-only fence it applies",
+                t / 1000
+            ));
+        }
+        out
+    }
+}
+
+/// One warning per other repmgrd (`label`, its published timing) whose
+/// timing differs from `mine`: every node is expected to use the same
+/// settings, or failover and fencing times differ from node to node.
+pub fn timing_differences(mine: Published, others: &[(String, Published)]) -> Vec<String> {
+    others
+        .iter()
+        .filter(|(_, theirs)| *theirs != mine)
+        .map(|(label, theirs)| format!("{label} runs with {theirs}; this node with {mine}"))
+        .collect()
+}
+
 /// How many of the other voters must hold a promise to a lease holder so
 /// that no candidate can gather a majority of all `voters` without them:
 /// the holder never votes for another while it holds, so a candidate has
@@ -142,6 +221,50 @@ mod tests {
         assert_eq!(f.stop_margin_ms(), 1_000);
         // One attempt: no window, the floor holds.
         assert_eq!(settings(1, 1, 1).lease_ms(), MIN_LEASE_MS);
+    }
+
+    #[test]
+    fn isolation_timeouts_that_defeat_their_purpose_are_named() {
+        let with = |t: Option<u64>, attempts: u32, interval_s: u64| Settings {
+            isolation_timeout_ms: t,
+            ..settings(attempts, interval_s, 2)
+        };
+        // Unset, or within its useful range (default lease 50 s).
+        assert!(with(None, 6, 10).timing_warnings().is_empty());
+        assert!(with(Some(10_000), 6, 10).timing_warnings().is_empty());
+        assert!(with(Some(25_000), 6, 10).timing_warnings().is_empty());
+        let one = |t: u64| {
+            let w = with(Some(t), 6, 10).timing_warnings();
+            assert_eq!(w.len(), 1, "{t}: {w:?}");
+            w[0].clone()
+        };
+        assert!(one(30_000).contains("more than half the lease (50000 ms)"));
+        // H = 2 s, allowance 550 ms.
+        assert!(one(2_000).contains("between two heartbeats"));
+        assert!(one(0).contains("between two heartbeats"));
+        // L/8 + 550 = 6,800 ms.
+        assert!(one(3_000).contains("never lift"));
+        assert!(one(6_000).contains("never lift"));
+    }
+
+    #[test]
+    fn differing_published_timing_is_named_per_node() {
+        let mine = settings(3, 1, 1).published();
+        assert_eq!(mine.lease_ms, 2_000);
+        let theirs = settings(7, 1, 1).published();
+        let others = vec![
+            ("node \"node2\" (ID: 2)".to_string(), mine),
+            ("node \"node3\" (ID: 3)".to_string(), theirs),
+        ];
+        let w = timing_differences(mine, &others);
+        assert_eq!(
+            w,
+            vec![
+                "node \"node3\" (ID: 3) runs with a lease of 6000 ms (reconnect_attempts=7, reconnect_interval=1, monitor_interval_secs=1); this node with a lease of 2000 ms (reconnect_attempts=3, reconnect_interval=1, monitor_interval_secs=1)"
+                    .to_string()
+            ]
+        );
+        assert!(timing_differences(mine, &others[..1]).is_empty());
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod recorder;
 mod startup;
 pub mod state;
 mod takeover;
+mod timing_check;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -343,12 +344,7 @@ impl Driver {
             );
             crate::log_hint!("register a witness, or set failover_quorum=repmgr to accept repmgr's split-brain risk");
         }
-        let s = settings(&cfg, self.is_witness);
-        crate::log_info!(
-            "this repmgrd promises a primary not to vote for {} ms after each heartbeat; an isolated primary is read-only after half of that and stopped {} ms before it ends",
-            s.lease_ms(),
-            s.stop_margin_ms()
-        );
+        self.check_timing();
     }
 
     fn set_local(&mut self, mut c: Session) {
@@ -618,6 +614,7 @@ impl Driver {
         if conninfo != self.conninfo {
             self.local = None;
         }
+        let lease_before = settings(self.cfg(), self.is_witness).lease_ms();
         self.conninfo = conninfo;
         self.loaded = fresh;
         // The failover mode and timing may have changed: publish anew.
@@ -627,6 +624,16 @@ impl Driver {
         ))));
         self.publish();
         crate::log_notice!("configuration file reloaded");
+        // The new timing is checked as at start (and against what the
+        // others published); a shorter lease does not shorten a promise
+        // already made.
+        let lease = settings(self.cfg(), self.is_witness).lease_ms();
+        if lease != lease_before {
+            crate::log_notice!(
+                "the lease changes from {lease_before} ms to {lease} ms; promises already made are kept for as long as they were made"
+            );
+        }
+        self.check_timing();
         let (id, name) = (self.node_id(), self.cfg().node_name.clone());
         self.event(
             "repmgrd_reload",
