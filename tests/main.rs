@@ -10,6 +10,8 @@ mod fixture;
 mod net_selftest;
 // The command grammar through the real binary (no PostgreSQL).
 mod cli;
+// The product's db::Session against a real server (pipelined statements).
+mod db_session;
 // Bad input: config, conninfo, hung and closed servers, refusals.
 mod bad_input;
 // primary/standby register and unregister.
