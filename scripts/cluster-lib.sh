@@ -166,7 +166,10 @@ cl_repmgr() { # node args...
 }
 
 cl_start() { # node
-    cl_as_user pg_ctl -D "$CL_DIR/$1/data" -l "$CL_DIR/$1/server.log" -w -t 60 start >/dev/null
+    cl_as_user pg_ctl -D "$CL_DIR/$1/data" -l "$CL_DIR/$1/server.log" -w -t 60 start >/dev/null || {
+        tail -n 20 "$CL_DIR/$1/server.log" >&2
+        cl_die "the server of $1 did not start (its log above)"
+    }
 }
 
 # initdb and start node $1 (its repmgr.conf written already) as a primary.
