@@ -132,95 +132,10 @@ pub fn unfence(c: &mut impl Sql) -> Result<()> {
         .map_err(|e| query_error("reloading the configuration", &e))
 }
 
-/// What this primary knows about one voter without contacting it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoterSeen {
-    pub node: crate::db::nodes::NodeRecord,
-    /// Its repmgrd heartbeat (or its WAL receiver's replies) arrived within
-    /// the window.
-    pub fresh: bool,
-    /// A repmgrd stamped its row in the last minute: judge it by its
-    /// heartbeat. Otherwise it has to be asked directly.
-    pub has_daemon: bool,
-}
-
-/// Registered voters (active nodes other than `me`) and what their
-/// heartbeats say, within `window_secs`.
-pub fn voter_visibility(c: &mut impl Sql, me: i32, window_secs: f64) -> Result<Vec<VoterSeen>> {
-    let has_status: bool = c
-        .query_one(
-            "SELECT pg_catalog.to_regclass('repmgr.repmgrd_status') IS NOT NULL",
-            &[],
-        )
-        .map_err(|e| query_error("checking repmgr.repmgrd_status", &e))?
-        .val(0)?;
-    let (heartbeat, daemon) = if has_status {
-        (
-            "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
-                      WHERE s.node_id = n.node_id AND s.pid IS NOT NULL
-                        AND s.last_updated > pg_catalog.now() - pg_catalog.make_interval(secs => $2))",
-            "EXISTS (SELECT 1 FROM repmgr.repmgrd_status s
-                      WHERE s.node_id = n.node_id AND s.pid IS NOT NULL
-                        AND s.last_updated > pg_catalog.now() - INTERVAL '60 seconds')",
-        )
-    } else {
-        ("FALSE", "FALSE")
-    };
-    let wanted = crate::db::nodes::all(c)?
-        .into_iter()
-        .filter(|n| n.is_voter() && n.node_id != me)
-        .collect::<Vec<_>>();
-    let sql = format!(
-        "SELECT n.node_id,
-                {heartbeat}
-             OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication r
-                         WHERE r.application_name = n.node_name AND r.state = 'streaming'
-                           AND r.reply_time > pg_catalog.now() - pg_catalog.make_interval(secs => $2)),
-                {daemon}
-           FROM repmgr.nodes n
-          WHERE n.active AND n.node_id <> $1
-          ORDER BY n.node_id"
-    );
-    let rows = c
-        .query(sql.as_str(), &[&me, &window_secs])
-        .map_err(|e| query_error("checking which nodes this primary can see", &e))?;
-    let mut seen: Vec<(i32, bool, bool)> = Vec::with_capacity(rows.len());
-    for r in &rows {
-        seen.push((r.val(0)?, r.val(1)?, r.val(2)?));
-    }
-    Ok(wanted
-        .into_iter()
-        .map(|node| {
-            let row = seen.iter().find(|(id, _, _)| *id == node.node_id);
-            VoterSeen {
-                fresh: row.is_some_and(|r| r.1),
-                has_daemon: row.is_some_and(|r| r.2),
-                node,
-            }
-        })
-        .collect())
-}
-
 /// The voting term as this node's metadata copy has it.
 pub fn voting_term(c: &mut impl Sql) -> Result<i32> {
     let row = c
         .query_opt("SELECT term FROM repmgr.voting_term", &[])
         .map_err(|e| query_error("reading the voting term", &e))?;
     Ok(row.map(|r| r.val(0)).transpose()?.unwrap_or(0))
-}
-
-/// Namespace of the advisory locks a candidate takes on each voter to claim
-/// a term ("repm").
-const CLAIM_NAMESPACE: i32 = 0x7265_706d;
-
-/// Takes the claim lock for `term` on this server (session-level: released
-/// when the session ends). False when another candidate holds it.
-pub fn try_claim(c: &mut impl Sql, term: i32) -> Result<bool> {
-    let row = c
-        .query_one(
-            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
-            &[&CLAIM_NAMESPACE, &term],
-        )
-        .map_err(|e| query_error("claiming the voting term", &e))?;
-    row.val(0)
 }
