@@ -315,6 +315,26 @@ mod tests {
         assert_eq!(r, VoteReply::Granted { promise_ms: L });
     }
 
+    /// SIGHUP may shorten the lease (Core::on_reload swaps the settings):
+    /// a promise made under the longer one still runs to its end.
+    #[test]
+    fn a_promise_outlives_a_shorter_lease_after_a_reload() {
+        let mut b = book();
+        let t = AFTER_QUARANTINE;
+        let long = 50_000;
+        let (r, _) = b.on_heartbeat(t, 1, 1, true, long);
+        assert!(matches!(r, HeartbeatReply::Ack { promise_ms, .. } if promise_ms == long));
+        // Now asked under the new, shorter lease.
+        let (r, p) = b.on_vote(t.plus(10_000), &req(2, 2, 10), &standby_view(5), L);
+        assert_eq!(
+            r,
+            VoteReply::Refused(Refusal::LeaseHeld { left_ms: 40_000 })
+        );
+        assert!(p.is_none());
+        let (r, _) = b.on_vote(t.plus(long), &req(2, 2, 10), &standby_view(5), L);
+        assert_eq!(r, VoteReply::Granted { promise_ms: L });
+    }
+
     #[test]
     fn one_vote_per_term_and_never_below_a_granted_one() {
         let mut b = book();
