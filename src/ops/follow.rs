@@ -24,6 +24,12 @@ pub fn slot_name(cfg: &Config) -> Option<String> {
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// Runs the write of the replication configuration together with its
+/// application (reload or restart; true when it restarted). The CLI runs
+/// them as they are (`&|apply| apply()`); repmgrd runs them under the lock
+/// it clears primary_conninfo under, so its clear never undoes them.
+pub type Serialise<'s> = &'s dyn Fn(&mut dyn FnMut() -> Result<bool>) -> Result<bool>;
+
 /// Re-points the local standby at `target` (already checked with
 /// [`check_can_follow`]): slot on the target, replication configuration,
 /// reload (or restart), wait until streaming, record. Shared by `standby
@@ -34,6 +40,7 @@ pub fn follow_node<'a>(
     mut local: Session,
     target: &NodeRecord,
     tconn: &mut Session,
+    serialise: Serialise<'_>,
 ) -> Result<(Event<'a>, String)> {
     let node_id = cfg.node_id.unwrap_or_default();
     let slot = slot_name(cfg);
@@ -49,8 +56,10 @@ pub fn follow_node<'a>(
     let version = db::server::version_num(&mut local)?;
     // Before re-pointing: the proof is receiving what was already there.
     let goal = confirm::goal(tconn)?;
-    write_replication_config(cfg, target, slot.clone(), version)?;
-    let restarted = apply_config(bin, cfg, &mut local, version)?;
+    let restarted = serialise(&mut || {
+        write_replication_config(cfg, target, slot.clone(), version)?;
+        apply_config(bin, cfg, &mut local, version)
+    })?;
     // A restart ended the session; confirm opens another.
     let local = (!restarted).then_some(local);
 

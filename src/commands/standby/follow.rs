@@ -58,7 +58,7 @@ pub fn follow(ctx: &Ctx) -> Result<()> {
     }
 
     let bin = PgBin::new(ctx.opts.pg_bindir.as_deref(), cfg);
-    let (ev, ts) = follow_node(cfg, &bin, local, &target, &mut tconn)?;
+    let (ev, ts) = follow_node(cfg, &bin, local, &target, &mut tconn, &|apply| apply())?;
     events::notify(cfg, &ev, Some(&ts));
     crate::log_notice!("STANDBY FOLLOW successful");
     crate::log_detail!("standby attached to upstream node {}", target);

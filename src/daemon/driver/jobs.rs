@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::observe::spawn;
+use super::writes::{ConninfoWrites, JOB_WAIT};
 use super::Driver;
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
@@ -24,6 +25,9 @@ struct Ctx {
     nodes: Vec<NodeRecord>,
     /// repmgrd's own local session, spared when client sessions end.
     spare: Option<i32>,
+    /// The lock and count of primary_conninfo writes, shared with the
+    /// main loop's end of a superseded stream.
+    writes: ConninfoWrites,
 }
 
 impl Ctx {
@@ -44,6 +48,24 @@ impl Ctx {
     fn hook_limit(&self) -> Duration {
         Duration::from_secs((self.cfg.promote_check_timeout.max(1) + 60) as u64)
     }
+
+    /// Runs `write`, which writes primary_conninfo (and may apply it),
+    /// under the lock the main loop clears it under, and counts the write
+    /// when `wrote` says it happened (an error may come after the write).
+    fn writing<T>(
+        &self,
+        write: impl FnOnce() -> Result<T>,
+        wrote: impl FnOnce(&Result<T>) -> bool,
+    ) -> Result<T> {
+        let held = self.writes.hold(JOB_WAIT).ok_or_else(|| {
+            Error::internal("primary_conninfo is being cleared: the lock did not come free")
+        })?;
+        let r = write();
+        if wrote(&r) {
+            held.wrote();
+        }
+        r
+    }
 }
 
 impl Driver {
@@ -54,6 +76,7 @@ impl Driver {
             conninfo: self.conninfo.clone(),
             nodes: self.nodes.clone(),
             spare: self.local_pid,
+            writes: self.writes.clone(),
         };
         let post = self.poster();
         spawn("job", move || {
@@ -112,61 +135,6 @@ impl Driver {
         let version = self.server_version();
         if let Err(e) = write_standby_config(&cfg, &rec, version) {
             crate::logging::log_error_report(&e);
-        }
-    }
-
-    /// The core found the local WAL receiver streaming from `from`, which
-    /// term `term` superseded: unless it streams from another node by
-    /// now (a follow job that ran meanwhile re-pointed it), clear
-    /// primary_conninfo and reload (each statement bounded by the local
-    /// connection's deadline), then end a receiver still running after a
-    /// moment (an auxiliary process: pg_terminate_backend refuses it;
-    /// repmgrd runs on the server's host as its user). The core repeats
-    /// this each cycle while it streams.
-    pub(super) fn end_stream(&mut self, from: NodeId, term: Term) {
-        let Some(c) = self.local.as_mut() else {
-            return;
-        };
-        let now_from = match db::server::wal_receiver_sender(c) {
-            Ok(Some((host, port))) => {
-                super::observe::sender_node(&self.nodes, Some(&host), Some(port))
-            }
-            Ok(None) => return,
-            Err(e) => {
-                crate::log_warning!("unable to read the WAL receiver: {}", e.reason());
-                return;
-            }
-        };
-        if now_from != Some(from) {
-            return;
-        }
-        if let Err(e) = db::server::clear_primary_conninfo(c) {
-            crate::log_warning!(
-                "unable to end the WAL stream from node {from} (superseded in term {term}): {}",
-                e.reason()
-            );
-            return;
-        }
-        // The startup process ends the receiver itself once it has the
-        // reload; a receiver still streaming from that node after
-        // RECEIVER_END_WAIT is ended by signal (the reload was slow to
-        // arrive: a new receiver then starts with no primary_conninfo).
-        let ended = crate::poll::until(RECEIVER_END_WAIT, Duration::from_millis(20), || {
-            match db::server::wal_receiver_sender(c) {
-                Ok(Some((host, port))) => {
-                    let still = super::observe::sender_node(&self.nodes, Some(&host), Some(port));
-                    (still != Some(from)).then_some(())
-                }
-                Ok(None) | Err(_) => Some(()),
-            }
-        });
-        if ended.is_none() {
-            if let Ok(Some(pid)) = db::server::wal_receiver_pid(c) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
         }
     }
 
@@ -345,18 +313,32 @@ fn follow_only(ctx: &Ctx, target: NodeId) -> Result<()> {
     let command = ctx.cfg.follow_command.trim();
     if !command.is_empty() {
         let line = crate::hooks::expand(command, &[('n', crate::hooks::plain(target))]);
-        crate::process::run_checked(
-            crate::process::shell(&line),
-            ctx.hook_limit(),
-            "follow_command",
-            ExitCode::LocalCommand,
+        // What the command writes is not known: a success counts as a
+        // write; a refusal (a diverged history) must not delay the end of
+        // a superseded stream, which a degraded standby's follow attempt
+        // at each heartbeat would do forever.
+        ctx.writing(
+            || {
+                crate::process::run_checked(
+                    crate::process::shell(&line),
+                    ctx.hook_limit(),
+                    "follow_command",
+                    ExitCode::LocalCommand,
+                )
+            },
+            Result::is_ok,
         )?;
         return Ok(());
     }
     let mut local = ctx.connect_local()?;
     let mut tconn = reach::connect_record(&rec)?;
+    // A refusal comes before any write, and takes no lock.
     crate::ops::follow::check_can_follow(&mut local, &mut tconn, &rec)?;
-    let (ev, ts) = crate::ops::follow::follow_node(&ctx.cfg, &ctx.bin, local, &rec, &mut tconn)?;
+    // The write and its reload (or restart) only: the wait for the
+    // stream that follows is long and needs no lock.
+    let serialise = |apply: &mut dyn FnMut() -> Result<bool>| ctx.writing(apply, |_| true);
+    let (ev, ts) =
+        crate::ops::follow::follow_node(&ctx.cfg, &ctx.bin, local, &rec, &mut tconn, &serialise)?;
     crate::events::notify_in_background(&ctx.cfg, &ev, Some(&ts));
     Ok(())
 }
@@ -431,7 +413,8 @@ fn fence(ctx: &Ctx, how: FenceHow) -> Result<()> {
             // server can only come back in recovery.
             let dir = Path::new(&cfg.data_directory);
             match to.and_then(|t| ctx.record(t).ok()) {
-                Some(rec) => write_standby_config(cfg, &rec, 150000)?,
+                // The server still runs: under the lock, like a follow.
+                Some(rec) => ctx.writing(|| write_standby_config(cfg, &rec, 150000), |_| true)?,
                 // No new primary known to follow: in recovery all the
                 // same, and without the read-only setting, which a later
                 // promotion of this node would otherwise keep.
@@ -510,10 +493,6 @@ fn stop_now(ctx: &Ctx) -> Result<()> {
 /// next start, which recovers from the WAL either way.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
-/// How long a standby waits for its WAL receiver to end by itself after
-/// its stream from a superseded node was cut (the main loop waits).
-const RECEIVER_END_WAIT: Duration = Duration::from_millis(500);
-
 fn unfence(ctx: &Ctx, start: bool) -> Result<()> {
     let cfg = &ctx.cfg;
     if start && pgtools::running_postmaster(Path::new(&cfg.data_directory)).is_none() {
@@ -566,7 +545,13 @@ fn rejoin(ctx: &Ctx, target: NodeId) -> Result<String> {
     };
     let control = rejoin::check_local_stopped(cfg, &ctx.bin, true)?;
     let plan = rejoin::check_rejoin(cfg, &opts, control, &primary, &mut pconn)?;
-    let (ev, ts) = rejoin::rejoin_node(cfg, &ctx.bin, &opts, &plan, &primary, &mut pconn)?;
+    let done = rejoin::rejoin_node(cfg, &ctx.bin, &opts, &plan, &primary, &mut pconn);
+    // The server was down while the rejoin wrote primary_conninfo (no
+    // clear can interleave; the lock is not held across a pg_rewind), and
+    // came up with it: counted all the same, so that no clear decided on
+    // facts from before the rejoin applies to the server after it.
+    let _ = ctx.writing(|| Ok(()), |_| true);
+    let (ev, ts) = done?;
     crate::events::notify_in_background(cfg, &ev, Some(&ts));
     Ok(ev.details.clone())
 }

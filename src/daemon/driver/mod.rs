@@ -13,6 +13,7 @@
 //! across I/O) and writes the durable state before any answer leaves.
 
 mod effects;
+mod end_stream;
 mod endpoint;
 mod idle_conns;
 mod jobs;
@@ -26,6 +27,7 @@ mod startup;
 pub mod state;
 mod takeover;
 mod timing_check;
+mod writes;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -168,6 +170,12 @@ pub struct Driver {
     observed: observed::Shared,
     /// systemd's notify socket, when run as a Type=notify service.
     notifier: Option<Notifier>,
+    /// This repmgrd's writes of primary_conninfo (see `end_stream`): the
+    /// count when each queued local observation was read, and when the
+    /// one the core last stepped was.
+    writes: writes::ConninfoWrites,
+    writes_marks: VecDeque<u64>,
+    writes_seen: u64,
 }
 
 impl Driver {
@@ -278,6 +286,9 @@ impl Driver {
             queue: VecDeque::new(),
             observed: Default::default(),
             notifier,
+            writes: Default::default(),
+            writes_marks: VecDeque::new(),
+            writes_seen: 0,
         };
         d.set_local(local);
         if activate {
@@ -453,6 +464,11 @@ impl Driver {
         }
         self.count(&input);
         let cycle = matches!(input, Input::Local(_));
+        if matches!(input, Input::Local(Some(_))) {
+            if let Some(m) = self.writes_marks.pop_front() {
+                self.writes_seen = m;
+            }
+        }
         let mut core = lock(&self.core);
         let actions = core.step(self.clock.now(), input);
         for a in &actions {
@@ -477,10 +493,15 @@ impl Driver {
                 Action::Exit => return false,
                 Action::ReadLocal => {
                     let began = Instant::now();
+                    // Taken before the read: a write during it counts as
+                    // one the facts may not show.
+                    let mark = self.writes.count();
                     let facts = self.read_local();
                     self.note_cycle(began);
                     if facts.is_none() {
                         self.flush_pending();
+                    } else {
+                        self.writes_marks.push_back(mark);
                     }
                     self.queue.push_back(Input::Local(facts));
                 }

@@ -210,7 +210,10 @@ impl Standby {
     /// the operator rewinds the node (`repmgr node rejoin
     /// --force-rewind`). A follow may run meanwhile (a degraded standby
     /// tries the new primary again at each of its heartbeats): the driver
-    /// ends the stream only if it still comes from that node.
+    /// ends the stream only if it still comes from that node and no write
+    /// of primary_conninfo happened since these facts were read (it then
+    /// skips, and this rule asks again next cycle; deferring the action
+    /// here while a job runs starved it).
     pub(super) fn end_superseded_stream(&mut self, core: &mut Ctx, now: Time, f: &LocalFacts) {
         if !core.s.safety.superseded_stream {
             return;
