@@ -30,9 +30,9 @@ impl Standby {
             failed,
             step: Step::Gathering { delayed: false },
         };
-        if !self.round(core) {
-            // A round is in flight; its answer serves the election.
-        }
+        // false: a round is in flight already, and its answer serves the
+        // election as well.
+        let _ = self.round(core);
     }
 
     /// This node won: `promote_delay` before a fresh round decides again.
@@ -123,8 +123,8 @@ impl Standby {
             failed: failed.clone(),
             step: Step::Gathering { delayed },
         };
-        if !self.round(core) {
-            // A round is in flight; its answer serves the election.
-        }
+        // false: a round is in flight already, and its answer serves the
+        // election as well.
+        let _ = self.round(core);
     }
 }
