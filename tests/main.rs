@@ -45,6 +45,8 @@ mod links;
 // Faults racing a failover: SYN-only loss, a voter restarted mid-claim, the
 // old primary back before the promotion (issue 11).
 mod races;
+// A promotion that failed or timed out is resolved, never left in doubt (issue 11).
+mod promote_outcome;
 // A primary whose server hangs while its own fence job runs (issue 11).
 mod hung_fence;
 // A voter's repmgrd restarted or down: its start-up quarantine (issue 11).

@@ -154,9 +154,10 @@ fn text(e: &Error) -> String {
 }
 
 /// `failover_validation_command`, then the promotion (promote_command or
-/// the built-in one), recording `term`. A promotion that has not completed
-/// within promote_check_timeout is undone: the server is stopped and
-/// started again as a standby, so the outcome is never in doubt.
+/// the built-in one), recording `term`. A promotion that failed or has not
+/// completed within promote_check_timeout is resolved: one the server
+/// completed all the same stands, any other is undone (see
+/// [`resolve_failed_promotion`]), so the outcome is never in doubt.
 fn promote(ctx: &Ctx, term: Term, failed: NodeId, visible: usize, total: usize) -> Result<()> {
     let cfg = &ctx.cfg;
     validate(ctx, visible, total)?;
@@ -192,10 +193,16 @@ fn promote(ctx: &Ctx, term: Term, failed: NodeId, visible: usize, total: usize) 
     };
     let mut conn = match result {
         Ok(c) => c,
-        Err(e) => {
-            undo_promotion(ctx);
-            return Err(e);
-        }
+        Err(e) => match resolve_failed_promotion(ctx) {
+            Some(c) => {
+                crate::log_warning!(
+                    "{}; the server left recovery all the same: the promotion stands",
+                    e.message()
+                );
+                c
+            }
+            None => return Err(e),
+        },
     };
     if db::schema::exists(&mut conn)? {
         let t = i32::try_from(term).unwrap_or(i32::MAX);
@@ -276,26 +283,29 @@ fn wait_primary(ctx: &Ctx) -> Result<Session> {
     })
 }
 
-/// A promotion that failed or timed out may still complete: stop the
-/// server and start it again in recovery (standby.signal), so it is a
-/// standby for certain.
-fn undo_promotion(ctx: &Ctx) {
+/// A promotion that failed or timed out may have completed, or may yet:
+/// it is never left in doubt. A server out of recovery is a promotion
+/// done: it stands, and is recorded like any other (the core renewed the
+/// votes' lease while it ran, as for a slow one; a lease lost meanwhile
+/// fences the new primary at once). A server still in recovery, or one
+/// that cannot be asked, is stopped and started again in recovery
+/// (standby.signal; a restart drops a pending promote request), so it is
+/// a standby for certain.
+fn resolve_failed_promotion(ctx: &Ctx) -> Option<Session> {
     let cfg = &ctx.cfg;
+    if let Ok(mut c) = ctx.connect_local() {
+        if matches!(db::server::in_recovery(&mut c), Ok(false)) {
+            return Some(c);
+        }
+    }
     if cfg.data_directory.is_empty() {
-        return;
+        return None;
     }
-    let still_standby = ctx
-        .connect_local()
-        .ok()
-        .and_then(|mut c| db::server::in_recovery(&mut c).ok())
-        .unwrap_or(false);
-    if still_standby {
-        crate::log_notice!("undoing the promotion: restarting the server as a standby");
-        let dir = Path::new(&cfg.data_directory);
-        let _ = fsync_signal(dir);
-        let _ =
-            pgtools::run_service_action(ServiceAction::Restart, cfg, &ctx.bin, &cfg.data_directory);
-    }
+    crate::log_notice!("undoing the promotion: restarting the server as a standby");
+    let dir = Path::new(&cfg.data_directory);
+    let _ = fsync_signal(dir);
+    let _ = pgtools::run_service_action(ServiceAction::Restart, cfg, &ctx.bin, &cfg.data_directory);
+    None
 }
 
 /// Follows `target`, then waits (`repmgrd_standby_startup_timeout`) for
