@@ -40,7 +40,10 @@ mod partition_demo;
 mod partition;
 // Every route around the read-only fence, against a fenced and a superseded primary (issue 11).
 mod fence_routes;
-// One link cut and partial heals (primary, standby, witness on hosts).
+// A fence_command far slower than the failover (issue 11).
+mod slow_fence_hook;
+// One link cut and partial heals (primary, standby, witness on hosts); a cut-off
+// primary with no automatic candidate.
 mod links;
 // Faults racing a failover: SYN-only loss, a voter restarted mid-claim, the
 // old primary back before the promotion (issue 11).
