@@ -196,3 +196,52 @@ fn connection_check_query_is_what_a_query_check_runs() {
         d.output()
     );
 }
+
+/// A start while the local server is down goes on only when this node's
+/// state file records a fence of its own and the node list cached beside
+/// it is usable; else it exits as repmgr does (issue 11).
+#[test]
+fn repmgrd_with_the_server_down_exits_unless_its_fence_is_recorded_and_the_node_list_cached() {
+    let p = Node::primary("node1", 1);
+    p.repmgr(&["primary", "register"]).assert_success();
+    let datadir = p.pg.datadir.to_str().unwrap().trim_end_matches('/');
+    let state = std::path::PathBuf::from(format!("{datadir}.repmgrd"));
+    let cache = std::path::PathBuf::from(format!("{datadir}.repmgrd.nodes"));
+    let mut d = p.repmgrd();
+    poll_until(Duration::from_secs(60), "the state file", || state.exists());
+    assert!(cache.exists(), "no node list cached at start");
+    d.stop(Duration::from_secs(30));
+    p.pg.stop();
+    let start = || {
+        Repmgr::new(&["-f", &p.conf, "--daemonize=false", "--no-pid-file"])
+            .daemon()
+            .timeout(Duration::from_secs(60))
+            .run()
+    };
+    // No fence recorded: the old refusal, word for word.
+    start()
+        .assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("unable to connect to local node \"node1\" (ID: 1)");
+    // A fence recorded, but no usable node list: the same.
+    let fenced = std::fs::read_to_string(&state)
+        .unwrap()
+        .replace("fence=none", "fence=isolated");
+    assert!(fenced.contains("fence=isolated"), "{fenced}");
+    crate::harness::write_user_file(&state, &fenced);
+    let kept = std::fs::read_to_string(&cache).unwrap();
+    crate::harness::write_user_file(&cache, &kept.replace("end=1", ""));
+    start()
+        .assert_code(ExitCode::DbConn)
+        .assert_stderr_contains("unable to connect to local node")
+        .assert_stderr_contains("cached node list cannot be used");
+    // Both: it monitors without the server (and keeps trying it).
+    crate::harness::write_user_file(&cache, &kept);
+    let mut d = p.repmgrd();
+    d.wait_for_output(
+        "local server is down and this node's fence keeps it stopped: monitoring from the cached node list",
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.is_running(), "{}", d.output());
+    assert_eq!(d.stop(Duration::from_secs(30)), 0, "{}", d.output());
+}

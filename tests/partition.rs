@@ -598,6 +598,62 @@ fn an_isolated_primary_with_fence_mode_stop_is_stopped_and_restarts_as_a_standby
     drop(daemons);
 }
 
+/// As the test above, but node1's repmgrd is restarted (a host reboot, an
+/// operator) after the promotion, while node1 is still cut off and its
+/// server stopped by its fence. The new repmgrd must not exit for want of
+/// its server: from the state file (the fence) and the cached node list it
+/// goes on, and once the link is back it prepares the data directory, so
+/// a start by hand still gives a standby. (Before, it exited at once, and
+/// that start gave a second writable primary.)
+#[test]
+fn a_fenced_primary_s_repmgrd_restarted_while_its_server_is_stopped_still_prepares_a_standby() {
+    let (c, mut daemons) = cluster(2, |id| format!("{}\nfence_mode=stop", safe(id)));
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let checker = Checker::start(n1, &[n1, n2, n3]);
+    n1.host().cut();
+    poll_until(Duration::from_secs(60), "a standby promoted", || {
+        is_primary(n2) || is_primary(n3)
+    });
+    assert!(
+        !n1.pg.is_running(),
+        "fence_mode=stop: node1's server still runs after the promotion\n{}",
+        tails(&daemons)
+    );
+    daemons[0].stop(Duration::from_secs(30));
+    daemons[0] = n1.repmgrd();
+    daemons[0].wait_for_output(
+        "monitoring from the cached node list",
+        Duration::from_secs(10),
+    );
+    if let Err(e) = holds_for(Duration::from_secs(5), STEP, || daemons[0].is_running()) {
+        panic!(
+            "node1's restarted repmgrd exited ({e})\n{}",
+            tails(&daemons)
+        );
+    }
+    assert!(!n1.pg.is_running(), "node1's server started by its repmgrd");
+    n1.host().heal();
+    poll_until(
+        Duration::from_secs(60),
+        "node1's restarted repmgrd prepares the data directory (standby.signal) once it sees the new primary",
+        || n1.pg.datadir.join("standby.signal").exists(),
+    );
+    n1.pg.start();
+    assert!(
+        n1.pg.is_in_recovery(),
+        "node1 restarted by hand as a primary\n{}",
+        tails(&daemons)
+    );
+    assert!(
+        n1.pg
+            .try_execute("INSERT INTO t (at) VALUES (now())")
+            .is_err(),
+        "node1 restarted as a standby but accepted a write"
+    );
+    checker.finish();
+    drop(daemons);
+}
+
 /// Test 2: one standby's host is cut: the others still form a majority, the
 /// lone standby cannot; nobody is promoted or fenced.
 #[test]

@@ -563,8 +563,14 @@ impl Primary {
     /// Writes standby.signal for `target` into the stopped server's data
     /// directory, once.
     fn prepare(&mut self, core: &mut Ctx, target: NodeId) {
-        let Some(node) = core.node(target) else {
-            return;
+        // Restarted while its fence keeps the server stopped, the core has
+        // no node list (no local facts); the driver has the cached records
+        // and writes for the target's. Else a node not in the metadata is
+        // no target.
+        let node = match core.node(target) {
+            Some(n) => n.to_string(),
+            None if core.facts.is_none() => format!("node {target}"),
+            None => return,
         };
         self.prepared_for = Some(target);
         core.out.push(Action::PrepareAsStandby { target });

@@ -139,9 +139,11 @@ impl Driver {
     }
 
     fn server_version(&mut self) -> i32 {
+        // The server may be down (stopped by its fence): PG_VERSION then.
         self.local
             .as_mut()
             .and_then(|c| db::server::version_num(c).ok())
+            .or_else(|| pgtools::data_directory_version(Path::new(&self.cfg().data_directory)).ok())
             .unwrap_or(150000)
     }
 }

@@ -18,8 +18,10 @@ mod endpoint;
 mod idle_conns;
 mod jobs;
 mod metadata;
+mod node_cache;
 mod observe;
 mod observed;
+mod open;
 pub mod peer;
 mod pending;
 mod recorder;
@@ -42,7 +44,7 @@ use super::signals::{self, Wake};
 use super::watch::{self, Watcher};
 use crate::config::{Config, Failover, FailoverQuorum, FenceMode, Loaded};
 use crate::conninfo::ConnInfo;
-use crate::db::{self, nodes::NodeRecord, nodes::NodeType, reach::DAEMON_APP_NAME, Session};
+use crate::db::{self, nodes::NodeRecord, nodes::NodeType, Session};
 use crate::error::{Error, ExitCode, Result};
 use crate::pgtools::PgBin;
 
@@ -188,8 +190,9 @@ impl Driver {
     }
 
     /// Connects, announces itself, and runs until stopped.
-    // Long: the start-up steps in their order (connect, state file, role,
-    // peer channel, announce), each with its refusal.
+    // Long: the start-up steps in their order (open.rs: the local server,
+    // or without it when its fence keeps it stopped; then role, peer
+    // channel, announce), each with its refusal.
     pub fn start(
         loaded: Loaded,
         conninfo: ConnInfo,
@@ -201,54 +204,26 @@ impl Driver {
         let cfg = loaded.config.clone();
         let id = cfg.node_id.unwrap_or_default();
         let name = cfg.node_name.clone();
-        let mut local = db::connect::connect(&conninfo, DAEMON_APP_NAME).map_err(|e| {
-            Error::new(
-                e.code,
-                format!("unable to connect to local node \"{name}\" (ID: {id})"),
-            )
-            .detail(e.reason().to_string())
-            .hint("check the node is running and the conninfo in repmgr.conf is correct")
-        })?;
-        let me = if db::schema::exists(&mut local)? {
-            db::nodes::get(&mut local, id)?
-        } else {
-            None
-        };
-        let Some(me) = me else {
-            return Err(Error::config(format!("no metadata record found for this node (ID: {id})"))
-                .hint("check that \"repmgr primary register\" or \"repmgr standby register\" was executed for this node"));
-        };
         let pid = std::process::id() as i32;
-        takeover::refuse_second_daemon(&mut local, &cfg, pid)?;
-        takeover::refuse_legacy_daemon(&mut local, &cfg)?;
-        let pos = db::timeline::position(&mut local)?;
-        let activate = startup::inactive_record(&cfg, &me, pos.in_recovery)?;
-        let is_witness = me.node_type == NodeType::Witness;
-        let state_path = state::path(&cfg.repmgrd_state_file, &cfg.data_directory, id);
-        let file = state::load(&state_path, id, pos.system_identifier);
+        let o = open::open(&cfg, &conninfo, &bin, pid)?;
+        let in_recovery = o.in_recovery;
+        let is_witness = o.me.node_type == NodeType::Witness;
+        let file = o.file;
         let persister = Arc::new(Persister {
-            path: state_path,
+            path: o.state_path,
             node_id: id,
-            cluster: pos.system_identifier,
+            cluster: o.cluster,
             file: Mutex::new(file),
         });
         let clock = Clock(Instant::now());
-        let mut persisted = file.core;
-        // The metadata's term is known too (a primary records the term it
-        // was promoted in).
-        if !pos.in_recovery && !is_witness {
-            let term = db::fence::voting_term(&mut local).unwrap_or(0).into();
-            if term > persisted.known_term {
-                persisted.known_term = term;
-                persisted.known_primary = Some(id);
-            }
-        }
-        let core = Core::new(settings(&cfg, is_witness), persisted, clock.now());
+        let core = Core::new(settings(&cfg, is_witness), o.persisted, clock.now());
         let recorder = recorder::RecorderHandle::start(
             cfg.clone(),
             conninfo.clone(),
             pid,
-            if pos.in_recovery || is_witness {
+            // Started while the server is down: a fenced primary writes
+            // nothing locally.
+            if in_recovery || is_witness || o.local.is_none() {
                 recorder::Writes::ThroughPrimary
             } else {
                 recorder::Writes::OnLocalPrimary
@@ -290,22 +265,27 @@ impl Driver {
             writes_marks: VecDeque::new(),
             writes_seen: 0,
         };
-        d.set_local(local);
-        if activate {
+        let down = o.local.is_none();
+        if let Some(local) = o.local {
+            d.set_local(local);
+        }
+        if o.activate {
             d.set_active(true);
         }
         // The recorder looks for the primary among these until the first
         // cycle reads them again.
-        if let Some(n) = d.local.as_mut().and_then(|c| db::nodes::all(c).ok()) {
-            d.recorder.send(recorder::Write::Nodes(n.clone()));
-            d.nodes = n;
+        if !o.nodes.is_empty() {
+            d.recorder.send(recorder::Write::Nodes(o.nodes.clone()));
+            d.nodes = o.nodes;
         }
         crate::log_notice!(
             "starting monitoring of node \"{name}\" (ID: {id}), running as {}",
             if is_witness {
                 "witness"
-            } else if pos.in_recovery {
+            } else if in_recovery {
                 "standby"
+            } else if down {
+                "primary (its server stopped by its fence)"
             } else {
                 "primary"
             }
@@ -313,7 +293,7 @@ impl Driver {
         if is_witness {
             crate::log_notice!("this node is a witness: it is monitored, and never promoted");
         }
-        if cfg.failover == Failover::Automatic && pos.in_recovery {
+        if cfg.failover == Failover::Automatic && in_recovery {
             crate::log_info!(
                 "failover is automatic: the upstream is declared failed after {} reconnection attempt(s) {} s apart",
                 cfg.reconnect_attempts,
@@ -343,12 +323,7 @@ impl Driver {
             );
             return;
         }
-        let nodes = self
-            .local
-            .as_mut()
-            .and_then(|c| db::nodes::all(c).ok())
-            .unwrap_or_default();
-        let voters = nodes.iter().filter(|n| n.is_voter()).count();
+        let voters = self.nodes.iter().filter(|n| n.is_voter()).count();
         if voters == 2 && cfg.failover == Failover::Automatic {
             crate::log_notice!(
                 "this cluster has two voters and no witness: automatic failover needs a majority and will not happen"

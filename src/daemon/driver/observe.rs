@@ -149,6 +149,14 @@ impl Driver {
             if nodes != self.nodes {
                 self.recorder
                     .send(super::recorder::Write::Nodes(nodes.clone()));
+                // Kept for a start while the server is down (open.rs).
+                let p = &self.persister;
+                super::node_cache::keep(
+                    &super::node_cache::path(&p.path),
+                    p.node_id,
+                    p.cluster,
+                    &nodes,
+                );
             }
             self.nodes = nodes;
             self.nodes_digest = nodes_digest;

@@ -146,6 +146,9 @@ fn stopped_primary_rejoins() {
             },
             beats: vec![
                 (10_000, Went(&["primary/stopped", "primary/superseded+stopped"])),
+                (0, Saw("standby.signal for node 2, without a node list", |a| {
+                    matches!(a, Action::PrepareAsStandby { target: 2 })
+                })),
                 (0, NotSaw("an unfence", unfence)),
                 (0, NotSaw("a rejoin", any_rejoin)),
             ],
