@@ -25,9 +25,12 @@ mod open;
 pub mod peer;
 mod pending;
 mod recorder;
+mod reload;
+mod settings;
 mod startup;
 pub mod state;
 mod takeover;
+pub use settings::settings;
 mod timing_check;
 mod writes;
 
@@ -38,11 +41,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::core::types::*;
-use super::core::{Core, Failover as CoreFailover, Quorum, Settings};
+use super::core::Core;
 use super::notify::Notifier;
 use super::signals::{self, Wake};
 use super::watch::{self, Watcher};
-use crate::config::{Config, Failover, FailoverQuorum, FenceMode, Loaded};
+use crate::config::{Config, Failover, FailoverQuorum, Loaded};
 use crate::conninfo::ConnInfo;
 use crate::db::{self, nodes::NodeRecord, nodes::NodeType, Session};
 use crate::error::{Error, ExitCode, Result};
@@ -85,49 +88,6 @@ impl Persister {
 
 fn lock(core: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The core's settings from repmgr.conf.
-pub fn settings(cfg: &Config, is_witness: bool) -> Settings {
-    let secs = |s: i32| u64::try_from(s.max(0)).unwrap_or(0) * 1000;
-    Settings {
-        node_id: cfg.node_id.unwrap_or_default(),
-        node_name: cfg.node_name.clone(),
-        failover: match cfg.failover {
-            Failover::Automatic => CoreFailover::Automatic,
-            Failover::Manual => CoreFailover::Manual,
-        },
-        quorum: match cfg.failover_quorum {
-            FailoverQuorum::Majority => Quorum::Majority,
-            FailoverQuorum::Repmgr => Quorum::Repmgr,
-        },
-        monitor_interval_ms: secs(cfg.monitor_interval_secs.max(1)),
-        reconnect_attempts: u32::try_from(cfg.reconnect_attempts.max(0)).unwrap_or(0),
-        reconnect_interval_ms: secs(cfg.reconnect_interval),
-        primary_notification_timeout_ms: secs(cfg.primary_notification_timeout.max(1)),
-        election_rerun_interval_ms: secs(cfg.election_rerun_interval.max(1)),
-        degraded_monitoring_timeout_ms: (cfg.degraded_monitoring_timeout > 0)
-            .then(|| secs(cfg.degraded_monitoring_timeout)),
-        primary_visibility_consensus: cfg.primary_visibility_consensus,
-        fence_read_only: cfg.fence_mode == FenceMode::ReadOnly,
-        isolation_timeout_ms: (cfg.primary_isolation_timeout >= 0)
-            .then(|| secs(cfg.primary_isolation_timeout)),
-        auto_rejoin: cfg.auto_rejoin,
-        child_nodes_check_interval_ms: (cfg.child_nodes_check_interval > 0)
-            .then(|| secs(cfg.child_nodes_check_interval)),
-        child_nodes_disconnect_min_count: cfg.child_nodes_disconnect_min_count,
-        child_nodes_connected_min_count: cfg.child_nodes_connected_min_count,
-        child_nodes_disconnect_timeout_ms: secs(cfg.child_nodes_disconnect_timeout),
-        child_nodes_connected_include_witness: cfg.child_nodes_connected_include_witness,
-        witness_sync_interval_ms: secs(cfg.witness_sync_interval.max(1)),
-        // 0 turns the status line off, as in repmgr
-        log_status_interval_ms: secs(cfg.log_status_interval.max(0)),
-        is_witness,
-        failover_delay_ms: secs(cfg.failover_delay),
-        promote_delay_ms: secs(cfg.promote_delay),
-        always_promote: cfg.always_promote,
-        safety: Default::default(),
-    }
 }
 
 /// Everything the main loop owns.
@@ -561,84 +521,6 @@ impl Driver {
                 let _ = tx.send(Wake::CoreBatch(inputs));
             }
         }
-    }
-
-    /// SIGHUP: re-read repmgr.conf, apply what may change at run time, and
-    /// reopen the log file (logrotate). The core gets the new settings.
-    fn reload(&mut self) -> Option<Settings> {
-        crate::log_notice!("received SIGHUP: reloading configuration and reopening log file");
-        let _ = crate::logging::sink().reopen();
-        let fresh = match crate::config::load_file(&self.loaded.path) {
-            Ok(l) => l,
-            Err(e) => {
-                crate::log_warning!("configuration file not reloaded: it contains errors");
-                for m in &e.messages {
-                    crate::log_detail!("{m}");
-                }
-                return None;
-            }
-        };
-        let (old, new) = (&self.loaded.config, &fresh.config);
-        if old.node_id != new.node_id || old.node_name != new.node_name {
-            crate::log_warning!("\"node_id\" and \"node_name\" cannot be changed at run time; configuration not reloaded");
-            return None;
-        }
-        let conninfo = match ConnInfo::parse(&new.conninfo) {
-            Ok(ci) => ci,
-            Err(e) => {
-                crate::log_warning!(
-                    "new \"conninfo\" is invalid ({e}); configuration not reloaded"
-                );
-                return None;
-            }
-        };
-        crate::logging::set_level(new.log_level);
-        if new.log_facility != old.log_facility {
-            crate::logging::set_facility(&new.log_facility, c"repmgrd");
-        }
-        if new.log_file != old.log_file {
-            let res = if new.log_file.is_empty() {
-                crate::logging::sink().to_stderr();
-                Ok(())
-            } else {
-                crate::logging::sink().open(&new.log_file)
-            };
-            if let Err(e) = res {
-                crate::log_warning!("unable to open log file \"{}\": {e}", new.log_file);
-            }
-        }
-        if conninfo != self.conninfo {
-            self.local = None;
-        }
-        let lease_before = settings(self.cfg(), self.is_witness).lease_ms();
-        self.conninfo = conninfo;
-        self.loaded = fresh;
-        // The failover mode and timing may have changed: publish anew.
-        self.recorder.send(recorder::Write::Config(Box::new((
-            self.cfg().clone(),
-            self.conninfo.clone(),
-        ))));
-        self.publish();
-        crate::log_notice!("configuration file reloaded");
-        // The new timing is checked as at start (and against what the
-        // others published); a shorter lease does not shorten a promise
-        // already made.
-        let lease = settings(self.cfg(), self.is_witness).lease_ms();
-        if lease != lease_before {
-            crate::log_notice!(
-                "the lease changes from {lease_before} ms to {lease} ms; promises already made are kept for as long as they were made"
-            );
-        }
-        self.check_timing();
-        let (id, name) = (self.node_id(), self.cfg().node_name.clone());
-        self.event(
-            "repmgrd_reload",
-            true,
-            format!("repmgrd on node \"{name}\" (ID: {id}) reloaded its configuration"),
-            None,
-            None,
-        );
-        Some(settings(self.cfg(), self.is_witness))
     }
 
     fn shutdown(&mut self) {
