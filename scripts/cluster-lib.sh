@@ -89,10 +89,15 @@ cl_need_repmgr5() {
 # A loopback TCP port nothing listens on (and not handed out before by
 # this shell).
 CL_PORTS_USED=" "
+# Below the kernel's ephemeral range: a port there may be the local end
+# of one of the cluster's own client connections, which accepts nothing
+# (so the probe below finds it free) yet makes a server's bind fail.
 cl_free_port() {
-    local p
+    local p lo
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+    ((lo > 12000)) || lo=32768
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         [[ $CL_PORTS_USED == *" $p "* ]] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             CL_PORTS_USED+="$p "
