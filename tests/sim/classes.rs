@@ -27,6 +27,7 @@ pub fn build(class: Class, seed: u64, safety: Safety) -> Schedule {
         Class::RestartedPromiser => restarted_promiser(seed, &mut rng, safety),
         Class::ZombiePrimary => zombie_primary(seed, &mut rng, safety),
         Class::SupersededStream => superseded_stream(seed, &mut rng, safety),
+        Class::LateBetter => late_better(seed, &mut rng, safety),
         Class::SyncSplit | Class::Random => sync_split(seed, &mut rng, safety),
     }
 }
@@ -521,4 +522,44 @@ fn superseded_stream(seed: u64, rng: &mut Rng, safety: Safety) -> Schedule {
         shape,
         Class::SupersededStream,
     )
+}
+
+/// Five nodes (or four and a witness): {node1, node3} cut off from
+/// {node2, node4, node5}. node1 writes on until its lease ends and node3
+/// streams it, so node3 holds WAL node2 lacks. node2 (quick to give up)
+/// stands; node4 and node5 (never promoted), which see neither node1 nor
+/// node3, grant it the term, and the moment the first of them does, the
+/// node2–node3 link heals. node3 (slow to give up: it still streams from
+/// node1 when node2 stands) is then a visible candidate with more WAL
+/// right before node2 promotes: only the last look before promoting
+/// keeps node2 from promoting without it.
+fn late_better(seed: u64, rng: &mut Rng, safety: Safety) -> Schedule {
+    let shape = if rng.chance(50) {
+        Shape::Five
+    } else {
+        Shape::FiveWithWitness
+    };
+    let kinds = kinds(shape);
+    let hosts = hosts(&kinds, &[100, 100, 100, 0, 0], rng, safety, |id, s, rng| {
+        let attempts = match id {
+            2 => 3,
+            3 => rng.range(7, 9) as u32,
+            _ => s.reconnect_attempts,
+        };
+        Settings {
+            reconnect_attempts: attempts,
+            reconnect_interval_ms: 1_000,
+            ..s
+        }
+    });
+    let mut world = world(seed, hosts, String::new());
+    let (at, len) = (rng.range(15_000, 40_000), rng.range(20_000, 30_000));
+    split(&mut world, &[1, 3], 5, at, len);
+    for v in [4, 5] {
+        world.triggers.push(Trigger {
+            when: When::Grants(v),
+            faults: Box::new(|_| vec![(0, Fault::Heal(2, 3)), (0, Fault::Heal(3, 2))]),
+        });
+    }
+    finish(world, at + len, shape, Class::LateBetter)
 }

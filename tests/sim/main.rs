@@ -234,6 +234,12 @@ const RULES: &[Rule] = &[
         class: Some(Class::RestartedPromiser),
         off: |s| s.quarantine = false,
     },
+    Rule {
+        key: "last_look",
+        what: "the last look before promoting (a better candidate come into sight, the old primary back)",
+        class: Some(Class::LateBetter),
+        off: |s| s.last_look = false,
+    },
 ];
 
 /// The seeds a rule's self-test runs: the first of its class, or the

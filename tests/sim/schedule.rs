@@ -106,12 +106,17 @@ pub enum Class {
     /// follow fails (diverged), and only ending that stream keeps it from
     /// acknowledging the zombie's synchronous commits for good.
     SupersededStream,
+    /// A candidate wins its votes while a standby with more WAL is out of
+    /// its sight, and that standby comes into sight right then: only the
+    /// last look before promoting keeps the candidate from promoting
+    /// without that WAL.
+    LateBetter,
 }
 
 pub const CLASS_EVERY: u64 = 50;
 
 /// Each targeted class and its seeds' remainder modulo [`CLASS_EVERY`].
-pub const TARGETED: [(Class, u64); 13] = [
+pub const TARGETED: [(Class, u64); 14] = [
     (Class::LatePromise, 6),
     (Class::EvenSplit, 12),
     (Class::SyncSplit, 18),
@@ -125,6 +130,7 @@ pub const TARGETED: [(Class, u64); 13] = [
     (Class::RestartedPromiser, 3),
     (Class::ZombiePrimary, 9),
     (Class::SupersededStream, 27),
+    (Class::LateBetter, 15),
 ];
 
 pub fn class_of(seed: u64) -> Class {

@@ -115,6 +115,10 @@ pub struct Safety {
     /// superseded (a zombie primary: its follow of the new primary failed,
     /// its timeline diverged) ends that stream and keeps it ended.
     pub superseded_stream: bool,
+    /// The last look right before promoting: a candidate with votes does
+    /// not promote while a better candidate became visible meanwhile, or
+    /// while the old primary is back and takes writes.
+    pub last_look: bool,
 }
 
 impl Default for Safety {
@@ -134,6 +138,7 @@ impl Default for Safety {
             follow_checks: true,
             quarantine: true,
             superseded_stream: true,
+            last_look: true,
         }
     }
 }

@@ -51,7 +51,8 @@ impl Standby {
             } => {
                 // Right before promoting: a standby that became visible
                 // meanwhile may hold WAL this node lacks.
-                if let Some(better) = self.better_candidate(core, obs) {
+                let look = core.s.safety.last_look;
+                if let Some(better) = self.better_candidate(core, obs).filter(|_| look) {
                     core.log(
                         Level::Warning,
                         format!("node {better} has WAL this node lacks; not promoting"),
@@ -59,10 +60,11 @@ impl Standby {
                     self.degrade(core, now, Some(failed), true);
                     return;
                 }
-                let back = obs
-                    .iter()
-                    .find(|o| o.id == failed.id)
-                    .is_some_and(|o| o.is_writable_primary());
+                let back = look
+                    && obs
+                        .iter()
+                        .find(|o| o.id == failed.id)
+                        .is_some_and(|o| o.is_writable_primary());
                 if !back {
                     self.promote(core, now);
                 } else if now >= until {
