@@ -28,6 +28,7 @@ pub fn build(class: Class, seed: u64, safety: Safety) -> Schedule {
         Class::ZombiePrimary => zombie_primary(seed, &mut rng, safety),
         Class::SupersededStream => superseded_stream(seed, &mut rng, safety),
         Class::LateBetter => late_better(seed, &mut rng, safety),
+        Class::ManualStart => manual_start(seed, &mut rng, safety),
         Class::SyncSplit | Class::Random => sync_split(seed, &mut rng, safety),
     }
 }
@@ -562,4 +563,29 @@ fn late_better(seed: u64, rng: &mut Rng, safety: Safety) -> Schedule {
         });
     }
     finish(world, at + len, shape, Class::LateBetter)
+}
+
+/// Three nodes (or two and a witness): node1 cut off from the others for
+/// longer than a failover. Its lease runs out, it stops its server, a
+/// standby is promoted, and then an operator starts node1's server by
+/// hand while it is still cut off: it comes up a writable primary and
+/// hears of no newer term, so only repmgrd's record of its own fence
+/// makes it stop the server again.
+fn manual_start(seed: u64, rng: &mut Rng, safety: Safety) -> Schedule {
+    let shape = if rng.chance(50) {
+        Shape::Three
+    } else {
+        Shape::TwoPlusWitness
+    };
+    let kinds = kinds(shape);
+    let hosts = hosts(&kinds, &[100, 100, 100], rng, safety, keep);
+    let mut world = world(seed, hosts, String::new());
+    let (at, len) = (rng.range(15_000, 40_000), rng.range(45_000, 60_000));
+    split(&mut world, &[1], kinds.len() as Id, at, len);
+    let after = rng.range(500, 3_000);
+    world.triggers.push(Trigger {
+        when: When::Promotion,
+        faults: Box::new(move |_| vec![(after, Fault::StartPg(1))]),
+    });
+    finish(world, at + len, shape, Class::ManualStart)
 }

@@ -240,6 +240,12 @@ const RULES: &[Rule] = &[
         class: Some(Class::LateBetter),
         off: |s| s.last_look = false,
     },
+    Rule {
+        key: "refence_on_start",
+        what: "fencing again a server started by hand while its fence kept it stopped",
+        class: Some(Class::ManualStart),
+        off: |s| s.refence_on_start = false,
+    },
 ];
 
 /// The seeds a rule's self-test runs: the first of its class, or the

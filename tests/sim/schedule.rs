@@ -13,6 +13,9 @@ use crate::world::{Rng, World};
 pub enum Fault {
     /// kill -9 of the postmaster; restarted at the stable phase.
     CrashPg(Id),
+    /// An operator's `pg_ctl start` of a server that is down: it comes up
+    /// as its data directory says (in recovery if standby.signal is there).
+    StartPg(Id),
     /// A link down in one direction.
     Cut(Id, Id),
     Heal(Id, Id),
@@ -111,12 +114,17 @@ pub enum Class {
     /// last look before promoting keeps the candidate from promoting
     /// without that WAL.
     LateBetter,
+    /// A primary cut off until it stopped its server (its fence), a
+    /// standby promoted, and the old primary's server started again by
+    /// hand while still cut off: it knows of no newer term, so only its
+    /// record of the fence makes it stop the server again.
+    ManualStart,
 }
 
 pub const CLASS_EVERY: u64 = 50;
 
 /// Each targeted class and its seeds' remainder modulo [`CLASS_EVERY`].
-pub const TARGETED: [(Class, u64); 14] = [
+pub const TARGETED: [(Class, u64); 15] = [
     (Class::LatePromise, 6),
     (Class::EvenSplit, 12),
     (Class::SyncSplit, 18),
@@ -131,6 +139,7 @@ pub const TARGETED: [(Class, u64); 14] = [
     (Class::ZombiePrimary, 9),
     (Class::SupersededStream, 27),
     (Class::LateBetter, 15),
+    (Class::ManualStart, 21),
 ];
 
 pub fn class_of(seed: u64) -> Class {
@@ -471,6 +480,16 @@ pub fn apply(w: &mut World, f: Fault) {
                 w.hosts[i].pg.running = false;
                 w.hosts[i].pg.crashed = true;
                 notify_watchers(w, id);
+            }
+        }
+        Fault::StartPg(id) => {
+            let i = idx(w, id);
+            let h = &mut w.hosts[i];
+            if !h.pg.running && !h.pg.paused {
+                h.pg.running = true;
+                h.pg.crashed = false;
+                h.pg.recovery = h.pg.standby_signal;
+                h.exposed_since = w.g;
             }
         }
         Fault::Cut(a, b) => {

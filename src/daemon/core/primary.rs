@@ -204,7 +204,10 @@ impl Primary {
                 None,
             );
         }
-        if self.applied == Some(FenceHow::Stop) && self.applying.is_none() {
+        if self.applied == Some(FenceHow::Stop)
+            && self.applying.is_none()
+            && core.s.safety.refence_on_start
+        {
             // Started by hand while fenced: fence again at once.
             self.applied = None;
         }

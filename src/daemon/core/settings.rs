@@ -119,6 +119,10 @@ pub struct Safety {
     /// not promote while a better candidate became visible meanwhile, or
     /// while the old primary is back and takes writes.
     pub last_look: bool,
+    /// A server started by hand while its fence kept it stopped is fenced
+    /// again at once: the start brings back a writable primary, which
+    /// only repmgrd's record of the fence knows to be fenced.
+    pub refence_on_start: bool,
 }
 
 impl Default for Safety {
@@ -139,6 +143,7 @@ impl Default for Safety {
             quarantine: true,
             superseded_stream: true,
             last_look: true,
+            refence_on_start: true,
         }
     }
 }
