@@ -257,3 +257,66 @@ fn a_postmaster_that_ignores_the_stop_is_killed_before_a_promotion() {
     );
     drop(daemons);
 }
+
+/// Only the postmaster hangs (SIGSTOP), not cut off, the default majority
+/// quorum: its backends live on (the checker's session on node1, opened
+/// before, keeps writing; the walsenders stream), while new connections to
+/// node1 get nowhere. The standbys must not fail over: their WAL receivers
+/// still hear the primary (core rule receiver_check, simulation class
+/// SynOnly) and its repmgrd's heartbeats hold their votes (prevote). The
+/// checker, writing on every node all along, must never see a standby take
+/// a write; resumed, node1 is still the one writable primary.
+#[test]
+fn a_hung_postmaster_with_live_backends_under_a_majority_gets_no_second_primary() {
+    let (c, daemons, started) = cluster_since(2, safe);
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    past_quarantine(started);
+    let checker = Checker::start(n1, &[n1, n2, n3]);
+    let on_node1 = format!(
+        "SELECT count(*) > 0 FROM split_brain_probe WHERE port = {}",
+        n1.pg.port
+    );
+    poll_until(
+        Duration::from_secs(30),
+        "the checker's session on node1 writes",
+        || {
+            n1.pg
+                .try_query_one_string(&on_node1)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("t")
+        },
+    );
+    let pm = n1
+        .pg
+        .postmaster_pid()
+        .unwrap_or_else(|| panic!("node1 has no postmaster.pid\n{}", tails(&daemons)));
+    let frozen = Frozen::pids(vec![pm]);
+    let hung = Instant::now();
+    // Well past the failure window of `safe` (7 attempts 1 s apart) and an
+    // election with its re-runs.
+    let no_promotion = holds_for(Duration::from_secs(20), STEP, || {
+        !writable(n2) && !writable(n3)
+    });
+    drop(frozen);
+    if let Err(e) = no_promotion {
+        panic!(
+            "a standby was promoted while node1's backends lived ({e})\n{}",
+            tails(&daemons)
+        );
+    }
+    assert!(
+        writable(n1),
+        "node1 does not take writes once its postmaster resumed\n{}",
+        tails(&daemons)
+    );
+    let r = checker.finish();
+    let last = r.last_accepted.get(&n1.pg.name).copied();
+    assert!(
+        last.is_some_and(|t| t > hung + Duration::from_secs(15)),
+        "the checker's session on node1 did not write on through the hang (last write: {:?} after the hang): the test proves nothing",
+        last.map(|t| secs(t.saturating_duration_since(hung)))
+    );
+    drop(daemons);
+}

@@ -42,6 +42,10 @@ mod partition;
 mod fence_routes;
 // A fence_command far slower than the failover (issue 11).
 mod slow_fence_hook;
+// A fenced primary's server started by hand while still cut off (issue 11).
+mod manual_start;
+// An ordinary database user can neither forge nor block a vote (issue 11).
+mod forged_votes;
 // One link cut and partial heals (primary, standby, witness on hosts); a cut-off
 // primary with no automatic candidate.
 mod links;

@@ -288,15 +288,15 @@ impl Drop for Checker {
 // ----------------------------------------------------------------- writer
 
 #[derive(Debug, Default)]
-struct WriterReport {
-    commits: u64,
-    last_commit: Option<Instant>,
-    last_error: Option<String>,
+pub(crate) struct WriterReport {
+    pub(crate) commits: u64,
+    pub(crate) last_commit: Option<Instant>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// A client that keeps trying INSERTs on one node over its unix socket and
 /// records when its last one committed.
-struct Writer {
+pub(crate) struct Writer {
     stop: Arc<AtomicBool>,
     /// Commits so far, readable while it runs.
     committed: Arc<AtomicU64>,
@@ -304,7 +304,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(n: &Node) -> Writer {
+    pub(crate) fn start(n: &Node) -> Writer {
         let t = Target::of(n);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -338,11 +338,11 @@ impl Writer {
     }
 
     /// Commits so far.
-    fn commits(&self) -> u64 {
+    pub(crate) fn commits(&self) -> u64 {
         self.committed.load(Ordering::Relaxed)
     }
 
-    fn finish(mut self) -> WriterReport {
+    pub(crate) fn finish(mut self) -> WriterReport {
         self.stop.store(true, Ordering::Relaxed);
         self.handle
             .take()

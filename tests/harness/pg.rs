@@ -429,7 +429,7 @@ impl PgNode {
         log.contains("could not bind") || log.contains("could not create any TCP/IP sockets")
     }
 
-    fn try_start(&self) -> Result<(), String> {
+    pub fn try_start(&self) -> Result<(), String> {
         let mut cmd = self.tool("pg_ctl");
         cmd.arg("-D")
             .arg(&self.datadir)
