@@ -340,6 +340,26 @@ fn standby_transitions() {
             ],
         },
         Case {
+            // Before the core, a degraded re-run promoted after one failed
+            // ping: now the lost primary must have been unreachable for the
+            // whole failure window (2 s here), counted from its last answer.
+            name: "degraded: a re-run waits until the lost primary has not answered for a whole failure window (not one failed look)",
+            setup: standby_2,
+            beats: vec![
+                (12_000, Set(primary_and_3_fail)),
+                (5_000, Reach("standby/degraded")),
+                (0, Went(&["standby/healthy", "standby/retrying", "standby/gathering", "standby/degraded"])),
+                // node 1 answers the cluster rounds (not the upstream check)
+                // until 0.2 s before the re-run is due (at 20 s).
+                (3_500, Set(|w| *w.obs(1) = primary_obs(1, 1))),
+                (1_300, Set(primary_fails)),
+                (1_700, Went(&[])),
+                (0, NotSaw("a vote request", |a| matches!(a, Action::RequestVotes { .. }))),
+                // The next re-run, 5 s later, finds it gone long enough.
+                (4_000, Went(&["standby/gathering", "standby/degraded"])),
+            ],
+        },
+        Case {
             name: "degraded → exit: degraded_monitoring_timeout",
             setup: || {
                 let mut s = standby_2();
