@@ -40,22 +40,29 @@ fn as_user(n: &Node, user: &str) -> postgres::Client {
     c
 }
 
-/// The peer port `n`'s repmgrd announces in its session's
-/// application_name ("repmgrd port=P node=N"), as anyone can read it.
-fn peer_port(n: &Node) -> u16 {
-    let sql = "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'repmgrd port=%' LIMIT 1";
+/// The peer port node `id`'s repmgrd announces in its session's
+/// application_name on its server `n` ("repmgrd port=P node=N"), as
+/// anyone can read it.
+fn peer_port(n: &Node, id: i32) -> u16 {
+    let sql = format!(
+        "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'repmgrd port=% node={id}' LIMIT 1"
+    );
     let mut port = None;
     poll_until(
         MINUTE,
         &format!("{}'s repmgrd announces its peer port", n.pg.name),
         || {
-            port = n.pg.try_query_one_string(sql).ok().flatten().and_then(|a| {
-                a.strip_prefix("repmgrd port=")?
-                    .split(' ')
-                    .next()?
-                    .parse()
+            port =
+                n.pg.try_query_one_string(&sql)
                     .ok()
-            });
+                    .flatten()
+                    .and_then(|a| {
+                        a.strip_prefix("repmgrd port=")?
+                            .split(' ')
+                            .next()?
+                            .parse()
+                            .ok()
+                    });
             port.is_some()
         },
     );
@@ -126,8 +133,8 @@ fn an_ordinary_user_can_neither_forge_nor_block_a_vote() {
 
     // Forged vote requests for term 1000, for each candidate, to every
     // repmgrd: none is answered.
-    for n in [n1, n2, n3] {
-        let port = peer_port(n);
+    for (n, id) in [(n1, 1), (n2, 2), (n3, 3)] {
+        let port = peer_port(n, id);
         for candidate in [2, 3] {
             let reply = forged_vote(port, 1000, candidate);
             assert!(
