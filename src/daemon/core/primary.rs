@@ -578,7 +578,7 @@ impl Primary {
         self.prepared_for = Some(target);
         core.out.push(Action::PrepareAsStandby { target });
         let details = format!(
-            "node {} fenced: {node} holds a newer term or timeline than this node, which was stopped; it will restart as a standby",
+            "node {} fenced: {node} holds a newer term or a newer timeline than this node, which was stopped; it will restart as a standby",
             core.me()
         );
         core.log(Level::Warning, details.clone());
