@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::fixture::{registered_cluster, registered_cluster_with};
-use crate::harness::poll_until;
 use crate::harness::ExitCode;
+use crate::harness::{holds_for, poll_until};
 
 #[test]
 fn promote_then_follow_the_new_primary() {
@@ -256,6 +256,16 @@ fn node_control_disables_and_enables_the_wal_receiver() {
         .repmgr(&["node", "control", "--disable-wal-receiver"])
         .assert_success();
     poll_until(Duration::from_secs(60), "receiver gone", || !streaming());
+    // It stays gone, also while new sessions wake the standby's postmaster
+    // (a receiver start the startup process asked for and the postmaster
+    // deferred would begin then; once it did, after the command's own
+    // session ended).
+    if let Err(e) = holds_for(Duration::from_secs(3), Duration::from_millis(100), || {
+        let _ = nodes[1].pg.try_query_one_string("SELECT 1");
+        !streaming()
+    }) {
+        panic!("the WAL receiver came back after --disable-wal-receiver: {e}");
+    }
     nodes[1]
         .repmgr(&["node", "control", "--enable-wal-receiver"])
         .assert_success();

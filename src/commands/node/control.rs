@@ -1,6 +1,8 @@
 //! `repmgr node control`: switches a standby's WAL receiver off and on.
 
-use super::{connect_local, Ctx};
+use std::time::{Duration, Instant};
+
+use super::{connect_local, local_conninfo, Ctx};
 use crate::db;
 use crate::error::{Error, Result};
 
@@ -30,24 +32,7 @@ pub fn control(ctx: &Ctx) -> Result<()> {
     }
     db::server::set_wal_receiver_enabled(&mut c, enable)?;
     if !enable {
-        // The startup process may restart the receiver before it has read
-        // the reloaded retry interval: end it until it stays gone.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let mut quiet = 0;
-        while quiet < 30 && std::time::Instant::now() < deadline {
-            if let Some(pid) = db::server::wal_receiver_pid(&mut c)? {
-                quiet = 0;
-                // An auxiliary process: pg_terminate_backend refuses it, but
-                // this command runs on the standby's host as its user.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            } else {
-                quiet += 1;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        end_receiver_until_it_stays_gone(ctx, &mut c)?;
     }
     if enable {
         crate::log_notice!("WAL receiver enabled");
@@ -58,6 +43,44 @@ pub fn control(ctx: &Ctx) -> Result<()> {
     match db::server::wal_receiver_pid(&mut c)? {
         Some(pid) => crate::log_info!("WAL receiver PID: {pid}"),
         None => crate::log_info!("no WAL receiver is running"),
+    }
+    Ok(())
+}
+
+/// Ends the running WAL receiver, and any the startup process starts
+/// again, until none has run for 3 s (at most 20 s).
+///
+/// The startup process asks for a new receiver once right after the old
+/// one ends (the retry interval only spaces out later attempts), and
+/// again if it read the new interval only afterwards. The postmaster
+/// starts a requested receiver only once it has reaped the old one and
+/// next wakes up, which on an idle server may be long after: the next
+/// connection, say, the end of this command's own session. So each quiet
+/// look also pings the server: the ping wakes the postmaster, a pending
+/// request starts now, where this loop sees it and ends it (and that
+/// failure, within the long retry interval, is the last).
+fn end_receiver_until_it_stays_gone(ctx: &Ctx, c: &mut db::Session) -> Result<()> {
+    let ci = local_conninfo(ctx)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut quiet = 0;
+    while quiet < 30 && Instant::now() < deadline {
+        if let Some(pid) = db::server::wal_receiver_pid(c)? {
+            quiet = 0;
+            // An auxiliary process: pg_terminate_backend refuses it, but
+            // this command runs on the standby's host as its user.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        } else {
+            quiet += 1;
+            let _ = db::connect::ping_within(
+                &ci,
+                db::reach::APP_NAME,
+                Some(Duration::from_millis(500)),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }
