@@ -26,6 +26,7 @@ pub mod peer;
 mod pending;
 mod recorder;
 mod reload;
+mod round_sessions;
 mod settings;
 mod startup;
 pub mod state;
@@ -366,7 +367,10 @@ impl Driver {
                     }
                     continue;
                 }
-                None => Input::Tick,
+                None => {
+                    round_sessions::close_expired();
+                    Input::Tick
+                }
             };
             if !self.feed(input) {
                 return true;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{peer, Driver};
+use super::{peer, round_sessions, Driver};
 use crate::config::ConnectionCheckType;
 use crate::conninfo::ConnInfo;
 use crate::daemon::core::types::*;
@@ -254,6 +254,8 @@ impl Driver {
             .then(|| self.loaded.config.connection_check_query.clone())
             .filter(|q| !q.trim().is_empty());
         let post = self.poster();
+        let nodes = self.nodes.clone();
+        let keep = self.keep_round_sessions();
         spawn("check", move || {
             let (ok, in_recovery) = if login {
                 match db::connect::connect(&ci, reach::DAEMON_APP_NAME) {
@@ -280,7 +282,18 @@ impl Driver {
                 in_recovery,
                 seq,
             });
+            if !ok {
+                // The rounds of a failover may follow: their sessions are
+                // opened now, while the failure window runs.
+                round_sessions::open_ahead(&nodes, node, keep);
+            }
         });
+    }
+
+    /// How long the sessions of a cluster round are kept for the next.
+    fn keep_round_sessions(&self) -> Duration {
+        let c = &self.loaded.config;
+        round_sessions::keep_for(c.reconnect_attempts, c.reconnect_interval)
     }
 
     /// A round over every registered node, this one included, on threads:
@@ -290,10 +303,11 @@ impl Driver {
         let peers = self.peers.clone();
         let key = self.key.read().ok().and_then(|k| k.clone());
         let window = receiver_window_ms(self.loaded.config.monitor_interval_secs);
+        let keep = self.keep_round_sessions();
         let post = self.poster();
         let tx = self.tx.clone();
         spawn("gather", move || {
-            let (obs, found) = observe_all(&nodes, &peers, key.as_ref(), window, down);
+            let (obs, found) = observe_all(&nodes, &peers, key.as_ref(), window, down, keep);
             if !found.is_empty() {
                 let _ = tx.send(crate::daemon::signals::Wake::Peers(found));
             }
@@ -321,6 +335,7 @@ pub fn observe_all(
     key: Option<&peer::Key>,
     window_ms: i64,
     down: Option<NodeId>,
+    keep: Duration,
 ) -> (Vec<NodeObs>, Vec<(NodeId, String, u16)>) {
     let late = down.and_then(|d| nodes.iter().position(|n| n.node_id == d));
     let limit = nodes
@@ -353,15 +368,13 @@ pub fn observe_all(
                 drop(tx);
             }
             let mut port = None;
-            let mut obs = match reach::connect_record(&n) {
-                Ok(mut c) => match db::observe::server(&mut c) {
-                    Ok(row) => {
-                        port = row.peer_port;
-                        node_obs(n.node_id, &row, &all, window_ms)
-                    }
-                    Err(_) => NodeObs::unreachable(n.node_id),
-                },
-                Err(_) => NodeObs::unreachable(n.node_id),
+            let reusable = round_sessions::reusable(&n, down);
+            let mut obs = match round_sessions::observe(&n, reusable, keep) {
+                Some(row) => {
+                    port = row.peer_port;
+                    node_obs(n.node_id, &row, &all, window_ms)
+                }
+                None => NodeObs::unreachable(n.node_id),
             };
             obs.daemon = rx
                 .recv_timeout(STATUS_LIMIT + Duration::from_millis(100))
